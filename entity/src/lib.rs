@@ -1,0 +1,14 @@
+//! Database rows of Custos, hand-written so they work on SQLite and
+//! PostgreSQL alike.
+//!
+//! These types never reach the GraphQL layer: services map them to API
+//! types, and every column ending in `_ct` holds AES-256-GCM-SIV ciphertext
+//! (bound to table, column and row id) while `_bidx` columns hold HMAC blind
+//! indexes. No column here holds personal data in clear.
+
+pub mod account;
+pub mod account_token;
+pub mod audit_entry;
+pub mod consent_event;
+pub mod outbox;
+pub mod session;

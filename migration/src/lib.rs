@@ -1,0 +1,26 @@
+//! Schema migrations, applied at start and by `custos migrate`.
+//!
+//! A migration is never edited after it lands: changes come as new files
+//! named `mYYYYMMDD_HHMMSS_verb_noun.rs`.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261129_000001_create_accounts;
+mod m20261129_000002_create_outbox;
+mod m20261129_000003_create_sessions_tokens_consents;
+mod m20261129_000004_create_audit_log;
+
+/// The ordered list of migrations.
+pub struct Migrator;
+
+#[sea_orm_migration::async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![
+            Box::new(m20261129_000001_create_accounts::Migration),
+            Box::new(m20261129_000002_create_outbox::Migration),
+            Box::new(m20261129_000003_create_sessions_tokens_consents::Migration),
+            Box::new(m20261129_000004_create_audit_log::Migration),
+        ]
+    }
+}

@@ -1,0 +1,112 @@
+//! The application: state, schema, routes and jobs, bound to a port.
+
+use std::{future::Future, net::SocketAddr, time::Duration};
+
+use poem::{
+    Server,
+    listener::{Acceptor, Listener, TcpAcceptor, TcpListener},
+};
+use tokio::sync::watch;
+
+use crate::{
+    graphql::{SchemaOptions, build_schema},
+    settings::Settings,
+    state::{AppState, Overrides, StartError},
+};
+
+/// A built service, listening but not yet serving.
+pub struct Application {
+    state: AppState,
+    acceptor: TcpAcceptor,
+    addr: SocketAddr,
+}
+
+impl Application {
+    /// Connects, migrates and binds the listener.
+    pub async fn build(settings: Settings, overrides: Overrides) -> Result<Self, StartError> {
+        let bind = settings.bind;
+        let state = AppState::build(settings, overrides).await?;
+        let acceptor = TcpListener::bind(bind)
+            .into_acceptor()
+            .await
+            .map_err(|source| StartError::Bind { addr: bind, source })?;
+        let addr = acceptor
+            .local_addr()
+            .first()
+            .and_then(|a| a.as_socket_addr().copied())
+            .unwrap_or(bind);
+        Ok(Self {
+            state,
+            acceptor,
+            addr,
+        })
+    }
+
+    /// The port actually bound (useful with `:0`).
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
+    /// The address actually bound.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The shared state, for jobs and tests.
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves HTTP and runs the background jobs until `shutdown` resolves;
+    /// then stops taking requests, lets in-flight ones finish (up to 10 s)
+    /// and waits for the job tick in flight.
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let schema = build_schema(
+            Some(self.state.clone()),
+            SchemaOptions {
+                introspection: self.state.settings().introspection,
+            },
+        );
+        let (stop_jobs, jobs_stopped) = watch::channel(false);
+        let jobs = crate::jobs::spawn(self.state.clone(), jobs_stopped);
+        tracing::info!(addr = %self.addr, "serving GraphQL at http://{}/graphql", self.addr);
+        let served = Server::new_with_acceptor(self.acceptor)
+            .run_with_graceful_shutdown(
+                crate::http::routes(self.state.clone(), schema),
+                shutdown,
+                Some(Duration::from_secs(10)),
+            )
+            .await;
+        let _ = stop_jobs.send(true);
+        if jobs.await.is_err() {
+            tracing::error!("job runner ended abnormally");
+        }
+        served
+    }
+}
+
+/// Resolves on SIGTERM or ctrl-c.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+    tracing::info!("shutdown requested");
+}

@@ -1,0 +1,46 @@
+//! Database connection and migrations, for SQLite and PostgreSQL alike.
+
+use std::time::Duration;
+
+use migration::{Migrator, MigratorTrait};
+use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbErr, sqlx};
+use secrecy::{ExposeSecret, SecretString};
+
+/// Opens a pool to `url`. SQLite runs in WAL mode with foreign keys on, on
+/// one connection: SQLite has one writer at a time anyway, and a deferred
+/// transaction that reads and then writes fails with `SQLITE_BUSY` (no
+/// waiting) when another connection wrote in between, which would turn
+/// concurrent signups into internal errors. PostgreSQL gets a real pool.
+pub async fn connect(url: &SecretString) -> Result<DatabaseConnection, DbErr> {
+    let url = url.expose_secret();
+    let pool_size = if url.starts_with("sqlite:") { 1 } else { 16 };
+    let mut options = ConnectOptions::new(url.to_owned());
+    options
+        .max_connections(pool_size)
+        .min_connections(1)
+        .acquire_timeout(Duration::from_secs(10))
+        .connect_timeout(Duration::from_secs(10))
+        // Statements may carry ciphertext and blind indexes: keep them out of logs.
+        .sqlx_logging(false)
+        .map_sqlx_sqlite_opts(|opts| {
+            opts.journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
+                .synchronous(sqlx::sqlite::SqliteSynchronous::Normal)
+                .foreign_keys(true)
+                .busy_timeout(Duration::from_secs(15))
+        });
+    Database::connect(options).await
+}
+
+/// Applies every pending migration.
+pub async fn migrate(db: &DatabaseConnection) -> Result<(), DbErr> {
+    Migrator::up(db, None).await
+}
+
+/// True when `err` is a unique-constraint violation, which services turn
+/// into a field error (e.g. `USERNAME_TAKEN`) instead of an internal one.
+pub fn is_unique_violation(err: &DbErr) -> bool {
+    matches!(
+        err.sql_err(),
+        Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
+    )
+}

@@ -1,0 +1,138 @@
+//! Schema assembly: per-domain query and mutation objects merged into the
+//! roots, the limits every request runs under, and context helpers.
+
+pub mod errors;
+
+use async_graphql::{Context, EmptySubscription, ID, MergedObject, Schema};
+use uuid::Uuid;
+
+use crate::{
+    accounts::{
+        graphql::{AccountMutation, AccountQuery},
+        service::guardian,
+        sessions::Viewer,
+    },
+    audit::graphql::AuditQuery,
+    consent::graphql::{ConsentLedgerQuery, ConsentMutation, ConsentQuery},
+    mail::Language,
+    state::AppState,
+};
+use errors::{ApiError, ApiResult, ErrorCode};
+
+/// The query root, merged from each domain's queries.
+#[derive(MergedObject, Default)]
+pub struct QueryRoot(AccountQuery, ConsentQuery, ConsentLedgerQuery, AuditQuery);
+
+/// The mutation root, merged from each domain's mutations.
+#[derive(MergedObject, Default)]
+pub struct MutationRoot(AccountMutation, ConsentMutation);
+
+/// The schema type served at `/graphql`.
+pub type CustosSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;
+
+/// Deepest selection nesting accepted.
+pub const MAX_DEPTH: usize = 10;
+/// Highest complexity accepted (each field counts, aliases included).
+pub const MAX_COMPLEXITY: usize = 300;
+/// Most directives accepted in one document.
+pub const MAX_DIRECTIVES: usize = 50;
+
+/// The `User-Agent` of the request, kept with a new session.
+#[derive(Debug, Clone)]
+pub struct UserAgent(pub String);
+
+/// The language a request asked for via `Accept-Language`.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestLanguage(pub Language);
+
+/// Options that shape the schema, taken from settings.
+#[derive(Debug, Clone, Copy)]
+pub struct SchemaOptions {
+    /// Answer introspection queries.
+    pub introspection: bool,
+}
+
+/// Builds the schema with limits applied; `state` is absent only when
+/// printing the SDL.
+pub fn build_schema(state: Option<AppState>, options: SchemaOptions) -> CustosSchema {
+    let mut builder = Schema::build(
+        QueryRoot::default(),
+        MutationRoot::default(),
+        EmptySubscription,
+    )
+    .register_output_type::<ErrorCode>()
+    .limit_depth(MAX_DEPTH)
+    .limit_complexity(MAX_COMPLEXITY)
+    .limit_directives(MAX_DIRECTIVES)
+    .limit_recursive_depth(32);
+    if !options.introspection {
+        builder = builder.disable_introspection().disable_suggestions();
+    }
+    if let Some(state) = state {
+        builder = builder.data(state);
+    }
+    builder.finish()
+}
+
+/// The SDL of the public API, as checked in at `schema.graphql`.
+pub fn sdl() -> String {
+    build_schema(
+        None,
+        SchemaOptions {
+            introspection: true,
+        },
+    )
+    .sdl()
+}
+
+/// The service state attached to the schema.
+pub fn state<'a>(ctx: &Context<'a>) -> ApiResult<&'a AppState> {
+    ctx.data::<AppState>()
+        .map_err(|_| ApiError::internal(&"schema built without state"))
+}
+
+/// The language of the current request (zh-CN unless it asked otherwise).
+pub fn request_language(ctx: &Context<'_>) -> Language {
+    ctx.data_opt::<RequestLanguage>()
+        .map(|l| l.0)
+        .unwrap_or_default()
+}
+
+/// The signed-in caller, or `UNAUTHENTICATED`.
+pub fn viewer<'a>(ctx: &Context<'a>) -> ApiResult<&'a Viewer> {
+    ctx.data_opt::<Viewer>()
+        .ok_or_else(ApiError::unauthenticated)
+}
+
+/// The signed-in caller whose account may be used: a minor's account
+/// answers `GUARDIAN_CONSENT_PENDING` until the guardian agrees.
+pub fn active_viewer<'a>(ctx: &Context<'a>) -> ApiResult<&'a Viewer> {
+    let viewer = viewer(ctx)?;
+    if viewer.guardian_consent == guardian::PENDING || viewer.guardian_consent == guardian::REFUSED
+    {
+        return Err(ApiError::new(
+            ErrorCode::GuardianConsentPending,
+            "A parent or guardian must agree before this account can be used.",
+        ));
+    }
+    Ok(viewer)
+}
+
+/// Parses an `ID` argument; a malformed id is `NOT_FOUND`, like an unknown one.
+pub fn parse_id(id: &ID, _field: &'static str) -> ApiResult<Uuid> {
+    Uuid::parse_str(id.as_str()).map_err(|_| ApiError::not_found())
+}
+
+/// The signed-in caller if they hold one of `roles`: `UNAUTHENTICATED` for
+/// anonymous callers, `FORBIDDEN` for people without the role.
+pub fn require_role<'a>(
+    ctx: &Context<'a>,
+    roles: &[crate::accounts::Role],
+) -> ApiResult<&'a Viewer> {
+    let viewer = viewer(ctx)?;
+    if roles.contains(&viewer.role) {
+        Ok(viewer)
+    } else {
+        Err(ApiError::forbidden())
+    }
+}

@@ -1,0 +1,304 @@
+//! HTTP routes: the GraphQL endpoint, the playground, health checks.
+//!
+//! Rules: `POST /graphql` takes `application/json` only — refusing
+//! `text/plain` and form bodies is the CSRF guard for cookie sessions, since
+//! browsers send those cross-site without a preflight. No operation runs
+//! over GET. Array batches are refused. Every response carries a request id
+//! and `nosniff`; API answers are never cached.
+
+pub mod playground;
+
+use std::time::{Duration, Instant};
+
+use async_graphql::{ErrorExtensionValues, ServerError, Value};
+use poem::{
+    Body, Endpoint, EndpointExt, IntoResponse, Request, Response, Route, get, handler,
+    http::{HeaderValue, StatusCode, header},
+    web::Data,
+};
+use tracing::Instrument;
+use uuid::Uuid;
+
+use crate::{
+    accounts::graphql::SESSION_COOKIE,
+    graphql::{CustosSchema, RequestLanguage, UserAgent, errors::ErrorCode},
+    mail::Language,
+    state::AppState,
+};
+
+/// Largest request body accepted on `/graphql`.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+/// Longest query text accepted.
+pub const MAX_QUERY_BYTES: usize = 16 * 1024;
+/// How long one GraphQL request may run.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The id of one HTTP request, in every log line and in `INTERNAL` errors.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestId(pub Uuid);
+
+/// Builds every route of the service.
+pub fn routes(state: AppState, schema: CustosSchema) -> impl Endpoint<Output = Response> {
+    let playground_enabled = state.settings().playground;
+    Route::new()
+        .at("/graphql", get(graphql_get).post(graphql_post))
+        .nest("/graphql/assets", playground::assets())
+        .at("/healthz", get(healthz))
+        .at("/readyz", get(readyz))
+        .data(schema)
+        .data(state)
+        .data(PlaygroundEnabled(playground_enabled))
+        .around(|endpoint, request| async move { Ok(with_request_id(endpoint, request).await) })
+}
+
+#[derive(Clone, Copy)]
+struct PlaygroundEnabled(bool);
+
+/// Gives the request an id and a span, logs its outcome without personal
+/// data, and sets the headers every answer carries.
+async fn with_request_id<E: Endpoint>(
+    endpoint: std::sync::Arc<E>,
+    mut request: Request,
+) -> Response {
+    let id = RequestId(Uuid::new_v4());
+    request.extensions_mut().insert(id);
+    let span = tracing::info_span!(
+        "request",
+        request_id = %id.0,
+        method = %request.method(),
+        path = %request.uri().path(),
+    );
+    let started = Instant::now();
+    let mut response = match endpoint.call(request).instrument(span.clone()).await {
+        Ok(response) => response.into_response(),
+        Err(err) => err.into_response(),
+    };
+    let headers = response.headers_mut();
+    if let Ok(value) = HeaderValue::from_str(&id.0.to_string()) {
+        headers.insert("x-request-id", value);
+    }
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    span.in_scope(|| {
+        tracing::info!(
+            status = response.status().as_u16(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "request handled"
+        );
+    });
+    response
+}
+
+/// A GraphQL-shaped error answer for requests refused before execution.
+fn refusal(status: StatusCode, code: ErrorCode, message: &str) -> Response {
+    let body = serde_json::json!({
+        "errors": [{ "message": message, "extensions": { "code": code.as_str() } }]
+    });
+    Response::builder()
+        .status(status)
+        .content_type("application/json")
+        .header(header::CACHE_CONTROL, "no-store")
+        .body(body.to_string())
+}
+
+#[handler]
+async fn graphql_get(request: &Request, Data(enabled): Data<&PlaygroundEnabled>) -> Response {
+    let query = request.uri().query().unwrap_or_default();
+    if query.split('&').any(|pair| pair.starts_with("query=")) {
+        // Running operations from a URL would let any page trigger them
+        // with the person's cookie.
+        return refusal(
+            StatusCode::METHOD_NOT_ALLOWED,
+            ErrorCode::BadUserInput,
+            "GraphQL operations are accepted only as POST with application/json.",
+        )
+        .with_header(header::ALLOW, "POST")
+        .into_response();
+    }
+    if !enabled.0 {
+        return StatusCode::NOT_FOUND.into_response();
+    }
+    playground::page()
+}
+
+#[handler]
+async fn graphql_post(
+    request: &Request,
+    body: Body,
+    Data(schema): Data<&CustosSchema>,
+    Data(state): Data<&AppState>,
+    Data(request_id): Data<&RequestId>,
+) -> Response {
+    let is_json = request
+        .content_type()
+        .map(|ct| {
+            let essence = ct.split(';').next().unwrap_or_default().trim();
+            essence.eq_ignore_ascii_case("application/json")
+        })
+        .unwrap_or(false);
+    if !is_json {
+        return refusal(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ErrorCode::BadUserInput,
+            "Send GraphQL requests as application/json.",
+        );
+    }
+    let bytes = match body.into_bytes_limit(MAX_BODY_BYTES).await {
+        Ok(bytes) => bytes,
+        Err(_) => {
+            return refusal(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                ErrorCode::BadUserInput,
+                "The request body is too large.",
+            );
+        }
+    };
+    let json: serde_json::Value = match serde_json::from_slice(&bytes) {
+        Ok(json) => json,
+        Err(_) => {
+            return refusal(
+                StatusCode::BAD_REQUEST,
+                ErrorCode::BadUserInput,
+                "The request body is not valid JSON.",
+            );
+        }
+    };
+    if json.is_array() {
+        // Batches multiply every limit by their length; one operation a request.
+        return refusal(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::BadUserInput,
+            "Batched requests are not accepted: send one operation per request.",
+        );
+    }
+    let gql_request: async_graphql::Request = match serde_json::from_value(json) {
+        Ok(req) => req,
+        Err(_) => {
+            return refusal(
+                StatusCode::BAD_REQUEST,
+                ErrorCode::BadUserInput,
+                "The body must be a GraphQL request: {\"query\": \"...\", \"variables\": {...}}.",
+            );
+        }
+    };
+    if gql_request.query.len() > MAX_QUERY_BYTES {
+        return refusal(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::BadUserInput,
+            "The query text is too long.",
+        );
+    }
+    let language = request
+        .header(header::ACCEPT_LANGUAGE)
+        .map(Language::from_accept_language)
+        .unwrap_or_default();
+    let mut gql_request = gql_request
+        .data(RequestLanguage(language))
+        .data(*request_id);
+    if let Some(agent) = request.header(header::USER_AGENT) {
+        gql_request = gql_request.data(UserAgent(agent.to_owned()));
+    }
+    if let Some(token) = session_token(request) {
+        match crate::accounts::sessions::authenticate(state, &token).await {
+            Ok(Some(viewer)) => gql_request = gql_request.data(viewer),
+            // An unknown or expired token is treated as no token at all.
+            Ok(None) => {}
+            Err(err) => {
+                tracing::error!(error = %err, "session lookup failed");
+                let mut failed = async_graphql::Response::default();
+                failed.errors.push(coded_error(
+                    ErrorCode::Internal,
+                    "Something went wrong on our side. Quote the request id if you contact support.",
+                ));
+                let failed = finish_errors(failed, *request_id);
+                let mut http = async_graphql_poem::GraphQLResponse(failed).into_response();
+                http.headers_mut()
+                    .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+                return http;
+            }
+        }
+    }
+
+    let response = match tokio::time::timeout(REQUEST_TIMEOUT, schema.execute(gql_request)).await {
+        Ok(response) => response,
+        Err(_) => {
+            tracing::warn!("GraphQL request timed out");
+            let mut timed_out = async_graphql::Response::default();
+            timed_out.errors.push(coded_error(
+                ErrorCode::Internal,
+                "The request took too long.",
+            ));
+            timed_out
+        }
+    };
+    let response = finish_errors(response, *request_id);
+    let mut http = async_graphql_poem::GraphQLResponse(response).into_response();
+    http.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    http
+}
+
+/// The session token of a request: `Authorization: Bearer …` first, else
+/// the `custos_session` cookie.
+fn session_token(request: &Request) -> Option<String> {
+    if let Some(value) = request.header(header::AUTHORIZATION) {
+        let (scheme, token) = value.split_once(' ')?;
+        if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() {
+            return Some(token.trim().to_owned());
+        }
+    }
+    let cookies = request.header(header::COOKIE)?;
+    cookies.split(';').find_map(|pair| {
+        let (name, value) = pair.trim().split_once('=')?;
+        (name == SESSION_COOKIE && !value.is_empty()).then(|| value.to_owned())
+    })
+}
+
+fn coded_error(code: ErrorCode, message: &str) -> ServerError {
+    let mut error = ServerError::new(message, None);
+    let mut extensions = ErrorExtensionValues::default();
+    extensions.set("code", code.as_str());
+    error.extensions = Some(extensions);
+    error
+}
+
+/// Gives every error a contract code (parse and validation errors become
+/// `BAD_USER_INPUT`) and puts the request id on `INTERNAL` ones.
+fn finish_errors(
+    mut response: async_graphql::Response,
+    request_id: RequestId,
+) -> async_graphql::Response {
+    for error in &mut response.errors {
+        let extensions = error.extensions.get_or_insert_with(Default::default);
+        let code = match extensions.get("code") {
+            Some(Value::String(code)) => code.clone(),
+            _ => {
+                extensions.set("code", ErrorCode::BadUserInput.as_str());
+                ErrorCode::BadUserInput.as_str().to_owned()
+            }
+        };
+        if code == ErrorCode::Internal.as_str() {
+            extensions.set("requestId", request_id.0.to_string());
+        }
+    }
+    response
+}
+
+#[handler]
+fn healthz() -> &'static str {
+    "ok"
+}
+
+#[handler]
+async fn readyz(Data(state): Data<&AppState>) -> Response {
+    match tokio::time::timeout(Duration::from_secs(2), state.db().ping()).await {
+        Ok(Ok(())) => "ready".into_response(),
+        _ => (StatusCode::SERVICE_UNAVAILABLE, "database unavailable").into_response(),
+    }
+}

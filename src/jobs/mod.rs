@@ -1,0 +1,59 @@
+//! Background jobs run on an interval: the mail outbox (and, as they land,
+//! the purge scheduler). A failing tick is logged and retried at the next
+//! one; it never stops the runner. On shutdown the tick in flight finishes
+//! before the runner returns.
+
+use tokio::{sync::watch, task::JoinHandle};
+
+use crate::{mail::outbox::OutboxSender, state::AppState};
+
+/// Builds the outbox sender for this state.
+pub fn outbox_sender(state: &AppState) -> OutboxSender {
+    let settings = state.settings();
+    OutboxSender::new(
+        state.db().clone(),
+        state.cipher().clone(),
+        state.transport().clone(),
+        settings.mail_from.clone(),
+        state.clock().clone(),
+        settings.outbox_batch,
+        settings.outbox_max_attempts,
+    )
+}
+
+/// Runs every job once, in order: what the scheduler does each tick.
+pub async fn tick(state: &AppState, outbox: &OutboxSender) {
+    match outbox.run_once().await {
+        Ok(report) if report != Default::default() => {
+            tracing::info!(
+                sent = report.sent,
+                retried = report.retried,
+                failed = report.failed,
+                "outbox tick"
+            );
+        }
+        Ok(_) => {}
+        Err(err) => tracing::error!(error = %err, "outbox tick failed"),
+    }
+    let _ = state;
+}
+
+/// Starts the job runner; it stops when `shutdown` turns true.
+pub fn spawn(state: AppState, mut shutdown: watch::Receiver<bool>) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let outbox = outbox_sender(&state);
+        let mut interval = tokio::time::interval(state.settings().scheduler_interval);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = interval.tick() => tick(&state, &outbox).await,
+                changed = shutdown.changed() => {
+                    if changed.is_err() || *shutdown.borrow() {
+                        break;
+                    }
+                }
+            }
+        }
+        tracing::info!("job runner stopped");
+    })
+}

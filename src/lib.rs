@@ -1,0 +1,16 @@
+//! Custos: the GraphQL backend that keeps a platform's privacy promises.
+
+pub mod accounts;
+pub mod app;
+pub mod audit;
+pub mod clock;
+pub mod consent;
+pub mod crypto;
+pub mod db;
+pub mod graphql;
+pub mod http;
+pub mod jobs;
+pub mod mail;
+pub mod settings;
+pub mod state;
+pub mod telemetry;

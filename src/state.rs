@@ -1,0 +1,178 @@
+//! The shared state of one running service: settings, database, keys,
+//! hasher, clock and mail transport. Cheap to clone.
+
+use std::sync::Arc;
+
+use sea_orm::DatabaseConnection;
+use secrecy::ExposeSecret;
+
+use crate::{
+    accounts::username_policy::UsernamePolicy,
+    clock::Clock,
+    consent::policy::PolicyDocument,
+    crypto::{
+        blind_index::BlindIndex, fields::FieldCipher, fields::Keyring, passwords::PasswordHasher,
+    },
+    mail::transport::MailTransport,
+    settings::{KeySource, Settings},
+};
+
+/// Why the service could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// A setting is unusable.
+    #[error(transparent)]
+    Settings(#[from] crate::settings::SettingsError),
+    /// The database did not answer or a migration failed.
+    #[error("database: {0}")]
+    Database(#[from] sea_orm::DbErr),
+    /// Keys could not be read or made.
+    #[error("keys: {0}")]
+    Keys(#[from] crate::crypto::CryptoError),
+    /// The mail transport could not be built.
+    #[error("mail: {0}")]
+    Mail(#[from] crate::mail::MailError),
+    /// The shipped policy is malformed.
+    #[error(transparent)]
+    Policy(#[from] crate::consent::policy::PolicyError),
+    /// The listener could not bind.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address asked for.
+        addr: std::net::SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// What tests (or embedders) may replace: the clock and the mail transport.
+#[derive(Default)]
+pub struct Overrides {
+    /// Used instead of the wall clock.
+    pub clock: Option<Clock>,
+    /// Used instead of the transport built from settings.
+    pub transport: Option<MailTransport>,
+}
+
+struct Inner {
+    settings: Settings,
+    db: DatabaseConnection,
+    cipher: Arc<FieldCipher>,
+    blind: Arc<BlindIndex>,
+    passwords: PasswordHasher,
+    clock: Clock,
+    transport: MailTransport,
+    policy: PolicyDocument,
+    username_policy: UsernamePolicy,
+}
+
+/// Everything a request or a job needs.
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+impl AppState {
+    /// Resolves keys, connects to the database and applies migrations.
+    pub async fn build(settings: Settings, overrides: Overrides) -> Result<Self, StartError> {
+        let (keyring, blind) = load_keys(&settings)?;
+        let db = crate::db::connect(&settings.database_url).await?;
+        crate::db::migrate(&db).await?;
+        let transport = match overrides.transport {
+            Some(transport) => transport,
+            None => MailTransport::from_setting(&settings.mail_transport)?,
+        };
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        Ok(Self(Arc::new(Inner {
+            db,
+            cipher: Arc::new(FieldCipher::new(keyring)),
+            blind: Arc::new(blind),
+            passwords: PasswordHasher::new(cpus),
+            clock: overrides.clock.unwrap_or_else(Clock::system),
+            transport,
+            policy: PolicyDocument::shipped_default()?,
+            username_policy: UsernamePolicy::with_extra_terms(
+                &settings.username_blocklist,
+                &settings.username_reserved,
+            ),
+            settings,
+        })))
+    }
+
+    /// Validated settings.
+    pub fn settings(&self) -> &Settings {
+        &self.0.settings
+    }
+
+    /// The database pool.
+    pub fn db(&self) -> &DatabaseConnection {
+        &self.0.db
+    }
+
+    /// Field encryption.
+    pub fn cipher(&self) -> &Arc<FieldCipher> {
+        &self.0.cipher
+    }
+
+    /// Blind indexes.
+    pub fn blind(&self) -> &BlindIndex {
+        &self.0.blind
+    }
+
+    /// Password hashing.
+    pub fn passwords(&self) -> &PasswordHasher {
+        &self.0.passwords
+    }
+
+    /// The clock.
+    pub fn clock(&self) -> &Clock {
+        &self.0.clock
+    }
+
+    /// The mail transport the outbox job sends through.
+    pub fn transport(&self) -> &MailTransport {
+        &self.0.transport
+    }
+
+    /// The username policy, with the operator's extra terms.
+    pub fn username_policy(&self) -> &UsernamePolicy {
+        &self.0.username_policy
+    }
+
+    /// The current privacy policy.
+    pub fn policy(&self) -> &PolicyDocument {
+        &self.0.policy
+    }
+}
+
+/// Reads the keyring and blind-index key from settings, or from the dev
+/// keys file (made on first use, with a loud warning).
+fn load_keys(settings: &Settings) -> Result<(Keyring, BlindIndex), StartError> {
+    match &settings.keys {
+        KeySource::Given {
+            encryption_keys,
+            blind_index_key,
+        } => Ok((
+            Keyring::parse(encryption_keys.expose_secret())?,
+            BlindIndex::parse(blind_index_key.expose_secret())?,
+        )),
+        KeySource::DevFile(path) => {
+            let (material, created) = crate::crypto::keys::load_or_create_dev_keys(path)?;
+            if created {
+                tracing::warn!(
+                    file = %path.display(),
+                    "DEVELOPMENT KEYS GENERATED: personal data is encrypted with keys from this file. \
+                     Never use them in production: run `custos keys generate` and set \
+                     CUSTOS_ENCRYPTION_KEYS and CUSTOS_BLIND_INDEX_KEY."
+                );
+            } else {
+                tracing::warn!(
+                    file = %path.display(),
+                    "USING DEVELOPMENT KEYS: not for production"
+                );
+            }
+            Ok((
+                Keyring::parse(material.encryption_keys.expose_secret())?,
+                BlindIndex::parse(material.blind_index_key.expose_secret())?,
+            ))
+        }
+    }
+}

@@ -1,0 +1,82 @@
+//! Health, readiness and the playground.
+
+use crate::helpers::spawn_app;
+
+#[tokio::test]
+async fn healthz_and_readyz_answer() {
+    let app = spawn_app().await;
+    let health = app
+        .client
+        .get(format!("{}/healthz", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
+    assert!(health.headers().contains_key("x-request-id"));
+    let ready = app
+        .client
+        .get(format!("{}/readyz", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 200);
+}
+
+#[tokio::test]
+async fn readyz_is_503_when_the_database_is_gone() {
+    let app = spawn_app().await;
+    app.state.db().close_by_ref().await.unwrap();
+    let ready = app
+        .client
+        .get(format!("{}/readyz", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 503);
+}
+
+#[tokio::test]
+async fn playground_is_served_from_the_binary() {
+    let app = spawn_app().await;
+    let page = app
+        .client
+        .get(format!("{}/graphql", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    let csp = page
+        .headers()
+        .get("content-security-policy")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    assert!(csp.contains("script-src 'self'"), "{csp}");
+    let html = page.text().await.unwrap();
+    assert!(!html.contains("https://"), "no CDN links in the page");
+    for asset in [
+        "react.production.min.js",
+        "graphiql.min.js",
+        "graphiql.min.css",
+    ] {
+        assert!(html.contains(asset), "page loads {asset}");
+        let response = app
+            .client
+            .get(format!("{}/graphql/assets/{asset}", app.address))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "{asset}");
+    }
+}
+
+#[tokio::test]
+async fn playground_is_off_when_disabled() {
+    let app = crate::helpers::spawn_app_with(|s| s.playground = Some(false)).await;
+    let page = app
+        .client
+        .get(format!("{}/graphql", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 404);
+}

@@ -1,0 +1,275 @@
+//! The test harness: `spawn_app()` starts the real server on port 0 with a
+//! fresh database of its own (SQLite always; PostgreSQL when
+//! `CUSTOS_TEST_DATABASE_URL` is set), a real SMTP server on loopback, and
+//! a manual clock.
+
+use std::{path::PathBuf, sync::Arc};
+
+use chrono::{DateTime, Utc};
+use custos::{
+    app::Application,
+    clock::Clock,
+    settings::{RawSettings, Settings},
+    state::{AppState, Overrides},
+};
+use secrecy::ExposeSecret;
+use serde_json::{Value, json};
+
+#[path = "../support/smtp.rs"]
+pub mod smtp;
+
+use smtp::{CapturedMail, TestSmtp};
+
+/// Where emailed links point in tests.
+pub const PUBLIC_URL: &str = "http://custos.test";
+
+/// Which database a test app runs on.
+pub enum TestDatabase {
+    /// A SQLite file in a temporary folder, removed on drop.
+    Sqlite(PathBuf),
+    /// A PostgreSQL database created for this test, dropped on drop.
+    Postgres { admin_url: String, name: String },
+}
+
+impl TestDatabase {
+    /// Makes a fresh database: PostgreSQL if asked for by the environment,
+    /// else SQLite.
+    pub async fn create() -> (Self, String) {
+        match std::env::var("CUSTOS_TEST_DATABASE_URL") {
+            Ok(admin_url) if admin_url.starts_with("postgres") => {
+                let name = format!("custos_test_{}", uuid::Uuid::new_v4().simple());
+                let admin = sea_orm::Database::connect(&admin_url)
+                    .await
+                    .expect("connect to CUSTOS_TEST_DATABASE_URL");
+                use sea_orm::ConnectionTrait;
+                admin
+                    .execute_unprepared(&format!("CREATE DATABASE {name}"))
+                    .await
+                    .expect("create test database");
+                admin.close().await.ok();
+                let url = replace_database(&admin_url, &name);
+                (Self::Postgres { admin_url, name }, url)
+            }
+            _ => {
+                let dir =
+                    std::env::temp_dir().join(format!("custos-test-{}", uuid::Uuid::new_v4()));
+                std::fs::create_dir_all(&dir).expect("temp dir");
+                let url = format!("sqlite://{}?mode=rwc", dir.join("custos.db").display());
+                (Self::Sqlite(dir), url)
+            }
+        }
+    }
+}
+
+fn replace_database(url: &str, name: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((base, query)) => (base, Some(query)),
+        None => (url, None),
+    };
+    let scheme_end = base.find("://").map(|i| i + 3).unwrap_or(0);
+    let base = match base[scheme_end..].find('/') {
+        Some(slash) => &base[..scheme_end + slash],
+        None => base,
+    };
+    match query {
+        Some(query) => format!("{base}/{name}?{query}"),
+        None => format!("{base}/{name}"),
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        match self {
+            Self::Sqlite(dir) => {
+                let _ = std::fs::remove_dir_all(dir);
+            }
+            Self::Postgres { admin_url, name } => {
+                let admin_url = admin_url.clone();
+                let name = name.clone();
+                // Drop runs inside the test's runtime: use a thread of our own.
+                let _ = std::thread::spawn(move || {
+                    let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                    else {
+                        return;
+                    };
+                    runtime.block_on(async move {
+                        use sea_orm::ConnectionTrait;
+                        if let Ok(admin) = sea_orm::Database::connect(&admin_url).await {
+                            let _ = admin
+                                .execute_unprepared(&format!(
+                                    "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                                ))
+                                .await;
+                            let _ = admin.close().await;
+                        }
+                    });
+                })
+                .join();
+            }
+        }
+    }
+}
+
+/// A running server with its database, mail server and clock.
+pub struct TestApp {
+    /// `http://127.0.0.1:port`.
+    pub address: String,
+    /// The shared state (database, keys, clock).
+    pub state: AppState,
+    /// The clock the server reads; tests move it.
+    pub clock: Clock,
+    /// The SMTP server mail is delivered to.
+    pub smtp: Arc<TestSmtp>,
+    /// An HTTP client without a cookie jar: only bearer tokens authenticate.
+    pub client: reqwest::Client,
+    /// An HTTP client that keeps cookies, like a browser.
+    pub browser: reqwest::Client,
+    /// The database; dropped (and removed) with the app.
+    pub database: TestDatabase,
+    server: tokio::task::JoinHandle<()>,
+}
+
+/// The instant tests start at: a Monday, 10:00 in Beijing.
+pub fn start_instant() -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339("2026-11-30T02:00:00Z")
+        .expect("valid instant")
+        .with_timezone(&Utc)
+}
+
+/// Settings every test app starts from.
+pub fn test_settings(database_url: &str, smtp: &TestSmtp) -> RawSettings {
+    // Fresh keys for every test app: no key is ever written into the repository.
+    let keys = custos::crypto::keys::generate("t1").expect("test keys");
+    RawSettings {
+        bind: "127.0.0.1:0".into(),
+        database_url: database_url.into(),
+        public_url: Some(PUBLIC_URL.into()),
+        smtp_url: Some(format!("smtp://{}", smtp.addr)),
+        encryption_keys: Some(keys.encryption_keys.expose_secret().to_owned()),
+        blind_index_key: Some(keys.blind_index_key.expose_secret().to_owned()),
+        // Tests drive the jobs themselves, so ticks never race assertions.
+        scheduler_interval_secs: 3600,
+        ..RawSettings::default()
+    }
+}
+
+/// Starts a server with default test settings.
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+/// Starts a server after `adjust` has changed the test settings.
+pub async fn spawn_app_with(adjust: impl FnOnce(&mut RawSettings)) -> TestApp {
+    let smtp = Arc::new(TestSmtp::start());
+    let (database, url) = TestDatabase::create().await;
+    let mut raw = test_settings(&url, &smtp);
+    adjust(&mut raw);
+    let settings = Settings::validate(raw).expect("valid test settings");
+    let clock = Clock::manual(start_instant());
+    let app = Application::build(
+        settings,
+        Overrides {
+            clock: Some(clock.clone()),
+            transport: None,
+        },
+    )
+    .await
+    .expect("application builds");
+    let address = format!("http://127.0.0.1:{}", app.port());
+    let state = app.state().clone();
+    let server = tokio::spawn(async move {
+        let _ = app.run_until_stopped(std::future::pending()).await;
+    });
+    let client = reqwest::Client::new();
+    let browser = reqwest::Client::builder()
+        .cookie_store(true)
+        .build()
+        .expect("http client");
+    TestApp {
+        address,
+        state,
+        clock,
+        smtp,
+        client,
+        browser,
+        database,
+        server,
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+impl TestApp {
+    /// POSTs a GraphQL operation as JSON and returns the decoded body.
+    pub async fn gql(&self, query: &str, variables: Value) -> Value {
+        self.gql_with_token(None, query, variables).await
+    }
+
+    /// POSTs a GraphQL operation with an optional bearer token.
+    pub async fn gql_with_token(
+        &self,
+        token: Option<&str>,
+        query: &str,
+        variables: Value,
+    ) -> Value {
+        let mut request = self
+            .client
+            .post(format!("{}/graphql", self.address))
+            .json(&json!({ "query": query, "variables": variables }));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.expect("request sent");
+        assert!(
+            response.status().is_success(),
+            "unexpected status {}",
+            response.status()
+        );
+        response.json().await.expect("JSON body")
+    }
+
+    /// Runs the outbox job once, as the scheduler would.
+    pub async fn deliver_mail(&self) -> custos::mail::outbox::SendReport {
+        custos::jobs::outbox_sender(&self.state)
+            .run_once()
+            .await
+            .expect("outbox tick")
+    }
+
+    /// Every mail the SMTP server received for `address`.
+    pub fn mail_to(&self, address: &str) -> Vec<CapturedMail> {
+        self.smtp
+            .messages()
+            .into_iter()
+            .filter(|m| m.to.iter().any(|to| to.eq_ignore_ascii_case(address)))
+            .collect()
+    }
+
+    /// The newest mail the SMTP server received for `address`.
+    pub fn last_mail_to(&self, address: &str) -> Option<CapturedMail> {
+        self.mail_to(address).pop()
+    }
+}
+
+/// The `extensions.code` of the first error, if any.
+pub fn error_code(body: &Value) -> Option<&str> {
+    body["errors"][0]["extensions"]["code"].as_str()
+}
+
+/// The token of the first link to `path` in a mail's text.
+pub fn link_token(mail: &CapturedMail, path: &str) -> Option<String> {
+    let text = mail.decoded_text();
+    let prefix = format!("{PUBLIC_URL}{path}?token=");
+    let start = text.find(&prefix)? + prefix.len();
+    let token: String = text[start..]
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+        .collect();
+    (!token.is_empty()).then_some(token)
+}

@@ -1,0 +1,73 @@
+//! The outbox keeps mail through an SMTP outage and delivers it after.
+
+use custos::mail::{
+    RenderedMail,
+    outbox::{self, OutgoingMail},
+};
+
+use crate::helpers::spawn_app;
+
+async fn queue(app: &crate::helpers::TestApp, to: &str, subject: &str) {
+    outbox::enqueue(
+        app.state.db(),
+        app.state.cipher(),
+        app.state.blind(),
+        OutgoingMail {
+            account_id: None,
+            kind: "test",
+            to: to.to_owned(),
+            content: RenderedMail {
+                subject: subject.to_owned(),
+                text: "Hello from the outbox test.".to_owned(),
+                html: None,
+            },
+        },
+        app.clock.now(),
+    )
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn mail_queued_while_smtp_is_down_is_delivered_once_after_it_returns() {
+    let app = spawn_app().await;
+    app.smtp.stop();
+    queue(&app, "outage@example.org", "Outage test").await;
+
+    let report = app.deliver_mail().await;
+    assert_eq!(report.sent, 0);
+    assert_eq!(report.retried, 1);
+    assert_eq!(outbox::pending_count(app.state.db()).await.unwrap(), 1);
+    assert!(app.smtp.messages().is_empty());
+
+    // Still down, and not due yet: nothing is lost, nothing is sent.
+    let report = app.deliver_mail().await;
+    assert_eq!(report.sent, 0);
+    assert_eq!(outbox::pending_count(app.state.db()).await.unwrap(), 1);
+
+    app.smtp.restart();
+    app.clock.advance(chrono::Duration::hours(2));
+    let report = app.deliver_mail().await;
+    assert_eq!(report.sent, 1);
+    assert_eq!(outbox::pending_count(app.state.db()).await.unwrap(), 0);
+
+    // Another tick sends nothing again.
+    let report = app.deliver_mail().await;
+    assert_eq!(report.sent, 0);
+    let received = app.mail_to("outage@example.org");
+    assert_eq!(received.len(), 1, "delivered exactly once");
+    assert_eq!(received[0].subject(), "Outage test");
+}
+
+#[tokio::test]
+async fn the_scheduler_sends_mail_on_its_own() {
+    let app = crate::helpers::spawn_app_with(|s| s.scheduler_interval_secs = 1).await;
+    queue(&app, "scheduled@example.org", "Scheduled").await;
+    for _ in 0..50 {
+        if !app.mail_to("scheduled@example.org").is_empty() {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("the job runner did not send the queued mail");
+}

@@ -1,0 +1,164 @@
+//! The transport rules of `/graphql`: JSON only, no GET operations, no
+//! batches, bounded bodies, contract error codes.
+
+use serde_json::{Value, json};
+
+use crate::helpers::{error_code, spawn_app, spawn_app_with};
+
+#[tokio::test]
+async fn json_post_answers_and_is_not_cached() {
+    let app = spawn_app().await;
+    let response = app
+        .client
+        .post(format!("{}/graphql", app.address))
+        .header("content-type", "application/json")
+        .body(r#"{"query":"{ __typename }"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["cache-control"], "no-store");
+    assert_eq!(response.headers()["x-content-type-options"], "nosniff");
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["data"]["__typename"], "QueryRoot");
+}
+
+#[tokio::test]
+async fn text_plain_and_form_posts_are_refused_with_415() {
+    let app = spawn_app().await;
+    for content_type in [
+        "text/plain",
+        "application/x-www-form-urlencoded",
+        "multipart/form-data; boundary=x",
+    ] {
+        let response = app
+            .client
+            .post(format!("{}/graphql", app.address))
+            .header("content-type", content_type)
+            .body(r#"{"query":"{ __typename }"}"#)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 415, "{content_type}");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(error_code(&body), Some("BAD_USER_INPUT"));
+    }
+}
+
+#[tokio::test]
+async fn operations_over_get_are_refused() {
+    let app = spawn_app().await;
+    let response = app
+        .client
+        .get(format!("{}/graphql?query=%7B__typename%7D", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 405);
+}
+
+#[tokio::test]
+async fn batches_are_refused() {
+    let app = spawn_app().await;
+    let response = app
+        .client
+        .post(format!("{}/graphql", app.address))
+        .json(&json!([{ "query": "{ __typename }" }, { "query": "{ __typename }" }]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(error_code(&body), Some("BAD_USER_INPUT"));
+}
+
+#[tokio::test]
+async fn oversized_bodies_and_queries_are_refused() {
+    let app = spawn_app().await;
+    let padding = "x".repeat(70 * 1024);
+    let response = app
+        .client
+        .post(format!("{}/graphql", app.address))
+        .json(&json!({ "query": "{ __typename }", "variables": { "pad": padding } }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 413);
+
+    let long_query = format!("{{ __typename {} }}", "__typename ".repeat(2000));
+    let response = app
+        .client
+        .post(format!("{}/graphql", app.address))
+        .json(&json!({ "query": long_query }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+}
+
+#[tokio::test]
+async fn malformed_json_and_bad_queries_get_contract_codes() {
+    let app = spawn_app().await;
+    let response = app
+        .client
+        .post(format!("{}/graphql", app.address))
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+
+    let body = app.gql("{ noSuchField }", json!({})).await;
+    assert_eq!(error_code(&body), Some("BAD_USER_INPUT"));
+}
+
+#[tokio::test]
+async fn deep_queries_are_refused() {
+    let app = spawn_app().await;
+    // Introspection types nest as deep as a client likes.
+    let deep = "{ __schema { types { fields { type { ofType { ofType { ofType { ofType { ofType { ofType { name } } } } } } } } } } }";
+    let body = app.gql(deep, json!({})).await;
+    assert_eq!(error_code(&body), Some("BAD_USER_INPUT"), "{body}");
+}
+
+#[tokio::test]
+async fn introspection_is_off_in_production_unless_asked_for() {
+    let app = spawn_app_with(|s| {
+        s.introspection = Some(false);
+    })
+    .await;
+    let body = app
+        .gql("{ __schema { queryType { name } } }", json!({}))
+        .await;
+    assert!(
+        body["errors"].is_array() || body["data"]["__schema"].is_null(),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn policy_is_served_in_the_requested_language() {
+    let app = spawn_app().await;
+    let body = app
+        .gql(
+            "{ policy { version major purposes { code required sensitive } } en: policy(language: \"en\") { text } }",
+            json!({}),
+        )
+        .await;
+    assert!(body["errors"].is_null(), "{body}");
+    let purposes = body["data"]["policy"]["purposes"].as_array().unwrap();
+    let codes: Vec<&str> = purposes
+        .iter()
+        .map(|p| p["code"].as_str().unwrap())
+        .collect();
+    for code in ["account", "support", "product_updates"] {
+        assert!(codes.contains(&code), "{code}");
+    }
+    assert!(
+        body["data"]["en"]["text"]
+            .as_str()
+            .unwrap()
+            .contains("working days")
+    );
+}
