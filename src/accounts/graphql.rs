@@ -1,0 +1,447 @@
+//! GraphQL types and thin resolvers for accounts and sessions.
+
+use async_graphql::{Context, Enum, ID, InputObject, Object, SimpleObject};
+use chrono::{DateTime, Utc};
+use secrecy::{ExposeSecret, SecretString};
+
+use super::{
+    Role,
+    password::WeakPassword,
+    service::{self, AccountError, AccountRecord, AgeDeclaration as StoredAge, SignupRequest},
+    sessions::{self, SessionInfo},
+    username::UsernameShapeError,
+};
+use crate::{
+    consent::{graphql::ConsentState, service as consent},
+    graphql::{
+        active_viewer, errors::ApiError, errors::ApiResult, errors::ErrorCode, parse_id,
+        request_language, state, viewer,
+    },
+};
+
+/// Name of the session cookie set by `login`.
+pub const SESSION_COOKIE: &str = "custos_session";
+
+impl From<AccountError> for ApiError {
+    fn from(err: AccountError) -> Self {
+        match err {
+            AccountError::UsernameShape(shape) => ApiError::bad_input(
+                "username",
+                match shape {
+                    UsernameShapeError::Length => "A username has 3 to 32 characters.",
+                    UsernameShapeError::Characters => {
+                        "Use only letters, digits, Chinese characters, _, - and . in a username."
+                    }
+                },
+            ),
+            AccountError::UsernameNotAllowed => ApiError::new(
+                ErrorCode::UsernameNotAllowed,
+                "This username is not allowed. Please choose another.",
+            )
+            .with_field("username"),
+            AccountError::Email(_) => ApiError::bad_input("email", "Enter a valid email address."),
+            AccountError::GuardianEmail(reason) => ApiError::bad_input(
+                "guardianEmail",
+                match reason {
+                    "required" => "A guardian's email address is required for people under 18.",
+                    "same as the account's" => {
+                        "The guardian's email address must differ from your own."
+                    }
+                    _ => "Enter a valid email address for your guardian.",
+                },
+            ),
+            AccountError::WeakPassword(reason) => {
+                let reason_code = match reason {
+                    WeakPassword::TooShort => "TOO_SHORT",
+                    WeakPassword::TooLong => "TOO_LONG",
+                    WeakPassword::SameAsIdentity => "SAME_AS_IDENTITY",
+                    _ => "COMMON",
+                };
+                ApiError::new(
+                    ErrorCode::WeakPassword,
+                    format!("Choose a stronger password: {reason}."),
+                )
+                .with_field("password")
+                .with_extension("reason", reason_code)
+            }
+            AccountError::UsernameTaken => {
+                ApiError::new(ErrorCode::UsernameTaken, "This username is taken.")
+                    .with_field("username")
+            }
+            AccountError::PolicyVersionMismatch => ApiError::new(
+                ErrorCode::PolicyVersionMismatch,
+                "The privacy policy has changed. Please read the current version.",
+            )
+            .with_field("acceptPolicyVersion"),
+            AccountError::UnknownPurpose => ApiError::bad_input(
+                "grantPurposes",
+                "One of the purposes is not in the current policy.",
+            ),
+            AccountError::InvalidToken => ApiError::new(
+                ErrorCode::InvalidToken,
+                "This link is invalid or has expired.",
+            ),
+            AccountError::InvalidCredentials => ApiError::new(
+                ErrorCode::InvalidCredentials,
+                "The login or password is wrong.",
+            ),
+            AccountError::SameEmail => {
+                ApiError::bad_input("newEmail", "That is already your email address.")
+            }
+            AccountError::DeletionScheduled => ApiError::new(
+                ErrorCode::AccountDeletionScheduled,
+                "This account is scheduled for deletion.",
+            ),
+            AccountError::NotFound => ApiError::not_found(),
+            AccountError::Database(err) => ApiError::internal(&err),
+            AccountError::Crypto(err) => ApiError::internal(&err),
+            AccountError::Mail(err) => ApiError::internal(&err),
+        }
+    }
+}
+
+/// Roles.
+#[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
+#[graphql(name = "Role")]
+pub enum RoleValue {
+    /// A person using the platform.
+    User,
+    /// Support staff.
+    Support,
+    /// Administrator.
+    Admin,
+}
+
+impl From<Role> for RoleValue {
+    fn from(role: Role) -> Self {
+        match role {
+            Role::User => Self::User,
+            Role::Support => Self::Support,
+            Role::Admin => Self::Admin,
+        }
+    }
+}
+
+/// What the person declared about their age at signup.
+#[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
+#[graphql(name = "AgeDeclaration")]
+pub enum AgeDeclarationValue {
+    /// 18 or older.
+    Adult,
+    /// 16 or 17 and living mainly on their own income: treated as an adult.
+    #[graphql(name = "SELF_SUPPORTING_16_PLUS")]
+    SelfSupporting16Plus,
+    /// Under 18: a guardian must consent before the account is usable.
+    Minor,
+}
+
+/// Where guardian consent stands.
+#[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
+#[graphql(name = "GuardianConsent")]
+pub enum GuardianConsentValue {
+    /// Not a minor.
+    NotNeeded,
+    /// Waiting for the guardian.
+    Pending,
+    /// The guardian agreed.
+    Granted,
+    /// The guardian refused.
+    Refused,
+}
+
+impl GuardianConsentValue {
+    fn from_stored(value: &str) -> Self {
+        match value {
+            service::guardian::PENDING => Self::Pending,
+            service::guardian::GRANTED => Self::Granted,
+            service::guardian::REFUSED => Self::Refused,
+            _ => Self::NotNeeded,
+        }
+    }
+}
+
+/// A person's account.
+#[derive(SimpleObject)]
+pub struct Account {
+    id: ID,
+    username: String,
+    email: String,
+    email_verified: bool,
+    role: RoleValue,
+    created_at: DateTime<Utc>,
+    guardian_consent: GuardianConsentValue,
+    accepted_policy_version: Option<String>,
+    /// True when a newer policy version than the accepted one awaits acceptance.
+    needs_policy_acceptance: bool,
+    consents: Vec<ConsentState>,
+    /// Language of the mail Custos sends (`zh-CN` or `en`).
+    language: String,
+}
+
+impl Account {
+    /// Builds the API view of an account, with its consent states.
+    pub async fn load(ctx: &Context<'_>, record: AccountRecord) -> ApiResult<Self> {
+        let state = state(ctx)?;
+        let policy = state.policy();
+        let consents = consent::current_states(state.db(), record.id, policy)
+            .await?
+            .into_iter()
+            .map(ConsentState::from)
+            .collect();
+        Ok(Self {
+            id: ID(record.id.to_string()),
+            username: record.username,
+            email: record.email,
+            email_verified: record.email_verified,
+            role: record.role.into(),
+            created_at: record.created_at,
+            guardian_consent: GuardianConsentValue::from_stored(&record.guardian_consent),
+            needs_policy_acceptance: record.accepted_policy_version.as_deref()
+                != Some(policy.version.as_str()),
+            accepted_policy_version: record.accepted_policy_version,
+            consents,
+            language: record.language.as_tag().to_owned(),
+        })
+    }
+}
+
+/// A signed-in session.
+#[derive(SimpleObject)]
+pub struct Session {
+    id: ID,
+    created_at: DateTime<Utc>,
+    last_seen_at: DateTime<Utc>,
+    expires_at: DateTime<Utc>,
+    user_agent: Option<String>,
+    current: bool,
+}
+
+impl From<SessionInfo> for Session {
+    fn from(info: SessionInfo) -> Self {
+        Self {
+            id: ID(info.id.to_string()),
+            created_at: info.created_at,
+            last_seen_at: info.last_seen_at,
+            expires_at: info.expires_at,
+            user_agent: info.user_agent,
+            current: info.current,
+        }
+    }
+}
+
+/// Signup input.
+#[derive(InputObject)]
+pub struct SignupInput {
+    username: String,
+    email: String,
+    password: String,
+    /// Must equal the current policy version.
+    accept_policy_version: String,
+    /// Codes of optional purposes granted at signup; required purposes are implied.
+    grant_purposes: Option<Vec<String>>,
+    age: AgeDeclarationValue,
+    /// Required when age is MINOR.
+    guardian_email: Option<String>,
+}
+
+/// Signup answer.
+#[derive(SimpleObject)]
+pub struct SignupPayload {
+    /// True whenever the input is valid. A verification email goes to the address; if the address already has an account, its owner is told instead and nothing else is revealed.
+    accepted: bool,
+}
+
+/// Login input.
+#[derive(InputObject)]
+pub struct LoginInput {
+    /// Username or email.
+    login: String,
+    password: String,
+}
+
+/// A new session.
+#[derive(SimpleObject)]
+pub struct AuthPayload {
+    /// Bearer token for API clients; browsers also receive it as an HttpOnly cookie.
+    token: String,
+    expires_at: DateTime<Utc>,
+    account: Account,
+}
+
+/// Account queries.
+#[derive(Default)]
+pub struct AccountQuery;
+
+#[Object]
+impl AccountQuery {
+    /// Null when not signed in.
+    async fn me(&self, ctx: &Context<'_>) -> ApiResult<Option<Account>> {
+        let Ok(viewer) = viewer(ctx) else {
+            return Ok(None);
+        };
+        let state = state(ctx)?;
+        let record = service::find(state, state.db(), viewer.account_id).await?;
+        Ok(Some(Account::load(ctx, record).await?))
+    }
+
+    /// The caller's live sessions, newest first.
+    async fn my_sessions(&self, ctx: &Context<'_>) -> ApiResult<Vec<Session>> {
+        let viewer = active_viewer(ctx)?;
+        let sessions = sessions::list(state(ctx)?, viewer).await?;
+        Ok(sessions.into_iter().map(Session::from).collect())
+    }
+}
+
+/// Account mutations.
+#[derive(Default)]
+pub struct AccountMutation;
+
+fn secret(value: String) -> SecretString {
+    SecretString::from(value)
+}
+
+#[Object]
+impl AccountMutation {
+    /// Opens an account.
+    async fn signup(&self, ctx: &Context<'_>, input: SignupInput) -> ApiResult<SignupPayload> {
+        let state = state(ctx)?;
+        service::signup(
+            state,
+            SignupRequest {
+                username: input.username,
+                email: input.email,
+                password: secret(input.password),
+                accept_policy_version: input.accept_policy_version,
+                grant_purposes: input.grant_purposes.unwrap_or_default(),
+                age: match input.age {
+                    AgeDeclarationValue::Adult => StoredAge::Adult,
+                    AgeDeclarationValue::SelfSupporting16Plus => StoredAge::SelfSupporting16Plus,
+                    AgeDeclarationValue::Minor => StoredAge::Minor,
+                },
+                guardian_email: input.guardian_email,
+                language: request_language(ctx),
+            },
+        )
+        .await?;
+        Ok(SignupPayload { accepted: true })
+    }
+
+    /// Uses the token of a `/verify-email` link.
+    async fn verify_email(&self, ctx: &Context<'_>, token: String) -> ApiResult<bool> {
+        service::verify_email(state(ctx)?, &token).await?;
+        Ok(true)
+    }
+
+    /// Sends a new verification link (at most 3 an hour; the answer is always true).
+    async fn resend_verification_email(&self, ctx: &Context<'_>) -> ApiResult<bool> {
+        let viewer = active_viewer(ctx)?;
+        service::resend_verification(state(ctx)?, viewer.account_id).await?;
+        Ok(true)
+    }
+
+    /// Signs in by username or email.
+    async fn login(&self, ctx: &Context<'_>, input: LoginInput) -> ApiResult<AuthPayload> {
+        let state = state(ctx)?;
+        let user_agent = ctx
+            .data_opt::<crate::graphql::UserAgent>()
+            .map(|ua| ua.0.as_str());
+        let signed_in =
+            sessions::login(state, &input.login, &secret(input.password), user_agent).await?;
+        let token = signed_in.token.expose_secret().to_owned();
+        let max_age = (signed_in.expires_at - state.clock().now())
+            .num_seconds()
+            .max(0);
+        let secure = if state.settings().env == crate::settings::Environment::Development {
+            ""
+        } else {
+            "; Secure"
+        };
+        ctx.append_http_header(
+            "set-cookie",
+            format!("{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}"),
+        );
+        Ok(AuthPayload {
+            token,
+            expires_at: signed_in.expires_at,
+            account: Account::load(ctx, signed_in.account).await?,
+        })
+    }
+
+    /// Ends the current session.
+    async fn logout(&self, ctx: &Context<'_>) -> ApiResult<bool> {
+        let viewer = viewer(ctx)?;
+        sessions::revoke(state(ctx)?, viewer.account_id, viewer.session_id).await?;
+        ctx.append_http_header(
+            "set-cookie",
+            format!("{SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0"),
+        );
+        Ok(true)
+    }
+
+    /// Ends one of the caller's sessions.
+    async fn revoke_session(&self, ctx: &Context<'_>, id: ID) -> ApiResult<bool> {
+        let viewer = active_viewer(ctx)?;
+        let session_id = parse_id(&id, "id")?;
+        sessions::revoke(state(ctx)?, viewer.account_id, session_id).await?;
+        Ok(true)
+    }
+
+    /// Changes the password; other sessions end and a notice is mailed.
+    async fn change_password(
+        &self,
+        ctx: &Context<'_>,
+        current_password: String,
+        new_password: String,
+    ) -> ApiResult<bool> {
+        let viewer = active_viewer(ctx)?;
+        service::change_password(
+            state(ctx)?,
+            viewer.account_id,
+            viewer.session_id,
+            &secret(current_password),
+            &secret(new_password),
+        )
+        .await
+        .map_err(|err| match err {
+            AccountError::InvalidCredentials => ApiError::from(err).with_field("currentPassword"),
+            AccountError::WeakPassword(_) => {
+                let mut api = ApiError::from(err);
+                api.field = Some("newPassword");
+                api
+            }
+            other => other.into(),
+        })?;
+        Ok(true)
+    }
+
+    /// Changes the username.
+    async fn change_username(&self, ctx: &Context<'_>, username: String) -> ApiResult<Account> {
+        let viewer = active_viewer(ctx)?;
+        let record = service::change_username(state(ctx)?, viewer.account_id, &username).await?;
+        Account::load(ctx, record).await
+    }
+
+    /// Starts an email change: a link to the new address, a notice to the old.
+    async fn change_email(
+        &self,
+        ctx: &Context<'_>,
+        new_email: String,
+        password: String,
+    ) -> ApiResult<bool> {
+        let viewer = active_viewer(ctx)?;
+        service::change_email(
+            state(ctx)?,
+            viewer.account_id,
+            &new_email,
+            &secret(password),
+        )
+        .await
+        .map_err(|err| match err {
+            AccountError::Email(_) => {
+                ApiError::bad_input("newEmail", "Enter a valid email address.")
+            }
+            other => other.into(),
+        })?;
+        Ok(true)
+    }
+}

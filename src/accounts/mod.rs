@@ -1,0 +1,47 @@
+//! Accounts: who a person is on the platform.
+//!
+//! Rules: signing up needs only a username, the person's own email and a
+//! password. Username and email are stored only encrypted, with blind
+//! indexes (over their normal forms) for lookup and uniqueness; the username
+//! is unique case-insensitively after normalisation. Passwords are argon2id
+//! hashes.
+
+pub mod email;
+pub mod graphql;
+pub mod password;
+pub mod service;
+pub mod sessions;
+pub mod username;
+pub mod username_policy;
+
+/// Staff roles, as stored in `accounts.role`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// A person using the platform.
+    User,
+    /// Support staff: answers tickets.
+    Support,
+    /// Administrator: policy, incidents, roles.
+    Admin,
+}
+
+impl Role {
+    /// The stored and wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::User => "USER",
+            Self::Support => "SUPPORT",
+            Self::Admin => "ADMIN",
+        }
+    }
+
+    /// Reads a stored role; unknown values are treated as the least
+    /// privileged role.
+    pub fn from_stored(value: &str) -> Self {
+        match value {
+            "ADMIN" => Self::Admin,
+            "SUPPORT" => Self::Support,
+            _ => Self::User,
+        }
+    }
+}

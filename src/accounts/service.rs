@@ -1,0 +1,885 @@
+//! Account rules and their transactions. Personal fields are encrypted and
+//! blind-indexed here, at the storage boundary, and nowhere else: callers
+//! get [`AccountRecord`]s with plaintext, the database only ciphertext.
+
+use chrono::{DateTime, Utc};
+use entity::{account, account_token};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, PaginatorTrait,
+    QueryFilter, Set, TransactionTrait,
+};
+use secrecy::{ExposeSecret, SecretString};
+use uuid::Uuid;
+
+use super::{
+    Role,
+    email::{Email, InvalidEmail},
+    password::{self, WeakPassword},
+    username::{Username, UsernameShapeError},
+};
+use crate::{
+    consent::service::{self as consent, ConsentSource},
+    crypto::{CryptoError, fields::FieldContext, tokens},
+    mail::{
+        Language, MailError,
+        outbox::{self, OutgoingMail},
+        templates,
+    },
+    state::AppState,
+};
+
+/// Blind-index field name for usernames.
+pub const USERNAME_INDEX: &str = "username";
+/// Blind-index field name for email addresses.
+pub const EMAIL_INDEX: &str = "email";
+
+/// Most verification or reset mails sent to one account in an hour; more
+/// requests are answered the same way but send nothing.
+pub const MAX_MAILS_PER_HOUR: u64 = 3;
+
+/// Stored account states.
+pub mod status {
+    /// In use.
+    pub const ACTIVE: &str = "ACTIVE";
+    /// Deletion confirmed: processing has stopped until the purge.
+    pub const DELETION_SCHEDULED: &str = "DELETION_SCHEDULED";
+}
+
+/// Stored token purposes.
+pub mod token_purpose {
+    /// Proves the signup address.
+    pub const VERIFY_EMAIL: &str = "VERIFY_EMAIL";
+    /// Proves a new address before it replaces the old one.
+    pub const CHANGE_EMAIL: &str = "CHANGE_EMAIL";
+    /// Lets a guardian consent for a minor.
+    pub const GUARDIAN_CONSENT: &str = "GUARDIAN_CONSENT";
+}
+
+/// What the person declared about their age.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AgeDeclaration {
+    /// 18 or older.
+    Adult,
+    /// 16 or 17 and self-supporting: treated as an adult.
+    SelfSupporting16Plus,
+    /// Under 18: a guardian must consent.
+    Minor,
+}
+
+impl AgeDeclaration {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Adult => "ADULT",
+            Self::SelfSupporting16Plus => "SELF_SUPPORTING_16_PLUS",
+            Self::Minor => "MINOR",
+        }
+    }
+}
+
+/// Where guardian consent stands.
+pub mod guardian {
+    /// Not a minor.
+    pub const NOT_NEEDED: &str = "NOT_NEEDED";
+    /// Waiting for the guardian.
+    pub const PENDING: &str = "PENDING";
+    /// The guardian agreed.
+    pub const GRANTED: &str = "GRANTED";
+    /// The guardian refused.
+    pub const REFUSED: &str = "REFUSED";
+}
+
+/// What can go wrong with an account operation.
+#[derive(Debug, thiserror::Error)]
+pub enum AccountError {
+    /// The username has the wrong shape.
+    #[error("username: {0}")]
+    UsernameShape(#[from] UsernameShapeError),
+    /// The username breaks the username policy.
+    #[error("username not allowed")]
+    UsernameNotAllowed,
+    /// The email address is malformed.
+    #[error("email: {0}")]
+    Email(#[from] InvalidEmail),
+    /// The guardian's address is missing or malformed.
+    #[error("guardian email")]
+    GuardianEmail(&'static str),
+    /// The password breaks the policy.
+    #[error("password: {0}")]
+    WeakPassword(#[from] WeakPassword),
+    /// Another account has the username.
+    #[error("username taken")]
+    UsernameTaken,
+    /// The accepted policy version is not the current one.
+    #[error("policy version mismatch")]
+    PolicyVersionMismatch,
+    /// A purpose in the input is not an optional purpose of the policy.
+    #[error("unknown purpose")]
+    UnknownPurpose,
+    /// The token is unknown, used or expired.
+    #[error("invalid token")]
+    InvalidToken,
+    /// Wrong login or password.
+    #[error("invalid credentials")]
+    InvalidCredentials,
+    /// The new email equals the current one.
+    #[error("same email")]
+    SameEmail,
+    /// The account is scheduled for deletion.
+    #[error("deletion scheduled")]
+    DeletionScheduled,
+    /// The account no longer exists.
+    #[error("account not found")]
+    NotFound,
+    /// Storage failed.
+    #[error("database: {0}")]
+    Database(#[from] sea_orm::DbErr),
+    /// Encryption or hashing failed.
+    #[error("crypto: {0}")]
+    Crypto(#[from] CryptoError),
+    /// Mail could not be queued.
+    #[error("mail: {0}")]
+    Mail(#[from] MailError),
+}
+
+/// A decrypted account, as services and resolvers see it.
+#[derive(Clone)]
+pub struct AccountRecord {
+    /// Random id.
+    pub id: Uuid,
+    /// The username as shown.
+    pub username: String,
+    /// The bound address.
+    pub email: String,
+    /// Whether the address is proven.
+    pub email_verified: bool,
+    /// Role.
+    pub role: Role,
+    /// Mail language.
+    pub language: Language,
+    /// Stored age declaration.
+    pub age_declaration: String,
+    /// Stored guardian consent state.
+    pub guardian_consent: String,
+    /// The policy version last accepted.
+    pub accepted_policy_version: Option<String>,
+    /// `ACTIVE` or `DELETION_SCHEDULED`.
+    pub status: String,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+}
+
+impl std::fmt::Debug for AccountRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AccountRecord")
+            .field("id", &self.id)
+            .field("role", &self.role)
+            .finish_non_exhaustive()
+    }
+}
+
+fn context<'a>(table: &'a str, column: &'a str, row_id: Uuid) -> FieldContext<'a> {
+    FieldContext {
+        table,
+        column,
+        row_id,
+    }
+}
+
+/// Encrypts one account field, bound to its row.
+pub fn seal(state: &AppState, column: &str, id: Uuid, value: &str) -> Result<Vec<u8>, CryptoError> {
+    state
+        .cipher()
+        .encrypt_str(&context("accounts", column, id), value)
+}
+
+/// Decrypts an account row.
+pub fn open(state: &AppState, row: &account::Model) -> Result<AccountRecord, CryptoError> {
+    let cipher = state.cipher();
+    Ok(AccountRecord {
+        id: row.id,
+        username: cipher.decrypt_str(&context("accounts", "username", row.id), &row.username_ct)?,
+        email: cipher.decrypt_str(&context("accounts", "email", row.id), &row.email_ct)?,
+        email_verified: row.email_verified,
+        role: Role::from_stored(&row.role),
+        language: Language::from_tag(&row.language),
+        age_declaration: row.age_declaration.clone(),
+        guardian_consent: row.guardian_consent.clone(),
+        accepted_policy_version: row.accepted_policy_version.clone(),
+        status: row.status.clone(),
+        created_at: row.created_at,
+    })
+}
+
+/// Loads and decrypts an account by id.
+pub async fn find<C: ConnectionTrait>(
+    state: &AppState,
+    conn: &C,
+    id: Uuid,
+) -> Result<AccountRecord, AccountError> {
+    let row = account::Entity::find_by_id(id)
+        .one(conn)
+        .await?
+        .ok_or(AccountError::NotFound)?;
+    Ok(open(state, &row)?)
+}
+
+fn username_index(state: &AppState, username: &Username) -> Vec<u8> {
+    state.blind().compute(USERNAME_INDEX, username.canonical())
+}
+
+fn email_index(state: &AppState, email: &Email) -> Vec<u8> {
+    state.blind().compute(EMAIL_INDEX, &email.normalised())
+}
+
+/// Checks a username against the shape rules and the username policy.
+/// Reserved names are allowed only when `allow_reserved` (operator-created
+/// staff accounts).
+pub fn check_username(
+    state: &AppState,
+    raw: &str,
+    allow_reserved: bool,
+) -> Result<Username, AccountError> {
+    let username = Username::parse(raw)?;
+    let policy = state.username_policy();
+    let verdict = if allow_reserved {
+        policy.check_offensive_only(&username)
+    } else {
+        policy.check(&username)
+    };
+    verdict.map_err(|_| AccountError::UsernameNotAllowed)?;
+    Ok(username)
+}
+
+/// Queues a mail in the caller's transaction.
+async fn queue_mail<C: ConnectionTrait>(
+    state: &AppState,
+    conn: &C,
+    account_id: Uuid,
+    kind: &'static str,
+    to: &str,
+    content: crate::mail::RenderedMail,
+) -> Result<(), AccountError> {
+    outbox::enqueue(
+        conn,
+        state.cipher(),
+        state.blind(),
+        OutgoingMail {
+            account_id: Some(account_id),
+            kind,
+            to: to.to_owned(),
+            content,
+        },
+        state.clock().now(),
+    )
+    .await?;
+    Ok(())
+}
+
+/// Stores a new single-use token and returns its secret form.
+async fn issue_token<C: ConnectionTrait>(
+    conn: &C,
+    account_id: Uuid,
+    purpose: &str,
+    ttl: chrono::Duration,
+    now: DateTime<Utc>,
+    new_email: Option<(Vec<u8>, Vec<u8>, Uuid)>,
+) -> Result<SecretString, AccountError> {
+    let issued = tokens::issue()?;
+    let (id, new_email_ct, new_email_bidx) = match new_email {
+        Some((ct, bidx, id)) => (id, Some(ct), Some(bidx)),
+        None => (Uuid::new_v4(), None, None),
+    };
+    account_token::ActiveModel {
+        id: Set(id),
+        account_id: Set(account_id),
+        purpose: Set(purpose.to_owned()),
+        token_hash: Set(issued.hash),
+        new_email_ct: Set(new_email_ct),
+        new_email_bidx: Set(new_email_bidx),
+        created_at: Set(now),
+        expires_at: Set(now + ttl),
+        used_at: Set(None),
+    }
+    .insert(conn)
+    .await?;
+    Ok(issued.token)
+}
+
+/// Voids every unused token of `purpose` for the account.
+async fn void_tokens<C: ConnectionTrait>(
+    conn: &C,
+    account_id: Uuid,
+    purpose: &str,
+    now: DateTime<Utc>,
+) -> Result<(), sea_orm::DbErr> {
+    account_token::Entity::update_many()
+        .col_expr(
+            account_token::Column::UsedAt,
+            sea_orm::sea_query::Expr::value(now),
+        )
+        .filter(account_token::Column::AccountId.eq(account_id))
+        .filter(account_token::Column::Purpose.eq(purpose))
+        .filter(account_token::Column::UsedAt.is_null())
+        .exec(conn)
+        .await?;
+    Ok(())
+}
+
+/// How many tokens of `purpose` were issued to the account in the last hour.
+async fn tokens_issued_last_hour<C: ConnectionTrait>(
+    conn: &C,
+    account_id: Uuid,
+    purpose: &str,
+    now: DateTime<Utc>,
+) -> Result<u64, sea_orm::DbErr> {
+    account_token::Entity::find()
+        .filter(account_token::Column::AccountId.eq(account_id))
+        .filter(account_token::Column::Purpose.eq(purpose))
+        .filter(account_token::Column::CreatedAt.gt(now - chrono::Duration::hours(1)))
+        .count(conn)
+        .await
+}
+
+/// What a person gives at signup.
+pub struct SignupRequest {
+    /// Username as typed.
+    pub username: String,
+    /// Email as typed.
+    pub email: String,
+    /// Password as typed.
+    pub password: SecretString,
+    /// Must be the current policy version.
+    pub accept_policy_version: String,
+    /// Optional purposes granted at signup.
+    pub grant_purposes: Vec<String>,
+    /// Age declaration.
+    pub age: AgeDeclaration,
+    /// Guardian address, required for minors.
+    pub guardian_email: Option<String>,
+    /// Language for mail (from `Accept-Language`).
+    pub language: Language,
+}
+
+/// Signs a person up. Answers `Ok(())` for any valid input, including an
+/// address that already has an account (whose owner is told by mail
+/// instead), so the answer reveals nothing about which addresses exist.
+pub async fn signup(state: &AppState, request: SignupRequest) -> Result<(), AccountError> {
+    let username = check_username(state, &request.username, false)?;
+    let email = Email::parse(&request.email)?;
+    password::check(&request.password, &[username.as_str(), email.as_str()])?;
+    let policy = state.policy();
+    if request.accept_policy_version != policy.version {
+        return Err(AccountError::PolicyVersionMismatch);
+    }
+    let mut granted = Vec::new();
+    for code in &request.grant_purposes {
+        match policy.purpose(code) {
+            Some(purpose) if !purpose.required => {
+                if !granted
+                    .iter()
+                    .any(|p: &&crate::consent::policy::PurposeDefinition| p.code == *code)
+                {
+                    granted.push(purpose);
+                }
+            }
+            // Required purposes come with the account anyway.
+            Some(_) => {}
+            None => return Err(AccountError::UnknownPurpose),
+        }
+    }
+    let guardian_email = match (request.age, request.guardian_email.as_deref()) {
+        (AgeDeclaration::Minor, None) => return Err(AccountError::GuardianEmail("required")),
+        (AgeDeclaration::Minor, Some(raw)) => {
+            let guardian = Email::parse(raw).map_err(|_| AccountError::GuardianEmail("invalid"))?;
+            if guardian.normalised() == email.normalised() {
+                return Err(AccountError::GuardianEmail("same as the account's"));
+            }
+            Some(guardian)
+        }
+        // A guardian address given by an adult is not needed: not stored.
+        (_, _) => None,
+    };
+
+    // Hash before looking anything up, so both answers cost the same.
+    let password_hash = state.passwords().hash(&request.password).await?;
+    let now = state.clock().now();
+    let txn = state.db().begin().await?;
+
+    let username_bidx = username_index(state, &username);
+    if account::Entity::find()
+        .filter(account::Column::UsernameBidx.eq(username_bidx.clone()))
+        .one(&txn)
+        .await?
+        .is_some()
+    {
+        return Err(AccountError::UsernameTaken);
+    }
+    let email_bidx = email_index(state, &email);
+    if let Some(owner) = account::Entity::find()
+        .filter(account::Column::EmailBidx.eq(email_bidx.clone()))
+        .one(&txn)
+        .await?
+    {
+        // Tell the owner instead of the caller; a scheduled deletion means
+        // processing has stopped, so nothing is sent then.
+        if owner.status == status::ACTIVE {
+            let owner_language = Language::from_tag(&owner.language);
+            queue_mail(
+                state,
+                &txn,
+                owner.id,
+                "signup_attempt_on_existing_account",
+                email.as_str(),
+                templates::signup_attempt_on_existing_account(owner_language),
+            )
+            .await?;
+        }
+        txn.commit().await?;
+        tracing::info!(account_id = %owner.id, "signup attempted with a registered address");
+        return Ok(());
+    }
+
+    let id = Uuid::new_v4();
+    let guardian_consent = if guardian_email.is_some() {
+        guardian::PENDING
+    } else {
+        guardian::NOT_NEEDED
+    };
+    let row = account::ActiveModel {
+        id: Set(id),
+        username_ct: Set(seal(state, "username", id, username.as_str())?),
+        username_bidx: Set(username_bidx),
+        email_ct: Set(seal(state, "email", id, email.as_str())?),
+        email_bidx: Set(email_bidx),
+        email_verified: Set(false),
+        password_hash: Set(password_hash),
+        role: Set(Role::User.as_str().to_owned()),
+        language: Set(request.language.as_tag().to_owned()),
+        age_declaration: Set(request.age.as_str().to_owned()),
+        guardian_consent: Set(guardian_consent.to_owned()),
+        guardian_email_ct: Set(match &guardian_email {
+            Some(g) => Some(seal(state, "guardian_email", id, g.as_str())?),
+            None => None,
+        }),
+        accepted_policy_version: Set(Some(policy.version.clone())),
+        status: Set(status::ACTIVE.to_owned()),
+        created_at: Set(now),
+        updated_at: Set(now),
+    };
+    if let Err(err) = row.insert(&txn).await {
+        return Err(if crate::db::is_unique_violation(&err) {
+            // A concurrent signup took the name (or the address) first.
+            AccountError::UsernameTaken
+        } else {
+            err.into()
+        });
+    }
+
+    for purpose in policy.purposes.iter().filter(|p| p.required) {
+        consent::append(&txn, id, policy, purpose, true, ConsentSource::Signup, now).await?;
+    }
+    for purpose in granted {
+        consent::append(&txn, id, policy, purpose, true, ConsentSource::Signup, now).await?;
+    }
+
+    let settings = state.settings();
+    let ttl = settings.verification_token_ttl;
+    let token = issue_token(&txn, id, token_purpose::VERIFY_EMAIL, ttl, now, None).await?;
+    let link = templates::action_link(&settings.public_url, "/verify-email", token.expose_secret());
+    queue_mail(
+        state,
+        &txn,
+        id,
+        "verify_email",
+        email.as_str(),
+        templates::verify_email(
+            request.language,
+            username.as_str(),
+            &link,
+            u32::try_from(ttl.num_hours()).unwrap_or(u32::MAX),
+        ),
+    )
+    .await?;
+
+    if let Some(guardian) = &guardian_email {
+        let days = settings.guardian_consent_days;
+        let token = issue_token(
+            &txn,
+            id,
+            token_purpose::GUARDIAN_CONSENT,
+            chrono::Duration::days(i64::from(days)),
+            now,
+            None,
+        )
+        .await?;
+        let link = templates::action_link(
+            &settings.public_url,
+            "/guardian-consent",
+            token.expose_secret(),
+        );
+        queue_mail(
+            state,
+            &txn,
+            id,
+            "guardian_consent_request",
+            guardian.as_str(),
+            templates::guardian_consent_request(request.language, username.as_str(), &link, days),
+        )
+        .await?;
+    }
+
+    match txn.commit().await {
+        Ok(()) => {}
+        Err(err) if crate::db::is_unique_violation(&err) => {
+            return Err(AccountError::UsernameTaken);
+        }
+        Err(err) => return Err(err.into()),
+    }
+    tracing::info!(account_id = %id, "account created");
+    Ok(())
+}
+
+/// Uses a token from a `/verify-email` link: proves the signup address, or
+/// moves the account to a new address that the link proved.
+pub async fn verify_email(state: &AppState, token: &str) -> Result<(), AccountError> {
+    let now = state.clock().now();
+    let txn = state.db().begin().await?;
+    let row = account_token::Entity::find()
+        .filter(account_token::Column::TokenHash.eq(tokens::hash_token(token.trim())))
+        .filter(
+            account_token::Column::Purpose
+                .is_in([token_purpose::VERIFY_EMAIL, token_purpose::CHANGE_EMAIL]),
+        )
+        .one(&txn)
+        .await?
+        .filter(|t| t.used_at.is_none() && t.expires_at > now)
+        .ok_or(AccountError::InvalidToken)?;
+    let account = account::Entity::find_by_id(row.account_id)
+        .one(&txn)
+        .await?
+        .filter(|a| a.status == status::ACTIVE)
+        .ok_or(AccountError::InvalidToken)?;
+
+    let mut used = row.clone().into_active_model();
+    used.used_at = Set(Some(now));
+    used.update(&txn).await?;
+
+    let mut update = account.clone().into_active_model();
+    if row.purpose == token_purpose::CHANGE_EMAIL {
+        let (Some(new_ct), Some(new_bidx)) =
+            (row.new_email_ct.as_ref(), row.new_email_bidx.as_ref())
+        else {
+            return Err(AccountError::InvalidToken);
+        };
+        let new_email = state
+            .cipher()
+            .decrypt_str(&context("account_tokens", "new_email", row.id), new_ct)?;
+        let taken = account::Entity::find()
+            .filter(account::Column::EmailBidx.eq(new_bidx.clone()))
+            .filter(account::Column::Id.ne(account.id))
+            .one(&txn)
+            .await?
+            .is_some();
+        if taken {
+            // Someone signed up with the address since the link was sent.
+            return Err(AccountError::InvalidToken);
+        }
+        update.email_ct = Set(seal(state, "email", account.id, &new_email)?);
+        update.email_bidx = Set(new_bidx.clone());
+        void_tokens(&txn, account.id, token_purpose::CHANGE_EMAIL, now).await?;
+        void_tokens(&txn, account.id, token_purpose::VERIFY_EMAIL, now).await?;
+    }
+    update.email_verified = Set(true);
+    update.updated_at = Set(now);
+    update.update(&txn).await?;
+    txn.commit().await?;
+    tracing::info!(account_id = %account.id, purpose = %row.purpose, "email verified");
+    Ok(())
+}
+
+/// Sends a new verification link and voids the old ones; at most
+/// [`MAX_MAILS_PER_HOUR`] an hour, silently.
+pub async fn resend_verification(state: &AppState, account_id: Uuid) -> Result<(), AccountError> {
+    let now = state.clock().now();
+    let txn = state.db().begin().await?;
+    let account = find(state, &txn, account_id).await?;
+    if account.email_verified {
+        return Ok(());
+    }
+    if tokens_issued_last_hour(&txn, account_id, token_purpose::VERIFY_EMAIL, now).await?
+        >= MAX_MAILS_PER_HOUR
+    {
+        tracing::info!(account_id = %account_id, "verification mail limit reached");
+        return Ok(());
+    }
+    void_tokens(&txn, account_id, token_purpose::VERIFY_EMAIL, now).await?;
+    let settings = state.settings();
+    let ttl = settings.verification_token_ttl;
+    let token = issue_token(
+        &txn,
+        account_id,
+        token_purpose::VERIFY_EMAIL,
+        ttl,
+        now,
+        None,
+    )
+    .await?;
+    let link = templates::action_link(&settings.public_url, "/verify-email", token.expose_secret());
+    queue_mail(
+        state,
+        &txn,
+        account_id,
+        "verify_email",
+        &account.email,
+        templates::verify_email(
+            account.language,
+            &account.username,
+            &link,
+            u32::try_from(ttl.num_hours()).unwrap_or(u32::MAX),
+        ),
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(())
+}
+
+/// Changes the username (policy and uniqueness applied).
+pub async fn change_username(
+    state: &AppState,
+    account_id: Uuid,
+    raw: &str,
+) -> Result<AccountRecord, AccountError> {
+    let username = check_username(state, raw, false)?;
+    let now = state.clock().now();
+    let txn = state.db().begin().await?;
+    let row = account::Entity::find_by_id(account_id)
+        .one(&txn)
+        .await?
+        .ok_or(AccountError::NotFound)?;
+    let bidx = username_index(state, &username);
+    let taken = account::Entity::find()
+        .filter(account::Column::UsernameBidx.eq(bidx.clone()))
+        .filter(account::Column::Id.ne(account_id))
+        .one(&txn)
+        .await?
+        .is_some();
+    if taken {
+        return Err(AccountError::UsernameTaken);
+    }
+    let mut update = row.into_active_model();
+    update.username_ct = Set(seal(state, "username", account_id, username.as_str())?);
+    update.username_bidx = Set(bidx);
+    update.updated_at = Set(now);
+    let updated = match update.update(&txn).await {
+        Ok(updated) => updated,
+        Err(err) if crate::db::is_unique_violation(&err) => {
+            return Err(AccountError::UsernameTaken);
+        }
+        Err(err) => return Err(err.into()),
+    };
+    txn.commit().await?;
+    tracing::info!(account_id = %account_id, "username changed");
+    Ok(open(state, &updated)?)
+}
+
+/// Checks the account's password; `InvalidCredentials` when wrong.
+async fn verify_password(
+    state: &AppState,
+    row: &account::Model,
+    password: &SecretString,
+) -> Result<(), AccountError> {
+    if state
+        .passwords()
+        .verify(password, Some(&row.password_hash))
+        .await?
+    {
+        Ok(())
+    } else {
+        Err(AccountError::InvalidCredentials)
+    }
+}
+
+/// Starts an email change: the password is asked again, a link goes to the
+/// new address and a notice to the old one. The change applies only when
+/// the link is used. An address that already has an account gets a notice
+/// instead of a link, and the answer is the same.
+pub async fn change_email(
+    state: &AppState,
+    account_id: Uuid,
+    new_email: &str,
+    password: &SecretString,
+) -> Result<(), AccountError> {
+    let new_email = Email::parse(new_email)?;
+    let row = account::Entity::find_by_id(account_id)
+        .one(state.db())
+        .await?
+        .ok_or(AccountError::NotFound)?;
+    verify_password(state, &row, password).await?;
+    let account = open(state, &row)?;
+    let new_bidx = email_index(state, &new_email);
+    if new_bidx == row.email_bidx {
+        return Err(AccountError::SameEmail);
+    }
+    let now = state.clock().now();
+    let txn = state.db().begin().await?;
+    if tokens_issued_last_hour(&txn, account_id, token_purpose::CHANGE_EMAIL, now).await?
+        >= MAX_MAILS_PER_HOUR
+    {
+        tracing::info!(account_id = %account_id, "email change mail limit reached");
+        return Ok(());
+    }
+    let owner = account::Entity::find()
+        .filter(account::Column::EmailBidx.eq(new_bidx.clone()))
+        .one(&txn)
+        .await?;
+    if let Some(owner) = owner {
+        queue_mail(
+            state,
+            &txn,
+            owner.id,
+            "signup_attempt_on_existing_account",
+            new_email.as_str(),
+            templates::signup_attempt_on_existing_account(Language::from_tag(&owner.language)),
+        )
+        .await?;
+        txn.commit().await?;
+        return Ok(());
+    }
+    void_tokens(&txn, account_id, token_purpose::CHANGE_EMAIL, now).await?;
+    let token_id = Uuid::new_v4();
+    let new_ct = state.cipher().encrypt_str(
+        &context("account_tokens", "new_email", token_id),
+        new_email.as_str(),
+    )?;
+    let token = issue_token(
+        &txn,
+        account_id,
+        token_purpose::CHANGE_EMAIL,
+        state.settings().verification_token_ttl,
+        now,
+        Some((new_ct, new_bidx, token_id)),
+    )
+    .await?;
+    let link = templates::action_link(
+        &state.settings().public_url,
+        "/verify-email",
+        token.expose_secret(),
+    );
+    queue_mail(
+        state,
+        &txn,
+        account_id,
+        "email_change_verify",
+        new_email.as_str(),
+        templates::email_change_verify(account.language, &account.username, &link),
+    )
+    .await?;
+    queue_mail(
+        state,
+        &txn,
+        account_id,
+        "email_change_notice",
+        &account.email,
+        templates::email_change_notice(account.language, &account.username),
+    )
+    .await?;
+    txn.commit().await?;
+    tracing::info!(account_id = %account_id, "email change requested");
+    Ok(())
+}
+
+/// Changes the password: the current one is asked, every other session
+/// ends, and a notice is mailed.
+pub async fn change_password(
+    state: &AppState,
+    account_id: Uuid,
+    current_session: Uuid,
+    current: &SecretString,
+    new: &SecretString,
+) -> Result<(), AccountError> {
+    let row = account::Entity::find_by_id(account_id)
+        .one(state.db())
+        .await?
+        .ok_or(AccountError::NotFound)?;
+    verify_password(state, &row, current).await?;
+    let account = open(state, &row)?;
+    password::check(new, &[account.username.as_str(), account.email.as_str()])?;
+    let hash = state.passwords().hash(new).await?;
+    let now = state.clock().now();
+    let txn = state.db().begin().await?;
+    let mut update = row.into_active_model();
+    update.password_hash = Set(hash);
+    update.updated_at = Set(now);
+    update.update(&txn).await?;
+    super::sessions::revoke_all_except(&txn, account_id, Some(current_session), now).await?;
+    queue_mail(
+        state,
+        &txn,
+        account_id,
+        "password_changed",
+        &account.email,
+        templates::password_changed(account.language, &account.username),
+    )
+    .await?;
+    txn.commit().await?;
+    tracing::info!(account_id = %account_id, "password changed");
+    Ok(())
+}
+
+/// Creates a verified ADMIN account (`custos create-admin`). Reserved names
+/// are allowed here: the operator is the one person who may use them.
+pub async fn create_admin(
+    state: &AppState,
+    username: &str,
+    email: &str,
+    password: SecretString,
+) -> Result<Uuid, AccountError> {
+    let username = check_username(state, username, true)?;
+    let email = Email::parse(email)?;
+    password::check(&password, &[username.as_str(), email.as_str()])?;
+    let password_hash = state.passwords().hash(&password).await?;
+    let now = state.clock().now();
+    let id = Uuid::new_v4();
+    let policy = state.policy();
+    let txn = state.db().begin().await?;
+    let row = account::ActiveModel {
+        id: Set(id),
+        username_ct: Set(seal(state, "username", id, username.as_str())?),
+        username_bidx: Set(username_index(state, &username)),
+        email_ct: Set(seal(state, "email", id, email.as_str())?),
+        email_bidx: Set(email_index(state, &email)),
+        email_verified: Set(true),
+        password_hash: Set(password_hash),
+        role: Set(Role::Admin.as_str().to_owned()),
+        language: Set(Language::default().as_tag().to_owned()),
+        age_declaration: Set(AgeDeclaration::Adult.as_str().to_owned()),
+        guardian_consent: Set(guardian::NOT_NEEDED.to_owned()),
+        guardian_email_ct: Set(None),
+        accepted_policy_version: Set(Some(policy.version.clone())),
+        status: Set(status::ACTIVE.to_owned()),
+        created_at: Set(now),
+        updated_at: Set(now),
+    };
+    if let Err(err) = row.insert(&txn).await {
+        if !crate::db::is_unique_violation(&err) {
+            return Err(err.into());
+        }
+        let taken = account::Entity::find()
+            .filter(account::Column::UsernameBidx.eq(username_index(state, &username)))
+            .one(&txn)
+            .await?;
+        return Err(if taken.is_some() {
+            AccountError::UsernameTaken
+        } else {
+            // The address belongs to someone: the operator sees this, not the public.
+            AccountError::Email(InvalidEmail)
+        });
+    }
+    for purpose in policy.purposes.iter().filter(|p| p.required) {
+        consent::append(&txn, id, policy, purpose, true, ConsentSource::Signup, now).await?;
+    }
+    txn.commit().await?;
+    tracing::info!(account_id = %id, "admin account created");
+    Ok(id)
+}

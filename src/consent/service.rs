@@ -1,0 +1,221 @@
+//! The consent ledger: append-only decisions, current state derived from
+//! the newest decision per purpose.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use entity::consent_event;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set,
+};
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use super::policy::{PolicyDocument, PurposeDefinition};
+
+/// Where a decision was made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConsentSource {
+    /// At signup.
+    Signup,
+    /// In the person's settings.
+    Settings,
+    /// When accepting a new policy version.
+    PolicyUpdate,
+}
+
+impl ConsentSource {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Signup => "SIGNUP",
+            Self::Settings => "SETTINGS",
+            Self::PolicyUpdate => "POLICY_UPDATE",
+        }
+    }
+}
+
+/// Why a consent decision was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ConsentError {
+    /// The purpose is not in the current policy.
+    #[error("unknown purpose")]
+    UnknownPurpose(String),
+    /// Required purposes cannot be withdrawn; deleting the account is the way.
+    #[error("required purpose")]
+    RequiredPurpose,
+    /// Storage failed.
+    #[error("database: {0}")]
+    Database(#[from] sea_orm::DbErr),
+}
+
+/// The current state of one purpose for one person.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsentState {
+    /// Purpose code.
+    pub purpose: String,
+    /// Whether it is granted now.
+    pub granted: bool,
+    /// The policy version of the newest decision.
+    pub policy_version: String,
+    /// When the newest decision was made.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A fingerprint of what the person was shown for a purpose: a changed
+/// definition is a different purpose, and consent never carries over to it.
+pub fn purpose_hash(purpose: &PurposeDefinition) -> Vec<u8> {
+    let mut hasher = Sha256::new();
+    let mut field = |value: &str| {
+        hasher.update((value.len() as u64).to_be_bytes());
+        hasher.update(value.as_bytes());
+    };
+    field(&purpose.code);
+    field(if purpose.required {
+        "required"
+    } else {
+        "optional"
+    });
+    field(if purpose.sensitive {
+        "sensitive"
+    } else {
+        "ordinary"
+    });
+    for language in [crate::mail::Language::ZhCn, crate::mail::Language::En] {
+        field(purpose.title.get(language));
+        field(purpose.description.get(language));
+    }
+    for category in &purpose.data_categories {
+        field(category);
+    }
+    hasher.finalize().to_vec()
+}
+
+/// SHA-256 of the policy text shown, in every language.
+pub fn policy_text_hash(policy: &PolicyDocument) -> Vec<u8> {
+    let mut hasher = Sha256::new();
+    for language in [crate::mail::Language::ZhCn, crate::mail::Language::En] {
+        let text = policy.text.get(language);
+        hasher.update((text.len() as u64).to_be_bytes());
+        hasher.update(text.as_bytes());
+    }
+    hasher.finalize().to_vec()
+}
+
+/// Appends one decision to the ledger (inside the caller's transaction).
+pub async fn append<C: ConnectionTrait>(
+    conn: &C,
+    account_id: Uuid,
+    policy: &PolicyDocument,
+    purpose: &PurposeDefinition,
+    granted: bool,
+    source: ConsentSource,
+    now: DateTime<Utc>,
+) -> Result<consent_event::Model, sea_orm::DbErr> {
+    consent_event::ActiveModel {
+        id: Set(Uuid::new_v4()),
+        account_id: Set(account_id),
+        purpose: Set(purpose.code.clone()),
+        purpose_hash: Set(purpose_hash(purpose)),
+        policy_version: Set(policy.version.clone()),
+        policy_text_hash: Set(policy_text_hash(policy)),
+        granted: Set(granted),
+        source: Set(source.as_str().to_owned()),
+        created_at: Set(now),
+    }
+    .insert(conn)
+    .await
+}
+
+/// Records a decision made in settings. Granting and withdrawing are the
+/// same single call; a required purpose cannot be withdrawn.
+pub async fn record<C: ConnectionTrait>(
+    conn: &C,
+    account_id: Uuid,
+    policy: &PolicyDocument,
+    purpose_code: &str,
+    granted: bool,
+    now: DateTime<Utc>,
+) -> Result<ConsentState, ConsentError> {
+    let purpose = policy
+        .purpose(purpose_code)
+        .ok_or_else(|| ConsentError::UnknownPurpose(purpose_code.to_owned()))?;
+    if purpose.required && !granted {
+        return Err(ConsentError::RequiredPurpose);
+    }
+    let event = append(
+        conn,
+        account_id,
+        policy,
+        purpose,
+        granted,
+        ConsentSource::Settings,
+        now,
+    )
+    .await?;
+    Ok(ConsentState {
+        purpose: event.purpose,
+        granted: event.granted,
+        policy_version: event.policy_version,
+        updated_at: event.created_at,
+    })
+}
+
+/// Every decision of a person, oldest first.
+pub async fn history<C: ConnectionTrait>(
+    conn: &C,
+    account_id: Uuid,
+) -> Result<Vec<consent_event::Model>, sea_orm::DbErr> {
+    consent_event::Entity::find()
+        .filter(consent_event::Column::AccountId.eq(account_id))
+        .order_by_asc(consent_event::Column::CreatedAt)
+        .order_by_asc(consent_event::Column::Id)
+        .all(conn)
+        .await
+}
+
+/// The current state of every purpose of the current policy. A purpose
+/// counts as granted only when the newest decision granted it AND was made
+/// for the same purpose definition: a changed purpose starts ungranted.
+pub async fn current_states<C: ConnectionTrait>(
+    conn: &C,
+    account_id: Uuid,
+    policy: &PolicyDocument,
+) -> Result<Vec<ConsentState>, sea_orm::DbErr> {
+    let events = history(conn, account_id).await?;
+    let mut newest: BTreeMap<&str, &consent_event::Model> = BTreeMap::new();
+    for event in &events {
+        newest.insert(event.purpose.as_str(), event);
+    }
+    Ok(policy
+        .purposes
+        .iter()
+        .map(|purpose| match newest.get(purpose.code.as_str()) {
+            Some(event) if event.purpose_hash == purpose_hash(purpose) => ConsentState {
+                purpose: purpose.code.clone(),
+                granted: event.granted,
+                policy_version: event.policy_version.clone(),
+                updated_at: event.created_at,
+            },
+            _ => ConsentState {
+                purpose: purpose.code.clone(),
+                granted: false,
+                policy_version: policy.version.clone(),
+                updated_at: policy.published_at,
+            },
+        })
+        .collect())
+}
+
+/// Whether `purpose` is granted now.
+pub async fn is_granted<C: ConnectionTrait>(
+    conn: &C,
+    account_id: Uuid,
+    policy: &PolicyDocument,
+    purpose: &str,
+) -> Result<bool, sea_orm::DbErr> {
+    Ok(current_states(conn, account_id, policy)
+        .await?
+        .iter()
+        .any(|state| state.purpose == purpose && state.granted))
+}

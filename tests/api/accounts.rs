@@ -1,0 +1,747 @@
+//! Accounts through HTTP: signup, verification, login, sessions, profile
+//! changes — each success and each failure code.
+
+use serde_json::{Value, json};
+
+use crate::helpers::{TestApp, error_code, link_token, spawn_app};
+
+const PASSWORD: &str = "a fine long passphrase";
+
+const SIGNUP: &str = "mutation($input: SignupInput!) { signup(input: $input) { accepted } }";
+const LOGIN: &str = "mutation($login: String!, $password: String!) {
+  login(input: { login: $login, password: $password }) {
+    token expiresAt account { id username email emailVerified role guardianConsent needsPolicyAcceptance consents { purpose granted } }
+  }
+}";
+
+async fn policy_version(app: &TestApp) -> String {
+    let body = app.gql("{ policy { version } }", json!({})).await;
+    body["data"]["policy"]["version"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+fn signup_input(version: &str, username: &str, email: &str) -> Value {
+    json!({
+        "username": username,
+        "email": email,
+        "password": PASSWORD,
+        "acceptPolicyVersion": version,
+        "age": "ADULT",
+    })
+}
+
+async fn signup(app: &TestApp, username: &str, email: &str) -> Value {
+    let version = policy_version(app).await;
+    app.gql(
+        SIGNUP,
+        json!({ "input": signup_input(&version, username, email) }),
+    )
+    .await
+}
+
+/// Signs up, verifies the address through the mailed link, signs in.
+pub async fn signed_in(app: &TestApp, username: &str, email: &str) -> String {
+    let body = signup(app, username, email).await;
+    assert_eq!(body["data"]["signup"]["accepted"], true, "{body}");
+    app.deliver_mail().await;
+    let mail = app.last_mail_to(email).expect("verification mail");
+    let token = link_token(&mail, "/verify-email").expect("verify link");
+    let body = app
+        .gql(
+            "mutation($t: String!) { verifyEmail(token: $t) }",
+            json!({ "t": token }),
+        )
+        .await;
+    assert_eq!(body["data"]["verifyEmail"], true, "{body}");
+    login(app, username, PASSWORD).await
+}
+
+async fn login(app: &TestApp, login: &str, password: &str) -> String {
+    let body = app
+        .gql(LOGIN, json!({ "login": login, "password": password }))
+        .await;
+    body["data"]["login"]["token"]
+        .as_str()
+        .unwrap_or_else(|| panic!("login failed: {body}"))
+        .to_owned()
+}
+
+#[tokio::test]
+async fn signup_verify_and_login_by_username_or_email() {
+    let app = spawn_app().await;
+    let body = signup(&app, "Zhang_San", "zhang.san@example.org").await;
+    assert_eq!(body["data"]["signup"]["accepted"], true, "{body}");
+
+    // Unverified accounts may sign in.
+    let body = app
+        .gql(LOGIN, json!({ "login": "zhangsan", "password": PASSWORD }))
+        .await;
+    let account = &body["data"]["login"]["account"];
+    assert_eq!(account["username"], "Zhang_San");
+    assert_eq!(account["email"], "zhang.san@example.org");
+    assert_eq!(account["emailVerified"], false);
+    assert_eq!(account["role"], "USER");
+    assert_eq!(account["guardianConsent"], "NOT_NEEDED");
+    assert_eq!(account["needsPolicyAcceptance"], false);
+    let consents = account["consents"].as_array().unwrap();
+    let account_purpose = consents.iter().find(|c| c["purpose"] == "account").unwrap();
+    assert_eq!(account_purpose["granted"], true);
+    let updates = consents
+        .iter()
+        .find(|c| c["purpose"] == "product_updates")
+        .unwrap();
+    assert_eq!(
+        updates["granted"], false,
+        "optional purposes are never pre-ticked"
+    );
+
+    app.deliver_mail().await;
+    let mail = app.last_mail_to("zhang.san@example.org").unwrap();
+    let token = link_token(&mail, "/verify-email").unwrap();
+    let verify = "mutation($t: String!) { verifyEmail(token: $t) }";
+    let body = app.gql(verify, json!({ "t": token })).await;
+    assert_eq!(body["data"]["verifyEmail"], true);
+    // Single use.
+    let body = app.gql(verify, json!({ "t": token })).await;
+    assert_eq!(error_code(&body), Some("INVALID_TOKEN"));
+
+    let token = login(&app, "ZHANG.SAN@example.org", PASSWORD).await;
+    let me = app
+        .gql_with_token(Some(&token), "{ me { username emailVerified } }", json!({}))
+        .await;
+    assert_eq!(me["data"]["me"]["emailVerified"], true);
+    assert_eq!(me["data"]["me"]["username"], "Zhang_San");
+}
+
+#[tokio::test]
+async fn signup_grants_only_the_purposes_asked_for() {
+    let app = spawn_app().await;
+    let version = policy_version(&app).await;
+    let mut input = signup_input(&version, "grant_tester", "grant@example.org");
+    input["grantPurposes"] = json!(["product_updates"]);
+    let body = app.gql(SIGNUP, json!({ "input": input })).await;
+    assert_eq!(body["data"]["signup"]["accepted"], true, "{body}");
+    let token = login(&app, "grant_tester", PASSWORD).await;
+    let body = app
+        .gql_with_token(Some(&token), "{ me { consents { purpose granted } } myConsentHistory { purpose granted source policyVersion } }", json!({}))
+        .await;
+    let consents = body["data"]["me"]["consents"].as_array().unwrap();
+    let granted: Vec<&str> = consents
+        .iter()
+        .filter(|c| c["granted"] == true)
+        .map(|c| c["purpose"].as_str().unwrap())
+        .collect();
+    assert_eq!(granted, vec!["account", "product_updates"]);
+    let history = body["data"]["myConsentHistory"].as_array().unwrap();
+    assert!(
+        history
+            .iter()
+            .all(|e| e["source"] == "SIGNUP" && e["policyVersion"] == version.as_str())
+    );
+}
+
+#[tokio::test]
+async fn signup_refusals_carry_contract_codes() {
+    let app = spawn_app().await;
+    let version = policy_version(&app).await;
+    let cases: Vec<(Value, &str, Option<&str>)> = vec![
+        (
+            signup_input(&version, "ab", "a@example.org"),
+            "BAD_USER_INPUT",
+            Some("username"),
+        ),
+        (
+            signup_input(&version, "bad name!", "a@example.org"),
+            "BAD_USER_INPUT",
+            Some("username"),
+        ),
+        (
+            signup_input(&version, "admin", "a@example.org"),
+            "USERNAME_NOT_ALLOWED",
+            Some("username"),
+        ),
+        (
+            signup_input(&version, "Adm1n_official", "a@example.org"),
+            "USERNAME_NOT_ALLOWED",
+            Some("username"),
+        ),
+        (
+            signup_input(&version, "sha_bi_傻逼", "a@example.org"),
+            "USERNAME_NOT_ALLOWED",
+            Some("username"),
+        ),
+        (
+            signup_input(&version, "good_name", "not-an-email"),
+            "BAD_USER_INPUT",
+            Some("email"),
+        ),
+        (
+            signup_input("1999-01-01", "good_name", "a@example.org"),
+            "POLICY_VERSION_MISMATCH",
+            Some("acceptPolicyVersion"),
+        ),
+    ];
+    for (input, code, field) in cases {
+        let body = app.gql(SIGNUP, json!({ "input": input })).await;
+        assert_eq!(error_code(&body), Some(code), "{input} -> {body}");
+        assert_eq!(
+            body["errors"][0]["extensions"]["field"].as_str(),
+            field,
+            "{body}"
+        );
+    }
+
+    let mut weak = signup_input(&version, "good_name", "a@example.org");
+    weak["password"] = json!("short");
+    let body = app.gql(SIGNUP, json!({ "input": weak })).await;
+    assert_eq!(error_code(&body), Some("WEAK_PASSWORD"));
+    assert_eq!(body["errors"][0]["extensions"]["reason"], "TOO_SHORT");
+
+    let mut common = signup_input(&version, "good_name", "a@example.org");
+    common["password"] = json!("password123");
+    let body = app.gql(SIGNUP, json!({ "input": common })).await;
+    assert_eq!(error_code(&body), Some("WEAK_PASSWORD"), "{body}");
+
+    let mut same = signup_input(&version, "good_name", "a@example.org");
+    same["password"] = json!("a@example.org");
+    let body = app.gql(SIGNUP, json!({ "input": same })).await;
+    assert_eq!(error_code(&body), Some("WEAK_PASSWORD"));
+
+    let mut unknown = signup_input(&version, "good_name", "a@example.org");
+    unknown["grantPurposes"] = json!(["no_such_purpose"]);
+    let body = app.gql(SIGNUP, json!({ "input": unknown })).await;
+    assert_eq!(error_code(&body), Some("BAD_USER_INPUT"));
+    assert_eq!(body["errors"][0]["extensions"]["field"], "grantPurposes");
+
+    let mut minor = signup_input(&version, "young_one", "young@example.org");
+    minor["age"] = json!("MINOR");
+    let body = app.gql(SIGNUP, json!({ "input": minor })).await;
+    assert_eq!(error_code(&body), Some("BAD_USER_INPUT"));
+    assert_eq!(body["errors"][0]["extensions"]["field"], "guardianEmail");
+
+    // Nothing was stored by any refused signup.
+    use sea_orm::{EntityTrait, PaginatorTrait};
+    let accounts = entity::account::Entity::find()
+        .count(app.state.db())
+        .await
+        .unwrap();
+    assert_eq!(accounts, 0);
+}
+
+#[tokio::test]
+async fn taken_email_and_new_email_get_byte_identical_answers() {
+    let app = spawn_app().await;
+    let version = policy_version(&app).await;
+    let first = signup(&app, "first_person", "owner@example.org").await;
+    assert_eq!(first["data"]["signup"]["accepted"], true, "{first}");
+    app.deliver_mail().await;
+    let before = app.mail_to("owner@example.org").len();
+
+    let raw = |input: Value| {
+        let client = app.client.clone();
+        let url = format!("{}/graphql", app.address);
+        async move {
+            client
+                .post(url)
+                .json(&json!({ "query": SIGNUP, "variables": { "input": input } }))
+                .send()
+                .await
+                .unwrap()
+                .bytes()
+                .await
+                .unwrap()
+        }
+    };
+    let taken = raw(signup_input(&version, "second_person", "Owner@Example.org")).await;
+    let fresh = raw(signup_input(&version, "third_person", "fresh@example.org")).await;
+    assert_eq!(
+        taken, fresh,
+        "the answer must not reveal which address exists"
+    );
+
+    app.deliver_mail().await;
+    let owner_mail = app.mail_to("owner@example.org");
+    assert_eq!(owner_mail.len(), before + 1, "the owner is told");
+    assert!(link_token(owner_mail.last().unwrap(), "/verify-email").is_none());
+    // No second account for the taken address.
+    use sea_orm::{EntityTrait, PaginatorTrait};
+    assert_eq!(
+        entity::account::Entity::find()
+            .count(app.state.db())
+            .await
+            .unwrap(),
+        2
+    );
+}
+
+#[tokio::test]
+async fn username_taken_is_said() {
+    let app = spawn_app().await;
+    signup(&app, "popular", "one@example.org").await;
+    let body = signup(&app, "Popular", "two@example.org").await;
+    assert_eq!(error_code(&body), Some("USERNAME_TAKEN"));
+    let body = signup(&app, "ｐｏｐｕｌａｒ", "two@example.org").await;
+    assert_eq!(error_code(&body), Some("USERNAME_TAKEN"));
+}
+
+#[tokio::test]
+async fn twenty_concurrent_signups_with_one_username_make_one_account() {
+    let app = spawn_app().await;
+    let version = policy_version(&app).await;
+    let mut tasks = Vec::new();
+    for i in 0..20 {
+        let client = app.client.clone();
+        let url = format!("{}/graphql", app.address);
+        let input = signup_input(&version, "contested", &format!("racer{i}@example.org"));
+        tasks.push(tokio::spawn(async move {
+            let response = client
+                .post(url)
+                .json(&json!({ "query": SIGNUP, "variables": { "input": input } }))
+                .send()
+                .await
+                .unwrap();
+            assert!(
+                response.status().is_success(),
+                "no 5xx: {}",
+                response.status()
+            );
+            response.json::<Value>().await.unwrap()
+        }));
+    }
+    let mut accepted = 0;
+    let mut taken = 0;
+    for task in tasks {
+        let body = task.await.unwrap();
+        if body["data"]["signup"]["accepted"] == true {
+            accepted += 1;
+        } else {
+            assert_eq!(error_code(&body), Some("USERNAME_TAKEN"), "{body}");
+            taken += 1;
+        }
+    }
+    assert_eq!((accepted, taken), (1, 19));
+    use sea_orm::{EntityTrait, PaginatorTrait};
+    assert_eq!(
+        entity::account::Entity::find()
+            .count(app.state.db())
+            .await
+            .unwrap(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn login_failures_are_all_invalid_credentials() {
+    let app = spawn_app().await;
+    signup(&app, "login_tester", "login@example.org").await;
+    for (login_name, password) in [
+        ("login_tester", "wrong password here"),
+        ("nobody_here", PASSWORD),
+        ("nobody@example.org", PASSWORD),
+        ("x", PASSWORD),
+    ] {
+        let body = app
+            .gql(LOGIN, json!({ "login": login_name, "password": password }))
+            .await;
+        assert_eq!(
+            error_code(&body),
+            Some("INVALID_CREDENTIALS"),
+            "{login_name}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn verification_tokens_expire_and_resend_voids_the_old_one() {
+    let app = spawn_app().await;
+    signup(&app, "slow_reader", "slow@example.org").await;
+    app.deliver_mail().await;
+    let first = link_token(
+        &app.last_mail_to("slow@example.org").unwrap(),
+        "/verify-email",
+    )
+    .unwrap();
+    let token = login(&app, "slow_reader", PASSWORD).await;
+
+    let body = app
+        .gql_with_token(
+            Some(&token),
+            "mutation { resendVerificationEmail }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(body["data"]["resendVerificationEmail"], true);
+    app.deliver_mail().await;
+    let second = link_token(
+        &app.last_mail_to("slow@example.org").unwrap(),
+        "/verify-email",
+    )
+    .unwrap();
+    assert_ne!(first, second);
+
+    let verify = "mutation($t: String!) { verifyEmail(token: $t) }";
+    let body = app.gql(verify, json!({ "t": first })).await;
+    assert_eq!(
+        error_code(&body),
+        Some("INVALID_TOKEN"),
+        "the old link is void"
+    );
+
+    app.clock.advance(chrono::Duration::hours(25));
+    let body = app.gql(verify, json!({ "t": second })).await;
+    assert_eq!(error_code(&body), Some("INVALID_TOKEN"), "expired");
+
+    let body = app.gql(verify, json!({ "t": "not-a-token" })).await;
+    assert_eq!(error_code(&body), Some("INVALID_TOKEN"));
+}
+
+#[tokio::test]
+async fn resend_is_limited_silently() {
+    let app = spawn_app().await;
+    signup(&app, "impatient", "impatient@example.org").await;
+    let token = login(&app, "impatient", PASSWORD).await;
+    for _ in 0..5 {
+        let body = app
+            .gql_with_token(
+                Some(&token),
+                "mutation { resendVerificationEmail }",
+                json!({}),
+            )
+            .await;
+        assert_eq!(body["data"]["resendVerificationEmail"], true);
+    }
+    app.deliver_mail().await;
+    // One at signup, then resends up to three an hour in all.
+    assert_eq!(app.mail_to("impatient@example.org").len(), 3);
+}
+
+#[tokio::test]
+async fn sessions_can_be_listed_revoked_and_logged_out() {
+    let app = spawn_app().await;
+    let first = signed_in(&app, "many_devices", "devices@example.org").await;
+    let second = login(&app, "many_devices", PASSWORD).await;
+    assert_ne!(first, second, "a new token at every login");
+
+    let body = app
+        .gql_with_token(Some(&first), "{ mySessions { id current } }", json!({}))
+        .await;
+    let sessions = body["data"]["mySessions"].as_array().unwrap();
+    assert_eq!(sessions.len(), 2);
+    let other = sessions.iter().find(|s| s["current"] == false).unwrap()["id"].clone();
+
+    let body = app
+        .gql_with_token(
+            Some(&first),
+            "mutation($id: ID!) { revokeSession(id: $id) }",
+            json!({ "id": other }),
+        )
+        .await;
+    assert_eq!(body["data"]["revokeSession"], true);
+    let me = app
+        .gql_with_token(Some(&second), "{ me { id } }", json!({}))
+        .await;
+    assert!(me["data"]["me"].is_null(), "revoked session is anonymous");
+
+    // Someone else's session id, or a malformed one, is NOT_FOUND.
+    let stranger = signed_in(&app, "stranger_x", "stranger@example.org").await;
+    let body = app
+        .gql_with_token(Some(&first), "{ mySessions { id } }", json!({}))
+        .await;
+    let mine = body["data"]["mySessions"][0]["id"].clone();
+    let body = app
+        .gql_with_token(
+            Some(&stranger),
+            "mutation($id: ID!) { revokeSession(id: $id) }",
+            json!({ "id": mine }),
+        )
+        .await;
+    assert_eq!(error_code(&body), Some("NOT_FOUND"));
+    let body = app
+        .gql_with_token(
+            Some(&stranger),
+            "mutation { revokeSession(id: \"nope\") }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(error_code(&body), Some("NOT_FOUND"));
+
+    let body = app
+        .gql_with_token(Some(&first), "mutation { logout }", json!({}))
+        .await;
+    assert_eq!(body["data"]["logout"], true);
+    let me = app
+        .gql_with_token(Some(&first), "{ me { id } }", json!({}))
+        .await;
+    assert!(me["data"]["me"].is_null());
+    let body = app
+        .gql_with_token(Some(&first), "mutation { logout }", json!({}))
+        .await;
+    assert_eq!(error_code(&body), Some("UNAUTHENTICATED"));
+    let body = app.gql("{ mySessions { id } }", json!({})).await;
+    assert_eq!(error_code(&body), Some("UNAUTHENTICATED"));
+}
+
+#[tokio::test]
+async fn sessions_end_after_idle_time_and_lifetime() {
+    let app = spawn_app().await;
+    let token = signed_in(&app, "sleepy_user", "sleepy@example.org").await;
+    app.clock.advance(chrono::Duration::minutes(29));
+    let me = app
+        .gql_with_token(Some(&token), "{ me { id } }", json!({}))
+        .await;
+    assert!(me["data"]["me"].is_object(), "still live: {me}");
+    app.clock.advance(chrono::Duration::minutes(31));
+    let me = app
+        .gql_with_token(Some(&token), "{ me { id } }", json!({}))
+        .await;
+    assert!(me["data"]["me"].is_null(), "idle too long");
+
+    let token = login(&app, "sleepy_user", PASSWORD).await;
+    for _ in 0..25 {
+        app.clock.advance(chrono::Duration::minutes(29));
+        let _ = app
+            .gql_with_token(Some(&token), "{ me { id } }", json!({}))
+            .await;
+    }
+    let me = app
+        .gql_with_token(Some(&token), "{ me { id } }", json!({}))
+        .await;
+    assert!(me["data"]["me"].is_null(), "past the absolute lifetime");
+}
+
+#[tokio::test]
+async fn login_sets_an_http_only_cookie_that_authenticates() {
+    let app = spawn_app().await;
+    signed_in(&app, "cookie_user", "cookie@example.org").await;
+    let response = app
+        .browser
+        .post(format!("{}/graphql", app.address))
+        .json(&json!({ "query": LOGIN, "variables": { "login": "cookie_user", "password": PASSWORD } }))
+        .send()
+        .await
+        .unwrap();
+    let cookie = response.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(cookie.starts_with("custos_session="));
+    assert!(cookie.contains("HttpOnly"));
+    assert!(cookie.contains("SameSite=Lax"));
+    // The browser keeps cookies: no bearer token needed now.
+    let me: Value = app
+        .browser
+        .post(format!("{}/graphql", app.address))
+        .json(&json!({ "query": "{ me { username } }" }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(me["data"]["me"]["username"], "cookie_user");
+}
+
+#[tokio::test]
+async fn change_password_ends_other_sessions_and_mails_a_notice() {
+    let app = spawn_app().await;
+    let current = signed_in(&app, "pw_changer", "pw@example.org").await;
+    let other = login(&app, "pw_changer", PASSWORD).await;
+    let mutation = "mutation($c: String!, $n: String!) { changePassword(currentPassword: $c, newPassword: $n) }";
+
+    let body = app
+        .gql_with_token(
+            Some(&current),
+            mutation,
+            json!({ "c": "wrong one entirely", "n": "another fine passphrase" }),
+        )
+        .await;
+    assert_eq!(error_code(&body), Some("INVALID_CREDENTIALS"));
+    let body = app
+        .gql_with_token(
+            Some(&current),
+            mutation,
+            json!({ "c": PASSWORD, "n": "short" }),
+        )
+        .await;
+    assert_eq!(error_code(&body), Some("WEAK_PASSWORD"));
+    let body = app
+        .gql(
+            mutation,
+            json!({ "c": PASSWORD, "n": "another fine passphrase" }),
+        )
+        .await;
+    assert_eq!(error_code(&body), Some("UNAUTHENTICATED"));
+
+    let body = app
+        .gql_with_token(
+            Some(&current),
+            mutation,
+            json!({ "c": PASSWORD, "n": "another fine passphrase" }),
+        )
+        .await;
+    assert_eq!(body["data"]["changePassword"], true, "{body}");
+    let me = app
+        .gql_with_token(Some(&other), "{ me { id } }", json!({}))
+        .await;
+    assert!(me["data"]["me"].is_null(), "other sessions ended");
+    let me = app
+        .gql_with_token(Some(&current), "{ me { id } }", json!({}))
+        .await;
+    assert!(me["data"]["me"].is_object(), "this session stays");
+
+    login(&app, "pw_changer", "another fine passphrase").await;
+    let body = app
+        .gql(
+            LOGIN,
+            json!({ "login": "pw_changer", "password": PASSWORD }),
+        )
+        .await;
+    assert_eq!(error_code(&body), Some("INVALID_CREDENTIALS"));
+
+    app.deliver_mail().await;
+    let notice = app.last_mail_to("pw@example.org").unwrap();
+    assert!(link_token(&notice, "/verify-email").is_none());
+    assert!(!notice.decoded_text().contains("another fine passphrase"));
+}
+
+#[tokio::test]
+async fn change_username_applies_policy_and_uniqueness() {
+    let app = spawn_app().await;
+    let token = signed_in(&app, "old_name", "rename@example.org").await;
+    signup(&app, "occupied", "occupied@example.org").await;
+    let mutation = "mutation($u: String!) { changeUsername(username: $u) { username } }";
+    let body = app
+        .gql_with_token(Some(&token), mutation, json!({ "u": "New.Name" }))
+        .await;
+    assert_eq!(body["data"]["changeUsername"]["username"], "New.Name");
+    let body = app
+        .gql_with_token(Some(&token), mutation, json!({ "u": "OCCUPIED" }))
+        .await;
+    assert_eq!(error_code(&body), Some("USERNAME_TAKEN"));
+    let body = app
+        .gql_with_token(Some(&token), mutation, json!({ "u": "support_team" }))
+        .await;
+    assert_eq!(error_code(&body), Some("USERNAME_NOT_ALLOWED"));
+    let body = app
+        .gql_with_token(Some(&token), mutation, json!({ "u": "x" }))
+        .await;
+    assert_eq!(error_code(&body), Some("BAD_USER_INPUT"));
+    let body = app.gql(mutation, json!({ "u": "anonymous_try" })).await;
+    assert_eq!(error_code(&body), Some("UNAUTHENTICATED"));
+    login(&app, "new_name", PASSWORD).await;
+}
+
+#[tokio::test]
+async fn change_email_needs_the_password_and_the_new_address_proven() {
+    let app = spawn_app().await;
+    let token = signed_in(&app, "mover", "old.home@example.org").await;
+    let mutation = "mutation($e: String!, $p: String!) { changeEmail(newEmail: $e, password: $p) }";
+
+    let body = app
+        .gql_with_token(
+            Some(&token),
+            mutation,
+            json!({ "e": "new.home@example.org", "p": "not my password" }),
+        )
+        .await;
+    assert_eq!(error_code(&body), Some("INVALID_CREDENTIALS"));
+    let body = app
+        .gql_with_token(
+            Some(&token),
+            mutation,
+            json!({ "e": "nonsense", "p": PASSWORD }),
+        )
+        .await;
+    assert_eq!(error_code(&body), Some("BAD_USER_INPUT"));
+    assert_eq!(body["errors"][0]["extensions"]["field"], "newEmail");
+    let body = app
+        .gql_with_token(
+            Some(&token),
+            mutation,
+            json!({ "e": "OLD.home@example.org", "p": PASSWORD }),
+        )
+        .await;
+    assert_eq!(error_code(&body), Some("BAD_USER_INPUT"));
+
+    let body = app
+        .gql_with_token(
+            Some(&token),
+            mutation,
+            json!({ "e": "new.home@example.org", "p": PASSWORD }),
+        )
+        .await;
+    assert_eq!(body["data"]["changeEmail"], true, "{body}");
+    // Nothing changes until the new address is proven.
+    let me = app
+        .gql_with_token(Some(&token), "{ me { email } }", json!({}))
+        .await;
+    assert_eq!(me["data"]["me"]["email"], "old.home@example.org");
+
+    app.deliver_mail().await;
+    assert!(
+        app.last_mail_to("old.home@example.org").is_some(),
+        "notice to the old address"
+    );
+    let link = link_token(
+        &app.last_mail_to("new.home@example.org").unwrap(),
+        "/verify-email",
+    )
+    .unwrap();
+    let body = app
+        .gql(
+            "mutation($t: String!) { verifyEmail(token: $t) }",
+            json!({ "t": link }),
+        )
+        .await;
+    assert_eq!(body["data"]["verifyEmail"], true);
+    let me = app
+        .gql_with_token(Some(&token), "{ me { email emailVerified } }", json!({}))
+        .await;
+    assert_eq!(me["data"]["me"]["email"], "new.home@example.org");
+    login(&app, "new.home@example.org", PASSWORD).await;
+    let body = app
+        .gql(
+            LOGIN,
+            json!({ "login": "old.home@example.org", "password": PASSWORD }),
+        )
+        .await;
+    assert_eq!(error_code(&body), Some("INVALID_CREDENTIALS"));
+}
+
+#[tokio::test]
+async fn minors_wait_for_their_guardian() {
+    let app = spawn_app().await;
+    let version = policy_version(&app).await;
+    let mut input = signup_input(&version, "young_reader", "young@example.org");
+    input["age"] = json!("MINOR");
+    input["guardianEmail"] = json!("parent@example.org");
+    let body = app.gql(SIGNUP, json!({ "input": input })).await;
+    assert_eq!(body["data"]["signup"]["accepted"], true, "{body}");
+    app.deliver_mail().await;
+    assert!(
+        link_token(
+            &app.last_mail_to("parent@example.org").unwrap(),
+            "/guardian-consent"
+        )
+        .is_some()
+    );
+
+    let token = login(&app, "young_reader", PASSWORD).await;
+    let me = app
+        .gql_with_token(Some(&token), "{ me { guardianConsent } }", json!({}))
+        .await;
+    assert_eq!(me["data"]["me"]["guardianConsent"], "PENDING");
+    let body = app
+        .gql_with_token(Some(&token), "{ mySessions { id } }", json!({}))
+        .await;
+    assert_eq!(error_code(&body), Some("GUARDIAN_CONSENT_PENDING"));
+}
+
+#[tokio::test]
+async fn database_holds_no_plaintext_after_signup() {
+    let app = spawn_app().await;
+    signed_in(&app, "hidden_person", "hidden.person@example.org").await;
+    crate::storage::assert_no_plaintext(&app, &["hidden_person", "hidden.person", "hidden"]).await;
+}
