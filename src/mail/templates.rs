@@ -218,28 +218,33 @@ enum Block {
     Link { label: &'static str, url: String },
 }
 
-/// A mail being written: blocks in order, then the shared footer.
-struct Draft {
+/// A mail being written: blocks in order, then the shared footer. Domains
+/// write their own templates with it (e.g. `src/tickets/templates.rs`), so
+/// every mail has the same shape and escaping.
+pub struct Draft {
     lang: Language,
-    subject: &'static str,
+    subject: String,
     blocks: Vec<Block>,
 }
 
 impl Draft {
-    fn new(lang: Language, subject: &'static str) -> Self {
+    /// Starts a mail in `lang` with a subject.
+    pub fn new(lang: Language, subject: impl Into<String>) -> Self {
         Self {
             lang,
-            subject,
+            subject: subject.into(),
             blocks: Vec::new(),
         }
     }
 
-    fn para(mut self, text: impl Into<String>) -> Self {
+    /// Adds a paragraph (plain text; escaped for HTML).
+    pub fn para(mut self, text: impl Into<String>) -> Self {
         self.blocks.push(Block::Paragraph(text.into()));
         self
     }
 
-    fn link(mut self, label: &'static str, url: &str) -> Self {
+    /// Adds a link with a label; the bare URL is repeated for copying.
+    pub fn link(mut self, label: &'static str, url: &str) -> Self {
         self.blocks.push(Block::Link {
             label,
             url: url.to_owned(),
@@ -247,7 +252,8 @@ impl Draft {
         self
     }
 
-    fn render(self) -> RenderedMail {
+    /// Renders text and HTML with the shared footer.
+    pub fn render(self) -> RenderedMail {
         let footer = match self.lang {
             Language::ZhCn => "此邮件由系统自动发送，请勿直接回复。",
             Language::En => "This email was sent automatically; please do not reply to it.",
@@ -256,7 +262,7 @@ impl Draft {
         let mut html = format!(
             "<!DOCTYPE html>\n<html lang=\"{}\">\n<head><meta charset=\"utf-8\"><title>{}</title></head>\n<body>\n",
             self.lang.as_tag(),
-            escape_html(self.subject)
+            escape_html(&self.subject)
         );
         for block in &self.blocks {
             match block {
@@ -285,7 +291,7 @@ impl Draft {
             escape_html(footer)
         ));
         RenderedMail {
-            subject: self.subject.to_owned(),
+            subject: self.subject,
             text,
             html: Some(html),
         }
