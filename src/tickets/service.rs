@@ -1,0 +1,855 @@
+//! Ticket rules and their transactions. Subject, bodies and guest contact
+//! details are encrypted and decrypted here and nowhere else: callers get
+//! [`TicketRecord`]s with plaintext, the database holds only ciphertext.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use entity::{account, ticket, ticket_message};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait, Order, PaginatorTrait,
+    QueryFilter, QueryOrder, QuerySelect, Set, TransactionTrait, sea_query::Expr,
+};
+use uuid::Uuid;
+
+use super::{Author, Category, Status, templates};
+use crate::{
+    accounts::{
+        Role,
+        email::Email,
+        service::{self as accounts, AccountError, status as account_status},
+        sessions::Viewer,
+    },
+    audit::service::{self as audit, AuditRecord},
+    crypto::{CryptoError, FieldContext, normalise_email, random_bytes},
+    mail::{
+        Language, MailError,
+        outbox::{self, OutgoingMail},
+    },
+    state::AppState,
+};
+
+/// Longest subject, in characters.
+pub const MAX_SUBJECT_CHARS: usize = 200;
+/// Longest message body, in characters.
+pub const MAX_BODY_CHARS: usize = 10_000;
+/// Longest name a guest may give, in characters.
+pub const MAX_CONTACT_USERNAME_CHARS: usize = 64;
+/// Longest reason staff may give for revealing an address, in characters.
+pub const MAX_REVEAL_REASON_CHARS: usize = 500;
+/// The audit action of [`reveal_contact`].
+pub const REVEAL_CONTACT_ACTION: &str = "ticket.reveal_contact";
+
+/// Characters of a reference: digits and capitals without 0/O and 1/I,
+/// which people misread on the phone. 32 of them, so one random byte masked
+/// to five bits picks one uniformly.
+const REFERENCE_ALPHABET: &[u8; 32] = b"23456789ABCDEFGHJKLMNPQRSTUVWXYZ";
+/// Characters after `T-`: 32^6, about a billion references.
+const REFERENCE_LENGTH: usize = 6;
+/// Collisions are rare; a run of them means something else is wrong.
+const MAX_REFERENCE_ATTEMPTS: usize = 5;
+
+const TICKETS: &str = "tickets";
+const MESSAGES: &str = "ticket_messages";
+/// Blind-index field shared with account and outbox addresses, so one
+/// lookup finds everything held about an address.
+const EMAIL_INDEX: &str = accounts::EMAIL_INDEX;
+
+/// What can go wrong with a ticket operation.
+#[derive(Debug, thiserror::Error)]
+pub enum TicketError {
+    /// The subject is empty or too long.
+    #[error("subject: {0}")]
+    Subject(&'static str),
+    /// A message body is empty or too long.
+    #[error("body: {0}")]
+    Body(&'static str),
+    /// The guest's name is too long or has control characters.
+    #[error("contact username")]
+    ContactUsername,
+    /// The guest's address is malformed.
+    #[error("contact email")]
+    ContactEmail,
+    /// A signed-in person gave contact details (their account's are used).
+    #[error("contact details are for guests only")]
+    ContactForGuestsOnly(&'static str),
+    /// Staff gave no reason, or too long a one, for revealing an address.
+    #[error("reveal reason: {0}")]
+    Reason(&'static str),
+    /// The ticket is closed and takes no more messages.
+    #[error("ticket closed")]
+    Closed,
+    /// No such ticket, or not one the caller may see.
+    #[error("ticket not found")]
+    NotFound,
+    /// The ticket has no address to reveal.
+    #[error("no contact email")]
+    NoContactEmail,
+    /// Every reference drawn was taken.
+    #[error("no free reference after {MAX_REFERENCE_ATTEMPTS} attempts")]
+    ReferencesExhausted,
+    /// Storage failed.
+    #[error("database: {0}")]
+    Database(#[from] sea_orm::DbErr),
+    /// Encryption failed.
+    #[error("crypto: {0}")]
+    Crypto(#[from] CryptoError),
+    /// Mail could not be queued.
+    #[error("mail: {0}")]
+    Mail(#[from] MailError),
+}
+
+impl From<AccountError> for TicketError {
+    fn from(err: AccountError) -> Self {
+        match err {
+            AccountError::Database(err) => Self::Database(err),
+            AccountError::Crypto(err) => Self::Crypto(err),
+            AccountError::Mail(err) => Self::Mail(err),
+            // Loading an account can fail only as above or by its absence.
+            _ => Self::NotFound,
+        }
+    }
+}
+
+/// Why no reply can be mailed for a ticket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CannotReply {
+    /// A guest gave no address (or the filing account no longer exists).
+    NoEmail,
+    /// The account's address is not verified yet.
+    EmailNotVerified,
+    /// The account is scheduled for deletion: processing has stopped.
+    DeletionScheduled,
+}
+
+/// What staff see of who filed a ticket.
+#[derive(Clone)]
+pub struct RequesterView {
+    /// The account's username, or the name a guest gave.
+    pub username: Option<String>,
+    /// The address with most of its local part hidden, e.g. `z***@example.com`.
+    pub email_masked: Option<String>,
+}
+
+/// One decrypted message.
+#[derive(Clone)]
+pub struct MessageRecord {
+    /// Random id.
+    pub id: Uuid,
+    /// Who wrote it.
+    pub author: Author,
+    /// The text.
+    pub body: String,
+    /// When it was written.
+    pub created_at: DateTime<Utc>,
+}
+
+/// A decrypted ticket with its thread, as resolvers see it.
+#[derive(Clone)]
+pub struct TicketRecord {
+    /// Random id.
+    pub id: Uuid,
+    /// Short human reference.
+    pub reference: String,
+    /// What it is about.
+    pub category: Category,
+    /// Where it stands.
+    pub status: Status,
+    /// The subject line.
+    pub subject: String,
+    /// `Ok` when a reply can be mailed, else why not.
+    pub can_reply: Result<(), CannotReply>,
+    /// When it was filed.
+    pub created_at: DateTime<Utc>,
+    /// Last message or status change.
+    pub updated_at: DateTime<Utc>,
+    /// The thread, oldest first.
+    pub messages: Vec<MessageRecord>,
+    /// Filled only for staff callers.
+    pub requester: Option<RequesterView>,
+}
+
+impl std::fmt::Debug for TicketRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TicketRecord")
+            .field("id", &self.id)
+            .field("category", &self.category)
+            .field("status", &self.status)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A new ticket as the person filed it.
+pub struct NewTicket {
+    /// What it is about.
+    pub category: Category,
+    /// Subject as typed.
+    pub subject: String,
+    /// First message as typed.
+    pub body: String,
+    /// Guests only: the name they gave.
+    pub contact_username: Option<String>,
+    /// Guests only: the address they gave.
+    pub contact_email: Option<String>,
+    /// Language of the request, used to mail a guest.
+    pub language: Language,
+}
+
+fn context(table: &'static str, column: &'static str, row_id: Uuid) -> FieldContext<'static> {
+    FieldContext {
+        table,
+        column,
+        row_id,
+    }
+}
+
+fn seal(
+    state: &AppState,
+    table: &'static str,
+    column: &'static str,
+    id: Uuid,
+    value: &str,
+) -> Result<Vec<u8>, CryptoError> {
+    state
+        .cipher()
+        .encrypt_str(&context(table, column, id), value)
+}
+
+fn unseal(
+    state: &AppState,
+    table: &'static str,
+    column: &'static str,
+    id: Uuid,
+    stored: &[u8],
+) -> Result<String, CryptoError> {
+    state
+        .cipher()
+        .decrypt_str(&context(table, column, id), stored)
+}
+
+fn is_staff(viewer: &Viewer) -> bool {
+    matches!(viewer.role, Role::Support | Role::Admin)
+}
+
+/// Trims free text and checks it is non-empty and at most `max` characters.
+fn checked_text(raw: &str, max: usize) -> Result<String, &'static str> {
+    let text = raw.trim();
+    if text.is_empty() {
+        Err("empty")
+    } else if text.chars().count() > max {
+        Err("too long")
+    } else {
+        Ok(text.to_owned())
+    }
+}
+
+/// A subject within the limits.
+fn checked_subject(raw: &str) -> Result<String, TicketError> {
+    checked_text(raw, MAX_SUBJECT_CHARS).map_err(TicketError::Subject)
+}
+
+/// A message body within the limits.
+fn checked_body(raw: &str) -> Result<String, TicketError> {
+    checked_text(raw, MAX_BODY_CHARS).map_err(TicketError::Body)
+}
+
+/// A guest's optional contact details: blank means not given.
+fn checked_guest_contact(
+    username: Option<&str>,
+    email: Option<&str>,
+) -> Result<(Option<String>, Option<Email>), TicketError> {
+    let username = match username.map(str::trim).filter(|u| !u.is_empty()) {
+        Some(name)
+            if name.chars().count() > MAX_CONTACT_USERNAME_CHARS
+                || name.chars().any(char::is_control) =>
+        {
+            return Err(TicketError::ContactUsername);
+        }
+        other => other.map(str::to_owned),
+    };
+    let email = match email.map(str::trim).filter(|e| !e.is_empty()) {
+        Some(raw) => Some(Email::parse(raw).map_err(|_| TicketError::ContactEmail)?),
+        None => None,
+    };
+    Ok((username, email))
+}
+
+/// A fresh random reference such as `T-7K3Q9M`.
+pub fn new_reference() -> Result<String, CryptoError> {
+    let bytes = random_bytes::<REFERENCE_LENGTH>()?;
+    let mut reference = String::with_capacity(2 + REFERENCE_LENGTH);
+    reference.push_str("T-");
+    for byte in bytes {
+        reference.push(char::from(REFERENCE_ALPHABET[usize::from(byte & 0x1f)]));
+    }
+    Ok(reference)
+}
+
+/// `z***@example.com`: the first character of the local part and the domain.
+pub fn mask_email(email: &str) -> String {
+    match email.rsplit_once('@') {
+        Some((local, domain)) => {
+            let first: String = local.chars().take(1).collect();
+            format!("{first}***@{domain}")
+        }
+        None => "***".to_owned(),
+    }
+}
+
+/// Whether a reply to `row` can be mailed. `account` is the filing account
+/// row when the ticket has one. The one place this is decided: `canReply`
+/// shows it and [`add_message`] obeys it.
+pub fn reply_check(
+    row: &ticket::Model,
+    account: Option<&account::Model>,
+) -> Result<(), CannotReply> {
+    match (row.account_id, account) {
+        (Some(_), Some(account)) if account.status == account_status::DELETION_SCHEDULED => {
+            Err(CannotReply::DeletionScheduled)
+        }
+        (Some(_), Some(account)) if !account.email_verified => Err(CannotReply::EmailNotVerified),
+        (Some(_), Some(_)) => Ok(()),
+        (Some(_), None) => Err(CannotReply::NoEmail),
+        (None, _) if row.contact_email_ct.is_some() => Ok(()),
+        (None, _) => Err(CannotReply::NoEmail),
+    }
+}
+
+/// Decrypts tickets with their threads, loading their accounts and
+/// messages in one query each. `staff` adds what staff see of the requester.
+async fn records<C: ConnectionTrait>(
+    state: &AppState,
+    conn: &C,
+    rows: Vec<ticket::Model>,
+    staff: bool,
+) -> Result<Vec<TicketRecord>, TicketError> {
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    let account_ids: Vec<Uuid> = rows.iter().filter_map(|r| r.account_id).collect();
+    let accounts: HashMap<Uuid, account::Model> = if account_ids.is_empty() {
+        HashMap::new()
+    } else {
+        account::Entity::find()
+            .filter(account::Column::Id.is_in(account_ids))
+            .all(conn)
+            .await?
+            .into_iter()
+            .map(|a| (a.id, a))
+            .collect()
+    };
+    let mut threads: HashMap<Uuid, Vec<MessageRecord>> = HashMap::new();
+    for message in ticket_message::Entity::find()
+        .filter(ticket_message::Column::TicketId.is_in(rows.iter().map(|r| r.id)))
+        .order_by_asc(ticket_message::Column::TicketId)
+        .order_by_asc(ticket_message::Column::Seq)
+        .all(conn)
+        .await?
+    {
+        threads
+            .entry(message.ticket_id)
+            .or_default()
+            .push(MessageRecord {
+                id: message.id,
+                author: Author::from_stored(&message.author),
+                body: unseal(state, MESSAGES, "body", message.id, &message.body_ct)?,
+                created_at: message.created_at,
+            });
+    }
+    let mut records = Vec::with_capacity(rows.len());
+    for row in rows {
+        let account = row.account_id.and_then(|id| accounts.get(&id));
+        let requester = if staff {
+            Some(match account {
+                Some(account) => {
+                    let account = accounts::open(state, account)?;
+                    RequesterView {
+                        username: Some(account.username),
+                        email_masked: Some(mask_email(&account.email)),
+                    }
+                }
+                None => RequesterView {
+                    username: match &row.contact_username_ct {
+                        Some(ct) => Some(unseal(state, TICKETS, "contact_username", row.id, ct)?),
+                        None => None,
+                    },
+                    email_masked: match &row.contact_email_ct {
+                        Some(ct) => Some(mask_email(&unseal(
+                            state,
+                            TICKETS,
+                            "contact_email",
+                            row.id,
+                            ct,
+                        )?)),
+                        None => None,
+                    },
+                },
+            })
+        } else {
+            None
+        };
+        records.push(TicketRecord {
+            id: row.id,
+            subject: unseal(state, TICKETS, "subject", row.id, &row.subject_ct)?,
+            can_reply: reply_check(&row, account),
+            messages: threads.remove(&row.id).unwrap_or_default(),
+            reference: row.reference,
+            category: Category::from_stored(&row.category),
+            status: Status::from_stored(&row.status),
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+            requester,
+        });
+    }
+    Ok(records)
+}
+
+/// Decrypts one ticket for `viewer`.
+async fn record<C: ConnectionTrait>(
+    state: &AppState,
+    conn: &C,
+    row: ticket::Model,
+    viewer: Option<&Viewer>,
+) -> Result<TicketRecord, TicketError> {
+    records(state, conn, vec![row], viewer.is_some_and(is_staff))
+        .await?
+        .pop()
+        .ok_or(TicketError::NotFound)
+}
+
+/// Loads a ticket the viewer may act on, with the role they act in: the
+/// owner as requester, else staff; anyone else gets `NotFound`, like an
+/// unknown id.
+async fn accessible<C: ConnectionTrait>(
+    conn: &C,
+    viewer: &Viewer,
+    id: Uuid,
+) -> Result<(ticket::Model, Author), TicketError> {
+    let row = ticket::Entity::find_by_id(id)
+        .one(conn)
+        .await?
+        .ok_or(TicketError::NotFound)?;
+    if row.account_id == Some(viewer.account_id) {
+        Ok((row, Author::Requester))
+    } else if is_staff(viewer) {
+        Ok((row, Author::Staff))
+    } else {
+        Err(TicketError::NotFound)
+    }
+}
+
+/// Files a ticket: from the viewer's account when signed in, else as a
+/// guest with the contact details given.
+pub async fn create(
+    state: &AppState,
+    viewer: Option<&Viewer>,
+    request: NewTicket,
+) -> Result<TicketRecord, TicketError> {
+    create_with_references(state, viewer, request, new_reference).await
+}
+
+/// [`create`] with the source of references passed in, so a collision can
+/// be forced in tests. A reference that is taken fails the insert on the
+/// unique index; the whole transaction is then retried with a new one
+/// (PostgreSQL aborts a transaction at its first error).
+pub async fn create_with_references(
+    state: &AppState,
+    viewer: Option<&Viewer>,
+    request: NewTicket,
+    mut next_reference: impl FnMut() -> Result<String, CryptoError>,
+) -> Result<TicketRecord, TicketError> {
+    let subject = checked_subject(&request.subject)?;
+    let body = checked_body(&request.body)?;
+    let (contact_username, contact_email) = match viewer {
+        Some(_) => {
+            let given =
+                |value: &Option<String>| value.as_deref().is_some_and(|v| !v.trim().is_empty());
+            if given(&request.contact_email) {
+                return Err(TicketError::ContactForGuestsOnly("contactEmail"));
+            }
+            if given(&request.contact_username) {
+                return Err(TicketError::ContactForGuestsOnly("contactUsername"));
+            }
+            (None, None)
+        }
+        None => checked_guest_contact(
+            request.contact_username.as_deref(),
+            request.contact_email.as_deref(),
+        )?,
+    };
+
+    for _ in 0..MAX_REFERENCE_ATTEMPTS {
+        let reference = next_reference()?;
+        let now = state.clock().now();
+        let id = Uuid::new_v4();
+        let row = ticket::ActiveModel {
+            id: Set(id),
+            reference: Set(reference),
+            account_id: Set(viewer.map(|v| v.account_id)),
+            category: Set(request.category.as_str().to_owned()),
+            status: Set(Status::Open.as_str().to_owned()),
+            subject_ct: Set(seal(state, TICKETS, "subject", id, &subject)?),
+            contact_username_ct: Set(match &contact_username {
+                Some(name) => Some(seal(state, TICKETS, "contact_username", id, name)?),
+                None => None,
+            }),
+            contact_email_ct: Set(match &contact_email {
+                Some(email) => Some(seal(state, TICKETS, "contact_email", id, email.as_str())?),
+                None => None,
+            }),
+            contact_email_bidx: Set(contact_email.as_ref().map(|email| {
+                state
+                    .blind()
+                    .compute(EMAIL_INDEX, &normalise_email(email.as_str()))
+            })),
+            language: Set(request.language.as_tag().to_owned()),
+            created_at: Set(now),
+            updated_at: Set(now),
+        };
+        let txn = state.db().begin().await?;
+        let inserted = match row.insert(&txn).await {
+            Ok(inserted) => inserted,
+            Err(err) if crate::db::is_unique_violation(&err) => {
+                tracing::info!("ticket reference collision, drawing another");
+                txn.rollback().await?;
+                continue;
+            }
+            Err(err) => return Err(err.into()),
+        };
+        append_message(state, &txn, id, Author::Requester, None, &body, now).await?;
+        match txn.commit().await {
+            Ok(()) => {}
+            Err(err) if crate::db::is_unique_violation(&err) => continue,
+            Err(err) => return Err(err.into()),
+        }
+        tracing::info!(
+            ticket_id = %id,
+            account_id = ?inserted.account_id,
+            category = inserted.category.as_str(),
+            "ticket filed"
+        );
+        return record(state, state.db(), inserted, viewer).await;
+    }
+    Err(TicketError::ReferencesExhausted)
+}
+
+/// Appends a message at the end of the thread. Callers first update the
+/// ticket row in the same transaction, which on PostgreSQL locks it until
+/// commit, so two messages never draw the same position.
+async fn append_message<C: ConnectionTrait>(
+    state: &AppState,
+    conn: &C,
+    ticket_id: Uuid,
+    author: Author,
+    staff_id: Option<Uuid>,
+    body: &str,
+    now: DateTime<Utc>,
+) -> Result<(), TicketError> {
+    let count = ticket_message::Entity::find()
+        .filter(ticket_message::Column::TicketId.eq(ticket_id))
+        .count(conn)
+        .await?;
+    let seq = i32::try_from(count + 1).map_err(|_| TicketError::Body("too many messages"))?;
+    let id = Uuid::new_v4();
+    ticket_message::ActiveModel {
+        id: Set(id),
+        ticket_id: Set(ticket_id),
+        seq: Set(seq),
+        author: Set(author.as_str().to_owned()),
+        staff_id: Set(staff_id),
+        body_ct: Set(seal(state, MESSAGES, "body", id, body)?),
+        created_at: Set(now),
+    }
+    .insert(conn)
+    .await?;
+    Ok(())
+}
+
+/// Moves a ticket to `status` unless it is closed; `false` when it was
+/// closed (also by a concurrent request: the condition is in the update).
+async fn set_status_unless_closed<C: ConnectionTrait>(
+    conn: &C,
+    id: Uuid,
+    status: Status,
+    now: DateTime<Utc>,
+) -> Result<bool, sea_orm::DbErr> {
+    let result = ticket::Entity::update_many()
+        .col_expr(ticket::Column::Status, Expr::value(status.as_str()))
+        .col_expr(ticket::Column::UpdatedAt, Expr::value(now))
+        .filter(ticket::Column::Id.eq(id))
+        .filter(ticket::Column::Status.ne(Status::Closed.as_str()))
+        .exec(conn)
+        .await?;
+    Ok(result.rows_affected > 0)
+}
+
+/// The viewer's own tickets, newest first.
+pub async fn mine(state: &AppState, viewer: &Viewer) -> Result<Vec<TicketRecord>, TicketError> {
+    let rows = ticket::Entity::find()
+        .filter(ticket::Column::AccountId.eq(viewer.account_id))
+        .order_by_desc(ticket::Column::CreatedAt)
+        .order_by_desc(ticket::Column::Id)
+        .all(state.db())
+        .await?;
+    records(state, state.db(), rows, is_staff(viewer)).await
+}
+
+/// One ticket: the owner's, or any for staff; otherwise `NotFound`.
+pub async fn get(state: &AppState, viewer: &Viewer, id: Uuid) -> Result<TicketRecord, TicketError> {
+    let (row, _) = accessible(state.db(), viewer, id).await?;
+    record(state, state.db(), row, Some(viewer)).await
+}
+
+/// The staff queue: data requests first, then oldest first; `first` tickets
+/// after the ticket `after`, optionally of one status. Callers check that
+/// the viewer is staff.
+pub async fn queue(
+    state: &AppState,
+    status: Option<Status>,
+    first: u64,
+    after: Option<Uuid>,
+) -> Result<Vec<TicketRecord>, TicketError> {
+    let data_request = || ticket::Column::Category.eq(Category::DataRequest.as_str());
+    let other_category = || ticket::Column::Category.ne(Category::DataRequest.as_str());
+    let mut query = ticket::Entity::find();
+    if let Some(status) = status {
+        query = query.filter(ticket::Column::Status.eq(status.as_str()));
+    }
+    if let Some(after) = after {
+        let Some(cursor) = ticket::Entity::find_by_id(after).one(state.db()).await? else {
+            return Ok(Vec::new());
+        };
+        // Everything that sorts after the cursor: later in its own group,
+        // or in the later group when the cursor is a data request.
+        let later_in_group = Condition::any()
+            .add(ticket::Column::CreatedAt.gt(cursor.created_at))
+            .add(
+                Condition::all()
+                    .add(ticket::Column::CreatedAt.eq(cursor.created_at))
+                    .add(ticket::Column::Id.gt(cursor.id)),
+            );
+        query = if cursor.category == Category::DataRequest.as_str() {
+            query.filter(
+                Condition::any()
+                    .add(other_category())
+                    .add(Condition::all().add(data_request()).add(later_in_group)),
+            )
+        } else {
+            query.filter(other_category()).filter(later_in_group)
+        };
+    }
+    let group: Expr = Expr::case(data_request(), 0).finally(1).into();
+    let rows = query
+        .order_by(group, Order::Asc)
+        .order_by_asc(ticket::Column::CreatedAt)
+        .order_by_asc(ticket::Column::Id)
+        .limit(first)
+        .all(state.db())
+        .await?;
+    records(state, state.db(), rows, true).await
+}
+
+/// Adds a message by the owner (the ticket opens again) or by staff (the
+/// ticket is answered, and the requester is mailed the reply when a reply
+/// can be sent). A closed ticket takes none.
+pub async fn add_message(
+    state: &AppState,
+    viewer: &Viewer,
+    ticket_id: Uuid,
+    body: &str,
+) -> Result<TicketRecord, TicketError> {
+    let body = checked_body(body)?;
+    let now = state.clock().now();
+    let txn = state.db().begin().await?;
+    let (row, author) = accessible(&txn, viewer, ticket_id).await?;
+    let status = match author {
+        Author::Requester => Status::Open,
+        Author::Staff => Status::Answered,
+    };
+    if !set_status_unless_closed(&txn, ticket_id, status, now).await? {
+        return Err(TicketError::Closed);
+    }
+    let staff_id = (author == Author::Staff).then_some(viewer.account_id);
+    append_message(state, &txn, ticket_id, author, staff_id, &body, now).await?;
+    if author == Author::Staff {
+        mail_reply(state, &txn, &row, &body, now).await?;
+    }
+    let updated = ticket::Entity::find_by_id(ticket_id)
+        .one(&txn)
+        .await?
+        .ok_or(TicketError::NotFound)?;
+    let record = record(state, &txn, updated, Some(viewer)).await?;
+    txn.commit().await?;
+    tracing::info!(ticket_id = %ticket_id, author = author.as_str(), "ticket message added");
+    Ok(record)
+}
+
+/// Queues the reply mail in the caller's transaction when a reply can be
+/// sent: to the account's current address, or to the guest's.
+async fn mail_reply<C: ConnectionTrait>(
+    state: &AppState,
+    conn: &C,
+    row: &ticket::Model,
+    reply: &str,
+    now: DateTime<Utc>,
+) -> Result<(), TicketError> {
+    let account = match row.account_id {
+        Some(id) => account::Entity::find_by_id(id).one(conn).await?,
+        None => None,
+    };
+    if let Err(reason) = reply_check(row, account.as_ref()) {
+        tracing::info!(ticket_id = %row.id, reason = ?reason, "ticket reply not mailed");
+        return Ok(());
+    }
+    let (to, language) = match (&account, &row.contact_email_ct) {
+        (Some(account), _) => {
+            let account = accounts::open(state, account)?;
+            (account.email, account.language)
+        }
+        (None, Some(ct)) => (
+            unseal(state, TICKETS, "contact_email", row.id, ct)?,
+            Language::from_tag(&row.language),
+        ),
+        (None, None) => return Ok(()),
+    };
+    outbox::enqueue(
+        conn,
+        state.cipher(),
+        state.blind(),
+        OutgoingMail {
+            account_id: row.account_id,
+            kind: "ticket_reply",
+            to,
+            content: templates::ticket_reply(
+                language,
+                &row.reference,
+                reply,
+                row.account_id.is_some(),
+            ),
+        },
+        now,
+    )
+    .await?;
+    Ok(())
+}
+
+/// Closes a ticket, by its owner or by staff. Closing a closed ticket
+/// changes nothing.
+pub async fn close(
+    state: &AppState,
+    viewer: &Viewer,
+    ticket_id: Uuid,
+) -> Result<TicketRecord, TicketError> {
+    let now = state.clock().now();
+    let txn = state.db().begin().await?;
+    accessible(&txn, viewer, ticket_id).await?;
+    set_status_unless_closed(&txn, ticket_id, Status::Closed, now).await?;
+    let updated = ticket::Entity::find_by_id(ticket_id)
+        .one(&txn)
+        .await?
+        .ok_or(TicketError::NotFound)?;
+    let record = record(state, &txn, updated, Some(viewer)).await?;
+    txn.commit().await?;
+    tracing::info!(ticket_id = %ticket_id, "ticket closed");
+    Ok(record)
+}
+
+/// Staff only (callers check): the requester's full address, with an audit
+/// entry naming the staff member, the requester's account (if any), the
+/// ticket and the reason, written in the same transaction as the read.
+pub async fn reveal_contact(
+    state: &AppState,
+    staff: &Viewer,
+    ticket_id: Uuid,
+    reason: &str,
+) -> Result<String, TicketError> {
+    let reason = checked_text(reason, MAX_REVEAL_REASON_CHARS).map_err(TicketError::Reason)?;
+    let now = state.clock().now();
+    let txn = state.db().begin().await?;
+    let row = ticket::Entity::find_by_id(ticket_id)
+        .one(&txn)
+        .await?
+        .ok_or(TicketError::NotFound)?;
+    let email = match (row.account_id, &row.contact_email_ct) {
+        (Some(account_id), _) => accounts::find(state, &txn, account_id).await?.email,
+        (None, Some(ct)) => unseal(state, TICKETS, "contact_email", row.id, ct)?,
+        (None, None) => return Err(TicketError::NoContactEmail),
+    };
+    audit::append(
+        &txn,
+        AuditRecord {
+            actor_id: Some(staff.account_id),
+            action: REVEAL_CONTACT_ACTION,
+            subject_id: row.account_id,
+            detail: format!("ticket={} reason={reason}", row.id),
+        },
+        now,
+    )
+    .await?;
+    txn.commit().await?;
+    tracing::info!(ticket_id = %row.id, staff_id = %staff.account_id, "ticket contact revealed");
+    Ok(email)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn references_use_the_unambiguous_alphabet() {
+        for _ in 0..200 {
+            let reference = new_reference().unwrap();
+            assert_eq!(reference.len(), 8, "{reference}");
+            assert!(reference.starts_with("T-"), "{reference}");
+            assert!(
+                reference[2..]
+                    .bytes()
+                    .all(|b| REFERENCE_ALPHABET.contains(&b)),
+                "{reference}"
+            );
+            assert!(
+                !reference[2..].contains(['0', 'O', '1', 'I']),
+                "{reference}"
+            );
+        }
+        assert_ne!(new_reference().unwrap(), new_reference().unwrap());
+    }
+
+    #[test]
+    fn emails_are_masked_to_first_character_and_domain() {
+        assert_eq!(mask_email("zhang.san@example.com"), "z***@example.com");
+        assert_eq!(mask_email("z@example.com"), "z***@example.com");
+        assert_eq!(mask_email("张三@例子.中国"), "张***@例子.中国");
+        assert_eq!(mask_email("not an address"), "***");
+    }
+
+    #[test]
+    fn text_limits_count_characters_after_trimming() {
+        assert_eq!(checked_text("  hi  ", 5), Ok("hi".to_owned()));
+        assert_eq!(checked_text(" \n\t ", 5), Err("empty"));
+        assert_eq!(checked_text(&"字".repeat(5), 5), Ok("字".repeat(5)));
+        assert_eq!(checked_text(&"字".repeat(6), 5), Err("too long"));
+    }
+
+    #[test]
+    fn guest_contact_blank_means_not_given() {
+        let (name, email) = checked_guest_contact(Some("  "), Some(" ")).unwrap();
+        assert!(name.is_none() && email.is_none());
+        let (name, email) = checked_guest_contact(Some(" Li "), Some(" li@example.org ")).unwrap();
+        assert_eq!(name.as_deref(), Some("Li"));
+        assert_eq!(email.unwrap().as_str(), "li@example.org");
+        assert!(matches!(
+            checked_guest_contact(None, Some("nope")),
+            Err(TicketError::ContactEmail)
+        ));
+        assert!(matches!(
+            checked_guest_contact(Some("a\u{0}b"), None),
+            Err(TicketError::ContactUsername)
+        ));
+        assert!(matches!(
+            checked_guest_contact(Some(&"n".repeat(65)), None),
+            Err(TicketError::ContactUsername)
+        ));
+    }
+}

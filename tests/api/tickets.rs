@@ -1,0 +1,969 @@
+//! The support desk through HTTP: guests and accounts file tickets, staff
+//! answer them by mail, nobody sees anyone else's, and the database holds
+//! none of it in clear.
+
+use custos::tickets::service::{self as tickets, NewTicket, TicketError};
+use entity::{account, audit_entry, outbox, ticket};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, EntityTrait, IntoActiveModel, PaginatorTrait, QueryFilter, Set,
+};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use crate::{
+    accounts::signed_in,
+    helpers::{TestApp, error_code, spawn_app},
+    storage::assert_no_plaintext,
+};
+
+const TICKET_FIELDS: &str = "id reference category subject status canReply cannotReplyReason \
+    createdAt updatedAt requesterUsername requesterEmailMasked messages { id author body createdAt }";
+
+fn create_query() -> String {
+    format!(
+        "mutation($input: CreateTicketInput!) {{ createTicket(input: $input) {{ {TICKET_FIELDS} }} }}"
+    )
+}
+
+fn add_query() -> String {
+    format!(
+        "mutation($id: ID!, $body: String!) {{ addTicketMessage(ticketId: $id, body: $body) {{ {TICKET_FIELDS} }} }}"
+    )
+}
+
+fn close_query() -> String {
+    format!("mutation($id: ID!) {{ closeTicket(ticketId: $id) {{ {TICKET_FIELDS} }} }}")
+}
+
+fn get_query() -> String {
+    format!("query($id: ID!) {{ ticket(id: $id) {{ {TICKET_FIELDS} }} }}")
+}
+
+fn mine_query() -> String {
+    format!("{{ myTickets {{ {TICKET_FIELDS} }} }}")
+}
+
+fn queue_query() -> String {
+    format!(
+        "query($status: TicketStatus, $first: Int, $after: ID) {{ supportQueue(status: $status, first: $first, after: $after) {{ {TICKET_FIELDS} }} }}"
+    )
+}
+
+const REVEAL: &str =
+    "mutation($id: ID!, $reason: String!) { revealTicketContact(ticketId: $id, reason: $reason) }";
+
+fn input(category: &str, subject: &str, body: &str) -> Value {
+    json!({ "category": category, "subject": subject, "body": body })
+}
+
+/// Grants the `support` purpose, which filing as a signed-in person needs.
+async fn grant_support(app: &TestApp, token: &str) {
+    let body = app
+        .gql_with_token(
+            Some(token),
+            "mutation { recordConsent(purpose: \"support\", granted: true) { granted } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(body["data"]["recordConsent"]["granted"], true, "{body}");
+}
+
+/// Files a ticket and returns it, failing the test on any error. A
+/// signed-in filer first grants `support` (see `filing_needs_support_consent`).
+async fn file(app: &TestApp, token: Option<&str>, input: Value) -> Value {
+    if let Some(token) = token {
+        grant_support(app, token).await;
+    }
+    let body = app
+        .gql_with_token(token, &create_query(), json!({ "input": input }))
+        .await;
+    assert!(body["errors"].is_null(), "{body}");
+    body["data"]["createTicket"].clone()
+}
+
+/// Adds a message and returns the ticket, failing the test on any error.
+async fn reply(app: &TestApp, token: &str, id: &Value, text: &str) -> Value {
+    let body = app
+        .gql_with_token(Some(token), &add_query(), json!({ "id": id, "body": text }))
+        .await;
+    assert!(body["errors"].is_null(), "{body}");
+    body["data"]["addTicketMessage"].clone()
+}
+
+/// The account id of a signed-in caller.
+async fn account_id(app: &TestApp, token: &str) -> Uuid {
+    let body = app
+        .gql_with_token(Some(token), "{ me { id } }", json!({}))
+        .await;
+    Uuid::parse_str(body["data"]["me"]["id"].as_str().unwrap()).unwrap()
+}
+
+async fn update_account(app: &TestApp, id: Uuid, change: impl FnOnce(&mut account::ActiveModel)) {
+    let row = account::Entity::find_by_id(id)
+        .one(app.state.db())
+        .await
+        .unwrap()
+        .unwrap();
+    let mut update = row.into_active_model();
+    change(&mut update);
+    update.update(app.state.db()).await.unwrap();
+}
+
+/// A signed-in member of staff with `role` (`SUPPORT` or `ADMIN`).
+async fn staff(app: &TestApp, role: &str, username: &str, email: &str) -> (String, Uuid) {
+    let token = signed_in(app, username, email).await;
+    let id = account_id(app, &token).await;
+    let role = role.to_owned();
+    update_account(app, id, |a| a.role = Set(role)).await;
+    (token, id)
+}
+
+async fn ticket_replies_queued(app: &TestApp) -> u64 {
+    outbox::Entity::find()
+        .filter(outbox::Column::Kind.eq("ticket_reply"))
+        .count(app.state.db())
+        .await
+        .unwrap()
+}
+
+fn assert_bad_input(body: &Value, field: &str) {
+    assert_eq!(error_code(body), Some("BAD_USER_INPUT"), "{body}");
+    assert_eq!(body["errors"][0]["extensions"]["field"], field, "{body}");
+}
+
+fn is_reference(reference: &str) -> bool {
+    reference.len() == 8
+        && reference.starts_with("T-")
+        && reference[2..]
+            .bytes()
+            .all(|b| b"23456789ABCDEFGHJKLMNPQRSTUVWXYZ".contains(&b))
+}
+
+#[tokio::test]
+async fn a_guest_with_an_email_is_answered_by_mail() {
+    let app = spawn_app().await;
+    let mut guest = input("COMPLAINT", "My order vanished", "It was there yesterday.");
+    guest["contactUsername"] = json!("Wang Wu");
+    guest["contactEmail"] = json!(" Wang.Wu@Example.org ");
+    let ticket = file(&app, None, guest).await;
+    assert_eq!(ticket["canReply"], true, "{ticket}");
+    assert!(ticket["cannotReplyReason"].is_null());
+    assert_eq!(ticket["status"], "OPEN");
+    assert_eq!(ticket["category"], "COMPLAINT");
+    assert_eq!(ticket["subject"], "My order vanished");
+    assert_eq!(ticket["messages"][0]["author"], "REQUESTER");
+    assert_eq!(ticket["messages"][0]["body"], "It was there yesterday.");
+    // A guest is not staff: no requester fields.
+    assert!(ticket["requesterUsername"].is_null());
+    let reference = ticket["reference"].as_str().unwrap().to_owned();
+    assert!(is_reference(&reference), "{reference}");
+
+    // Stored without an account, findable by the address's blind index.
+    let id = Uuid::parse_str(ticket["id"].as_str().unwrap()).unwrap();
+    let row = ticket::Entity::find_by_id(id)
+        .one(app.state.db())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(row.account_id.is_none());
+    assert_eq!(
+        row.contact_email_bidx,
+        Some(app.state.blind().compute(
+            "email",
+            &custos::crypto::normalise_email("wang.wu@example.org")
+        ))
+    );
+
+    let (support, _) = staff(&app, "SUPPORT", "helper_li", "helper.li@example.org").await;
+    let seen = app
+        .gql_with_token(Some(&support), &get_query(), json!({ "id": ticket["id"] }))
+        .await;
+    assert_eq!(
+        seen["data"]["ticket"]["requesterUsername"], "Wang Wu",
+        "{seen}"
+    );
+    assert_eq!(
+        seen["data"]["ticket"]["requesterEmailMasked"],
+        "W***@Example.org"
+    );
+
+    let answered = reply(
+        &app,
+        &support,
+        &ticket["id"],
+        "We found it: it ships today.",
+    )
+    .await;
+    assert_eq!(answered["status"], "ANSWERED");
+    app.deliver_mail().await;
+    let mail = app
+        .last_mail_to("wang.wu@example.org")
+        .expect("reply mailed to the guest");
+    assert!(mail.subject().contains(&reference), "{}", mail.subject());
+    assert!(
+        mail.decoded_text().contains("We found it: it ships today."),
+        "{}",
+        mail.decoded_text()
+    );
+}
+
+#[tokio::test]
+async fn a_guest_without_an_email_is_stored_but_told_no_reply_can_come() {
+    let app = spawn_app().await;
+    let mut guest = input("CONSULTATION", "Opening hours", "When are you open?");
+    guest["contactUsername"] = json!("Zhao");
+    let ticket = file(&app, None, guest).await;
+    assert_eq!(ticket["canReply"], false, "{ticket}");
+    assert!(
+        ticket["cannotReplyReason"]
+            .as_str()
+            .unwrap()
+            .contains("No email address"),
+        "{ticket}"
+    );
+    assert!(is_reference(ticket["reference"].as_str().unwrap()));
+
+    // Staff may still answer in the thread, but no mail is queued.
+    let (support, _) = staff(&app, "SUPPORT", "helper_li", "helper.li@example.org").await;
+    let answered = reply(&app, &support, &ticket["id"], "Nine to five.").await;
+    assert_eq!(answered["status"], "ANSWERED");
+    assert_eq!(answered["requesterEmailMasked"], Value::Null);
+    assert_eq!(ticket_replies_queued(&app).await, 0);
+
+    // There is no address to reveal.
+    let body = app
+        .gql_with_token(
+            Some(&support),
+            REVEAL,
+            json!({ "id": ticket["id"], "reason": "call back" }),
+        )
+        .await;
+    assert_eq!(error_code(&body), Some("NOT_FOUND"), "{body}");
+}
+
+#[tokio::test]
+async fn contact_details_are_validated_and_for_guests_only() {
+    let app = spawn_app().await;
+    let mut bad = input("OTHER", "Hello", "Hi");
+    bad["contactEmail"] = json!("not-an-address");
+    let body = app.gql(&create_query(), json!({ "input": bad })).await;
+    assert_bad_input(&body, "contactEmail");
+
+    let mut long_name = input("OTHER", "Hello", "Hi");
+    long_name["contactUsername"] = json!("n".repeat(65));
+    let body = app
+        .gql(&create_query(), json!({ "input": long_name }))
+        .await;
+    assert_bad_input(&body, "contactUsername");
+
+    let alice = signed_in(&app, "alice_t", "alice.t@example.org").await;
+    grant_support(&app, &alice).await;
+    let mut own = input("OTHER", "Hello", "Hi");
+    own["contactEmail"] = json!("someone.else@example.org");
+    let body = app
+        .gql_with_token(Some(&alice), &create_query(), json!({ "input": own }))
+        .await;
+    assert_bad_input(&body, "contactEmail");
+
+    // Nothing was stored by the refused requests.
+    assert_eq!(
+        ticket::Entity::find().count(app.state.db()).await.unwrap(),
+        0
+    );
+}
+
+#[tokio::test]
+async fn subject_and_body_limits_are_enforced_with_the_field_named() {
+    let app = spawn_app().await;
+    let cases = [
+        (input("OTHER", &"s".repeat(201), "body"), "subject"),
+        (input("OTHER", "", "body"), "subject"),
+        (input("OTHER", "   ", "body"), "subject"),
+        (input("OTHER", "subject", &"b".repeat(10_001)), "body"),
+        (input("OTHER", "subject", ""), "body"),
+        (input("OTHER", "subject", " \n "), "body"),
+    ];
+    for (input, field) in cases {
+        let body = app.gql(&create_query(), json!({ "input": input })).await;
+        assert_bad_input(&body, field);
+    }
+    assert_eq!(
+        ticket::Entity::find().count(app.state.db()).await.unwrap(),
+        0
+    );
+
+    // The limits themselves are allowed, counted in characters.
+    let ticket = file(
+        &app,
+        None,
+        input("OTHER", &"字".repeat(200), &"b".repeat(10_000)),
+    )
+    .await;
+    assert_eq!(ticket["subject"].as_str().unwrap().chars().count(), 200);
+
+    let alice = signed_in(&app, "alice_t", "alice.t@example.org").await;
+    let own = file(&app, Some(&alice), input("OTHER", "Mine", "First")).await;
+    for text in ["", "  ", &"b".repeat(10_001)] {
+        let body = app
+            .gql_with_token(
+                Some(&alice),
+                &add_query(),
+                json!({ "id": own["id"], "body": text }),
+            )
+            .await;
+        assert_bad_input(&body, "body");
+    }
+}
+
+#[tokio::test]
+async fn people_see_only_their_own_tickets_and_staff_see_all() {
+    let app = spawn_app().await;
+    let alice = signed_in(&app, "alice_t", "zhang.alice@example.com").await;
+    let bob = signed_in(&app, "bob_t", "bob.t@example.org").await;
+    let alice_id = account_id(&app, &alice).await;
+    let ticket = file(
+        &app,
+        Some(&alice),
+        input("APPEAL", "Unban me", "I did nothing wrong."),
+    )
+    .await;
+    assert_eq!(ticket["canReply"], true, "{ticket}");
+    assert!(
+        ticket["requesterUsername"].is_null(),
+        "owners get no staff fields"
+    );
+    let guest = file(&app, None, input("OTHER", "Guest", "Guest text")).await;
+
+    // The owner sees it.
+    let mine = app
+        .gql_with_token(Some(&alice), &mine_query(), json!({}))
+        .await;
+    let mine = mine["data"]["myTickets"].as_array().unwrap().clone();
+    assert_eq!(mine.len(), 1);
+    assert_eq!(mine[0]["id"], ticket["id"]);
+    let own = app
+        .gql_with_token(Some(&alice), &get_query(), json!({ "id": ticket["id"] }))
+        .await;
+    assert_eq!(own["data"]["ticket"]["subject"], "Unban me", "{own}");
+
+    // Another user: nothing, and every attempt is NOT_FOUND, never FORBIDDEN.
+    let theirs = app
+        .gql_with_token(Some(&bob), &mine_query(), json!({}))
+        .await;
+    assert_eq!(theirs["data"]["myTickets"], json!([]), "{theirs}");
+    for id in [
+        ticket["id"].clone(),
+        guest["id"].clone(),
+        json!(Uuid::new_v4().to_string()),
+        json!("not-a-uuid"),
+    ] {
+        let body = app
+            .gql_with_token(Some(&bob), &get_query(), json!({ "id": id }))
+            .await;
+        assert_eq!(error_code(&body), Some("NOT_FOUND"), "{body}");
+        let body = app
+            .gql_with_token(
+                Some(&bob),
+                &add_query(),
+                json!({ "id": id, "body": "mine now" }),
+            )
+            .await;
+        assert_eq!(error_code(&body), Some("NOT_FOUND"), "{body}");
+        let body = app
+            .gql_with_token(Some(&bob), &close_query(), json!({ "id": id }))
+            .await;
+        assert_eq!(error_code(&body), Some("NOT_FOUND"), "{body}");
+    }
+    // Bob's attempts changed nothing.
+    let own = app
+        .gql_with_token(Some(&alice), &get_query(), json!({ "id": ticket["id"] }))
+        .await;
+    assert_eq!(own["data"]["ticket"]["status"], "OPEN");
+    assert_eq!(
+        own["data"]["ticket"]["messages"].as_array().unwrap().len(),
+        1
+    );
+
+    // Anonymous callers must sign in.
+    let body = app.gql(&get_query(), json!({ "id": ticket["id"] })).await;
+    assert_eq!(error_code(&body), Some("UNAUTHENTICATED"), "{body}");
+    let body = app.gql(&mine_query(), json!({})).await;
+    assert_eq!(error_code(&body), Some("UNAUTHENTICATED"), "{body}");
+    let body = app
+        .gql(&add_query(), json!({ "id": ticket["id"], "body": "x" }))
+        .await;
+    assert_eq!(error_code(&body), Some("UNAUTHENTICATED"), "{body}");
+
+    // Staff see any ticket, with the username and a masked address only.
+    let (support, _) = staff(&app, "SUPPORT", "helper_li", "helper.li@example.org").await;
+    let seen = app
+        .gql_with_token(Some(&support), &get_query(), json!({ "id": ticket["id"] }))
+        .await;
+    let seen = &seen["data"]["ticket"];
+    assert_eq!(seen["requesterUsername"], "alice_t", "{seen}");
+    assert_eq!(seen["requesterEmailMasked"], "z***@example.com");
+    let queue = app
+        .gql_with_token(Some(&support), &queue_query(), json!({}))
+        .await;
+    assert_eq!(
+        queue["data"]["supportQueue"].as_array().unwrap().len(),
+        2,
+        "{queue}"
+    );
+
+    let row = ticket::Entity::find_by_id(Uuid::parse_str(ticket["id"].as_str().unwrap()).unwrap())
+        .one(app.state.db())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(row.account_id, Some(alice_id));
+    assert!(row.contact_email_ct.is_none() && row.contact_email_bidx.is_none());
+}
+
+#[tokio::test]
+async fn a_thread_moves_open_answered_open_closed_and_closed_takes_nothing() {
+    let app = spawn_app().await;
+    let alice = signed_in(&app, "alice_t", "alice.t@example.org").await;
+    let (support, support_id) = staff(&app, "SUPPORT", "helper_li", "helper.li@example.org").await;
+    let ticket = file(
+        &app,
+        Some(&alice),
+        input("COMPLAINT", "Broken", "It broke."),
+    )
+    .await;
+    let reference = ticket["reference"].as_str().unwrap().to_owned();
+    assert_eq!(ticket["status"], "OPEN");
+
+    app.clock.advance(chrono::Duration::minutes(5));
+    let answered = reply(&app, &support, &ticket["id"], "Please restart it.").await;
+    assert_eq!(answered["status"], "ANSWERED");
+    assert_ne!(answered["updatedAt"], ticket["updatedAt"]);
+    app.deliver_mail().await;
+    let mail = app.last_mail_to("alice.t@example.org").expect("reply mail");
+    assert!(mail.subject().contains(&reference), "{}", mail.subject());
+    assert!(
+        mail.decoded_text().contains("Please restart it."),
+        "{}",
+        mail.decoded_text()
+    );
+    let message = entity::ticket_message::Entity::find()
+        .filter(entity::ticket_message::Column::Author.eq("STAFF"))
+        .one(app.state.db())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(message.staff_id, Some(support_id));
+
+    let reopened = reply(&app, &alice, &ticket["id"], "Still broken.").await;
+    assert_eq!(reopened["status"], "OPEN");
+    let authors: Vec<&str> = reopened["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["author"].as_str().unwrap())
+        .collect();
+    assert_eq!(authors, ["REQUESTER", "STAFF", "REQUESTER"]);
+    // Only staff replies are mailed.
+    assert_eq!(ticket_replies_queued(&app).await, 1);
+
+    let closed = app
+        .gql_with_token(Some(&alice), &close_query(), json!({ "id": ticket["id"] }))
+        .await;
+    assert_eq!(
+        closed["data"]["closeTicket"]["status"], "CLOSED",
+        "{closed}"
+    );
+    for token in [&alice, &support] {
+        let body = app
+            .gql_with_token(
+                Some(token),
+                &add_query(),
+                json!({ "id": ticket["id"], "body": "more" }),
+            )
+            .await;
+        assert_bad_input(&body, "ticketId");
+    }
+    // Closing again changes nothing; staff may close too.
+    let again = app
+        .gql_with_token(
+            Some(&support),
+            &close_query(),
+            json!({ "id": ticket["id"] }),
+        )
+        .await;
+    assert_eq!(again["data"]["closeTicket"]["status"], "CLOSED", "{again}");
+    assert_eq!(
+        again["data"]["closeTicket"]["messages"]
+            .as_array()
+            .unwrap()
+            .len(),
+        3
+    );
+
+    // Staff close another ticket.
+    let other = file(&app, Some(&alice), input("OTHER", "Other", "Other text")).await;
+    let closed = app
+        .gql_with_token(Some(&support), &close_query(), json!({ "id": other["id"] }))
+        .await;
+    assert_eq!(
+        closed["data"]["closeTicket"]["status"], "CLOSED",
+        "{closed}"
+    );
+}
+
+#[tokio::test]
+async fn the_queue_and_reveal_are_for_staff_only() {
+    let app = spawn_app().await;
+    let alice = signed_in(&app, "alice_t", "alice.t@example.org").await;
+    let ticket = file(&app, Some(&alice), input("OTHER", "Hi", "Hello")).await;
+
+    let body = app
+        .gql_with_token(Some(&alice), &queue_query(), json!({}))
+        .await;
+    assert_eq!(error_code(&body), Some("FORBIDDEN"), "{body}");
+    let body = app.gql(&queue_query(), json!({})).await;
+    assert_eq!(error_code(&body), Some("UNAUTHENTICATED"), "{body}");
+
+    let vars = json!({ "id": ticket["id"], "reason": "curious" });
+    let body = app.gql_with_token(Some(&alice), REVEAL, vars.clone()).await;
+    assert_eq!(error_code(&body), Some("FORBIDDEN"), "{body}");
+    let body = app.gql(REVEAL, vars).await;
+    assert_eq!(error_code(&body), Some("UNAUTHENTICATED"), "{body}");
+
+    let (support, _) = staff(&app, "SUPPORT", "helper_li", "helper.li@example.org").await;
+    for reason in ["", "   "] {
+        let body = app
+            .gql_with_token(
+                Some(&support),
+                REVEAL,
+                json!({ "id": ticket["id"], "reason": reason }),
+            )
+            .await;
+        assert_bad_input(&body, "reason");
+    }
+    let body = app
+        .gql_with_token(
+            Some(&support),
+            REVEAL,
+            json!({ "id": ticket["id"], "reason": "r".repeat(501) }),
+        )
+        .await;
+    assert_bad_input(&body, "reason");
+    for id in [json!(Uuid::new_v4().to_string()), json!("nope")] {
+        let body = app
+            .gql_with_token(
+                Some(&support),
+                REVEAL,
+                json!({ "id": id, "reason": "call back" }),
+            )
+            .await;
+        assert_eq!(error_code(&body), Some("NOT_FOUND"), "{body}");
+    }
+    for first in [0, 201] {
+        let body = app
+            .gql_with_token(Some(&support), &queue_query(), json!({ "first": first }))
+            .await;
+        assert_bad_input(&body, "first");
+    }
+    let body = app
+        .gql_with_token(Some(&support), &queue_query(), json!({ "after": "nope" }))
+        .await;
+    assert_eq!(error_code(&body), Some("NOT_FOUND"), "{body}");
+    // None of the refused reveals left an audit entry.
+    let entries = audit_entry::Entity::find()
+        .filter(audit_entry::Column::Action.eq("ticket.reveal_contact"))
+        .count(app.state.db())
+        .await
+        .unwrap();
+    assert_eq!(entries, 0);
+}
+
+#[tokio::test]
+async fn revealing_an_address_returns_it_and_writes_an_audit_entry() {
+    let app = spawn_app().await;
+    let alice = signed_in(&app, "alice_t", "alice.t@example.org").await;
+    let alice_id = account_id(&app, &alice).await;
+    let ticket = file(
+        &app,
+        Some(&alice),
+        input("DATA_REQUEST", "My data", "Send it"),
+    )
+    .await;
+    let mut guest = input("OTHER", "Guest", "Guest text");
+    guest["contactEmail"] = json!("guest.g@example.org");
+    let guest = file(&app, None, guest).await;
+
+    let admin_id = custos::accounts::service::create_admin(
+        &app.state,
+        "root_admin",
+        "root.admin@example.org",
+        secrecy::SecretString::from("a long admin passphrase".to_owned()),
+    )
+    .await
+    .unwrap();
+    let login = app
+        .gql(
+            "mutation { login(input: { login: \"root_admin\", password: \"a long admin passphrase\" }) { token } }",
+            json!({}),
+        )
+        .await;
+    let admin = login["data"]["login"]["token"].as_str().unwrap().to_owned();
+
+    let body = app
+        .gql_with_token(
+            Some(&admin),
+            REVEAL,
+            json!({ "id": ticket["id"], "reason": "requester asked for a call" }),
+        )
+        .await;
+    assert_eq!(
+        body["data"]["revealTicketContact"], "alice.t@example.org",
+        "{body}"
+    );
+    let body = app
+        .gql_with_token(
+            Some(&admin),
+            REVEAL,
+            json!({ "id": guest["id"], "reason": "bounce check" }),
+        )
+        .await;
+    assert_eq!(
+        body["data"]["revealTicketContact"], "guest.g@example.org",
+        "{body}"
+    );
+
+    let entries = audit_entry::Entity::find()
+        .filter(audit_entry::Column::Action.eq("ticket.reveal_contact"))
+        .all(app.state.db())
+        .await
+        .unwrap();
+    assert_eq!(entries.len(), 2);
+    let account_entry = entries
+        .iter()
+        .find(|e| e.subject_id == Some(alice_id))
+        .expect("entry about alice");
+    assert_eq!(account_entry.actor_id, Some(admin_id));
+    assert!(
+        account_entry
+            .detail
+            .contains(ticket["id"].as_str().unwrap())
+    );
+    assert!(account_entry.detail.contains("requester asked for a call"));
+    assert!(!account_entry.detail.contains("alice.t@example.org"));
+    let guest_entry = entries
+        .iter()
+        .find(|e| e.subject_id.is_none())
+        .expect("guest entry");
+    assert!(guest_entry.detail.contains(guest["id"].as_str().unwrap()));
+    assert!(!guest_entry.detail.contains("guest.g@example.org"));
+    assert_eq!(
+        custos::audit::service::verify(app.state.db())
+            .await
+            .unwrap(),
+        Ok(2)
+    );
+}
+
+#[tokio::test]
+async fn the_queue_puts_data_requests_first_then_oldest_and_pages() {
+    let app = spawn_app().await;
+    let (support, _) = staff(&app, "SUPPORT", "helper_li", "helper.li@example.org").await;
+    let mut ids = Vec::new();
+    for (category, subject) in [
+        ("COMPLAINT", "first complaint"),
+        ("DATA_REQUEST", "first data request"),
+        ("CONSULTATION", "a question"),
+        ("DATA_REQUEST", "second data request"),
+    ] {
+        let ticket = file(&app, None, input(category, subject, "text")).await;
+        ids.push(ticket["id"].clone());
+        app.clock.advance(chrono::Duration::minutes(1));
+    }
+    let expected = [
+        "first data request",
+        "second data request",
+        "first complaint",
+        "a question",
+    ];
+
+    let body = app
+        .gql_with_token(Some(&support), &queue_query(), json!({}))
+        .await;
+    let subjects: Vec<&str> = body["data"]["supportQueue"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["subject"].as_str().unwrap())
+        .collect();
+    assert_eq!(subjects, expected, "{body}");
+
+    // One at a time, each page after the last one seen.
+    let mut paged = Vec::new();
+    let mut after = Value::Null;
+    loop {
+        let body = app
+            .gql_with_token(
+                Some(&support),
+                &queue_query(),
+                json!({ "first": 1, "after": after }),
+            )
+            .await;
+        let page = body["data"]["supportQueue"].as_array().unwrap().clone();
+        assert!(page.len() <= 1, "{body}");
+        let Some(ticket) = page.first() else { break };
+        paged.push(ticket["subject"].as_str().unwrap().to_owned());
+        after = ticket["id"].clone();
+    }
+    assert_eq!(paged, expected);
+
+    // Tickets of one creation instant still page without loss or repeats.
+    for subject in ["same time a", "same time b", "same time c"] {
+        file(&app, None, input("OTHER", subject, "text")).await;
+    }
+    let mut seen = Vec::new();
+    let mut after = Value::Null;
+    loop {
+        let body = app
+            .gql_with_token(
+                Some(&support),
+                &queue_query(),
+                json!({ "first": 2, "after": after }),
+            )
+            .await;
+        let page = body["data"]["supportQueue"].as_array().unwrap().clone();
+        if page.is_empty() {
+            break;
+        }
+        seen.extend(page.iter().map(|t| t["id"].clone()));
+        after = page.last().unwrap()["id"].clone();
+    }
+    assert_eq!(seen.len(), 7);
+    let mut unique = seen.clone();
+    unique.sort_by_key(|v| v.as_str().unwrap().to_owned());
+    unique.dedup();
+    assert_eq!(unique.len(), 7);
+
+    // The status filter.
+    reply(&app, &support, &ids[2], "Answer.").await;
+    let body = app
+        .gql_with_token(
+            Some(&support),
+            &queue_query(),
+            json!({ "status": "ANSWERED" }),
+        )
+        .await;
+    let answered = body["data"]["supportQueue"].as_array().unwrap();
+    assert_eq!(answered.len(), 1, "{body}");
+    assert_eq!(answered[0]["id"], ids[2]);
+    let body = app
+        .gql_with_token(Some(&support), &queue_query(), json!({ "status": "OPEN" }))
+        .await;
+    assert_eq!(
+        body["data"]["supportQueue"].as_array().unwrap().len(),
+        6,
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn an_unverified_address_gets_replies_only_once_verified() {
+    let app = spawn_app().await;
+    let alice = signed_in(&app, "alice_t", "alice.t@example.org").await;
+    let alice_id = account_id(&app, &alice).await;
+    update_account(&app, alice_id, |a| a.email_verified = Set(false)).await;
+    let ticket = file(&app, Some(&alice), input("OTHER", "Hi", "Hello")).await;
+    assert_eq!(ticket["canReply"], false, "{ticket}");
+    assert!(
+        ticket["cannotReplyReason"]
+            .as_str()
+            .unwrap()
+            .contains("not verified"),
+        "{ticket}"
+    );
+
+    let (support, _) = staff(&app, "SUPPORT", "helper_li", "helper.li@example.org").await;
+    reply(&app, &support, &ticket["id"], "First answer.").await;
+    assert_eq!(ticket_replies_queued(&app).await, 0);
+
+    update_account(&app, alice_id, |a| a.email_verified = Set(true)).await;
+    let now = app
+        .gql_with_token(Some(&alice), &get_query(), json!({ "id": ticket["id"] }))
+        .await;
+    assert_eq!(now["data"]["ticket"]["canReply"], true, "{now}");
+    reply(&app, &support, &ticket["id"], "Second answer.").await;
+    app.deliver_mail().await;
+    let mail = app.last_mail_to("alice.t@example.org").expect("reply mail");
+    assert!(mail.decoded_text().contains("Second answer."));
+    assert!(!mail.decoded_text().contains("First answer."));
+}
+
+#[tokio::test]
+async fn no_ticket_mail_once_deletion_is_scheduled() {
+    let app = spawn_app().await;
+    let alice = signed_in(&app, "alice_t", "alice.t@example.org").await;
+    let alice_id = account_id(&app, &alice).await;
+    let ticket = file(
+        &app,
+        Some(&alice),
+        input("DATA_REQUEST", "Delete me", "Please."),
+    )
+    .await;
+    app.deliver_mail().await;
+    let before = app.mail_to("alice.t@example.org").len();
+
+    update_account(&app, alice_id, |a| {
+        a.status = Set(custos::accounts::service::status::DELETION_SCHEDULED.to_owned())
+    })
+    .await;
+    let (support, _) = staff(&app, "SUPPORT", "helper_li", "helper.li@example.org").await;
+    let answered = reply(&app, &support, &ticket["id"], "Done soon.").await;
+    assert_eq!(answered["canReply"], false, "{answered}");
+    assert!(
+        answered["cannotReplyReason"]
+            .as_str()
+            .unwrap()
+            .contains("scheduled for deletion")
+    );
+    app.deliver_mail().await;
+    assert_eq!(ticket_replies_queued(&app).await, 0);
+    assert_eq!(app.mail_to("alice.t@example.org").len(), before);
+}
+
+#[tokio::test]
+async fn the_database_holds_no_ticket_text_or_contact_in_clear() {
+    let app = spawn_app().await;
+    let mut guest = input(
+        "COMPLAINT",
+        "Subjectneedle about my parcel",
+        "Bodyneedle: the parcel never came.",
+    );
+    guest["contactUsername"] = json!("Guestnameneedle");
+    guest["contactEmail"] = json!("guestmailneedle@example.org");
+    let ticket = file(&app, None, guest).await;
+    let alice = signed_in(&app, "alice_t", "alice.t@example.org").await;
+    let own = file(
+        &app,
+        Some(&alice),
+        input("OTHER", "Ownsubjectneedle", "Ownbodyneedle"),
+    )
+    .await;
+    let (support, _) = staff(&app, "SUPPORT", "helper_li", "helper.li@example.org").await;
+    reply(
+        &app,
+        &support,
+        &ticket["id"],
+        "Replyneedle: it is on its way.",
+    )
+    .await;
+    reply(&app, &support, &own["id"], "Secondreplyneedle").await;
+    reply(&app, &alice, &own["id"], "Followupneedle").await;
+    app.deliver_mail().await;
+    assert_no_plaintext(
+        &app,
+        &[
+            "Subjectneedle",
+            "Bodyneedle",
+            "Guestnameneedle",
+            "guestmailneedle",
+            "Replyneedle",
+            "Ownsubjectneedle",
+            "Ownbodyneedle",
+            "Secondreplyneedle",
+            "Followupneedle",
+        ],
+    )
+    .await;
+}
+
+fn new_ticket(subject: &str) -> NewTicket {
+    NewTicket {
+        category: custos::tickets::Category::Other,
+        subject: subject.to_owned(),
+        body: "text".to_owned(),
+        contact_username: None,
+        contact_email: None,
+        language: custos::mail::Language::En,
+    }
+}
+
+#[tokio::test]
+async fn a_reference_collision_draws_another_and_endless_collisions_fail() {
+    let app = spawn_app().await;
+    let first = tickets::create_with_references(&app.state, None, new_ticket("first"), || {
+        Ok("T-AAAAAA".to_owned())
+    })
+    .await
+    .unwrap();
+    assert_eq!(first.reference, "T-AAAAAA");
+
+    let mut drawn = ["T-AAAAAA", "T-BBBBBB"].into_iter();
+    let second = tickets::create_with_references(&app.state, None, new_ticket("second"), || {
+        Ok(drawn.next().unwrap_or("T-CCCCCC").to_owned())
+    })
+    .await
+    .unwrap();
+    assert_eq!(second.reference, "T-BBBBBB");
+    assert_eq!(second.subject, "second");
+
+    let stuck = tickets::create_with_references(&app.state, None, new_ticket("third"), || {
+        Ok("T-AAAAAA".to_owned())
+    })
+    .await;
+    assert!(
+        matches!(stuck, Err(TicketError::ReferencesExhausted)),
+        "{stuck:?}"
+    );
+    // Neither the collisions nor the failure left rows behind.
+    assert_eq!(
+        ticket::Entity::find().count(app.state.db()).await.unwrap(),
+        2
+    );
+    assert_eq!(
+        entity::ticket_message::Entity::find()
+            .count(app.state.db())
+            .await
+            .unwrap(),
+        2
+    );
+}
+
+#[tokio::test]
+async fn filing_needs_support_consent_and_withdrawing_it_turns_only_this_off() {
+    let app = spawn_app().await;
+    let token = signed_in(&app, "private_person", "private@example.org").await;
+    let create = create_query();
+    let ticket = input("CONSULTATION", "A question", "How does it work?");
+    let body = app
+        .gql_with_token(Some(&token), &create, json!({ "input": ticket.clone() }))
+        .await;
+    assert_eq!(
+        body["errors"][0]["extensions"]["code"], "CONSENT_REQUIRED",
+        "{body}"
+    );
+    assert_eq!(body["errors"][0]["extensions"]["purpose"], "support");
+    grant_support(&app, &token).await;
+    let body = app
+        .gql_with_token(Some(&token), &create, json!({ "input": ticket.clone() }))
+        .await;
+    assert!(body["errors"].is_null(), "{body}");
+    app.gql_with_token(
+        Some(&token),
+        "mutation { recordConsent(purpose: \"support\", granted: false) { granted } }",
+        json!({}),
+    )
+    .await;
+    let body = app
+        .gql_with_token(Some(&token), &create, json!({ "input": ticket }))
+        .await;
+    assert_eq!(body["errors"][0]["extensions"]["code"], "CONSENT_REQUIRED");
+    // Everything else keeps working.
+    let body = app
+        .gql_with_token(
+            Some(&token),
+            "{ me { username } myTickets { id } }",
+            json!({}),
+        )
+        .await;
+    assert!(body["errors"].is_null(), "{body}");
+    assert_eq!(body["data"]["myTickets"].as_array().unwrap().len(), 1);
+}
