@@ -1,0 +1,307 @@
+//! The sign-in throttle per login name, shared by every server instance
+//! through the `login_throttle` table.
+//!
+//! Rules:
+//! - The subject is a blind index of the login name as typed (after the
+//!   same normalisation the lookup uses), never the account: unknown names
+//!   are counted and refused exactly like known ones, so `RATE_LIMITED` says
+//!   nothing about which names have accounts. An account's username and
+//!   email are two subjects; a correct password clears both.
+//! - An attempt is counted *before* the password is checked, in a short
+//!   transaction that holds the subject's row (`FOR UPDATE` on PostgreSQL;
+//!   SQLite has a single writer), and a correct password then clears the
+//!   count. So parallel guesses cannot all slip in before the first failure
+//!   is written: once the count says "wait", every further attempt waits.
+//! - The first [`FREE_ATTEMPTS`] attempts of a one-hour window are free.
+//!   From the fifth on, the next attempt must wait 1 s, then 2 s, 4 s, …,
+//!   doubling up to [`MAX_DELAY`] (15 minutes). The cap is what keeps this
+//!   from being a lockout tool: someone guessing at another person's
+//!   account can delay them, by at most 15 minutes per guess they spend,
+//!   never shut them out; and the reset link is never throttled here, and a
+//!   completed reset clears the count.
+//! - A refused attempt is not counted and does not extend the wait:
+//!   otherwise hammering during a wait would keep the owner out for good.
+//! - At most [`MAX_ATTEMPTS_PER_WINDOW`] (100) attempts count in one window;
+//!   past that, attempts wait until the window ends. With the back-off above
+//!   this ceiling cannot be reached in an hour (about 18 attempts can); it
+//!   stays as a bound that holds whatever the delays are tuned to.
+//! - Rows whose window and wait have both passed carry nothing and are
+//!   pruned by the job runner ([`prune`]).
+
+use chrono::{DateTime, TimeDelta, Utc};
+use entity::login_throttle;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbBackend,
+    DbErr, EntityTrait, IntoActiveModel, QueryFilter, QuerySelect, Set, TransactionTrait,
+};
+use uuid::Uuid;
+
+use crate::crypto::blind_index::BlindIndex;
+
+/// Attempts in a window before the back-off starts.
+pub const FREE_ATTEMPTS: i32 = 5;
+/// Most attempts counted in one window.
+pub const MAX_ATTEMPTS_PER_WINDOW: i32 = 100;
+/// The counting window.
+pub const WINDOW: TimeDelta = TimeDelta::hours(1);
+/// The longest wait the back-off imposes.
+pub const MAX_DELAY: TimeDelta = TimeDelta::minutes(15);
+
+/// Blind-index field of throttle subjects. Derived from the lookup index
+/// rather than equal to it, so the table cannot be joined to `accounts`.
+const SUBJECT_INDEX: &str = "login_throttle";
+/// Blind-index field for login names that are neither a valid username nor
+/// a valid email (they have no lookup index of their own).
+const OTHER_LOGIN_INDEX: &str = "login_other";
+
+/// The throttle subject for a login name whose account lookup index (the
+/// `username_bidx` or `email_bidx` it is looked up by) is `lookup_index`.
+pub fn subject(blind: &BlindIndex, lookup_index: &[u8]) -> Vec<u8> {
+    blind.compute(SUBJECT_INDEX, &hex::encode(lookup_index))
+}
+
+/// The throttle subject of a login name that cannot name any account.
+pub fn other_subject(blind: &BlindIndex, login: &str) -> Vec<u8> {
+    subject(
+        blind,
+        &blind.compute(OTHER_LOGIN_INDEX, &login.trim().to_lowercase()),
+    )
+}
+
+/// Where one subject's count stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Counter {
+    /// Attempts counted in the window.
+    pub failures: i32,
+    /// When the window began.
+    pub window_started_at: DateTime<Utc>,
+    /// No attempt before this.
+    pub locked_until: Option<DateTime<Utc>>,
+}
+
+impl Counter {
+    fn fresh(now: DateTime<Utc>) -> Self {
+        Self {
+            failures: 0,
+            window_started_at: now,
+            locked_until: None,
+        }
+    }
+}
+
+/// The wait imposed after the `attempts`-th attempt of a window.
+pub fn delay_after(attempts: i32) -> Option<TimeDelta> {
+    if attempts < FREE_ATTEMPTS {
+        return None;
+    }
+    // 2^20 s is far past the cap already; the bound keeps the shift sane.
+    let exponent = u32::try_from(attempts - FREE_ATTEMPTS).unwrap_or(0).min(20);
+    Some(TimeDelta::seconds(1_i64 << exponent).min(MAX_DELAY))
+}
+
+/// Decides one attempt: the counter to store if it may go ahead, or how
+/// long to wait. Pure, so the schedule is tested without a database.
+pub fn admit(current: Option<Counter>, now: DateTime<Utc>) -> Result<Counter, TimeDelta> {
+    let mut counter = current.unwrap_or_else(|| Counter::fresh(now));
+    if let Some(until) = counter.locked_until
+        && until > now
+    {
+        return Err(until - now);
+    }
+    let window_end = counter.window_started_at + WINDOW;
+    if now >= window_end {
+        counter = Counter::fresh(now);
+    } else if counter.failures >= MAX_ATTEMPTS_PER_WINDOW {
+        return Err(window_end - now);
+    }
+    counter.failures += 1;
+    counter.locked_until = delay_after(counter.failures).map(|delay| now + delay);
+    Ok(counter)
+}
+
+/// What [`begin_attempt`] decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admission {
+    /// Go ahead and check the password; the attempt is already counted.
+    Allowed,
+    /// Refused without checking anything; retry after this long.
+    Refused {
+        /// How long to wait.
+        retry_after: TimeDelta,
+    },
+}
+
+/// Counts an attempt for `subject`, or refuses it. Runs in its own short
+/// transaction on `db` and commits before returning, so the count holds
+/// even if the caller fails later.
+pub async fn begin_attempt(
+    db: &DatabaseConnection,
+    subject: &[u8],
+    now: DateTime<Utc>,
+) -> Result<Admission, DbErr> {
+    let txn = db.begin().await?;
+    // Make sure the row exists so it can be locked; a concurrent first
+    // attempt may have inserted it already, which is fine.
+    login_throttle::Entity::insert(login_throttle::ActiveModel {
+        id: Set(Uuid::new_v4()),
+        subject_bidx: Set(subject.to_vec()),
+        failures: Set(0),
+        window_started_at: Set(now),
+        locked_until: Set(None),
+        updated_at: Set(now),
+    })
+    .on_conflict_do_nothing_on([login_throttle::Column::SubjectBidx])
+    .exec(&txn)
+    .await?;
+    let mut select =
+        login_throttle::Entity::find().filter(login_throttle::Column::SubjectBidx.eq(subject));
+    if txn.get_database_backend() == DbBackend::Postgres {
+        // Parallel attempts on one name queue here, one decision at a time.
+        select = select.lock_exclusive();
+    }
+    let Some(row) = select.one(&txn).await? else {
+        // Pruned between the insert and the select: the row was stale,
+        // which is what a fresh counter would say anyway.
+        txn.commit().await?;
+        return Ok(Admission::Allowed);
+    };
+    let current = Counter {
+        failures: row.failures,
+        window_started_at: row.window_started_at,
+        locked_until: row.locked_until,
+    };
+    let admission = match admit(Some(current), now) {
+        Ok(next) => {
+            let mut update = row.into_active_model();
+            update.failures = Set(next.failures);
+            update.window_started_at = Set(next.window_started_at);
+            update.locked_until = Set(next.locked_until);
+            update.updated_at = Set(now);
+            update.update(&txn).await?;
+            Admission::Allowed
+        }
+        Err(retry_after) => Admission::Refused { retry_after },
+    };
+    txn.commit().await?;
+    Ok(admission)
+}
+
+/// Forgets the counts of `subjects` (after a correct password or a
+/// completed reset).
+pub async fn clear<C: ConnectionTrait>(conn: &C, subjects: &[Vec<u8>]) -> Result<(), DbErr> {
+    login_throttle::Entity::delete_many()
+        .filter(login_throttle::Column::SubjectBidx.is_in(subjects.iter().cloned()))
+        .exec(conn)
+        .await?;
+    Ok(())
+}
+
+/// Deletes rows whose window and wait have both passed; returns how many.
+pub async fn prune<C: ConnectionTrait>(conn: &C, now: DateTime<Utc>) -> Result<u64, DbErr> {
+    let done = login_throttle::Entity::delete_many()
+        .filter(login_throttle::Column::WindowStartedAt.lte(now - WINDOW))
+        .filter(
+            Condition::any()
+                .add(login_throttle::Column::LockedUntil.is_null())
+                .add(login_throttle::Column::LockedUntil.lte(now)),
+        )
+        .exec(conn)
+        .await?;
+    Ok(done.rows_affected)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+
+    fn t0() -> DateTime<Utc> {
+        DateTime::from_timestamp(1_800_000_000, 0).unwrap()
+    }
+
+    #[test]
+    fn five_attempts_are_free_then_the_wait_doubles_up_to_the_cap() {
+        assert_eq!(delay_after(4), None);
+        assert_eq!(delay_after(5), Some(TimeDelta::seconds(1)));
+        assert_eq!(delay_after(6), Some(TimeDelta::seconds(2)));
+        assert_eq!(delay_after(14), Some(TimeDelta::seconds(512)));
+        assert_eq!(delay_after(15), Some(MAX_DELAY));
+        assert_eq!(delay_after(99), Some(MAX_DELAY));
+        assert_eq!(delay_after(i32::MAX), Some(MAX_DELAY));
+    }
+
+    #[test]
+    fn a_wait_refuses_without_counting() {
+        let now = t0();
+        let mut counter = None;
+        for _ in 0..4 {
+            counter = Some(admit(counter, now).unwrap());
+            assert_eq!(counter.unwrap().locked_until, None);
+        }
+        let fifth = admit(counter, now).unwrap();
+        assert_eq!(fifth.failures, 5);
+        assert_eq!(fifth.locked_until, Some(now + TimeDelta::seconds(1)));
+        // Refused, and the refusal changes nothing.
+        assert_eq!(admit(Some(fifth), now), Err(TimeDelta::seconds(1)));
+        let later = now + TimeDelta::seconds(1);
+        let sixth = admit(Some(fifth), later).unwrap();
+        assert_eq!(sixth.failures, 6);
+        assert_eq!(sixth.locked_until, Some(later + TimeDelta::seconds(2)));
+    }
+
+    #[test]
+    fn the_wait_never_exceeds_the_cap() {
+        let mut now = t0();
+        let mut counter = None;
+        let mut longest = TimeDelta::zero();
+        for _ in 0..40 {
+            let next = admit(counter, now).unwrap();
+            if let Some(until) = next.locked_until {
+                longest = longest.max(until - now);
+                now = until;
+            }
+            counter = Some(next);
+        }
+        assert_eq!(longest, MAX_DELAY);
+    }
+
+    #[test]
+    fn a_new_window_starts_over() {
+        let now = t0();
+        let counter = Counter {
+            failures: 12,
+            window_started_at: now,
+            locked_until: Some(now + TimeDelta::minutes(2)),
+        };
+        let later = now + WINDOW;
+        let next = admit(Some(counter), later).unwrap();
+        assert_eq!(next.failures, 1);
+        assert_eq!(next.window_started_at, later);
+        assert_eq!(next.locked_until, None);
+    }
+
+    #[test]
+    fn the_hourly_ceiling_holds_whatever_the_delays() {
+        let now = t0();
+        let counter = Counter {
+            failures: MAX_ATTEMPTS_PER_WINDOW,
+            window_started_at: now - TimeDelta::minutes(50),
+            locked_until: None,
+        };
+        assert_eq!(admit(Some(counter), now), Err(TimeDelta::minutes(10)));
+        let next = admit(Some(counter), now + TimeDelta::minutes(10)).unwrap();
+        assert_eq!(next.failures, 1);
+    }
+
+    #[test]
+    fn subjects_differ_from_lookup_indexes_and_between_names() {
+        let blind = BlindIndex::new([7; 32]);
+        let lookup = blind.compute("email", "a@example.org");
+        let s = subject(&blind, &lookup);
+        assert_ne!(s, lookup);
+        assert_eq!(s, subject(&blind, &lookup));
+        assert_ne!(s, subject(&blind, &blind.compute("email", "b@example.org")));
+        assert_eq!(other_subject(&blind, " A B "), other_subject(&blind, "a b"));
+        assert_ne!(other_subject(&blind, "a b"), other_subject(&blind, "a c"));
+    }
+}

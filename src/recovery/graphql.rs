@@ -1,0 +1,63 @@
+//! Thin resolvers for password recovery.
+
+use async_graphql::{Context, Object};
+use secrecy::SecretString;
+
+use super::service::{self, RecoveryError};
+use crate::{
+    accounts::service::AccountError,
+    graphql::{
+        errors::{ApiError, ApiResult, ErrorCode},
+        state,
+    },
+    ratelimit::{self, Action},
+};
+
+impl From<RecoveryError> for ApiError {
+    fn from(err: RecoveryError) -> Self {
+        match err {
+            RecoveryError::Email(_) => ApiError::bad_input("email", "Enter a valid email address."),
+            RecoveryError::InvalidToken => ApiError::new(
+                ErrorCode::InvalidToken,
+                "This link is invalid or has expired. Please ask for a new one.",
+            ),
+            RecoveryError::WeakPassword(reason) => {
+                // Same message and reason codes as everywhere else a
+                // password is chosen; only the field differs.
+                let mut api = ApiError::from(AccountError::WeakPassword(reason));
+                api.field = Some("newPassword");
+                api
+            }
+            RecoveryError::Database(err) => ApiError::internal(&err),
+            RecoveryError::Crypto(err) => ApiError::internal(&err),
+            RecoveryError::Mail(err) => ApiError::internal(&err),
+        }
+    }
+}
+
+/// Recovery mutations.
+#[derive(Default)]
+pub struct RecoveryMutation;
+
+#[Object]
+impl RecoveryMutation {
+    /// Always true: says nothing about whether the address has an account.
+    async fn request_password_reset(&self, ctx: &Context<'_>, email: String) -> ApiResult<bool> {
+        ratelimit::check(ctx, Action::RequestPasswordReset)?;
+        service::request_password_reset(state(ctx)?, &email).await?;
+        Ok(true)
+    }
+
+    /// Sets a new password with the token of a `/reset-password` link. Every
+    /// session of the account ends; sign in again with the new password.
+    async fn reset_password(
+        &self,
+        ctx: &Context<'_>,
+        token: String,
+        new_password: String,
+    ) -> ApiResult<bool> {
+        ratelimit::check(ctx, Action::ResetPassword)?;
+        service::reset_password(state(ctx)?, &token, &SecretString::from(new_password)).await?;
+        Ok(true)
+    }
+}

@@ -1,0 +1,277 @@
+//! Password reset rules (see [`super`]) and their transactions. Addresses
+//! are looked up by blind index and decrypted only to address the mail.
+
+use std::time::Duration as StdDuration;
+
+use chrono::{DateTime, Utc};
+use entity::{account, account_token};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, IntoActiveModel,
+    QueryFilter, QuerySelect, Set, TransactionTrait, sea_query::Expr,
+};
+use secrecy::{ExposeSecret, SecretString};
+use uuid::Uuid;
+
+use crate::{
+    accounts::{
+        email::{Email, InvalidEmail},
+        password::{self, WeakPassword},
+        service::{self as accounts, EMAIL_INDEX, MAX_MAILS_PER_HOUR, open, status, token_purpose},
+        sessions,
+    },
+    crypto::{CryptoError, tokens},
+    mail::{
+        MailError, RenderedMail,
+        outbox::{self, OutgoingMail},
+        templates,
+    },
+    ratelimit::login as throttle,
+    state::AppState,
+};
+
+/// Every well-formed `requestPasswordReset` answers this long after it
+/// began, whether the address has an account or not. The work for a known
+/// address (a few statements in one transaction) normally takes a few
+/// milliseconds, far below this; a request that outruns it is logged.
+pub const ANSWER_FLOOR: StdDuration = StdDuration::from_millis(250);
+
+/// What can go wrong in recovery.
+#[derive(Debug, thiserror::Error)]
+pub enum RecoveryError {
+    /// The address is not syntactically valid.
+    #[error("email: {0}")]
+    Email(#[from] InvalidEmail),
+    /// The token is unknown, used or expired (or its account is gone).
+    #[error("invalid token")]
+    InvalidToken,
+    /// The new password breaks the policy.
+    #[error("password: {0}")]
+    WeakPassword(#[from] WeakPassword),
+    /// Storage failed.
+    #[error("database: {0}")]
+    Database(#[from] sea_orm::DbErr),
+    /// Encryption, hashing or randomness failed.
+    #[error("crypto: {0}")]
+    Crypto(#[from] CryptoError),
+    /// Mail could not be queued.
+    #[error("mail: {0}")]
+    Mail(#[from] MailError),
+}
+
+/// Handles `requestPasswordReset`: mails a reset link to the bound address
+/// of the `ACTIVE` account that has `email`, if any and if the hourly mail
+/// cap allows. `Ok(())` for every well-formed address, answered no sooner
+/// than [`ANSWER_FLOOR`] after the call so that timing tells nothing.
+pub async fn request_password_reset(state: &AppState, email: &str) -> Result<(), RecoveryError> {
+    let email = Email::parse(email)?;
+    let started = tokio::time::Instant::now();
+    let outcome = send_reset_link(state, &email).await;
+    let elapsed = started.elapsed();
+    if elapsed > ANSWER_FLOOR {
+        tracing::warn!(
+            target: "security",
+            elapsed_ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX),
+            "password reset request outran its answer floor: its timing may differ for known and unknown addresses"
+        );
+    }
+    tokio::time::sleep_until(started + ANSWER_FLOOR).await;
+    outcome
+}
+
+/// The work behind [`request_password_reset`], without the answer floor.
+async fn send_reset_link(state: &AppState, email: &Email) -> Result<(), RecoveryError> {
+    let now = state.clock().now();
+    let bidx = state.blind().compute(EMAIL_INDEX, &email.normalised());
+    let txn = state.db().begin().await?;
+    let mut select = account::Entity::find().filter(account::Column::EmailBidx.eq(bidx));
+    if txn.get_database_backend() == DbBackend::Postgres {
+        // Concurrent requests for one account queue here, so the hourly
+        // cap below is exact.
+        select = select.lock_exclusive();
+    }
+    let Some(row) = select
+        .one(&txn)
+        .await?
+        .filter(|row| row.status == status::ACTIVE)
+    else {
+        txn.rollback().await?;
+        tracing::info!(
+            target: "security",
+            event = "password_reset_requested_unknown",
+            "password reset asked for an address without an active account"
+        );
+        return Ok(());
+    };
+    let sent =
+        accounts::tokens_issued_last_hour(&txn, row.id, token_purpose::RESET_PASSWORD, now).await?;
+    if sent >= MAX_MAILS_PER_HOUR {
+        txn.rollback().await?;
+        tracing::info!(
+            target: "security",
+            account_id = %row.id,
+            event = "password_reset_mail_limited",
+            "password reset mail cap reached; nothing sent"
+        );
+        return Ok(());
+    }
+    let account = open(state, &row)?;
+    // Only the newest link works.
+    accounts::void_tokens(&txn, row.id, token_purpose::RESET_PASSWORD, now).await?;
+    let settings = state.settings();
+    let ttl = settings.reset_token_ttl;
+    let issued = tokens::issue()?;
+    account_token::ActiveModel {
+        id: Set(Uuid::new_v4()),
+        account_id: Set(row.id),
+        purpose: Set(token_purpose::RESET_PASSWORD.to_owned()),
+        token_hash: Set(issued.hash),
+        new_email_ct: Set(None),
+        new_email_bidx: Set(None),
+        created_at: Set(now),
+        expires_at: Set(now + ttl),
+        used_at: Set(None),
+    }
+    .insert(&txn)
+    .await?;
+    // Built from the configured public URL only: a forged Host header
+    // cannot send someone a link to another site.
+    let link = templates::action_link(
+        &settings.public_url,
+        "/reset-password",
+        issued.token.expose_secret(),
+    );
+    let minutes = u32::try_from(ttl.num_minutes()).unwrap_or(u32::MAX);
+    queue(
+        state,
+        &txn,
+        row.id,
+        "password_reset",
+        &account.email,
+        templates::password_reset(account.language, &link, minutes),
+        now,
+    )
+    .await?;
+    txn.commit().await?;
+    tracing::info!(
+        target: "security",
+        account_id = %row.id,
+        event = "password_reset_requested",
+        "password reset link queued"
+    );
+    Ok(())
+}
+
+/// Queues one mail in the caller's transaction.
+async fn queue<C: ConnectionTrait>(
+    state: &AppState,
+    conn: &C,
+    account_id: Uuid,
+    kind: &'static str,
+    to: &str,
+    content: RenderedMail,
+    now: DateTime<Utc>,
+) -> Result<(), RecoveryError> {
+    outbox::enqueue(
+        conn,
+        state.cipher(),
+        state.blind(),
+        OutgoingMail {
+            account_id: Some(account_id),
+            kind,
+            to: to.to_owned(),
+            content,
+        },
+        now,
+    )
+    .await?;
+    Ok(())
+}
+
+/// Handles `resetPassword`: sets `new_password` on the account of a live
+/// reset token and ends every session, as described in [`super`]. A weak
+/// password is refused before the token is touched.
+pub async fn reset_password(
+    state: &AppState,
+    token: &str,
+    new_password: &SecretString,
+) -> Result<(), RecoveryError> {
+    let now = state.clock().now();
+    let Some(token_row) = account_token::Entity::find()
+        .filter(account_token::Column::TokenHash.eq(tokens::hash_token(token.trim())))
+        .filter(account_token::Column::Purpose.eq(token_purpose::RESET_PASSWORD))
+        .one(state.db())
+        .await?
+        .filter(|t| t.used_at.is_none() && t.expires_at > now)
+    else {
+        tracing::info!(
+            target: "security",
+            event = "password_reset_token_rejected",
+            "unknown, used or expired reset token"
+        );
+        return Err(RecoveryError::InvalidToken);
+    };
+    let row = account::Entity::find_by_id(token_row.account_id)
+        .one(state.db())
+        .await?
+        .filter(|row| row.status == status::ACTIVE)
+        .ok_or(RecoveryError::InvalidToken)?;
+    let account = open(state, &row)?;
+    password::check(
+        new_password,
+        &[account.username.as_str(), account.email.as_str()],
+    )?;
+    // Hashed before the transaction: SQLite has one connection, and a
+    // hash is tens of milliseconds nobody should wait on.
+    let password_hash = state.passwords().hash(new_password).await?;
+
+    let now = state.clock().now();
+    let txn = state.db().begin().await?;
+    // Used in the update itself, so of two uses racing only one wins.
+    let claimed = account_token::Entity::update_many()
+        .col_expr(account_token::Column::UsedAt, Expr::value(now))
+        .filter(account_token::Column::Id.eq(token_row.id))
+        .filter(account_token::Column::UsedAt.is_null())
+        .filter(account_token::Column::ExpiresAt.gt(now))
+        .exec(&txn)
+        .await?;
+    if claimed.rows_affected != 1 {
+        return Err(RecoveryError::InvalidToken);
+    }
+    let row = account::Entity::find_by_id(row.id)
+        .one(&txn)
+        .await?
+        .filter(|row| row.status == status::ACTIVE)
+        .ok_or(RecoveryError::InvalidToken)?;
+    let subjects = sessions::throttle_subjects(state, &row);
+    let account_id = row.id;
+    let mut update = row.into_active_model();
+    update.password_hash = Set(password_hash);
+    // The link reached the bound address: that proves the address.
+    update.email_verified = Set(true);
+    update.updated_at = Set(now);
+    update.update(&txn).await?;
+    sessions::revoke_all_except(&txn, account_id, None, now).await?;
+    accounts::void_tokens(&txn, account_id, token_purpose::RESET_PASSWORD, now).await?;
+    // Whoever knew the old password may have started moving the account to
+    // their own address: that link dies with the old password.
+    accounts::void_tokens(&txn, account_id, token_purpose::CHANGE_EMAIL, now).await?;
+    throttle::clear(&txn, &subjects).await?;
+    queue(
+        state,
+        &txn,
+        account_id,
+        "password_changed",
+        &account.email,
+        templates::password_changed(account.language, &account.username),
+        now,
+    )
+    .await?;
+    txn.commit().await?;
+    tracing::info!(
+        target: "security",
+        account_id = %account_id,
+        event = "password_reset_completed",
+        "password reset; every session ended"
+    );
+    Ok(())
+}
