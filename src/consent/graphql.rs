@@ -86,7 +86,8 @@ impl ConsentQuery {
             .map(Language::from_tag)
             .unwrap_or_else(|| request_language(ctx));
         let state = state(ctx)?;
-        Ok(PolicyVersion::localized(state.policy(), language))
+        let current = super::versions::current(state.db()).await?;
+        Ok(PolicyVersion::localized(&current.document, language))
     }
 }
 
@@ -179,10 +180,11 @@ impl ConsentMutation {
     ) -> ApiResult<ConsentState> {
         let viewer = active_viewer(ctx)?;
         let state = state(ctx)?;
+        let policy = super::versions::current(state.db()).await?.document;
         let recorded = super::service::record(
             state.db(),
             viewer.account_id,
-            state.policy(),
+            &policy,
             &purpose,
             granted,
             state.clock().now(),
@@ -190,5 +192,234 @@ impl ConsentMutation {
         .await?;
         tracing::info!(account_id = %viewer.account_id, purpose = %recorded.purpose, granted, "consent recorded");
         Ok(recorded.into())
+    }
+}
+
+/// The consent guard: a feature that needs `purpose` calls this first and
+/// answers `CONSENT_REQUIRED` (with `extensions.purpose`) when the caller
+/// has not granted it under its current definition. Refusing an optional
+/// purpose so turns off only the feature that needs it.
+pub async fn require_consent(
+    ctx: &Context<'_>,
+    account_id: uuid::Uuid,
+    purpose: &str,
+) -> ApiResult<()> {
+    let state = state(ctx)?;
+    let policy = super::versions::current(state.db()).await?.document;
+    if super::service::is_granted(state.db(), account_id, &policy, purpose).await? {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            ErrorCode::ConsentRequired,
+            "This feature needs your consent first. You can grant it in your privacy settings.",
+        )
+        .with_extension("purpose", purpose.to_owned()))
+    }
+}
+
+impl From<super::publication::PublicationError> for ApiError {
+    fn from(err: super::publication::PublicationError) -> Self {
+        use super::publication::PublicationError;
+        match err {
+            PublicationError::Invalid { field, reason } => {
+                ApiError::bad_input(field, format!("Invalid {field}: {reason}."))
+            }
+            PublicationError::VersionMismatch => ApiError::new(
+                ErrorCode::PolicyVersionMismatch,
+                "That is not the current policy version.",
+            )
+            .with_field("version"),
+            PublicationError::Account(err) => err.into(),
+            PublicationError::Database(err) => ApiError::internal(&err),
+            PublicationError::Mail(err) => ApiError::internal(&err),
+            PublicationError::Crypto(err) => ApiError::internal(&err),
+        }
+    }
+}
+
+/// A purpose as an admin submits it.
+#[derive(async_graphql::InputObject)]
+pub struct PurposeInput {
+    code: String,
+    title: String,
+    description: String,
+    required: bool,
+    sensitive: bool,
+    data_categories: Vec<String>,
+}
+
+/// A purpose's title and description in another language.
+#[derive(async_graphql::InputObject)]
+pub struct PurposeTranslationInput {
+    code: String,
+    title: String,
+    description: String,
+}
+
+/// A policy version's texts in another language.
+#[derive(async_graphql::InputObject)]
+pub struct PolicyTranslationInput {
+    /// `zh-CN` or `en`.
+    language: String,
+    summary_of_changes: String,
+    text: String,
+    purposes: Vec<PurposeTranslationInput>,
+}
+
+/// A new policy version.
+#[derive(async_graphql::InputObject)]
+pub struct PublishPolicyInput {
+    version: String,
+    major: bool,
+    summary_of_changes: String,
+    text: String,
+    purposes: Vec<PurposeInput>,
+    /// The language of the texts above (`zh-CN` or `en`).
+    #[graphql(default_with = "\"zh-CN\".to_string()")]
+    language: String,
+    /// The texts in further languages; untranslated texts fall back to the main ones.
+    #[graphql(default)]
+    translations: Vec<PolicyTranslationInput>,
+}
+
+/// Legal bases for processing without consent.
+#[derive(async_graphql::Enum, Copy, Clone, Debug, PartialEq, Eq)]
+pub enum LegalBasis {
+    /// Public safety.
+    PublicSafety,
+    /// Public health.
+    PublicHealth,
+    /// Someone's vital interests.
+    VitalInterests,
+    /// A legal obligation.
+    LegalObligation,
+    /// Another legal ground.
+    OtherLegal,
+}
+
+/// Policy publication and consent-based features.
+#[derive(Default)]
+pub struct PolicyMutation;
+
+#[Object]
+impl PolicyMutation {
+    /// ADMIN. Publishes a new policy version; a major one is mailed to everybody and needs acceptance.
+    async fn publish_policy(
+        &self,
+        ctx: &Context<'_>,
+        input: PublishPolicyInput,
+    ) -> ApiResult<PolicyVersion> {
+        let admin = crate::graphql::require_role(ctx, &[crate::accounts::Role::Admin])?;
+        let document = super::publication::publish(
+            state(ctx)?,
+            admin.account_id,
+            super::publication::PolicySubmission {
+                language: Language::from_tag(&input.language),
+                translations: input
+                    .translations
+                    .into_iter()
+                    .map(|t| super::publication::TranslationSubmission {
+                        language: Language::from_tag(&t.language),
+                        summary_of_changes: t.summary_of_changes,
+                        text: t.text,
+                        purposes: t
+                            .purposes
+                            .into_iter()
+                            .map(|p| (p.code, p.title, p.description))
+                            .collect(),
+                    })
+                    .collect(),
+                version: input.version,
+                major: input.major,
+                summary_of_changes: input.summary_of_changes,
+                text: input.text,
+                purposes: input
+                    .purposes
+                    .into_iter()
+                    .map(|p| super::publication::PurposeSubmission {
+                        code: p.code,
+                        title: p.title,
+                        description: p.description,
+                        required: p.required,
+                        sensitive: p.sensitive,
+                        data_categories: p.data_categories,
+                    })
+                    .collect(),
+            },
+        )
+        .await?;
+        Ok(PolicyVersion::localized(&document, request_language(ctx)))
+    }
+
+    /// Accepts the current policy version.
+    async fn accept_policy(
+        &self,
+        ctx: &Context<'_>,
+        version: String,
+    ) -> ApiResult<crate::accounts::graphql::Account> {
+        let viewer = active_viewer(ctx)?;
+        let record = super::publication::accept(state(ctx)?, viewer.account_id, &version).await?;
+        crate::accounts::graphql::Account::load(ctx, record).await
+    }
+
+    /// ADMIN. Emails only accounts that granted the product_updates purpose; returns how many were queued.
+    async fn send_product_update(
+        &self,
+        ctx: &Context<'_>,
+        subject: String,
+        body: String,
+    ) -> ApiResult<i32> {
+        let admin = crate::graphql::require_role(ctx, &[crate::accounts::Role::Admin])?;
+        let queued =
+            super::publication::send_product_update(state(ctx)?, admin.account_id, &subject, &body)
+                .await?;
+        Ok(i32::try_from(queued).unwrap_or(i32::MAX))
+    }
+
+    /// SUPPORT or ADMIN: processing without consent under a legal exception, recorded with its justification.
+    async fn record_processing_exception(
+        &self,
+        ctx: &Context<'_>,
+        account_id: ID,
+        basis: LegalBasis,
+        justification: String,
+    ) -> ApiResult<crate::audit::graphql::AuditEntry> {
+        use crate::accounts::Role;
+        let staff = crate::graphql::require_role(ctx, &[Role::Support, Role::Admin])?;
+        let account_id = crate::graphql::parse_id(&account_id, "accountId")?;
+        let basis = match basis {
+            LegalBasis::PublicSafety => super::publication::LegalBasis::PublicSafety,
+            LegalBasis::PublicHealth => super::publication::LegalBasis::PublicHealth,
+            LegalBasis::VitalInterests => super::publication::LegalBasis::VitalInterests,
+            LegalBasis::LegalObligation => super::publication::LegalBasis::LegalObligation,
+            LegalBasis::OtherLegal => super::publication::LegalBasis::OtherLegal,
+        };
+        let entry = super::publication::record_processing_exception(
+            state(ctx)?,
+            staff.account_id,
+            account_id,
+            basis,
+            &justification,
+        )
+        .await?;
+        Ok(entry.into())
+    }
+}
+
+/// A guardian's answer for a minor.
+#[derive(Default)]
+pub struct GuardianMutation;
+
+#[Object]
+impl GuardianMutation {
+    /// Records a guardian's answer with the token of a `/guardian-consent` link; a refusal schedules the minor's account for erasure at once.
+    async fn confirm_guardian_consent(
+        &self,
+        ctx: &Context<'_>,
+        token: String,
+        granted: bool,
+    ) -> ApiResult<bool> {
+        super::guardian::confirm(state(ctx)?, &token, granted).await?;
+        Ok(true)
     }
 }

@@ -6,5 +6,9 @@
 //! purpose only arrives with a new policy version.
 
 pub mod graphql;
+pub mod guardian;
 pub mod policy;
+pub mod publication;
 pub mod service;
+pub mod templates;
+pub mod versions;

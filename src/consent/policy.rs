@@ -7,15 +7,30 @@ use figment::{
     Figment,
     providers::{Format, Toml},
 };
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::mail::Language;
 
 /// A text in each language the service speaks.
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Localized(BTreeMap<String, String>);
 
 impl Localized {
+    /// Sets the text of one language.
+    pub fn set(&mut self, language: Language, text: &str) {
+        self.0.insert(language.as_tag().to_owned(), text.to_owned());
+    }
+
+    /// The same text for every language the service speaks.
+    pub fn uniform(text: &str) -> Self {
+        Self(
+            [Language::ZhCn, Language::En]
+                .into_iter()
+                .map(|l| (l.as_tag().to_owned(), text.to_owned()))
+                .collect(),
+        )
+    }
+
     /// The text in `language`, falling back to Chinese then to any.
     pub fn get(&self, language: Language) -> &str {
         self.0
@@ -28,7 +43,7 @@ impl Localized {
 }
 
 /// One purpose of processing, as the policy states it.
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct PurposeDefinition {
     /// Stable code, e.g. `product_updates`.
     pub code: String,
@@ -45,7 +60,7 @@ pub struct PurposeDefinition {
 }
 
 /// A published version of the privacy policy.
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct PolicyDocument {
     /// Version label, e.g. `2026-11-01`.
     pub version: String,
@@ -89,7 +104,8 @@ impl PolicyDocument {
         self.purposes.iter().find(|p| p.code == code)
     }
 
-    fn check(&self) -> Result<(), PolicyError> {
+    /// Checks the rules every published policy keeps.
+    pub fn check(&self) -> Result<(), PolicyError> {
         if self.version.trim().is_empty() {
             return Err(PolicyError("version is empty".into()));
         }

@@ -113,6 +113,7 @@ pub async fn append<C: ConnectionTrait>(
     now: DateTime<Utc>,
 ) -> Result<consent_event::Model, sea_orm::DbErr> {
     consent_event::ActiveModel {
+        seq: sea_orm::ActiveValue::NotSet,
         id: Set(Uuid::new_v4()),
         account_id: Set(account_id),
         purpose: Set(purpose.code.clone()),
@@ -168,8 +169,7 @@ pub async fn history<C: ConnectionTrait>(
 ) -> Result<Vec<consent_event::Model>, sea_orm::DbErr> {
     consent_event::Entity::find()
         .filter(consent_event::Column::AccountId.eq(account_id))
-        .order_by_asc(consent_event::Column::CreatedAt)
-        .order_by_asc(consent_event::Column::Id)
+        .order_by_asc(consent_event::Column::Seq)
         .all(conn)
         .await
 }

@@ -1,0 +1,101 @@
+//! Guardian consent for minors. A minor's account waits, restricted, until
+//! the guardian agrees by the mailed link; a refusal, or no answer within
+//! `CUSTOS_GUARDIAN_CONSENT_DAYS`, schedules erasure at once.
+
+use entity::{account, account_token};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter, QuerySelect, Set,
+    TransactionTrait,
+};
+
+use crate::{
+    accounts::service::{guardian, status, token_purpose},
+    audit::service::{self as audit, AuditRecord},
+    crypto::tokens,
+    erasure::service::{ErasureError, ErasureReason, schedule_immediately},
+    state::AppState,
+};
+
+/// Records the guardian's answer given through a `/guardian-consent` link.
+pub async fn confirm(state: &AppState, token: &str, granted: bool) -> Result<(), ErasureError> {
+    let now = state.clock().now();
+    let txn = state.db().begin().await?;
+    let row = account_token::Entity::find()
+        .filter(account_token::Column::TokenHash.eq(tokens::hash_token(token.trim())))
+        .filter(account_token::Column::Purpose.eq(token_purpose::GUARDIAN_CONSENT))
+        .one(&txn)
+        .await?
+        .filter(|t| t.used_at.is_none() && t.expires_at > now)
+        .ok_or(ErasureError::InvalidToken)?;
+    let minor = account::Entity::find_by_id(row.account_id)
+        .one(&txn)
+        .await?
+        .filter(|a| a.guardian_consent == guardian::PENDING && a.status == status::ACTIVE)
+        .ok_or(ErasureError::InvalidToken)?;
+    let account_id = minor.id;
+    let mut used = row.into_active_model();
+    used.used_at = Set(Some(now));
+    used.update(&txn).await?;
+    let mut update = minor.into_active_model();
+    update.guardian_consent = Set(if granted {
+        guardian::GRANTED
+    } else {
+        guardian::REFUSED
+    }
+    .to_owned());
+    update.updated_at = Set(now);
+    update.update(&txn).await?;
+    audit::append(
+        &txn,
+        AuditRecord {
+            actor_id: None,
+            action: "guardian.consent",
+            subject_id: Some(account_id),
+            detail: if granted { "granted" } else { "refused" }.to_owned(),
+        },
+        now,
+    )
+    .await?;
+    if !granted {
+        schedule_immediately(&txn, account_id, ErasureReason::GuardianRefused, now).await?;
+    }
+    txn.commit().await?;
+    tracing::info!(account_id = %account_id, granted, "guardian answered");
+    Ok(())
+}
+
+/// Schedules erasure of minors whose guardian never answered in time;
+/// returns how many. Run by the scheduler.
+pub async fn expire_unanswered(state: &AppState) -> Result<u64, ErasureError> {
+    let now = state.clock().now();
+    let cutoff = now - chrono::Duration::days(i64::from(state.settings().guardian_consent_days));
+    let mut expired = 0;
+    loop {
+        let txn = state.db().begin().await?;
+        let Some(minor) = account::Entity::find()
+            .filter(account::Column::GuardianConsent.eq(guardian::PENDING))
+            .filter(account::Column::Status.eq(status::ACTIVE))
+            .filter(account::Column::CreatedAt.lte(cutoff))
+            .limit(1)
+            .one(&txn)
+            .await?
+        else {
+            break;
+        };
+        schedule_immediately(&txn, minor.id, ErasureReason::GuardianTimeout, now).await?;
+        audit::append(
+            &txn,
+            AuditRecord {
+                actor_id: None,
+                action: "guardian.timeout",
+                subject_id: Some(minor.id),
+                detail: "no answer in time".to_owned(),
+            },
+            now,
+        )
+        .await?;
+        txn.commit().await?;
+        expired += 1;
+    }
+    Ok(expired)
+}

@@ -1,0 +1,512 @@
+//! Publishing a new policy version, accepting it, and the features that
+//! mail people on the strength of their consent.
+//!
+//! Rules: a new or changed purpose starts ungranted for everybody (consent
+//! is tied to the purpose definition, see `service::purpose_hash`). A major
+//! version is mailed to every active account, announced publicly, and asks
+//! everyone to accept it again. Product news goes only to verified, active
+//! accounts that granted `product_updates`.
+
+use chrono::{DateTime, Utc};
+use entity::account;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter,
+    QueryOrder, QuerySelect, Set, TransactionTrait,
+};
+use uuid::Uuid;
+
+use super::{
+    policy::{Localized, PolicyDocument, PurposeDefinition},
+    service::{self as ledger, ConsentSource},
+    templates::{self, NamedPurpose},
+    versions,
+};
+use crate::{
+    accounts::service::{AccountError, AccountRecord, find, open, status},
+    audit::service::{self as audit, AuditRecord},
+    mail::{
+        Language, MailError,
+        outbox::{self, OutgoingMail},
+    },
+    notices::service::{AnnouncementKind, publish_announcement},
+    state::AppState,
+};
+
+/// Accounts read per batch when mailing everybody.
+pub const MAIL_BATCH: u64 = 500;
+/// The purpose product news needs.
+pub const PRODUCT_UPDATES: &str = "product_updates";
+
+/// What can go wrong when publishing or accepting.
+#[derive(Debug, thiserror::Error)]
+pub enum PublicationError {
+    /// A field of the new version is unusable.
+    #[error("invalid {field}: {reason}")]
+    Invalid {
+        /// The input field at fault.
+        field: &'static str,
+        /// Why, for the admin.
+        reason: String,
+    },
+    /// The version accepted is not the current one.
+    #[error("policy version mismatch")]
+    VersionMismatch,
+    /// The account behind the request is gone.
+    #[error("account: {0}")]
+    Account(#[from] AccountError),
+    /// Storage failed.
+    #[error("database: {0}")]
+    Database(#[from] sea_orm::DbErr),
+    /// Mail could not be queued.
+    #[error("mail: {0}")]
+    Mail(#[from] MailError),
+    /// Decryption failed.
+    #[error("crypto: {0}")]
+    Crypto(#[from] crate::crypto::CryptoError),
+}
+
+fn invalid(field: &'static str, reason: impl Into<String>) -> PublicationError {
+    PublicationError::Invalid {
+        field,
+        reason: reason.into(),
+    }
+}
+
+/// A purpose as an admin submits it.
+pub struct PurposeSubmission {
+    /// Stable code.
+    pub code: String,
+    /// Short name.
+    pub title: String,
+    /// What the data is used for.
+    pub description: String,
+    /// Needed to run the account.
+    pub required: bool,
+    /// Sensitive personal information.
+    pub sensitive: bool,
+    /// Kinds of data used.
+    pub data_categories: Vec<String>,
+}
+
+/// The texts of a version in one more language.
+pub struct TranslationSubmission {
+    /// Which language.
+    pub language: Language,
+    /// What changed.
+    pub summary_of_changes: String,
+    /// The policy text.
+    pub text: String,
+    /// Purpose titles and descriptions by code.
+    pub purposes: Vec<(String, String, String)>,
+}
+
+/// A new version as an admin submits it.
+pub struct PolicySubmission {
+    /// The language the main texts are written in; every other language
+    /// falls back to them unless translated.
+    pub language: Language,
+    /// Texts in further languages.
+    pub translations: Vec<TranslationSubmission>,
+    /// Version label.
+    pub version: String,
+    /// Whether it is a major change.
+    pub major: bool,
+    /// What changed.
+    pub summary_of_changes: String,
+    /// The policy text.
+    pub text: String,
+    /// Its purposes.
+    pub purposes: Vec<PurposeSubmission>,
+}
+
+fn check_code(code: &str) -> bool {
+    !code.is_empty()
+        && code.len() <= 64
+        && code
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+}
+
+/// Turns a submission into a document, checking every rule.
+fn document(
+    submission: PolicySubmission,
+    now: DateTime<Utc>,
+) -> Result<PolicyDocument, PublicationError> {
+    let version = submission.version.trim().to_owned();
+    if version.is_empty()
+        || version.len() > 64
+        || !version
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
+    {
+        return Err(invalid(
+            "version",
+            "use 1 to 64 letters, digits, '.', '-' or '_'",
+        ));
+    }
+    if submission.summary_of_changes.trim().is_empty() {
+        return Err(invalid("summaryOfChanges", "say what changed"));
+    }
+    if submission.text.trim().is_empty() {
+        return Err(invalid("text", "the policy text is empty"));
+    }
+    let mut purposes = Vec::with_capacity(submission.purposes.len());
+    for purpose in submission.purposes {
+        if !check_code(&purpose.code) {
+            return Err(invalid("purposes", "purpose codes use a-z, 0-9 and _"));
+        }
+        if purpose.title.trim().is_empty() || purpose.description.trim().is_empty() {
+            return Err(invalid(
+                "purposes",
+                "every purpose needs a title and a description",
+            ));
+        }
+        let mut title = Localized::uniform(purpose.title.trim());
+        let mut description = Localized::uniform(purpose.description.trim());
+        for translation in &submission.translations {
+            if let Some((_, t, d)) = translation
+                .purposes
+                .iter()
+                .find(|(code, _, _)| *code == purpose.code)
+            {
+                if t.trim().is_empty() || d.trim().is_empty() {
+                    return Err(invalid(
+                        "translations",
+                        "every translated purpose needs a title and a description",
+                    ));
+                }
+                title.set(translation.language, t.trim());
+                description.set(translation.language, d.trim());
+            }
+        }
+        purposes.push(PurposeDefinition {
+            code: purpose.code,
+            title,
+            description,
+            required: purpose.required,
+            sensitive: purpose.sensitive,
+            data_categories: purpose.data_categories,
+        });
+    }
+    let mut summary_of_changes = Localized::uniform(submission.summary_of_changes.trim());
+    let mut text = Localized::uniform(&submission.text);
+    for translation in &submission.translations {
+        if translation.summary_of_changes.trim().is_empty() || translation.text.trim().is_empty() {
+            return Err(invalid(
+                "translations",
+                "a translation needs its summary and text",
+            ));
+        }
+        if translation.language == submission.language {
+            return Err(invalid(
+                "translations",
+                "a translation repeats the main language",
+            ));
+        }
+        summary_of_changes.set(translation.language, translation.summary_of_changes.trim());
+        text.set(translation.language, &translation.text);
+    }
+    let document = PolicyDocument {
+        version,
+        published_at: now,
+        major: submission.major,
+        summary_of_changes,
+        text,
+        purposes,
+    };
+    document
+        .check()
+        .map_err(|e| invalid("purposes", e.to_string()))?;
+    Ok(document)
+}
+
+/// Decrypts one page of active accounts, ordered by id, after `after`.
+async fn active_accounts_page<C: ConnectionTrait>(
+    state: &AppState,
+    conn: &C,
+    after: Option<Uuid>,
+    verified_only: bool,
+) -> Result<Vec<AccountRecord>, PublicationError> {
+    let mut query = account::Entity::find()
+        .filter(account::Column::Status.eq(status::ACTIVE))
+        .order_by_asc(account::Column::Id)
+        .limit(MAIL_BATCH);
+    if verified_only {
+        query = query.filter(account::Column::EmailVerified.eq(true));
+    }
+    if let Some(after) = after {
+        query = query.filter(account::Column::Id.gt(after));
+    }
+    let rows = query.all(conn).await?;
+    let mut records = Vec::with_capacity(rows.len());
+    for row in &rows {
+        records.push(open(state, row)?);
+    }
+    Ok(records)
+}
+
+/// Publishes a new version (ADMIN). A major version is mailed to every
+/// active account in the same transaction, and announced.
+pub async fn publish(
+    state: &AppState,
+    admin_id: Uuid,
+    submission: PolicySubmission,
+) -> Result<PolicyDocument, PublicationError> {
+    let now = state.clock().now();
+    let document = document(submission, now)?;
+    let txn = state.db().begin().await?;
+    let previous = versions::current(&txn).await?.document;
+    if versions::seq_of(&txn, &document.version).await?.is_some() {
+        return Err(invalid("version", "this version was published already"));
+    }
+    let published = versions::insert(&txn, &document, Some(admin_id)).await?;
+    let document = published.document;
+
+    // Purposes nobody has seen in this form start ungranted; list them.
+    let previous_hashes: Vec<Vec<u8>> =
+        previous.purposes.iter().map(ledger::purpose_hash).collect();
+    let new_purposes: Vec<&PurposeDefinition> = document
+        .purposes
+        .iter()
+        .filter(|p| !previous_hashes.contains(&ledger::purpose_hash(p)))
+        .collect();
+
+    let mut notified = 0u64;
+    if document.major {
+        let summary = document.summary_of_changes.get(Language::ZhCn).to_owned();
+        publish_announcement(
+            &txn,
+            AnnouncementKind::PolicyUpdate,
+            &format!("Privacy policy {}", document.version),
+            &summary,
+            now,
+        )
+        .await?;
+        let link = format!("{}/privacy", state.settings().public_url);
+        let mut after = None;
+        loop {
+            let page = active_accounts_page(state, &txn, after, false).await?;
+            let Some(last) = page.last() else { break };
+            after = Some(last.id);
+            for person in &page {
+                let lang = person.language;
+                let named: Vec<NamedPurpose<'_>> = new_purposes
+                    .iter()
+                    .map(|p| NamedPurpose {
+                        title: p.title.get(lang),
+                        description: p.description.get(lang),
+                    })
+                    .collect();
+                outbox::enqueue(
+                    &txn,
+                    state.cipher(),
+                    state.blind(),
+                    OutgoingMail {
+                        account_id: Some(person.id),
+                        kind: "policy_update",
+                        to: person.email.clone(),
+                        content: templates::policy_update_notice(
+                            lang,
+                            &document.version,
+                            document.summary_of_changes.get(lang),
+                            &named,
+                            &link,
+                        ),
+                    },
+                    now,
+                )
+                .await?;
+                notified += 1;
+            }
+        }
+    }
+    audit::append(
+        &txn,
+        AuditRecord {
+            actor_id: Some(admin_id),
+            action: "policy.publish",
+            subject_id: None,
+            detail: format!(
+                "version={} major={} new_purposes={} notified={notified}",
+                document.version,
+                document.major,
+                new_purposes.len()
+            ),
+        },
+        now,
+    )
+    .await?;
+    txn.commit().await?;
+    tracing::info!(admin_id = %admin_id, version = %document.version, notified, "policy published");
+    Ok(document)
+}
+
+/// Accepts the current version: required purposes are recorded against it
+/// (optional ones stay as the person set them; new ones stay off).
+pub async fn accept(
+    state: &AppState,
+    account_id: Uuid,
+    version: &str,
+) -> Result<AccountRecord, PublicationError> {
+    let now = state.clock().now();
+    let txn = state.db().begin().await?;
+    let current = versions::current(&txn).await?.document;
+    if version != current.version {
+        return Err(PublicationError::VersionMismatch);
+    }
+    let row = account::Entity::find_by_id(account_id)
+        .one(&txn)
+        .await?
+        .ok_or(AccountError::NotFound)?;
+    let mut update = row.into_active_model();
+    update.accepted_policy_version = Set(Some(current.version.clone()));
+    update.updated_at = Set(now);
+    update.update(&txn).await?;
+    for purpose in current.purposes.iter().filter(|p| p.required) {
+        ledger::append(
+            &txn,
+            account_id,
+            &current,
+            purpose,
+            true,
+            ConsentSource::PolicyUpdate,
+            now,
+        )
+        .await?;
+    }
+    let record = find(state, &txn, account_id).await?;
+    txn.commit().await?;
+    tracing::info!(account_id = %account_id, version = %current.version, "policy accepted");
+    Ok(record)
+}
+
+/// Mails product news to every verified, active account that granted
+/// `product_updates` under its current definition; returns how many.
+pub async fn send_product_update(
+    state: &AppState,
+    admin_id: Uuid,
+    subject: &str,
+    body: &str,
+) -> Result<u64, PublicationError> {
+    let subject = subject.trim();
+    let body = body.trim();
+    if subject.is_empty() || subject.chars().count() > 200 {
+        return Err(invalid("subject", "1 to 200 characters"));
+    }
+    if body.is_empty() || body.chars().count() > 20_000 {
+        return Err(invalid("body", "1 to 20,000 characters"));
+    }
+    let now = state.clock().now();
+    let txn = state.db().begin().await?;
+    let policy = versions::current(&txn).await?.document;
+    let link = format!("{}/settings/privacy", state.settings().public_url);
+    let mut queued = 0u64;
+    let mut after = None;
+    loop {
+        let page = active_accounts_page(state, &txn, after, true).await?;
+        let Some(last) = page.last() else { break };
+        after = Some(last.id);
+        for person in &page {
+            if !ledger::is_granted(&txn, person.id, &policy, PRODUCT_UPDATES).await? {
+                continue;
+            }
+            outbox::enqueue(
+                &txn,
+                state.cipher(),
+                state.blind(),
+                OutgoingMail {
+                    account_id: Some(person.id),
+                    kind: "product_update",
+                    to: person.email.clone(),
+                    content: templates::product_update(person.language, subject, body, &link),
+                },
+                now,
+            )
+            .await?;
+            queued += 1;
+        }
+    }
+    audit::append(
+        &txn,
+        AuditRecord {
+            actor_id: Some(admin_id),
+            action: "product_update.send",
+            subject_id: None,
+            detail: format!("queued={queued}"),
+        },
+        now,
+    )
+    .await?;
+    txn.commit().await?;
+    tracing::info!(admin_id = %admin_id, queued, "product update queued");
+    Ok(queued)
+}
+
+/// Legal bases for processing without consent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LegalBasis {
+    /// Public safety.
+    PublicSafety,
+    /// Public health.
+    PublicHealth,
+    /// Someone's vital interests.
+    VitalInterests,
+    /// A legal obligation.
+    LegalObligation,
+    /// Another legal ground.
+    OtherLegal,
+}
+
+impl LegalBasis {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::PublicSafety => "PUBLIC_SAFETY",
+            Self::PublicHealth => "PUBLIC_HEALTH",
+            Self::VitalInterests => "VITAL_INTERESTS",
+            Self::LegalObligation => "LEGAL_OBLIGATION",
+            Self::OtherLegal => "OTHER_LEGAL",
+        }
+    }
+}
+
+/// The audit action of processing exceptions (the export looks for it).
+pub const PROCESSING_EXCEPTION_ACTION: &str = "processing_exception.record";
+
+/// Records processing without consent under a legal exception (SUPPORT or
+/// ADMIN), with its justification, in the audit trail.
+pub async fn record_processing_exception(
+    state: &AppState,
+    staff_id: Uuid,
+    account_id: Uuid,
+    basis: LegalBasis,
+    justification: &str,
+) -> Result<entity::audit_entry::Model, PublicationError> {
+    let justification = justification.trim();
+    if justification.chars().count() < 10 || justification.chars().count() > 2_000 {
+        return Err(invalid(
+            "justification",
+            "explain the basis in 10 to 2,000 characters",
+        ));
+    }
+    let now = state.clock().now();
+    let txn = state.db().begin().await?;
+    account::Entity::find_by_id(account_id)
+        .one(&txn)
+        .await?
+        .ok_or(AccountError::NotFound)?;
+    let entry = audit::append(
+        &txn,
+        AuditRecord {
+            actor_id: Some(staff_id),
+            action: PROCESSING_EXCEPTION_ACTION,
+            subject_id: Some(account_id),
+            detail: format!("basis={}; justification={justification}", basis.as_str()),
+        },
+        now,
+    )
+    .await?;
+    txn.commit().await?;
+    tracing::info!(staff_id = %staff_id, account_id = %account_id, basis = basis.as_str(), "processing exception recorded");
+    Ok(entry)
+}

@@ -1,0 +1,466 @@
+//! The consent ledger, policy versions, policy-change notices and the
+//! features guarded by consent.
+
+use serde_json::{Value, json};
+
+use crate::{
+    accounts::signed_in,
+    helpers::{TestApp, admin_token, error_code, spawn_app},
+};
+
+const RECORD: &str = "mutation($p: String!, $g: Boolean!) { recordConsent(purpose: $p, granted: $g) { purpose granted policyVersion } }";
+const PUBLISH: &str = "mutation($input: PublishPolicyInput!) { publishPolicy(input: $input) { version major purposes { code required sensitive } } }";
+
+async fn current_purposes(app: &TestApp) -> Vec<Value> {
+    let body = app
+        .gql("{ policy(language: \"en\") { purposes { code title description required sensitive dataCategories } } }", json!({}))
+        .await;
+    body["data"]["policy"]["purposes"]
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+fn new_version(
+    version: &str,
+    major: bool,
+    mut purposes: Vec<Value>,
+    extra: Option<Value>,
+) -> Value {
+    if let Some(extra) = extra {
+        purposes.push(extra);
+    }
+    json!({
+        "version": version,
+        "major": major,
+        "summaryOfChanges": "Adds nearby-friends suggestions",
+        "text": "The updated policy text.",
+        "purposes": purposes,
+        "language": "en",
+    })
+}
+
+/// The same version with the current Chinese texts of the shipped
+/// purposes, so only what the test changes is new.
+async fn with_chinese(app: &TestApp, mut input: Value) -> Value {
+    let body = app
+        .gql(
+            "{ policy(language: \"zh-CN\") { purposes { code title description } } }",
+            json!({}),
+        )
+        .await;
+    input["translations"] = json!([{
+        "language": "zh-CN",
+        "summaryOfChanges": "新增附近好友推荐",
+        "text": "更新后的政策文本。",
+        "purposes": body["data"]["policy"]["purposes"].clone(),
+    }]);
+    input
+}
+
+fn nearby_purpose() -> Value {
+    json!({
+        "code": "nearby_friends",
+        "title": "Nearby friends",
+        "description": "Suggests friends who are near you.",
+        "required": false,
+        "sensitive": false,
+        "dataCategories": ["approximate_location"],
+    })
+}
+
+#[tokio::test]
+async fn grant_and_withdraw_are_one_call_each_and_both_stay_in_the_ledger() {
+    let app = spawn_app().await;
+    let token = signed_in(&app, "ledger_user", "ledger@example.org").await;
+    let body = app
+        .gql_with_token(
+            Some(&token),
+            RECORD,
+            json!({ "p": "product_updates", "g": true }),
+        )
+        .await;
+    assert_eq!(body["data"]["recordConsent"]["granted"], true, "{body}");
+    let body = app
+        .gql_with_token(
+            Some(&token),
+            RECORD,
+            json!({ "p": "product_updates", "g": false }),
+        )
+        .await;
+    assert_eq!(body["data"]["recordConsent"]["granted"], false);
+
+    let body = app
+        .gql_with_token(
+            Some(&token),
+            "{ myConsentHistory { purpose granted source } me { consents { purpose granted } } }",
+            json!({}),
+        )
+        .await;
+    let history: Vec<(String, bool, String)> = body["data"]["myConsentHistory"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["purpose"] == "product_updates")
+        .map(|e| {
+            (
+                e["purpose"].as_str().unwrap().to_owned(),
+                e["granted"].as_bool().unwrap(),
+                e["source"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        history,
+        vec![
+            ("product_updates".into(), true, "SETTINGS".into()),
+            ("product_updates".into(), false, "SETTINGS".into())
+        ]
+    );
+    let state = body["data"]["me"]["consents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["purpose"] == "product_updates")
+        .unwrap()
+        .clone();
+    assert_eq!(state["granted"], false);
+
+    // No operation of the API edits or deletes ledger entries.
+    let sdl = custos::graphql::sdl();
+    for word in [
+        "deleteConsent",
+        "updateConsent",
+        "editConsent",
+        "removeConsent",
+    ] {
+        assert!(!sdl.contains(word), "{word} must not exist");
+    }
+}
+
+#[tokio::test]
+async fn consent_refusals_have_contract_codes() {
+    let app = spawn_app().await;
+    let token = signed_in(&app, "refuser", "refuser@example.org").await;
+    let body = app
+        .gql_with_token(Some(&token), RECORD, json!({ "p": "account", "g": false }))
+        .await;
+    assert_eq!(error_code(&body), Some("REQUIRED_PURPOSE"));
+    assert_eq!(
+        body["errors"][0]["extensions"]["alternative"],
+        "requestAccountDeletion"
+    );
+    let body = app
+        .gql_with_token(Some(&token), RECORD, json!({ "p": "telepathy", "g": true }))
+        .await;
+    assert_eq!(error_code(&body), Some("BAD_USER_INPUT"));
+    assert_eq!(body["errors"][0]["extensions"]["field"], "purpose");
+    let body = app.gql(RECORD, json!({ "p": "support", "g": true })).await;
+    assert_eq!(error_code(&body), Some("UNAUTHENTICATED"));
+    // Granting a required purpose again is harmless.
+    let body = app
+        .gql_with_token(Some(&token), RECORD, json!({ "p": "account", "g": true }))
+        .await;
+    assert_eq!(body["data"]["recordConsent"]["granted"], true);
+}
+
+#[tokio::test]
+async fn a_major_version_with_a_new_purpose_starts_it_ungranted_and_tells_everyone() {
+    let app = spawn_app().await;
+    let admin = admin_token(&app).await;
+    let person = signed_in(&app, "policy_reader", "reader@example.org").await;
+    // The person granted everything optional that existed.
+    for purpose in ["support", "product_updates"] {
+        app.gql_with_token(Some(&person), RECORD, json!({ "p": purpose, "g": true }))
+            .await;
+    }
+    app.deliver_mail().await;
+    let before = app.mail_to("reader@example.org").len();
+
+    let purposes = current_purposes(&app).await;
+    let body = app
+        .gql_with_token(
+            Some(&admin),
+            PUBLISH,
+            json!({ "input": with_chinese(&app, new_version("2027-01-01", true, purposes, Some(nearby_purpose()))).await }),
+        )
+        .await;
+    assert_eq!(
+        body["data"]["publishPolicy"]["version"], "2027-01-01",
+        "{body}"
+    );
+
+    let me = app
+        .gql_with_token(Some(&person), "{ me { needsPolicyAcceptance acceptedPolicyVersion consents { purpose granted } } policy { version } }", json!({}))
+        .await;
+    assert_eq!(me["data"]["policy"]["version"], "2027-01-01");
+    assert_eq!(me["data"]["me"]["needsPolicyAcceptance"], true);
+    let consents = me["data"]["me"]["consents"].as_array().unwrap();
+    let granted = |code: &str| {
+        consents
+            .iter()
+            .find(|c| c["purpose"] == code)
+            .map(|c| c["granted"].as_bool().unwrap())
+    };
+    assert_eq!(
+        granted("nearby_friends"),
+        Some(false),
+        "new purposes start ungranted"
+    );
+    assert_eq!(
+        granted("product_updates"),
+        Some(true),
+        "unchanged purposes keep their state"
+    );
+
+    app.deliver_mail().await;
+    let mails = app.mail_to("reader@example.org");
+    assert_eq!(mails.len(), before + 1);
+    let notice = mails.last().unwrap();
+    assert!(
+        notice.subject().contains("2027-01-01"),
+        "{}",
+        notice.subject()
+    );
+    let text = notice.decoded_text();
+    // The person signed up in Chinese (the default), so the notice is Chinese.
+    assert!(text.contains("新增附近好友推荐"), "{text}");
+    assert!(
+        text.contains("Nearby friends"),
+        "the new purpose is listed: {text}"
+    );
+
+    // Accepting: stale version refused, current accepted.
+    let accept = "mutation($v: String!) { acceptPolicy(version: $v) { needsPolicyAcceptance acceptedPolicyVersion } }";
+    let body = app
+        .gql_with_token(Some(&person), accept, json!({ "v": "2026-11-01" }))
+        .await;
+    assert_eq!(error_code(&body), Some("POLICY_VERSION_MISMATCH"));
+    let body = app
+        .gql_with_token(Some(&person), accept, json!({ "v": "2027-01-01" }))
+        .await;
+    assert_eq!(
+        body["data"]["acceptPolicy"]["needsPolicyAcceptance"], false,
+        "{body}"
+    );
+
+    // Signup against the old version is refused.
+    let body = app
+        .gql(
+            "mutation($i: SignupInput!) { signup(input: $i) { accepted } }",
+            json!({ "i": { "username": "late_comer", "email": "late@example.org", "password": "a fine long passphrase", "acceptPolicyVersion": "2026-11-01", "age": "ADULT" } }),
+        )
+        .await;
+    assert_eq!(error_code(&body), Some("POLICY_VERSION_MISMATCH"));
+
+    // The publication is in the audit trail.
+    let log = app
+        .gql_with_token(
+            Some(&admin),
+            "{ auditLog(first: 50) { action detail } }",
+            json!({}),
+        )
+        .await;
+    assert!(
+        log["data"]["auditLog"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["action"] == "policy.publish")
+    );
+}
+
+#[tokio::test]
+async fn a_minor_version_needs_no_new_acceptance_and_mails_nobody() {
+    let app = spawn_app().await;
+    let admin = admin_token(&app).await;
+    let person = signed_in(&app, "calm_reader", "calm@example.org").await;
+    app.deliver_mail().await;
+    let before = app.smtp.messages().len();
+    let purposes = current_purposes(&app).await;
+    let body = app
+        .gql_with_token(
+            Some(&admin),
+            PUBLISH,
+            json!({ "input": new_version("2026-12-01", false, purposes, None) }),
+        )
+        .await;
+    assert_eq!(body["data"]["publishPolicy"]["major"], false, "{body}");
+    let me = app
+        .gql_with_token(Some(&person), "{ me { needsPolicyAcceptance } }", json!({}))
+        .await;
+    assert_eq!(me["data"]["me"]["needsPolicyAcceptance"], false);
+    app.deliver_mail().await;
+    assert_eq!(app.smtp.messages().len(), before);
+}
+
+#[tokio::test]
+async fn publish_policy_is_for_admins_and_checks_its_input() {
+    let app = spawn_app().await;
+    let admin = admin_token(&app).await;
+    let person = signed_in(&app, "plain_user", "plain@example.org").await;
+    let purposes = current_purposes(&app).await;
+    let input = new_version("2027-02-01", false, purposes.clone(), None);
+
+    let body = app.gql(PUBLISH, json!({ "input": input })).await;
+    assert_eq!(error_code(&body), Some("UNAUTHENTICATED"));
+    let body = app
+        .gql_with_token(Some(&person), PUBLISH, json!({ "input": input }))
+        .await;
+    assert_eq!(error_code(&body), Some("FORBIDDEN"));
+
+    let mut cases: Vec<(Value, &str)> = Vec::new();
+    let mut bad = input.clone();
+    bad["version"] = json!("2026-11-01");
+    cases.push((bad, "version"));
+    let mut bad = input.clone();
+    bad["version"] = json!("has spaces");
+    cases.push((bad, "version"));
+    let mut bad = input.clone();
+    bad["summaryOfChanges"] = json!("  ");
+    cases.push((bad, "summaryOfChanges"));
+    let mut bad = input.clone();
+    bad["text"] = json!("");
+    cases.push((bad, "text"));
+    let without_account: Vec<Value> = purposes
+        .iter()
+        .filter(|p| p["code"] != "account")
+        .cloned()
+        .collect();
+    cases.push((
+        new_version("2027-03-01", false, without_account, None),
+        "purposes",
+    ));
+    let mut sensitive_required = nearby_purpose();
+    sensitive_required["required"] = json!(true);
+    sensitive_required["sensitive"] = json!(true);
+    cases.push((
+        new_version(
+            "2027-03-01",
+            false,
+            purposes.clone(),
+            Some(sensitive_required),
+        ),
+        "purposes",
+    ));
+    for (input, field) in cases {
+        let body = app
+            .gql_with_token(Some(&admin), PUBLISH, json!({ "input": input }))
+            .await;
+        assert_eq!(error_code(&body), Some("BAD_USER_INPUT"), "{body}");
+        assert_eq!(body["errors"][0]["extensions"]["field"], field, "{body}");
+    }
+    let body = app.gql("{ policy { version } }", json!({})).await;
+    assert_eq!(
+        body["data"]["policy"]["version"], "2026-11-01",
+        "nothing was published"
+    );
+}
+
+#[tokio::test]
+async fn product_updates_reach_only_verified_people_who_granted_them() {
+    let app = spawn_app().await;
+    let admin = admin_token(&app).await;
+    let keen = signed_in(&app, "keen_reader", "keen@example.org").await;
+    app.gql_with_token(
+        Some(&keen),
+        RECORD,
+        json!({ "p": "product_updates", "g": true }),
+    )
+    .await;
+    let changed_mind = signed_in(&app, "changed_mind", "changed@example.org").await;
+    app.gql_with_token(
+        Some(&changed_mind),
+        RECORD,
+        json!({ "p": "product_updates", "g": true }),
+    )
+    .await;
+    app.gql_with_token(
+        Some(&changed_mind),
+        RECORD,
+        json!({ "p": "product_updates", "g": false }),
+    )
+    .await;
+    signed_in(&app, "never_asked", "never@example.org").await;
+    app.deliver_mail().await;
+
+    let send = "mutation($s: String!, $b: String!) { sendProductUpdate(subject: $s, body: $b) }";
+    let body = app
+        .gql_with_token(
+            Some(&keen),
+            send,
+            json!({ "s": "News", "b": "Something new" }),
+        )
+        .await;
+    assert_eq!(error_code(&body), Some("FORBIDDEN"));
+    let body = app
+        .gql_with_token(
+            Some(&admin),
+            send,
+            json!({ "s": " ", "b": "Something new" }),
+        )
+        .await;
+    assert_eq!(error_code(&body), Some("BAD_USER_INPUT"));
+
+    let body = app
+        .gql_with_token(
+            Some(&admin),
+            send,
+            json!({ "s": "News of the month", "b": "Something new" }),
+        )
+        .await;
+    assert_eq!(body["data"]["sendProductUpdate"], 1, "{body}");
+    app.deliver_mail().await;
+    let keen_mail = app.last_mail_to("keen@example.org").unwrap();
+    assert_eq!(keen_mail.subject(), "News of the month");
+    for other in ["changed@example.org", "never@example.org"] {
+        assert!(
+            app.mail_to(other)
+                .iter()
+                .all(|m| m.subject() != "News of the month")
+        );
+    }
+}
+
+#[tokio::test]
+async fn processing_exceptions_are_staff_only_and_audited() {
+    let app = spawn_app().await;
+    let admin = admin_token(&app).await;
+    let person = signed_in(&app, "subject_person", "subject@example.org").await;
+    let me = app
+        .gql_with_token(Some(&person), "{ me { id } }", json!({}))
+        .await;
+    let id = me["data"]["me"]["id"].as_str().unwrap().to_owned();
+    let record = "mutation($a: ID!, $b: LegalBasis!, $j: String!) { recordProcessingException(accountId: $a, basis: $b, justification: $j) { id action subjectId detail actorId } }";
+    let args = json!({ "a": id, "b": "VITAL_INTERESTS", "j": "Emergency services asked to locate the account holder." });
+
+    let body = app
+        .gql_with_token(Some(&person), record, args.clone())
+        .await;
+    assert_eq!(error_code(&body), Some("FORBIDDEN"));
+    let body = app.gql(record, args.clone()).await;
+    assert_eq!(error_code(&body), Some("UNAUTHENTICATED"));
+    let body = app
+        .gql_with_token(
+            Some(&admin),
+            record,
+            json!({ "a": id, "b": "PUBLIC_SAFETY", "j": "short" }),
+        )
+        .await;
+    assert_eq!(error_code(&body), Some("BAD_USER_INPUT"));
+    let body = app
+        .gql_with_token(Some(&admin), record, json!({ "a": uuid::Uuid::new_v4().to_string(), "b": "PUBLIC_SAFETY", "j": "A long enough justification here." }))
+        .await;
+    assert_eq!(error_code(&body), Some("NOT_FOUND"));
+
+    let body = app.gql_with_token(Some(&admin), record, args).await;
+    let entry = &body["data"]["recordProcessingException"];
+    assert_eq!(entry["action"], "processing_exception.record", "{body}");
+    assert_eq!(entry["subjectId"], id.as_str());
+    assert!(
+        entry["detail"]
+            .as_str()
+            .unwrap()
+            .contains("VITAL_INTERESTS")
+    );
+}
