@@ -1,0 +1,170 @@
+//! `myData`: everything held about the signed-in person, as one JSON
+//! document — account fields (decrypted), the consent ledger, sessions,
+//! tickets and their messages, deletion requests, processing exceptions
+//! under a legal basis, and the mail sent to them.
+
+use entity::{audit_entry, deletion_request, outbox as outbox_row, session};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+use serde_json::{Value, json};
+
+use crate::{
+    accounts::{service::find, sessions::Viewer},
+    consent::{publication::PROCESSING_EXCEPTION_ACTION, service as consent},
+    crypto::fields::FieldContext,
+    state::AppState,
+};
+
+/// What can go wrong while exporting.
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    /// Storage failed.
+    #[error("database: {0}")]
+    Database(#[from] sea_orm::DbErr),
+    /// The account could not be read.
+    #[error("account: {0}")]
+    Account(#[from] crate::accounts::service::AccountError),
+    /// A field could not be decrypted.
+    #[error("crypto: {0}")]
+    Crypto(#[from] crate::crypto::CryptoError),
+    /// Tickets could not be read.
+    #[error("tickets: {0}")]
+    Tickets(#[from] crate::tickets::service::TicketError),
+}
+
+/// Builds the export for the caller.
+pub async fn my_data(state: &AppState, viewer: &Viewer) -> Result<Value, ExportError> {
+    let db = state.db();
+    let id = viewer.account_id;
+    let account = find(state, db, id).await?;
+    let guardian_email = match entity::account::Entity::find_by_id(id)
+        .one(db)
+        .await?
+        .and_then(|row| row.guardian_email_ct)
+    {
+        Some(ct) => Some(state.cipher().decrypt_str(
+            &FieldContext {
+                table: "accounts",
+                column: "guardian_email",
+                row_id: id,
+            },
+            &ct,
+        )?),
+        None => None,
+    };
+
+    let ledger: Vec<Value> = consent::history(db, id)
+        .await?
+        .into_iter()
+        .map(|e| {
+            json!({
+                "id": e.id, "purpose": e.purpose, "granted": e.granted,
+                "policyVersion": e.policy_version, "source": e.source,
+                "at": e.created_at, "purposeDefinitionSha256": hex::encode(&e.purpose_hash),
+                "policyTextSha256": hex::encode(&e.policy_text_hash),
+            })
+        })
+        .collect();
+
+    let mut sessions = Vec::new();
+    for s in session::Entity::find()
+        .filter(session::Column::AccountId.eq(id))
+        .order_by_asc(session::Column::CreatedAt)
+        .all(db)
+        .await?
+    {
+        let user_agent = match &s.user_agent_ct {
+            Some(ct) => Some(state.cipher().decrypt_str(
+                &FieldContext {
+                    table: "sessions",
+                    column: "user_agent",
+                    row_id: s.id,
+                },
+                ct,
+            )?),
+            None => None,
+        };
+        sessions.push(json!({
+            "id": s.id, "createdAt": s.created_at, "lastSeenAt": s.last_seen_at,
+            "expiresAt": s.expires_at, "revokedAt": s.revoked_at, "userAgent": user_agent,
+        }));
+    }
+
+    let tickets: Vec<Value> = crate::tickets::service::mine(state, viewer)
+        .await?
+        .into_iter()
+        .map(|t| {
+            json!({
+                "id": t.id, "reference": t.reference, "category": t.category.as_str(),
+                "status": t.status.as_str(), "subject": t.subject,
+                "createdAt": t.created_at, "updatedAt": t.updated_at,
+                "messages": t.messages.into_iter().map(|m| json!({
+                    "id": m.id, "author": m.author.as_str(), "body": m.body, "createdAt": m.created_at,
+                })).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+
+    let deletion_requests: Vec<Value> = deletion_request::Entity::find()
+        .filter(deletion_request::Column::AccountId.eq(id))
+        .order_by_asc(deletion_request::Column::RequestedAt)
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|r| {
+            json!({
+                "id": r.id, "status": r.status, "reason": r.reason,
+                "requestedAt": r.requested_at, "confirmedAt": r.confirmed_at,
+                "purgeAfter": r.purge_after, "cancelledAt": r.cancelled_at,
+            })
+        })
+        .collect();
+
+    let exceptions: Vec<Value> = audit_entry::Entity::find()
+        .filter(audit_entry::Column::SubjectId.eq(id))
+        .filter(audit_entry::Column::Action.eq(PROCESSING_EXCEPTION_ACTION))
+        .order_by_asc(audit_entry::Column::Seq)
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|e| json!({ "id": e.id, "at": e.at, "byStaff": e.actor_id, "detail": e.detail }))
+        .collect();
+
+    let mut notices = Vec::new();
+    for m in outbox_row::Entity::find()
+        .filter(outbox_row::Column::AccountId.eq(id))
+        .order_by_asc(outbox_row::Column::CreatedAt)
+        .all(db)
+        .await?
+    {
+        let subject = state.cipher().decrypt_str(
+            &FieldContext {
+                table: "outbox",
+                column: "subject",
+                row_id: m.id,
+            },
+            &m.subject_ct,
+        )?;
+        notices.push(json!({
+            "id": m.id, "kind": m.kind, "subject": subject, "status": m.status,
+            "queuedAt": m.created_at, "sentAt": m.sent_at,
+        }));
+    }
+
+    Ok(json!({
+        "exportedAt": state.clock().now(),
+        "account": {
+            "id": account.id, "username": account.username, "email": account.email,
+            "emailVerified": account.email_verified, "role": account.role.as_str(),
+            "language": account.language.as_tag(), "ageDeclaration": account.age_declaration,
+            "guardianConsent": account.guardian_consent, "guardianEmail": guardian_email,
+            "acceptedPolicyVersion": account.accepted_policy_version,
+            "status": account.status, "createdAt": account.created_at,
+        },
+        "consentLedger": ledger,
+        "sessions": sessions,
+        "tickets": tickets,
+        "deletionRequests": deletion_requests,
+        "processingExceptions": exceptions,
+        "notices": notices,
+    }))
+}

@@ -1,0 +1,69 @@
+//! Every table of the database, and what the purge does with it. A test
+//! lists the tables a fresh database really has and fails when one is not
+//! here, so a migration cannot add personal data the purge forgets.
+
+/// What happens to a table when an account is erased.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Coverage {
+    /// The purge deletes the account's rows (how it finds them is noted).
+    Erased(&'static str),
+    /// The table holds no personal data (why is noted).
+    NoPersonalData(&'static str),
+}
+
+/// The inventory: table name and coverage.
+pub const INVENTORY: &[(&str, Coverage)] = &[
+    ("accounts", Coverage::Erased("the account row")),
+    ("sessions", Coverage::Erased("by account_id")),
+    ("account_tokens", Coverage::Erased("by account_id")),
+    ("consent_events", Coverage::Erased("by account_id")),
+    (
+        "outbox",
+        Coverage::Erased(
+            "by account_id, and by recipient blind index of the account and guardian addresses",
+        ),
+    ),
+    (
+        "tickets",
+        Coverage::Erased("by account_id, and guest tickets by the contact email's blind index"),
+    ),
+    (
+        "ticket_messages",
+        Coverage::Erased("every message of an erased ticket"),
+    ),
+    (
+        "login_throttle",
+        Coverage::Erased("by the throttle subjects derived from the username and email indexes"),
+    ),
+    (
+        "deletion_requests",
+        Coverage::NoPersonalData("random ids, times and token hashes (cleared when completed)"),
+    ),
+    (
+        "erasure_records",
+        Coverage::NoPersonalData("the certificate: ids, times and row counts"),
+    ),
+    (
+        "audit_log",
+        Coverage::NoPersonalData(
+            "random ids of actors and subjects; details carry no personal data",
+        ),
+    ),
+    (
+        "policy_versions",
+        Coverage::NoPersonalData("published policy texts"),
+    ),
+    ("announcements", Coverage::NoPersonalData("public notices")),
+    (
+        "seaql_migrations",
+        Coverage::NoPersonalData("migration bookkeeping"),
+    ),
+];
+
+/// The coverage of `table`, if the inventory knows it.
+pub fn coverage(table: &str) -> Option<Coverage> {
+    INVENTORY
+        .iter()
+        .find(|(name, _)| *name == table)
+        .map(|(_, coverage)| *coverage)
+}

@@ -1,0 +1,20 @@
+//! Erasure: deletion on request, within a working-day deadline.
+//!
+//! Rules: deletion is asked with the username and the bound email; only a
+//! link mailed to that address confirms it, so nobody can delete someone
+//! else's account. At confirmation processing stops (sessions end, sign-in
+//! is refused, no mail but about the deletion); after the grace window
+//! (`CUSTOS_DELETION_GRACE_WORKING_DAYS` working days in
+//! `CUSTOS_TIMEZONE`, weekends and holidays skipped, make-up days counted)
+//! the purge erases every row in the inventory in one transaction and
+//! leaves a certificate without personal data. Until the purge, a cancel
+//! link restores the account. A guardian's refusal, a guardian's silence
+//! and a staff flag for an unconsented minor schedule erasure at once.
+
+pub mod calendar;
+pub mod export;
+pub mod graphql;
+pub mod inventory;
+pub mod purge;
+pub mod service;
+pub mod templates;

@@ -1,0 +1,427 @@
+//! The purge: erases each due account in one transaction and leaves an
+//! erasure record without personal data. Runs on the scheduler and as
+//! `custos purge --once`.
+//!
+//! Claiming: each erasure locks its request row (`FOR UPDATE SKIP LOCKED` on
+//! PostgreSQL, so concurrent runners take different accounts; on SQLite one
+//! process owns the jobs) and re-checks it is still due inside the same
+//! transaction. A runner killed midway rolls back: the account stays whole
+//! and the next run erases it. Runs catch up on everything overdue.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use entity::{
+    account, account_token, consent_event, deletion_request, erasure_record, login_throttle,
+    outbox as outbox_row, session, ticket, ticket_message,
+};
+use sea_orm::{
+    ColumnTrait, Condition, ConnectionTrait, DbBackend, EntityTrait, PaginatorTrait, QueryFilter,
+    QueryOrder, QuerySelect, Set, TransactionTrait,
+    sea_query::{Expr, LockBehavior, LockType},
+};
+use uuid::Uuid;
+
+use super::{
+    service::{ErasureError, request_status},
+    templates,
+};
+use crate::{
+    accounts::service::open,
+    audit::service::{self as audit, AuditRecord},
+    crypto::{blind_index::normalise_email, fields::FieldContext},
+    mail::outbox::{self, OutgoingMail},
+    state::AppState,
+};
+
+/// What one run did, as counts.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct PurgeReport {
+    /// Accounts erased.
+    pub accounts: u64,
+    /// Rows erased per table, summed over the accounts.
+    pub rows: BTreeMap<&'static str, u64>,
+    /// Requests still overdue after the run (should stay 0).
+    pub overdue: u64,
+}
+
+/// Requests whose deadline has passed without an erasure.
+pub async fn overdue_count<C: ConnectionTrait>(
+    conn: &C,
+    now: DateTime<Utc>,
+) -> Result<u64, sea_orm::DbErr> {
+    deletion_request::Entity::find()
+        .filter(deletion_request::Column::Status.eq(request_status::SCHEDULED))
+        .filter(deletion_request::Column::PurgeAfter.lte(now))
+        .count(conn)
+        .await
+}
+
+/// Accounts claimed and erased per transaction. Each account's rows all
+/// go in the same transaction; batching only saves round trips.
+pub const BATCH: u64 = 200;
+
+/// Erases every due account, a batch per transaction, until none is due.
+pub async fn run_once(state: &AppState) -> Result<PurgeReport, ErasureError> {
+    let mut report = PurgeReport::default();
+    loop {
+        let erased = erase_next_batch(state).await?;
+        if erased.is_empty() {
+            break;
+        }
+        for counts in erased {
+            report.accounts += 1;
+            for (table, count) in counts {
+                *report.rows.entry(table).or_default() += count;
+            }
+        }
+    }
+    report.overdue = overdue_count(state.db(), state.clock().now()).await?;
+    if report.overdue > 0 {
+        tracing::error!(
+            overdue = report.overdue,
+            "erasure requests are past their deadline"
+        );
+    }
+    Ok(report)
+}
+
+/// Claims up to [`BATCH`] due requests and erases their accounts in one
+/// transaction; empty when nothing is due.
+async fn erase_next_batch(
+    state: &AppState,
+) -> Result<Vec<BTreeMap<&'static str, u64>>, ErasureError> {
+    let now = state.clock().now();
+    let txn = state.db().begin().await?;
+    let mut query = deletion_request::Entity::find()
+        .filter(deletion_request::Column::Status.eq(request_status::SCHEDULED))
+        .filter(deletion_request::Column::PurgeAfter.lte(now))
+        .order_by_asc(deletion_request::Column::PurgeAfter)
+        .limit(BATCH);
+    if txn.get_database_backend() == DbBackend::Postgres {
+        query = query.lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
+    }
+    let requests = query.all(&txn).await?;
+    if requests.is_empty() {
+        return Ok(Vec::new());
+    }
+    let counts = erase_accounts(state, &txn, &requests, now).await?;
+    txn.commit().await?;
+    for request in &requests {
+        tracing::info!(request_id = %request.id, account_id = %request.account_id, "account erased");
+    }
+    Ok(counts)
+}
+
+/// The owning account of every row of `E` owned by one of `ids`.
+async fn owners<E, C>(
+    conn: &C,
+    column: E::Column,
+    ids: &[Uuid],
+) -> Result<Vec<Uuid>, sea_orm::DbErr>
+where
+    E: EntityTrait,
+    C: ConnectionTrait,
+{
+    E::find()
+        .select_only()
+        .column(column)
+        .filter(column.is_in(ids.to_vec()))
+        .into_tuple()
+        .all(conn)
+        .await
+}
+
+/// Counts rows per owner, from `(row key, owner)` pairs.
+fn tally<K>(
+    owners: impl IntoIterator<Item = Option<K>>,
+    table: &'static str,
+    counts: &mut BTreeMap<K, BTreeMap<&'static str, u64>>,
+) where
+    K: Ord,
+{
+    for owner in owners.into_iter().flatten() {
+        *counts.entry(owner).or_default().entry(table).or_default() += 1;
+    }
+}
+
+/// Erases the accounts of `requests` inside `txn` and completes the
+/// requests, returning per-account row counts in request order. The caller
+/// commits; a process killed before that rolls everything back.
+pub async fn erase_accounts<C: ConnectionTrait>(
+    state: &AppState,
+    txn: &C,
+    requests: &[deletion_request::Model],
+    now: DateTime<Utc>,
+) -> Result<Vec<BTreeMap<&'static str, u64>>, ErasureError> {
+    let ids: Vec<Uuid> = requests.iter().map(|r| r.account_id).collect();
+    let rows = account::Entity::find()
+        .filter(account::Column::Id.is_in(ids.clone()))
+        .all(txn)
+        .await?;
+    let mut counts: BTreeMap<Uuid, BTreeMap<&'static str, u64>> = BTreeMap::new();
+    let mut receipts = Vec::new();
+    // Which account an address index, or a throttle subject, belongs to.
+    let mut owner_of_address: BTreeMap<Vec<u8>, Uuid> = BTreeMap::new();
+    let mut owner_of_subject: BTreeMap<Vec<u8>, Uuid> = BTreeMap::new();
+    for row in &rows {
+        let person = open(state, row)?;
+        receipts.push((row.id, person.email.clone(), person.language));
+        owner_of_address.insert(row.email_bidx.clone(), row.id);
+        if let Some(ct) = &row.guardian_email_ct {
+            let guardian = state.cipher().decrypt_str(
+                &FieldContext {
+                    table: "accounts",
+                    column: "guardian_email",
+                    row_id: row.id,
+                },
+                ct,
+            )?;
+            owner_of_address.insert(
+                state.blind().compute("email", &normalise_email(&guardian)),
+                row.id,
+            );
+        }
+        for subject in crate::accounts::sessions::throttle_subjects(state, row) {
+            owner_of_subject.insert(subject, row.id);
+        }
+    }
+    let addresses: Vec<Vec<u8>> = owner_of_address.keys().cloned().collect();
+
+    // Tickets filed by the accounts, or as guests from their addresses.
+    let tickets: Vec<(Uuid, Option<Uuid>, Option<Vec<u8>>)> = ticket::Entity::find()
+        .select_only()
+        .columns([
+            ticket::Column::Id,
+            ticket::Column::AccountId,
+            ticket::Column::ContactEmailBidx,
+        ])
+        .filter(
+            Condition::any()
+                .add(ticket::Column::AccountId.is_in(ids.clone()))
+                .add(
+                    ticket::Column::ContactEmailBidx.is_in(
+                        rows.iter()
+                            .map(|r| r.email_bidx.clone())
+                            .collect::<Vec<_>>(),
+                    ),
+                ),
+        )
+        .into_tuple()
+        .all(txn)
+        .await?;
+    let mut ticket_owner: BTreeMap<Uuid, Uuid> = BTreeMap::new();
+    for (ticket_id, account_id, contact) in &tickets {
+        let owner = account_id.filter(|a| ids.contains(a)).or_else(|| {
+            contact
+                .as_ref()
+                .and_then(|c| owner_of_address.get(c).copied())
+        });
+        if let Some(owner) = owner {
+            ticket_owner.insert(*ticket_id, owner);
+        }
+    }
+    let ticket_ids: Vec<Uuid> = ticket_owner.keys().copied().collect();
+    let messages: Vec<Uuid> = ticket_message::Entity::find()
+        .select_only()
+        .column(ticket_message::Column::TicketId)
+        .filter(ticket_message::Column::TicketId.is_in(ticket_ids.clone()))
+        .into_tuple()
+        .all(txn)
+        .await?;
+    tally(
+        messages.iter().map(|t| ticket_owner.get(t).copied()),
+        "ticket_messages",
+        &mut counts,
+    );
+    tally(
+        ticket_owner.values().map(|o| Some(*o)),
+        "tickets",
+        &mut counts,
+    );
+
+    let sessions = owners::<session::Entity, _>(txn, session::Column::AccountId, &ids).await?;
+    tally(sessions.into_iter().map(Some), "sessions", &mut counts);
+    let tokens =
+        owners::<account_token::Entity, _>(txn, account_token::Column::AccountId, &ids).await?;
+    tally(tokens.into_iter().map(Some), "account_tokens", &mut counts);
+    let events =
+        owners::<consent_event::Entity, _>(txn, consent_event::Column::AccountId, &ids).await?;
+    tally(events.into_iter().map(Some), "consent_events", &mut counts);
+
+    let throttled: Vec<Vec<u8>> = login_throttle::Entity::find()
+        .select_only()
+        .column(login_throttle::Column::SubjectBidx)
+        .filter(
+            login_throttle::Column::SubjectBidx
+                .is_in(owner_of_subject.keys().cloned().collect::<Vec<_>>()),
+        )
+        .into_tuple()
+        .all(txn)
+        .await?;
+    tally(
+        throttled.iter().map(|s| owner_of_subject.get(s).copied()),
+        "login_throttle",
+        &mut counts,
+    );
+
+    let mail: Vec<(Option<Uuid>, Vec<u8>)> = outbox_row::Entity::find()
+        .select_only()
+        .columns([
+            outbox_row::Column::AccountId,
+            outbox_row::Column::RecipientBidx,
+        ])
+        .filter(
+            Condition::any()
+                .add(outbox_row::Column::AccountId.is_in(ids.clone()))
+                .add(outbox_row::Column::RecipientBidx.is_in(addresses.clone())),
+        )
+        .into_tuple()
+        .all(txn)
+        .await?;
+    tally(
+        mail.iter().map(|(account_id, bidx)| {
+            account_id
+                .filter(|a| ids.contains(a))
+                .or_else(|| owner_of_address.get(bidx).copied())
+        }),
+        "outbox",
+        &mut counts,
+    );
+    tally(rows.iter().map(|r| Some(r.id)), "accounts", &mut counts);
+
+    // Children first, so foreign keys never see an orphan.
+    ticket_message::Entity::delete_many()
+        .filter(ticket_message::Column::TicketId.is_in(ticket_ids.clone()))
+        .exec(txn)
+        .await?;
+    ticket::Entity::delete_many()
+        .filter(ticket::Column::Id.is_in(ticket_ids))
+        .exec(txn)
+        .await?;
+    session::Entity::delete_many()
+        .filter(session::Column::AccountId.is_in(ids.clone()))
+        .exec(txn)
+        .await?;
+    account_token::Entity::delete_many()
+        .filter(account_token::Column::AccountId.is_in(ids.clone()))
+        .exec(txn)
+        .await?;
+    consent_event::Entity::delete_many()
+        .filter(consent_event::Column::AccountId.is_in(ids.clone()))
+        .exec(txn)
+        .await?;
+    login_throttle::Entity::delete_many()
+        .filter(
+            login_throttle::Column::SubjectBidx
+                .is_in(owner_of_subject.into_keys().collect::<Vec<_>>()),
+        )
+        .exec(txn)
+        .await?;
+    outbox_row::Entity::delete_many()
+        .filter(
+            Condition::any()
+                .add(outbox_row::Column::AccountId.is_in(ids.clone()))
+                .add(outbox_row::Column::RecipientBidx.is_in(addresses)),
+        )
+        .exec(txn)
+        .await?;
+    account::Entity::delete_many()
+        .filter(account::Column::Id.is_in(ids.clone()))
+        .exec(txn)
+        .await?;
+
+    deletion_request::Entity::update_many()
+        .col_expr(
+            deletion_request::Column::Status,
+            Expr::value(request_status::COMPLETED),
+        )
+        .col_expr(
+            deletion_request::Column::CompletedAt,
+            Expr::value(Some(now)),
+        )
+        .col_expr(
+            deletion_request::Column::ClaimedUntil,
+            Expr::value(None::<DateTime<Utc>>),
+        )
+        .col_expr(
+            deletion_request::Column::ConfirmTokenHash,
+            Expr::value(None::<Vec<u8>>),
+        )
+        .col_expr(
+            deletion_request::Column::CancelTokenHash,
+            Expr::value(None::<Vec<u8>>),
+        )
+        .filter(
+            deletion_request::Column::Id.is_in(requests.iter().map(|r| r.id).collect::<Vec<_>>()),
+        )
+        .exec(txn)
+        .await?;
+
+    let mut certificates = Vec::with_capacity(requests.len());
+    let mut audit_records = Vec::with_capacity(requests.len());
+    let mut per_request = Vec::with_capacity(requests.len());
+    for request in requests {
+        let account_counts = counts.remove(&request.account_id).unwrap_or_default();
+        let certificate_id = Uuid::new_v4();
+        certificates.push(erasure_record::ActiveModel {
+            id: Set(certificate_id),
+            request_id: Set(request.id),
+            reason: Set(request.reason.clone()),
+            requested_at: Set(request.requested_at),
+            confirmed_at: Set(request.confirmed_at),
+            deadline: Set(request.purge_after),
+            completed_at: Set(now),
+            table_counts: Set(
+                serde_json::to_string(&account_counts).unwrap_or_else(|_| "{}".into())
+            ),
+        });
+        audit_records.push(AuditRecord {
+            actor_id: None,
+            action: "account.purge",
+            subject_id: Some(request.account_id),
+            detail: format!("request={} certificate={certificate_id}", request.id),
+        });
+        per_request.push((request.account_id, certificate_id, account_counts));
+    }
+    for chunk in certificates.chunks(500) {
+        erasure_record::Entity::insert_many(chunk.to_vec())
+            .exec_without_returning(txn)
+            .await?;
+    }
+    audit::append_many(txn, audit_records, now).await?;
+
+    // The last mail to each person; its row is deleted once sent or given up.
+    let completed = now
+        .with_timezone(&state.settings().timezone)
+        .format("%Y-%m-%d %H:%M %Z")
+        .to_string();
+    let mut sealed = Vec::with_capacity(receipts.len());
+    for (account_id, email, language) in receipts {
+        let certificate = per_request
+            .iter()
+            .find(|(id, _, _)| *id == account_id)
+            .map(|(_, certificate, _)| certificate.to_string())
+            .unwrap_or_default();
+        sealed.push(outbox::seal(
+            state.cipher(),
+            state.blind(),
+            &OutgoingMail {
+                account_id: None,
+                kind: "erasure_receipt",
+                to: email,
+                content: templates::erased(language, &completed, &certificate),
+            },
+            now,
+        )?);
+    }
+    while !sealed.is_empty() {
+        let rest = sealed.split_off(sealed.len().min(500));
+        outbox::enqueue_sealed(txn, sealed).await?;
+        sealed = rest;
+    }
+    Ok(per_request
+        .into_iter()
+        .map(|(_, _, counts)| counts)
+        .collect())
+}

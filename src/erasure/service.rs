@@ -1,0 +1,434 @@
+//! Deletion requests: proof of ownership by the bound address, the grace
+//! window in working days, cancellation, and erasure decided by others
+//! (a guardian's refusal, staff finding an unconsented minor).
+
+use chrono::{DateTime, Utc};
+use entity::{account, deletion_request};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, PaginatorTrait,
+    QueryFilter, QueryOrder, Set, TransactionTrait,
+};
+use secrecy::ExposeSecret;
+use uuid::Uuid;
+
+use super::{calendar::WorkingCalendar, templates};
+use crate::{
+    accounts::{
+        email::Email,
+        service::{AccountError, EMAIL_INDEX, USERNAME_INDEX, open, status},
+        sessions::revoke_all_except,
+        username::Username,
+    },
+    crypto::tokens,
+    mail::{
+        MailError,
+        outbox::{self, OutgoingMail},
+        templates::action_link,
+    },
+    state::AppState,
+};
+
+/// Request states.
+pub mod request_status {
+    /// Waiting for the link in the mail.
+    pub const AWAITING_CONFIRMATION: &str = "AWAITING_CONFIRMATION";
+    /// Confirmed: processing stopped, purge due at `purge_after`.
+    pub const SCHEDULED: &str = "SCHEDULED";
+    /// Cancelled before the purge.
+    pub const CANCELLED: &str = "CANCELLED";
+    /// Erased.
+    pub const COMPLETED: &str = "COMPLETED";
+}
+
+/// Why an account is erased.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErasureReason {
+    /// The person asked and confirmed.
+    PersonRequest,
+    /// A minor's guardian refused consent.
+    GuardianRefused,
+    /// A minor's guardian never answered.
+    GuardianTimeout,
+    /// Staff found a minor without verifiable guardian consent.
+    MinorFlagged,
+}
+
+impl ErasureReason {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::PersonRequest => "PERSON_REQUEST",
+            Self::GuardianRefused => "GUARDIAN_REFUSED",
+            Self::GuardianTimeout => "GUARDIAN_TIMEOUT",
+            Self::MinorFlagged => "MINOR_FLAGGED",
+        }
+    }
+}
+
+/// What can go wrong.
+#[derive(Debug, thiserror::Error)]
+pub enum ErasureError {
+    /// The token is unknown, used or expired.
+    #[error("invalid token")]
+    InvalidToken,
+    /// The account does not exist.
+    #[error("account not found")]
+    NotFound,
+    /// Input has the wrong shape.
+    #[error("invalid {0}")]
+    Invalid(&'static str),
+    /// Storage failed.
+    #[error("database: {0}")]
+    Database(#[from] sea_orm::DbErr),
+    /// Crypto failed.
+    #[error("crypto: {0}")]
+    Crypto(#[from] crate::crypto::CryptoError),
+    /// Mail could not be queued.
+    #[error("mail: {0}")]
+    Mail(#[from] MailError),
+    /// Account decryption failed.
+    #[error("account: {0}")]
+    Account(#[from] AccountError),
+}
+
+/// The working-day calendar from settings.
+pub fn calendar(state: &AppState) -> WorkingCalendar {
+    let settings = state.settings();
+    WorkingCalendar::new(
+        settings.timezone,
+        &settings.calendar.holidays,
+        &settings.calendar.workdays,
+    )
+}
+
+/// The deadline for a confirmation at `confirmed_at`.
+pub fn purge_deadline(state: &AppState, confirmed_at: DateTime<Utc>) -> DateTime<Utc> {
+    calendar(state).add_working_days(confirmed_at, state.settings().deletion_grace_working_days)
+}
+
+fn local_time(state: &AppState, at: DateTime<Utc>) -> String {
+    at.with_timezone(&state.settings().timezone)
+        .format("%Y-%m-%d %H:%M %Z")
+        .to_string()
+}
+
+/// The open (awaiting or scheduled) request of an account, if any.
+pub async fn open_request<C: ConnectionTrait>(
+    conn: &C,
+    account_id: Uuid,
+) -> Result<Option<deletion_request::Model>, sea_orm::DbErr> {
+    deletion_request::Entity::find()
+        .filter(deletion_request::Column::AccountId.eq(account_id))
+        .filter(deletion_request::Column::Status.is_in([
+            request_status::AWAITING_CONFIRMATION,
+            request_status::SCHEDULED,
+        ]))
+        .order_by_desc(deletion_request::Column::RequestedAt)
+        .one(conn)
+        .await
+}
+
+/// The newest request of an account, whatever its state.
+pub async fn latest_request<C: ConnectionTrait>(
+    conn: &C,
+    account_id: Uuid,
+) -> Result<Option<deletion_request::Model>, sea_orm::DbErr> {
+    deletion_request::Entity::find()
+        .filter(deletion_request::Column::AccountId.eq(account_id))
+        .order_by_desc(deletion_request::Column::RequestedAt)
+        .one(conn)
+        .await
+}
+
+/// Asks for deletion: when username and email name the same account (by
+/// blind index), a confirmation link goes to the bound address. The answer
+/// is the same either way; a second request while one is open sends a
+/// fresh link (at most 3 an hour) instead of a duplicate request.
+pub async fn request_deletion(
+    state: &AppState,
+    username: &str,
+    email: &str,
+) -> Result<(), ErasureError> {
+    let (Ok(username), Ok(email)) = (Username::parse(username), Email::parse(email)) else {
+        return Ok(());
+    };
+    let username_bidx = state.blind().compute(USERNAME_INDEX, username.canonical());
+    let email_bidx = state.blind().compute(EMAIL_INDEX, &email.normalised());
+    let now = state.clock().now();
+    let txn = state.db().begin().await?;
+    let Some(row) = account::Entity::find()
+        .filter(account::Column::UsernameBidx.eq(username_bidx))
+        .filter(account::Column::EmailBidx.eq(email_bidx))
+        .filter(account::Column::Status.eq(status::ACTIVE))
+        .one(&txn)
+        .await?
+    else {
+        return Ok(());
+    };
+    let recent = deletion_request::Entity::find()
+        .filter(deletion_request::Column::AccountId.eq(row.id))
+        .filter(deletion_request::Column::RequestedAt.gt(now - chrono::Duration::hours(1)))
+        .count(&txn)
+        .await?;
+    let existing = open_request(&txn, row.id).await?;
+    if existing
+        .as_ref()
+        .is_some_and(|r| r.status == request_status::SCHEDULED)
+    {
+        return Ok(());
+    }
+    let confirm = tokens::issue()?;
+    let cancel = tokens::issue()?;
+    let ttl = state.settings().verification_token_ttl;
+    let request_id = match existing {
+        Some(open) => {
+            if recent >= crate::accounts::service::MAX_MAILS_PER_HOUR {
+                return Ok(());
+            }
+            let id = open.id;
+            let mut update = open.into_active_model();
+            update.confirm_token_hash = Set(Some(confirm.hash));
+            update.confirm_expires_at = Set(Some(now + ttl));
+            update.cancel_token_hash = Set(Some(cancel.hash));
+            update.requested_at = Set(now);
+            update.update(&txn).await?;
+            id
+        }
+        None => {
+            let id = Uuid::new_v4();
+            deletion_request::ActiveModel {
+                id: Set(id),
+                account_id: Set(row.id),
+                status: Set(request_status::AWAITING_CONFIRMATION.to_owned()),
+                reason: Set(ErasureReason::PersonRequest.as_str().to_owned()),
+                confirm_token_hash: Set(Some(confirm.hash)),
+                confirm_expires_at: Set(Some(now + ttl)),
+                cancel_token_hash: Set(Some(cancel.hash)),
+                requested_at: Set(now),
+                confirmed_at: Set(None),
+                purge_after: Set(None),
+                claimed_until: Set(None),
+                cancelled_at: Set(None),
+                completed_at: Set(None),
+            }
+            .insert(&txn)
+            .await?;
+            id
+        }
+    };
+    let person = open(state, &row)?;
+    let public_url = &state.settings().public_url;
+    outbox::enqueue(
+        &txn,
+        state.cipher(),
+        state.blind(),
+        OutgoingMail {
+            account_id: Some(row.id),
+            kind: "deletion_confirm",
+            to: person.email.clone(),
+            content: templates::confirm_request(
+                person.language,
+                &person.username,
+                &action_link(
+                    public_url,
+                    "/confirm-deletion",
+                    confirm.token.expose_secret(),
+                ),
+                &action_link(public_url, "/cancel-deletion", cancel.token.expose_secret()),
+                state.settings().deletion_grace_working_days,
+                ttl.num_hours(),
+            ),
+        },
+        now,
+    )
+    .await?;
+    txn.commit().await?;
+    tracing::info!(account_id = %row.id, request_id = %request_id, "deletion requested");
+    Ok(())
+}
+
+/// Stops processing at once: the account is marked, every session ends.
+async fn stop_processing<C: ConnectionTrait>(
+    conn: &C,
+    account_id: Uuid,
+    now: DateTime<Utc>,
+) -> Result<Option<account::Model>, sea_orm::DbErr> {
+    let Some(row) = account::Entity::find_by_id(account_id).one(conn).await? else {
+        return Ok(None);
+    };
+    let mut update = row.clone().into_active_model();
+    update.status = Set(status::DELETION_SCHEDULED.to_owned());
+    update.updated_at = Set(now);
+    update.update(conn).await?;
+    revoke_all_except(conn, account_id, None, now).await?;
+    Ok(Some(row))
+}
+
+/// Uses a `/confirm-deletion` token: the request is scheduled, processing
+/// stops, and a notice with the date and a fresh cancel link is mailed.
+pub async fn confirm(
+    state: &AppState,
+    token: &str,
+) -> Result<deletion_request::Model, ErasureError> {
+    let now = state.clock().now();
+    let txn = state.db().begin().await?;
+    let request = deletion_request::Entity::find()
+        .filter(deletion_request::Column::ConfirmTokenHash.eq(tokens::hash_token(token.trim())))
+        .one(&txn)
+        .await?
+        .filter(|r| {
+            r.status == request_status::AWAITING_CONFIRMATION
+                && r.confirm_expires_at.is_some_and(|at| at > now)
+        })
+        .ok_or(ErasureError::InvalidToken)?;
+    let Some(row) = stop_processing(&txn, request.account_id, now).await? else {
+        return Err(ErasureError::InvalidToken);
+    };
+    let person = open(state, &row)?;
+    let purge_after = purge_deadline(state, now);
+    let cancel = tokens::issue()?;
+    let mut update = request.into_active_model();
+    update.status = Set(request_status::SCHEDULED.to_owned());
+    update.confirm_token_hash = Set(None);
+    update.confirm_expires_at = Set(None);
+    update.cancel_token_hash = Set(Some(cancel.hash));
+    update.confirmed_at = Set(Some(now));
+    update.purge_after = Set(Some(purge_after));
+    let scheduled = update.update(&txn).await?;
+    outbox::enqueue(
+        &txn,
+        state.cipher(),
+        state.blind(),
+        OutgoingMail {
+            account_id: Some(row.id),
+            kind: "deletion_scheduled",
+            to: person.email.clone(),
+            content: templates::scheduled(
+                person.language,
+                &person.username,
+                &local_time(state, purge_after),
+                &action_link(
+                    &state.settings().public_url,
+                    "/cancel-deletion",
+                    cancel.token.expose_secret(),
+                ),
+            ),
+        },
+        now,
+    )
+    .await?;
+    txn.commit().await?;
+    tracing::info!(account_id = %row.id, request_id = %scheduled.id, purge_after = %purge_after, "deletion confirmed");
+    Ok(scheduled)
+}
+
+/// Uses a `/cancel-deletion` token: until the purge has run, the request
+/// is cancelled and the account restored (sessions stay ended).
+pub async fn cancel(
+    state: &AppState,
+    token: &str,
+) -> Result<deletion_request::Model, ErasureError> {
+    let now = state.clock().now();
+    let txn = state.db().begin().await?;
+    let request = deletion_request::Entity::find()
+        .filter(deletion_request::Column::CancelTokenHash.eq(tokens::hash_token(token.trim())))
+        .one(&txn)
+        .await?
+        .filter(|r| {
+            r.reason == ErasureReason::PersonRequest.as_str()
+                && (r.status == request_status::AWAITING_CONFIRMATION
+                    || r.status == request_status::SCHEDULED)
+        })
+        .ok_or(ErasureError::InvalidToken)?;
+    if let Some(row) = account::Entity::find_by_id(request.account_id)
+        .one(&txn)
+        .await?
+    {
+        let mut update = row.into_active_model();
+        update.status = Set(status::ACTIVE.to_owned());
+        update.updated_at = Set(now);
+        update.update(&txn).await?;
+    }
+    let mut update = request.into_active_model();
+    update.status = Set(request_status::CANCELLED.to_owned());
+    update.confirm_token_hash = Set(None);
+    update.cancel_token_hash = Set(None);
+    update.cancelled_at = Set(Some(now));
+    let cancelled = update.update(&txn).await?;
+    txn.commit().await?;
+    tracing::info!(account_id = %cancelled.account_id, request_id = %cancelled.id, "deletion cancelled");
+    Ok(cancelled)
+}
+
+/// Schedules erasure at once, without a grace window or a way to cancel
+/// (a guardian refused, never answered, or staff flagged a minor).
+/// Idempotent: an open request is turned into an immediate one.
+pub async fn schedule_immediately<C: ConnectionTrait>(
+    conn: &C,
+    account_id: Uuid,
+    reason: ErasureReason,
+    now: DateTime<Utc>,
+) -> Result<deletion_request::Model, ErasureError> {
+    if stop_processing(conn, account_id, now).await?.is_none() {
+        return Err(ErasureError::NotFound);
+    }
+    let request = match open_request(conn, account_id).await? {
+        Some(open) => {
+            let mut update = open.into_active_model();
+            update.status = Set(request_status::SCHEDULED.to_owned());
+            update.reason = Set(reason.as_str().to_owned());
+            update.confirm_token_hash = Set(None);
+            update.confirm_expires_at = Set(None);
+            update.cancel_token_hash = Set(None);
+            update.confirmed_at = Set(Some(now));
+            update.purge_after = Set(Some(now));
+            update.update(conn).await?
+        }
+        None => {
+            deletion_request::ActiveModel {
+                id: Set(Uuid::new_v4()),
+                account_id: Set(account_id),
+                status: Set(request_status::SCHEDULED.to_owned()),
+                reason: Set(reason.as_str().to_owned()),
+                confirm_token_hash: Set(None),
+                confirm_expires_at: Set(None),
+                cancel_token_hash: Set(None),
+                requested_at: Set(now),
+                confirmed_at: Set(Some(now)),
+                purge_after: Set(Some(now)),
+                claimed_until: Set(None),
+                cancelled_at: Set(None),
+                completed_at: Set(None),
+            }
+            .insert(conn)
+            .await?
+        }
+    };
+    tracing::info!(account_id = %account_id, request_id = %request.id, reason = reason.as_str(), "erasure scheduled at once");
+    Ok(request)
+}
+
+/// Staff flag an account as a minor without verifiable guardian consent:
+/// erasure is scheduled at once and the flag is audit-logged.
+pub async fn flag_minor(
+    state: &AppState,
+    staff_id: Uuid,
+    account_id: Uuid,
+) -> Result<deletion_request::Model, ErasureError> {
+    let now = state.clock().now();
+    let txn = state.db().begin().await?;
+    let request = schedule_immediately(&txn, account_id, ErasureReason::MinorFlagged, now).await?;
+    crate::audit::service::append(
+        &txn,
+        crate::audit::service::AuditRecord {
+            actor_id: Some(staff_id),
+            action: "minor.flag",
+            subject_id: Some(account_id),
+            detail: format!("request={}", request.id),
+        },
+        now,
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(request)
+}

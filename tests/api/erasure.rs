@@ -1,0 +1,696 @@
+//! Erasure: verified deletion requests, the working-day grace window, the
+//! purge, the certificate, cancellation, minors, and the data export.
+
+use chrono::{DateTime, Utc};
+use sea_orm::{ConnectionTrait, EntityTrait, PaginatorTrait, Statement};
+use serde_json::{Value, json};
+
+use crate::{
+    accounts::signed_in,
+    helpers::{TestApp, TestDatabase, admin_token, error_code, link_token, spawn_app},
+};
+
+const REQUEST: &str = "mutation($u: String!, $e: String!) { requestAccountDeletion(input: { username: $u, email: $e }) }";
+const CONFIRM: &str = "mutation($t: String!) { confirmAccountDeletion(token: $t) { id status requestedAt confirmedAt purgeAfter } }";
+const CANCEL: &str = "mutation($t: String!) { cancelAccountDeletion(token: $t) { status } }";
+const PASSWORD: &str = "a fine long passphrase";
+
+async fn login(app: &TestApp, login: &str) -> Value {
+    app.gql(
+        "mutation($l: String!, $p: String!) { login(input: { login: $l, password: $p }) { token } }",
+        json!({ "l": login, "p": PASSWORD }),
+    )
+    .await
+}
+
+/// Requests deletion and returns the confirm and cancel tokens mailed.
+async fn request_and_read_mail(app: &TestApp, username: &str, email: &str) -> (String, String) {
+    let body = app.gql(REQUEST, json!({ "u": username, "e": email })).await;
+    assert_eq!(body["data"]["requestAccountDeletion"], true, "{body}");
+    app.deliver_mail().await;
+    let mail = app.last_mail_to(email).expect("confirmation mail");
+    (
+        link_token(&mail, "/confirm-deletion").expect("confirm link"),
+        link_token(&mail, "/cancel-deletion").expect("cancel link"),
+    )
+}
+
+async fn count_rows(app: &TestApp, table: &str) -> i64 {
+    let db = app.state.db();
+    let row = db
+        .query_one_raw(Statement::from_string(
+            db.get_database_backend(),
+            format!("SELECT COUNT(*) AS n FROM {table}"),
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+    row.try_get::<i64>("", "n").unwrap()
+}
+
+#[tokio::test]
+async fn a_wrong_email_gets_the_same_answer_and_no_mail() {
+    let app = spawn_app().await;
+    signed_in(&app, "careful_one", "careful@example.org").await;
+    app.deliver_mail().await;
+    let before = app.smtp.messages().len();
+    let raw = |username: &str, email: &str| {
+        let client = app.client.clone();
+        let url = format!("{}/graphql", app.address);
+        let body = json!({ "query": REQUEST, "variables": { "u": username, "e": email } });
+        async move {
+            client
+                .post(url)
+                .json(&body)
+                .send()
+                .await
+                .unwrap()
+                .bytes()
+                .await
+                .unwrap()
+        }
+    };
+    let wrong = raw("careful_one", "someone.else@example.org").await;
+    let unknown = raw("nobody_at_all", "careful@example.org").await;
+    let malformed = raw("x", "not-an-email").await;
+    assert_eq!(wrong, unknown);
+    assert_eq!(wrong, malformed);
+    app.deliver_mail().await;
+    assert_eq!(app.smtp.messages().len(), before, "no mail for a mismatch");
+    use entity::deletion_request;
+    assert_eq!(
+        deletion_request::Entity::find()
+            .count(app.state.db())
+            .await
+            .unwrap(),
+        0
+    );
+}
+
+#[tokio::test]
+async fn confirmed_deletion_stops_processing_and_the_purge_erases_everything() {
+    let app = spawn_app().await;
+    let token = signed_in(&app, "leaving_soon", "leaving@example.org").await;
+    app.gql_with_token(
+        Some(&token),
+        "mutation { recordConsent(purpose: \"support\", granted: true) { granted } }",
+        json!({}),
+    )
+    .await;
+    let ticket = app
+        .gql_with_token(
+            Some(&token),
+            "mutation { createTicket(input: { category: COMPLAINT, subject: \"Secret subject zebra\", body: \"Secret body giraffe\" }) { id } }",
+            json!({}),
+        )
+        .await;
+    assert!(ticket["data"]["createTicket"]["id"].is_string(), "{ticket}");
+
+    let (confirm, _cancel) =
+        request_and_read_mail(&app, "leaving_soon", "leaving@example.org").await;
+    // A second request while one is pending creates no duplicate.
+    let body = app
+        .gql(
+            REQUEST,
+            json!({ "u": "leaving_soon", "e": "leaving@example.org" }),
+        )
+        .await;
+    assert_eq!(body["data"]["requestAccountDeletion"], true);
+    use entity::deletion_request;
+    assert_eq!(
+        deletion_request::Entity::find()
+            .count(app.state.db())
+            .await
+            .unwrap(),
+        1
+    );
+    app.deliver_mail().await;
+    let confirm = link_token(
+        &app.last_mail_to("leaving@example.org").unwrap(),
+        "/confirm-deletion",
+    )
+    .unwrap_or(confirm);
+
+    // Monday 2026-11-30 10:00 Beijing + 3 working days = Thursday 10:00.
+    let body = app.gql(CONFIRM, json!({ "t": confirm })).await;
+    let request = &body["data"]["confirmAccountDeletion"];
+    assert_eq!(request["status"], "SCHEDULED", "{body}");
+    let purge_after: DateTime<Utc> = request["purgeAfter"].as_str().unwrap().parse().unwrap();
+    assert_eq!(
+        purge_after,
+        "2026-12-03T02:00:00Z".parse::<DateTime<Utc>>().unwrap()
+    );
+    // Single use.
+    let body = app.gql(CONFIRM, json!({ "t": confirm })).await;
+    assert_eq!(error_code(&body), Some("INVALID_TOKEN"));
+
+    // Processing stopped: sessions ended, sign-in refused, nothing erased yet.
+    let me = app
+        .gql_with_token(Some(&token), "{ me { id } }", json!({}))
+        .await;
+    assert!(me["data"]["me"].is_null());
+    let body = login(&app, "leaving_soon").await;
+    assert_eq!(error_code(&body), Some("ACCOUNT_DELETION_SCHEDULED"));
+    let report = custos::erasure::purge::run_once(&app.state).await.unwrap();
+    assert_eq!(report.accounts, 0, "not before the deadline");
+
+    app.clock.set(purge_after + chrono::Duration::seconds(1));
+    let report = custos::erasure::purge::run_once(&app.state).await.unwrap();
+    assert_eq!(report.accounts, 1);
+    assert_eq!(report.overdue, 0);
+    assert_eq!(report.rows.get("accounts"), Some(&1));
+    assert_eq!(report.rows.get("tickets"), Some(&1));
+
+    for table in [
+        "accounts",
+        "sessions",
+        "account_tokens",
+        "consent_events",
+        "tickets",
+        "ticket_messages",
+        "login_throttle",
+    ] {
+        assert_eq!(count_rows(&app, table).await, 0, "{table} still holds rows");
+    }
+
+    // The final receipt is sent, then its row is forgotten.
+    app.deliver_mail().await;
+    let receipt = app.last_mail_to("leaving@example.org").unwrap();
+    assert!(receipt.decoded_text().contains("erased") || receipt.decoded_text().contains("删除"));
+    assert_eq!(
+        count_rows(&app, "outbox").await,
+        0,
+        "no mail row keeps the address"
+    );
+
+    // The certificate exists and holds no personal data.
+    let certificates = entity::erasure_record::Entity::find()
+        .all(app.state.db())
+        .await
+        .unwrap();
+    assert_eq!(certificates.len(), 1);
+    let text = format!("{:?}", certificates[0]);
+    for needle in ["leaving", "example.org", "zebra", "giraffe"] {
+        assert!(!text.contains(needle));
+    }
+    assert_eq!(certificates[0].deadline, Some(purge_after));
+    crate::storage::assert_no_plaintext(
+        &app,
+        &["leaving_soon", "leaving@example.org", "zebra", "giraffe"],
+    )
+    .await;
+
+    // The same username and email can sign up again.
+    signed_in(&app, "leaving_soon", "leaving@example.org").await;
+}
+
+#[tokio::test]
+async fn cancelling_within_the_window_restores_the_account() {
+    let app = spawn_app().await;
+    signed_in(&app, "second_thoughts", "thoughts@example.org").await;
+    let (confirm, _) = request_and_read_mail(&app, "second_thoughts", "thoughts@example.org").await;
+    app.gql(CONFIRM, json!({ "t": confirm })).await;
+    app.deliver_mail().await;
+    // The "scheduled" notice carries a fresh cancel link.
+    let cancel = link_token(
+        &app.last_mail_to("thoughts@example.org").unwrap(),
+        "/cancel-deletion",
+    )
+    .unwrap();
+    app.clock.advance(chrono::Duration::days(1));
+    let body = app.gql(CANCEL, json!({ "t": cancel })).await;
+    assert_eq!(
+        body["data"]["cancelAccountDeletion"]["status"], "CANCELLED",
+        "{body}"
+    );
+    let body = app.gql(CANCEL, json!({ "t": cancel })).await;
+    assert_eq!(error_code(&body), Some("INVALID_TOKEN"));
+    let body = login(&app, "second_thoughts").await;
+    let token = body["data"]["login"]["token"].as_str().unwrap().to_owned();
+    let me = app
+        .gql_with_token(
+            Some(&token),
+            "{ me { deletionRequest { status } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(me["data"]["me"]["deletionRequest"]["status"], "CANCELLED");
+    app.clock.advance(chrono::Duration::days(30));
+    let report = custos::erasure::purge::run_once(&app.state).await.unwrap();
+    assert_eq!(report.accounts, 0);
+}
+
+#[tokio::test]
+async fn confirmation_links_expire() {
+    let app = spawn_app().await;
+    signed_in(&app, "slow_decider", "slow.decider@example.org").await;
+    let (confirm, _) =
+        request_and_read_mail(&app, "slow_decider", "slow.decider@example.org").await;
+    app.clock.advance(chrono::Duration::hours(25));
+    let body = app.gql(CONFIRM, json!({ "t": confirm })).await;
+    assert_eq!(error_code(&body), Some("INVALID_TOKEN"));
+    let body = app.gql(CONFIRM, json!({ "t": "made-up" })).await;
+    assert_eq!(error_code(&body), Some("INVALID_TOKEN"));
+}
+
+#[tokio::test]
+async fn a_purge_rolled_back_midway_leaves_the_account_whole() {
+    use sea_orm::TransactionTrait;
+    let app = spawn_app().await;
+    signed_in(&app, "interrupted", "interrupted@example.org").await;
+    let (confirm, _) = request_and_read_mail(&app, "interrupted", "interrupted@example.org").await;
+    app.gql(CONFIRM, json!({ "t": confirm })).await;
+    app.clock.advance(chrono::Duration::days(10));
+    let request = entity::deletion_request::Entity::find()
+        .one(app.state.db())
+        .await
+        .unwrap()
+        .unwrap();
+    {
+        // What a process killed inside the transaction leaves: the work
+        // done, never committed.
+        let txn = app.state.db().begin().await.unwrap();
+        custos::erasure::purge::erase_accounts(
+            &app.state,
+            &txn,
+            std::slice::from_ref(&request),
+            app.clock.now(),
+        )
+        .await
+        .unwrap();
+        txn.rollback().await.unwrap();
+    }
+    assert_eq!(
+        count_rows(&app, "accounts").await,
+        1,
+        "the account is whole"
+    );
+    assert!(count_rows(&app, "consent_events").await > 0);
+    let report = custos::erasure::purge::run_once(&app.state).await.unwrap();
+    assert_eq!(report.accounts, 1, "the next run erases it");
+    assert_eq!(count_rows(&app, "accounts").await, 0);
+}
+
+#[tokio::test]
+async fn concurrent_purge_runners_erase_each_account_exactly_once() {
+    let app = spawn_app().await;
+    let mut names = Vec::new();
+    for i in 0..8 {
+        let name = format!("runner_target_{i}");
+        let email = format!("target{i}@example.org");
+        signed_in(&app, &name, &email).await;
+        let (confirm, _) = request_and_read_mail(&app, &name, &email).await;
+        app.gql(CONFIRM, json!({ "t": confirm })).await;
+        names.push(name);
+    }
+    app.clock.advance(chrono::Duration::days(10));
+    let (first, second) = tokio::join!(
+        custos::erasure::purge::run_once(&app.state),
+        custos::erasure::purge::run_once(&app.state)
+    );
+    let (first, second) = (first.unwrap(), second.unwrap());
+    assert_eq!(first.accounts + second.accounts, 8);
+    assert_eq!(
+        entity::erasure_record::Entity::find()
+            .count(app.state.db())
+            .await
+            .unwrap(),
+        8
+    );
+    assert_eq!(count_rows(&app, "accounts").await, 0);
+}
+
+#[tokio::test]
+async fn every_table_is_in_the_erasure_inventory() {
+    let app = spawn_app().await;
+    let db = app.state.db();
+    let sql = match &app.database {
+        TestDatabase::Sqlite(_) => {
+            "SELECT name AS t FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+        }
+        TestDatabase::Postgres { .. } => {
+            "SELECT tablename AS t FROM pg_tables WHERE schemaname = 'public'"
+        }
+    };
+    let rows = db
+        .query_all_raw(Statement::from_string(db.get_database_backend(), sql))
+        .await
+        .unwrap();
+    assert!(rows.len() > 5);
+    for row in rows {
+        let table: String = row.try_get("", "t").unwrap();
+        assert!(
+            custos::erasure::inventory::coverage(&table).is_some(),
+            "table {table} is not in src/erasure/inventory.rs: say whether the purge erases it"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_guardian_refusal_erases_the_minors_account() {
+    let app = spawn_app().await;
+    let version =
+        app.gql("{ policy { version } }", json!({})).await["data"]["policy"]["version"].clone();
+    let body = app
+        .gql(
+            "mutation($i: SignupInput!) { signup(input: $i) { accepted } }",
+            json!({ "i": { "username": "young_person", "email": "young.person@example.org", "password": PASSWORD, "acceptPolicyVersion": version, "age": "MINOR", "guardianEmail": "guardian@example.org" } }),
+        )
+        .await;
+    assert_eq!(body["data"]["signup"]["accepted"], true);
+    app.deliver_mail().await;
+    let token = link_token(
+        &app.last_mail_to("guardian@example.org").unwrap(),
+        "/guardian-consent",
+    )
+    .unwrap();
+    let answer =
+        "mutation($t: String!, $g: Boolean!) { confirmGuardianConsent(token: $t, granted: $g) }";
+    let body = app.gql(answer, json!({ "t": token, "g": false })).await;
+    assert_eq!(body["data"]["confirmGuardianConsent"], true, "{body}");
+    let body = app.gql(answer, json!({ "t": token, "g": true })).await;
+    assert_eq!(error_code(&body), Some("INVALID_TOKEN"), "single use");
+    let body = login(&app, "young_person").await;
+    assert_eq!(error_code(&body), Some("ACCOUNT_DELETION_SCHEDULED"));
+    let report = custos::erasure::purge::run_once(&app.state).await.unwrap();
+    assert_eq!(report.accounts, 1, "erased at once");
+    assert_eq!(count_rows(&app, "accounts").await, 0);
+    crate::storage::assert_no_plaintext(&app, &["young_person", "guardian@example.org"]).await;
+}
+
+#[tokio::test]
+async fn a_guardian_consent_unlocks_the_account_and_silence_erases_it() {
+    let app = spawn_app().await;
+    let version =
+        app.gql("{ policy { version } }", json!({})).await["data"]["policy"]["version"].clone();
+    for (name, guardian) in [
+        ("kid_granted", "g1@example.org"),
+        ("kid_silent", "g2@example.org"),
+    ] {
+        app.gql(
+            "mutation($i: SignupInput!) { signup(input: $i) { accepted } }",
+            json!({ "i": { "username": name, "email": format!("{name}@example.org"), "password": PASSWORD, "acceptPolicyVersion": version, "age": "MINOR", "guardianEmail": guardian } }),
+        )
+        .await;
+    }
+    app.deliver_mail().await;
+    let token = link_token(
+        &app.last_mail_to("g1@example.org").unwrap(),
+        "/guardian-consent",
+    )
+    .unwrap();
+    let body = app
+        .gql(
+            "mutation($t: String!) { confirmGuardianConsent(token: $t, granted: true) }",
+            json!({ "t": token }),
+        )
+        .await;
+    assert_eq!(body["data"]["confirmGuardianConsent"], true);
+    let session = login(&app, "kid_granted").await["data"]["login"]["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let body = app
+        .gql_with_token(Some(&session), "{ mySessions { id } }", json!({}))
+        .await;
+    assert!(body["errors"].is_null(), "usable after consent: {body}");
+
+    app.clock.advance(chrono::Duration::days(8));
+    let expired = custos::consent::guardian::expire_unanswered(&app.state)
+        .await
+        .unwrap();
+    assert_eq!(expired, 1);
+    let report = custos::erasure::purge::run_once(&app.state).await.unwrap();
+    assert_eq!(report.accounts, 1);
+    assert!(login(&app, "kid_granted").await["data"]["login"]["token"].is_string());
+    assert_eq!(
+        error_code(&login(&app, "kid_silent").await),
+        Some("INVALID_CREDENTIALS")
+    );
+}
+
+#[tokio::test]
+async fn staff_can_flag_an_unconsented_minor() {
+    let app = spawn_app().await;
+    let admin = admin_token(&app).await;
+    let person = signed_in(&app, "flagged_one", "flagged@example.org").await;
+    let id = app
+        .gql_with_token(Some(&person), "{ me { id } }", json!({}))
+        .await["data"]["me"]["id"]
+        .clone();
+    let flag = "mutation($a: ID!) { flagMinorWithoutGuardianConsent(accountId: $a) { status purgeAfter } }";
+    let body = app
+        .gql_with_token(Some(&person), flag, json!({ "a": id }))
+        .await;
+    assert_eq!(error_code(&body), Some("FORBIDDEN"));
+    let body = app.gql(flag, json!({ "a": id })).await;
+    assert_eq!(error_code(&body), Some("UNAUTHENTICATED"));
+    let body = app
+        .gql_with_token(
+            Some(&admin),
+            flag,
+            json!({ "a": uuid::Uuid::new_v4().to_string() }),
+        )
+        .await;
+    assert_eq!(error_code(&body), Some("NOT_FOUND"));
+    let body = app
+        .gql_with_token(Some(&admin), flag, json!({ "a": id }))
+        .await;
+    assert_eq!(
+        body["data"]["flagMinorWithoutGuardianConsent"]["status"], "SCHEDULED",
+        "{body}"
+    );
+    let report = custos::erasure::purge::run_once(&app.state).await.unwrap();
+    assert_eq!(report.accounts, 1);
+}
+
+#[tokio::test]
+async fn my_data_exports_everything_held() {
+    let app = spawn_app().await;
+    let admin = admin_token(&app).await;
+    let token = signed_in(&app, "curious_person", "curious@example.org").await;
+    app.gql_with_token(
+        Some(&token),
+        "mutation { recordConsent(purpose: \"support\", granted: true) { granted } }",
+        json!({}),
+    )
+    .await;
+    app.gql_with_token(
+        Some(&token),
+        "mutation { createTicket(input: { category: DATA_REQUEST, subject: \"What do you hold\", body: \"Please tell me\" }) { id } }",
+        json!({}),
+    )
+    .await;
+    let id = app
+        .gql_with_token(Some(&token), "{ me { id } }", json!({}))
+        .await["data"]["me"]["id"]
+        .clone();
+    app.gql_with_token(
+        Some(&admin),
+        "mutation($a: ID!) { recordProcessingException(accountId: $a, basis: LEGAL_OBLIGATION, justification: \"Court order number 42 requires retention.\") { id } }",
+        json!({ "a": id }),
+    )
+    .await;
+    let body = app
+        .gql_with_token(Some(&token), "{ myData }", json!({}))
+        .await;
+    let data = &body["data"]["myData"];
+    assert_eq!(data["account"]["username"], "curious_person", "{body}");
+    assert_eq!(data["account"]["email"], "curious@example.org");
+    assert!(data["consentLedger"].as_array().unwrap().len() >= 2);
+    assert!(!data["sessions"].as_array().unwrap().is_empty());
+    assert_eq!(data["tickets"][0]["subject"], "What do you hold");
+    assert_eq!(data["tickets"][0]["messages"][0]["body"], "Please tell me");
+    assert!(
+        data["processingExceptions"][0]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("LEGAL_OBLIGATION")
+    );
+    assert!(
+        data["notices"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n["kind"] == "verify_email")
+    );
+    let body = app.gql("{ myData }", json!({})).await;
+    assert_eq!(error_code(&body), Some("UNAUTHENTICATED"));
+}
+
+/// The purge benchmark (not a timed test): seeds `BENCH_ACCOUNTS` due
+/// accounts (default 100,000), each with a ticket and its message and three
+/// consent events, then times one purge run. Run it with `bench/purge.sh`;
+/// the figures go into bench/RESULTS.md.
+#[tokio::test]
+#[ignore = "benchmark: run with bench/purge.sh"]
+async fn purge_benchmark() {
+    use sea_orm::{ActiveValue::NotSet, Set, TransactionTrait};
+    let accounts: usize = std::env::var("BENCH_ACCOUNTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000);
+    let app = spawn_app().await;
+    let state = &app.state;
+    let now = app.clock.now();
+    let policy = custos::consent::versions::current(state.db())
+        .await
+        .unwrap()
+        .document;
+    let seal = |table: &str, column: &str, id: uuid::Uuid, value: &str| {
+        state
+            .cipher()
+            .encrypt_str(
+                &custos::crypto::fields::FieldContext {
+                    table,
+                    column,
+                    row_id: id,
+                },
+                value,
+            )
+            .unwrap()
+    };
+    let seeding = std::time::Instant::now();
+    for chunk_start in (0..accounts).step_by(1000) {
+        let chunk = chunk_start..(chunk_start + 1000).min(accounts);
+        let txn = state.db().begin().await.unwrap();
+        let mut account_rows = Vec::new();
+        let mut tickets = Vec::new();
+        let mut messages = Vec::new();
+        let mut events = Vec::new();
+        let mut requests = Vec::new();
+        for i in chunk {
+            let id = uuid::Uuid::new_v4();
+            let username = format!("bench_user_{i}");
+            let email = format!("bench{i}@example.org");
+            account_rows.push(entity::account::ActiveModel {
+                id: Set(id),
+                username_ct: Set(seal("accounts", "username", id, &username)),
+                username_bidx: Set(state
+                    .blind()
+                    .compute("username", &username.replace('_', ""))),
+                email_ct: Set(seal("accounts", "email", id, &email)),
+                email_bidx: Set(state.blind().compute("email", &email)),
+                email_verified: Set(true),
+                password_hash: Set("$argon2id$v=19$m=19456,t=2,p=1$bench$bench".into()),
+                role: Set("USER".into()),
+                language: Set("zh-CN".into()),
+                age_declaration: Set("ADULT".into()),
+                guardian_consent: Set("NOT_NEEDED".into()),
+                guardian_email_ct: Set(None),
+                accepted_policy_version: Set(Some(policy.version.clone())),
+                status: Set("DELETION_SCHEDULED".into()),
+                created_at: Set(now),
+                updated_at: Set(now),
+            });
+            let ticket_id = uuid::Uuid::new_v4();
+            tickets.push(entity::ticket::ActiveModel {
+                id: Set(ticket_id),
+                reference: Set(format!("B-{i:08}")),
+                account_id: Set(Some(id)),
+                category: Set("CONSULTATION".into()),
+                status: Set("OPEN".into()),
+                subject_ct: Set(seal("tickets", "subject", ticket_id, "A question")),
+                contact_username_ct: Set(None),
+                contact_email_ct: Set(None),
+                contact_email_bidx: Set(None),
+                language: Set("zh-CN".into()),
+                created_at: Set(now),
+                updated_at: Set(now),
+            });
+            let message_id = uuid::Uuid::new_v4();
+            messages.push(entity::ticket_message::ActiveModel {
+                id: Set(message_id),
+                ticket_id: Set(ticket_id),
+                seq: Set(1),
+                author: Set("REQUESTER".into()),
+                staff_id: Set(None),
+                body_ct: Set(seal("ticket_messages", "body", message_id, "Some words")),
+                created_at: Set(now),
+            });
+            for purpose in policy.purposes.iter().take(3) {
+                events.push(entity::consent_event::ActiveModel {
+                    seq: NotSet,
+                    id: Set(uuid::Uuid::new_v4()),
+                    account_id: Set(id),
+                    purpose: Set(purpose.code.clone()),
+                    purpose_hash: Set(custos::consent::service::purpose_hash(purpose)),
+                    policy_version: Set(policy.version.clone()),
+                    policy_text_hash: Set(vec![0; 32]),
+                    granted: Set(true),
+                    source: Set("SIGNUP".into()),
+                    created_at: Set(now),
+                });
+            }
+            requests.push(entity::deletion_request::ActiveModel {
+                id: Set(uuid::Uuid::new_v4()),
+                account_id: Set(id),
+                status: Set("SCHEDULED".into()),
+                reason: Set("PERSON_REQUEST".into()),
+                confirm_token_hash: Set(None),
+                confirm_expires_at: Set(None),
+                cancel_token_hash: Set(None),
+                requested_at: Set(now),
+                confirmed_at: Set(Some(now)),
+                purge_after: Set(Some(now)),
+                claimed_until: Set(None),
+                cancelled_at: Set(None),
+                completed_at: Set(None),
+            });
+        }
+        entity::account::Entity::insert_many(account_rows)
+            .exec(&txn)
+            .await
+            .unwrap();
+        entity::ticket::Entity::insert_many(tickets)
+            .exec(&txn)
+            .await
+            .unwrap();
+        entity::ticket_message::Entity::insert_many(messages)
+            .exec(&txn)
+            .await
+            .unwrap();
+        for chunk in events.chunks(1000) {
+            entity::consent_event::Entity::insert_many(chunk.to_vec())
+                .exec(&txn)
+                .await
+                .unwrap();
+        }
+        entity::deletion_request::Entity::insert_many(requests)
+            .exec(&txn)
+            .await
+            .unwrap();
+        txn.commit().await.unwrap();
+    }
+    let seeded = seeding.elapsed();
+    app.clock.advance(chrono::Duration::seconds(1));
+    let started = std::time::Instant::now();
+    let report = custos::erasure::purge::run_once(state).await.unwrap();
+    let elapsed = started.elapsed();
+    let left = entity::deletion_request::Entity::find()
+        .all(state.db())
+        .await
+        .unwrap();
+    let mut by_status = std::collections::BTreeMap::new();
+    for r in &left {
+        *by_status.entry(r.status.clone()).or_insert(0) += 1;
+    }
+    println!(
+        "requests by status: {by_status:?}; accounts left {}",
+        count_rows(&app, "accounts").await
+    );
+    assert_eq!(report.accounts as usize, accounts);
+    assert_eq!(count_rows(&app, "accounts").await, 0);
+    let backend = if matches!(app.database, TestDatabase::Postgres { .. }) {
+        "PostgreSQL"
+    } else {
+        "SQLite"
+    };
+    println!(
+        "BENCH purge {backend}: {accounts} accounts (seeded in {:.1} s) erased in {:.1} s = {:.0} accounts/s; rows {:?}",
+        seeded.as_secs_f64(),
+        elapsed.as_secs_f64(),
+        accounts as f64 / elapsed.as_secs_f64(),
+        report.rows
+    );
+}
