@@ -1,0 +1,122 @@
+//! Staff roles: who may answer tickets (SUPPORT) and who may run the
+//! platform (ADMIN).
+//!
+//! Rules: only an ADMIN changes roles (the resolver guards it). The platform
+//! never loses its last ACTIVE admin: demoting them is refused as bad input
+//! on `role`, since the request itself is what is wrong, not the caller's
+//! rights. Every change is audit-logged as `role.set` with the staff id, the
+//! subject and "OLD -> NEW", in the transaction of the change. The answer
+//! shows the subject's account to the admin, so even a call that changes
+//! nothing leaves an entry: every staff read of someone's data is traced.
+//! Roles are read from the account on every request, so a change applies
+//! at the subject's next request without ending their sessions.
+
+use entity::account;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, IntoActiveModel,
+    QueryFilter, QueryOrder, QuerySelect, Set, TransactionTrait, sea_query::LockType,
+};
+use uuid::Uuid;
+
+use super::{
+    Role,
+    service::{AccountRecord, open, status},
+};
+use crate::{
+    audit::service::{AuditRecord, append},
+    crypto::CryptoError,
+    state::AppState,
+};
+
+/// The audit action of a role change.
+pub const AUDIT_ACTION: &str = "role.set";
+
+/// What can go wrong when changing a role.
+#[derive(Debug, thiserror::Error)]
+pub enum RoleError {
+    /// The change would leave no active admin.
+    #[error("the last admin cannot be demoted")]
+    LastAdmin,
+    /// The caller is no longer an active admin.
+    #[error("the caller is not an admin")]
+    NotAdmin,
+    /// No such account.
+    #[error("account not found")]
+    NotFound,
+    /// Storage failed.
+    #[error("database: {0}")]
+    Database(#[from] sea_orm::DbErr),
+    /// The account could not be decrypted.
+    #[error("crypto: {0}")]
+    Crypto(#[from] CryptoError),
+}
+
+/// The ids of every ACTIVE admin, their rows locked on PostgreSQL (SQLite
+/// has one writer). Two admins demoting each other at once are serialised
+/// here: the second sees the first's change.
+async fn active_admins<C: ConnectionTrait>(conn: &C) -> Result<Vec<Uuid>, sea_orm::DbErr> {
+    let mut query = account::Entity::find()
+        .filter(account::Column::Role.eq(Role::Admin.as_str()))
+        .filter(account::Column::Status.eq(status::ACTIVE))
+        .order_by_asc(account::Column::Id);
+    if conn.get_database_backend() == DbBackend::Postgres {
+        query = query.lock(LockType::Update);
+    }
+    Ok(query
+        .all(conn)
+        .await?
+        .into_iter()
+        .map(|row| row.id)
+        .collect())
+}
+
+/// Gives `account_id` the role `role`, as `actor_id` (an admin) asked.
+pub async fn set_role(
+    state: &AppState,
+    actor_id: Uuid,
+    account_id: Uuid,
+    role: Role,
+) -> Result<AccountRecord, RoleError> {
+    let now = state.clock().now();
+    let txn = state.db().begin().await?;
+    // Admins are locked before the subject's row, always in this order, so
+    // concurrent changes cannot deadlock.
+    let admins = active_admins(&txn).await?;
+    // The caller's role was read when the request began; a concurrent
+    // change may have taken it away since.
+    if !admins.contains(&actor_id) {
+        return Err(RoleError::NotAdmin);
+    }
+    let others = admins.iter().filter(|id| **id != account_id).count();
+    let row = account::Entity::find_by_id(account_id)
+        .one(&txn)
+        .await?
+        .ok_or(RoleError::NotFound)?;
+    let previous = Role::from_stored(&row.role);
+    if previous == Role::Admin && role != Role::Admin && others == 0 {
+        return Err(RoleError::LastAdmin);
+    }
+    let row = if previous == role {
+        row
+    } else {
+        let mut changed = row.into_active_model();
+        changed.role = Set(role.as_str().to_owned());
+        changed.updated_at = Set(now);
+        changed.update(&txn).await?
+    };
+    append(
+        &txn,
+        AuditRecord {
+            actor_id: Some(actor_id),
+            action: AUDIT_ACTION,
+            subject_id: Some(account_id),
+            detail: format!("{} -> {}", previous.as_str(), role.as_str()),
+        },
+        now,
+    )
+    .await?;
+    let record = open(state, &row)?;
+    txn.commit().await?;
+    tracing::info!(actor_id = %actor_id, account_id = %account_id, role = role.as_str(), "role set");
+    Ok(record)
+}

@@ -1,0 +1,174 @@
+//! The audit trail: `auditLog` through HTTP (guard and paging) and
+//! `custos audit verify` as an operator runs it, against the test's own
+//! database.
+
+use std::process::Output;
+
+use entity::audit_entry;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, EntityTrait, IntoActiveModel, PaginatorTrait, QueryFilter, Set,
+};
+use serde_json::{Value, json};
+
+use crate::{
+    accounts::signed_in,
+    helpers::{TestApp, admin_token, error_code, spawn_app},
+    roles::{my_id, staff},
+};
+
+const AUDIT_LOG: &str = "query($first: Int, $after: ID) {
+  auditLog(first: $first, after: $after) { id at actorId action subjectId detail }
+}";
+
+/// Runs `custos audit verify` against the app's database, with nothing
+/// else from this process's environment or working directory.
+async fn audit_verify(app: &TestApp) -> Output {
+    let workdir = std::env::temp_dir().join(format!("custos-cli-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&workdir).unwrap();
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_custos"));
+    command
+        .args(["audit", "verify"])
+        .current_dir(&workdir)
+        .env("CUSTOS_DATABASE_URL", &app.database_url)
+        .env("CUSTOS_CONFIG", workdir.join("absent.toml"));
+    for (name, _) in std::env::vars() {
+        if name.starts_with("CUSTOS_") && name != "CUSTOS_DATABASE_URL" && name != "CUSTOS_CONFIG" {
+            command.env_remove(name);
+        }
+    }
+    let output = command.output().await.unwrap();
+    let _ = std::fs::remove_dir_all(&workdir);
+    output
+}
+
+/// Makes a few entries: role changes back and forth.
+async fn some_entries(app: &TestApp, admin: &str) -> String {
+    let (_, id) = staff(app, admin, "li_si", "SUPPORT").await;
+    for role in ["USER", "SUPPORT", "USER"] {
+        let body = app
+            .gql_with_token(
+                Some(admin),
+                "mutation($id: ID!, $r: Role!) { setRole(accountId: $id, role: $r) { role } }",
+                json!({ "id": id, "r": role }),
+            )
+            .await;
+        assert_eq!(body["data"]["setRole"]["role"], role, "{body}");
+    }
+    id
+}
+
+fn entries(body: &Value) -> Vec<Value> {
+    body["data"]["auditLog"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{body}"))
+        .clone()
+}
+
+#[tokio::test]
+async fn audit_log_pages_oldest_first_for_admins_only() {
+    let app = spawn_app().await;
+    let admin = admin_token(&app).await;
+    let subject = some_entries(&app, &admin).await;
+
+    let all = entries(
+        &app.gql_with_token(Some(&admin), AUDIT_LOG, json!({ "first": 200 }))
+            .await,
+    );
+    let role_changes: Vec<&str> = all
+        .iter()
+        .filter(|e| e["action"] == "role.set" && e["subjectId"] == subject.as_str())
+        .map(|e| e["detail"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        role_changes,
+        [
+            "USER -> SUPPORT",
+            "SUPPORT -> USER",
+            "USER -> SUPPORT",
+            "SUPPORT -> USER"
+        ]
+    );
+
+    // Pages of two, following `after`, cover the whole trail in order.
+    let mut paged = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let page = entries(
+            &app.gql_with_token(
+                Some(&admin),
+                AUDIT_LOG,
+                json!({ "first": 2, "after": after }),
+            )
+            .await,
+        );
+        assert!(page.len() <= 2);
+        let Some(last) = page.last() else { break };
+        after = Some(last["id"].as_str().unwrap().to_owned());
+        paged.extend(page);
+    }
+    assert_eq!(paged, all);
+
+    for first in [0, 201, -1] {
+        let body = app
+            .gql_with_token(Some(&admin), AUDIT_LOG, json!({ "first": first }))
+            .await;
+        assert_eq!(error_code(&body), Some("BAD_USER_INPUT"), "{body}");
+        assert_eq!(body["errors"][0]["extensions"]["field"], "first");
+    }
+    let body = app
+        .gql_with_token(Some(&admin), AUDIT_LOG, json!({ "after": "nonsense" }))
+        .await;
+    assert_eq!(error_code(&body), Some("NOT_FOUND"), "{body}");
+
+    let body = app.gql(AUDIT_LOG, json!({})).await;
+    assert_eq!(error_code(&body), Some("UNAUTHENTICATED"), "{body}");
+    let user = signed_in(&app, "wang_wu", "wang.wu@example.org").await;
+    let (support, _) = staff(&app, &admin, "zhao_liu", "SUPPORT").await;
+    for token in [user, support] {
+        let body = app.gql_with_token(Some(&token), AUDIT_LOG, json!({})).await;
+        assert_eq!(error_code(&body), Some("FORBIDDEN"), "{body}");
+    }
+}
+
+#[tokio::test]
+async fn audit_verify_passes_an_intact_chain_and_names_an_edited_entry() {
+    let app = spawn_app().await;
+    let admin = admin_token(&app).await;
+    let admin_id = my_id(&app, &admin).await;
+    some_entries(&app, &admin).await;
+
+    let output = audit_verify(&app).await;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "intact chain refused: {stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let total = audit_entry::Entity::find()
+        .count(app.state.db())
+        .await
+        .unwrap();
+    assert!(total >= 4);
+    assert!(
+        stdout.contains(&format!("audit chain intact: {total} entries verified")),
+        "{stdout}"
+    );
+
+    // Someone with database access rewrites who did the third entry.
+    let third = audit_entry::Entity::find()
+        .filter(audit_entry::Column::Seq.eq(3))
+        .one(app.state.db())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(third.actor_id.map(|a| a.to_string()), Some(admin_id));
+    let mut edited = third.clone().into_active_model();
+    edited.detail = Set("SUPPORT -> ADMIN".into());
+    edited.update(app.state.db()).await.unwrap();
+
+    let output = audit_verify(&app).await;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "edited chain accepted: {stderr}");
+    assert!(stderr.contains(&third.id.to_string()), "{stderr}");
+    assert!(stderr.contains("seq 3"), "{stderr}");
+}

@@ -1,0 +1,487 @@
+//! Security-incident notices and announcements through HTTP: refusals of
+//! incomplete notices, mail in each person's language over SMTP, public
+//! announcements, the threshold and failure fallbacks, the audit entry, and
+//! the chunked fan-out.
+
+use std::time::{Duration, Instant};
+
+use custos::{
+    accounts::service::{EMAIL_INDEX, USERNAME_INDEX, seal, status},
+    notices::service::{AnnouncementKind, MAIL_KIND, publish_announcement},
+};
+use entity::{account, outbox};
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, Set};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use crate::{
+    accounts::signed_in,
+    helpers::{TestApp, admin_token, error_code, link_token, spawn_app, spawn_app_with},
+    roles::my_id,
+};
+
+const REPORT: &str = "mutation($input: SecurityIncidentInput!) {
+  reportSecurityIncident(input: $input) {
+    notified
+    announcement { id kind title body publishedAt }
+  }
+}";
+
+const ANNOUNCEMENTS: &str = "{ announcements { id kind title body publishedAt } }";
+
+const BLOCKS: [(&str, &str); 5] = [
+    (
+        "whatHappened",
+        "A database backup was readable from outside for two hours.",
+    ),
+    (
+        "possibleImpact",
+        "Encrypted email addresses and password hashes may have been copied.",
+    ),
+    (
+        "measuresTaken",
+        "We closed the access, rotated every key and called in auditors.",
+    ),
+    (
+        "adviceToUsers",
+        "Change your password and watch for phishing mail.",
+    ),
+    (
+        "remedies",
+        "Write to support for help; we cover reasonable costs you incur.",
+    ),
+];
+
+fn incident(audience: &str, publish: bool) -> Value {
+    let mut input = json!({
+        "title": "Backup exposure on 29 November",
+        "audience": audience,
+        "publishAnnouncement": publish,
+    });
+    for (field, text) in BLOCKS {
+        input[field] = json!(text);
+    }
+    input
+}
+
+async fn report(app: &TestApp, admin: &str, input: Value) -> Value {
+    app.gql_with_token(Some(admin), REPORT, json!({ "input": input }))
+        .await
+}
+
+async fn incident_mails_queued(app: &TestApp) -> u64 {
+    outbox::Entity::find()
+        .filter(outbox::Column::Kind.eq(MAIL_KIND))
+        .count(app.state.db())
+        .await
+        .unwrap()
+}
+
+/// Signs up with `Accept-Language: en`, verifies the address and signs in.
+async fn signed_in_in_english(app: &TestApp, username: &str, email: &str) -> String {
+    let version = app.gql("{ policy { version } }", json!({})).await["data"]["policy"]["version"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let body: Value = app
+        .client
+        .post(format!("{}/graphql", app.address))
+        .header("Accept-Language", "en-GB,en;q=0.9")
+        .json(&json!({
+            "query": "mutation($input: SignupInput!) { signup(input: $input) { accepted } }",
+            "variables": { "input": {
+                "username": username,
+                "email": email,
+                "password": "a fine long passphrase",
+                "acceptPolicyVersion": version,
+                "age": "ADULT",
+            } },
+        }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body["data"]["signup"]["accepted"], true, "{body}");
+    app.deliver_mail().await;
+    let token = link_token(&app.last_mail_to(email).unwrap(), "/verify-email").unwrap();
+    let body = app
+        .gql(
+            "mutation($t: String!) { verifyEmail(token: $t) }",
+            json!({ "t": token }),
+        )
+        .await;
+    assert_eq!(body["data"]["verifyEmail"], true, "{body}");
+    let body = app
+        .gql(
+            "mutation($l: String!) { login(input: { login: $l, password: \"a fine long passphrase\" }) { token account { language } } }",
+            json!({ "l": username }),
+        )
+        .await;
+    assert_eq!(body["data"]["login"]["account"]["language"], "en", "{body}");
+    body["data"]["login"]["token"].as_str().unwrap().to_owned()
+}
+
+/// Writes `n` ACTIVE accounts straight into the database (encrypted like
+/// real ones, every third in English), as fast as the database takes them.
+pub async fn seed_accounts(app: &TestApp, n: usize) {
+    let state = &app.state;
+    let now = state.clock().now();
+    let mut rows = Vec::with_capacity(500);
+    for i in 0..n {
+        let id = Uuid::new_v4();
+        let username = format!("seeded_{i}");
+        let email = format!("seeded.{i}@example.org");
+        rows.push(account::ActiveModel {
+            id: Set(id),
+            username_ct: Set(seal(state, "username", id, &username).unwrap()),
+            username_bidx: Set(state.blind().compute(USERNAME_INDEX, &username)),
+            email_ct: Set(seal(state, "email", id, &email).unwrap()),
+            email_bidx: Set(state.blind().compute(EMAIL_INDEX, &email)),
+            email_verified: Set(true),
+            password_hash: Set("$argon2id$seeded".into()),
+            role: Set("USER".into()),
+            language: Set(if i % 3 == 0 { "en" } else { "zh-CN" }.into()),
+            age_declaration: Set("ADULT".into()),
+            guardian_consent: Set("NOT_NEEDED".into()),
+            guardian_email_ct: Set(None),
+            accepted_policy_version: Set(None),
+            status: Set(status::ACTIVE.into()),
+            created_at: Set(now),
+            updated_at: Set(now),
+        });
+        if rows.len() == 500 || i + 1 == n {
+            account::Entity::insert_many(std::mem::take(&mut rows))
+                .exec_without_returning(state.db())
+                .await
+                .unwrap();
+        }
+    }
+}
+
+#[tokio::test]
+async fn an_incident_missing_any_block_is_refused_naming_it() {
+    let app = spawn_app().await;
+    let admin = admin_token(&app).await;
+    for field in [
+        "title",
+        "whatHappened",
+        "possibleImpact",
+        "measuresTaken",
+        "adviceToUsers",
+        "remedies",
+    ] {
+        for blank in ["", "   \n\t "] {
+            let mut input = incident("ALL_ACCOUNTS", true);
+            input[field] = json!(blank);
+            let body = report(&app, &admin, input).await;
+            assert_eq!(error_code(&body), Some("BAD_USER_INPUT"), "{field}: {body}");
+            assert_eq!(body["errors"][0]["extensions"]["field"], field, "{body}");
+        }
+    }
+    assert_eq!(incident_mails_queued(&app).await, 0);
+    let body = app.gql(ANNOUNCEMENTS, json!({})).await;
+    assert_eq!(body["data"]["announcements"], json!([]));
+}
+
+#[tokio::test]
+async fn listed_accounts_must_be_given_and_must_exist() {
+    let app = spawn_app().await;
+    let admin = admin_token(&app).await;
+    let admin_id = my_id(&app, &admin).await;
+    for ids in [
+        None,
+        Some(json!([])),
+        Some(json!([admin_id, Uuid::new_v4().to_string()])),
+        Some(json!([admin_id, "not-an-id"])),
+    ] {
+        let mut input = incident("LISTED_ACCOUNTS", false);
+        if let Some(ids) = ids.clone() {
+            input["accountIds"] = ids;
+        }
+        let body = report(&app, &admin, input).await;
+        assert_eq!(error_code(&body), Some("BAD_USER_INPUT"), "{ids:?}: {body}");
+        assert_eq!(body["errors"][0]["extensions"]["field"], "accountIds");
+    }
+    assert_eq!(incident_mails_queued(&app).await, 0);
+}
+
+#[tokio::test]
+async fn every_active_account_gets_the_notice_in_its_language_over_smtp() {
+    let app = spawn_app().await;
+    let admin = admin_token(&app).await;
+    let admin_id = my_id(&app, &admin).await;
+    signed_in(&app, "zhang_san", "zhang.san@example.org").await;
+    signed_in_in_english(&app, "jane_doe", "jane.doe@example.org").await;
+    // An account whose deletion is confirmed gets no mail but the receipt.
+    let leaving = signed_in(&app, "li_si", "li.si@example.org").await;
+    let leaving_id = Uuid::parse_str(&my_id(&app, &leaving).await).unwrap();
+    let mut row: account::ActiveModel = account::Entity::find_by_id(leaving_id)
+        .one(app.state.db())
+        .await
+        .unwrap()
+        .unwrap()
+        .into();
+    row.status = Set(status::DELETION_SCHEDULED.into());
+    row.update(app.state.db()).await.unwrap();
+
+    let body = report(&app, &admin, incident("ALL_ACCOUNTS", false)).await;
+    let result = &body["data"]["reportSecurityIncident"];
+    assert_eq!(result["notified"], 3, "{body}");
+    assert!(result["announcement"].is_null(), "{body}");
+    let report = app.deliver_mail().await;
+    assert_eq!(report.sent, 3);
+
+    let zh = app.last_mail_to("zhang.san@example.org").unwrap();
+    assert!(zh.subject().contains("安全事件通知"), "{}", zh.subject());
+    let en = app.last_mail_to("jane.doe@example.org").unwrap();
+    assert!(
+        en.subject().starts_with("Security incident notice"),
+        "{}",
+        en.subject()
+    );
+    let zh_text = zh.decoded_text();
+    let en_text = en.decoded_text();
+    for heading in [
+        "发生了什么",
+        "可能造成的影响",
+        "我们已经采取的措施",
+        "建议你采取的措施",
+        "补救措施",
+    ] {
+        assert!(zh_text.contains(heading), "{heading}\n{zh_text}");
+    }
+    for heading in [
+        "What happened",
+        "What it may mean for you",
+        "What we have done",
+        "What we advise you to do",
+        "Remedies available to you",
+    ] {
+        assert!(en_text.contains(heading), "{heading}\n{en_text}");
+    }
+    for (_, text) in BLOCKS {
+        assert!(zh_text.contains(text), "{text}\n{zh_text}");
+        assert!(en_text.contains(text), "{text}\n{en_text}");
+        assert!(zh.decoded_html().unwrap().contains(text));
+    }
+    assert!(zh_text.contains("Backup exposure on 29 November"));
+    assert!(
+        app.mail_to("li.si@example.org")
+            .iter()
+            .all(|m| !m.subject().contains("安全事件"))
+    );
+
+    // The audit entry names the admin and counts, nothing personal.
+    let log = app
+        .gql_with_token(
+            Some(&admin),
+            "{ auditLog(first: 200) { actorId action subjectId detail } }",
+            json!({}),
+        )
+        .await;
+    let entry = log["data"]["auditLog"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["action"] == "incident.report")
+        .cloned()
+        .unwrap_or_else(|| panic!("no incident.report entry: {log}"));
+    assert_eq!(entry["actorId"], admin_id.as_str());
+    assert_eq!(
+        entry["detail"],
+        "audience=ALL_ACCOUNTS affected=3 notified=3 failed=0 announcement=none"
+    );
+}
+
+#[tokio::test]
+async fn listed_accounts_alone_are_told() {
+    let app = spawn_app().await;
+    let admin = admin_token(&app).await;
+    let listed = signed_in(&app, "wang_wu", "wang.wu@example.org").await;
+    let listed_id = my_id(&app, &listed).await;
+    signed_in(&app, "zhao_liu", "zhao.liu@example.org").await;
+    let mut input = incident("LISTED_ACCOUNTS", false);
+    // Listed twice: told once.
+    input["accountIds"] = json!([listed_id, listed_id]);
+    let body = report(&app, &admin, input).await;
+    assert_eq!(
+        body["data"]["reportSecurityIncident"]["notified"], 1,
+        "{body}"
+    );
+    app.deliver_mail().await;
+    assert!(
+        app.last_mail_to("wang.wu@example.org")
+            .unwrap()
+            .subject()
+            .contains("安全事件通知")
+    );
+    assert!(
+        app.mail_to("zhao.liu@example.org")
+            .iter()
+            .all(|m| !m.subject().contains("安全事件通知"))
+    );
+}
+
+#[tokio::test]
+async fn announcements_are_public_and_newest_first() {
+    let app = spawn_app().await;
+    let admin = admin_token(&app).await;
+    let body = report(&app, &admin, incident("ALL_ACCOUNTS", true)).await;
+    let first = body["data"]["reportSecurityIncident"]["announcement"].clone();
+    assert_eq!(first["kind"], "SECURITY_INCIDENT", "{body}");
+    assert_eq!(first["title"], "Backup exposure on 29 November");
+    let text = first["body"].as_str().unwrap();
+    for (_, block) in BLOCKS {
+        assert!(text.contains(block), "{text}");
+    }
+    assert!(text.contains("发生了什么 / What happened"));
+
+    // Policy publication announces through the same function.
+    app.clock.advance(chrono::Duration::minutes(5));
+    let policy = publish_announcement(
+        app.state.db(),
+        AnnouncementKind::PolicyUpdate,
+        "Privacy policy 2.0",
+        "What changed.",
+        app.clock.now(),
+    )
+    .await
+    .unwrap();
+
+    // Anonymous callers read them, newest first.
+    let body = app.gql(ANNOUNCEMENTS, json!({})).await;
+    let list = body["data"]["announcements"].as_array().unwrap();
+    assert_eq!(list.len(), 2, "{body}");
+    assert_eq!(list[0]["id"], policy.id.to_string());
+    assert_eq!(list[0]["kind"], "POLICY_UPDATE");
+    assert_eq!(list[1], first);
+}
+
+#[tokio::test]
+async fn more_accounts_than_the_threshold_are_also_told_publicly() {
+    let app = spawn_app_with(|raw| raw.incident_announce_threshold = 2).await;
+    let admin = admin_token(&app).await;
+    signed_in(&app, "sun_ba", "sun.ba@example.org").await;
+    let body = report(&app, &admin, incident("ALL_ACCOUNTS", false)).await;
+    let result = &body["data"]["reportSecurityIncident"];
+    assert_eq!(result["notified"], 2, "{body}");
+    assert!(
+        result["announcement"].is_null(),
+        "2 is not more than 2: {body}"
+    );
+
+    signed_in(&app, "zhou_jiu", "zhou.jiu@example.org").await;
+    let body = report(&app, &admin, incident("ALL_ACCOUNTS", false)).await;
+    let result = &body["data"]["reportSecurityIncident"];
+    assert_eq!(result["notified"], 3, "{body}");
+    assert_eq!(
+        result["announcement"]["kind"], "SECURITY_INCIDENT",
+        "{body}"
+    );
+    let body = app.gql(ANNOUNCEMENTS, json!({})).await;
+    assert_eq!(body["data"]["announcements"].as_array().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn a_notice_that_cannot_be_queued_makes_the_incident_public() {
+    let app = spawn_app().await;
+    let admin = admin_token(&app).await;
+    signed_in(&app, "wu_shi", "wu.shi@example.org").await;
+    let broken = signed_in(&app, "qian_qi", "qian.qi@example.org").await;
+    let broken_id = Uuid::parse_str(&my_id(&app, &broken).await).unwrap();
+    // An address that no longer decrypts (e.g. a lost key).
+    let mut row: account::ActiveModel = account::Entity::find_by_id(broken_id)
+        .one(app.state.db())
+        .await
+        .unwrap()
+        .unwrap()
+        .into();
+    row.email_ct = Set(vec![2, b'z', b'z', 0, 1, 2, 3]);
+    row.update(app.state.db()).await.unwrap();
+
+    let body = report(&app, &admin, incident("ALL_ACCOUNTS", false)).await;
+    let result = &body["data"]["reportSecurityIncident"];
+    assert_eq!(result["notified"], 2, "{body}");
+    assert_eq!(
+        result["announcement"]["kind"], "SECURITY_INCIDENT",
+        "{body}"
+    );
+    app.deliver_mail().await;
+    assert!(
+        app.last_mail_to("wu.shi@example.org")
+            .unwrap()
+            .subject()
+            .contains("安全事件通知")
+    );
+}
+
+#[tokio::test]
+async fn reporting_needs_an_admin_and_announcements_need_nobody() {
+    let app = spawn_app().await;
+    let user = signed_in(&app, "zheng_yi", "zheng.yi@example.org").await;
+    let input = json!({ "input": incident("ALL_ACCOUNTS", true) });
+    let body = app.gql(REPORT, input.clone()).await;
+    assert_eq!(error_code(&body), Some("UNAUTHENTICATED"), "{body}");
+    let body = app.gql_with_token(Some(&user), REPORT, input).await;
+    assert_eq!(error_code(&body), Some("FORBIDDEN"), "{body}");
+    assert_eq!(incident_mails_queued(&app).await, 0);
+    let body = app.gql(ANNOUNCEMENTS, json!({})).await;
+    assert_eq!(body["data"]["announcements"], json!([]), "{body}");
+}
+
+#[tokio::test]
+async fn the_fan_out_crosses_chunk_boundaries_without_losing_anyone() {
+    let app = spawn_app().await;
+    let admin = admin_token(&app).await;
+    // Two full chunks and a partial one.
+    seed_accounts(&app, 2_345).await;
+    let body = report(&app, &admin, incident("ALL_ACCOUNTS", false)).await;
+    assert_eq!(
+        body["data"]["reportSecurityIncident"]["notified"], 2_346,
+        "{body}"
+    );
+    assert_eq!(incident_mails_queued(&app).await, 2_346);
+    // One notice per account: no page was read twice.
+    let distinct: std::collections::HashSet<Option<Uuid>> = outbox::Entity::find()
+        .filter(outbox::Column::Kind.eq(MAIL_KIND))
+        .all(app.state.db())
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|row| row.account_id)
+        .collect();
+    assert_eq!(distinct.len(), 2_346);
+}
+
+/// The fan-out benchmark behind `bench/incident_fanout.sh`: seeds
+/// `BENCH_ACCOUNTS` accounts (default 100,000) and times
+/// `reportSecurityIncident` end to end. Run it in release against
+/// PostgreSQL; it fails above 30 seconds.
+#[tokio::test]
+#[ignore = "benchmark: run through bench/incident_fanout.sh"]
+async fn incident_fanout_benchmark() {
+    let accounts: usize = std::env::var("BENCH_ACCOUNTS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(100_000);
+    let app = spawn_app().await;
+    let admin = admin_token(&app).await;
+    let seeding = Instant::now();
+    seed_accounts(&app, accounts).await;
+    println!("seeded {accounts} accounts in {:.1?}", seeding.elapsed());
+    let started = Instant::now();
+    let body = report(&app, &admin, incident("ALL_ACCOUNTS", false)).await;
+    let elapsed = started.elapsed();
+    let notified = body["data"]["reportSecurityIncident"]["notified"].as_u64();
+    println!(
+        "BENCH incident fan-out: {} notices queued in {:.2} s ({:.0} per second)",
+        notified.unwrap_or_default(),
+        elapsed.as_secs_f64(),
+        notified.unwrap_or_default() as f64 / elapsed.as_secs_f64()
+    );
+    assert_eq!(notified, Some(accounts as u64 + 1), "{body}");
+    assert_eq!(incident_mails_queued(&app).await, accounts as u64 + 1);
+    assert!(elapsed <= Duration::from_secs(30), "took {elapsed:?}");
+}
