@@ -71,7 +71,11 @@ impl Application {
             },
         );
         let (stop_jobs, jobs_stopped) = watch::channel(false);
-        let jobs = crate::jobs::spawn(self.state.clone(), jobs_stopped);
+        let jobs = self
+            .state
+            .settings()
+            .run_jobs
+            .then(|| crate::jobs::spawn(self.state.clone(), jobs_stopped));
         tracing::info!(addr = %self.addr, "serving GraphQL at http://{}/graphql", self.addr);
         let served = Server::new_with_acceptor(self.acceptor)
             .run_with_graceful_shutdown(
@@ -81,7 +85,9 @@ impl Application {
             )
             .await;
         let _ = stop_jobs.send(true);
-        if jobs.await.is_err() {
+        if let Some(jobs) = jobs
+            && jobs.await.is_err()
+        {
             tracing::error!("job runner ended abnormally");
         }
         served

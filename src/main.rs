@@ -45,6 +45,12 @@ enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// Run the purge job once and print what it erased, as counts.
+    Purge {
+        /// Run once and exit (the only mode: the scheduler runs it in `serve`).
+        #[arg(long, required = true)]
+        once: bool,
+    },
     /// The audit trail.
     Audit {
         #[command(subcommand)]
@@ -66,6 +72,9 @@ enum KeysCommand {
         #[arg(long, default_value = "k1")]
         key_id: String,
     },
+    /// Re-encrypt every encrypted field under the active (first) key, in
+    /// batches; safe to stop and run again.
+    Rotate,
 }
 
 fn main() -> ExitCode {
@@ -105,6 +114,10 @@ fn main() -> ExitCode {
             Some(Command::Audit {
                 command: AuditCommand::Verify,
             }) => verify_audit(settings).await,
+            Some(Command::Purge { .. }) => purge_once(settings).await,
+            Some(Command::Keys {
+                command: KeysCommand::Rotate,
+            }) => rotate_keys(settings).await,
             Some(Command::Schema) | Some(Command::Keys { .. }) => Ok(()),
         }
     });
@@ -151,6 +164,47 @@ async fn create_admin(settings: Settings, username: &str, email: &str) -> Result
         .await
         .map_err(|e| e.to_string())?;
     println!("admin account created: {id}");
+    Ok(())
+}
+
+async fn rotate_keys(settings: Settings) -> Result<(), String> {
+    let state = AppState::build(settings, Overrides::default())
+        .await
+        .map_err(|e| e.to_string())?;
+    println!("re-encrypting under key {}", state.cipher().active_id());
+    let report = custos::rotation::rotate(&state, |table, column, so_far| {
+        eprintln!(
+            "  {table}.{column}: {} examined, {} rotated so far",
+            so_far.examined, so_far.rotated
+        );
+    })
+    .await
+    .map_err(|e| format!("rotation: {e}"))?;
+    println!(
+        "done: {} values examined, {} re-encrypted, {} changed meanwhile (run again to finish them)",
+        report.examined, report.rotated, report.raced
+    );
+    Ok(())
+}
+
+async fn purge_once(settings: Settings) -> Result<(), String> {
+    let state = AppState::build(settings, Overrides::default())
+        .await
+        .map_err(|e| e.to_string())?;
+    let report = custos::erasure::purge::run_once(&state)
+        .await
+        .map_err(|e| format!("purge: {e}"))?;
+    println!("accounts erased: {}", report.accounts);
+    for (table, count) in &report.rows {
+        println!("  {table}: {count}");
+    }
+    println!("overdue after run: {}", report.overdue);
+    // The receipts queued by the purge go out now, not at the next serve.
+    let sent = custos::jobs::outbox_sender(&state)
+        .run_once()
+        .await
+        .map_err(|e| format!("mail: {e}"))?;
+    println!("mail sent: {}, to retry: {}", sent.sent, sent.retried);
     Ok(())
 }
 

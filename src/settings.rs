@@ -62,8 +62,12 @@ pub struct RawSettings {
     pub deletion_grace_working_days: u32,
     /// `CUSTOS_HOLIDAYS`.
     pub holidays: String,
+    /// `CUSTOS_TIMEZONE`: where working days are counted.
+    pub timezone: String,
     /// `CUSTOS_SCHEDULER_INTERVAL_SECS`.
     pub scheduler_interval_secs: u64,
+    /// `CUSTOS_RUN_JOBS`: run the background jobs in this process.
+    pub run_jobs: bool,
     /// `CUSTOS_GUARDIAN_CONSENT_DAYS`.
     pub guardian_consent_days: u32,
     /// `CUSTOS_ALLOWED_ORIGINS`.
@@ -88,6 +92,17 @@ pub struct RawSettings {
     pub username_blocklist: String,
     /// `CUSTOS_USERNAME_RESERVED`: extra reserved names (comma-separated, or a file).
     pub username_reserved: String,
+    /// `CUSTOS_RESET_TOKEN_MINUTES`: how long a password reset link works.
+    pub reset_token_minutes: u32,
+    /// `CUSTOS_RATE_LIMIT_PER_MINUTE`: attempts of each limited action per client a minute.
+    pub rate_limit_per_minute: u32,
+    /// `CUSTOS_TRUSTED_PROXIES`: proxies whose `X-Forwarded-For` is believed (IPs or CIDRs).
+    pub trusted_proxies: String,
+    /// `CUSTOS_NOTIFY_NEW_SIGNIN`: mail a notice on sign-in from a new browser or app.
+    pub notify_new_signin: bool,
+    /// `CUSTOS_INCIDENT_ANNOUNCE_THRESHOLD`: above this many affected
+    /// accounts, an incident is also announced publicly.
+    pub incident_announce_threshold: u64,
 }
 
 impl Default for RawSettings {
@@ -105,7 +120,9 @@ impl Default for RawSettings {
             dev_keys_file: "custos.dev-keys".into(),
             deletion_grace_working_days: 3,
             holidays: String::new(),
+            timezone: "Asia/Shanghai".into(),
             scheduler_interval_secs: 60,
+            run_jobs: true,
             guardian_consent_days: 7,
             allowed_origins: String::new(),
             log_format: "pretty".into(),
@@ -118,6 +135,11 @@ impl Default for RawSettings {
             verification_token_hours: 24,
             username_blocklist: String::new(),
             username_reserved: String::new(),
+            reset_token_minutes: 30,
+            rate_limit_per_minute: 30,
+            trusted_proxies: String::new(),
+            notify_new_signin: false,
+            incident_announce_threshold: 10_000,
         }
     }
 }
@@ -157,7 +179,9 @@ fn setting_name(key: &str) -> &'static str {
         "CUSTOS_DEV_KEYS_FILE",
         "CUSTOS_DELETION_GRACE_WORKING_DAYS",
         "CUSTOS_HOLIDAYS",
+        "CUSTOS_TIMEZONE",
         "CUSTOS_SCHEDULER_INTERVAL_SECS",
+        "CUSTOS_RUN_JOBS",
         "CUSTOS_GUARDIAN_CONSENT_DAYS",
         "CUSTOS_ALLOWED_ORIGINS",
         "CUSTOS_LOG_FORMAT",
@@ -170,6 +194,11 @@ fn setting_name(key: &str) -> &'static str {
         "CUSTOS_VERIFICATION_TOKEN_HOURS",
         "CUSTOS_USERNAME_BLOCKLIST",
         "CUSTOS_USERNAME_RESERVED",
+        "CUSTOS_RESET_TOKEN_MINUTES",
+        "CUSTOS_RATE_LIMIT_PER_MINUTE",
+        "CUSTOS_TRUSTED_PROXIES",
+        "CUSTOS_NOTIFY_NEW_SIGNIN",
+        "CUSTOS_INCIDENT_ANNOUNCE_THRESHOLD",
     ];
     let wanted = format!("CUSTOS_{}", key.to_ascii_uppercase());
     NAMES
@@ -251,10 +280,14 @@ pub struct Settings {
     pub keys: KeySource,
     /// Working days between a confirmed deletion and the purge.
     pub deletion_grace_working_days: u32,
-    /// Extra non-working dates.
-    pub holidays: Vec<NaiveDate>,
+    /// Holidays and make-up working days.
+    pub calendar: CalendarSetting,
+    /// The time zone deadlines are counted in.
+    pub timezone: chrono_tz::Tz,
     /// How often background jobs wake.
     pub scheduler_interval: Duration,
+    /// Whether this process runs the background jobs.
+    pub run_jobs: bool,
     /// Days a minor's account waits for a guardian.
     pub guardian_consent_days: u32,
     /// CORS origins allowed to call with credentials.
@@ -279,6 +312,18 @@ pub struct Settings {
     pub username_blocklist: Vec<String>,
     /// Operator's extra reserved usernames.
     pub username_reserved: Vec<String>,
+    /// How long a password reset link works.
+    pub reset_token_ttl: chrono::Duration,
+    /// Attempts of each rate-limited action per client a minute.
+    pub rate_limit_per_minute: std::num::NonZeroU32,
+    /// Proxies whose `X-Forwarded-For` names the client; empty: none.
+    pub trusted_proxies: Vec<crate::ratelimit::IpNetwork>,
+    /// Mail a notice when an account signs in from a browser or app it
+    /// has not used before.
+    pub notify_new_signin: bool,
+    /// Above this many affected accounts an incident is also announced
+    /// publicly, as individual notice is then impractical.
+    pub incident_announce_threshold: u64,
 }
 
 impl Settings {
@@ -385,6 +430,12 @@ impl Settings {
         };
 
         let holidays = parse_holidays(&raw.holidays)?;
+        let timezone: chrono_tz::Tz = raw.timezone.trim().parse().map_err(|_| {
+            SettingsError::new(
+                "CUSTOS_TIMEZONE",
+                "not an IANA time zone like Asia/Shanghai",
+            )
+        })?;
 
         if raw.scheduler_interval_secs == 0 {
             return Err(SettingsError::new(
@@ -421,6 +472,29 @@ impl Settings {
             parse_word_list("CUSTOS_USERNAME_BLOCKLIST", &raw.username_blocklist)?;
         let username_reserved =
             parse_word_list("CUSTOS_USERNAME_RESERVED", &raw.username_reserved)?;
+
+        // A reset link is a password in transit: it should die soon (OWASP
+        // suggests minutes), and never outlive a day.
+        if !(1..=1440).contains(&raw.reset_token_minutes) {
+            return Err(SettingsError::new(
+                "CUSTOS_RESET_TOKEN_MINUTES",
+                "must be between 1 and 1440",
+            ));
+        }
+        let rate_limit_per_minute = std::num::NonZeroU32::new(raw.rate_limit_per_minute)
+            .ok_or_else(|| {
+                SettingsError::new("CUSTOS_RATE_LIMIT_PER_MINUTE", "must be at least 1")
+            })?;
+        let trusted_proxies = raw
+            .trusted_proxies
+            .split(',')
+            .map(str::trim)
+            .filter(|item| !item.is_empty())
+            .map(|item| {
+                crate::ratelimit::IpNetwork::parse(item)
+                    .map_err(|reason| SettingsError::new("CUSTOS_TRUSTED_PROXIES", reason))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
 
         let allowed_origins = raw
             .allowed_origins
@@ -459,8 +533,10 @@ impl Settings {
             mail_from,
             keys,
             deletion_grace_working_days: raw.deletion_grace_working_days,
-            holidays,
+            calendar: holidays,
+            timezone,
             scheduler_interval: Duration::from_secs(raw.scheduler_interval_secs),
+            run_jobs: raw.run_jobs,
             guardian_consent_days: raw.guardian_consent_days,
             allowed_origins,
             log_format,
@@ -475,6 +551,11 @@ impl Settings {
             )),
             username_blocklist,
             username_reserved,
+            reset_token_ttl: chrono::Duration::minutes(i64::from(raw.reset_token_minutes)),
+            rate_limit_per_minute,
+            trusted_proxies,
+            notify_new_signin: raw.notify_new_signin,
+            incident_announce_threshold: raw.incident_announce_threshold,
         })
     }
 }
@@ -522,35 +603,80 @@ fn parse_word_list(setting: &'static str, value: &str) -> Result<Vec<String>, Se
         .collect())
 }
 
-/// Parses `YYYY-MM-DD` dates separated by commas or white space, or reads
-/// them from a file when the value names one.
-fn parse_holidays(value: &str) -> Result<Vec<NaiveDate>, SettingsError> {
-    let value = value.trim();
-    let text = if !value.is_empty() && std::path::Path::new(value).is_file() {
-        std::fs::read_to_string(value)
-            .map_err(|e| SettingsError::new("CUSTOS_HOLIDAYS", format!("cannot read file: {e}")))?
-    } else {
-        value.to_string()
-    };
-    let mut dates = Vec::new();
-    for line in text.lines() {
-        let line = line.split('#').next().unwrap_or_default();
-        for item in line.split(|c: char| c == ',' || c.is_whitespace()) {
-            if item.is_empty() {
-                continue;
+/// The working-day calendar's exceptions.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CalendarSetting {
+    /// Days off that would otherwise be working days.
+    pub holidays: Vec<NaiveDate>,
+    /// Weekend days that are working days (make-up days).
+    pub workdays: Vec<NaiveDate>,
+}
+
+/// Reads `CUSTOS_HOLIDAYS`: items separated by commas, each a `YYYY-MM-DD`
+/// holiday or the path of a calendar file whose lines are `YYYY-MM-DD`,
+/// `YYYY-MM-DD holiday` or `YYYY-MM-DD workday` (`#` starts a comment).
+fn parse_holidays(value: &str) -> Result<CalendarSetting, SettingsError> {
+    let mut calendar = CalendarSetting::default();
+    let bad = |what: &str| SettingsError::new("CUSTOS_HOLIDAYS", what.to_owned());
+    let read_line = |line: &str, calendar: &mut CalendarSetting| -> Result<(), SettingsError> {
+        let line = line.split('#').next().unwrap_or_default().trim();
+        if line.is_empty() {
+            return Ok(());
+        }
+        let mut parts = line.split_whitespace();
+        let date_text = parts.next().unwrap_or_default();
+        let date = NaiveDate::parse_from_str(date_text, "%Y-%m-%d")
+            .map_err(|_| bad(&format!("{date_text:?} is not a YYYY-MM-DD date")))?;
+        match parts.next() {
+            None | Some("holiday") => calendar.holidays.push(date),
+            Some("workday") => calendar.workdays.push(date),
+            Some(other) => {
+                return Err(bad(&format!(
+                    "unknown day kind {other:?}: use holiday or workday"
+                )));
             }
-            let date = NaiveDate::parse_from_str(item, "%Y-%m-%d").map_err(|_| {
-                SettingsError::new(
-                    "CUSTOS_HOLIDAYS",
-                    format!("{item:?} is not a YYYY-MM-DD date"),
-                )
+        }
+        Ok(())
+    };
+    for item in value.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+        let path = std::path::Path::new(item);
+        if NaiveDate::parse_from_str(
+            item.split_whitespace().next().unwrap_or_default(),
+            "%Y-%m-%d",
+        )
+        .is_ok()
+        {
+            read_line(item, &mut calendar)?;
+        } else if path.is_file() {
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                bad(&format!(
+                    "cannot read calendar file {}: {e}",
+                    path.display()
+                ))
             })?;
-            dates.push(date);
+            for line in text.lines() {
+                read_line(line, &mut calendar)?;
+            }
+        } else {
+            return Err(bad(&format!(
+                "{item:?} is neither a YYYY-MM-DD date nor a calendar file"
+            )));
         }
     }
-    dates.sort();
-    dates.dedup();
-    Ok(dates)
+    for list in [&mut calendar.holidays, &mut calendar.workdays] {
+        list.sort();
+        list.dedup();
+    }
+    if let Some(both) = calendar
+        .holidays
+        .iter()
+        .find(|d| calendar.workdays.contains(d))
+    {
+        return Err(bad(&format!(
+            "{both} is listed as both a holiday and a workday"
+        )));
+    }
+    Ok(calendar)
 }
 
 #[cfg(test)]
@@ -619,19 +745,92 @@ mod tests {
     fn bind_shorthand_and_holidays_parse() {
         let mut r = raw();
         r.bind = ":0".into();
-        r.holidays = "2026-10-01, 2026-10-02 2026-10-01".into();
+        r.holidays = "2026-10-01, 2026-10-02, 2026-10-01".into();
         let settings = Settings::validate(r);
         assert!(settings.is_ok());
         let Ok(settings) = settings else { return };
         assert_eq!(settings.bind.port(), 0);
-        assert_eq!(settings.holidays.len(), 2);
+        assert_eq!(settings.calendar.holidays.len(), 2);
 
         let mut r = raw();
         r.holidays = "2026-13-01".into();
         assert_eq!(
+            Settings::validate(r.clone()).err().map(|e| e.setting),
+            Some("CUSTOS_HOLIDAYS")
+        );
+        r.holidays = "data/calendars/cn-2026.txt".into();
+        r.timezone = "Mars/Olympus".into();
+        assert_eq!(
+            Settings::validate(r.clone()).err().map(|e| e.setting),
+            Some("CUSTOS_TIMEZONE")
+        );
+        r.timezone = "Asia/Shanghai".into();
+        let shipped = Settings::validate(r.clone());
+        assert!(shipped.is_ok(), "{shipped:?}");
+        if let Ok(shipped) = shipped {
+            assert!(
+                shipped
+                    .calendar
+                    .workdays
+                    .contains(&NaiveDate::from_ymd_opt(2026, 2, 14).unwrap_or_default())
+            );
+            assert!(
+                shipped
+                    .calendar
+                    .holidays
+                    .contains(&NaiveDate::from_ymd_opt(2026, 10, 1).unwrap_or_default())
+            );
+        }
+        r.holidays = "2026-10-01, 2026-10-01 workday".into();
+        assert_eq!(
             Settings::validate(r).err().map(|e| e.setting),
             Some("CUSTOS_HOLIDAYS")
         );
+    }
+
+    #[test]
+    fn recovery_and_rate_limit_settings_are_checked() {
+        let settings = Settings::validate(raw());
+        let Ok(settings) = settings else {
+            unreachable!("valid settings")
+        };
+        assert_eq!(settings.reset_token_ttl, chrono::Duration::minutes(30));
+        assert_eq!(settings.rate_limit_per_minute.get(), 30);
+        assert!(settings.trusted_proxies.is_empty());
+        assert!(!settings.notify_new_signin);
+
+        for (adjust, setting) in [
+            (
+                (|r: &mut RawSettings| r.reset_token_minutes = 0) as fn(&mut RawSettings),
+                "CUSTOS_RESET_TOKEN_MINUTES",
+            ),
+            (
+                |r: &mut RawSettings| r.reset_token_minutes = 1441,
+                "CUSTOS_RESET_TOKEN_MINUTES",
+            ),
+            (
+                |r: &mut RawSettings| r.rate_limit_per_minute = 0,
+                "CUSTOS_RATE_LIMIT_PER_MINUTE",
+            ),
+            (
+                |r: &mut RawSettings| r.trusted_proxies = "10.0.0.0/8, proxy.local".into(),
+                "CUSTOS_TRUSTED_PROXIES",
+            ),
+        ] {
+            let mut r = raw();
+            adjust(&mut r);
+            assert_eq!(
+                Settings::validate(r).err().map(|e| e.setting),
+                Some(setting)
+            );
+        }
+
+        let mut r = raw();
+        r.trusted_proxies = "10.0.0.0/8, 192.0.2.7 ,fd00::/8".into();
+        let Ok(settings) = Settings::validate(r) else {
+            unreachable!("valid settings")
+        };
+        assert_eq!(settings.trusted_proxies.len(), 3);
     }
 
     #[test]

@@ -9,7 +9,6 @@ use secrecy::ExposeSecret;
 use crate::{
     accounts::username_policy::UsernamePolicy,
     clock::Clock,
-    consent::policy::PolicyDocument,
     crypto::{
         blind_index::BlindIndex, fields::FieldCipher, fields::Keyring, passwords::PasswordHasher,
     },
@@ -32,9 +31,6 @@ pub enum StartError {
     /// The mail transport could not be built.
     #[error("mail: {0}")]
     Mail(#[from] crate::mail::MailError),
-    /// The shipped policy is malformed.
-    #[error(transparent)]
-    Policy(#[from] crate::consent::policy::PolicyError),
     /// The listener could not bind.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -62,8 +58,8 @@ struct Inner {
     passwords: PasswordHasher,
     clock: Clock,
     transport: MailTransport,
-    policy: PolicyDocument,
     username_policy: UsernamePolicy,
+    metrics: crate::http::metrics::Metrics,
 }
 
 /// Everything a request or a job needs.
@@ -76,6 +72,8 @@ impl AppState {
         let (keyring, blind) = load_keys(&settings)?;
         let db = crate::db::connect(&settings.database_url).await?;
         crate::db::migrate(&db).await?;
+        let clock = overrides.clock.unwrap_or_else(Clock::system);
+        crate::consent::versions::ensure_shipped_default(&db, clock.now()).await?;
         let transport = match overrides.transport {
             Some(transport) => transport,
             None => MailTransport::from_setting(&settings.mail_transport)?,
@@ -86,9 +84,9 @@ impl AppState {
             cipher: Arc::new(FieldCipher::new(keyring)),
             blind: Arc::new(blind),
             passwords: PasswordHasher::new(cpus),
-            clock: overrides.clock.unwrap_or_else(Clock::system),
+            clock,
             transport,
-            policy: PolicyDocument::shipped_default()?,
+            metrics: crate::http::metrics::Metrics::default(),
             username_policy: UsernamePolicy::with_extra_terms(
                 &settings.username_blocklist,
                 &settings.username_reserved,
@@ -132,14 +130,14 @@ impl AppState {
         &self.0.transport
     }
 
+    /// In-process metrics.
+    pub fn metrics(&self) -> &crate::http::metrics::Metrics {
+        &self.0.metrics
+    }
+
     /// The username policy, with the operator's extra terms.
     pub fn username_policy(&self) -> &UsernamePolicy {
         &self.0.username_policy
-    }
-
-    /// The current privacy policy.
-    pub fn policy(&self) -> &PolicyDocument {
-        &self.0.policy
     }
 }
 

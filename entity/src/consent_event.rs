@@ -7,8 +7,11 @@ use sea_orm::entity::prelude::*;
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "consent_events")]
 pub struct Model {
-    /// Random id.
-    #[sea_orm(primary_key, auto_increment = false)]
+    /// Order of decisions, also among decisions made in the same instant.
+    #[sea_orm(primary_key)]
+    pub seq: i64,
+    /// Random public id.
+    #[sea_orm(unique)]
     pub id: Uuid,
     /// Whose decision.
     pub account_id: Uuid,

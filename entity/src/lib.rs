@@ -8,7 +8,14 @@
 
 pub mod account;
 pub mod account_token;
+pub mod announcement;
 pub mod audit_entry;
 pub mod consent_event;
+pub mod deletion_request;
+pub mod erasure_record;
+pub mod login_throttle;
 pub mod outbox;
+pub mod policy_version;
 pub mod session;
+pub mod ticket;
+pub mod ticket_message;

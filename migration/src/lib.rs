@@ -9,6 +9,11 @@ mod m20261129_000001_create_accounts;
 mod m20261129_000002_create_outbox;
 mod m20261129_000003_create_sessions_tokens_consents;
 mod m20261129_000004_create_audit_log;
+mod m20261129_000005_create_login_throttle;
+mod m20261129_000006_create_tickets;
+mod m20261129_000007_create_policy_versions;
+mod m20261129_000008_create_announcements;
+mod m20261129_000009_create_deletion_requests;
 
 /// The ordered list of migrations.
 pub struct Migrator;
@@ -21,6 +26,11 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_000002_create_outbox::Migration),
             Box::new(m20261129_000003_create_sessions_tokens_consents::Migration),
             Box::new(m20261129_000004_create_audit_log::Migration),
+            Box::new(m20261129_000005_create_login_throttle::Migration),
+            Box::new(m20261129_000006_create_tickets::Migration),
+            Box::new(m20261129_000007_create_policy_versions::Migration),
+            Box::new(m20261129_000008_create_announcements::Migration),
+            Box::new(m20261129_000009_create_deletion_requests::Migration),
         ]
     }
 }

@@ -82,7 +82,10 @@ impl MigrationTrait for Migration {
                 Table::create()
                     .table(ConsentEvents::Table)
                     .if_not_exists()
-                    .col(pk_uuid(ConsentEvents::Id))
+                    // The order of decisions made in the same instant must
+                    // still be known: the newest one is the current state.
+                    .col(big_pk_auto(ConsentEvents::Seq))
+                    .col(uuid_uniq(ConsentEvents::Id))
                     .col(uuid(ConsentEvents::AccountId))
                     .col(string_len(ConsentEvents::Purpose, 64))
                     .col(blob(ConsentEvents::PurposeHash))
@@ -108,7 +111,7 @@ impl MigrationTrait for Migration {
                     .table(ConsentEvents::Table)
                     .col(ConsentEvents::AccountId)
                     .col(ConsentEvents::Purpose)
-                    .col(ConsentEvents::CreatedAt)
+                    .col(ConsentEvents::Seq)
                     .to_owned(),
             )
             .await
@@ -164,6 +167,7 @@ enum AccountTokens {
 #[derive(DeriveIden)]
 enum ConsentEvents {
     Table,
+    Seq,
     Id,
     AccountId,
     Purpose,

@@ -85,6 +85,9 @@ impl From<AccountError> for ApiError {
                 ErrorCode::InvalidCredentials,
                 "The login or password is wrong.",
             ),
+            AccountError::RateLimited {
+                retry_after_seconds,
+            } => crate::ratelimit::rate_limited(retry_after_seconds),
             AccountError::SameEmail => {
                 ApiError::bad_input("newEmail", "That is already your email address.")
             }
@@ -174,6 +177,7 @@ pub struct Account {
     /// True when a newer policy version than the accepted one awaits acceptance.
     needs_policy_acceptance: bool,
     consents: Vec<ConsentState>,
+    deletion_request: Option<crate::erasure::graphql::DeletionRequest>,
     /// Language of the mail Custos sends (`zh-CN` or `en`).
     language: String,
 }
@@ -182,8 +186,15 @@ impl Account {
     /// Builds the API view of an account, with its consent states.
     pub async fn load(ctx: &Context<'_>, record: AccountRecord) -> ApiResult<Self> {
         let state = state(ctx)?;
-        let policy = state.policy();
-        let consents = consent::current_states(state.db(), record.id, policy)
+        let policy = crate::consent::versions::current(state.db())
+            .await?
+            .document;
+        let needs_policy_acceptance = crate::consent::versions::needs_acceptance(
+            state.db(),
+            record.accepted_policy_version.as_deref(),
+        )
+        .await?;
+        let consents = consent::current_states(state.db(), record.id, &policy)
             .await?
             .into_iter()
             .map(ConsentState::from)
@@ -196,10 +207,10 @@ impl Account {
             role: record.role.into(),
             created_at: record.created_at,
             guardian_consent: GuardianConsentValue::from_stored(&record.guardian_consent),
-            needs_policy_acceptance: record.accepted_policy_version.as_deref()
-                != Some(policy.version.as_str()),
+            needs_policy_acceptance,
             accepted_policy_version: record.accepted_policy_version,
             consents,
+            deletion_request: crate::erasure::graphql::for_account(ctx, record.id).await?,
             language: record.language.as_tag().to_owned(),
         })
     }
@@ -304,6 +315,7 @@ fn secret(value: String) -> SecretString {
 impl AccountMutation {
     /// Opens an account.
     async fn signup(&self, ctx: &Context<'_>, input: SignupInput) -> ApiResult<SignupPayload> {
+        crate::ratelimit::check(ctx, crate::ratelimit::Action::Signup)?;
         let state = state(ctx)?;
         service::signup(
             state,
@@ -341,6 +353,7 @@ impl AccountMutation {
 
     /// Signs in by username or email.
     async fn login(&self, ctx: &Context<'_>, input: LoginInput) -> ApiResult<AuthPayload> {
+        crate::ratelimit::check(ctx, crate::ratelimit::Action::Login)?;
         let state = state(ctx)?;
         let user_agent = ctx
             .data_opt::<crate::graphql::UserAgent>()
@@ -443,5 +456,49 @@ impl AccountMutation {
             other => other.into(),
         })?;
         Ok(true)
+    }
+}
+
+impl From<super::roles::RoleError> for ApiError {
+    fn from(err: super::roles::RoleError) -> Self {
+        use super::roles::RoleError;
+        match err {
+            RoleError::LastAdmin => ApiError::bad_input(
+                "role",
+                "The last administrator cannot be given another role. Make someone else an administrator first.",
+            ),
+            RoleError::NotAdmin => ApiError::forbidden(),
+            RoleError::NotFound => ApiError::not_found(),
+            RoleError::Database(err) => ApiError::internal(&err),
+            RoleError::Crypto(err) => ApiError::internal(&err),
+        }
+    }
+}
+
+/// Staff role management.
+#[derive(Default)]
+pub struct RoleMutation;
+
+#[Object]
+impl RoleMutation {
+    /// ADMIN. Gives an account a role; audit-logged as `role.set`. Demoting
+    /// the last active ADMIN is refused with BAD_USER_INPUT on `role`; an
+    /// unknown or malformed account id is NOT_FOUND.
+    async fn set_role(
+        &self,
+        ctx: &Context<'_>,
+        account_id: ID,
+        role: RoleValue,
+    ) -> ApiResult<Account> {
+        let viewer = crate::graphql::require_role(ctx, &[Role::Admin])?;
+        let account_id = parse_id(&account_id, "accountId")?;
+        let role = match role {
+            RoleValue::User => Role::User,
+            RoleValue::Support => Role::Support,
+            RoleValue::Admin => Role::Admin,
+        };
+        let record =
+            super::roles::set_role(state(ctx)?, viewer.account_id, account_id, role).await?;
+        Account::load(ctx, record).await
     }
 }

@@ -9,6 +9,7 @@
 pub mod email;
 pub mod graphql;
 pub mod password;
+pub mod roles;
 pub mod service;
 pub mod sessions;
 pub mod username;

@@ -53,6 +53,8 @@ pub mod token_purpose {
     pub const CHANGE_EMAIL: &str = "CHANGE_EMAIL";
     /// Lets a guardian consent for a minor.
     pub const GUARDIAN_CONSENT: &str = "GUARDIAN_CONSENT";
+    /// Lets the holder of the bound address choose a new password.
+    pub const RESET_PASSWORD: &str = "RESET_PASSWORD";
 }
 
 /// What the person declared about their age.
@@ -122,6 +124,12 @@ pub enum AccountError {
     /// Wrong login or password.
     #[error("invalid credentials")]
     InvalidCredentials,
+    /// Too many sign-in attempts for the login name; retry later.
+    #[error("rate limited")]
+    RateLimited {
+        /// Whole seconds to wait.
+        retry_after_seconds: u64,
+    },
     /// The new email equals the current one.
     #[error("same email")]
     SameEmail,
@@ -307,7 +315,7 @@ async fn issue_token<C: ConnectionTrait>(
 }
 
 /// Voids every unused token of `purpose` for the account.
-async fn void_tokens<C: ConnectionTrait>(
+pub async fn void_tokens<C: ConnectionTrait>(
     conn: &C,
     account_id: Uuid,
     purpose: &str,
@@ -327,7 +335,7 @@ async fn void_tokens<C: ConnectionTrait>(
 }
 
 /// How many tokens of `purpose` were issued to the account in the last hour.
-async fn tokens_issued_last_hour<C: ConnectionTrait>(
+pub async fn tokens_issued_last_hour<C: ConnectionTrait>(
     conn: &C,
     account_id: Uuid,
     purpose: &str,
@@ -368,7 +376,9 @@ pub async fn signup(state: &AppState, request: SignupRequest) -> Result<(), Acco
     let username = check_username(state, &request.username, false)?;
     let email = Email::parse(&request.email)?;
     password::check(&request.password, &[username.as_str(), email.as_str()])?;
-    let policy = state.policy();
+    let policy = &crate::consent::versions::current(state.db())
+        .await?
+        .document;
     if request.accept_policy_version != policy.version {
         return Err(AccountError::PolicyVersionMismatch);
     }
@@ -589,6 +599,9 @@ pub async fn verify_email(state: &AppState, token: &str) -> Result<(), AccountEr
         update.email_bidx = Set(new_bidx.clone());
         void_tokens(&txn, account.id, token_purpose::CHANGE_EMAIL, now).await?;
         void_tokens(&txn, account.id, token_purpose::VERIFY_EMAIL, now).await?;
+        // Reset links went to the old address, which no longer speaks for
+        // the account.
+        void_tokens(&txn, account.id, token_purpose::RESET_PASSWORD, now).await?;
     }
     update.email_verified = Set(true);
     update.updated_at = Set(now);
@@ -841,7 +854,9 @@ pub async fn create_admin(
     let password_hash = state.passwords().hash(&password).await?;
     let now = state.clock().now();
     let id = Uuid::new_v4();
-    let policy = state.policy();
+    let policy = &crate::consent::versions::current(state.db())
+        .await?
+        .document;
     let txn = state.db().begin().await?;
     let row = account::ActiveModel {
         id: Set(id),

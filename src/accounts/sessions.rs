@@ -1,11 +1,13 @@
 //! Sessions: sign-in by username or email, bearer tokens stored only as
-//! hashes, idle and absolute expiry, revocation.
+//! hashes, idle and absolute expiry, revocation. Sign-in attempts are
+//! throttled per login name ([`crate::ratelimit::login`]); a sign-in from a
+//! new user agent can be told to the owner (`CUSTOS_NOTIFY_NEW_SIGNIN`).
 
 use chrono::{DateTime, Duration, Utc};
 use entity::{account, session};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter,
-    QueryOrder, Set,
+    QueryOrder, QuerySelect, Set, TransactionTrait,
 };
 use secrecy::SecretString;
 use uuid::Uuid;
@@ -18,6 +20,8 @@ use super::{
 };
 use crate::{
     crypto::{fields::FieldContext, tokens},
+    mail::outbox::{self, OutgoingMail},
+    ratelimit::login::{self as throttle, Admission},
     state::AppState,
 };
 
@@ -76,52 +80,96 @@ fn user_agent_context(id: Uuid) -> FieldContext<'static> {
     }
 }
 
-/// Finds the account a login names: an email address when it parses as
-/// one, else a username.
-async fn find_by_login(
-    state: &AppState,
-    login: &str,
-) -> Result<Option<account::Model>, AccountError> {
+/// How a login name is looked up: the blind index and column it is found
+/// by (none for names that can be neither a username nor an email), and
+/// the throttle subject its attempts are counted under.
+struct LoginLookup {
+    index: Option<(account::Column, Vec<u8>)>,
+    subject: Vec<u8>,
+}
+
+/// Parses a login: an email address when it parses as one, else a
+/// username.
+fn login_lookup(state: &AppState, login: &str) -> LoginLookup {
     let login = login.trim();
+    let blind = state.blind();
     let index = if login.contains('@') {
-        match Email::parse(login) {
-            Ok(email) => state.blind().compute(EMAIL_INDEX, &email.normalised()),
-            Err(_) => return Ok(None),
-        }
+        Email::parse(login).ok().map(|email| {
+            (
+                account::Column::EmailBidx,
+                blind.compute(EMAIL_INDEX, &email.normalised()),
+            )
+        })
     } else {
-        match Username::parse(login) {
-            Ok(username) => state.blind().compute(USERNAME_INDEX, username.canonical()),
-            Err(_) => return Ok(None),
-        }
+        Username::parse(login).ok().map(|username| {
+            (
+                account::Column::UsernameBidx,
+                blind.compute(USERNAME_INDEX, username.canonical()),
+            )
+        })
     };
-    let column = if login.contains('@') {
-        account::Column::EmailBidx
-    } else {
-        account::Column::UsernameBidx
+    let subject = match &index {
+        Some((_, index)) => throttle::subject(blind, index),
+        None => throttle::other_subject(blind, login),
     };
-    Ok(account::Entity::find()
-        .filter(column.eq(index))
-        .one(state.db())
-        .await?)
+    LoginLookup { index, subject }
+}
+
+/// The throttle subjects of both names of an account.
+pub fn throttle_subjects(state: &AppState, row: &account::Model) -> Vec<Vec<u8>> {
+    vec![
+        throttle::subject(state.blind(), &row.username_bidx),
+        throttle::subject(state.blind(), &row.email_bidx),
+    ]
 }
 
 /// Signs in by username or email. Every failure is `InvalidCredentials`,
-/// and an unknown login costs a dummy hash so timing tells nothing.
+/// and an unknown login costs a dummy hash so timing tells nothing. Each
+/// attempt is counted against the login name first (see
+/// [`crate::ratelimit::login`]): too many answer `RateLimited`, for known
+/// and unknown names alike, before any password is checked.
 pub async fn login(
     state: &AppState,
     login: &str,
     password: &SecretString,
     user_agent: Option<&str>,
 ) -> Result<SignedIn, AccountError> {
-    let row = find_by_login(state, login).await?;
+    let lookup = login_lookup(state, login);
+    let admission =
+        throttle::begin_attempt(state.db(), &lookup.subject, state.clock().now()).await?;
+    if let Admission::Refused { retry_after } = admission {
+        tracing::info!(target: "security", event = "login_throttled", "sign-in attempt refused");
+        let millis = u64::try_from(retry_after.num_milliseconds()).unwrap_or(0);
+        return Err(AccountError::RateLimited {
+            retry_after_seconds: millis.div_ceil(1000).max(1),
+        });
+    }
+    let row = match &lookup.index {
+        Some((column, index)) => {
+            account::Entity::find()
+                .filter(column.eq(index.clone()))
+                .one(state.db())
+                .await?
+        }
+        None => None,
+    };
     let verified = state
         .passwords()
         .verify(password, row.as_ref().map(|r| r.password_hash.as_str()))
         .await?;
     let row = match row {
         Some(row) if verified => row,
-        _ => return Err(AccountError::InvalidCredentials),
+        Some(row) => {
+            tracing::info!(target: "security", account_id = %row.id, event = "login_failed", "wrong password");
+            return Err(AccountError::InvalidCredentials);
+        }
+        None => {
+            tracing::info!(target: "security", event = "login_failed_unknown_name", "no such login");
+            return Err(AccountError::InvalidCredentials);
+        }
     };
+    // The password was right: the count starts over, for both names.
+    throttle::clear(state.db(), &throttle_subjects(state, &row)).await?;
     if row.status == status::DELETION_SCHEDULED {
         return Err(AccountError::DeletionScheduled);
     }
@@ -130,16 +178,20 @@ pub async fn login(
     let issued = tokens::issue()?;
     let id = Uuid::new_v4();
     let expires_at = now + state.settings().session_lifetime;
-    let user_agent_ct = match user_agent {
-        Some(agent) if !agent.trim().is_empty() => {
-            let agent: String = agent.trim().chars().take(MAX_USER_AGENT_CHARS).collect();
-            Some(
-                state
-                    .cipher()
-                    .encrypt_str(&user_agent_context(id), &agent)?,
-            )
+    let user_agent: Option<String> = user_agent
+        .map(str::trim)
+        .filter(|agent| !agent.is_empty())
+        .map(|agent| agent.chars().take(MAX_USER_AGENT_CHARS).collect());
+    let user_agent_ct = match &user_agent {
+        Some(agent) => Some(state.cipher().encrypt_str(&user_agent_context(id), agent)?),
+        None => None,
+    };
+    let txn = state.db().begin().await?;
+    let new_agent = match &user_agent {
+        Some(agent) if state.settings().notify_new_signin => {
+            is_new_user_agent(state, &txn, row.id, agent).await?
         }
-        _ => None,
+        _ => false,
     };
     session::ActiveModel {
         id: Set(id),
@@ -151,14 +203,72 @@ pub async fn login(
         expires_at: Set(expires_at),
         revoked_at: Set(None),
     }
-    .insert(state.db())
+    .insert(&txn)
     .await?;
-    tracing::info!(account_id = %row.id, session_id = %id, "signed in");
+    if let (true, Some(agent)) = (new_agent, &user_agent) {
+        outbox::enqueue(
+            &txn,
+            state.cipher(),
+            state.blind(),
+            OutgoingMail {
+                account_id: Some(row.id),
+                kind: "new_signin_notice",
+                to: account.email.clone(),
+                content: crate::recovery::templates::new_signin(
+                    account.language,
+                    &account.username,
+                    agent,
+                    now,
+                ),
+            },
+            now,
+        )
+        .await?;
+        tracing::info!(target: "security", account_id = %row.id, event = "new_signin_notice_queued", "sign-in from a new user agent");
+    }
+    txn.commit().await?;
+    tracing::info!(target: "security", account_id = %row.id, session_id = %id, event = "login_succeeded", "signed in");
     Ok(SignedIn {
         token: issued.token,
         expires_at,
         account,
     })
+}
+
+/// Sessions looked at when deciding whether a user agent is new.
+const RECENT_SESSIONS_COMPARED: u64 = 50;
+
+/// Whether `agent` differs from the user agent of every one of the
+/// account's recent sessions. An account that never signed in before has
+/// nothing to compare with: its first sign-in is not news to its owner.
+async fn is_new_user_agent<C: ConnectionTrait>(
+    state: &AppState,
+    conn: &C,
+    account_id: Uuid,
+    agent: &str,
+) -> Result<bool, AccountError> {
+    let recent = session::Entity::find()
+        .filter(session::Column::AccountId.eq(account_id))
+        .order_by_desc(session::Column::CreatedAt)
+        .limit(RECENT_SESSIONS_COMPARED)
+        .all(conn)
+        .await?;
+    if recent.is_empty() {
+        return Ok(false);
+    }
+    for earlier in &recent {
+        if let Some(ct) = &earlier.user_agent_ct {
+            // User agents are encrypted with a fresh nonce each: compare
+            // plaintexts, row by row.
+            let seen = state
+                .cipher()
+                .decrypt_str(&user_agent_context(earlier.id), ct)?;
+            if seen == agent {
+                return Ok(false);
+            }
+        }
+    }
+    Ok(true)
 }
 
 /// Resolves a presented token to its caller, or `None` when the token is

@@ -8,24 +8,49 @@ use uuid::Uuid;
 
 use crate::{
     accounts::{
-        graphql::{AccountMutation, AccountQuery},
+        graphql::{AccountMutation, AccountQuery, RoleMutation},
         service::guardian,
         sessions::Viewer,
     },
     audit::graphql::AuditQuery,
-    consent::graphql::{ConsentLedgerQuery, ConsentMutation, ConsentQuery},
+    consent::graphql::{
+        ConsentLedgerQuery, ConsentMutation, ConsentQuery, GuardianMutation, PolicyMutation,
+    },
+    erasure::graphql::{ErasureMutation, ErasureQuery},
     mail::Language,
+    notices::graphql::{NoticeMutation, NoticeQuery},
+    ratelimit::RateLimits,
+    recovery::graphql::RecoveryMutation,
     state::AppState,
+    tickets::graphql::{TicketMutation, TicketQuery},
 };
 use errors::{ApiError, ApiResult, ErrorCode};
 
 /// The query root, merged from each domain's queries.
 #[derive(MergedObject, Default)]
-pub struct QueryRoot(AccountQuery, ConsentQuery, ConsentLedgerQuery, AuditQuery);
+pub struct QueryRoot(
+    AccountQuery,
+    ConsentQuery,
+    ConsentLedgerQuery,
+    AuditQuery,
+    NoticeQuery,
+    TicketQuery,
+    ErasureQuery,
+);
 
 /// The mutation root, merged from each domain's mutations.
 #[derive(MergedObject, Default)]
-pub struct MutationRoot(AccountMutation, ConsentMutation);
+pub struct MutationRoot(
+    AccountMutation,
+    ConsentMutation,
+    PolicyMutation,
+    RoleMutation,
+    NoticeMutation,
+    TicketMutation,
+    RecoveryMutation,
+    ErasureMutation,
+    GuardianMutation,
+);
 
 /// The schema type served at `/graphql`.
 pub type CustosSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;
@@ -69,7 +94,10 @@ pub fn build_schema(state: Option<AppState>, options: SchemaOptions) -> CustosSc
         builder = builder.disable_introspection().disable_suggestions();
     }
     if let Some(state) = state {
-        builder = builder.data(state);
+        // One set of per-client buckets per running schema (per app).
+        builder = builder
+            .data(RateLimits::new(state.settings().rate_limit_per_minute))
+            .data(state);
     }
     builder.finish()
 }

@@ -6,6 +6,7 @@
 //! over GET. Array batches are refused. Every response carries a request id
 //! and `nosniff`; API answers are never cached.
 
+pub mod metrics;
 pub mod playground;
 
 use std::time::{Duration, Instant};
@@ -33,22 +34,50 @@ pub const MAX_QUERY_BYTES: usize = 16 * 1024;
 /// How long one GraphQL request may run.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Most aliased fields accepted in one document. Aliases let one request
+/// run the same field many times (`a1: login(...) a2: login(...)`), so they
+/// are bounded on their own, besides complexity.
+pub const MAX_ALIASES: usize = 30;
+
 /// The id of one HTTP request, in every log line and in `INTERNAL` errors.
 #[derive(Debug, Clone, Copy)]
 pub struct RequestId(pub Uuid);
 
-/// Builds every route of the service.
-pub fn routes(state: AppState, schema: CustosSchema) -> impl Endpoint<Output = Response> {
+/// Builds every route of the service. Cross-origin calls are answered only
+/// for `CUSTOS_ALLOWED_ORIGINS` (with credentials, so the session cookie
+/// works); with no origins listed, browsers get no CORS headers at all.
+pub fn routes(
+    state: AppState,
+    schema: CustosSchema,
+) -> poem::endpoint::BoxEndpoint<'static, Response> {
     let playground_enabled = state.settings().playground;
-    Route::new()
+    let origins = state.settings().allowed_origins.clone();
+    let route = Route::new()
         .at("/graphql", get(graphql_get).post(graphql_post))
         .nest("/graphql/assets", playground::assets())
         .at("/healthz", get(healthz))
         .at("/readyz", get(readyz))
+        .at("/metrics", get(metrics_text))
         .data(schema)
         .data(state)
-        .data(PlaygroundEnabled(playground_enabled))
+        .data(PlaygroundEnabled(playground_enabled));
+    let route = if origins.is_empty() {
+        route.boxed()
+    } else {
+        route
+            .with(
+                poem::middleware::Cors::new()
+                    .allow_origins(origins)
+                    .allow_credentials(true)
+                    .allow_methods([poem::http::Method::GET, poem::http::Method::POST])
+                    .allow_headers(["content-type", "authorization", "accept-language"])
+                    .max_age(600),
+            )
+            .boxed()
+    };
+    route
         .around(|endpoint, request| async move { Ok(with_request_id(endpoint, request).await) })
+        .boxed()
 }
 
 #[derive(Clone, Copy)]
@@ -194,6 +223,18 @@ async fn graphql_post(
             "The query text is too long.",
         );
     }
+    // A document that does not parse is left to the executor's own error.
+    if let Ok(document) = async_graphql::parser::parse_query(&gql_request.query)
+        && count_aliases(&document) > MAX_ALIASES
+    {
+        return refusal(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::BadUserInput,
+            "Too many aliased fields in one request.",
+        );
+    }
+    let operation_name = gql_request.operation_name.clone();
+    let started = std::time::Instant::now();
     let language = request
         .header(header::ACCEPT_LANGUAGE)
         .map(Language::from_accept_language)
@@ -203,6 +244,20 @@ async fn graphql_post(
         .data(*request_id);
     if let Some(agent) = request.header(header::USER_AGENT) {
         gql_request = gql_request.data(UserAgent(agent.to_owned()));
+    }
+    // The TCP peer; X-Forwarded-For only through proxies the operator named.
+    let forwarded_for: Vec<&str> = request
+        .headers()
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .collect();
+    if let Some(ip) = crate::ratelimit::client_ip(
+        request.remote_addr().as_socket_addr().map(|addr| addr.ip()),
+        &forwarded_for,
+        &state.settings().trusted_proxies,
+    ) {
+        gql_request = gql_request.data(crate::ratelimit::ClientIp(ip));
     }
     if let Some(token) = session_token(request) {
         match crate::accounts::sessions::authenticate(state, &token).await {
@@ -238,10 +293,65 @@ async fn graphql_post(
         }
     };
     let response = finish_errors(response, *request_id);
+    let metrics = state.metrics();
+    metrics.observe_request(
+        operation_name.as_deref(),
+        response.errors.is_empty(),
+        started.elapsed(),
+    );
+    let rate_limited = response
+        .errors
+        .iter()
+        .filter(|e| {
+            e.extensions.as_ref().and_then(|x| x.get("code"))
+                == Some(&Value::from(ErrorCode::RateLimited.as_str()))
+        })
+        .count();
+    if rate_limited > 0 {
+        metrics.count_rate_limited(rate_limited as u64);
+    }
     let mut http = async_graphql_poem::GraphQLResponse(response).into_response();
     http.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    // Clients that ask for the GraphQL-over-HTTP media type get it.
+    let wants_graphql_response = request
+        .header(header::ACCEPT)
+        .is_some_and(|accept| accept.contains("application/graphql-response+json"));
+    if wants_graphql_response {
+        http.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/graphql-response+json"),
+        );
+    }
     http
+}
+
+/// Aliased fields in every operation and fragment of a document.
+fn count_aliases(document: &async_graphql::parser::types::ExecutableDocument) -> usize {
+    use async_graphql::parser::types::{Selection, SelectionSet};
+    fn walk(set: &SelectionSet) -> usize {
+        set.items
+            .iter()
+            .map(|item| match &item.node {
+                Selection::Field(field) => {
+                    usize::from(field.node.alias.is_some()) + walk(&field.node.selection_set.node)
+                }
+                Selection::InlineFragment(fragment) => walk(&fragment.node.selection_set.node),
+                Selection::FragmentSpread(_) => 0,
+            })
+            .sum()
+    }
+    document
+        .operations
+        .iter()
+        .map(|(_, op)| walk(&op.node.selection_set.node))
+        .chain(
+            document
+                .fragments
+                .values()
+                .map(|fragment| walk(&fragment.node.selection_set.node)),
+        )
+        .sum()
 }
 
 /// The session token of a request: `Authorization: Bearer …` first, else
@@ -288,6 +398,20 @@ fn finish_errors(
         }
     }
     response
+}
+
+#[handler]
+async fn metrics_text(Data(state): Data<&AppState>) -> Response {
+    match crate::http::metrics::render(state).await {
+        Ok(text) => Response::builder()
+            .content_type("text/plain; version=0.0.4; charset=utf-8")
+            .header(header::CACHE_CONTROL, "no-store")
+            .body(text),
+        Err(err) => {
+            tracing::error!(error = %err, "metrics unavailable");
+            (StatusCode::SERVICE_UNAVAILABLE, "metrics unavailable").into_response()
+        }
+    }
 }
 
 #[handler]

@@ -1,5 +1,6 @@
-//! Background jobs run on an interval: the mail outbox (and, as they land,
-//! the purge scheduler). A failing tick is logged and retried at the next
+//! Background jobs run on an interval: guardian-consent expiry, the purge
+//! of due accounts, the mail outbox (last, so an erasure receipt leaves in
+//! the same tick) and throttle pruning. A failing tick is logged and retried at the next
 //! one; it never stops the runner. On shutdown the tick in flight finishes
 //! before the runner returns.
 
@@ -23,6 +24,32 @@ pub fn outbox_sender(state: &AppState) -> OutboxSender {
 
 /// Runs every job once, in order: what the scheduler does each tick.
 pub async fn tick(state: &AppState, outbox: &OutboxSender) {
+    match crate::consent::guardian::expire_unanswered(state).await {
+        Ok(0) => {}
+        Ok(expired) => tracing::info!(
+            expired,
+            "minors without guardian consent scheduled for erasure"
+        ),
+        Err(err) => tracing::error!(error = %err, "guardian expiry failed"),
+    }
+    let started = std::time::Instant::now();
+    let purged = crate::erasure::purge::run_once(state).await;
+    if let Ok(report) = &purged {
+        state
+            .metrics()
+            .observe_purge(report.accounts, started.elapsed());
+    }
+    match purged {
+        Ok(report) if report.accounts > 0 => {
+            tracing::info!(
+                accounts = report.accounts,
+                overdue = report.overdue,
+                "purge tick"
+            );
+        }
+        Ok(_) => {}
+        Err(err) => tracing::error!(error = %err, "purge tick failed"),
+    }
     match outbox.run_once().await {
         Ok(report) if report != Default::default() => {
             tracing::info!(
@@ -35,7 +62,11 @@ pub async fn tick(state: &AppState, outbox: &OutboxSender) {
         Ok(_) => {}
         Err(err) => tracing::error!(error = %err, "outbox tick failed"),
     }
-    let _ = state;
+    match crate::ratelimit::login::prune(state.db(), state.clock().now()).await {
+        Ok(0) => {}
+        Ok(pruned) => tracing::debug!(pruned, "login throttle pruned"),
+        Err(err) => tracing::error!(error = %err, "login throttle prune failed"),
+    }
 }
 
 /// Starts the job runner; it stops when `shutdown` turns true.

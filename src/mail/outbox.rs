@@ -56,6 +56,10 @@ pub const STATUS_SENT: &str = "SENT";
 /// `outbox.status` of mail given up on.
 pub const STATUS_FAILED: &str = "FAILED";
 
+/// Kinds of mail whose row is deleted once it is sent or given up: the
+/// final notice to an erased person must leave no copy of the address.
+pub const FORGOTTEN_AFTER_DELIVERY: &[&str] = &["erasure_receipt"];
+
 /// The table name bound into every ciphertext of this module.
 const TABLE: &str = "outbox";
 const COLUMN_RECIPIENT: &str = "recipient";
@@ -113,6 +117,40 @@ pub async fn enqueue<C: ConnectionTrait>(
     mail: OutgoingMail,
     now: DateTime<Utc>,
 ) -> Result<Uuid, MailError> {
+    let sealed = seal(cipher, blind, &mail, now)?;
+    let id = sealed.id;
+    outbox::Entity::insert(sealed.row)
+        .exec_without_returning(conn)
+        .await?;
+    tracing::debug!(outbox_id = %id, kind = mail.kind, "mail queued");
+    Ok(id)
+}
+
+/// A mail encrypted for the outbox but not yet written. Sealing is the
+/// CPU-bound half of [`enqueue`]; fan-outs to many people seal each mail
+/// and write them in chunks with [`enqueue_sealed`], one statement each.
+pub struct SealedMail {
+    /// The outbox row id the mail will have.
+    pub id: Uuid,
+    row: outbox::ActiveModel,
+}
+
+impl fmt::Debug for SealedMail {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SealedMail")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Encrypts a mail into an outbox row due at `now`, without writing it.
+/// Refuses an address lettre cannot send to with [`MailError::Address`].
+pub fn seal(
+    cipher: &FieldCipher,
+    blind: &BlindIndex,
+    mail: &OutgoingMail,
+    now: DateTime<Utc>,
+) -> Result<SealedMail, MailError> {
     let to = mail.to.trim();
     to.parse::<Address>().map_err(|_| MailError::Address)?;
 
@@ -148,11 +186,27 @@ pub async fn enqueue<C: ConnectionTrait>(
         created_at: Set(now),
         sent_at: Set(None),
     };
-    outbox::Entity::insert(row)
+    Ok(SealedMail { id, row })
+}
+
+/// Writes sealed mails on `conn` in one multi-row INSERT (pass the open
+/// transaction of the change that causes them) and returns how many were
+/// queued. Keep chunks to about a thousand rows: every row binds fifteen
+/// parameters, and SQLite and PostgreSQL cap a statement at 32,766 and
+/// 65,535 of them.
+pub async fn enqueue_sealed<C: ConnectionTrait>(
+    conn: &C,
+    mails: Vec<SealedMail>,
+) -> Result<u64, MailError> {
+    let count = mails.len() as u64;
+    if count == 0 {
+        return Ok(0);
+    }
+    outbox::Entity::insert_many(mails.into_iter().map(|m| m.row))
         .exec_without_returning(conn)
         .await?;
-    tracing::debug!(outbox_id = %id, kind = mail.kind, "mail queued");
-    Ok(id)
+    tracing::debug!(count, "mails queued");
+    Ok(count)
 }
 
 /// How many mails wait to be sent (pending, due or not), for metrics and
@@ -342,6 +396,16 @@ impl OutboxSender {
         built.map_err(|_| SendFailure::permanent("message build"))
     }
 
+    /// Deletes the row of a mail that must leave no trace once delivered
+    /// or given up (see [`FORGOTTEN_AFTER_DELIVERY`]).
+    async fn forget_if_final(&self, row: &outbox::Model) -> Result<(), DbErr> {
+        if FORGOTTEN_AFTER_DELIVERY.contains(&row.kind.as_str()) {
+            outbox::Entity::delete_by_id(row.id).exec(&self.db).await?;
+            tracing::info!(outbox_id = %row.id, kind = %row.kind, "mail row forgotten");
+        }
+        Ok(())
+    }
+
     /// Writes the outcome of one attempt back to its row and counts it.
     async fn record(
         &self,
@@ -367,6 +431,7 @@ impl OutboxSender {
                     .await?;
                 report.sent += 1;
                 tracing::info!(outbox_id = %row.id, kind = %row.kind, attempts, "mail sent");
+                self.forget_if_final(row).await?;
             }
             Outcome::Failed(failure) => {
                 let last_error: String = failure.class.chars().take(LAST_ERROR_MAX_CHARS).collect();
@@ -393,6 +458,7 @@ impl OutboxSender {
                         permanent = failure.permanent,
                         "mail given up"
                     );
+                    self.forget_if_final(row).await?;
                 } else {
                     let retry_at = now + backoff(u32::try_from(attempts).unwrap_or(u32::MAX));
                     update

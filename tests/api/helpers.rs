@@ -128,6 +128,8 @@ pub struct TestApp {
     pub browser: reqwest::Client,
     /// The database; dropped (and removed) with the app.
     pub database: TestDatabase,
+    /// The URL the server connects to, for CLI runs against the same database.
+    pub database_url: String,
     server: tokio::task::JoinHandle<()>,
 }
 
@@ -150,6 +152,7 @@ pub fn test_settings(database_url: &str, smtp: &TestSmtp) -> RawSettings {
         encryption_keys: Some(keys.encryption_keys.expose_secret().to_owned()),
         blind_index_key: Some(keys.blind_index_key.expose_secret().to_owned()),
         // Tests drive the jobs themselves, so ticks never race assertions.
+        run_jobs: false,
         scheduler_interval_secs: 3600,
         ..RawSettings::default()
     }
@@ -164,6 +167,7 @@ pub async fn spawn_app() -> TestApp {
 pub async fn spawn_app_with(adjust: impl FnOnce(&mut RawSettings)) -> TestApp {
     let smtp = Arc::new(TestSmtp::start());
     let (database, url) = TestDatabase::create().await;
+    let database_url = url.clone();
     let mut raw = test_settings(&url, &smtp);
     adjust(&mut raw);
     let settings = Settings::validate(raw).expect("valid test settings");
@@ -195,6 +199,7 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut RawSettings)) -> TestApp {
         client,
         browser,
         database,
+        database_url,
         server,
     }
 }
@@ -272,4 +277,29 @@ pub fn link_token(mail: &CapturedMail, path: &str) -> Option<String> {
         .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
         .collect();
     (!token.is_empty()).then_some(token)
+}
+
+/// Creates a verified ADMIN through the same path as `custos create-admin`
+/// and signs it in; returns its bearer token.
+pub async fn admin_token(app: &TestApp) -> String {
+    let username = format!("root_{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    let password = "admin passphrase for tests";
+    custos::accounts::service::create_admin(
+        &app.state,
+        &username,
+        &format!("{username}@example.org"),
+        secrecy::SecretString::from(password.to_owned()),
+    )
+    .await
+    .expect("admin created");
+    let body = app
+        .gql(
+            "mutation($l: String!, $p: String!) { login(input: { login: $l, password: $p }) { token } }",
+            json!({ "l": username, "p": password }),
+        )
+        .await;
+    body["data"]["login"]["token"]
+        .as_str()
+        .expect("admin signs in")
+        .to_owned()
 }

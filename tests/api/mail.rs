@@ -61,7 +61,11 @@ async fn mail_queued_while_smtp_is_down_is_delivered_once_after_it_returns() {
 
 #[tokio::test]
 async fn the_scheduler_sends_mail_on_its_own() {
-    let app = crate::helpers::spawn_app_with(|s| s.scheduler_interval_secs = 1).await;
+    let app = crate::helpers::spawn_app_with(|s| {
+        s.run_jobs = true;
+        s.scheduler_interval_secs = 1;
+    })
+    .await;
     queue(&app, "scheduled@example.org", "Scheduled").await;
     for _ in 0..50 {
         if !app.mail_to("scheduled@example.org").is_empty() {

@@ -6,8 +6,17 @@
 mod helpers;
 
 mod accounts;
+mod audit;
+mod cli;
+mod consent;
+mod erasure;
 mod health;
 mod mail;
+mod notices;
+mod recovery;
+mod roles;
+mod rotation;
 mod schema_file;
 mod storage;
+mod tickets;
 mod transport;

@@ -162,3 +162,135 @@ async fn policy_is_served_in_the_requested_language() {
             .contains("working days")
     );
 }
+
+#[tokio::test]
+async fn a_hundred_aliases_are_refused_and_a_few_are_fine() {
+    let app = spawn_app().await;
+    let many: String = (0..100).map(|i| format!("a{i}: __typename ")).collect();
+    let response = app
+        .client
+        .post(format!("{}/graphql", app.address))
+        .json(&json!({ "query": format!("{{ {many} }}") }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(error_code(&body), Some("BAD_USER_INPUT"));
+    // Aliases hidden in fragments count too.
+    let fragment = format!("query {{ ...F }} fragment F on QueryRoot {{ {many} }}");
+    let body: Value = app
+        .client
+        .post(format!("{}/graphql", app.address))
+        .json(&json!({ "query": fragment }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(error_code(&body), Some("BAD_USER_INPUT"));
+    let body = app.gql("{ a: __typename b: __typename }", json!({})).await;
+    assert_eq!(body["data"]["b"], "QueryRoot");
+}
+
+#[tokio::test]
+async fn the_graphql_response_media_type_is_honoured() {
+    let app = spawn_app().await;
+    let response = app
+        .client
+        .post(format!("{}/graphql", app.address))
+        .header(
+            "accept",
+            "application/graphql-response+json, application/json;q=0.9",
+        )
+        .json(&json!({ "query": "{ __typename }" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/graphql-response+json"
+    );
+}
+
+#[tokio::test]
+async fn metrics_report_requests_and_queues() {
+    let app = spawn_app().await;
+    app.client
+        .post(format!("{}/graphql", app.address))
+        .json(&json!({ "query": "query PolicyVersion { policy { version } }", "operationName": "PolicyVersion" }))
+        .send()
+        .await
+        .unwrap();
+    let text = app
+        .client
+        .get(format!("{}/metrics", app.address))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        text.contains(
+            "custos_graphql_requests_total{operation=\"PolicyVersion\",outcome=\"ok\"} 1"
+        ),
+        "{text}"
+    );
+    assert!(text.contains(
+        "custos_graphql_request_duration_seconds_bucket{operation=\"PolicyVersion\",le=\"+Inf\"} 1"
+    ));
+    for gauge in [
+        "custos_outbox_pending 0",
+        "custos_erasures_overdue 0",
+        "custos_rate_limited_total 0",
+    ] {
+        assert!(text.contains(gauge), "{gauge}");
+    }
+}
+
+#[tokio::test]
+async fn cors_answers_only_the_allowed_origins() {
+    let app = spawn_app_with(|s| s.allowed_origins = "https://app.example.org".into()).await;
+    let preflight = |origin: &'static str| {
+        app.client
+            .request(reqwest::Method::OPTIONS, format!("{}/graphql", app.address))
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .header("access-control-request-headers", "content-type")
+            .send()
+    };
+    let allowed = preflight("https://app.example.org").await.unwrap();
+    assert_eq!(
+        allowed.headers()["access-control-allow-origin"],
+        "https://app.example.org"
+    );
+    assert_eq!(
+        allowed.headers()["access-control-allow-credentials"],
+        "true"
+    );
+    let refused = preflight("https://evil.example").await.unwrap();
+    assert!(
+        refused
+            .headers()
+            .get("access-control-allow-origin")
+            .is_none()
+    );
+
+    let closed = spawn_app().await;
+    let response = closed
+        .client
+        .post(format!("{}/graphql", closed.address))
+        .header("origin", "https://app.example.org")
+        .json(&json!({ "query": "{ __typename }" }))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        response
+            .headers()
+            .get("access-control-allow-origin")
+            .is_none()
+    );
+}

@@ -1,0 +1,35 @@
+//! Measures one argon2id hash at Custos' parameters on this machine, for
+//! the signup/login bound in `bench/load.sh`: at most `cores / hash time`
+//! password operations a second can ever complete.
+//!
+//! Run: `cargo run --release --example argon2_bound`
+
+use std::time::Instant;
+
+use secrecy::SecretString;
+
+#[tokio::main]
+async fn main() {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let hasher = custos::crypto::passwords::PasswordHasher::new(1);
+    let password = SecretString::from("a benchmark passphrase".to_owned());
+    // Warm up once, then time a few.
+    let Ok(phc) = hasher.hash(&password).await else {
+        eprintln!("hashing failed");
+        std::process::exit(1);
+    };
+    let runs = 10;
+    let started = Instant::now();
+    for _ in 0..runs {
+        if hasher.verify(&password, Some(&phc)).await.is_err() {
+            eprintln!("verifying failed");
+            std::process::exit(1);
+        }
+    }
+    let per_hash = started.elapsed().as_secs_f64() / f64::from(runs);
+    println!(
+        "argon2id m=19456 t=2 p=1: {:.1} ms per hash; bound = {cores} cores / hash = {:.1} password operations/s",
+        per_hash * 1000.0,
+        cores as f64 / per_hash
+    );
+}

@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# Load benchmarks with wrk (Debian's package), checking every answer's body:
+#   1. argon2id bound: cores / one hash, measured now (bench/argon2_bound.rs);
+#   2. signup + login throughput and p50/p99 against that bound;
+#   3. authenticated `me` on SQLite and PostgreSQL, beside a bare
+#      async-graphql + poem `{ hello }` server (bench/bare_server.rs);
+#   4. the server's RSS idle and at saturation.
+#
+#   bench/load.sh                      # 20 s a scenario
+#   BENCH_SECONDS=10 bench/load.sh
+# Results go to standard output; copy them into bench/RESULTS.md.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root="$PWD"
+seconds="${BENCH_SECONDS:-20}"
+pg_url="${BENCH_POSTGRES_URL:-postgres://postgres@127.0.0.1/test}"
+command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
+cargo build --release --quiet --bin custos --example bare_server --example argon2_bound
+target="${CARGO_TARGET_DIR:-$root/target}/release"
+work="$(mktemp -d)"
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
+trap cleanup EXIT
+
+echo "machine: $(nproc) cores, $(free -g | awk '/Mem/ {print $2}') GiB, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
+"$target/examples/argon2_bound"
+
+rss() { awk '/VmRSS/ {printf "%.1f MiB", $2/1024}' "/proc/$1/status"; }
+
+start_custos() { # $1 = database URL, $2 = port
+  local dir="$work/$2"; mkdir -p "$dir"
+  (cd "$dir" && CUSTOS_DATABASE_URL="$1" CUSTOS_BIND="127.0.0.1:$2" CUSTOS_LOG_FORMAT=json \
+    CUSTOS_RATE_LIMIT_PER_MINUTE=1000000 RUST_LOG=warn "$target/custos" serve >"$dir/log" 2>&1) &
+  pids+=($!)
+  for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$2/readyz" >/dev/null && return 0; sleep 0.1; done
+  echo "custos did not start on $2"; cat "$dir/log"; exit 1
+}
+
+gql() { curl -sf -X POST -H 'content-type: application/json' --data "$2" "http://127.0.0.1:$1/graphql"; }
+
+run_custos() { # $1 = label, $2 = database URL, $3 = port
+  start_custos "$2" "$3"
+  local pid
+  pid=$(ss -ltnp "sport = :$3" | grep -o 'pid=[0-9]*' | head -n1 | cut -d= -f2)
+  sleep 1
+  echo "== $1: RSS idle $(rss "$pid")"
+  local version
+  version=$(gql "$3" '{"query":"{ policy { version } }"}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["data"]["policy"]["version"])')
+  gql "$3" "{\"query\":\"mutation(\$i: SignupInput!) { signup(input: \$i) { accepted } }\",\"variables\":{\"i\":{\"username\":\"load_me\",\"email\":\"load.me@example.org\",\"password\":\"a load test passphrase\",\"acceptPolicyVersion\":\"$version\",\"age\":\"ADULT\"}}}" >/dev/null
+  local token
+  token=$(gql "$3" '{"query":"mutation { login(input: { login: \"load_me\", password: \"a load test passphrase\" }) { token } }"}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["data"]["login"]["token"])')
+  echo "-- $1 signup+login (wrk -t2 -c8, ${seconds}s)"
+  POLICY_VERSION="$version" wrk -t2 -c8 -d"${seconds}s" --latency -s bench/signup_login.lua "http://127.0.0.1:$3" | grep -E 'CHECK|RESULT'
+  echo "   RSS after password load $(rss "$pid")"
+  echo "-- $1 me (wrk -t2 -c32, ${seconds}s)"
+  TOKEN="$token" wrk -t2 -c32 -d"${seconds}s" --latency -s bench/me.lua "http://127.0.0.1:$3" | grep -E 'CHECK|RESULT'
+  echo "   RSS at saturation $(rss "$pid")"
+}
+
+run_custos "SQLite" "sqlite://$work/custos.db?mode=rwc" 18781
+dbname="custos_bench_$$"
+psql "$pg_url" -qc "DROP DATABASE IF EXISTS $dbname" && psql "$pg_url" -qc "CREATE DATABASE $dbname"
+run_custos "PostgreSQL" "${pg_url%/*}/$dbname" 18782
+
+"$target/examples/bare_server" 127.0.0.1:18790 & pids+=($!)
+sleep 0.5
+echo "-- bare async-graphql + poem { hello } (wrk -t2 -c32, ${seconds}s)"
+wrk -t2 -c32 -d"${seconds}s" --latency -s bench/hello.lua http://127.0.0.1:18790 | grep -E 'CHECK|RESULT'
+for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+sleep 1
+psql "$pg_url" -qc "DROP DATABASE IF EXISTS $dbname" || true

@@ -1,0 +1,19 @@
+-- wrk script: authenticated `{ me { id username } }`, checking each body.
+failures = 0
+local threads = {}
+function setup(thread) table.insert(threads, thread) end
+function init(args)
+  wrk.method = "POST"
+  wrk.headers["Content-Type"] = "application/json"
+  wrk.headers["Authorization"] = "Bearer " .. os.getenv("TOKEN")
+  wrk.body = '{"query":"{ me { id username } }"}'
+end
+function response(status, headers, body)
+  if status ~= 200 or not body:find('"username":"load_me"', 1, true) then failures = failures + 1 end
+end
+function done(summary, latency, requests)
+  local failed = 0
+  for _, t in ipairs(threads) do failed = failed + t:get("failures") end
+  io.write(string.format("CHECK bad answers: %d of %d\n", failed, summary.requests))
+  io.write(string.format("RESULT p50=%.2fms p99=%.2fms rps=%.1f\n", latency:percentile(50) / 1000, latency:percentile(99) / 1000, summary.requests / (summary.duration / 1e6)))
+end

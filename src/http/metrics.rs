@@ -1,0 +1,244 @@
+//! Prometheus metrics: request counts and latency per GraphQL operation,
+//! rate-limit refusals and purge runs counted in process; outbox depth,
+//! given-up mail and due/overdue erasures read from the database at each
+//! scrape, so every instance reports the shared truth.
+//!
+//! Operation names come from clients, so they are bounded: a name that is
+//! not a plain identifier, or beyond the first [`MAX_OPERATIONS`] seen, is
+//! counted as `other`.
+
+use std::{collections::BTreeMap, fmt::Write, sync::Mutex, time::Duration};
+
+use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
+
+use crate::state::AppState;
+
+/// Distinct operation names tracked before the rest count as `other`.
+pub const MAX_OPERATIONS: usize = 200;
+/// Latency histogram bucket bounds, in seconds.
+const BUCKETS: [f64; 11] = [
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+#[derive(Default)]
+struct Histogram {
+    counts: [u64; BUCKETS.len()],
+    sum: f64,
+    total: u64,
+}
+
+#[derive(Default)]
+struct Inner {
+    requests: BTreeMap<(String, &'static str), u64>,
+    latency: BTreeMap<String, Histogram>,
+    rate_limited: u64,
+    purge_runs: u64,
+    purged_accounts: u64,
+    last_purge_seconds: f64,
+}
+
+/// The in-process part of the metrics.
+#[derive(Default)]
+pub struct Metrics(Mutex<Inner>);
+
+fn operation_label(inner: &Inner, name: Option<&str>) -> String {
+    let Some(name) = name else {
+        return "anonymous".into();
+    };
+    let plain = !name.is_empty()
+        && name.len() <= 64
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if !plain {
+        return "other".into();
+    }
+    if inner.latency.contains_key(name) || inner.latency.len() < MAX_OPERATIONS {
+        name.to_owned()
+    } else {
+        "other".into()
+    }
+}
+
+impl Metrics {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Counts one GraphQL request: its operation, outcome and duration.
+    pub fn observe_request(&self, operation: Option<&str>, ok: bool, elapsed: Duration) {
+        let mut inner = self.lock();
+        let label = operation_label(&inner, operation);
+        let outcome = if ok { "ok" } else { "error" };
+        *inner.requests.entry((label.clone(), outcome)).or_default() += 1;
+        let histogram = inner.latency.entry(label).or_default();
+        let seconds = elapsed.as_secs_f64();
+        for (i, bound) in BUCKETS.iter().enumerate() {
+            if seconds <= *bound {
+                histogram.counts[i] += 1;
+            }
+        }
+        histogram.sum += seconds;
+        histogram.total += 1;
+    }
+
+    /// Counts refusals answered `RATE_LIMITED`.
+    pub fn count_rate_limited(&self, refusals: u64) {
+        self.lock().rate_limited += refusals;
+    }
+
+    /// Records one purge run.
+    pub fn observe_purge(&self, accounts: u64, elapsed: Duration) {
+        let mut inner = self.lock();
+        inner.purge_runs += 1;
+        inner.purged_accounts += accounts;
+        inner.last_purge_seconds = elapsed.as_secs_f64();
+    }
+
+    fn render_local(&self, out: &mut String) {
+        let inner = self.lock();
+        let _ = writeln!(
+            out,
+            "# HELP custos_graphql_requests_total GraphQL requests by operation and outcome."
+        );
+        let _ = writeln!(out, "# TYPE custos_graphql_requests_total counter");
+        for ((operation, outcome), count) in &inner.requests {
+            let _ = writeln!(
+                out,
+                "custos_graphql_requests_total{{operation=\"{operation}\",outcome=\"{outcome}\"}} {count}"
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP custos_graphql_request_duration_seconds GraphQL request latency."
+        );
+        let _ = writeln!(
+            out,
+            "# TYPE custos_graphql_request_duration_seconds histogram"
+        );
+        for (operation, histogram) in &inner.latency {
+            for (i, bound) in BUCKETS.iter().enumerate() {
+                let _ = writeln!(
+                    out,
+                    "custos_graphql_request_duration_seconds_bucket{{operation=\"{operation}\",le=\"{bound}\"}} {}",
+                    histogram.counts[i]
+                );
+            }
+            let _ = writeln!(
+                out,
+                "custos_graphql_request_duration_seconds_bucket{{operation=\"{operation}\",le=\"+Inf\"}} {}",
+                histogram.total
+            );
+            let _ = writeln!(
+                out,
+                "custos_graphql_request_duration_seconds_sum{{operation=\"{operation}\"}} {}",
+                histogram.sum
+            );
+            let _ = writeln!(
+                out,
+                "custos_graphql_request_duration_seconds_count{{operation=\"{operation}\"}} {}",
+                histogram.total
+            );
+        }
+        let counters = [
+            (
+                "custos_rate_limited_total",
+                "Requests refused with RATE_LIMITED.",
+                inner.rate_limited,
+            ),
+            ("custos_purge_runs_total", "Purge runs.", inner.purge_runs),
+            (
+                "custos_purged_accounts_total",
+                "Accounts erased by the purge.",
+                inner.purged_accounts,
+            ),
+        ];
+        for (name, help, value) in counters {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}"
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP custos_purge_last_duration_seconds Duration of the last purge run.\n# TYPE custos_purge_last_duration_seconds gauge\ncustos_purge_last_duration_seconds {}",
+            inner.last_purge_seconds
+        );
+    }
+}
+
+/// The whole exposition: in-process counters plus gauges read now.
+pub async fn render(state: &AppState) -> Result<String, sea_orm::DbErr> {
+    use crate::{erasure::service::request_status, mail::outbox};
+    let db = state.db();
+    let now = state.clock().now();
+    let pending = outbox::pending_count(db).await?;
+    let failed = entity::outbox::Entity::find()
+        .filter(entity::outbox::Column::Status.eq(outbox::STATUS_FAILED))
+        .count(db)
+        .await?;
+    let scheduled = entity::deletion_request::Entity::find()
+        .filter(entity::deletion_request::Column::Status.eq(request_status::SCHEDULED));
+    let due = scheduled.clone().count(db).await?;
+    let overdue = crate::erasure::purge::overdue_count(db, now).await?;
+
+    let mut out = String::new();
+    state.metrics().render_local(&mut out);
+    let gauges = [
+        (
+            "custos_outbox_pending",
+            "Mail waiting in the outbox.",
+            pending,
+        ),
+        (
+            "custos_outbox_failed",
+            "Mail given up after every attempt.",
+            failed,
+        ),
+        (
+            "custos_erasures_scheduled",
+            "Confirmed deletions waiting for the purge.",
+            due,
+        ),
+        (
+            "custos_erasures_overdue",
+            "Scheduled deletions past their deadline (should stay 0).",
+            overdue,
+        ),
+    ];
+    for (name, help, value) in gauges {
+        let _ = writeln!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}"
+        );
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn operation_names_are_bounded() {
+        let metrics = Metrics::default();
+        metrics.observe_request(Some("Me"), true, Duration::from_millis(3));
+        metrics.observe_request(Some("bad name\"}"), false, Duration::from_millis(3));
+        metrics.observe_request(None, true, Duration::from_secs(20));
+        for i in 0..(MAX_OPERATIONS + 10) {
+            metrics.observe_request(Some(&format!("Op{i}")), true, Duration::from_millis(1));
+        }
+        let mut out = String::new();
+        metrics.render_local(&mut out);
+        assert!(out.contains("operation=\"Me\",outcome=\"ok\"} 1"));
+        assert!(out.contains("operation=\"other\",outcome=\"error\"} 1"));
+        assert!(out.contains("operation=\"anonymous\",le=\"+Inf\"} 1"));
+        assert!(!out.contains("bad name"));
+        assert!(
+            out.lines()
+                .filter(|l| l.starts_with("custos_graphql_requests_total"))
+                .count()
+                <= MAX_OPERATIONS + 2
+        );
+    }
+}
