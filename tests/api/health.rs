@@ -80,3 +80,29 @@ async fn playground_is_off_when_disabled() {
         .unwrap();
     assert_eq!(page.status(), 404);
 }
+
+#[tokio::test]
+async fn internal_errors_carry_a_request_id_and_no_details() {
+    let app = spawn_app().await;
+    app.state.db().close_by_ref().await.unwrap();
+    let response = app
+        .client
+        .post(format!("{}/graphql", app.address))
+        .json(&serde_json::json!({ "query": "{ policy { version } }" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200, "a GraphQL error, never a 5xx");
+    let header_id = response.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let body: serde_json::Value = response.json().await.unwrap();
+    let error = &body["errors"][0];
+    assert_eq!(error["extensions"]["code"], "INTERNAL", "{body}");
+    assert_eq!(error["extensions"]["requestId"], header_id.as_str());
+    let text = body.to_string().to_lowercase();
+    for leak in ["sql", "select", "pool", "sqlite", "src/", "panicked"] {
+        assert!(!text.contains(leak), "{leak} leaked: {body}");
+    }
+}
