@@ -55,8 +55,13 @@ pub struct MutationRoot(
 /// The schema type served at `/graphql`.
 pub type CustosSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;
 
-/// Deepest selection nesting accepted.
+/// Deepest nesting of application fields accepted (checked by the HTTP
+/// layer, which leaves introspection out).
 pub const MAX_DEPTH: usize = 10;
+/// Deepest nesting accepted by the executor, introspection included: enough
+/// for GraphiQL's introspection query (its type references nest 13 deep),
+/// with room to spare but bounded.
+pub const MAX_INTROSPECTION_DEPTH: usize = 20;
 /// Highest complexity accepted (each field counts, aliases included).
 pub const MAX_COMPLEXITY: usize = 300;
 /// Most directives accepted in one document.
@@ -86,7 +91,7 @@ pub fn build_schema(state: Option<AppState>, options: SchemaOptions) -> CustosSc
         EmptySubscription,
     )
     .register_output_type::<ErrorCode>()
-    .limit_depth(MAX_DEPTH)
+    .limit_depth(MAX_INTROSPECTION_DEPTH)
     .limit_complexity(MAX_COMPLEXITY)
     .limit_directives(MAX_DIRECTIVES)
     .limit_recursive_depth(32);

@@ -224,14 +224,21 @@ async fn graphql_post(
         );
     }
     // A document that does not parse is left to the executor's own error.
-    if let Ok(document) = async_graphql::parser::parse_query(&gql_request.query)
-        && count_aliases(&document) > MAX_ALIASES
-    {
-        return refusal(
-            StatusCode::BAD_REQUEST,
-            ErrorCode::BadUserInput,
-            "Too many aliased fields in one request.",
-        );
+    if let Ok(document) = async_graphql::parser::parse_query(&gql_request.query) {
+        if count_aliases(&document) > MAX_ALIASES {
+            return refusal(
+                StatusCode::BAD_REQUEST,
+                ErrorCode::BadUserInput,
+                "Too many aliased fields in one request.",
+            );
+        }
+        if application_depth(&document) > crate::graphql::MAX_DEPTH {
+            return refusal(
+                StatusCode::BAD_REQUEST,
+                ErrorCode::BadUserInput,
+                "The query is nested too deep.",
+            );
+        }
     }
     let operation_name = gql_request.operation_name.clone();
     let started = std::time::Instant::now();
@@ -324,6 +331,55 @@ async fn graphql_post(
         );
     }
     http
+}
+
+/// The deepest nesting of application fields in a document. Introspection
+/// (`__schema`, `__type`) is left out: GraphiQL's own introspection query
+/// nests type references deeper than any application query should, and the
+/// executor bounds it with [`crate::graphql::MAX_INTROSPECTION_DEPTH`].
+fn application_depth(document: &async_graphql::parser::types::ExecutableDocument) -> usize {
+    use async_graphql::parser::types::{ExecutableDocument, Selection, SelectionSet};
+    fn walk(set: &SelectionSet, document: &ExecutableDocument, spreads: &mut Vec<String>) -> usize {
+        set.items
+            .iter()
+            .map(|item| match &item.node {
+                Selection::Field(field) => {
+                    let name = field.node.name.node.as_str();
+                    if name == "__schema" || name == "__type" {
+                        0
+                    } else {
+                        1 + walk(&field.node.selection_set.node, document, spreads)
+                    }
+                }
+                Selection::InlineFragment(fragment) => {
+                    walk(&fragment.node.selection_set.node, document, spreads)
+                }
+                Selection::FragmentSpread(spread) => {
+                    let name = spread.node.fragment_name.node.to_string();
+                    // A fragment that spreads itself is invalid; the executor
+                    // says so. Here it only must not loop.
+                    if spreads.contains(&name) {
+                        return 0;
+                    }
+                    let Some(fragment) = document.fragments.get(&spread.node.fragment_name.node)
+                    else {
+                        return 0;
+                    };
+                    spreads.push(name);
+                    let depth = walk(&fragment.node.selection_set.node, document, spreads);
+                    spreads.pop();
+                    depth
+                }
+            })
+            .max()
+            .unwrap_or(0)
+    }
+    document
+        .operations
+        .iter()
+        .map(|(_, op)| walk(&op.node.selection_set.node, document, &mut Vec::new()))
+        .max()
+        .unwrap_or(0)
 }
 
 /// Aliased fields in every operation and fragment of a document.
