@@ -392,10 +392,7 @@ pub async fn erase_accounts<C: ConnectionTrait>(
     audit::append_many(txn, audit_records, now).await?;
 
     // The last mail to each person; its row is deleted once sent or given up.
-    let completed = now
-        .with_timezone(&state.settings().timezone)
-        .format("%Y-%m-%d %H:%M %Z")
-        .to_string();
+    let completed = super::service::local_time(state, now);
     let mut sealed = Vec::with_capacity(receipts.len());
     for (account_id, email, language) in receipts {
         let certificate = per_request

@@ -106,7 +106,8 @@ pub fn purge_deadline(state: &AppState, confirmed_at: DateTime<Utc>) -> DateTime
     calendar(state).add_working_days(confirmed_at, state.settings().deletion_grace_working_days)
 }
 
-fn local_time(state: &AppState, at: DateTime<Utc>) -> String {
+/// An instant as people read it in the operator's time zone, for mail.
+pub fn local_time(state: &AppState, at: DateTime<Utc>) -> String {
     at.with_timezone(&state.settings().timezone)
         .format("%Y-%m-%d %H:%M %Z")
         .to_string()
