@@ -1,12 +1,12 @@
 -- wrk script: the bare server's `{ hello }`, checking each body.
+wrk.method = "POST"
+wrk.path = "/graphql"
+wrk.headers["Content-Type"] = "application/json"
+wrk.body = '{"query":"{ hello }"}'
+
 failures = 0
 local threads = {}
 function setup(thread) table.insert(threads, thread) end
-function init(args)
-  wrk.method = "POST"
-  wrk.headers["Content-Type"] = "application/json"
-  wrk.body = '{"query":"{ hello }"}'
-end
 function response(status, headers, body)
   if status ~= 200 or not body:find('"hello":"world"', 1, true) then failures = failures + 1 end
 end

@@ -19,8 +19,20 @@ cargo build --release --quiet --bin custos --example bare_server --example argon
 target="${CARGO_TARGET_DIR:-$root/target}/release"
 work="$(mktemp -d)"
 pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
+dbname="custos_bench_$$"
+# Every server this script starts is stopped on every way out (error, ^C,
+# normal end), so a rerun never finds its ports taken.
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+  psql "$pg_url" -qc "DROP DATABASE IF EXISTS $dbname" >/dev/null 2>&1 || true
+  rm -rf "$work"
+}
 trap cleanup EXIT
+trap 'exit 130' INT TERM
+for port in 18781 18782 18790; do
+  if ss -ltn "sport = :$port" | grep -q LISTEN; then echo "port $port is taken; stop what listens there first"; exit 1; fi
+done
 
 echo "machine: $(nproc) cores, $(free -g | awk '/Mem/ {print $2}') GiB, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
 "$target/examples/argon2_bound"
@@ -29,9 +41,11 @@ rss() { awk '/VmRSS/ {printf "%.1f MiB", $2/1024}' "/proc/$1/status"; }
 
 start_custos() { # $1 = database URL, $2 = port
   local dir="$work/$2"; mkdir -p "$dir"
-  (cd "$dir" && CUSTOS_DATABASE_URL="$1" CUSTOS_BIND="127.0.0.1:$2" CUSTOS_LOG_FORMAT=json \
+  # exec: $! is the server itself, so cleanup's kill reaches it.
+  (cd "$dir" && exec env CUSTOS_DATABASE_URL="$1" CUSTOS_BIND="127.0.0.1:$2" CUSTOS_LOG_FORMAT=json \
     CUSTOS_RATE_LIMIT_PER_MINUTE=1000000 RUST_LOG=warn "$target/custos" serve >"$dir/log" 2>&1) &
   pids+=($!)
+  server_pid=$!
   for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$2/readyz" >/dev/null && return 0; sleep 0.1; done
   echo "custos did not start on $2"; cat "$dir/log"; exit 1
 }
@@ -40,8 +54,7 @@ gql() { curl -sf -X POST -H 'content-type: application/json' --data "$2" "http:/
 
 run_custos() { # $1 = label, $2 = database URL, $3 = port
   start_custos "$2" "$3"
-  local pid
-  pid=$(ss -ltnp "sport = :$3" | grep -o 'pid=[0-9]*' | head -n1 | cut -d= -f2)
+  local pid=$server_pid
   sleep 1
   echo "== $1: RSS idle $(rss "$pid")"
   local version
@@ -50,22 +63,20 @@ run_custos() { # $1 = label, $2 = database URL, $3 = port
   local token
   token=$(gql "$3" '{"query":"mutation { login(input: { login: \"load_me\", password: \"a load test passphrase\" }) { token } }"}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["data"]["login"]["token"])')
   echo "-- $1 signup+login (wrk -t2 -c8, ${seconds}s)"
-  POLICY_VERSION="$version" wrk -t2 -c8 -d"${seconds}s" --latency -s bench/signup_login.lua "http://127.0.0.1:$3" | grep -E 'CHECK|RESULT'
+  POLICY_VERSION="$version" wrk -t2 -c8 -d"${seconds}s" --latency -s bench/signup_login.lua "http://127.0.0.1:$3/graphql" | grep -E 'CHECK|RESULT'
   echo "   RSS after password load $(rss "$pid")"
   echo "-- $1 me (wrk -t2 -c32, ${seconds}s)"
-  TOKEN="$token" wrk -t2 -c32 -d"${seconds}s" --latency -s bench/me.lua "http://127.0.0.1:$3" | grep -E 'CHECK|RESULT'
+  TOKEN="$token" wrk -t2 -c32 -d"${seconds}s" --latency -s bench/me.lua "http://127.0.0.1:$3/graphql" | grep -E 'CHECK|RESULT'
   echo "   RSS at saturation $(rss "$pid")"
 }
 
 run_custos "SQLite" "sqlite://$work/custos.db?mode=rwc" 18781
-dbname="custos_bench_$$"
 psql "$pg_url" -qc "DROP DATABASE IF EXISTS $dbname" && psql "$pg_url" -qc "CREATE DATABASE $dbname"
 run_custos "PostgreSQL" "${pg_url%/*}/$dbname" 18782
 
 "$target/examples/bare_server" 127.0.0.1:18790 & pids+=($!)
+bare_pid=$!
 sleep 0.5
 echo "-- bare async-graphql + poem { hello } (wrk -t2 -c32, ${seconds}s)"
-wrk -t2 -c32 -d"${seconds}s" --latency -s bench/hello.lua http://127.0.0.1:18790 | grep -E 'CHECK|RESULT'
-for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-sleep 1
-psql "$pg_url" -qc "DROP DATABASE IF EXISTS $dbname" || true
+wrk -t2 -c32 -d"${seconds}s" --latency -s bench/hello.lua http://127.0.0.1:18790/graphql | grep -E 'CHECK|RESULT'
+echo "   bare server RSS at saturation $(rss "$bare_pid")"
