@@ -212,13 +212,19 @@ fn path_argument(rest: &str) -> String {
     rest[start..end].trim().to_owned()
 }
 
+/// One write per reply: a reply split into two small writes meets Nagle's
+/// algorithm on this side and a delayed ACK on the client's, which cost
+/// about 40 ms per SMTP command (about 250 ms per mail).
 fn reply(writer: &mut TcpStream, text: &str) -> std::io::Result<()> {
-    writer.write_all(text.as_bytes())?;
-    writer.write_all(b"\r\n")?;
+    let mut line = Vec::with_capacity(text.len() + 2);
+    line.extend_from_slice(text.as_bytes());
+    line.extend_from_slice(b"\r\n");
+    writer.write_all(&line)?;
     writer.flush()
 }
 
 fn session(stream: TcpStream, shared: &Shared) -> std::io::Result<()> {
+    stream.set_nodelay(true)?;
     let mut reader = BufReader::new(stream.try_clone()?);
     let mut writer = stream;
     reply(&mut writer, "220 localhost ESMTP custos-test")?;
