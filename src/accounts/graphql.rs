@@ -1,6 +1,6 @@
 //! GraphQL types and thin resolvers for accounts and sessions.
 
-use async_graphql::{Context, Enum, ID, InputObject, Object, SimpleObject};
+use async_graphql::{ComplexObject, Context, Enum, ID, InputObject, Object, SimpleObject};
 use chrono::{DateTime, Utc};
 use secrecy::{ExposeSecret, SecretString};
 
@@ -163,8 +163,11 @@ impl GuardianConsentValue {
     }
 }
 
+// The plain fields come from the account row; the consent states, the
+// policy check and the deletion request are read only when asked for.
 /// A person's account.
 #[derive(SimpleObject)]
+#[graphql(complex)]
 pub struct Account {
     id: ID,
     username: String,
@@ -174,32 +177,15 @@ pub struct Account {
     created_at: DateTime<Utc>,
     guardian_consent: GuardianConsentValue,
     accepted_policy_version: Option<String>,
-    /// True when a newer policy version than the accepted one awaits acceptance.
-    needs_policy_acceptance: bool,
-    consents: Vec<ConsentState>,
-    deletion_request: Option<crate::erasure::graphql::DeletionRequest>,
     /// Language of the mail Custos sends (`zh-CN` or `en`).
     language: String,
+    #[graphql(skip)]
+    account_id: uuid::Uuid,
 }
 
-impl Account {
-    /// Builds the API view of an account, with its consent states.
-    pub async fn load(ctx: &Context<'_>, record: AccountRecord) -> ApiResult<Self> {
-        let state = state(ctx)?;
-        let policy = crate::consent::versions::current(state.db())
-            .await?
-            .document;
-        let needs_policy_acceptance = crate::consent::versions::needs_acceptance(
-            state.db(),
-            record.accepted_policy_version.as_deref(),
-        )
-        .await?;
-        let consents = consent::current_states(state.db(), record.id, &policy)
-            .await?
-            .into_iter()
-            .map(ConsentState::from)
-            .collect();
-        Ok(Self {
+impl From<AccountRecord> for Account {
+    fn from(record: AccountRecord) -> Self {
+        Self {
             id: ID(record.id.to_string()),
             username: record.username,
             email: record.email,
@@ -207,12 +193,41 @@ impl Account {
             role: record.role.into(),
             created_at: record.created_at,
             guardian_consent: GuardianConsentValue::from_stored(&record.guardian_consent),
-            needs_policy_acceptance,
             accepted_policy_version: record.accepted_policy_version,
-            consents,
-            deletion_request: crate::erasure::graphql::for_account(ctx, record.id).await?,
             language: record.language.as_tag().to_owned(),
-        })
+            account_id: record.id,
+        }
+    }
+}
+
+#[ComplexObject]
+impl Account {
+    /// True when a newer policy version than the accepted one awaits acceptance.
+    async fn needs_policy_acceptance(&self, ctx: &Context<'_>) -> ApiResult<bool> {
+        Ok(crate::consent::versions::needs_acceptance(
+            state(ctx)?.db(),
+            self.accepted_policy_version.as_deref(),
+        )
+        .await?)
+    }
+
+    /// The current state of every purpose of the current policy.
+    async fn consents(&self, ctx: &Context<'_>) -> ApiResult<Vec<ConsentState>> {
+        let db = state(ctx)?.db();
+        let policy = crate::consent::versions::current(db).await?.document;
+        Ok(consent::current_states(db, self.account_id, &policy)
+            .await?
+            .into_iter()
+            .map(ConsentState::from)
+            .collect())
+    }
+
+    /// The open deletion request, or else the latest one.
+    async fn deletion_request(
+        &self,
+        ctx: &Context<'_>,
+    ) -> ApiResult<Option<crate::erasure::graphql::DeletionRequest>> {
+        crate::erasure::graphql::for_account(ctx, self.account_id).await
     }
 }
 
@@ -290,9 +305,9 @@ impl AccountQuery {
         let Ok(viewer) = viewer(ctx) else {
             return Ok(None);
         };
-        let state = state(ctx)?;
-        let record = service::find(state, state.db(), viewer.account_id).await?;
-        Ok(Some(Account::load(ctx, record).await?))
+        // The row was read with the session; no second read.
+        let record = service::open(state(ctx)?, &viewer.account).map_err(AccountError::from)?;
+        Ok(Some(Account::from(record)))
     }
 
     /// The caller's live sessions, newest first.
@@ -376,7 +391,7 @@ impl AccountMutation {
         Ok(AuthPayload {
             token,
             expires_at: signed_in.expires_at,
-            account: Account::load(ctx, signed_in.account).await?,
+            account: Account::from(signed_in.account),
         })
     }
 
@@ -431,7 +446,7 @@ impl AccountMutation {
     async fn change_username(&self, ctx: &Context<'_>, username: String) -> ApiResult<Account> {
         let viewer = active_viewer(ctx)?;
         let record = service::change_username(state(ctx)?, viewer.account_id, &username).await?;
-        Account::load(ctx, record).await
+        Ok(Account::from(record))
     }
 
     /// Starts an email change: a link to the new address, a notice to the old.
@@ -499,6 +514,6 @@ impl RoleMutation {
         };
         let record =
             super::roles::set_role(state(ctx)?, viewer.account_id, account_id, role).await?;
-        Account::load(ctx, record).await
+        Ok(Account::from(record))
     }
 }

@@ -43,6 +43,9 @@ pub struct Viewer {
     pub email_verified: bool,
     /// Stored guardian consent state.
     pub guardian_consent: String,
+    /// Their account row as read with the session, so a request that
+    /// shows it (`me`) needs no second read.
+    pub account: account::Model,
 }
 
 /// A new session.
@@ -276,7 +279,9 @@ async fn is_new_user_agent<C: ConnectionTrait>(
 /// longer active.
 pub async fn authenticate(state: &AppState, token: &str) -> Result<Option<Viewer>, AccountError> {
     let now = state.clock().now();
-    let Some(row) = session::Entity::find()
+    // One read for both: this runs on every signed-in request.
+    let Some((row, Some(account))) = session::Entity::find()
+        .find_also_related(account::Entity)
         .filter(session::Column::TokenHash.eq(tokens::hash_token(token)))
         .one(state.db())
         .await?
@@ -287,13 +292,9 @@ pub async fn authenticate(state: &AppState, token: &str) -> Result<Option<Viewer
     if row.revoked_at.is_some() || row.expires_at <= now || idle_limit <= now {
         return Ok(None);
     }
-    let Some(account) = account::Entity::find_by_id(row.account_id)
-        .one(state.db())
-        .await?
-        .filter(|a| a.status == status::ACTIVE)
-    else {
+    if account.status != status::ACTIVE {
         return Ok(None);
-    };
+    }
     if now - row.last_seen_at >= LAST_SEEN_GRANULARITY {
         let mut touched = row.clone().into_active_model();
         touched.last_seen_at = Set(now);
@@ -304,7 +305,8 @@ pub async fn authenticate(state: &AppState, token: &str) -> Result<Option<Viewer
         session_id: row.id,
         role: Role::from_stored(&account.role),
         email_verified: account.email_verified,
-        guardian_consent: account.guardian_consent,
+        guardian_consent: account.guardian_consent.clone(),
+        account,
     }))
 }
 

@@ -359,7 +359,7 @@ impl PolicyMutation {
     ) -> ApiResult<crate::accounts::graphql::Account> {
         let viewer = active_viewer(ctx)?;
         let record = super::publication::accept(state(ctx)?, viewer.account_id, &version).await?;
-        crate::accounts::graphql::Account::load(ctx, record).await
+        Ok(crate::accounts::graphql::Account::from(record))
     }
 
     /// ADMIN. Emails only accounts that granted the product_updates purpose; returns how many were queued.
