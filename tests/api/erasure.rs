@@ -7,7 +7,9 @@ use serde_json::{Value, json};
 
 use crate::{
     accounts::signed_in,
-    helpers::{TestApp, TestDatabase, admin_token, error_code, link_token, spawn_app},
+    helpers::{
+        TestApp, TestDatabase, admin_token, error_code, link_token, spawn_app, spawn_app_with,
+    },
 };
 
 const REQUEST: &str = "mutation($u: String!, $e: String!) { requestAccountDeletion(input: { username: $u, email: $e }) }";
@@ -291,6 +293,152 @@ async fn a_purge_rolled_back_midway_leaves_the_account_whole() {
     assert_eq!(count_rows(&app, "accounts").await, 0);
 }
 
+/// Starts `custos serve` as its own process on the app's database, with
+/// the jobs on a one-second tick and mail to the app's SMTP server.
+fn start_server(
+    app: &TestApp,
+    keys: &(Option<String>, Option<String>),
+    workdir: &std::path::Path,
+    log: &str,
+) -> tokio::process::Child {
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_custos"));
+    command
+        .arg("serve")
+        .current_dir(workdir)
+        .env("CUSTOS_CONFIG", workdir.join("absent.toml"))
+        .env("CUSTOS_DATABASE_URL", &app.database_url)
+        .env("CUSTOS_BIND", "127.0.0.1:0")
+        .env("CUSTOS_PUBLIC_URL", crate::helpers::PUBLIC_URL)
+        .env("CUSTOS_SMTP_URL", format!("smtp://{}", app.smtp.addr))
+        .env("CUSTOS_ENCRYPTION_KEYS", keys.0.clone().unwrap())
+        .env("CUSTOS_BLIND_INDEX_KEY", keys.1.clone().unwrap())
+        .env("CUSTOS_RUN_JOBS", "true")
+        .env("CUSTOS_SCHEDULER_INTERVAL_SECS", "1")
+        .env("CUSTOS_OUTBOX_BATCH", "500")
+        .env("CUSTOS_LOG_FORMAT", "json")
+        .stdout(std::fs::File::create(workdir.join(log)).unwrap())
+        .stderr(std::fs::File::create(workdir.join(format!("{log}.err"))).unwrap())
+        .kill_on_drop(true);
+    for (name, _) in std::env::vars() {
+        if name.starts_with("CUSTOS_") && name != "CUSTOS_TEST_DATABASE_URL" {
+            command.env_remove(name);
+        }
+    }
+    command.env_remove("CUSTOS_TEST_DATABASE_URL");
+    command.spawn().unwrap()
+}
+
+async fn requests_with_status(app: &TestApp, status: &str) -> u64 {
+    use sea_orm::{ColumnTrait, QueryFilter};
+    entity::deletion_request::Entity::find()
+        .filter(entity::deletion_request::Column::Status.eq(status))
+        .count(app.state.db())
+        .await
+        .unwrap()
+}
+
+/// A real process killed with SIGKILL while its purge runs: every account is
+/// either erased with its certificate or wholly there, and the next start of
+/// the server erases the rest; every person gets the receipt.
+#[tokio::test]
+async fn a_server_killed_during_the_purge_is_finished_by_the_next_start() {
+    const ACCOUNTS: usize = 600;
+    let mut keys = (None, None);
+    let app = spawn_app_with(|raw| {
+        keys = (raw.encryption_keys.clone(), raw.blind_index_key.clone());
+    })
+    .await;
+    // Due by the real clock, which the child processes read.
+    let emails = seed_due_accounts(&app, ACCOUNTS, Utc::now() - chrono::Duration::days(1)).await;
+    let workdir = std::env::temp_dir().join(format!("custos-kill-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&workdir).unwrap();
+
+    let mut first = start_server(&app, &keys, &workdir, "first.log");
+    let started = std::time::Instant::now();
+    // Kill as soon as the first batch has committed: the next one is then
+    // under way inside its transaction.
+    loop {
+        let erased = entity::erasure_record::Entity::find()
+            .count(app.state.db())
+            .await
+            .unwrap();
+        if erased > 0 {
+            break;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(60),
+            "the purge never started: {}",
+            std::fs::read_to_string(workdir.join("first.log")).unwrap_or_default()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    first.start_kill().unwrap(); // SIGKILL
+    first.wait().await.unwrap();
+
+    let completed = requests_with_status(&app, "COMPLETED").await;
+    let whole = ACCOUNTS as i64 - completed as i64;
+    assert!(
+        completed > 0 && whole > 0,
+        "killed midway: {completed} of {ACCOUNTS} erased"
+    );
+    // Each account is all erased or all there: nothing half-done.
+    assert_eq!(
+        entity::erasure_record::Entity::find()
+            .count(app.state.db())
+            .await
+            .unwrap(),
+        completed
+    );
+    assert_eq!(requests_with_status(&app, "SCHEDULED").await as i64, whole);
+    assert_eq!(count_rows(&app, "accounts").await, whole);
+    assert_eq!(count_rows(&app, "tickets").await, whole);
+    assert_eq!(count_rows(&app, "ticket_messages").await, whole);
+    assert_eq!(count_rows(&app, "consent_events").await, 3 * whole);
+
+    let mut second = start_server(&app, &keys, &workdir, "second.log");
+    let started = std::time::Instant::now();
+    loop {
+        let scheduled = requests_with_status(&app, "SCHEDULED").await;
+        let queued = count_rows(&app, "outbox").await;
+        if scheduled == 0 && queued == 0 {
+            break;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(180),
+            "the next start did not finish: {scheduled} scheduled, {queued} mails queued: {}",
+            std::fs::read_to_string(workdir.join("second.log")).unwrap_or_default()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    second.start_kill().unwrap();
+    second.wait().await.unwrap();
+
+    let certificates = entity::erasure_record::Entity::find()
+        .all(app.state.db())
+        .await
+        .unwrap();
+    let requests: std::collections::BTreeSet<_> =
+        certificates.iter().map(|c| c.request_id).collect();
+    assert_eq!(certificates.len(), ACCOUNTS, "one certificate per account");
+    assert_eq!(requests.len(), ACCOUNTS, "no account erased twice");
+    for table in ["accounts", "tickets", "ticket_messages", "consent_events"] {
+        assert_eq!(count_rows(&app, table).await, 0, "{table}");
+    }
+    // Every person got the receipt. A mail handed to SMTP just before the
+    // kill, but not yet marked sent, goes again (at-least-once delivery).
+    let mut receipts = std::collections::BTreeMap::new();
+    for mail in app.smtp.messages() {
+        for to in mail.to {
+            *receipts.entry(to.to_lowercase()).or_insert(0u32) += 1;
+        }
+    }
+    for email in &emails {
+        assert!(receipts.contains_key(email), "no receipt for {email}");
+    }
+    assert_eq!(receipts.len(), ACCOUNTS);
+    let _ = std::fs::remove_dir_all(&workdir);
+}
+
 #[tokio::test]
 async fn concurrent_purge_runners_erase_each_account_exactly_once() {
     let app = spawn_app().await;
@@ -518,21 +666,18 @@ async fn my_data_exports_everything_held() {
     assert_eq!(error_code(&body), Some("UNAUTHENTICATED"));
 }
 
-/// The purge benchmark (not a timed test): seeds `BENCH_ACCOUNTS` due
-/// accounts (default 100,000), each with a ticket and its message and three
-/// consent events, then times one purge run. Run it with `bench/purge.sh`;
-/// the figures go into bench/RESULTS.md.
-#[tokio::test]
-#[ignore = "benchmark: run with bench/purge.sh"]
-async fn purge_benchmark() {
+/// Seeds `accounts` accounts whose erasure is due at `purge_after`, each
+/// with a ticket and its message and three consent events, straight into
+/// the database (1,000 per transaction). Returns their email addresses.
+async fn seed_due_accounts(
+    app: &TestApp,
+    accounts: usize,
+    purge_after: DateTime<Utc>,
+) -> Vec<String> {
     use sea_orm::{ActiveValue::NotSet, Set, TransactionTrait};
-    let accounts: usize = std::env::var("BENCH_ACCOUNTS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(100_000);
-    let app = spawn_app().await;
     let state = &app.state;
     let now = app.clock.now();
+    let mut emails = Vec::with_capacity(accounts);
     let policy = custos::consent::versions::current(state.db())
         .await
         .unwrap()
@@ -550,7 +695,6 @@ async fn purge_benchmark() {
             )
             .unwrap()
     };
-    let seeding = std::time::Instant::now();
     for chunk_start in (0..accounts).step_by(1000) {
         let chunk = chunk_start..(chunk_start + 1000).min(accounts);
         let txn = state.db().begin().await.unwrap();
@@ -563,6 +707,7 @@ async fn purge_benchmark() {
             let id = uuid::Uuid::new_v4();
             let username = format!("bench_user_{i}");
             let email = format!("bench{i}@example.org");
+            emails.push(email.clone());
             account_rows.push(entity::account::ActiveModel {
                 id: Set(id),
                 username_ct: Set(seal("accounts", "username", id, &username)),
@@ -632,7 +777,7 @@ async fn purge_benchmark() {
                 cancel_token_hash: Set(None),
                 requested_at: Set(now),
                 confirmed_at: Set(Some(now)),
-                purge_after: Set(Some(now)),
+                purge_after: Set(Some(purge_after)),
                 claimed_until: Set(None),
                 cancelled_at: Set(None),
                 completed_at: Set(None),
@@ -662,6 +807,24 @@ async fn purge_benchmark() {
             .unwrap();
         txn.commit().await.unwrap();
     }
+    emails
+}
+
+/// The purge benchmark (not a timed test): seeds `BENCH_ACCOUNTS` due
+/// accounts (default 100,000), each with a ticket and its message and three
+/// consent events, then times one purge run. Run it with `bench/purge.sh`;
+/// the figures go into bench/RESULTS.md.
+#[tokio::test]
+#[ignore = "benchmark: run with bench/purge.sh"]
+async fn purge_benchmark() {
+    let accounts: usize = std::env::var("BENCH_ACCOUNTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000);
+    let app = spawn_app().await;
+    let state = &app.state;
+    let seeding = std::time::Instant::now();
+    seed_due_accounts(&app, accounts, app.clock.now()).await;
     let seeded = seeding.elapsed();
     app.clock.advance(chrono::Duration::seconds(1));
     let started = std::time::Instant::now();

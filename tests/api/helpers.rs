@@ -282,16 +282,25 @@ pub fn link_token(mail: &CapturedMail, path: &str) -> Option<String> {
 /// Creates a verified ADMIN through the same path as `custos create-admin`
 /// and signs it in; returns its bearer token.
 pub async fn admin_token(app: &TestApp) -> String {
-    let username = format!("root_{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
     let password = "admin passphrase for tests";
-    custos::accounts::service::create_admin(
-        &app.state,
-        &username,
-        &format!("{username}@example.org"),
-        secrecy::SecretString::from(password.to_owned()),
-    )
-    .await
-    .expect("admin created");
+    // Random hex can spell a refused word (leetspeak included): draw again.
+    let username = loop {
+        let username = format!("root_{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+        match custos::accounts::service::create_admin(
+            &app.state,
+            &username,
+            &format!("{username}@example.org"),
+            secrecy::SecretString::from(password.to_owned()),
+        )
+        .await
+        {
+            Err(custos::accounts::service::AccountError::UsernameNotAllowed) => continue,
+            created => {
+                created.expect("admin created");
+                break username;
+            }
+        }
+    };
     let body = app
         .gql(
             "mutation($l: String!, $p: String!) { login(input: { login: $l, password: $p }) { token } }",
