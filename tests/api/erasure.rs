@@ -568,9 +568,10 @@ async fn purge_benchmark() {
                 username_ct: Set(seal("accounts", "username", id, &username)),
                 username_bidx: Set(state
                     .blind()
+                    .active()
                     .compute("username", &username.replace('_', ""))),
                 email_ct: Set(seal("accounts", "email", id, &email)),
-                email_bidx: Set(state.blind().compute("email", &email)),
+                email_bidx: Set(state.blind().active().compute("email", &email)),
                 email_verified: Set(true),
                 password_hash: Set("$argon2id$v=19$m=19456,t=2,p=1$bench$bench".into()),
                 role: Set("USER".into()),
