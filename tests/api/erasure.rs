@@ -324,7 +324,7 @@ async fn concurrent_purge_runners_erase_each_account_exactly_once() {
 async fn every_table_is_in_the_erasure_inventory() {
     let app = spawn_app().await;
     let db = app.state.db();
-    let sql = match &app.database {
+    let sql = match &*app.database {
         TestDatabase::Sqlite(_) => {
             "SELECT name AS t FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
         }
@@ -682,7 +682,7 @@ async fn purge_benchmark() {
     );
     assert_eq!(report.accounts as usize, accounts);
     assert_eq!(count_rows(&app, "accounts").await, 0);
-    let backend = if matches!(app.database, TestDatabase::Postgres { .. }) {
+    let backend = if matches!(*app.database, TestDatabase::Postgres { .. }) {
         "PostgreSQL"
     } else {
         "SQLite"
