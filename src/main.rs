@@ -72,8 +72,10 @@ enum KeysCommand {
         #[arg(long, default_value = "k1")]
         key_id: String,
     },
-    /// Re-encrypt every encrypted field under the active (first) key, in
-    /// batches; safe to stop and run again.
+    /// Re-encrypt every encrypted field under the active (first) key, then
+    /// recompute every blind index still under
+    /// CUSTOS_BLIND_INDEX_PREVIOUS_KEY, in batches; safe to stop and run
+    /// again.
     Rotate,
 }
 
@@ -184,6 +186,36 @@ async fn rotate_keys(settings: Settings) -> Result<(), String> {
         "done: {} values examined, {} re-encrypted, {} changed meanwhile (run again to finish them)",
         report.examined, report.rotated, report.raced
     );
+
+    if state.blind().previous().is_none() {
+        println!("blind indexes: no CUSTOS_BLIND_INDEX_PREVIOUS_KEY set, nothing to recompute");
+        return Ok(());
+    }
+    println!("recomputing blind indexes still under the previous blind-index key");
+    let report = custos::rotation::reindex(&state, |table, column, so_far| {
+        eprintln!(
+            "  {table}.{column}: {} examined, {} recomputed so far",
+            so_far.examined, so_far.reindexed
+        );
+    })
+    .await
+    .map_err(|e| format!("blind-index rotation: {e}"))?;
+    println!(
+        "done: {} indexes examined, {} recomputed, {} changed meanwhile (run again to finish them), \
+         {} under neither key and {} clashing with another row (left alone, row ids in the log), \
+         {} sign-in throttle counters dropped",
+        report.examined,
+        report.reindexed,
+        report.raced,
+        report.unmatched,
+        report.conflicts,
+        report.throttle_dropped
+    );
+    if report.raced == 0 && report.unmatched == 0 && report.conflicts == 0 {
+        println!(
+            "every blind index is under the active key: CUSTOS_BLIND_INDEX_PREVIOUS_KEY may be unset"
+        );
+    }
     Ok(())
 }
 

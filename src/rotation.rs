@@ -1,17 +1,33 @@
-//! Key rotation: re-encrypts every encrypted field under the active key.
+//! Key rotation: re-encrypts every encrypted field under the active key
+//! ([`rotate`]), and recomputes every blind index still under the previous
+//! blind-index key ([`reindex`]).
 //!
 //! Encrypted columns are found from the live schema (every column named
 //! `*_ct`; its field context is the name without `_ct`), so a column added
-//! by a later migration is rotated too. Rows are walked in batches by id and
-//! each value is rewritten only while it still holds the ciphertext read
-//! (an optimistic check), so rotation runs beside a serving instance, and a
-//! run that stops is simply started again: values already under the active
-//! key are skipped.
+//! by a later migration is rotated too. Blind-indexed columns are listed in
+//! [`BLIND_INDEXED_COLUMNS`] instead, because each needs the normal form its
+//! writer indexes (a test checks the list against the schema). Rows are
+//! walked in batches by id and each value is rewritten only while it still
+//! holds what was read (an optimistic check), so rotation runs beside a
+//! serving instance, and a run that stops is simply started again: values
+//! already under the active key are skipped.
 
-use sea_orm::{ConnectionTrait, DbBackend, DbErr, Statement, Value};
+use entity::login_throttle;
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, QueryFilter, Statement, Value,
+};
 use uuid::Uuid;
+use zeroize::Zeroizing;
 
-use crate::{crypto::fields::FieldContext, state::AppState};
+use crate::{
+    accounts::{
+        service::{EMAIL_INDEX, USERNAME_INDEX},
+        username::canonical as username_normal_form,
+    },
+    crypto::{blind_index::normalise_email, fields::FieldContext},
+    ratelimit::login as throttle,
+    state::AppState,
+};
 
 /// Rows read per batch.
 pub const BATCH: u64 = 500;
@@ -51,16 +67,33 @@ pub enum RotationError {
 pub async fn encrypted_columns<C: ConnectionTrait>(
     conn: &C,
 ) -> Result<Vec<(String, String)>, DbErr> {
+    columns_ending_in(conn, "ct").await
+}
+
+/// Every `(table, column)` holding a blind index, as the live schema has
+/// them; [`BLIND_INDEXED_COLUMNS`] must cover them all.
+pub async fn blind_index_columns<C: ConnectionTrait>(
+    conn: &C,
+) -> Result<Vec<(String, String)>, DbErr> {
+    columns_ending_in(conn, "bidx").await
+}
+
+/// Every `(table, column)` whose column name ends in `_` + `suffix` (a
+/// fixed identifier, never input).
+async fn columns_ending_in<C: ConnectionTrait>(
+    conn: &C,
+    suffix: &'static str,
+) -> Result<Vec<(String, String)>, DbErr> {
     let backend = conn.get_database_backend();
     let sql = match backend {
-        DbBackend::Postgres => {
+        DbBackend::Postgres => format!(
             "SELECT table_name AS t, column_name AS c FROM information_schema.columns \
-             WHERE table_schema = current_schema() AND column_name LIKE '%\\_ct' ORDER BY 1, 2"
-        }
-        _ => {
+             WHERE table_schema = current_schema() AND column_name LIKE '%\\_{suffix}' ORDER BY 1, 2"
+        ),
+        _ => format!(
             "SELECT m.name AS t, p.name AS c FROM sqlite_master m JOIN pragma_table_info(m.name) p \
-             WHERE m.type = 'table' AND p.name LIKE '%\\_ct' ESCAPE '\\' ORDER BY 1, 2"
-        }
+             WHERE m.type = 'table' AND p.name LIKE '%\\_{suffix}' ESCAPE '\\' ORDER BY 1, 2"
+        ),
     };
     let rows = conn
         .query_all_raw(Statement::from_string(backend, sql))
@@ -179,6 +212,265 @@ pub async fn rotate(
         rotated = report.rotated,
         examined = report.examined,
         "key rotation finished"
+    );
+    Ok(report)
+}
+
+/// A blind-indexed column: where it is, the ciphertext its value is
+/// computed from, and the writer's blind-index field and normal form.
+#[derive(Debug, Clone, Copy)]
+pub struct BlindIndexedColumn {
+    /// Table.
+    pub table: &'static str,
+    /// The `*_bidx` column.
+    pub index_column: &'static str,
+    /// The `*_ct` column holding the indexed value.
+    pub value_column: &'static str,
+    /// The blind-index field the writer computes under.
+    pub field: &'static str,
+    /// The writer's normal form: the same function, so a recomputed index
+    /// matches what a lookup computes.
+    pub normal_form: fn(&str) -> String,
+}
+
+/// Every blind-indexed column whose value can be recomputed.
+/// `login_throttle.subject_bidx` is not here: it has no ciphertext to
+/// recompute from (see [`reindex`] for what happens to it).
+pub const BLIND_INDEXED_COLUMNS: &[BlindIndexedColumn] = &[
+    BlindIndexedColumn {
+        table: "accounts",
+        index_column: "username_bidx",
+        value_column: "username_ct",
+        field: USERNAME_INDEX,
+        normal_form: username_normal_form,
+    },
+    BlindIndexedColumn {
+        table: "accounts",
+        index_column: "email_bidx",
+        value_column: "email_ct",
+        field: EMAIL_INDEX,
+        normal_form: normalise_email,
+    },
+    BlindIndexedColumn {
+        table: "account_tokens",
+        index_column: "new_email_bidx",
+        value_column: "new_email_ct",
+        field: EMAIL_INDEX,
+        normal_form: normalise_email,
+    },
+    BlindIndexedColumn {
+        table: "tickets",
+        index_column: "contact_email_bidx",
+        value_column: "contact_email_ct",
+        field: EMAIL_INDEX,
+        normal_form: normalise_email,
+    },
+    BlindIndexedColumn {
+        table: "outbox",
+        index_column: "recipient_bidx",
+        value_column: "recipient_ct",
+        field: crate::mail::outbox::BLIND_INDEX_FIELD,
+        normal_form: normalise_email,
+    },
+];
+
+/// Blind-indexed columns with no value to recompute from: their rows under
+/// the previous key are dropped instead.
+pub const EPHEMERAL_BLIND_INDEX_COLUMNS: &[(&str, &str)] = &[("login_throttle", "subject_bidx")];
+
+/// What a blind-index pass did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ReindexReport {
+    /// Whether a previous key was set (without one the pass does nothing).
+    pub had_previous_key: bool,
+    /// Indexes examined.
+    pub examined: u64,
+    /// Indexes recomputed under the active key.
+    pub reindexed: u64,
+    /// Indexes skipped because another writer changed the row meanwhile.
+    pub raced: u64,
+    /// Indexes under neither key (or with no value to recompute from):
+    /// left alone, and named by row id in the log.
+    pub unmatched: u64,
+    /// Indexes whose active-key value another row already holds (a unique
+    /// column): left alone, and named by row id in the log.
+    pub conflicts: u64,
+    /// Sign-in throttle counters under the previous key dropped.
+    pub throttle_dropped: u64,
+}
+
+/// Recomputes, under the active blind-index key, every blind index still
+/// under the previous key (`CUSTOS_BLIND_INDEX_PREVIOUS_KEY`); without a
+/// previous key it does nothing. `progress` is told after each batch.
+///
+/// Each value is decrypted, put in its writer's normal form and indexed
+/// under both keys: an index equal to the active one is done, one equal to
+/// the previous one is rewritten while the row still holds the index and
+/// ciphertext read, anything else is counted as unmatched and left for the
+/// operator (it is under some third key, and neither key finds it anyway).
+///
+/// Sign-in throttle counters have no value to recompute from: sign-in
+/// counts under the active key only, so those under the previous key are
+/// dead. The pass drops the ones belonging to each account it re-indexes;
+/// the rest (names with no account) expire through the throttle's prune.
+pub async fn reindex(
+    state: &AppState,
+    mut progress: impl FnMut(&str, &str, &ReindexReport),
+) -> Result<ReindexReport, RotationError> {
+    let keys = state.blind();
+    let Some(previous) = keys.previous() else {
+        return Ok(ReindexReport::default());
+    };
+    let active = keys.active();
+    let db = state.db();
+    let backend = db.get_database_backend();
+    let cipher = state.cipher();
+    let mut report = ReindexReport {
+        had_previous_key: true,
+        ..ReindexReport::default()
+    };
+    for column in BLIND_INDEXED_COLUMNS {
+        let BlindIndexedColumn {
+            table,
+            index_column,
+            value_column,
+            field,
+            normal_form,
+        } = *column;
+        let context_column = value_column.trim_end_matches("_ct");
+        let mut after: Option<Uuid> = None;
+        loop {
+            let (sql, values): (String, Vec<Value>) = match after {
+                Some(last) => (
+                    format!(
+                        "SELECT id, {index_column} AS i, {value_column} AS v FROM {table} \
+                         WHERE id > {} AND {index_column} IS NOT NULL ORDER BY id LIMIT {BATCH}",
+                        placeholder(backend, 1)
+                    ),
+                    vec![last.into()],
+                ),
+                None => (
+                    format!(
+                        "SELECT id, {index_column} AS i, {value_column} AS v FROM {table} \
+                         WHERE {index_column} IS NOT NULL ORDER BY id LIMIT {BATCH}"
+                    ),
+                    vec![],
+                ),
+            };
+            let rows = db
+                .query_all_raw(Statement::from_sql_and_values(backend, sql, values))
+                .await?;
+            let Some(last) = rows.last() else { break };
+            after = Some(last.try_get::<Uuid>("", "id")?);
+            for row in &rows {
+                let id: Uuid = row.try_get("", "id")?;
+                let stored_index: Vec<u8> = row.try_get("", "i")?;
+                let stored_value: Option<Vec<u8>> = row.try_get("", "v")?;
+                report.examined += 1;
+                let Some(stored_value) = stored_value else {
+                    // An index without a value: nothing to recompute from.
+                    report.unmatched += 1;
+                    tracing::warn!(%table, column = %index_column, %id, "blind index without a value: left alone");
+                    continue;
+                };
+                let crypto_error = |source| RotationError::Crypto {
+                    table: table.to_owned(),
+                    column: value_column.to_owned(),
+                    id,
+                    source,
+                };
+                let context = FieldContext {
+                    table,
+                    column: context_column,
+                    row_id: id,
+                };
+                let plain = cipher
+                    .decrypt(&context, &stored_value)
+                    .map_err(crypto_error)?;
+                let text = std::str::from_utf8(&plain)
+                    .map_err(|_| crypto_error(crate::crypto::CryptoError::Malformed))?;
+                let normal = Zeroizing::new(normal_form(text));
+                if stored_index == active.compute(field, &normal) {
+                    continue;
+                }
+                if stored_index != previous.compute(field, &normal) {
+                    report.unmatched += 1;
+                    tracing::warn!(%table, column = %index_column, %id, "blind index under neither key: left alone");
+                    continue;
+                }
+                if table == "accounts" {
+                    // Sign-in counted this name under the previous key's
+                    // subject until the restart; nothing reads it now.
+                    let dropped = login_throttle::Entity::delete_many()
+                        .filter(
+                            login_throttle::Column::SubjectBidx
+                                .eq(throttle::subject(previous, &stored_index)),
+                        )
+                        .exec(db)
+                        .await?;
+                    report.throttle_dropped += dropped.rows_affected;
+                }
+                let update = format!(
+                    "UPDATE {table} SET {index_column} = {} \
+                     WHERE id = {} AND {index_column} = {} AND {value_column} = {}",
+                    placeholder(backend, 1),
+                    placeholder(backend, 2),
+                    placeholder(backend, 3),
+                    placeholder(backend, 4)
+                );
+                let fresh = active.compute(field, &normal);
+                let result = db
+                    .execute_raw(Statement::from_sql_and_values(
+                        backend,
+                        update,
+                        [
+                            fresh.into(),
+                            id.into(),
+                            stored_index.into(),
+                            stored_value.into(),
+                        ],
+                    ))
+                    .await;
+                match result {
+                    Ok(done) if done.rows_affected() == 1 => report.reindexed += 1,
+                    Ok(_) => report.raced += 1,
+                    Err(err) if crate::db::is_unique_violation(&err) => {
+                        // Two rows hold one value, one under each key: only
+                        // a person can tell which should keep it.
+                        report.conflicts += 1;
+                        tracing::warn!(%table, column = %index_column, %id, "active-key blind index already held by another row: left alone");
+                    }
+                    Err(err) => return Err(err.into()),
+                }
+            }
+            progress(table, index_column, &report);
+        }
+    }
+    crate::audit::service::append(
+        db,
+        crate::audit::service::AuditRecord {
+            actor_id: None,
+            action: "keys.reindex",
+            subject_id: None,
+            detail: format!(
+                "examined={} reindexed={} raced={} unmatched={} conflicts={} throttle_dropped={}",
+                report.examined,
+                report.reindexed,
+                report.raced,
+                report.unmatched,
+                report.conflicts,
+                report.throttle_dropped
+            ),
+        },
+        state.clock().now(),
+    )
+    .await?;
+    tracing::info!(
+        reindexed = report.reindexed,
+        examined = report.examined,
+        unmatched = report.unmatched,
+        conflicts = report.conflicts,
+        "blind-index rotation finished"
     );
     Ok(report)
 }

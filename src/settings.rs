@@ -56,6 +56,9 @@ pub struct RawSettings {
     pub encryption_keys: Option<String>,
     /// `CUSTOS_BLIND_INDEX_KEY`.
     pub blind_index_key: Option<String>,
+    /// `CUSTOS_BLIND_INDEX_PREVIOUS_KEY`: set only while a blind-index key
+    /// rotation is under way.
+    pub blind_index_previous_key: Option<String>,
     /// `CUSTOS_DEV_KEYS_FILE`.
     pub dev_keys_file: String,
     /// `CUSTOS_DELETION_GRACE_WORKING_DAYS`.
@@ -117,6 +120,7 @@ impl Default for RawSettings {
             mail_dir: "mail".into(),
             encryption_keys: None,
             blind_index_key: None,
+            blind_index_previous_key: None,
             dev_keys_file: "custos.dev-keys".into(),
             deletion_grace_working_days: 3,
             holidays: String::new(),
@@ -176,6 +180,7 @@ fn setting_name(key: &str) -> &'static str {
         "CUSTOS_MAIL_DIR",
         "CUSTOS_ENCRYPTION_KEYS",
         "CUSTOS_BLIND_INDEX_KEY",
+        "CUSTOS_BLIND_INDEX_PREVIOUS_KEY",
         "CUSTOS_DEV_KEYS_FILE",
         "CUSTOS_DELETION_GRACE_WORKING_DAYS",
         "CUSTOS_HOLIDAYS",
@@ -278,6 +283,9 @@ pub struct Settings {
     pub mail_from: lettre::message::Mailbox,
     /// The keys to use.
     pub keys: KeySource,
+    /// The blind-index key being rotated away from: lookups match rows
+    /// indexed under it too, until `custos keys rotate` has recomputed them.
+    pub blind_index_previous_key: Option<SecretString>,
     /// Working days between a confirmed deletion and the purge.
     pub deletion_grace_working_days: u32,
     /// Holidays and make-up working days.
@@ -429,6 +437,9 @@ impl Settings {
             (None, None) => KeySource::DevFile(PathBuf::from(raw.dev_keys_file)),
         };
 
+        let blind_index_previous_key =
+            parse_previous_blind_index_key(raw.blind_index_previous_key)?;
+
         let holidays = parse_holidays(&raw.holidays)?;
         let timezone: chrono_tz::Tz = raw.timezone.trim().parse().map_err(|_| {
             SettingsError::new(
@@ -532,6 +543,7 @@ impl Settings {
             mail_transport,
             mail_from,
             keys,
+            blind_index_previous_key,
             deletion_grace_working_days: raw.deletion_grace_working_days,
             calendar: holidays,
             timezone,
@@ -558,6 +570,29 @@ impl Settings {
             incident_announce_threshold: raw.incident_announce_threshold,
         })
     }
+}
+
+/// Checks `CUSTOS_BLIND_INDEX_PREVIOUS_KEY`. Empty counts as unset, so an
+/// operator can end a rotation by blanking the variable as well as by
+/// removing it.
+fn parse_previous_blind_index_key(
+    value: Option<String>,
+) -> Result<Option<SecretString>, SettingsError> {
+    let Some(value) = value.filter(|v| !v.trim().is_empty()) else {
+        return Ok(None);
+    };
+    let value = SecretString::from(value);
+    let setting = crate::crypto::blind_index::PREVIOUS_SETTING;
+    crate::crypto::blind_index::BlindIndex::parse_setting(setting, value.expose_secret()).map_err(
+        |err| match err {
+            // The setting is already named by `SettingsError`; say it once.
+            crate::crypto::CryptoError::BadKey { reason, .. } => {
+                SettingsError::new(setting, reason)
+            }
+            other => SettingsError::new(setting, other.to_string()),
+        },
+    )?;
+    Ok(Some(value))
 }
 
 fn parse_bind(bind: &str) -> Result<SocketAddr, SettingsError> {
@@ -742,6 +777,71 @@ mod tests {
     }
 
     #[test]
+    fn previous_blind_index_key_is_optional_and_checked() {
+        let settings = Settings::validate(raw());
+        assert!(
+            matches!(&settings, Ok(s) if s.blind_index_previous_key.is_none()),
+            "{settings:?}"
+        );
+
+        let mut r = raw();
+        r.blind_index_previous_key = Some("  ".into());
+        let settings = Settings::validate(r);
+        assert!(
+            matches!(&settings, Ok(s) if s.blind_index_previous_key.is_none()),
+            "blank means unset: {settings:?}"
+        );
+
+        let mut r = raw();
+        r.blind_index_previous_key = Some("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=".into());
+        let settings = Settings::validate(r);
+        assert!(
+            matches!(&settings, Ok(s) if s.blind_index_previous_key.is_some()),
+            "{settings:?}"
+        );
+    }
+
+    #[test]
+    fn malformed_previous_blind_index_key_is_named_on_one_line_without_echoing_it() {
+        for bad in [
+            "not base64 secretvalue!",
+            // Valid base64, wrong length (24 bytes).
+            "c2VjcmV0dmFsdWVzZWNyZXR2YWx1ZXNl",
+        ] {
+            let mut r = raw();
+            r.blind_index_previous_key = Some(bad.into());
+            let err = Settings::validate(r).err();
+            assert_eq!(
+                err.as_ref().map(|e| e.setting),
+                Some("CUSTOS_BLIND_INDEX_PREVIOUS_KEY")
+            );
+            let text = err.map(|e| e.to_string()).unwrap_or_default();
+            assert!(
+                text.starts_with("invalid setting CUSTOS_BLIND_INDEX_PREVIOUS_KEY: "),
+                "{text}"
+            );
+            assert_eq!(
+                text.matches("CUSTOS_BLIND_INDEX_PREVIOUS_KEY").count(),
+                1,
+                "{text}"
+            );
+            assert!(!text.contains('\n'), "{text}");
+            assert!(
+                !text.contains("secretvalue") && !text.contains(bad),
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn previous_blind_index_key_has_an_operator_name() {
+        assert_eq!(
+            setting_name("blind_index_previous_key"),
+            "CUSTOS_BLIND_INDEX_PREVIOUS_KEY"
+        );
+    }
+
+    #[test]
     fn bind_shorthand_and_holidays_parse() {
         let mut r = raw();
         r.bind = ":0".into();
@@ -842,5 +942,13 @@ mod tests {
         };
         let printed = format!("{settings:?}");
         assert!(!printed.contains("hunter2pass"));
+
+        let mut r = raw();
+        r.blind_index_previous_key = Some("AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=".into());
+        let Ok(settings) = Settings::validate(r) else {
+            unreachable!("valid settings")
+        };
+        let printed = format!("{settings:?}");
+        assert!(!printed.contains("AQEBAQEB"), "{printed}");
     }
 }

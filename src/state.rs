@@ -10,7 +10,10 @@ use crate::{
     accounts::username_policy::UsernamePolicy,
     clock::Clock,
     crypto::{
-        blind_index::BlindIndex, fields::FieldCipher, fields::Keyring, passwords::PasswordHasher,
+        blind_index::{BlindIndex, BlindIndexKeys, PREVIOUS_SETTING},
+        fields::FieldCipher,
+        fields::Keyring,
+        passwords::PasswordHasher,
     },
     mail::transport::MailTransport,
     settings::{KeySource, Settings},
@@ -54,7 +57,7 @@ struct Inner {
     settings: Settings,
     db: DatabaseConnection,
     cipher: Arc<FieldCipher>,
-    blind: Arc<BlindIndex>,
+    blind: Arc<BlindIndexKeys>,
     passwords: PasswordHasher,
     clock: Clock,
     transport: MailTransport,
@@ -70,6 +73,20 @@ impl AppState {
     /// Resolves keys, connects to the database and applies migrations.
     pub async fn build(settings: Settings, overrides: Overrides) -> Result<Self, StartError> {
         let (keyring, blind) = load_keys(&settings)?;
+        let previous_blind = match &settings.blind_index_previous_key {
+            Some(key) => Some(BlindIndex::parse_setting(
+                PREVIOUS_SETTING,
+                key.expose_secret(),
+            )?),
+            None => None,
+        };
+        if previous_blind.is_some() {
+            // Lookups cost a second index each until the rotation is done.
+            tracing::info!(
+                "{PREVIOUS_SETTING} is set: lookups also match blind indexes under the previous key; \
+                 run `custos keys rotate`, then unset it"
+            );
+        }
         let db = crate::db::connect(&settings.database_url).await?;
         crate::db::migrate(&db).await?;
         let clock = overrides.clock.unwrap_or_else(Clock::system);
@@ -82,7 +99,7 @@ impl AppState {
         Ok(Self(Arc::new(Inner {
             db,
             cipher: Arc::new(FieldCipher::new(keyring)),
-            blind: Arc::new(blind),
+            blind: Arc::new(BlindIndexKeys::new(blind, previous_blind)),
             passwords: PasswordHasher::new(cpus),
             clock,
             transport,
@@ -110,8 +127,9 @@ impl AppState {
         &self.0.cipher
     }
 
-    /// Blind indexes.
-    pub fn blind(&self) -> &BlindIndex {
+    /// Blind-index keys: `active()` for what is written, `lookup()` for
+    /// what is searched (both keys while a rotation is under way).
+    pub fn blind(&self) -> &BlindIndexKeys {
         &self.0.blind
     }
 

@@ -232,12 +232,33 @@ pub async fn find<C: ConnectionTrait>(
     Ok(open(state, &row)?)
 }
 
+/// The username's blind index under the active key: what is stored.
 fn username_index(state: &AppState, username: &Username) -> Vec<u8> {
-    state.blind().compute(USERNAME_INDEX, username.canonical())
+    state
+        .blind()
+        .active()
+        .compute(USERNAME_INDEX, username.canonical())
 }
 
+/// Every index a stored row may hold for the username (both keys while a
+/// blind-index rotation is under way): what is searched, and what
+/// uniqueness is checked against, since the unique constraint alone cannot
+/// see that an index under the other key names the same person.
+pub fn username_lookup(state: &AppState, username: &Username) -> Vec<Vec<u8>> {
+    state.blind().lookup(USERNAME_INDEX, username.canonical())
+}
+
+/// The address's blind index under the active key: what is stored.
 fn email_index(state: &AppState, email: &Email) -> Vec<u8> {
-    state.blind().compute(EMAIL_INDEX, &email.normalised())
+    state
+        .blind()
+        .active()
+        .compute(EMAIL_INDEX, &email.normalised())
+}
+
+/// Every index a stored row may hold for the address; see [`username_lookup`].
+pub fn email_lookup(state: &AppState, email: &Email) -> Vec<Vec<u8>> {
+    state.blind().lookup(EMAIL_INDEX, &email.normalised())
 }
 
 /// Checks a username against the shape rules and the username policy.
@@ -271,7 +292,7 @@ async fn queue_mail<C: ConnectionTrait>(
     outbox::enqueue(
         conn,
         state.cipher(),
-        state.blind(),
+        state.blind().active(),
         OutgoingMail {
             account_id: Some(account_id),
             kind,
@@ -416,18 +437,16 @@ pub async fn signup(state: &AppState, request: SignupRequest) -> Result<(), Acco
     let now = state.clock().now();
     let txn = state.db().begin().await?;
 
-    let username_bidx = username_index(state, &username);
     if account::Entity::find()
-        .filter(account::Column::UsernameBidx.eq(username_bidx.clone()))
+        .filter(account::Column::UsernameBidx.is_in(username_lookup(state, &username)))
         .one(&txn)
         .await?
         .is_some()
     {
         return Err(AccountError::UsernameTaken);
     }
-    let email_bidx = email_index(state, &email);
     if let Some(owner) = account::Entity::find()
-        .filter(account::Column::EmailBidx.eq(email_bidx.clone()))
+        .filter(account::Column::EmailBidx.is_in(email_lookup(state, &email)))
         .one(&txn)
         .await?
     {
@@ -459,9 +478,9 @@ pub async fn signup(state: &AppState, request: SignupRequest) -> Result<(), Acco
     let row = account::ActiveModel {
         id: Set(id),
         username_ct: Set(seal(state, "username", id, username.as_str())?),
-        username_bidx: Set(username_bidx),
+        username_bidx: Set(username_index(state, &username)),
         email_ct: Set(seal(state, "email", id, email.as_str())?),
-        email_bidx: Set(email_bidx),
+        email_bidx: Set(email_index(state, &email)),
         email_verified: Set(false),
         password_hash: Set(password_hash),
         role: Set(Role::User.as_str().to_owned()),
@@ -577,16 +596,18 @@ pub async fn verify_email(state: &AppState, token: &str) -> Result<(), AccountEr
 
     let mut update = account.clone().into_active_model();
     if row.purpose == token_purpose::CHANGE_EMAIL {
-        let (Some(new_ct), Some(new_bidx)) =
-            (row.new_email_ct.as_ref(), row.new_email_bidx.as_ref())
+        let (Some(new_ct), Some(_)) = (row.new_email_ct.as_ref(), row.new_email_bidx.as_ref())
         else {
             return Err(AccountError::InvalidToken);
         };
         let new_email = state
             .cipher()
             .decrypt_str(&context("account_tokens", "new_email", row.id), new_ct)?;
+        // The token's own index may be under the previous blind-index key:
+        // recompute from the address, so the account stores the active one.
+        let new_email = Email::parse(&new_email).map_err(|_| AccountError::InvalidToken)?;
         let taken = account::Entity::find()
-            .filter(account::Column::EmailBidx.eq(new_bidx.clone()))
+            .filter(account::Column::EmailBidx.is_in(email_lookup(state, &new_email)))
             .filter(account::Column::Id.ne(account.id))
             .one(&txn)
             .await?
@@ -595,8 +616,8 @@ pub async fn verify_email(state: &AppState, token: &str) -> Result<(), AccountEr
             // Someone signed up with the address since the link was sent.
             return Err(AccountError::InvalidToken);
         }
-        update.email_ct = Set(seal(state, "email", account.id, &new_email)?);
-        update.email_bidx = Set(new_bidx.clone());
+        update.email_ct = Set(seal(state, "email", account.id, new_email.as_str())?);
+        update.email_bidx = Set(email_index(state, &new_email));
         void_tokens(&txn, account.id, token_purpose::CHANGE_EMAIL, now).await?;
         void_tokens(&txn, account.id, token_purpose::VERIFY_EMAIL, now).await?;
         // Reset links went to the old address, which no longer speaks for
@@ -670,9 +691,8 @@ pub async fn change_username(
         .one(&txn)
         .await?
         .ok_or(AccountError::NotFound)?;
-    let bidx = username_index(state, &username);
     let taken = account::Entity::find()
-        .filter(account::Column::UsernameBidx.eq(bidx.clone()))
+        .filter(account::Column::UsernameBidx.is_in(username_lookup(state, &username)))
         .filter(account::Column::Id.ne(account_id))
         .one(&txn)
         .await?
@@ -682,7 +702,7 @@ pub async fn change_username(
     }
     let mut update = row.into_active_model();
     update.username_ct = Set(seal(state, "username", account_id, username.as_str())?);
-    update.username_bidx = Set(bidx);
+    update.username_bidx = Set(username_index(state, &username));
     update.updated_at = Set(now);
     let updated = match update.update(&txn).await {
         Ok(updated) => updated,
@@ -730,8 +750,9 @@ pub async fn change_email(
         .ok_or(AccountError::NotFound)?;
     verify_password(state, &row, password).await?;
     let account = open(state, &row)?;
-    let new_bidx = email_index(state, &new_email);
-    if new_bidx == row.email_bidx {
+    let new_lookup = email_lookup(state, &new_email);
+    // The stored index may still be under the previous key.
+    if new_lookup.contains(&row.email_bidx) {
         return Err(AccountError::SameEmail);
     }
     let now = state.clock().now();
@@ -743,7 +764,7 @@ pub async fn change_email(
         return Ok(());
     }
     let owner = account::Entity::find()
-        .filter(account::Column::EmailBidx.eq(new_bidx.clone()))
+        .filter(account::Column::EmailBidx.is_in(new_lookup))
         .one(&txn)
         .await?;
     if let Some(owner) = owner {
@@ -771,7 +792,7 @@ pub async fn change_email(
         token_purpose::CHANGE_EMAIL,
         state.settings().verification_token_ttl,
         now,
-        Some((new_ct, new_bidx, token_id)),
+        Some((new_ct, email_index(state, &new_email), token_id)),
     )
     .await?;
     let link = templates::action_link(
@@ -858,6 +879,26 @@ pub async fn create_admin(
         .await?
         .document;
     let txn = state.db().begin().await?;
+    // Checked before the insert, not only from its unique violation: a row
+    // indexed under the previous blind-index key does not collide with the
+    // active key's index of the same name.
+    if account::Entity::find()
+        .filter(account::Column::UsernameBidx.is_in(username_lookup(state, &username)))
+        .one(&txn)
+        .await?
+        .is_some()
+    {
+        return Err(AccountError::UsernameTaken);
+    }
+    if account::Entity::find()
+        .filter(account::Column::EmailBidx.is_in(email_lookup(state, &email)))
+        .one(&txn)
+        .await?
+        .is_some()
+    {
+        // The address belongs to someone: the operator sees this, not the public.
+        return Err(AccountError::Email(InvalidEmail));
+    }
     let row = account::ActiveModel {
         id: Set(id),
         username_ct: Set(seal(state, "username", id, username.as_str())?),
@@ -881,7 +922,7 @@ pub async fn create_admin(
             return Err(err.into());
         }
         let taken = account::Entity::find()
-            .filter(account::Column::UsernameBidx.eq(username_index(state, &username)))
+            .filter(account::Column::UsernameBidx.is_in(username_lookup(state, &username)))
             .one(&txn)
             .await?;
         return Err(if taken.is_some() {

@@ -83,11 +83,12 @@ fn user_agent_context(id: Uuid) -> FieldContext<'static> {
     }
 }
 
-/// How a login name is looked up: the blind index and column it is found
-/// by (none for names that can be neither a username nor an email), and
-/// the throttle subject its attempts are counted under.
+/// How a login name is looked up: the column and the blind indexes it is
+/// found by (every key in use, so a row not yet re-indexed by a blind-index
+/// rotation still signs in; none for names that can be neither a username
+/// nor an email), and the throttle subject its attempts are counted under.
 struct LoginLookup {
-    index: Option<(account::Column, Vec<u8>)>,
+    index: Option<(account::Column, Vec<Vec<u8>>)>,
     subject: Vec<u8>,
 }
 
@@ -96,34 +97,49 @@ struct LoginLookup {
 fn login_lookup(state: &AppState, login: &str) -> LoginLookup {
     let login = login.trim();
     let blind = state.blind();
-    let index = if login.contains('@') {
-        Email::parse(login).ok().map(|email| {
-            (
-                account::Column::EmailBidx,
-                blind.compute(EMAIL_INDEX, &email.normalised()),
-            )
-        })
+    let normal_form = if login.contains('@') {
+        Email::parse(login)
+            .ok()
+            .map(|email| (account::Column::EmailBidx, EMAIL_INDEX, email.normalised()))
     } else {
         Username::parse(login).ok().map(|username| {
             (
                 account::Column::UsernameBidx,
-                blind.compute(USERNAME_INDEX, username.canonical()),
+                USERNAME_INDEX,
+                username.canonical().to_owned(),
             )
         })
     };
-    let subject = match &index {
-        Some((_, index)) => throttle::subject(blind, index),
-        None => throttle::other_subject(blind, login),
+    // Attempts are counted under the active key only: counters under the
+    // previous key are ephemeral and simply left to expire (or be dropped
+    // by the rotation), which at worst restarts a back-off once.
+    let subject = match &normal_form {
+        Some((_, field, value)) => {
+            throttle::subject(blind.active(), &blind.active().compute(field, value))
+        }
+        None => throttle::other_subject(blind.active(), login),
     };
+    let index = normal_form.map(|(column, field, value)| (column, blind.lookup(field, &value)));
     LoginLookup { index, subject }
 }
 
-/// The throttle subjects of both names of an account.
-pub fn throttle_subjects(state: &AppState, row: &account::Model) -> Vec<Vec<u8>> {
-    vec![
-        throttle::subject(state.blind(), &row.username_bidx),
-        throttle::subject(state.blind(), &row.email_bidx),
-    ]
+/// The throttle subjects of both names of an account, under every
+/// blind-index key in use. Computed from the names themselves rather than
+/// the stored indexes, which may still be under the previous key while the
+/// sign-in counted its attempt under the active one.
+pub fn throttle_subjects(state: &AppState, person: &AccountRecord) -> Vec<Vec<u8>> {
+    let username = super::username::canonical(&person.username);
+    let email = crate::crypto::normalise_email(&person.email);
+    state
+        .blind()
+        .each()
+        .flat_map(|key| {
+            [
+                throttle::subject(key, &key.compute(USERNAME_INDEX, &username)),
+                throttle::subject(key, &key.compute(EMAIL_INDEX, &email)),
+            ]
+        })
+        .collect()
 }
 
 /// Signs in by username or email. Every failure is `InvalidCredentials`,
@@ -148,9 +164,9 @@ pub async fn login(
         });
     }
     let row = match &lookup.index {
-        Some((column, index)) => {
+        Some((column, indexes)) => {
             account::Entity::find()
-                .filter(column.eq(index.clone()))
+                .filter(column.is_in(indexes.clone()))
                 .one(state.db())
                 .await?
         }
@@ -171,12 +187,12 @@ pub async fn login(
             return Err(AccountError::InvalidCredentials);
         }
     };
+    let account = open(state, &row)?;
     // The password was right: the count starts over, for both names.
-    throttle::clear(state.db(), &throttle_subjects(state, &row)).await?;
+    throttle::clear(state.db(), &throttle_subjects(state, &account)).await?;
     if row.status == status::DELETION_SCHEDULED {
         return Err(AccountError::DeletionScheduled);
     }
-    let account = open(state, &row)?;
     let now = state.clock().now();
     let issued = tokens::issue()?;
     let id = Uuid::new_v4();
@@ -212,7 +228,7 @@ pub async fn login(
         outbox::enqueue(
             &txn,
             state.cipher(),
-            state.blind(),
+            state.blind().active(),
             OutgoingMail {
                 account_id: Some(row.id),
                 kind: "new_signin_notice",

@@ -300,7 +300,7 @@ pub async fn publish(
                 outbox::enqueue(
                     &txn,
                     state.cipher(),
-                    state.blind(),
+                    state.blind().active(),
                     OutgoingMail {
                         account_id: Some(person.id),
                         kind: "policy_update",
@@ -413,7 +413,7 @@ pub async fn send_product_update(
             outbox::enqueue(
                 &txn,
                 state.cipher(),
-                state.blind(),
+                state.blind().active(),
                 OutgoingMail {
                     account_id: Some(person.id),
                     kind: "product_update",

@@ -9,6 +9,10 @@
 //!   writing and when looking up.
 //! - The master key lives in a zeroizing buffer and never appears in `Debug`
 //!   or in an error message.
+//! - During a blind-index key rotation there are two keys ([`BlindIndexKeys`]):
+//!   writes store the active key's index only, lookups try both, and
+//!   `custos keys rotate` recomputes what is still under the previous key.
+//!   The pair offers no `compute`, so a call site must say which it is doing.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
@@ -21,6 +25,8 @@ use super::CryptoError;
 
 /// The environment variable named in errors.
 const SETTING: &str = "CUSTOS_BLIND_INDEX_KEY";
+/// The setting that holds the key being rotated away from.
+pub const PREVIOUS_SETTING: &str = "CUSTOS_BLIND_INDEX_PREVIOUS_KEY";
 /// Domain-separation prefix for per-field keys; bump the version to re-key every index.
 const FIELD_KEY_PREFIX: &[u8] = b"custos/blind-index/v1/";
 
@@ -41,6 +47,17 @@ impl BlindIndex {
 
     /// Parses the `CUSTOS_BLIND_INDEX_KEY` setting: standard base64 of 32 bytes.
     pub fn parse(setting_base64: &str) -> Result<Self, CryptoError> {
+        Self::parse_setting(SETTING, setting_base64)
+    }
+
+    /// Parses a key in the `CUSTOS_BLIND_INDEX_KEY` format held by
+    /// `setting`, which errors name (the previous key has the same format
+    /// but must be reported under its own name).
+    pub fn parse_setting(setting: &'static str, setting_base64: &str) -> Result<Self, CryptoError> {
+        let bad_key = |reason: &str| CryptoError::BadKey {
+            setting,
+            reason: reason.to_owned(),
+        };
         let decoded = Zeroizing::new(STANDARD.decode(setting_base64.trim()).map_err(|_| {
             bad_key("it is not valid standard base64 (expected base64 of 32 random bytes)")
         })?);
@@ -70,6 +87,57 @@ impl fmt::Debug for BlindIndex {
     }
 }
 
+/// The active blind-index key and, while a rotation is under way, the
+/// previous one (`CUSTOS_BLIND_INDEX_PREVIOUS_KEY`).
+///
+/// An index under one key matches nothing under another, so a new key alone
+/// would make every stored index unfindable (and every uniqueness check
+/// blind) until `custos keys rotate` has recomputed them. With the previous
+/// key set, [`lookup`](Self::lookup) gives both indexes for an `IN (...)`
+/// query, while writes take [`active`](Self::active) only: rows under the
+/// previous key can then only become fewer.
+#[derive(Debug)]
+pub struct BlindIndexKeys {
+    active: BlindIndex,
+    previous: Option<BlindIndex>,
+}
+
+impl BlindIndexKeys {
+    /// Pairs the active key with the key being rotated away from, if any.
+    pub fn new(active: BlindIndex, previous: Option<BlindIndex>) -> Self {
+        Self { active, previous }
+    }
+
+    /// The key every stored index is written under.
+    pub fn active(&self) -> &BlindIndex {
+        &self.active
+    }
+
+    /// The key being rotated away from, while it is set.
+    pub fn previous(&self) -> Option<&BlindIndex> {
+        self.previous.as_ref()
+    }
+
+    /// Every key in use, the active one first.
+    pub fn each(&self) -> impl Iterator<Item = &BlindIndex> {
+        std::iter::once(&self.active).chain(self.previous.as_ref())
+    }
+
+    /// The indexes a stored row may hold for `normalised_value`: the active
+    /// key's first, then the previous key's (left out when it is equal, as it
+    /// is when both settings name the same key).
+    pub fn lookup(&self, field: &str, normalised_value: &str) -> Vec<Vec<u8>> {
+        let mut indexes = Vec::with_capacity(2);
+        for key in self.each() {
+            let index = key.compute(field, normalised_value);
+            if !indexes.contains(&index) {
+                indexes.push(index);
+            }
+        }
+        indexes
+    }
+}
+
 /// The normal form of an email address for blind indexing: trimmed and lower-cased.
 pub fn normalise_email(s: &str) -> String {
     s.trim().to_lowercase()
@@ -86,13 +154,6 @@ fn hmac_sha256(key: &[u8; 32], parts: &[&[u8]]) -> [u8; 32] {
         mac.update(part);
     }
     mac.finalize().into_bytes().into()
-}
-
-fn bad_key(reason: &str) -> CryptoError {
-    CryptoError::BadKey {
-        setting: SETTING,
-        reason: reason.to_owned(),
-    }
 }
 
 #[cfg(test)]
@@ -155,6 +216,39 @@ mod tests {
             assert!(message.starts_with("CUSTOS_BLIND_INDEX_KEY"), "{message}");
             assert!(bad.is_empty() || !message.contains(bad), "{message}");
         }
+    }
+
+    #[test]
+    fn previous_key_errors_name_their_own_setting() {
+        let message = BlindIndex::parse_setting(PREVIOUS_SETTING, "AAEC")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            message.starts_with("CUSTOS_BLIND_INDEX_PREVIOUS_KEY"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn lookup_gives_active_then_previous() {
+        let keys = BlindIndexKeys::new(BlindIndex::new([1; 32]), Some(BlindIndex::new([2; 32])));
+        assert_eq!(
+            keys.lookup("email", "ada"),
+            vec![
+                BlindIndex::new([1; 32]).compute("email", "ada"),
+                BlindIndex::new([2; 32]).compute("email", "ada"),
+            ]
+        );
+        assert_eq!(
+            keys.active().compute("email", "ada"),
+            BlindIndex::new([1; 32]).compute("email", "ada")
+        );
+
+        let alone = BlindIndexKeys::new(BlindIndex::new([1; 32]), None);
+        assert_eq!(alone.lookup("email", "ada").len(), 1);
+        assert!(alone.previous().is_none());
+        let same = BlindIndexKeys::new(BlindIndex::new([1; 32]), Some(BlindIndex::new([1; 32])));
+        assert_eq!(same.lookup("email", "ada").len(), 1);
     }
 
     #[test]

@@ -19,7 +19,7 @@ pub mod keys;
 pub mod passwords;
 pub mod tokens;
 
-pub use blind_index::{BlindIndex, normalise_email};
+pub use blind_index::{BlindIndex, BlindIndexKeys, normalise_email};
 pub use fields::{EncryptionKey, FieldCipher, FieldContext, Keyring, key_id_of};
 pub use keys::{KeyMaterial, generate as generate_keys, load_or_create_dev_keys};
 pub use passwords::PasswordHasher;

@@ -162,12 +162,24 @@ pub async fn erase_accounts<C: ConnectionTrait>(
     let mut counts: BTreeMap<Uuid, BTreeMap<&'static str, u64>> = BTreeMap::new();
     let mut receipts = Vec::new();
     // Which account an address index, or a throttle subject, belongs to.
+    // Indexes are computed from the decrypted addresses under every
+    // blind-index key in use: while a rotation runs, a person's tickets and
+    // mail may be indexed under either key, and both must go.
     let mut owner_of_address: BTreeMap<Vec<u8>, Uuid> = BTreeMap::new();
+    let mut account_addresses: Vec<Vec<u8>> = Vec::new();
     let mut owner_of_subject: BTreeMap<Vec<u8>, Uuid> = BTreeMap::new();
     for row in &rows {
         let person = open(state, row)?;
         receipts.push((row.id, person.email.clone(), person.language));
         owner_of_address.insert(row.email_bidx.clone(), row.id);
+        account_addresses.push(row.email_bidx.clone());
+        for index in state
+            .blind()
+            .lookup("email", &normalise_email(&person.email))
+        {
+            owner_of_address.insert(index.clone(), row.id);
+            account_addresses.push(index);
+        }
         if let Some(ct) = &row.guardian_email_ct {
             let guardian = state.cipher().decrypt_str(
                 &FieldContext {
@@ -177,12 +189,11 @@ pub async fn erase_accounts<C: ConnectionTrait>(
                 },
                 ct,
             )?;
-            owner_of_address.insert(
-                state.blind().compute("email", &normalise_email(&guardian)),
-                row.id,
-            );
+            for index in state.blind().lookup("email", &normalise_email(&guardian)) {
+                owner_of_address.insert(index, row.id);
+            }
         }
-        for subject in crate::accounts::sessions::throttle_subjects(state, row) {
+        for subject in crate::accounts::sessions::throttle_subjects(state, &person) {
             owner_of_subject.insert(subject, row.id);
         }
     }
@@ -199,13 +210,7 @@ pub async fn erase_accounts<C: ConnectionTrait>(
         .filter(
             Condition::any()
                 .add(ticket::Column::AccountId.is_in(ids.clone()))
-                .add(
-                    ticket::Column::ContactEmailBidx.is_in(
-                        rows.iter()
-                            .map(|r| r.email_bidx.clone())
-                            .collect::<Vec<_>>(),
-                    ),
-                ),
+                .add(ticket::Column::ContactEmailBidx.is_in(account_addresses)),
         )
         .into_tuple()
         .all(txn)
@@ -402,7 +407,7 @@ pub async fn erase_accounts<C: ConnectionTrait>(
             .unwrap_or_default();
         sealed.push(outbox::seal(
             state.cipher(),
-            state.blind(),
+            state.blind().active(),
             &OutgoingMail {
                 account_id: None,
                 kind: "erasure_receipt",

@@ -153,13 +153,15 @@ pub async fn request_deletion(
     let (Ok(username), Ok(email)) = (Username::parse(username), Email::parse(email)) else {
         return Ok(());
     };
-    let username_bidx = state.blind().compute(USERNAME_INDEX, username.canonical());
-    let email_bidx = state.blind().compute(EMAIL_INDEX, &email.normalised());
+    // Every key in use, and each name on its own: while a blind-index
+    // rotation runs, one of the two may be re-indexed and the other not yet.
+    let username_bidx = state.blind().lookup(USERNAME_INDEX, username.canonical());
+    let email_bidx = state.blind().lookup(EMAIL_INDEX, &email.normalised());
     let now = state.clock().now();
     let txn = state.db().begin().await?;
     let Some(row) = account::Entity::find()
-        .filter(account::Column::UsernameBidx.eq(username_bidx))
-        .filter(account::Column::EmailBidx.eq(email_bidx))
+        .filter(account::Column::UsernameBidx.is_in(username_bidx))
+        .filter(account::Column::EmailBidx.is_in(email_bidx))
         .filter(account::Column::Status.eq(status::ACTIVE))
         .one(&txn)
         .await?
@@ -222,7 +224,7 @@ pub async fn request_deletion(
     outbox::enqueue(
         &txn,
         state.cipher(),
-        state.blind(),
+        state.blind().active(),
         OutgoingMail {
             account_id: Some(row.id),
             kind: "deletion_confirm",
@@ -299,7 +301,7 @@ pub async fn confirm(
     outbox::enqueue(
         &txn,
         state.cipher(),
-        state.blind(),
+        state.blind().active(),
         OutgoingMail {
             account_id: Some(row.id),
             kind: "deletion_scheduled",

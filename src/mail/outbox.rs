@@ -68,7 +68,7 @@ const COLUMN_BODY_TEXT: &str = "body_text";
 const COLUMN_BODY_HTML: &str = "body_html";
 /// The blind-index field shared with account emails, so one lookup finds an
 /// address's account and its mail.
-const BLIND_INDEX_FIELD: &str = "email";
+pub const BLIND_INDEX_FIELD: &str = "email";
 
 /// How long a claim keeps other senders away; far longer than one send
 /// should take, short enough that a crashed sender delays mail only a little.

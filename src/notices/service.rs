@@ -360,7 +360,7 @@ fn seal_page(
             .and_then(|record| {
                 outbox::seal(
                     state.cipher(),
-                    state.blind(),
+                    state.blind().active(),
                     &OutgoingMail {
                         account_id: Some(row.id),
                         kind: MAIL_KIND,

@@ -81,9 +81,11 @@ pub async fn request_password_reset(state: &AppState, email: &str) -> Result<(),
 /// The work behind [`request_password_reset`], without the answer floor.
 async fn send_reset_link(state: &AppState, email: &Email) -> Result<(), RecoveryError> {
     let now = state.clock().now();
-    let bidx = state.blind().compute(EMAIL_INDEX, &email.normalised());
+    // Every key in use: an account not yet re-indexed by a blind-index
+    // rotation must still get its link.
+    let indexes = state.blind().lookup(EMAIL_INDEX, &email.normalised());
     let txn = state.db().begin().await?;
-    let mut select = account::Entity::find().filter(account::Column::EmailBidx.eq(bidx));
+    let mut select = account::Entity::find().filter(account::Column::EmailBidx.is_in(indexes));
     if txn.get_database_backend() == DbBackend::Postgres {
         // Concurrent requests for one account queue here, so the hourly
         // cap below is exact.
@@ -174,7 +176,7 @@ async fn queue<C: ConnectionTrait>(
     outbox::enqueue(
         conn,
         state.cipher(),
-        state.blind(),
+        state.blind().active(),
         OutgoingMail {
             account_id: Some(account_id),
             kind,
@@ -242,7 +244,8 @@ pub async fn reset_password(
         .await?
         .filter(|row| row.status == status::ACTIVE)
         .ok_or(RecoveryError::InvalidToken)?;
-    let subjects = sessions::throttle_subjects(state, &row);
+    // From the row read in this transaction: its names are the current ones.
+    let subjects = sessions::throttle_subjects(state, &open(state, &row)?);
     let account_id = row.id;
     let mut update = row.into_active_model();
     update.password_hash = Set(password_hash);

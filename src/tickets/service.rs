@@ -500,6 +500,7 @@ pub async fn create_with_references(
             contact_email_bidx: Set(contact_email.as_ref().map(|email| {
                 state
                     .blind()
+                    .active()
                     .compute(EMAIL_INDEX, &normalise_email(email.as_str()))
             })),
             language: Set(request.language.as_tag().to_owned()),
@@ -715,7 +716,7 @@ async fn mail_reply<C: ConnectionTrait>(
     outbox::enqueue(
         conn,
         state.cipher(),
-        state.blind(),
+        state.blind().active(),
         OutgoingMail {
             account_id: row.account_id,
             kind: "ticket_reply",

@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 
 use crate::helpers::{TestApp, error_code, link_token, spawn_app};
 
-const PASSWORD: &str = "a fine long passphrase";
+pub const PASSWORD: &str = "a fine long passphrase";
 
 const SIGNUP: &str = "mutation($input: SignupInput!) { signup(input: $input) { accepted } }";
 const LOGIN: &str = "mutation($login: String!, $password: String!) {
@@ -32,7 +32,7 @@ fn signup_input(version: &str, username: &str, email: &str) -> Value {
     })
 }
 
-async fn signup(app: &TestApp, username: &str, email: &str) -> Value {
+pub async fn signup(app: &TestApp, username: &str, email: &str) -> Value {
     let version = policy_version(app).await;
     app.gql(
         SIGNUP,
@@ -58,7 +58,7 @@ pub async fn signed_in(app: &TestApp, username: &str, email: &str) -> String {
     login(app, username, PASSWORD).await
 }
 
-async fn login(app: &TestApp, login: &str, password: &str) -> String {
+pub async fn login(app: &TestApp, login: &str, password: &str) -> String {
     let body = app
         .gql(LOGIN, json!({ "login": login, "password": password }))
         .await;

@@ -60,9 +60,10 @@ fn unknown_commands_and_flags_print_usage_and_fail() {
 #[test]
 fn bad_settings_stop_the_start_with_one_line_naming_the_setting() {
     let dir = temp_dir();
-    let cases: [(&str, &str); 4] = [
+    let cases: [(&str, &str); 5] = [
         ("CUSTOS_DATABASE_URL", "oracle://db.example/x"),
         ("CUSTOS_ENCRYPTION_KEYS", "k1:definitely-not-base64"),
+        ("CUSTOS_BLIND_INDEX_PREVIOUS_KEY", "definitely-not-base64"),
         ("CUSTOS_BIND", "not an address"),
         ("CUSTOS_SCHEDULER_INTERVAL_SECS", "soon"),
     ];

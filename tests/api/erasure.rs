@@ -472,7 +472,7 @@ async fn concurrent_purge_runners_erase_each_account_exactly_once() {
 async fn every_table_is_in_the_erasure_inventory() {
     let app = spawn_app().await;
     let db = app.state.db();
-    let sql = match &app.database {
+    let sql = match &*app.database {
         TestDatabase::Sqlite(_) => {
             "SELECT name AS t FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
         }
@@ -713,9 +713,10 @@ async fn seed_due_accounts(
                 username_ct: Set(seal("accounts", "username", id, &username)),
                 username_bidx: Set(state
                     .blind()
+                    .active()
                     .compute("username", &username.replace('_', ""))),
                 email_ct: Set(seal("accounts", "email", id, &email)),
-                email_bidx: Set(state.blind().compute("email", &email)),
+                email_bidx: Set(state.blind().active().compute("email", &email)),
                 email_verified: Set(true),
                 password_hash: Set("$argon2id$v=19$m=19456,t=2,p=1$bench$bench".into()),
                 role: Set("USER".into()),
@@ -844,7 +845,7 @@ async fn purge_benchmark() {
     );
     assert_eq!(report.accounts as usize, accounts);
     assert_eq!(count_rows(&app, "accounts").await, 0);
-    let backend = if matches!(app.database, TestDatabase::Postgres { .. }) {
+    let backend = if matches!(*app.database, TestDatabase::Postgres { .. }) {
         "PostgreSQL"
     } else {
         "SQLite"

@@ -126,8 +126,8 @@ pub struct TestApp {
     pub client: reqwest::Client,
     /// An HTTP client that keeps cookies, like a browser.
     pub browser: reqwest::Client,
-    /// The database; dropped (and removed) with the app.
-    pub database: TestDatabase,
+    /// The database; dropped (and removed) with the last app using it.
+    pub database: Arc<TestDatabase>,
     /// The URL the server connects to, for CLI runs against the same database.
     pub database_url: String,
     server: tokio::task::JoinHandle<()>,
@@ -167,11 +167,21 @@ pub async fn spawn_app() -> TestApp {
 pub async fn spawn_app_with(adjust: impl FnOnce(&mut RawSettings)) -> TestApp {
     let smtp = Arc::new(TestSmtp::start());
     let (database, url) = TestDatabase::create().await;
-    let database_url = url.clone();
-    let mut raw = test_settings(&url, &smtp);
+    let clock = Clock::manual(start_instant());
+    start(Arc::new(database), url, smtp, clock, adjust).await
+}
+
+/// Starts a server on an existing database, SMTP server and clock.
+async fn start(
+    database: Arc<TestDatabase>,
+    database_url: String,
+    smtp: Arc<TestSmtp>,
+    clock: Clock,
+    adjust: impl FnOnce(&mut RawSettings),
+) -> TestApp {
+    let mut raw = test_settings(&database_url, &smtp);
     adjust(&mut raw);
     let settings = Settings::validate(raw).expect("valid test settings");
-    let clock = Clock::manual(start_instant());
     let app = Application::build(
         settings,
         Overrides {
@@ -211,6 +221,19 @@ impl Drop for TestApp {
 }
 
 impl TestApp {
+    /// Stops this server and starts another on the same database, SMTP
+    /// server and clock, as an operator restarts with new settings.
+    /// `adjust` starts from fresh test settings (fresh keys included), so
+    /// it must set every key the data needs.
+    pub async fn restart_with(self, adjust: impl FnOnce(&mut RawSettings)) -> TestApp {
+        let database = self.database.clone();
+        let database_url = self.database_url.clone();
+        let smtp = self.smtp.clone();
+        let clock = self.clock.clone();
+        drop(self);
+        start(database, database_url, smtp, clock, adjust).await
+    }
+
     /// POSTs a GraphQL operation as JSON and returns the decoded body.
     pub async fn gql(&self, query: &str, variables: Value) -> Value {
         self.gql_with_token(None, query, variables).await

@@ -11,7 +11,7 @@ async fn queue(app: &crate::helpers::TestApp, to: &str, subject: &str) {
     outbox::enqueue(
         app.state.db(),
         app.state.cipher(),
-        app.state.blind(),
+        app.state.blind().active(),
         OutgoingMail {
             account_id: None,
             kind: "test",

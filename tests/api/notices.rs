@@ -136,9 +136,9 @@ pub async fn seed_accounts(app: &TestApp, n: usize) {
         rows.push(account::ActiveModel {
             id: Set(id),
             username_ct: Set(seal(state, "username", id, &username).unwrap()),
-            username_bidx: Set(state.blind().compute(USERNAME_INDEX, &username)),
+            username_bidx: Set(state.blind().active().compute(USERNAME_INDEX, &username)),
             email_ct: Set(seal(state, "email", id, &email).unwrap()),
-            email_bidx: Set(state.blind().compute(EMAIL_INDEX, &email)),
+            email_bidx: Set(state.blind().active().compute(EMAIL_INDEX, &email)),
             email_verified: Set(true),
             password_hash: Set("$argon2id$seeded".into()),
             role: Set("USER".into()),

@@ -287,7 +287,7 @@ async fn at_most_three_reset_mails_an_hour_reach_one_account() {
 }
 
 async fn set_status(app: &TestApp, email: &str, status: &str) {
-    let bidx = app.state.blind().compute(
+    let bidx = app.state.blind().active().compute(
         custos::accounts::service::EMAIL_INDEX,
         &custos::crypto::blind_index::normalise_email(email),
     );

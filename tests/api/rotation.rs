@@ -1,7 +1,9 @@
 //! Key rotation: every encrypted field moves to the new key and stays
-//! readable; the old key can then be retired.
+//! readable, every blind index moves to the new blind-index key and stays
+//! findable throughout; the old keys can then be retired.
 
 use custos::{
+    crypto::BlindIndex,
     settings::{KeySource, Settings},
     state::{AppState, Overrides},
 };
@@ -9,7 +11,10 @@ use sea_orm::EntityTrait;
 use secrecy::ExposeSecret;
 use serde_json::json;
 
-use crate::{accounts::signed_in, helpers::spawn_app};
+use crate::{
+    accounts::signed_in,
+    helpers::{error_code, link_token, spawn_app},
+};
 
 async fn state_with_keys(app: &crate::helpers::TestApp, keys: &str) -> AppState {
     let mut raw =
@@ -99,4 +104,471 @@ async fn rotation_moves_every_field_to_the_active_key_and_keeps_it_readable() {
         Some("k2")
     );
     let _ = token;
+}
+
+/// The key settings of a running test app: (encryption keys, blind-index key).
+fn given_keys(app: &crate::helpers::TestApp) -> (String, String) {
+    let KeySource::Given {
+        encryption_keys,
+        blind_index_key,
+    } = &app.state.settings().keys
+    else {
+        panic!("test apps use given keys")
+    };
+    (
+        encryption_keys.expose_secret().to_owned(),
+        blind_index_key.expose_secret().to_owned(),
+    )
+}
+
+/// Decrypts a stored value, as its writer sealed it.
+fn decrypt(state: &AppState, table: &str, column: &str, id: uuid::Uuid, stored: &[u8]) -> String {
+    state
+        .cipher()
+        .decrypt_str(
+            &custos::crypto::FieldContext {
+                table,
+                column,
+                row_id: id,
+            },
+            stored,
+        )
+        .unwrap()
+}
+
+/// Checks every blind index in the database against `key`, recomputed here
+/// from the decrypted value (independently of the rotation's own table of
+/// columns); returns how many indexes were checked per table.
+async fn assert_every_index_under(state: &AppState, key: &BlindIndex) -> [usize; 4] {
+    use custos::{accounts::username::canonical, crypto::normalise_email};
+    let db = state.db();
+    let accounts = entity::account::Entity::find().all(db).await.unwrap();
+    for row in &accounts {
+        let username = decrypt(state, "accounts", "username", row.id, &row.username_ct);
+        let email = decrypt(state, "accounts", "email", row.id, &row.email_ct);
+        assert_eq!(
+            row.username_bidx,
+            key.compute("username", &canonical(&username)),
+            "accounts.username_bidx of {}",
+            row.id
+        );
+        assert_eq!(
+            row.email_bidx,
+            key.compute("email", &normalise_email(&email)),
+            "accounts.email_bidx of {}",
+            row.id
+        );
+    }
+    let mut tokens = 0;
+    for row in entity::account_token::Entity::find().all(db).await.unwrap() {
+        if let (Some(ct), Some(bidx)) = (&row.new_email_ct, &row.new_email_bidx) {
+            let email = decrypt(state, "account_tokens", "new_email", row.id, ct);
+            assert_eq!(
+                bidx,
+                &key.compute("email", &normalise_email(&email)),
+                "account_tokens.new_email_bidx of {}",
+                row.id
+            );
+            tokens += 1;
+        }
+    }
+    let mut tickets = 0;
+    for row in entity::ticket::Entity::find().all(db).await.unwrap() {
+        if let (Some(ct), Some(bidx)) = (&row.contact_email_ct, &row.contact_email_bidx) {
+            let email = decrypt(state, "tickets", "contact_email", row.id, ct);
+            assert_eq!(
+                bidx,
+                &key.compute("email", &normalise_email(&email)),
+                "tickets.contact_email_bidx of {}",
+                row.id
+            );
+            tickets += 1;
+        }
+    }
+    let outbox = entity::outbox::Entity::find().all(db).await.unwrap();
+    for row in &outbox {
+        let to = decrypt(state, "outbox", "recipient", row.id, &row.recipient_ct);
+        assert_eq!(
+            row.recipient_bidx,
+            key.compute("email", &normalise_email(&to)),
+            "outbox.recipient_bidx of {}",
+            row.id
+        );
+    }
+    [accounts.len(), tokens, tickets, outbox.len()]
+}
+
+#[tokio::test]
+async fn blind_indexes_move_to_the_new_key_and_lookups_work_throughout() {
+    use crate::accounts::{PASSWORD, login, signup};
+    use sea_orm::PaginatorTrait;
+
+    // Under key A: two accounts, a guest ticket, a pending email change
+    // (its link and notice still queued), a failed sign-in counted.
+    let app = spawn_app().await;
+    let (encryption_keys, key_a) = given_keys(&app);
+    signed_in(&app, "Rotating_Ada", "Ada.Rotates@Example.org").await;
+    let bob = signed_in(&app, "bob_rotates", "bob.rotates@example.org").await;
+    let body = app
+        .gql_with_token(
+            Some(&bob),
+            "mutation($e: String!, $p: String!) { changeEmail(newEmail: $e, password: $p) }",
+            json!({ "e": "Bob.Moved@Example.org", "p": PASSWORD }),
+        )
+        .await;
+    assert_eq!(body["data"]["changeEmail"], true, "{body}");
+    let body = app
+        .gql(
+            "mutation($input: CreateTicketInput!) { createTicket(input: $input) { id } }",
+            json!({ "input": {
+                "category": "COMPLAINT",
+                "subject": "Guest before the rotation",
+                "body": "Please answer me.",
+                "contactUsername": "Guest Person",
+                "contactEmail": " Guest.Person@Example.org ",
+            } }),
+        )
+        .await;
+    assert!(body["errors"].is_null(), "{body}");
+    let body = app
+        .gql(
+            "mutation($l: String!, $p: String!) { login(input: { login: $l, password: $p }) { token } }",
+            json!({ "l": "bob_rotates", "p": "a wrong passphrase" }),
+        )
+        .await;
+    assert_eq!(error_code(&body), Some("INVALID_CREDENTIALS"), "{body}");
+    let queued = custos::mail::outbox::pending_count(app.state.db())
+        .await
+        .unwrap();
+    assert!(
+        queued >= 2,
+        "the change's link and notice wait in the outbox"
+    );
+    let key_a_index = BlindIndex::parse(&key_a).unwrap();
+    let counted = assert_every_index_under(&app.state, &key_a_index).await;
+    assert_eq!(counted[0], 2);
+    assert!(
+        counted[1] >= 1 && counted[2] >= 1 && counted[3] >= 4,
+        "{counted:?}"
+    );
+
+    // Restart with key B active and key A as the previous key.
+    let key_b = custos::crypto::keys::generate("unused")
+        .unwrap()
+        .blind_index_key
+        .expose_secret()
+        .to_owned();
+    let app = {
+        let (encryption_keys, key_a, key_b) =
+            (encryption_keys.clone(), key_a.clone(), key_b.clone());
+        app.restart_with(move |raw| {
+            raw.encryption_keys = Some(encryption_keys);
+            raw.blind_index_key = Some(key_b);
+            raw.blind_index_previous_key = Some(key_a);
+        })
+        .await
+    };
+
+    // Before the rotation: sign-in by username and by email finds rows
+    // indexed under A, and uniqueness still sees them.
+    login(&app, "rotating-ada", PASSWORD).await;
+    login(&app, " ADA.rotates@example.org ", PASSWORD).await;
+    let body = signup(&app, "ROTATING_ada", "someone.else@example.org").await;
+    assert_eq!(error_code(&body), Some("USERNAME_TAKEN"), "{body}");
+    let body = signup(&app, "a_new_person", "ada.rotates@example.org").await;
+    assert_eq!(body["data"]["signup"]["accepted"], true, "{body}");
+    assert_eq!(
+        entity::account::Entity::find()
+            .count(app.state.db())
+            .await
+            .unwrap(),
+        2,
+        "no second account for a taken address"
+    );
+    // The owner is told of the attempt, through a mail indexed under B.
+    app.deliver_mail().await;
+    assert!(app.mail_to("ada.rotates@example.org").len() >= 2);
+
+    // The rotation recomputes everything under A, and only that.
+    let mut batches = 0;
+    let report = custos::rotation::reindex(&app.state, |_, _, _| batches += 1)
+        .await
+        .unwrap();
+    assert!(report.had_previous_key);
+    assert!(batches >= 5, "progress after each batch of each column");
+    assert_eq!(
+        (report.raced, report.unmatched, report.conflicts),
+        (0, 0, 0),
+        "{report:?}"
+    );
+    assert!(report.reindexed >= 8, "{report:?}");
+    assert_eq!(report.throttle_dropped, 1, "bob's counter under A");
+    assert_eq!(
+        entity::login_throttle::Entity::find()
+            .count(app.state.db())
+            .await
+            .unwrap(),
+        0
+    );
+    let key_b_index = BlindIndex::parse(&key_b).unwrap();
+    let after = assert_every_index_under(&app.state, &key_b_index).await;
+    assert_eq!(after[..3], counted[..3], "{after:?}");
+
+    let again = custos::rotation::reindex(&app.state, |_, _, _| {})
+        .await
+        .unwrap();
+    assert_eq!(again.examined, report.examined, "{again:?}");
+    assert_eq!(
+        (
+            again.reindexed,
+            again.raced,
+            again.unmatched,
+            again.throttle_dropped
+        ),
+        (0, 0, 0, 0),
+        "a second run changes nothing: {again:?}"
+    );
+
+    // Key B alone: everything is found, and the email change made under A
+    // completes.
+    let app = {
+        let key_b = key_b.clone();
+        app.restart_with(move |raw| {
+            raw.encryption_keys = Some(encryption_keys);
+            raw.blind_index_key = Some(key_b);
+        })
+        .await
+    };
+    assert!(app.state.blind().previous().is_none());
+    let nothing = custos::rotation::reindex(&app.state, |_, _, _| {})
+        .await
+        .unwrap();
+    assert_eq!(nothing, custos::rotation::ReindexReport::default());
+    login(&app, "Rotating_Ada", PASSWORD).await;
+    login(&app, "ada.rotates@EXAMPLE.org", PASSWORD).await;
+    let body = signup(&app, "rotatingada", "third.person@example.org").await;
+    assert_eq!(error_code(&body), Some("USERNAME_TAKEN"), "{body}");
+
+    app.deliver_mail().await;
+    let link = app
+        .last_mail_to("Bob.Moved@Example.org")
+        .and_then(|mail| link_token(&mail, "/verify-email"))
+        .expect("email change link sent under A");
+    let body = app
+        .gql(
+            "mutation($t: String!) { verifyEmail(token: $t) }",
+            json!({ "t": link }),
+        )
+        .await;
+    assert_eq!(body["data"]["verifyEmail"], true, "{body}");
+    login(&app, "bob.moved@example.org", PASSWORD).await;
+    assert_every_index_under(&app.state, &key_b_index).await;
+}
+
+#[tokio::test]
+async fn every_blind_index_column_is_known_to_the_rotation() {
+    let app = spawn_app().await;
+    let mut in_schema = custos::rotation::blind_index_columns(app.state.db())
+        .await
+        .unwrap();
+    in_schema.sort();
+    let mut known: Vec<(String, String)> = custos::rotation::BLIND_INDEXED_COLUMNS
+        .iter()
+        .map(|c| (c.table.to_owned(), c.index_column.to_owned()))
+        .chain(
+            custos::rotation::EPHEMERAL_BLIND_INDEX_COLUMNS
+                .iter()
+                .map(|(t, c)| ((*t).to_owned(), (*c).to_owned())),
+        )
+        .collect();
+    known.sort();
+    assert_eq!(
+        in_schema, known,
+        "a new *_bidx column needs an entry in custos::rotation::BLIND_INDEXED_COLUMNS"
+    );
+    for column in custos::rotation::BLIND_INDEXED_COLUMNS {
+        assert!(
+            custos::rotation::encrypted_columns(app.state.db())
+                .await
+                .unwrap()
+                .contains(&(column.table.to_owned(), column.value_column.to_owned())),
+            "{column:?}"
+        );
+    }
+}
+
+/// Runs `custos keys rotate` against the app's database with the given
+/// key settings and nothing else from this process's environment.
+async fn keys_rotate(app: &crate::helpers::TestApp, env: &[(&str, &str)]) -> std::process::Output {
+    let workdir = std::env::temp_dir().join(format!("custos-cli-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&workdir).unwrap();
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_custos"));
+    command
+        .args(["keys", "rotate"])
+        .current_dir(&workdir)
+        .env("CUSTOS_DATABASE_URL", &app.database_url)
+        .env("CUSTOS_CONFIG", workdir.join("absent.toml"));
+    for (name, _) in std::env::vars() {
+        if name.starts_with("CUSTOS_") && name != "CUSTOS_DATABASE_URL" && name != "CUSTOS_CONFIG" {
+            command.env_remove(name);
+        }
+    }
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    let output = command.output().await.unwrap();
+    let _ = std::fs::remove_dir_all(&workdir);
+    output
+}
+
+#[tokio::test]
+async fn keys_rotate_command_recomputes_blind_indexes_and_reports_counts() {
+    let app = spawn_app().await;
+    let (encryption_keys, key_a) = given_keys(&app);
+    signed_in(&app, "cli_rotating", "cli.rotating@example.org").await;
+    let key_b = custos::crypto::keys::generate("unused")
+        .unwrap()
+        .blind_index_key
+        .expose_secret()
+        .to_owned();
+
+    let without_previous = keys_rotate(
+        &app,
+        &[
+            ("CUSTOS_ENCRYPTION_KEYS", &encryption_keys),
+            ("CUSTOS_BLIND_INDEX_KEY", &key_a),
+        ],
+    )
+    .await;
+    let stdout = String::from_utf8_lossy(&without_previous.stdout);
+    assert!(without_previous.status.success(), "{stdout}");
+    assert!(stdout.contains("nothing to recompute"), "{stdout}");
+
+    let env = [
+        ("CUSTOS_ENCRYPTION_KEYS", encryption_keys.as_str()),
+        ("CUSTOS_BLIND_INDEX_KEY", key_b.as_str()),
+        ("CUSTOS_BLIND_INDEX_PREVIOUS_KEY", key_a.as_str()),
+    ];
+    let first = keys_rotate(&app, &env).await;
+    let stdout = String::from_utf8_lossy(&first.stdout);
+    let stderr = String::from_utf8_lossy(&first.stderr);
+    assert!(first.status.success(), "{stdout}{stderr}");
+    // Two names of the account and the verification mail's recipient.
+    assert!(stdout.contains(", 3 recomputed,"), "{stdout}");
+    assert!(stdout.contains("may be unset"), "{stdout}");
+    assert!(
+        stderr.contains("accounts.username_bidx:"),
+        "progress: {stderr}"
+    );
+    for secret in [&key_a, &key_b, &encryption_keys] {
+        assert!(!stdout.contains(secret.as_str()) && !stderr.contains(secret.as_str()));
+    }
+    assert!(!stdout.contains("cli.rotating") && !stderr.contains("cli.rotating"));
+
+    let second = keys_rotate(&app, &env).await;
+    let stdout = String::from_utf8_lossy(&second.stdout);
+    assert!(second.status.success(), "{stdout}");
+    assert!(stdout.contains(", 0 recomputed,"), "{stdout}");
+}
+
+#[tokio::test]
+async fn a_deletion_during_the_rotation_erases_rows_under_either_key() {
+    use sea_orm::PaginatorTrait;
+
+    // Under key A: an account, a guest ticket from its address, a failed
+    // sign-in counted against its name.
+    let app = spawn_app().await;
+    let (encryption_keys, key_a) = given_keys(&app);
+    signed_in(&app, "leaving_midway", "leaving.midway@example.org").await;
+    let body = app
+        .gql(
+            "mutation($input: CreateTicketInput!) { createTicket(input: $input) { id } }",
+            json!({ "input": {
+                "category": "CONSULTATION",
+                "subject": "Asked as a guest",
+                "body": "Before I had an account.",
+                "contactEmail": "Leaving.Midway@example.org",
+            } }),
+        )
+        .await;
+    assert!(body["errors"].is_null(), "{body}");
+    let body = app
+        .gql(
+            "mutation($l: String!, $p: String!) { login(input: { login: $l, password: $p }) { token } }",
+            json!({ "l": "leaving_midway", "p": "a wrong passphrase" }),
+        )
+        .await;
+    assert_eq!(error_code(&body), Some("INVALID_CREDENTIALS"), "{body}");
+
+    // Restarted with key B and A as the previous key, before any rotation.
+    let key_b = custos::crypto::keys::generate("unused")
+        .unwrap()
+        .blind_index_key
+        .expose_secret()
+        .to_owned();
+    let app = app
+        .restart_with(move |raw| {
+            raw.encryption_keys = Some(encryption_keys);
+            raw.blind_index_key = Some(key_b);
+            raw.blind_index_previous_key = Some(key_a);
+        })
+        .await;
+    // A second guest ticket, indexed under B while the account is under A.
+    let body = app
+        .gql(
+            "mutation($input: CreateTicketInput!) { createTicket(input: $input) { id } }",
+            json!({ "input": {
+                "category": "CONSULTATION",
+                "subject": "Asked as a guest again",
+                "body": "During the rotation.",
+                "contactEmail": "leaving.midway@EXAMPLE.org",
+            } }),
+        )
+        .await;
+    assert!(body["errors"].is_null(), "{body}");
+    let body = app
+        .gql(
+            "mutation($u: String!, $e: String!) { requestAccountDeletion(input: { username: $u, email: $e }) }",
+            json!({ "u": "Leaving_Midway", "e": "leaving.midway@example.org" }),
+        )
+        .await;
+    assert_eq!(body["data"]["requestAccountDeletion"], true, "{body}");
+    app.deliver_mail().await;
+    let confirm = app
+        .last_mail_to("leaving.midway@example.org")
+        .and_then(|mail| link_token(&mail, "/confirm-deletion"))
+        .expect("the account under A is found and mailed");
+    let body = app
+        .gql(
+            "mutation($t: String!) { confirmAccountDeletion(token: $t) { purgeAfter } }",
+            json!({ "t": confirm }),
+        )
+        .await;
+    let purge_after: chrono::DateTime<chrono::Utc> =
+        body["data"]["confirmAccountDeletion"]["purgeAfter"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+    app.clock.set(purge_after + chrono::Duration::seconds(1));
+    let report = custos::erasure::purge::run_once(&app.state).await.unwrap();
+    assert_eq!(report.accounts, 1);
+    assert_eq!(report.rows.get("tickets"), Some(&2), "{report:?}");
+    assert_eq!(report.rows.get("login_throttle"), Some(&1), "{report:?}");
+
+    let db = app.state.db();
+    assert_eq!(entity::ticket::Entity::find().count(db).await.unwrap(), 0);
+    assert_eq!(
+        entity::login_throttle::Entity::find()
+            .count(db)
+            .await
+            .unwrap(),
+        0
+    );
+    app.deliver_mail().await;
+    assert_eq!(
+        entity::outbox::Entity::find().count(db).await.unwrap(),
+        0,
+        "no mail row under either key keeps the address"
+    );
 }

@@ -9,7 +9,7 @@ use crate::helpers::{TestApp, TestDatabase, spawn_app};
 /// SQLite file byte, or every row of every PostgreSQL table (as JSON, with
 /// binary columns in hex, so both forms are searched).
 pub async fn assert_no_plaintext(app: &TestApp, needles: &[&str]) {
-    match &app.database {
+    match &*app.database {
         TestDatabase::Sqlite(dir) => {
             // Checkpoint the WAL so every page is in the main file, then scan all files.
             app.state

@@ -168,7 +168,7 @@ async fn a_guest_with_an_email_is_answered_by_mail() {
     assert!(row.account_id.is_none());
     assert_eq!(
         row.contact_email_bidx,
-        Some(app.state.blind().compute(
+        Some(app.state.blind().active().compute(
             "email",
             &custos::crypto::normalise_email("wang.wu@example.org")
         ))
