@@ -73,6 +73,9 @@ pub const BLIND_INDEX_FIELD: &str = "email";
 /// How long a claim keeps other senders away; far longer than one send
 /// should take, short enough that a crashed sender delays mail only a little.
 const CLAIM_DURATION: TimeDelta = TimeDelta::minutes(5);
+/// How long a sender keeps retrying the write that records a sent mail;
+/// shorter than [`CLAIM_DURATION`] by a margin.
+const RECORD_PATIENCE: std::time::Duration = std::time::Duration::from_secs(4 * 60);
 /// The first retry delay; each further failure doubles it.
 const FIRST_RETRY_SECONDS: i64 = 30;
 /// The longest retry delay, so mail moves within the hour after an outage.
@@ -400,10 +403,37 @@ impl OutboxSender {
     /// or given up (see [`FORGOTTEN_AFTER_DELIVERY`]).
     async fn forget_if_final(&self, row: &outbox::Model) -> Result<(), DbErr> {
         if FORGOTTEN_AFTER_DELIVERY.contains(&row.kind.as_str()) {
-            outbox::Entity::delete_by_id(row.id).exec(&self.db).await?;
+            // A SENT row is never sent again, so nothing else would delete
+            // it: keep trying through an outage.
+            self.persist(|| outbox::Entity::delete_by_id(row.id).exec(&self.db))
+                .await?;
             tracing::info!(outbox_id = %row.id, kind = %row.kind, "mail row forgotten");
         }
         Ok(())
+    }
+
+    /// Runs one write, retrying with back-off while the database fails,
+    /// for at most [`RECORD_PATIENCE`] (well inside the claim, so no other
+    /// sender takes the row meanwhile). Once the database answers again
+    /// the run goes on with the rest of its claimed batch.
+    async fn persist<T, F, Fut>(&self, write: F) -> Result<T, DbErr>
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = Result<T, DbErr>>,
+    {
+        let started = std::time::Instant::now();
+        let mut pause = std::time::Duration::from_millis(100);
+        loop {
+            match write().await {
+                Ok(done) => return Ok(done),
+                Err(err) if started.elapsed() + pause < RECORD_PATIENCE => {
+                    tracing::warn!(error = %err, retry_in_ms = pause.as_millis(), "outbox write failed; retrying");
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(std::time::Duration::from_secs(5));
+                }
+                Err(err) => return Err(err),
+            }
+        }
     }
 
     /// Writes the outcome of one attempt back to its row and counts it.
@@ -419,16 +449,27 @@ impl OutboxSender {
         match outcome {
             Outcome::Sent => {
                 // Unconditional: the relay has it, whatever happened to the
-                // claim meanwhile.
-                outbox::Entity::update_many()
-                    .col_expr(outbox::Column::Status, Expr::value(STATUS_SENT))
-                    .col_expr(outbox::Column::Attempts, Expr::value(attempts))
-                    .col_expr(outbox::Column::SentAt, Expr::value(Some(now)))
-                    .col_expr(outbox::Column::ClaimedUntil, Expr::value(no_claim))
-                    .col_expr(outbox::Column::LastError, Expr::value(None::<String>))
-                    .filter(outbox::Column::Id.eq(row.id))
-                    .exec(&self.db)
-                    .await?;
+                // claim meanwhile. Retried through a database outage: a
+                // mail that left but stays PENDING would go out again.
+                let written = self
+                    .persist(|| {
+                        outbox::Entity::update_many()
+                            .col_expr(outbox::Column::Status, Expr::value(STATUS_SENT))
+                            .col_expr(outbox::Column::Attempts, Expr::value(attempts))
+                            .col_expr(outbox::Column::SentAt, Expr::value(Some(now)))
+                            .col_expr(outbox::Column::ClaimedUntil, Expr::value(no_claim))
+                            .col_expr(outbox::Column::LastError, Expr::value(None::<String>))
+                            .filter(outbox::Column::Id.eq(row.id))
+                            .exec(&self.db)
+                    })
+                    .await;
+                if let Err(err) = written {
+                    tracing::error!(
+                        outbox_id = %row.id,
+                        "mail sent but not recorded; it may be sent again when its claim runs out"
+                    );
+                    return Err(err);
+                }
                 report.sent += 1;
                 tracing::info!(outbox_id = %row.id, kind = %row.kind, attempts, "mail sent");
                 self.forget_if_final(row).await?;

@@ -171,13 +171,14 @@ wait "$loader" || { loader=""; echo "the load client failed"; exit 1; }
 loader=""
 kill -0 "$server" 2>/dev/null || { echo "FAIL: custos exited during the test"; exit 1; }
 
-# ---- the outbox: an outbox tick cut by the outage leaves its batch
-# claimed for five minutes (outbox.claimed_until). Rather than wait that
-# long, the claim is moved to now, as if it had run out, and reported.
-if ! python3 "$here/load.py" drain --url "$url" --timeout 6; then
-  stuck=$(psql_q "SELECT count(*) FROM outbox WHERE status = 'PENDING' AND claimed_until > now()")
-  echo "claim ran out early for $stuck mails held by the interrupted outbox tick" | tee -a "$work/notes"
-  psql_q "UPDATE outbox SET claimed_until = now() - interval '1 second' WHERE status = 'PENDING' AND claimed_until > now()" >/dev/null
+# ---- the outbox: a tick cut by the outage keeps retrying the write that
+# records a sent mail and then goes on with the rest of its batch, so the
+# outbox must drain soon after PostgreSQL is back (not when a five-minute
+# claim runs out).
+if ! python3 "$here/load.py" drain --url "$url" --timeout 15; then
+  stuck=$(psql_q "SELECT count(*) FROM outbox WHERE status = 'PENDING'")
+  echo "FAIL: $stuck mails still queued 15 s after recovery"
+  exit 1
 fi
 
 status=0
