@@ -14,6 +14,7 @@ mod m20261129_000006_create_tickets;
 mod m20261129_000007_create_policy_versions;
 mod m20261129_000008_create_announcements;
 mod m20261129_000009_create_deletion_requests;
+mod m20261129_000010_index_deletion_requests_purge_order;
 
 /// The ordered list of migrations.
 pub struct Migrator;
@@ -31,6 +32,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_000007_create_policy_versions::Migration),
             Box::new(m20261129_000008_create_announcements::Migration),
             Box::new(m20261129_000009_create_deletion_requests::Migration),
+            Box::new(m20261129_000010_index_deletion_requests_purge_order::Migration),
         ]
     }
 }

@@ -808,6 +808,12 @@ async fn seed_due_accounts(
             .unwrap();
         txn.commit().await.unwrap();
     }
+    // A database that has held these rows for a while has planner
+    // statistics (autovacuum analyses it); freshly bulk-loaded tables have
+    // none, and PostgreSQL then plans `account_id IN (...)` as a full scan.
+    if matches!(*app.database, TestDatabase::Postgres { .. }) {
+        state.db().execute_unprepared("ANALYZE").await.unwrap();
+    }
     emails
 }
 
