@@ -248,6 +248,26 @@ pub fn username_lookup(state: &AppState, username: &Username) -> Vec<Vec<u8>> {
     state.blind().lookup(USERNAME_INDEX, username.canonical())
 }
 
+/// `UsernameTaken` when an account holds the name under either blind-index
+/// key. Checked before inserting, not only from the unique violation: a row
+/// indexed under the previous key does not collide with the active key's
+/// index of the same name.
+async fn ensure_username_free<C: ConnectionTrait>(
+    state: &AppState,
+    conn: &C,
+    username: &Username,
+) -> Result<(), AccountError> {
+    let taken = account::Entity::find()
+        .filter(account::Column::UsernameBidx.is_in(username_lookup(state, username)))
+        .one(conn)
+        .await?
+        .is_some();
+    if taken {
+        return Err(AccountError::UsernameTaken);
+    }
+    Ok(())
+}
+
 /// The address's blind index under the active key: what is stored.
 fn email_index(state: &AppState, email: &Email) -> Vec<u8> {
     state
@@ -437,14 +457,7 @@ pub async fn signup(state: &AppState, request: SignupRequest) -> Result<(), Acco
     let now = state.clock().now();
     let txn = state.db().begin().await?;
 
-    if account::Entity::find()
-        .filter(account::Column::UsernameBidx.is_in(username_lookup(state, &username)))
-        .one(&txn)
-        .await?
-        .is_some()
-    {
-        return Err(AccountError::UsernameTaken);
-    }
+    ensure_username_free(state, &txn, &username).await?;
     if let Some(owner) = account::Entity::find()
         .filter(account::Column::EmailBidx.is_in(email_lookup(state, &email)))
         .one(&txn)
@@ -879,17 +892,7 @@ pub async fn create_admin(
         .await?
         .document;
     let txn = state.db().begin().await?;
-    // Checked before the insert, not only from its unique violation: a row
-    // indexed under the previous blind-index key does not collide with the
-    // active key's index of the same name.
-    if account::Entity::find()
-        .filter(account::Column::UsernameBidx.is_in(username_lookup(state, &username)))
-        .one(&txn)
-        .await?
-        .is_some()
-    {
-        return Err(AccountError::UsernameTaken);
-    }
+    ensure_username_free(state, &txn, &username).await?;
     if account::Entity::find()
         .filter(account::Column::EmailBidx.is_in(email_lookup(state, &email)))
         .one(&txn)
