@@ -59,7 +59,7 @@ pub async fn overdue_count<C: ConnectionTrait>(
 
 /// Accounts claimed and erased per transaction. Each account's rows all
 /// go in the same transaction; batching only saves round trips.
-pub const BATCH: u64 = 200;
+pub const BATCH: u64 = 500;
 
 /// Where a run has got to in `(purge_after, id)` order.
 type Cursor = Option<(DateTime<Utc>, Uuid)>;
