@@ -39,10 +39,6 @@ pub struct Viewer {
     pub session_id: Uuid,
     /// Their role.
     pub role: Role,
-    /// Whether their address is verified.
-    pub email_verified: bool,
-    /// Stored guardian consent state.
-    pub guardian_consent: String,
     /// Their account row as read with the session, so a request that
     /// shows it (`me`) needs no second read.
     pub account: account::Model,
@@ -320,8 +316,6 @@ pub async fn authenticate(state: &AppState, token: &str) -> Result<Option<Viewer
         account_id: account.id,
         session_id: row.id,
         role: Role::from_stored(&account.role),
-        email_verified: account.email_verified,
-        guardian_consent: account.guardian_consent.clone(),
         account,
     }))
 }

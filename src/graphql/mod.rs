@@ -141,7 +141,8 @@ pub fn viewer<'a>(ctx: &Context<'a>) -> ApiResult<&'a Viewer> {
 /// answers `GUARDIAN_CONSENT_PENDING` until the guardian agrees.
 pub fn active_viewer<'a>(ctx: &Context<'a>) -> ApiResult<&'a Viewer> {
     let viewer = viewer(ctx)?;
-    if viewer.guardian_consent == guardian::PENDING || viewer.guardian_consent == guardian::REFUSED
+    if viewer.account.guardian_consent == guardian::PENDING
+        || viewer.account.guardian_consent == guardian::REFUSED
     {
         return Err(ApiError::new(
             ErrorCode::GuardianConsentPending,
