@@ -302,6 +302,13 @@ fn start_server(
     log: &str,
 ) -> tokio::process::Child {
     let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_custos"));
+    // Nothing of this process's CUSTOS_* environment leaks in; cleared
+    // first, so it cannot undo the settings given below.
+    for (name, _) in std::env::vars() {
+        if name.starts_with("CUSTOS_") {
+            command.env_remove(name);
+        }
+    }
     command
         .arg("serve")
         .current_dir(workdir)
@@ -319,12 +326,6 @@ fn start_server(
         .stdout(std::fs::File::create(workdir.join(log)).unwrap())
         .stderr(std::fs::File::create(workdir.join(format!("{log}.err"))).unwrap())
         .kill_on_drop(true);
-    for (name, _) in std::env::vars() {
-        if name.starts_with("CUSTOS_") && name != "CUSTOS_TEST_DATABASE_URL" {
-            command.env_remove(name);
-        }
-    }
-    command.env_remove("CUSTOS_TEST_DATABASE_URL");
     command.spawn().unwrap()
 }
 
