@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 
 use crate::{
     accounts::signed_in,
-    helpers::{TestApp, admin_token, error_code, spawn_app},
+    helpers::{TestApp, admin_token, error_code, run_custos, spawn_app},
     roles::{my_id, staff},
 };
 
@@ -23,22 +23,7 @@ const AUDIT_LOG: &str = "query($first: Int, $after: ID) {
 /// Runs `custos audit verify` against the app's database, with nothing
 /// else from this process's environment or working directory.
 async fn audit_verify(app: &TestApp) -> Output {
-    let workdir = std::env::temp_dir().join(format!("custos-cli-{}", uuid::Uuid::new_v4()));
-    std::fs::create_dir_all(&workdir).unwrap();
-    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_custos"));
-    command
-        .args(["audit", "verify"])
-        .current_dir(&workdir)
-        .env("CUSTOS_DATABASE_URL", &app.database_url)
-        .env("CUSTOS_CONFIG", workdir.join("absent.toml"));
-    for (name, _) in std::env::vars() {
-        if name.starts_with("CUSTOS_") && name != "CUSTOS_DATABASE_URL" && name != "CUSTOS_CONFIG" {
-            command.env_remove(name);
-        }
-    }
-    let output = command.output().await.unwrap();
-    let _ = std::fs::remove_dir_all(&workdir);
-    output
+    run_custos(app, &["audit", "verify"], &[]).await
 }
 
 /// Makes a few entries: role changes back and forth.

@@ -133,6 +133,40 @@ pub struct TestApp {
     server: tokio::task::JoinHandle<()>,
 }
 
+/// The `custos` binary on the app's database, run from `workdir` with no
+/// config file and nothing of this process's `CUSTOS_*` environment. The
+/// inherited variables are cleared first, so none can undo a setting the
+/// caller adds afterwards.
+pub fn custos_command(app: &TestApp, workdir: &std::path::Path) -> tokio::process::Command {
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_custos"));
+    for (name, _) in std::env::vars() {
+        if name.starts_with("CUSTOS_") {
+            command.env_remove(name);
+        }
+    }
+    command
+        .current_dir(workdir)
+        .env("CUSTOS_CONFIG", workdir.join("absent.toml"))
+        .env("CUSTOS_DATABASE_URL", &app.database_url);
+    command
+}
+
+/// Runs `custos <args>` to completion on the app's database (see
+/// [`custos_command`]) in a fresh working directory, with `env` added.
+pub async fn run_custos(
+    app: &TestApp,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> std::process::Output {
+    let workdir = std::env::temp_dir().join(format!("custos-cli-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&workdir).unwrap();
+    let mut command = custos_command(app, &workdir);
+    command.args(args).envs(env.iter().copied());
+    let output = command.output().await.unwrap();
+    let _ = std::fs::remove_dir_all(&workdir);
+    output
+}
+
 /// The instant tests start at: a Monday, 10:00 in Beijing.
 pub fn start_instant() -> DateTime<Utc> {
     DateTime::parse_from_rfc3339("2026-11-30T02:00:00Z")

@@ -400,25 +400,7 @@ async fn every_blind_index_column_is_known_to_the_rotation() {
 /// Runs `custos keys rotate` against the app's database with the given
 /// key settings and nothing else from this process's environment.
 async fn keys_rotate(app: &crate::helpers::TestApp, env: &[(&str, &str)]) -> std::process::Output {
-    let workdir = std::env::temp_dir().join(format!("custos-cli-{}", uuid::Uuid::new_v4()));
-    std::fs::create_dir_all(&workdir).unwrap();
-    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_custos"));
-    command
-        .args(["keys", "rotate"])
-        .current_dir(&workdir)
-        .env("CUSTOS_DATABASE_URL", &app.database_url)
-        .env("CUSTOS_CONFIG", workdir.join("absent.toml"));
-    for (name, _) in std::env::vars() {
-        if name.starts_with("CUSTOS_") && name != "CUSTOS_DATABASE_URL" && name != "CUSTOS_CONFIG" {
-            command.env_remove(name);
-        }
-    }
-    for (name, value) in env {
-        command.env(name, value);
-    }
-    let output = command.output().await.unwrap();
-    let _ = std::fs::remove_dir_all(&workdir);
-    output
+    crate::helpers::run_custos(app, &["keys", "rotate"], env).await
 }
 
 #[tokio::test]
