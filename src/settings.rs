@@ -15,6 +15,10 @@ use figment::{
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
+/// The largest `CUSTOS_PURGE_BATCH`: a batch's lists of ids and indexes
+/// stay well below SQLite's 32,766 parameters a statement.
+pub const MAX_PURGE_BATCH: u64 = 5000;
+
 /// A setting that could not be used, named as the operator wrote it.
 #[derive(Debug, thiserror::Error)]
 #[error("invalid setting {setting}: {reason}")]
@@ -85,6 +89,9 @@ pub struct RawSettings {
     pub outbox_batch: u64,
     /// `CUSTOS_OUTBOX_MAX_ATTEMPTS`: attempts before a mail is given up.
     pub outbox_max_attempts: u32,
+    /// `CUSTOS_PURGE_BATCH`: accounts erased per purge transaction
+    /// (defaults by database, see [`crate::erasure::purge::batch_size`]).
+    pub purge_batch: Option<u64>,
     /// `CUSTOS_SESSION_IDLE_MINUTES`: a session unused this long ends.
     pub session_idle_minutes: u32,
     /// `CUSTOS_SESSION_LIFETIME_HOURS`: a session ends this long after sign-in.
@@ -134,6 +141,7 @@ impl Default for RawSettings {
             introspection: None,
             outbox_batch: 50,
             outbox_max_attempts: 12,
+            purge_batch: None,
             session_idle_minutes: 30,
             session_lifetime_hours: 12,
             verification_token_hours: 24,
@@ -194,6 +202,7 @@ fn setting_name(key: &str) -> &'static str {
         "CUSTOS_INTROSPECTION",
         "CUSTOS_OUTBOX_BATCH",
         "CUSTOS_OUTBOX_MAX_ATTEMPTS",
+        "CUSTOS_PURGE_BATCH",
         "CUSTOS_SESSION_IDLE_MINUTES",
         "CUSTOS_SESSION_LIFETIME_HOURS",
         "CUSTOS_VERIFICATION_TOKEN_HOURS",
@@ -310,6 +319,9 @@ pub struct Settings {
     pub outbox_batch: u64,
     /// Attempts before a mail is given up for good.
     pub outbox_max_attempts: u32,
+    /// Accounts erased per purge transaction, when set; otherwise a
+    /// default for the database.
+    pub purge_batch: Option<u64>,
     /// A session unused this long ends.
     pub session_idle: chrono::Duration,
     /// A session ends this long after sign-in, used or not.
@@ -460,6 +472,14 @@ impl Settings {
                 "must be at least 1",
             ));
         }
+        if let Some(batch) = raw.purge_batch
+            && !(1..=MAX_PURGE_BATCH).contains(&batch)
+        {
+            return Err(SettingsError::new(
+                "CUSTOS_PURGE_BATCH",
+                format!("must be 1 to {MAX_PURGE_BATCH}"),
+            ));
+        }
         if raw.outbox_max_attempts == 0 {
             return Err(SettingsError::new(
                 "CUSTOS_OUTBOX_MAX_ATTEMPTS",
@@ -556,6 +576,7 @@ impl Settings {
             introspection: raw.introspection.unwrap_or(!production),
             outbox_batch: raw.outbox_batch,
             outbox_max_attempts: raw.outbox_max_attempts,
+            purge_batch: raw.purge_batch,
             session_idle: chrono::Duration::minutes(i64::from(raw.session_idle_minutes)),
             session_lifetime: chrono::Duration::hours(i64::from(raw.session_lifetime_hours)),
             verification_token_ttl: chrono::Duration::hours(i64::from(
@@ -747,6 +768,27 @@ mod tests {
         r.smtp_url = Some("smtp://127.0.0.1:25".into());
         let err = Settings::validate(r.clone()).err().map(|e| e.setting);
         assert_eq!(err, Some("CUSTOS_ENCRYPTION_KEYS"));
+    }
+
+    #[test]
+    fn purge_batch_is_optional_and_bounded() {
+        let mut r = raw();
+        assert_eq!(
+            Settings::validate(r.clone()).ok().map(|s| s.purge_batch),
+            Some(None)
+        );
+        for bad in [0, MAX_PURGE_BATCH + 1] {
+            r.purge_batch = Some(bad);
+            let err = Settings::validate(r.clone()).err().map(|e| e.setting);
+            assert_eq!(err, Some("CUSTOS_PURGE_BATCH"), "{bad}");
+        }
+        for good in [1, MAX_PURGE_BATCH] {
+            r.purge_batch = Some(good);
+            let batch = Settings::validate(r.clone())
+                .ok()
+                .and_then(|s| s.purge_batch);
+            assert_eq!(batch, Some(good));
+        }
     }
 
     #[test]

@@ -116,8 +116,8 @@ pub async fn append_many<C: ConnectionTrait>(
         prev_hash = entry.hash.clone();
         entries.push(entry);
     }
-    // Nine parameters a row: chunks stay far below every database's cap.
-    for chunk in entries.chunks(1000) {
+    // Nine parameters a row: chunks stay below SQLite's 32,766.
+    for chunk in entries.chunks(2000) {
         audit_entry::Entity::insert_many(chunk.iter().cloned().map(audit_entry::ActiveModel::from))
             .exec_without_returning(conn)
             .await?;

@@ -8,7 +8,7 @@
 //! transaction. A runner killed midway rolls back: the account stays whole
 //! and the next run erases it. Runs catch up on everything overdue.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Utc};
 use entity::{
@@ -17,8 +17,8 @@ use entity::{
 };
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
-    QuerySelect, Set, TransactionTrait,
-    sea_query::{Expr, ExprTrait as _, LockBehavior, LockType},
+    QuerySelect, QueryTrait, Set, TransactionTrait, TryGetable,
+    sea_query::{Expr, ExprTrait as _, IntoCondition, LockBehavior, LockType},
 };
 use uuid::Uuid;
 
@@ -57,9 +57,23 @@ pub async fn overdue_count<C: ConnectionTrait>(
         .await
 }
 
-/// Accounts claimed and erased per transaction. Each account's rows all
-/// go in the same transaction; batching only saves round trips.
-pub const BATCH: u64 = 500;
+/// Accounts claimed and erased per transaction on `backend`, unless
+/// `CUSTOS_PURGE_BATCH` says otherwise. Each account's rows all go in the
+/// same transaction; batching only saves round trips.
+///
+/// SQLite has one writer, so a batch there stays small enough (about a
+/// quarter of a second) not to hold up sign-ups and logins. PostgreSQL
+/// only locks the batch's own rows, and there a batch's cost is mostly
+/// per statement and per byte sent: sqlx 0.9.0 leaves Nagle's algorithm on
+/// (its `TCP_NODELAY` fix is not released yet), so over TCP a statement
+/// bigger than the 16 KiB socket buffer can wait for a delayed ACK (about
+/// 40 ms). Fewer, larger batches pay that less often.
+pub fn batch_size(backend: DbBackend) -> u64 {
+    match backend {
+        DbBackend::Postgres => 2000,
+        _ => 500,
+    }
+}
 
 /// Where a run has got to in `(purge_after, id)` order.
 type Cursor = Option<(DateTime<Utc>, Uuid)>;
@@ -99,7 +113,7 @@ pub async fn run_once(state: &AppState) -> Result<PurgeReport, ErasureError> {
     Ok(report)
 }
 
-/// Claims up to [`BATCH`] due requests after `cursor` and erases their
+/// Claims up to [`batch_size`] due requests after `cursor` and erases their
 /// accounts in one transaction; empty when nothing is due. Also answers
 /// the cursor after the last request claimed.
 async fn erase_next_batch(
@@ -108,12 +122,18 @@ async fn erase_next_batch(
 ) -> Result<(Vec<BTreeMap<&'static str, u64>>, Cursor), ErasureError> {
     let now = state.clock().now();
     let txn = state.db().begin().await?;
+    let backend = txn.get_database_backend();
     let mut query = deletion_request::Entity::find()
         .filter(deletion_request::Column::Status.eq(request_status::SCHEDULED))
         .filter(deletion_request::Column::PurgeAfter.lte(now))
         .order_by_asc(deletion_request::Column::PurgeAfter)
         .order_by_asc(deletion_request::Column::Id)
-        .limit(BATCH);
+        .limit(
+            state
+                .settings()
+                .purge_batch
+                .unwrap_or_else(|| batch_size(backend)),
+        );
     if let Some((purge_after, id)) = cursor {
         query = query.filter(
             Expr::tuple([
@@ -126,7 +146,7 @@ async fn erase_next_batch(
             ])),
         );
     }
-    if txn.get_database_backend() == DbBackend::Postgres {
+    if backend == DbBackend::Postgres {
         query = query.lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
     }
     let requests = query.all(&txn).await?;
@@ -144,23 +164,23 @@ async fn erase_next_batch(
     Ok((counts, next))
 }
 
-/// The owning account of every row of `E` owned by one of `ids`.
-async fn owners<E, C>(
+/// Deletes the rows of `E` that match `condition` and answers, for each
+/// row deleted, the value of `column` (`RETURNING`): one statement both
+/// erases the rows and says whose they were, for the certificate's counts.
+async fn delete_returning<E, C, T>(
     conn: &C,
+    condition: impl IntoCondition,
     column: E::Column,
-    ids: &[Uuid],
-) -> Result<Vec<Uuid>, sea_orm::DbErr>
+) -> Result<Vec<T>, sea_orm::DbErr>
 where
     E: EntityTrait,
     C: ConnectionTrait,
+    T: TryGetable,
 {
-    E::find()
-        .select_only()
-        .column(column)
-        .filter(column.is_in(ids.to_vec()))
-        .into_tuple()
-        .all(conn)
-        .await
+    let mut statement = E::delete_many().filter(condition).into_query();
+    statement.returning_col(column);
+    let rows = conn.query_all(&statement).await?;
+    rows.iter().map(|row| row.try_get_by_index(0)).collect()
 }
 
 /// Counts rows per owner, from `(row key, owner)` pairs.
@@ -197,19 +217,19 @@ pub async fn erase_accounts<C: ConnectionTrait>(
     // blind-index key in use: while a rotation runs, a person's tickets and
     // mail may be indexed under either key, and both must go.
     let mut owner_of_address: BTreeMap<Vec<u8>, Uuid> = BTreeMap::new();
-    let mut account_addresses: Vec<Vec<u8>> = Vec::new();
+    let mut account_addresses: BTreeSet<Vec<u8>> = BTreeSet::new();
     let mut owner_of_subject: BTreeMap<Vec<u8>, Uuid> = BTreeMap::new();
     for row in &rows {
         let person = open(state, row)?;
         receipts.push((row.id, person.email.clone(), person.language));
         owner_of_address.insert(row.email_bidx.clone(), row.id);
-        account_addresses.push(row.email_bidx.clone());
+        account_addresses.insert(row.email_bidx.clone());
         for index in state
             .blind()
             .lookup("email", &normalise_email(&person.email))
         {
             owner_of_address.insert(index.clone(), row.id);
-            account_addresses.push(index);
+            account_addresses.insert(index);
         }
         if let Some(ct) = &row.guardian_email_ct {
             let guardian = state.cipher().decrypt_str(
@@ -232,7 +252,7 @@ pub async fn erase_accounts<C: ConnectionTrait>(
 
     // Tickets filed by the accounts, or as guests from their addresses.
     // Two index-friendly reads, not one OR (see the outbox below).
-    let mut tickets: Vec<(Uuid, Option<Uuid>, Option<Vec<u8>>)> = Vec::new();
+    let mut ticket_owner: BTreeMap<Uuid, Uuid> = BTreeMap::new();
     for condition in [
         ticket::Column::AccountId.is_in(ids.clone()),
         ticket::Column::ContactEmailBidx.is_in(account_addresses),
@@ -248,138 +268,106 @@ pub async fn erase_accounts<C: ConnectionTrait>(
             .into_tuple()
             .all(txn)
             .await?;
-        tickets.extend(found);
-    }
-    let mut ticket_owner: BTreeMap<Uuid, Uuid> = BTreeMap::new();
-    for (ticket_id, account_id, contact) in &tickets {
-        let owner = account_id.filter(|a| ids.contains(a)).or_else(|| {
-            contact
-                .as_ref()
-                .and_then(|c| owner_of_address.get(c).copied())
-        });
-        if let Some(owner) = owner {
-            ticket_owner.insert(*ticket_id, owner);
+        for (ticket_id, account_id, contact) in found {
+            let owner = account_id.filter(|a| ids.contains(a)).or_else(|| {
+                contact
+                    .as_ref()
+                    .and_then(|c| owner_of_address.get(c).copied())
+            });
+            if let Some(owner) = owner {
+                ticket_owner.insert(ticket_id, owner);
+            }
         }
     }
     let ticket_ids: Vec<Uuid> = ticket_owner.keys().copied().collect();
-    let messages: Vec<Uuid> = ticket_message::Entity::find()
-        .select_only()
-        .column(ticket_message::Column::TicketId)
-        .filter(ticket_message::Column::TicketId.is_in(ticket_ids.clone()))
-        .into_tuple()
-        .all(txn)
-        .await?;
+
+    // Children first, so foreign keys never see an orphan. Each delete
+    // answers whose rows it took, which the certificate counts.
+    let messages: Vec<Uuid> = delete_returning::<ticket_message::Entity, _, _>(
+        txn,
+        ticket_message::Column::TicketId.is_in(ticket_ids.clone()),
+        ticket_message::Column::TicketId,
+    )
+    .await?;
     tally(
         messages.iter().map(|t| ticket_owner.get(t).copied()),
         "ticket_messages",
         &mut counts,
     );
+    ticket::Entity::delete_many()
+        .filter(ticket::Column::Id.is_in(ticket_ids))
+        .exec(txn)
+        .await?;
     tally(
         ticket_owner.values().map(|o| Some(*o)),
         "tickets",
         &mut counts,
     );
 
-    let sessions = owners::<session::Entity, _>(txn, session::Column::AccountId, &ids).await?;
+    let sessions: Vec<Uuid> = delete_returning::<session::Entity, _, _>(
+        txn,
+        session::Column::AccountId.is_in(ids.clone()),
+        session::Column::AccountId,
+    )
+    .await?;
     tally(sessions.into_iter().map(Some), "sessions", &mut counts);
-    let tokens =
-        owners::<account_token::Entity, _>(txn, account_token::Column::AccountId, &ids).await?;
+    let tokens: Vec<Uuid> = delete_returning::<account_token::Entity, _, _>(
+        txn,
+        account_token::Column::AccountId.is_in(ids.clone()),
+        account_token::Column::AccountId,
+    )
+    .await?;
     tally(tokens.into_iter().map(Some), "account_tokens", &mut counts);
-    let events =
-        owners::<consent_event::Entity, _>(txn, consent_event::Column::AccountId, &ids).await?;
+    let events: Vec<Uuid> = delete_returning::<consent_event::Entity, _, _>(
+        txn,
+        consent_event::Column::AccountId.is_in(ids.clone()),
+        consent_event::Column::AccountId,
+    )
+    .await?;
     tally(events.into_iter().map(Some), "consent_events", &mut counts);
-
-    let throttled: Vec<Vec<u8>> = login_throttle::Entity::find()
-        .select_only()
-        .column(login_throttle::Column::SubjectBidx)
-        .filter(
-            login_throttle::Column::SubjectBidx
-                .is_in(owner_of_subject.keys().cloned().collect::<Vec<_>>()),
-        )
-        .into_tuple()
-        .all(txn)
-        .await?;
+    let throttled: Vec<Vec<u8>> = delete_returning::<login_throttle::Entity, _, _>(
+        txn,
+        login_throttle::Column::SubjectBidx
+            .is_in(owner_of_subject.keys().cloned().collect::<Vec<_>>()),
+        login_throttle::Column::SubjectBidx,
+    )
+    .await?;
     tally(
         throttled.iter().map(|s| owner_of_subject.get(s).copied()),
         "login_throttle",
         &mut counts,
     );
 
-    // Two index-friendly reads instead of one `a IN (..) OR b IN (..)`:
+    // Two index-friendly deletes instead of one `a IN (..) OR b IN (..)`:
     // PostgreSQL planned the OR as a scan of the whole outbox, which grows
     // by a receipt per erased account (nine minutes for 100,000 accounts).
-    let mut mail: BTreeMap<Uuid, (Option<Uuid>, Vec<u8>)> = BTreeMap::new();
-    for condition in [
+    // A row matching both goes with the first and is counted once.
+    let to_accounts: Vec<Uuid> = delete_returning::<outbox_row::Entity, _, _>(
+        txn,
         outbox_row::Column::AccountId.is_in(ids.clone()),
-        outbox_row::Column::RecipientBidx.is_in(addresses.clone()),
-    ] {
-        let found: Vec<(Uuid, Option<Uuid>, Vec<u8>)> = outbox_row::Entity::find()
-            .select_only()
-            .columns([
-                outbox_row::Column::Id,
-                outbox_row::Column::AccountId,
-                outbox_row::Column::RecipientBidx,
-            ])
-            .filter(condition)
-            .into_tuple()
-            .all(txn)
-            .await?;
-        for (id, account_id, bidx) in found {
-            mail.insert(id, (account_id, bidx));
-        }
-    }
+        outbox_row::Column::AccountId,
+    )
+    .await?;
+    tally(to_accounts.into_iter().map(Some), "outbox", &mut counts);
+    let to_addresses: Vec<Vec<u8>> = delete_returning::<outbox_row::Entity, _, _>(
+        txn,
+        outbox_row::Column::RecipientBidx.is_in(addresses),
+        outbox_row::Column::RecipientBidx,
+    )
+    .await?;
     tally(
-        mail.values().map(|(account_id, bidx)| {
-            account_id
-                .filter(|a| ids.contains(a))
-                .or_else(|| owner_of_address.get(bidx).copied())
-        }),
+        to_addresses
+            .iter()
+            .map(|bidx| owner_of_address.get(bidx).copied()),
         "outbox",
         &mut counts,
     );
-    tally(rows.iter().map(|r| Some(r.id)), "accounts", &mut counts);
 
-    // Children first, so foreign keys never see an orphan.
-    ticket_message::Entity::delete_many()
-        .filter(ticket_message::Column::TicketId.is_in(ticket_ids.clone()))
-        .exec(txn)
-        .await?;
-    ticket::Entity::delete_many()
-        .filter(ticket::Column::Id.is_in(ticket_ids))
-        .exec(txn)
-        .await?;
-    session::Entity::delete_many()
-        .filter(session::Column::AccountId.is_in(ids.clone()))
-        .exec(txn)
-        .await?;
-    account_token::Entity::delete_many()
-        .filter(account_token::Column::AccountId.is_in(ids.clone()))
-        .exec(txn)
-        .await?;
-    consent_event::Entity::delete_many()
-        .filter(consent_event::Column::AccountId.is_in(ids.clone()))
-        .exec(txn)
-        .await?;
-    login_throttle::Entity::delete_many()
-        .filter(
-            login_throttle::Column::SubjectBidx
-                .is_in(owner_of_subject.into_keys().collect::<Vec<_>>()),
-        )
-        .exec(txn)
-        .await?;
-    for condition in [
-        outbox_row::Column::AccountId.is_in(ids.clone()),
-        outbox_row::Column::RecipientBidx.is_in(addresses),
-    ] {
-        outbox_row::Entity::delete_many()
-            .filter(condition)
-            .exec(txn)
-            .await?;
-    }
     account::Entity::delete_many()
         .filter(account::Column::Id.is_in(ids.clone()))
         .exec(txn)
         .await?;
+    tally(rows.iter().map(|r| Some(r.id)), "accounts", &mut counts);
 
     deletion_request::Entity::update_many()
         .col_expr(
@@ -434,7 +422,8 @@ pub async fn erase_accounts<C: ConnectionTrait>(
         });
         per_request.push((request.account_id, certificate_id, account_counts));
     }
-    for chunk in certificates.chunks(500) {
+    // Eight parameters a row: far below both databases' caps.
+    for chunk in certificates.chunks(2000) {
         erasure_record::Entity::insert_many(chunk.to_vec())
             .exec_without_returning(txn)
             .await?;
@@ -463,7 +452,7 @@ pub async fn erase_accounts<C: ConnectionTrait>(
         )?);
     }
     while !sealed.is_empty() {
-        let rest = sealed.split_off(sealed.len().min(500));
+        let rest = sealed.split_off(sealed.len().min(1000));
         outbox::enqueue_sealed(txn, sealed).await?;
         sealed = rest;
     }

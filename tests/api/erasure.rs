@@ -293,6 +293,9 @@ async fn a_purge_rolled_back_midway_leaves_the_account_whole() {
     assert_eq!(count_rows(&app, "accounts").await, 0);
 }
 
+/// Accounts per purge transaction in the killed-purge test.
+const KILL_TEST_BATCH: usize = 200;
+
 /// Starts `custos serve` as its own process on the app's database, with
 /// the jobs on a one-second tick and mail to the app's SMTP server.
 fn start_server(
@@ -301,19 +304,9 @@ fn start_server(
     workdir: &std::path::Path,
     log: &str,
 ) -> tokio::process::Child {
-    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_custos"));
-    // Nothing of this process's CUSTOS_* environment leaks in; cleared
-    // first, so it cannot undo the settings given below.
-    for (name, _) in std::env::vars() {
-        if name.starts_with("CUSTOS_") {
-            command.env_remove(name);
-        }
-    }
+    let mut command = crate::helpers::custos_command(app, workdir);
     command
         .arg("serve")
-        .current_dir(workdir)
-        .env("CUSTOS_CONFIG", workdir.join("absent.toml"))
-        .env("CUSTOS_DATABASE_URL", &app.database_url)
         .env("CUSTOS_BIND", "127.0.0.1:0")
         .env("CUSTOS_PUBLIC_URL", crate::helpers::PUBLIC_URL)
         .env("CUSTOS_SMTP_URL", format!("smtp://{}", app.smtp.addr))
@@ -322,6 +315,7 @@ fn start_server(
         .env("CUSTOS_RUN_JOBS", "true")
         .env("CUSTOS_SCHEDULER_INTERVAL_SECS", "1")
         .env("CUSTOS_OUTBOX_BATCH", "500")
+        .env("CUSTOS_PURGE_BATCH", KILL_TEST_BATCH.to_string())
         .env("CUSTOS_LOG_FORMAT", "json")
         .stdout(std::fs::File::create(workdir.join(log)).unwrap())
         .stderr(std::fs::File::create(workdir.join(format!("{log}.err"))).unwrap())
@@ -343,14 +337,15 @@ async fn requests_with_status(app: &TestApp, status: &str) -> u64 {
 /// the server erases the rest; every person gets the receipt.
 #[tokio::test]
 async fn a_server_killed_during_the_purge_is_finished_by_the_next_start() {
-    const ACCOUNTS: usize = 600;
     let mut keys = (None, None);
     let app = spawn_app_with(|raw| {
         keys = (raw.encryption_keys.clone(), raw.blind_index_key.clone());
     })
     .await;
+    // Three batches, so the kill lands between two of them.
+    let accounts = 3 * KILL_TEST_BATCH;
     // Due by the real clock, which the child processes read.
-    let emails = seed_due_accounts(&app, ACCOUNTS, Utc::now() - chrono::Duration::days(1)).await;
+    let emails = seed_due_accounts(&app, accounts, Utc::now() - chrono::Duration::days(1)).await;
     let workdir = std::env::temp_dir().join(format!("custos-kill-{}", uuid::Uuid::new_v4()));
     std::fs::create_dir_all(&workdir).unwrap();
 
@@ -377,10 +372,10 @@ async fn a_server_killed_during_the_purge_is_finished_by_the_next_start() {
     first.wait().await.unwrap();
 
     let completed = requests_with_status(&app, "COMPLETED").await;
-    let whole = ACCOUNTS as i64 - completed as i64;
+    let whole = accounts as i64 - completed as i64;
     assert!(
         completed > 0 && whole > 0,
-        "killed midway: {completed} of {ACCOUNTS} erased"
+        "killed midway: {completed} of {accounts} erased"
     );
     // Each account is all erased or all there: nothing half-done.
     assert_eq!(
@@ -420,8 +415,8 @@ async fn a_server_killed_during_the_purge_is_finished_by_the_next_start() {
         .unwrap();
     let requests: std::collections::BTreeSet<_> =
         certificates.iter().map(|c| c.request_id).collect();
-    assert_eq!(certificates.len(), ACCOUNTS, "one certificate per account");
-    assert_eq!(requests.len(), ACCOUNTS, "no account erased twice");
+    assert_eq!(certificates.len(), accounts, "one certificate per account");
+    assert_eq!(requests.len(), accounts, "no account erased twice");
     for table in ["accounts", "tickets", "ticket_messages", "consent_events"] {
         assert_eq!(count_rows(&app, table).await, 0, "{table}");
     }
@@ -436,7 +431,7 @@ async fn a_server_killed_during_the_purge_is_finished_by_the_next_start() {
     for email in &emails {
         assert!(receipts.contains_key(email), "no receipt for {email}");
     }
-    assert_eq!(receipts.len(), ACCOUNTS);
+    assert_eq!(receipts.len(), accounts);
     let _ = std::fs::remove_dir_all(&workdir);
 }
 
