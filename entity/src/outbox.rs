@@ -21,10 +21,14 @@ pub struct Model {
     pub recipient_bidx: Vec<u8>,
     /// Encrypted subject line.
     pub subject_ct: Vec<u8>,
-    /// Encrypted plain-text body.
+    /// Encrypted plain-text body, or the encrypted draft (see `body_format`).
     pub body_text_ct: Vec<u8>,
-    /// Encrypted HTML body, when the template has one.
+    /// Encrypted HTML body, when the template has one (never with a draft).
     pub body_html_ct: Option<Vec<u8>>,
+    /// `rendered`: the bodies are stored as sent; `draft`: `body_text_ct`
+    /// holds the mail's draft (language and blocks, JSON), rendered again
+    /// at send time.
+    pub body_format: String,
     /// `PENDING`, `SENT` or `FAILED` (given up).
     pub status: String,
     /// Send attempts so far.

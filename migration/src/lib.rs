@@ -15,6 +15,7 @@ mod m20261129_000007_create_policy_versions;
 mod m20261129_000008_create_announcements;
 mod m20261129_000009_create_deletion_requests;
 mod m20261129_000010_index_deletion_requests_purge_order;
+mod m20261129_000011_outbox_body_format;
 
 /// The ordered list of migrations.
 pub struct Migrator;
@@ -33,6 +34,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_000008_create_announcements::Migration),
             Box::new(m20261129_000009_create_deletion_requests::Migration),
             Box::new(m20261129_000010_index_deletion_requests_purge_order::Migration),
+            Box::new(m20261129_000011_outbox_body_format::Migration),
         ]
     }
 }

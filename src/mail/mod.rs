@@ -126,6 +126,10 @@ pub struct RenderedMail {
     pub text: String,
     /// The HTML alternative, already escaped.
     pub html: Option<String>,
+    /// The draft it was rendered from, when [`templates::Draft`] wrote it:
+    /// the outbox stores this instead of the two renderings and renders it
+    /// again at send time.
+    pub draft: Option<templates::DraftBody>,
 }
 
 impl fmt::Debug for RenderedMail {
@@ -238,6 +242,7 @@ mod tests {
             subject: "secret subject".into(),
             text: "token abc".into(),
             html: None,
+            draft: None,
         };
         let printed = format!("{mail:?}");
         assert!(!printed.contains("secret"));

@@ -42,6 +42,7 @@ use uuid::Uuid;
 
 use super::{
     MailError, RenderedMail,
+    templates::DraftBody,
     transport::{MailTransport, SendFailure},
 };
 use crate::{
@@ -66,6 +67,10 @@ const COLUMN_RECIPIENT: &str = "recipient";
 const COLUMN_SUBJECT: &str = "subject";
 const COLUMN_BODY_TEXT: &str = "body_text";
 const COLUMN_BODY_HTML: &str = "body_html";
+/// `body_format` of a row whose bodies are stored as sent.
+pub const BODY_RENDERED: &str = "rendered";
+/// `body_format` of a row that stores the mail's draft in `body_text_ct`.
+pub const BODY_DRAFT: &str = "draft";
 /// The blind-index field shared with account emails, so one lookup finds an
 /// address's account and its mail.
 pub const BLIND_INDEX_FIELD: &str = "email";
@@ -168,9 +173,26 @@ pub fn seal(
             value,
         )
     };
-    let body_html_ct = match mail.content.html.as_deref() {
-        Some(html) => Some(seal(COLUMN_BODY_HTML, html)?),
-        None => None,
+    // A mail written from a draft is stored as the draft: a third of the
+    // bytes of its two renderings; the sender renders it again.
+    let (body_format, body_text_ct, body_html_ct) = match &mail.content.draft {
+        Some(draft) => {
+            let stored = draft
+                .to_json()
+                .map_err(|_| MailError::Message("draft encoding"))?;
+            (BODY_DRAFT, seal(COLUMN_BODY_TEXT, &stored)?, None)
+        }
+        None => {
+            let html = match mail.content.html.as_deref() {
+                Some(html) => Some(seal(COLUMN_BODY_HTML, html)?),
+                None => None,
+            };
+            (
+                BODY_RENDERED,
+                seal(COLUMN_BODY_TEXT, &mail.content.text)?,
+                html,
+            )
+        }
     };
     let row = outbox::ActiveModel {
         id: Set(id),
@@ -179,8 +201,9 @@ pub fn seal(
         recipient_ct: Set(seal(COLUMN_RECIPIENT, to)?),
         recipient_bidx: Set(blind.compute(BLIND_INDEX_FIELD, &normalise_email(to))),
         subject_ct: Set(seal(COLUMN_SUBJECT, &mail.content.subject)?),
-        body_text_ct: Set(seal(COLUMN_BODY_TEXT, &mail.content.text)?),
+        body_text_ct: Set(body_text_ct),
         body_html_ct: Set(body_html_ct),
+        body_format: Set(body_format.to_owned()),
         status: Set(STATUS_PENDING.to_owned()),
         attempts: Set(0),
         next_attempt_at: Set(now),
@@ -380,10 +403,19 @@ impl OutboxSender {
             .parse()
             .map_err(|_| SendFailure::permanent("invalid address"))?;
         let subject = open(COLUMN_SUBJECT, &row.subject_ct)?;
-        let text = open(COLUMN_BODY_TEXT, &row.body_text_ct)?;
-        let html = match &row.body_html_ct {
-            Some(stored) => Some(open(COLUMN_BODY_HTML, stored)?),
-            None => None,
+        let (text, html) = if row.body_format == BODY_DRAFT {
+            let stored = open(COLUMN_BODY_TEXT, &row.body_text_ct)?;
+            let rendered = DraftBody::from_json(&stored)
+                .map_err(|_| SendFailure::permanent("draft unreadable"))?
+                .render(subject.clone());
+            (rendered.text, rendered.html)
+        } else {
+            let text = open(COLUMN_BODY_TEXT, &row.body_text_ct)?;
+            let html = match &row.body_html_ct {
+                Some(stored) => Some(open(COLUMN_BODY_HTML, stored)?),
+                None => None,
+            };
+            (text, html)
         };
 
         let builder = Message::builder()
@@ -578,6 +610,7 @@ mod tests {
                 subject: SUBJECT.into(),
                 text: "Your token is tok_PLAINTEXT_123".into(),
                 html: html.then(|| "<p>Your token is tok_PLAINTEXT_123</p>".into()),
+                draft: None,
             },
         }
     }
@@ -717,6 +750,65 @@ mod tests {
         // Sent mail is not sent again.
         assert_eq!(sender.run_once().await.unwrap(), SendReport::default());
         assert_eq!(transport.stub_messages().await.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_drafted_mail_is_stored_as_its_draft_and_sent_rendered() {
+        let f = fixture().await;
+        let content = crate::mail::templates::Draft::new(super::super::Language::En, SUBJECT)
+            .para("Your token is tokPLAINTEXT123 <b>")
+            .link(
+                "Open it",
+                "https://custos.test/verify-email?token=tokLINK456",
+            )
+            .render();
+        let id = f
+            .enqueue(OutgoingMail {
+                account_id: None,
+                kind: "verify_email",
+                to: TO.into(),
+                content,
+            })
+            .await;
+        let row = f.row(id).await;
+        assert_eq!(row.body_format, BODY_DRAFT);
+        assert_eq!(row.body_html_ct, None, "no second rendering is stored");
+        for needle in ["tokPLAINTEXT", "tokLINK", "Open it"] {
+            assert!(
+                !contains(&row.body_text_ct, needle),
+                "{needle:?} stored in clear"
+            );
+        }
+
+        let transport = MailTransport::stub();
+        let sender = f.sender(transport.clone(), 5);
+        assert_eq!(sender.run_once().await.unwrap().sent, 1);
+        let sent = transport.stub_messages().await;
+        let (_, raw) = &sent[0];
+        assert!(raw.contains("multipart/alternative"), "{raw}");
+        assert!(raw.contains("tokPLAINTEXT123"), "{raw}");
+        assert!(raw.contains("tokLINK456"), "{raw}");
+        assert!(raw.contains("&lt;b&gt;"), "the HTML part is escaped: {raw}");
+    }
+
+    #[tokio::test]
+    async fn an_unreadable_draft_is_given_up_without_sending() {
+        let f = fixture().await;
+        let id = f.enqueue(mail(false)).await;
+        // A draft row whose body is not a draft.
+        outbox::Entity::update_many()
+            .col_expr(outbox::Column::BodyFormat, Expr::value(BODY_DRAFT))
+            .filter(outbox::Column::Id.eq(id))
+            .exec(&f.db)
+            .await
+            .unwrap();
+        let transport = MailTransport::stub();
+        let sender = f.sender(transport.clone(), 5);
+        assert_eq!(sender.run_once().await.unwrap().failed, 1);
+        assert!(transport.stub_messages().await.is_empty());
+        let row = f.row(id).await;
+        assert_eq!(row.status, STATUS_FAILED);
+        assert_eq!(row.last_error.as_deref(), Some("draft unreadable"));
     }
 
     #[tokio::test]

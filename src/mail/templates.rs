@@ -12,6 +12,8 @@
 //! - Subjects hold no parameters, so nothing user-chosen reaches a header or
 //!   a mailbox preview line.
 
+use serde::{Deserialize, Serialize};
+
 use super::{Language, RenderedMail};
 
 /// Builds an emailed action link: `public_url` + `path` + `?token=<token>`.
@@ -213,9 +215,44 @@ fn plural(n: u32, one: &'static str, many: &'static str) -> &'static str {
 }
 
 /// One paragraph or link of a mail, rendered once as text and once as HTML.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 enum Block {
+    #[serde(rename = "p")]
     Paragraph(String),
-    Link { label: &'static str, url: String },
+    #[serde(rename = "a")]
+    Link { label: String, url: String },
+}
+
+/// What the outbox stores of a mail written with a [`Draft`]: its language
+/// and blocks, about a third of the bytes of its text and HTML renderings.
+/// The sender renders it again with the subject stored beside it, so the
+/// mail sent is the mail rendered when it was queued.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DraftBody {
+    lang: String,
+    blocks: Vec<Block>,
+}
+
+impl DraftBody {
+    /// The stored form (JSON), to be encrypted.
+    pub fn to_json(&self) -> Result<String, serde_json::Error> {
+        serde_json::to_string(self)
+    }
+
+    /// Reads the stored form back.
+    pub fn from_json(stored: &str) -> Result<Self, serde_json::Error> {
+        serde_json::from_str(stored)
+    }
+
+    /// Renders text and HTML, as [`Draft::render`] did when it was queued.
+    pub fn render(self, subject: String) -> RenderedMail {
+        Draft {
+            lang: Language::from_tag(&self.lang),
+            subject,
+            blocks: self.blocks,
+        }
+        .render()
+    }
 }
 
 /// A mail being written: blocks in order, then the shared footer. Domains
@@ -246,7 +283,7 @@ impl Draft {
     /// Adds a link with a label; the bare URL is repeated for copying.
     pub fn link(mut self, label: &'static str, url: &str) -> Self {
         self.blocks.push(Block::Link {
-            label,
+            label: label.to_owned(),
             url: url.to_owned(),
         });
         self
@@ -294,6 +331,10 @@ impl Draft {
             subject: self.subject,
             text,
             html: Some(html),
+            draft: Some(DraftBody {
+                lang: self.lang.as_tag().to_owned(),
+                blocks: self.blocks,
+            }),
         }
     }
 }
@@ -307,6 +348,28 @@ mod tests {
 
     fn both() -> [Language; 2] {
         [Language::ZhCn, Language::En]
+    }
+
+    #[test]
+    fn a_stored_draft_renders_the_same_mail_again() {
+        for lang in both() {
+            for mail in [
+                verify_email(lang, EVIL, LINK, 24),
+                password_reset(lang, LINK, 30),
+                signup_attempt_on_existing_account(lang),
+            ] {
+                let stored = mail.draft.as_ref().map(|d| d.to_json().unwrap()).unwrap();
+                let again = DraftBody::from_json(&stored)
+                    .unwrap()
+                    .render(mail.subject.clone());
+                assert_eq!(again.text, mail.text);
+                assert_eq!(again.html, mail.html);
+                assert!(
+                    stored.len() < mail.text.len() + mail.html.as_deref().unwrap_or("").len(),
+                    "the draft is smaller than its renderings"
+                );
+            }
+        }
     }
 
     fn assert_contains_everywhere(mail: &RenderedMail, needle: &str) {

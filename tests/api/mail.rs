@@ -20,6 +20,7 @@ async fn queue(app: &crate::helpers::TestApp, to: &str, subject: &str) {
                 subject: subject.to_owned(),
                 text: "Hello from the outbox test.".to_owned(),
                 html: None,
+                draft: None,
             },
         },
         app.clock.now(),
