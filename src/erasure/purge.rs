@@ -65,9 +65,10 @@ pub async fn overdue_count<C: ConnectionTrait>(
 /// quarter of a second) not to hold up sign-ups and logins. PostgreSQL
 /// only locks the batch's own rows, and there a batch's cost is mostly
 /// per statement and per byte sent: sqlx 0.9.0 leaves Nagle's algorithm on
-/// (its `TCP_NODELAY` fix is not released yet), so over TCP a statement
-/// bigger than the 16 KiB socket buffer can wait for a delayed ACK (about
-/// 40 ms). Fewer, larger batches pay that less often.
+/// (its `TCP_NODELAY` fix is not released yet), so over TCP to a database
+/// on the same host (loopback's 64 KiB MTU) a statement bigger than the
+/// 16 KiB socket buffer can wait for a delayed ACK (about 40 ms). Fewer,
+/// larger batches pay that less often.
 pub fn batch_size(backend: DbBackend) -> u64 {
     match backend {
         DbBackend::Postgres => 2000,
