@@ -63,6 +63,7 @@ struct Inner {
     transport: MailTransport,
     username_policy: UsernamePolicy,
     metrics: crate::http::metrics::Metrics,
+    mail_wake: tokio::sync::Notify,
 }
 
 /// Everything a request or a job needs.
@@ -104,6 +105,7 @@ impl AppState {
             clock,
             transport,
             metrics: crate::http::metrics::Metrics::default(),
+            mail_wake: tokio::sync::Notify::new(),
             username_policy: UsernamePolicy::with_extra_terms(
                 &settings.username_blocklist,
                 &settings.username_reserved,
@@ -146,6 +148,20 @@ impl AppState {
     /// The mail transport the outbox job sends through.
     pub fn transport(&self) -> &MailTransport {
         &self.0.transport
+    }
+
+    /// Tells this instance's outbox job that mail was queued, so it goes
+    /// out now instead of at the next scheduler tick. Call it right after
+    /// queueing; the job gives the transaction a moment to commit, and mail
+    /// it misses still leaves at the next tick.
+    pub fn mail_queued(&self) {
+        self.0.mail_wake.notify_one();
+    }
+
+    /// Resolves once [`Self::mail_queued`] has been called (for the job
+    /// runner).
+    pub fn mail_wake(&self) -> &tokio::sync::Notify {
+        &self.0.mail_wake
     }
 
     /// In-process metrics.

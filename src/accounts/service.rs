@@ -322,6 +322,7 @@ async fn queue_mail<C: ConnectionTrait>(
         state.clock().now(),
     )
     .await?;
+    state.mail_queued();
     Ok(())
 }
 

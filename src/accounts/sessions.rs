@@ -239,6 +239,7 @@ pub async fn login(
             now,
         )
         .await?;
+        state.mail_queued();
         tracing::info!(target: "security", account_id = %row.id, event = "new_signin_notice_queued", "sign-in from a new user agent");
     }
     txn.commit().await?;

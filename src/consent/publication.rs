@@ -316,6 +316,7 @@ pub async fn publish(
                     now,
                 )
                 .await?;
+                state.mail_queued();
                 notified += 1;
             }
         }
@@ -423,6 +424,7 @@ pub async fn send_product_update(
                 now,
             )
             .await?;
+            state.mail_queued();
             queued += 1;
         }
     }

@@ -246,6 +246,7 @@ pub async fn request_deletion(
     )
     .await?;
     txn.commit().await?;
+    state.mail_queued();
     tracing::info!(account_id = %row.id, request_id = %request_id, "deletion requested");
     Ok(())
 }
@@ -321,6 +322,7 @@ pub async fn confirm(
     )
     .await?;
     txn.commit().await?;
+    state.mail_queued();
     tracing::info!(account_id = %row.id, request_id = %scheduled.id, purge_after = %purge_after, "deletion confirmed");
     Ok(scheduled)
 }

@@ -410,6 +410,7 @@ async fn write_page(state: &AppState, mails: Vec<SealedMail>) -> Result<u64, Not
     let txn = state.db().begin().await?;
     let queued = outbox::enqueue_sealed(&txn, mails).await?;
     txn.commit().await?;
+    state.mail_queued();
     Ok(queued)
 }
 

@@ -186,6 +186,7 @@ async fn queue<C: ConnectionTrait>(
         now,
     )
     .await?;
+    state.mail_queued();
     Ok(())
 }
 

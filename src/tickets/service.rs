@@ -731,6 +731,7 @@ async fn mail_reply<C: ConnectionTrait>(
         now,
     )
     .await?;
+    state.mail_queued();
     Ok(())
 }
 

@@ -76,3 +76,24 @@ async fn the_scheduler_sends_mail_on_its_own() {
     }
     panic!("the job runner did not send the queued mail");
 }
+
+#[tokio::test]
+async fn mail_queued_by_a_request_leaves_without_waiting_for_the_tick() {
+    let app = crate::helpers::spawn_app_with(|s| {
+        s.run_jobs = true;
+        s.scheduler_interval_secs = 3600;
+    })
+    .await;
+    // The runner's first tick comes at once; after it, the next is an hour
+    // away, so only the wake-up of the signup can send its mail.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    crate::accounts::signup(&app, "zhao_liu", "zhao@example.org").await;
+    let queued = std::time::Instant::now();
+    while app.mail_to("zhao@example.org").is_empty() {
+        assert!(
+            queued.elapsed() < std::time::Duration::from_secs(5),
+            "the verification mail waited for the next tick"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
