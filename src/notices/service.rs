@@ -414,6 +414,29 @@ async fn write_page(state: &AppState, mails: Vec<SealedMail>) -> Result<u64, Not
     Ok(queued)
 }
 
+/// Records an incident fan-out that stopped partway, with how many notices
+/// it had queued, in a transaction of its own.
+async fn audit_stopped_fanout(
+    state: &AppState,
+    actor_id: Uuid,
+    detail: String,
+    now: DateTime<Utc>,
+) -> Result<(), sea_orm::DbErr> {
+    let txn = state.db().begin().await?;
+    append(
+        &txn,
+        AuditRecord {
+            actor_id: Some(actor_id),
+            action: AUDIT_ACTION,
+            subject_id: None,
+            detail,
+        },
+        now,
+    )
+    .await?;
+    txn.commit().await
+}
+
 /// Reports a security incident: mails every affected ACTIVE account its
 /// notice in its own language through the outbox, publishes an announcement
 /// when asked, when more than the configured threshold of accounts are
@@ -454,10 +477,28 @@ pub async fn report_incident(
                 Err(err) => Err(err),
             }
         });
-        notified += written.inspect_err(|err| {
-            tracing::error!(notified, error = %err, "incident fan-out stopped");
-        })?;
-        next = upcoming?;
+        let stopped = match (written, upcoming) {
+            (Ok(written), Ok(upcoming)) => {
+                notified += written;
+                next = upcoming;
+                continue;
+            }
+            (Ok(written), Err(err)) => {
+                notified += written;
+                NoticeError::from(err)
+            }
+            (Err(err), _) => err,
+        };
+        // The pages already queued will be sent: say so in the audit log,
+        // or an operator re-running the report cannot tell who has it.
+        tracing::error!(notified, error = %stopped, "incident fan-out stopped");
+        let detail = format!(
+            "audience={audience_name} affected={affected} notified={notified} failed={failed} stopped=true"
+        );
+        if let Err(err) = audit_stopped_fanout(state, actor_id, detail, now).await {
+            tracing::error!(error = %err, "the stopped incident fan-out could not be audited");
+        }
+        return Err(stopped);
     }
 
     let announce = request.publish_announcement

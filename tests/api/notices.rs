@@ -485,3 +485,55 @@ async fn incident_fanout_benchmark() {
     assert_eq!(incident_mails_queued(&app).await, accounts as u64 + 1);
     assert!(elapsed <= Duration::from_secs(30), "took {elapsed:?}");
 }
+
+/// Makes the outbox refuse incident notices once `limit` of them are in,
+/// as a database that fails partway through a fan-out would.
+async fn refuse_incident_mail_after(app: &TestApp, limit: u64) {
+    use sea_orm::ConnectionTrait;
+    let db = app.state.db();
+    let statements = match db.get_database_backend() {
+        sea_orm::DbBackend::Postgres => vec![
+            format!(
+                "CREATE FUNCTION refuse_notices() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
+                 IF NEW.kind = '{MAIL_KIND}' AND (SELECT count(*) FROM outbox WHERE kind = '{MAIL_KIND}') >= {limit} \
+                 THEN RAISE EXCEPTION 'refused by the test'; END IF; RETURN NEW; END $$"
+            ),
+            "CREATE TRIGGER refuse_notices BEFORE INSERT ON outbox FOR EACH ROW \
+             EXECUTE FUNCTION refuse_notices()"
+                .to_owned(),
+        ],
+        _ => vec![format!(
+            "CREATE TRIGGER refuse_notices BEFORE INSERT ON outbox \
+             WHEN NEW.kind = '{MAIL_KIND}' AND (SELECT count(*) FROM outbox WHERE kind = '{MAIL_KIND}') >= {limit} \
+             BEGIN SELECT RAISE(ABORT, 'refused by the test'); END"
+        )],
+    };
+    for statement in statements {
+        db.execute_unprepared(&statement).await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_fan_out_that_stops_midway_records_how_far_it_got() {
+    let app = spawn_app().await;
+    let admin = admin_token(&app).await;
+    seed_accounts(&app, 2_345).await;
+    refuse_incident_mail_after(&app, 1_000).await;
+
+    let body = report(&app, &admin, incident("ALL_ACCOUNTS", false)).await;
+    assert_eq!(error_code(&body), Some("INTERNAL"), "{body}");
+    // The first page was queued and will be sent.
+    assert_eq!(incident_mails_queued(&app).await, 1_000);
+    let entries = entity::audit_entry::Entity::find()
+        .filter(entity::audit_entry::Column::Action.eq("incident.report"))
+        .all(app.state.db())
+        .await
+        .unwrap();
+    assert_eq!(entries.len(), 1, "one entry for the stopped fan-out");
+    let detail = &entries[0].detail;
+    assert!(
+        detail.contains("affected=2346") && detail.contains("notified=1000"),
+        "{detail}"
+    );
+    assert!(detail.contains("stopped=true"), "{detail}");
+}
