@@ -14,7 +14,8 @@
 
 use entity::login_throttle;
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, QueryFilter, Statement, Value,
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait, QueryFilter,
+    QueryResult, Statement, Value,
 };
 use uuid::Uuid;
 use zeroize::Zeroizing;
@@ -115,6 +116,33 @@ fn placeholder(backend: DbBackend, n: usize) -> String {
     }
 }
 
+/// The next [`BATCH`] rows of `table` in id order after `after` (from the
+/// start when `None`): `id` and `columns`, skipping rows whose `present`
+/// column is NULL. Both passes page this way, so a run can stop anywhere
+/// and the next one simply starts again.
+async fn next_page(
+    db: &DatabaseConnection,
+    table: &str,
+    columns: &str,
+    present: &str,
+    after: Option<Uuid>,
+) -> Result<Vec<QueryResult>, DbErr> {
+    let backend = db.get_database_backend();
+    let (after_clause, values): (String, Vec<Value>) = match after {
+        Some(last) => (
+            format!("id > {} AND ", placeholder(backend, 1)),
+            vec![last.into()],
+        ),
+        None => (String::new(), Vec::new()),
+    };
+    let sql = format!(
+        "SELECT id, {columns} FROM {table} WHERE {after_clause}{present} IS NOT NULL \
+         ORDER BY id LIMIT {BATCH}"
+    );
+    db.query_all_raw(Statement::from_sql_and_values(backend, sql, values))
+        .await
+}
+
 /// Re-encrypts every value not under the active key; `progress` is told
 /// after each batch.
 pub async fn rotate(
@@ -129,24 +157,7 @@ pub async fn rotate(
         let context_column = column.trim_end_matches("_ct").to_owned();
         let mut after: Option<Uuid> = None;
         loop {
-            let (sql, values): (String, Vec<Value>) = match after {
-                Some(last) => (
-                    format!(
-                        "SELECT id, {column} AS v FROM {table} WHERE id > {} AND {column} IS NOT NULL ORDER BY id LIMIT {BATCH}",
-                        placeholder(backend, 1)
-                    ),
-                    vec![last.into()],
-                ),
-                None => (
-                    format!(
-                        "SELECT id, {column} AS v FROM {table} WHERE {column} IS NOT NULL ORDER BY id LIMIT {BATCH}"
-                    ),
-                    vec![],
-                ),
-            };
-            let rows = db
-                .query_all_raw(Statement::from_sql_and_values(backend, sql, values))
-                .await?;
+            let rows = next_page(db, &table, &format!("{column} AS v"), &column, after).await?;
             let Some(last) = rows.last() else { break };
             after = Some(last.try_get::<Uuid>("", "id")?);
             for row in &rows {
@@ -340,26 +351,8 @@ pub async fn reindex(
         let context_column = value_column.trim_end_matches("_ct");
         let mut after: Option<Uuid> = None;
         loop {
-            let (sql, values): (String, Vec<Value>) = match after {
-                Some(last) => (
-                    format!(
-                        "SELECT id, {index_column} AS i, {value_column} AS v FROM {table} \
-                         WHERE id > {} AND {index_column} IS NOT NULL ORDER BY id LIMIT {BATCH}",
-                        placeholder(backend, 1)
-                    ),
-                    vec![last.into()],
-                ),
-                None => (
-                    format!(
-                        "SELECT id, {index_column} AS i, {value_column} AS v FROM {table} \
-                         WHERE {index_column} IS NOT NULL ORDER BY id LIMIT {BATCH}"
-                    ),
-                    vec![],
-                ),
-            };
-            let rows = db
-                .query_all_raw(Statement::from_sql_and_values(backend, sql, values))
-                .await?;
+            let columns = format!("{index_column} AS i, {value_column} AS v");
+            let rows = next_page(db, table, &columns, index_column, after).await?;
             let Some(last) = rows.last() else { break };
             after = Some(last.try_get::<Uuid>("", "id")?);
             for row in &rows {

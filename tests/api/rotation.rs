@@ -554,3 +554,36 @@ async fn a_deletion_during_the_rotation_erases_rows_under_either_key() {
         "no mail row under either key keeps the address"
     );
 }
+
+#[tokio::test]
+async fn rotation_pages_through_more_rows_than_one_batch() {
+    let app = spawn_app().await;
+    let rows = 2 * custos::rotation::BATCH as usize + 34;
+    crate::notices::seed_accounts(&app, rows).await;
+    let (old, _) = given_keys(&app);
+    let fresh = custos::crypto::keys::generate("k2").unwrap();
+    let both = format!("{},{old}", fresh.encryption_keys.expose_secret());
+    let rotating = state_with_keys(&app, &both).await;
+
+    let mut email_batches = 0;
+    let report = custos::rotation::rotate(&rotating, |table, column, _| {
+        if (table, column) == ("accounts", "email_ct") {
+            email_batches += 1;
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(email_batches, 3, "three pages of accounts");
+    // Usernames and emails of every seeded account, at least.
+    assert!(report.rotated >= 2 * rows as u64, "{report:?}");
+    let accounts = entity::account::Entity::find()
+        .all(rotating.db())
+        .await
+        .unwrap();
+    assert_eq!(accounts.len(), rows);
+    for account in &accounts {
+        for stored in [&account.username_ct, &account.email_ct] {
+            assert_eq!(custos::crypto::fields::key_id_of(stored), Some("k2"));
+        }
+    }
+}
