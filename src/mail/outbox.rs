@@ -812,6 +812,41 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_database_failure_while_recording_a_sent_mail_is_waited_out_not_resent() {
+        use sea_orm::ConnectionTrait;
+        let f = fixture().await;
+        let id = f.enqueue(mail(false)).await;
+        // The database refuses to mark mail SENT while `outage` has a row.
+        for sql in [
+            "CREATE TABLE outage (x INTEGER)",
+            "INSERT INTO outage VALUES (1)",
+            "CREATE TRIGGER refuse_sent BEFORE UPDATE OF status ON outbox \
+             WHEN NEW.status = 'SENT' AND EXISTS (SELECT 1 FROM outage) \
+             BEGIN SELECT RAISE(ABORT, 'database unavailable'); END",
+        ] {
+            f.db.execute_unprepared(sql).await.unwrap();
+        }
+        let transport = MailTransport::stub();
+        let sender = f.sender(transport.clone(), 5);
+        let run = tokio::spawn(async move { sender.run_once().await });
+        tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+        assert!(!run.is_finished(), "the run waits for the database");
+        assert_eq!(transport.stub_messages().await.len(), 1, "the mail left");
+        f.db.execute_unprepared("DELETE FROM outage").await.unwrap();
+
+        let report = run.await.unwrap().unwrap();
+        assert_eq!(report.sent, 1);
+        let row = f.row(id).await;
+        assert_eq!(row.status, STATUS_SENT);
+        assert_eq!(row.attempts, 1);
+        // SENT is never claimed again: the mail went out exactly once.
+        f.clock.advance(chrono::Duration::hours(1));
+        let again = f.sender(transport.clone(), 5).run_once().await.unwrap();
+        assert_eq!(again, SendReport::default());
+        assert_eq!(transport.stub_messages().await.len(), 1);
+    }
+
+    #[tokio::test]
     async fn transient_failure_backs_off_then_retries() {
         let f = fixture().await;
         let id = f.enqueue(mail(false)).await;
