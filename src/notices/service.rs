@@ -423,18 +423,18 @@ async fn audit_stopped_fanout(
     now: DateTime<Utc>,
 ) -> Result<(), sea_orm::DbErr> {
     let txn = state.db().begin().await?;
-    append(
-        &txn,
-        AuditRecord {
-            actor_id: Some(actor_id),
-            action: AUDIT_ACTION,
-            subject_id: None,
-            detail,
-        },
-        now,
-    )
-    .await?;
+    append(&txn, incident_record(actor_id, detail), now).await?;
     txn.commit().await
+}
+
+/// The audit entry of an incident report, finished or stopped.
+fn incident_record(actor_id: Uuid, detail: String) -> AuditRecord {
+    AuditRecord {
+        actor_id: Some(actor_id),
+        action: AUDIT_ACTION,
+        subject_id: None,
+        detail,
+    }
 }
 
 /// Reports a security incident: mails every affected ACTIVE account its
@@ -519,22 +519,13 @@ pub async fn report_incident(
     } else {
         None
     };
-    append(
-        &txn,
-        AuditRecord {
-            actor_id: Some(actor_id),
-            action: AUDIT_ACTION,
-            subject_id: None,
-            detail: format!(
-                "audience={audience_name} affected={affected} notified={notified} failed={failed} announcement={}",
-                announcement
-                    .as_ref()
-                    .map_or_else(|| "none".to_owned(), |a| a.id.to_string())
-            ),
-        },
-        now,
-    )
-    .await?;
+    let detail = format!(
+        "audience={audience_name} affected={affected} notified={notified} failed={failed} announcement={}",
+        announcement
+            .as_ref()
+            .map_or_else(|| "none".to_owned(), |a| a.id.to_string())
+    );
+    append(&txn, incident_record(actor_id, detail), now).await?;
     txn.commit().await?;
     tracing::info!(
         actor_id = %actor_id,
