@@ -291,7 +291,7 @@ impl TicketQuery {
         first: Option<i32>,
         after: Option<ID>,
     ) -> ApiResult<Vec<Ticket>> {
-        require_role(ctx, STAFF)?;
+        let staff = require_role(ctx, STAFF)?;
         let first = first.unwrap_or(DEFAULT_PAGE);
         if !(1..=MAX_PAGE).contains(&first) {
             return Err(ApiError::bad_input("first", "Ask for 1 to 200 tickets."));
@@ -302,6 +302,7 @@ impl TicketQuery {
         };
         let records = service::queue(
             state(ctx)?,
+            staff,
             status.map(Status::from),
             first.unsigned_abs().into(),
             after,

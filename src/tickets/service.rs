@@ -39,6 +39,11 @@ pub const MAX_CONTACT_USERNAME_CHARS: usize = 64;
 pub const MAX_REVEAL_REASON_CHARS: usize = 500;
 /// The audit action of [`reveal_contact`].
 pub const REVEAL_CONTACT_ACTION: &str = "ticket.reveal_contact";
+/// `audit_log.action` of staff reading someone else's ticket.
+pub const READ_ACTION: &str = "ticket.read";
+/// `audit_log.action` of staff reading a page of the support queue; the
+/// detail lists the tickets shown.
+pub const QUEUE_READ_ACTION: &str = "ticket.queue_read";
 
 /// Characters of a reference: digits and capitals without 0/O and 1/I,
 /// which people misread on the phone. 32 of them, so one random byte masked
@@ -597,15 +602,47 @@ pub async fn mine(state: &AppState, viewer: &Viewer) -> Result<Vec<TicketRecord>
 
 /// One ticket: the owner's, or any for staff; otherwise `NotFound`.
 pub async fn get(state: &AppState, viewer: &Viewer, id: Uuid) -> Result<TicketRecord, TicketError> {
-    let (row, _) = accessible(state.db(), viewer, id).await?;
-    record(state, state.db(), row, Some(viewer)).await
+    let (row, author) = accessible(state.db(), viewer, id).await?;
+    let owner = row.account_id;
+    let record = record(state, state.db(), row, Some(viewer)).await?;
+    if matches!(author, Author::Staff) {
+        log_staff_read(state, viewer, READ_ACTION, owner, format!("ticket={id}")).await?;
+    }
+    Ok(record)
+}
+
+/// Writes the audit entry of a staff read of personal data before the
+/// data is handed out: a read that cannot be logged fails.
+async fn log_staff_read(
+    state: &AppState,
+    staff: &Viewer,
+    action: &'static str,
+    subject_id: Option<Uuid>,
+    detail: String,
+) -> Result<(), TicketError> {
+    let txn = state.db().begin().await?;
+    audit::append(
+        &txn,
+        AuditRecord {
+            actor_id: Some(staff.account_id),
+            action,
+            subject_id,
+            detail,
+        },
+        state.clock().now(),
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(())
 }
 
 /// The staff queue: data requests first, then oldest first; `first` tickets
 /// after the ticket `after`, optionally of one status. Callers check that
-/// the viewer is staff.
+/// the viewer is staff. Each page read is audit-logged with the tickets it
+/// showed.
 pub async fn queue(
     state: &AppState,
+    staff: &Viewer,
     status: Option<Status>,
     first: u64,
     after: Option<Uuid>,
@@ -647,7 +684,13 @@ pub async fn queue(
         .limit(first)
         .all(state.db())
         .await?;
-    records(state, state.db(), rows, true).await
+    let shown = records(state, state.db(), rows, true).await?;
+    if !shown.is_empty() {
+        let ids: Vec<String> = shown.iter().map(|t| t.id.to_string()).collect();
+        let detail = format!("tickets={}", ids.join(","));
+        log_staff_read(state, staff, QUEUE_READ_ACTION, None, detail).await?;
+    }
+    Ok(shown)
 }
 
 /// Adds a message by the owner (the ticket opens again) or by staff (the

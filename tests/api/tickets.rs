@@ -967,3 +967,121 @@ async fn filing_needs_support_consent_and_withdrawing_it_turns_only_this_off() {
     assert!(body["errors"].is_null(), "{body}");
     assert_eq!(body["data"]["myTickets"].as_array().unwrap().len(), 1);
 }
+
+async fn audit_entries(app: &TestApp, action: &str) -> Vec<audit_entry::Model> {
+    audit_entry::Entity::find()
+        .filter(audit_entry::Column::Action.eq(action))
+        .all(app.state.db())
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn staff_reads_of_tickets_are_audit_logged_and_owners_reads_are_not() {
+    let app = spawn_app().await;
+    let alice = signed_in(&app, "alice_t", "alice.t@example.org").await;
+    let alice_id = account_id(&app, &alice).await;
+    let first = file(&app, Some(&alice), input("OTHER", "First", "One")).await;
+    let mut guest = input("OTHER", "Guest", "Guest text");
+    guest["contactEmail"] = json!("guest.g@example.org");
+    let second = file(&app, None, guest).await;
+    let (support, support_id) = staff(&app, "SUPPORT", "helper_li", "helper.li@example.org").await;
+
+    // The owner reading her own ticket is not a staff read.
+    let body = app
+        .gql_with_token(Some(&alice), &get_query(), json!({ "id": first["id"] }))
+        .await;
+    assert_eq!(body["data"]["ticket"]["id"], first["id"], "{body}");
+    assert!(audit_entries(&app, tickets::READ_ACTION).await.is_empty());
+
+    let body = app
+        .gql_with_token(Some(&support), &queue_query(), json!({}))
+        .await;
+    assert_eq!(
+        body["data"]["supportQueue"].as_array().map(Vec::len),
+        Some(2),
+        "{body}"
+    );
+    let queue_reads = audit_entries(&app, tickets::QUEUE_READ_ACTION).await;
+    assert_eq!(queue_reads.len(), 1);
+    assert_eq!(queue_reads[0].actor_id, Some(support_id));
+    for ticket in [&first, &second] {
+        let id = ticket["id"].as_str().unwrap();
+        assert!(
+            queue_reads[0].detail.contains(id),
+            "{}",
+            queue_reads[0].detail
+        );
+    }
+    // An empty page shows nobody's data and is not logged.
+    let body = app
+        .gql_with_token(
+            Some(&support),
+            &queue_query(),
+            json!({ "status": "CLOSED" }),
+        )
+        .await;
+    assert_eq!(body["data"]["supportQueue"], json!([]), "{body}");
+    assert_eq!(
+        audit_entries(&app, tickets::QUEUE_READ_ACTION).await.len(),
+        1
+    );
+
+    for ticket in [&first, &second] {
+        let body = app
+            .gql_with_token(Some(&support), &get_query(), json!({ "id": ticket["id"] }))
+            .await;
+        assert_eq!(body["data"]["ticket"]["id"], ticket["id"], "{body}");
+    }
+    let reads = audit_entries(&app, tickets::READ_ACTION).await;
+    assert_eq!(reads.len(), 2);
+    assert!(reads.iter().all(|e| e.actor_id == Some(support_id)));
+    assert_eq!(
+        reads[0].subject_id,
+        Some(alice_id),
+        "the owner is the subject"
+    );
+    assert_eq!(reads[1].subject_id, None, "a guest has no account");
+    assert!(reads[1].detail.contains(second["id"].as_str().unwrap()));
+}
+
+#[tokio::test]
+async fn a_staff_read_that_cannot_be_logged_shows_nothing() {
+    use sea_orm::ConnectionTrait;
+    let app = spawn_app().await;
+    let alice = signed_in(&app, "alice_t", "alice.t@example.org").await;
+    let ticket = file(&app, Some(&alice), input("OTHER", "Private", "Secret text")).await;
+    let (support, _) = staff(&app, "SUPPORT", "helper_li", "helper.li@example.org").await;
+    // From here on the audit trail refuses every entry.
+    let db = app.state.db();
+    let statements: Vec<&str> = match db.get_database_backend() {
+        sea_orm::DbBackend::Postgres => vec![
+            "CREATE FUNCTION refuse_audit() RETURNS trigger LANGUAGE plpgsql AS $$ \
+             BEGIN RAISE EXCEPTION 'refused by the test'; END $$",
+            "CREATE TRIGGER refuse_audit BEFORE INSERT ON audit_log FOR EACH ROW \
+             EXECUTE FUNCTION refuse_audit()",
+        ],
+        _ => vec![
+            "CREATE TRIGGER refuse_audit BEFORE INSERT ON audit_log \
+             BEGIN SELECT RAISE(ABORT, 'refused by the test'); END",
+        ],
+    };
+    for statement in statements {
+        db.execute_unprepared(statement).await.unwrap();
+    }
+
+    for (query, vars) in [
+        (queue_query(), json!({})),
+        (get_query(), json!({ "id": ticket["id"] })),
+    ] {
+        let body = app.gql_with_token(Some(&support), &query, vars).await;
+        assert_eq!(error_code(&body), Some("INTERNAL"), "{body}");
+        assert!(!body.to_string().contains("Secret text"), "{body}");
+        assert!(!body.to_string().contains("Private"), "{body}");
+    }
+    // The owner still reads her own ticket: nothing to log.
+    let body = app
+        .gql_with_token(Some(&alice), &get_query(), json!({ "id": ticket["id"] }))
+        .await;
+    assert_eq!(body["data"]["ticket"]["subject"], "Private", "{body}");
+}
