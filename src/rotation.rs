@@ -202,7 +202,7 @@ pub async fn rotate(
             progress(&table, &column, &report);
         }
     }
-    crate::audit::service::append(
+    crate::audit::service::append_alone(
         db,
         crate::audit::service::AuditRecord {
             actor_id: None,
@@ -439,7 +439,7 @@ pub async fn reindex(
             progress(table, index_column, &report);
         }
     }
-    crate::audit::service::append(
+    crate::audit::service::append_alone(
         db,
         crate::audit::service::AuditRecord {
             actor_id: None,

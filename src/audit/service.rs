@@ -3,8 +3,8 @@
 use chrono::{DateTime, Utc};
 use entity::audit_entry;
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
-    Statement,
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect, Statement, TransactionTrait,
 };
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
@@ -69,6 +69,21 @@ pub async fn append<C: ConnectionTrait>(
     entries
         .pop()
         .ok_or_else(|| sea_orm::DbErr::Custom("audit append wrote nothing".into()))
+}
+
+/// Appends an entry in a transaction of its own, for what changes nothing
+/// else (a read of personal data, a finished run). The chain's lock needs
+/// a transaction: on a bare connection PostgreSQL would release it at once,
+/// and two appenders could take the same place in the chain.
+pub async fn append_alone(
+    db: &DatabaseConnection,
+    record: AuditRecord,
+    now: DateTime<Utc>,
+) -> Result<audit_entry::Model, sea_orm::DbErr> {
+    let txn = db.begin().await?;
+    let entry = append(&txn, record, now).await?;
+    txn.commit().await?;
+    Ok(entry)
 }
 
 /// Appends several entries in order, chained to each other, with one

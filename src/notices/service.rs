@@ -23,7 +23,7 @@ use uuid::Uuid;
 use super::templates;
 use crate::{
     accounts::service::{open, status},
-    audit::service::{AuditRecord, append},
+    audit::service::{AuditRecord, append, append_alone},
     mail::{
         Language, MailError, RenderedMail,
         outbox::{self, OutgoingMail, SealedMail},
@@ -414,19 +414,6 @@ async fn write_page(state: &AppState, mails: Vec<SealedMail>) -> Result<u64, Not
     Ok(queued)
 }
 
-/// Records an incident fan-out that stopped partway, with how many notices
-/// it had queued, in a transaction of its own.
-async fn audit_stopped_fanout(
-    state: &AppState,
-    actor_id: Uuid,
-    detail: String,
-    now: DateTime<Utc>,
-) -> Result<(), sea_orm::DbErr> {
-    let txn = state.db().begin().await?;
-    append(&txn, incident_record(actor_id, detail), now).await?;
-    txn.commit().await
-}
-
 /// The audit entry of an incident report, finished or stopped.
 fn incident_record(actor_id: Uuid, detail: String) -> AuditRecord {
     AuditRecord {
@@ -495,7 +482,7 @@ pub async fn report_incident(
         let detail = format!(
             "audience={audience_name} affected={affected} notified={notified} failed={failed} stopped=true"
         );
-        if let Err(err) = audit_stopped_fanout(state, actor_id, detail, now).await {
+        if let Err(err) = append_alone(state.db(), incident_record(actor_id, detail), now).await {
             tracing::error!(error = %err, "the stopped incident fan-out could not be audited");
         }
         return Err(stopped);

@@ -620,9 +620,8 @@ async fn log_staff_read(
     subject_id: Option<Uuid>,
     detail: String,
 ) -> Result<(), TicketError> {
-    let txn = state.db().begin().await?;
-    audit::append(
-        &txn,
+    audit::append_alone(
+        state.db(),
         AuditRecord {
             actor_id: Some(staff.account_id),
             action,
@@ -632,7 +631,6 @@ async fn log_staff_read(
         state.clock().now(),
     )
     .await?;
-    txn.commit().await?;
     Ok(())
 }
 
