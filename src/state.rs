@@ -151,9 +151,10 @@ impl AppState {
     }
 
     /// Tells this instance's outbox job that mail was queued, so it goes
-    /// out now instead of at the next scheduler tick. Call it right after
-    /// queueing; the job gives the transaction a moment to commit, and mail
-    /// it misses still leaves at the next tick.
+    /// out now instead of at the next scheduler tick. `outbox::queue` calls
+    /// it; code writing sealed mail itself calls it after writing. The job
+    /// gives the transaction a moment to commit, and mail it misses still
+    /// leaves at the next tick.
     pub fn mail_queued(&self) {
         self.0.mail_wake.notify_one();
     }

@@ -309,10 +309,9 @@ async fn queue_mail<C: ConnectionTrait>(
     to: &str,
     content: crate::mail::RenderedMail,
 ) -> Result<(), AccountError> {
-    outbox::enqueue(
+    outbox::queue(
+        state,
         conn,
-        state.cipher(),
-        state.blind().active(),
         OutgoingMail {
             account_id: Some(account_id),
             kind,
@@ -322,7 +321,6 @@ async fn queue_mail<C: ConnectionTrait>(
         state.clock().now(),
     )
     .await?;
-    state.mail_queued();
     Ok(())
 }
 

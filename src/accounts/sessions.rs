@@ -221,10 +221,9 @@ pub async fn login(
     .insert(&txn)
     .await?;
     if let (true, Some(agent)) = (new_agent, &user_agent) {
-        outbox::enqueue(
+        outbox::queue(
+            state,
             &txn,
-            state.cipher(),
-            state.blind().active(),
             OutgoingMail {
                 account_id: Some(row.id),
                 kind: "new_signin_notice",
@@ -239,7 +238,6 @@ pub async fn login(
             now,
         )
         .await?;
-        state.mail_queued();
         tracing::info!(target: "security", account_id = %row.id, event = "new_signin_notice_queued", "sign-in from a new user agent");
     }
     txn.commit().await?;

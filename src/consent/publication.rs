@@ -297,10 +297,9 @@ pub async fn publish(
                         description: p.description.get(lang),
                     })
                     .collect();
-                outbox::enqueue(
+                outbox::queue(
+                    state,
                     &txn,
-                    state.cipher(),
-                    state.blind().active(),
                     OutgoingMail {
                         account_id: Some(person.id),
                         kind: "policy_update",
@@ -316,7 +315,6 @@ pub async fn publish(
                     now,
                 )
                 .await?;
-                state.mail_queued();
                 notified += 1;
             }
         }
@@ -411,10 +409,9 @@ pub async fn send_product_update(
             if !ledger::is_granted(&txn, person.id, &policy, PRODUCT_UPDATES).await? {
                 continue;
             }
-            outbox::enqueue(
+            outbox::queue(
+                state,
                 &txn,
-                state.cipher(),
-                state.blind().active(),
                 OutgoingMail {
                     account_id: Some(person.id),
                     kind: "product_update",
@@ -424,7 +421,6 @@ pub async fn send_product_update(
                 now,
             )
             .await?;
-            state.mail_queued();
             queued += 1;
         }
     }

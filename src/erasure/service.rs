@@ -221,10 +221,9 @@ pub async fn request_deletion(
     };
     let person = open(state, &row)?;
     let public_url = &state.settings().public_url;
-    outbox::enqueue(
+    outbox::queue(
+        state,
         &txn,
-        state.cipher(),
-        state.blind().active(),
         OutgoingMail {
             account_id: Some(row.id),
             kind: "deletion_confirm",
@@ -246,7 +245,6 @@ pub async fn request_deletion(
     )
     .await?;
     txn.commit().await?;
-    state.mail_queued();
     tracing::info!(account_id = %row.id, request_id = %request_id, "deletion requested");
     Ok(())
 }
@@ -299,10 +297,9 @@ pub async fn confirm(
     update.confirmed_at = Set(Some(now));
     update.purge_after = Set(Some(purge_after));
     let scheduled = update.update(&txn).await?;
-    outbox::enqueue(
+    outbox::queue(
+        state,
         &txn,
-        state.cipher(),
-        state.blind().active(),
         OutgoingMail {
             account_id: Some(row.id),
             kind: "deletion_scheduled",
@@ -322,7 +319,6 @@ pub async fn confirm(
     )
     .await?;
     txn.commit().await?;
-    state.mail_queued();
     tracing::info!(account_id = %row.id, request_id = %scheduled.id, purge_after = %purge_after, "deletion confirmed");
     Ok(scheduled)
 }

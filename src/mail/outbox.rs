@@ -134,6 +134,21 @@ pub async fn enqueue<C: ConnectionTrait>(
     Ok(id)
 }
 
+/// How domain code queues a mail: [`enqueue`] with the state's keys, on
+/// `conn` (the transaction of the change that causes it), then a wake-up
+/// of this instance's outbox job, which sends it once that commits instead
+/// of at the next scheduler tick.
+pub async fn queue<C: ConnectionTrait>(
+    state: &crate::state::AppState,
+    conn: &C,
+    mail: OutgoingMail,
+    now: DateTime<Utc>,
+) -> Result<Uuid, MailError> {
+    let id = enqueue(conn, state.cipher(), state.blind().active(), mail, now).await?;
+    state.mail_queued();
+    Ok(id)
+}
+
 /// A mail encrypted for the outbox but not yet written. Sealing is the
 /// CPU-bound half of [`enqueue`]; fan-outs to many people seal each mail
 /// and write them in chunks with [`enqueue_sealed`], one statement each.

@@ -173,10 +173,9 @@ async fn queue<C: ConnectionTrait>(
     content: RenderedMail,
     now: DateTime<Utc>,
 ) -> Result<(), RecoveryError> {
-    outbox::enqueue(
+    outbox::queue(
+        state,
         conn,
-        state.cipher(),
-        state.blind().active(),
         OutgoingMail {
             account_id: Some(account_id),
             kind,
@@ -186,7 +185,6 @@ async fn queue<C: ConnectionTrait>(
         now,
     )
     .await?;
-    state.mail_queued();
     Ok(())
 }
 

@@ -754,10 +754,9 @@ async fn mail_reply<C: ConnectionTrait>(
         ),
         (None, None) => return Ok(()),
     };
-    outbox::enqueue(
+    outbox::queue(
+        state,
         conn,
-        state.cipher(),
-        state.blind().active(),
         OutgoingMail {
             account_id: row.account_id,
             kind: "ticket_reply",
@@ -772,7 +771,6 @@ async fn mail_reply<C: ConnectionTrait>(
         now,
     )
     .await?;
-    state.mail_queued();
     Ok(())
 }
 
