@@ -184,6 +184,25 @@ where
     rows.iter().map(|row| row.try_get_by_index(0)).collect()
 }
 
+/// Deletes the rows of `E` whose `owner` column is one of `ids` and counts
+/// them per account under `table`.
+async fn erase_owned<E, C>(
+    conn: &C,
+    owner: E::Column,
+    ids: &[Uuid],
+    table: &'static str,
+    counts: &mut BTreeMap<Uuid, BTreeMap<&'static str, u64>>,
+) -> Result<(), sea_orm::DbErr>
+where
+    E: EntityTrait,
+    C: ConnectionTrait,
+{
+    let owners: Vec<Uuid> =
+        delete_returning::<E, _, _>(conn, owner.is_in(ids.to_vec()), owner).await?;
+    tally(owners.into_iter().map(Some), table, counts);
+    Ok(())
+}
+
 /// Counts rows per owner, from `(row key, owner)` pairs.
 fn tally<K>(
     owners: impl IntoIterator<Item = Option<K>>,
@@ -305,27 +324,30 @@ pub async fn erase_accounts<C: ConnectionTrait>(
         &mut counts,
     );
 
-    let sessions: Vec<Uuid> = delete_returning::<session::Entity, _, _>(
+    erase_owned::<session::Entity, _>(
         txn,
-        session::Column::AccountId.is_in(ids.clone()),
         session::Column::AccountId,
+        &ids,
+        "sessions",
+        &mut counts,
     )
     .await?;
-    tally(sessions.into_iter().map(Some), "sessions", &mut counts);
-    let tokens: Vec<Uuid> = delete_returning::<account_token::Entity, _, _>(
+    erase_owned::<account_token::Entity, _>(
         txn,
-        account_token::Column::AccountId.is_in(ids.clone()),
         account_token::Column::AccountId,
+        &ids,
+        "account_tokens",
+        &mut counts,
     )
     .await?;
-    tally(tokens.into_iter().map(Some), "account_tokens", &mut counts);
-    let events: Vec<Uuid> = delete_returning::<consent_event::Entity, _, _>(
+    erase_owned::<consent_event::Entity, _>(
         txn,
-        consent_event::Column::AccountId.is_in(ids.clone()),
         consent_event::Column::AccountId,
+        &ids,
+        "consent_events",
+        &mut counts,
     )
     .await?;
-    tally(events.into_iter().map(Some), "consent_events", &mut counts);
     let throttled: Vec<Vec<u8>> = delete_returning::<login_throttle::Entity, _, _>(
         txn,
         login_throttle::Column::SubjectBidx
@@ -343,13 +365,14 @@ pub async fn erase_accounts<C: ConnectionTrait>(
     // PostgreSQL planned the OR as a scan of the whole outbox, which grows
     // by a receipt per erased account (nine minutes for 100,000 accounts).
     // A row matching both goes with the first and is counted once.
-    let to_accounts: Vec<Uuid> = delete_returning::<outbox_row::Entity, _, _>(
+    erase_owned::<outbox_row::Entity, _>(
         txn,
-        outbox_row::Column::AccountId.is_in(ids.clone()),
         outbox_row::Column::AccountId,
+        &ids,
+        "outbox",
+        &mut counts,
     )
     .await?;
-    tally(to_accounts.into_iter().map(Some), "outbox", &mut counts);
     let to_addresses: Vec<Vec<u8>> = delete_returning::<outbox_row::Entity, _, _>(
         txn,
         outbox_row::Column::RecipientBidx.is_in(addresses),
