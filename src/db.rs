@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use migration::{Migrator, MigratorTrait};
+use migration::{KeyStoreMigrator, Migrator, MigratorTrait};
 use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbErr, sqlx};
 use secrecy::{ExposeSecret, SecretString};
 
@@ -39,6 +39,11 @@ pub async fn connect(url: &SecretString) -> Result<DatabaseConnection, DbErr> {
 /// Applies every pending migration.
 pub async fn migrate(db: &DatabaseConnection) -> Result<(), DbErr> {
     Migrator::up(db, None).await
+}
+
+/// Applies every pending migration of a separate key store.
+pub async fn migrate_key_store(db: &DatabaseConnection) -> Result<(), DbErr> {
+    KeyStoreMigrator::up(db, None).await
 }
 
 /// True when `err` is a unique-constraint violation, which services turn

@@ -11,6 +11,7 @@ pub mod erasure;
 pub mod graphql;
 pub mod http;
 pub mod jobs;
+pub mod keystore;
 pub mod mail;
 pub mod notices;
 pub mod ratelimit;

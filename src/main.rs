@@ -148,6 +148,14 @@ async fn migrate(settings: Settings) -> Result<(), String> {
     custos::db::migrate(&db)
         .await
         .map_err(|e| format!("migration: {e}"))?;
+    if let Some(url) = &settings.key_store_url {
+        let store = custos::db::connect(url)
+            .await
+            .map_err(|e| format!("key store: {e}"))?;
+        custos::db::migrate_key_store(&store)
+            .await
+            .map_err(|e| format!("key store migration: {e}"))?;
+    }
     println!("migrations applied");
     Ok(())
 }

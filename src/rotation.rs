@@ -25,7 +25,10 @@ use crate::{
         service::{EMAIL_INDEX, USERNAME_INDEX},
         username::canonical as username_normal_form,
     },
-    crypto::{blind_index::normalise_email, fields::FieldContext},
+    crypto::{
+        blind_index::normalise_email,
+        fields::{FieldCipher, FieldContext},
+    },
     ratelimit::login as throttle,
     state::AppState,
 };
@@ -150,9 +153,46 @@ pub async fn rotate(
     mut progress: impl FnMut(&str, &str, &RotationReport),
 ) -> Result<RotationReport, RotationError> {
     let db = state.db();
-    let backend = db.get_database_backend();
     let cipher = state.cipher();
     let mut report = RotationReport::default();
+    rotate_database(db, cipher, &mut report, &mut progress).await?;
+    // Account keys in a separate store are wrapped by the keyring too.
+    if let Some(store) = state.keys().separate_db() {
+        rotate_database(store, cipher, &mut report, &mut progress).await?;
+    }
+    crate::audit::service::append_alone(
+        db,
+        crate::audit::service::AuditRecord {
+            actor_id: None,
+            action: "keys.rotate",
+            subject_id: None,
+            detail: format!(
+                "active_key={} examined={} rotated={} raced={}",
+                cipher.active_id(),
+                report.examined,
+                report.rotated,
+                report.raced
+            ),
+        },
+        state.clock().now(),
+    )
+    .await?;
+    tracing::info!(
+        rotated = report.rotated,
+        examined = report.examined,
+        "key rotation finished"
+    );
+    Ok(report)
+}
+
+/// Re-encrypts, in one database, every value not under the active key.
+async fn rotate_database(
+    db: &DatabaseConnection,
+    cipher: &FieldCipher,
+    report: &mut RotationReport,
+    progress: &mut impl FnMut(&str, &str, &RotationReport),
+) -> Result<(), RotationError> {
+    let backend = db.get_database_backend();
     for (table, column) in encrypted_columns(db).await? {
         let context_column = column.trim_end_matches("_ct").to_owned();
         let mut after: Option<Uuid> = None;
@@ -199,32 +239,10 @@ pub async fn rotate(
                     report.raced += 1;
                 }
             }
-            progress(&table, &column, &report);
+            progress(&table, &column, report);
         }
     }
-    crate::audit::service::append_alone(
-        db,
-        crate::audit::service::AuditRecord {
-            actor_id: None,
-            action: "keys.rotate",
-            subject_id: None,
-            detail: format!(
-                "active_key={} examined={} rotated={} raced={}",
-                cipher.active_id(),
-                report.examined,
-                report.rotated,
-                report.raced
-            ),
-        },
-        state.clock().now(),
-    )
-    .await?;
-    tracing::info!(
-        rotated = report.rotated,
-        examined = report.examined,
-        "key rotation finished"
-    );
-    Ok(report)
+    Ok(())
 }
 
 /// A blind-indexed column: where it is, the ciphertext its value is
@@ -237,6 +255,9 @@ pub struct BlindIndexedColumn {
     pub index_column: &'static str,
     /// The `*_ct` column holding the indexed value.
     pub value_column: &'static str,
+    /// The column naming the account whose data key the value may be
+    /// under (NULL for people without an account).
+    pub owner_column: &'static str,
     /// The blind-index field the writer computes under.
     pub field: &'static str,
     /// The writer's normal form: the same function, so a recomputed index
@@ -252,6 +273,7 @@ pub const BLIND_INDEXED_COLUMNS: &[BlindIndexedColumn] = &[
         table: "accounts",
         index_column: "username_bidx",
         value_column: "username_ct",
+        owner_column: "id",
         field: USERNAME_INDEX,
         normal_form: username_normal_form,
     },
@@ -259,6 +281,7 @@ pub const BLIND_INDEXED_COLUMNS: &[BlindIndexedColumn] = &[
         table: "accounts",
         index_column: "email_bidx",
         value_column: "email_ct",
+        owner_column: "id",
         field: EMAIL_INDEX,
         normal_form: normalise_email,
     },
@@ -266,6 +289,7 @@ pub const BLIND_INDEXED_COLUMNS: &[BlindIndexedColumn] = &[
         table: "account_tokens",
         index_column: "new_email_bidx",
         value_column: "new_email_ct",
+        owner_column: "account_id",
         field: EMAIL_INDEX,
         normal_form: normalise_email,
     },
@@ -273,6 +297,7 @@ pub const BLIND_INDEXED_COLUMNS: &[BlindIndexedColumn] = &[
         table: "tickets",
         index_column: "contact_email_bidx",
         value_column: "contact_email_ct",
+        owner_column: "account_id",
         field: EMAIL_INDEX,
         normal_form: normalise_email,
     },
@@ -280,6 +305,7 @@ pub const BLIND_INDEXED_COLUMNS: &[BlindIndexedColumn] = &[
         table: "outbox",
         index_column: "recipient_bidx",
         value_column: "recipient_ct",
+        owner_column: "account_id",
         field: crate::mail::outbox::BLIND_INDEX_FIELD,
         normal_form: normalise_email,
     },
@@ -345,13 +371,14 @@ pub async fn reindex(
             table,
             index_column,
             value_column,
+            owner_column,
             field,
             normal_form,
         } = *column;
         let context_column = value_column.trim_end_matches("_ct");
         let mut after: Option<Uuid> = None;
         loop {
-            let columns = format!("{index_column} AS i, {value_column} AS v");
+            let columns = format!("{index_column} AS i, {value_column} AS v, {owner_column} AS o");
             let rows = next_page(db, table, &columns, index_column, after).await?;
             let Some(last) = rows.last() else { break };
             after = Some(last.try_get::<Uuid>("", "id")?);
@@ -359,6 +386,7 @@ pub async fn reindex(
                 let id: Uuid = row.try_get("", "id")?;
                 let stored_index: Vec<u8> = row.try_get("", "i")?;
                 let stored_value: Option<Vec<u8>> = row.try_get("", "v")?;
+                let owner: Option<Uuid> = row.try_get("", "o")?;
                 report.examined += 1;
                 let Some(stored_value) = stored_value else {
                     // An index without a value: nothing to recompute from.
@@ -377,8 +405,15 @@ pub async fn reindex(
                     column: context_column,
                     row_id: id,
                 };
+                let key = match owner {
+                    Some(owner) => state
+                        .read_key(owner, &[&stored_value])
+                        .await
+                        .map_err(crypto_error)?,
+                    None => None,
+                };
                 let plain = cipher
-                    .decrypt(&context, &stored_value)
+                    .decrypt_under(key.as_deref(), &context, &stored_value)
                     .map_err(crypto_error)?;
                 let text = std::str::from_utf8(&plain)
                     .map_err(|_| crypto_error(crate::crypto::CryptoError::Malformed))?;

@@ -48,6 +48,8 @@ pub struct RawSettings {
     pub bind: String,
     /// `CUSTOS_DATABASE_URL`.
     pub database_url: String,
+    /// `CUSTOS_KEY_STORE_URL`: a separate database for account data keys.
+    pub key_store_url: Option<String>,
     /// `CUSTOS_PUBLIC_URL`; `None` means "not given" (refused in production).
     pub public_url: Option<String>,
     /// `CUSTOS_SMTP_URL`.
@@ -121,6 +123,7 @@ impl Default for RawSettings {
             env: "development".into(),
             bind: "127.0.0.1:8000".into(),
             database_url: "sqlite://custos.db?mode=rwc".into(),
+            key_store_url: None,
             public_url: None,
             smtp_url: None,
             mail_from: "Custos <no-reply@localhost>".into(),
@@ -182,6 +185,7 @@ fn setting_name(key: &str) -> &'static str {
         "CUSTOS_ENV",
         "CUSTOS_BIND",
         "CUSTOS_DATABASE_URL",
+        "CUSTOS_KEY_STORE_URL",
         "CUSTOS_PUBLIC_URL",
         "CUSTOS_SMTP_URL",
         "CUSTOS_MAIL_FROM",
@@ -284,6 +288,9 @@ pub struct Settings {
     pub database_url: SecretString,
     /// Which database the URL points at.
     pub database_kind: DatabaseKind,
+    /// Where account data keys live when not in the main database; a
+    /// sea-orm database URL (see [`crate::keystore`]).
+    pub key_store_url: Option<SecretString>,
     /// Base of every link in an email, without a trailing slash.
     pub public_url: String,
     /// Where mail goes.
@@ -368,7 +375,21 @@ impl Settings {
 
         let bind = parse_bind(&raw.bind)?;
 
-        let database_kind = database_kind(&raw.database_url)?;
+        let database_kind = database_kind_of("CUSTOS_DATABASE_URL", &raw.database_url)?;
+        let key_store_url = match raw.key_store_url.map(|url| url.trim().to_owned()) {
+            None => None,
+            Some(url) if url.is_empty() => None,
+            Some(url) => {
+                database_kind_of("CUSTOS_KEY_STORE_URL", &url)?;
+                if url == raw.database_url.trim() {
+                    return Err(SettingsError::new(
+                        "CUSTOS_KEY_STORE_URL",
+                        "names the main database; leave it unset to keep keys there",
+                    ));
+                }
+                Some(SecretString::from(url))
+            }
+        };
 
         let public_url = match raw.public_url {
             Some(url) => {
@@ -559,6 +580,7 @@ impl Settings {
             bind,
             database_url: SecretString::from(raw.database_url),
             database_kind,
+            key_store_url,
             public_url,
             mail_transport,
             mail_from,
@@ -628,7 +650,7 @@ fn parse_bind(bind: &str) -> Result<SocketAddr, SettingsError> {
         .map_err(|_| SettingsError::new("CUSTOS_BIND", "expected host:port, e.g. 127.0.0.1:8000"))
 }
 
-fn database_kind(url: &str) -> Result<DatabaseKind, SettingsError> {
+fn database_kind_of(setting: &'static str, url: &str) -> Result<DatabaseKind, SettingsError> {
     if url.starts_with("sqlite:") {
         Ok(DatabaseKind::Sqlite)
     } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
@@ -636,7 +658,7 @@ fn database_kind(url: &str) -> Result<DatabaseKind, SettingsError> {
     } else {
         let scheme = url.split(':').next().unwrap_or_default();
         Err(SettingsError::new(
-            "CUSTOS_DATABASE_URL",
+            setting,
             format!("unsupported scheme {scheme:?}: use sqlite:// or postgres://"),
         ))
     }
@@ -768,6 +790,34 @@ mod tests {
         r.smtp_url = Some("smtp://127.0.0.1:25".into());
         let err = Settings::validate(r.clone()).err().map(|e| e.setting);
         assert_eq!(err, Some("CUSTOS_ENCRYPTION_KEYS"));
+    }
+
+    #[test]
+    fn key_store_url_is_optional_and_checked() {
+        let mut r = raw();
+        assert!(
+            Settings::validate(r.clone())
+                .ok()
+                .is_some_and(|s| s.key_store_url.is_none())
+        );
+        r.key_store_url = Some("  ".into());
+        assert!(
+            Settings::validate(r.clone())
+                .ok()
+                .is_some_and(|s| s.key_store_url.is_none())
+        );
+        let main = r.database_url.clone();
+        for bad in ["mysql://keys", main.as_str()] {
+            r.key_store_url = Some(bad.into());
+            let err = Settings::validate(r.clone()).err().map(|e| e.setting);
+            assert_eq!(err, Some("CUSTOS_KEY_STORE_URL"), "{bad}");
+        }
+        r.key_store_url = Some("sqlite://keys.db?mode=rwc".into());
+        assert!(
+            Settings::validate(r)
+                .ok()
+                .is_some_and(|s| s.key_store_url.is_some())
+        );
     }
 
     #[test]

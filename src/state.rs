@@ -3,16 +3,17 @@
 
 use std::sync::Arc;
 
-use sea_orm::DatabaseConnection;
+use sea_orm::{ConnectionTrait, DatabaseConnection};
 use secrecy::ExposeSecret;
+use uuid::Uuid;
 
 use crate::{
     accounts::username_policy::UsernamePolicy,
     clock::Clock,
     crypto::{
+        CryptoError,
         blind_index::{BlindIndex, BlindIndexKeys, PREVIOUS_SETTING},
-        fields::FieldCipher,
-        fields::Keyring,
+        fields::{AccountKey, FieldCipher, Keyring, is_under_account_key},
         passwords::PasswordHasher,
     },
     mail::transport::MailTransport,
@@ -57,6 +58,7 @@ struct Inner {
     settings: Settings,
     db: DatabaseConnection,
     cipher: Arc<FieldCipher>,
+    keys: Arc<crate::keystore::KeyStore>,
     blind: Arc<BlindIndexKeys>,
     passwords: PasswordHasher,
     clock: Clock,
@@ -90,6 +92,14 @@ impl AppState {
         }
         let db = crate::db::connect(&settings.database_url).await?;
         crate::db::migrate(&db).await?;
+        let keys = match &settings.key_store_url {
+            Some(url) => {
+                let store = crate::db::connect(url).await?;
+                crate::db::migrate_key_store(&store).await?;
+                crate::keystore::KeyStore::separate(store)
+            }
+            None => crate::keystore::KeyStore::shared(),
+        };
         let clock = overrides.clock.unwrap_or_else(Clock::system);
         crate::consent::versions::ensure_shipped_default(&db, clock.now()).await?;
         let transport = match overrides.transport {
@@ -100,6 +110,7 @@ impl AppState {
         Ok(Self(Arc::new(Inner {
             db,
             cipher: Arc::new(FieldCipher::new(keyring)),
+            keys: Arc::new(keys),
             blind: Arc::new(BlindIndexKeys::new(blind, previous_blind)),
             passwords: PasswordHasher::new(cpus),
             clock,
@@ -127,6 +138,67 @@ impl AppState {
     /// Field encryption.
     pub fn cipher(&self) -> &Arc<FieldCipher> {
         &self.0.cipher
+    }
+
+    /// Account data keys.
+    pub fn keys(&self) -> &Arc<crate::keystore::KeyStore> {
+        &self.0.keys
+    }
+
+    /// The key needed to read `values` of `account`, outside any open
+    /// transaction (it reads through the pool, and caches): `None` when
+    /// they are all under the keyring. A destroyed key is
+    /// [`CryptoError::AccountKeyDestroyed`].
+    pub async fn read_key(
+        &self,
+        account: Uuid,
+        values: &[&[u8]],
+    ) -> Result<Option<Arc<AccountKey>>, CryptoError> {
+        if !values.iter().any(|v| is_under_account_key(v)) {
+            return Ok(None);
+        }
+        match self
+            .0
+            .keys
+            .cached(&self.0.cipher, &self.0.db, account)
+            .await?
+        {
+            Some(key) => Ok(Some(key)),
+            None => Err(CryptoError::AccountKeyDestroyed),
+        }
+    }
+
+    /// Like [`AppState::read_key`], reading with `conn` (a transaction may
+    /// be open on it) and without caching.
+    pub async fn read_key_in<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        account: Uuid,
+        values: &[&[u8]],
+    ) -> Result<Option<Arc<AccountKey>>, CryptoError> {
+        if !values.iter().any(|v| is_under_account_key(v)) {
+            return Ok(None);
+        }
+        self.0
+            .keys
+            .find_many(&self.0.cipher, conn, &[account])
+            .await?
+            .remove(&account)
+            .map(Some)
+            .ok_or(CryptoError::AccountKeyDestroyed)
+    }
+
+    /// The key to write `account`'s fields under, made with `conn` (pass
+    /// the transaction that writes them) when the account has none yet.
+    pub async fn write_key<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        account: Uuid,
+    ) -> Result<Arc<AccountKey>, CryptoError> {
+        self.0
+            .keys
+            .get_or_create(&self.0.cipher, conn, account, self.0.clock.now())
+            .await
     }
 
     /// Blind-index keys: `active()` for what is written, `lookup()` for

@@ -7,6 +7,7 @@
 //! indexes. No column here holds personal data in clear.
 
 pub mod account;
+pub mod account_key;
 pub mod account_token;
 pub mod announcement;
 pub mod audit_entry;
@@ -15,6 +16,7 @@ pub mod deletion_request;
 pub mod erasure_record;
 pub mod login_throttle;
 pub mod outbox;
+pub mod pending_key_destruction;
 pub mod policy_version;
 pub mod session;
 pub mod ticket;

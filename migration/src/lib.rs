@@ -16,6 +16,8 @@ mod m20261129_000008_create_announcements;
 mod m20261129_000009_create_deletion_requests;
 mod m20261129_000010_index_deletion_requests_purge_order;
 mod m20261129_000011_outbox_body_format;
+mod m20261129_000012_create_account_keys;
+mod m20261129_000013_create_pending_key_destruction;
 
 /// The ordered list of migrations.
 pub struct Migrator;
@@ -35,6 +37,24 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_000009_create_deletion_requests::Migration),
             Box::new(m20261129_000010_index_deletion_requests_purge_order::Migration),
             Box::new(m20261129_000011_outbox_body_format::Migration),
+            Box::new(m20261129_000012_create_account_keys::Migration),
+            Box::new(m20261129_000013_create_pending_key_destruction::Migration),
         ]
+    }
+}
+
+/// The migrations of a separate key store (`CUSTOS_KEY_STORE_URL`): only
+/// the account-key table, tracked in a table of its own so the store may
+/// also be a schema of a database that holds other things.
+pub struct KeyStoreMigrator;
+
+#[sea_orm_migration::async_trait::async_trait]
+impl MigratorTrait for KeyStoreMigrator {
+    fn migration_table_name() -> DynIden {
+        Alias::new("custos_key_store_migrations").into_iden()
+    }
+
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261129_000012_create_account_keys::Migration)]
     }
 }

@@ -306,7 +306,9 @@ impl AccountQuery {
             return Ok(None);
         };
         // The row was read with the session; no second read.
-        let record = service::open(state(ctx)?, &viewer.account).map_err(AccountError::from)?;
+        let record = service::open(state(ctx)?, &viewer.account)
+            .await
+            .map_err(AccountError::from)?;
         Ok(Some(Account::from(record)))
     }
 

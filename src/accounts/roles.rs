@@ -20,7 +20,7 @@ use uuid::Uuid;
 
 use super::{
     Role,
-    service::{AccountRecord, open, status},
+    service::{AccountRecord, open_in, status},
 };
 use crate::{
     audit::service::{AuditRecord, append},
@@ -115,7 +115,7 @@ pub async fn set_role(
         now,
     )
     .await?;
-    let record = open(state, &row)?;
+    let record = open_in(state, &txn, &row).await?;
     txn.commit().await?;
     tracing::info!(actor_id = %actor_id, account_id = %account_id, role = role.as_str(), "role set");
     Ok(record)

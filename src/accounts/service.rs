@@ -19,7 +19,11 @@ use super::{
 };
 use crate::{
     consent::service::{self as consent, ConsentSource},
-    crypto::{CryptoError, fields::FieldContext, tokens},
+    crypto::{
+        CryptoError,
+        fields::{AccountKey, FieldContext},
+        tokens,
+    },
     mail::{
         Language, MailError,
         outbox::{self, OutgoingMail},
@@ -194,20 +198,81 @@ fn context<'a>(table: &'a str, column: &'a str, row_id: Uuid) -> FieldContext<'a
     }
 }
 
-/// Encrypts one account field, bound to its row.
-pub fn seal(state: &AppState, column: &str, id: Uuid, value: &str) -> Result<Vec<u8>, CryptoError> {
+/// Encrypts one account field under the account's data key (see
+/// [`AppState::write_key`]), bound to its row.
+pub fn seal(
+    state: &AppState,
+    key: &AccountKey,
+    column: &str,
+    id: Uuid,
+    value: &str,
+) -> Result<Vec<u8>, CryptoError> {
     state
         .cipher()
-        .encrypt_str(&context("accounts", column, id), value)
+        .encrypt_str_under(Some(key), &context("accounts", column, id), value)
 }
 
-/// Decrypts an account row.
-pub fn open(state: &AppState, row: &account::Model) -> Result<AccountRecord, CryptoError> {
+/// The encrypted fields of an account row.
+fn sealed_fields(row: &account::Model) -> [&[u8]; 2] {
+    [&row.username_ct, &row.email_ct]
+}
+
+/// Decrypts an account row, outside any open transaction.
+pub async fn open(state: &AppState, row: &account::Model) -> Result<AccountRecord, CryptoError> {
+    let key = state.read_key(row.id, &sealed_fields(row)).await?;
+    open_with(state, row, key.as_deref())
+}
+
+/// Decrypts an account row, reading its key with `conn` (which may hold an
+/// open transaction).
+pub async fn open_in<C: ConnectionTrait>(
+    state: &AppState,
+    conn: &C,
+    row: &account::Model,
+) -> Result<AccountRecord, CryptoError> {
+    let key = state.read_key_in(conn, row.id, &sealed_fields(row)).await?;
+    open_with(state, row, key.as_deref())
+}
+
+/// Decrypts the account's guardian address, if it has one; `key` is the
+/// account's data key (needed when the value is under it).
+pub fn guardian_email(
+    state: &AppState,
+    row: &account::Model,
+    key: Option<&AccountKey>,
+) -> Result<Option<String>, CryptoError> {
+    row.guardian_email_ct
+        .as_ref()
+        .map(|ct| {
+            state.cipher().decrypt_str_under(
+                key,
+                &context("accounts", "guardian_email", row.id),
+                ct,
+            )
+        })
+        .transpose()
+}
+
+/// Decrypts an account row with its data key, already fetched (`None`
+/// for rows still under the keyring).
+pub fn open_with(
+    state: &AppState,
+    row: &account::Model,
+    key: Option<&AccountKey>,
+) -> Result<AccountRecord, CryptoError> {
     let cipher = state.cipher();
     Ok(AccountRecord {
         id: row.id,
-        username: cipher.decrypt_str(&context("accounts", "username", row.id), &row.username_ct)?,
-        email: cipher.decrypt_str(&context("accounts", "email", row.id), &row.email_ct)?,
+        username: cipher.decrypt_str_under(
+            key,
+            &context("accounts", "username", row.id),
+            &row.username_ct,
+        )?,
+        email: cipher.decrypt_str_under(
+            key,
+            &context("accounts", "email", row.id),
+            &row.email_ct,
+        )?,
         email_verified: row.email_verified,
         role: Role::from_stored(&row.role),
         language: Language::from_tag(&row.language),
@@ -229,7 +294,7 @@ pub async fn find<C: ConnectionTrait>(
         .one(conn)
         .await?
         .ok_or(AccountError::NotFound)?;
-    Ok(open(state, &row)?)
+    Ok(open_in(state, conn, &row).await?)
 }
 
 /// The username's blind index under the active key: what is stored.
@@ -487,11 +552,12 @@ pub async fn signup(state: &AppState, request: SignupRequest) -> Result<(), Acco
     } else {
         guardian::NOT_NEEDED
     };
+    let key = state.write_key(&txn, id).await?;
     let row = account::ActiveModel {
         id: Set(id),
-        username_ct: Set(seal(state, "username", id, username.as_str())?),
+        username_ct: Set(seal(state, &key, "username", id, username.as_str())?),
         username_bidx: Set(username_index(state, &username)),
-        email_ct: Set(seal(state, "email", id, email.as_str())?),
+        email_ct: Set(seal(state, &key, "email", id, email.as_str())?),
         email_bidx: Set(email_index(state, &email)),
         email_verified: Set(false),
         password_hash: Set(password_hash),
@@ -500,7 +566,7 @@ pub async fn signup(state: &AppState, request: SignupRequest) -> Result<(), Acco
         age_declaration: Set(request.age.as_str().to_owned()),
         guardian_consent: Set(guardian_consent.to_owned()),
         guardian_email_ct: Set(match &guardian_email {
-            Some(g) => Some(seal(state, "guardian_email", id, g.as_str())?),
+            Some(g) => Some(seal(state, &key, "guardian_email", id, g.as_str())?),
             None => None,
         }),
         accepted_policy_version: Set(Some(policy.version.clone())),
@@ -612,9 +678,12 @@ pub async fn verify_email(state: &AppState, token: &str) -> Result<(), AccountEr
         else {
             return Err(AccountError::InvalidToken);
         };
-        let new_email = state
-            .cipher()
-            .decrypt_str(&context("account_tokens", "new_email", row.id), new_ct)?;
+        let token_key = state.read_key_in(&txn, account.id, &[new_ct]).await?;
+        let new_email = state.cipher().decrypt_str_under(
+            token_key.as_deref(),
+            &context("account_tokens", "new_email", row.id),
+            new_ct,
+        )?;
         // The token's own index may be under the previous blind-index key:
         // recompute from the address, so the account stores the active one.
         let new_email = Email::parse(&new_email).map_err(|_| AccountError::InvalidToken)?;
@@ -628,7 +697,8 @@ pub async fn verify_email(state: &AppState, token: &str) -> Result<(), AccountEr
             // Someone signed up with the address since the link was sent.
             return Err(AccountError::InvalidToken);
         }
-        update.email_ct = Set(seal(state, "email", account.id, new_email.as_str())?);
+        let key = state.write_key(&txn, account.id).await?;
+        update.email_ct = Set(seal(state, &key, "email", account.id, new_email.as_str())?);
         update.email_bidx = Set(email_index(state, &new_email));
         void_tokens(&txn, account.id, token_purpose::CHANGE_EMAIL, now).await?;
         void_tokens(&txn, account.id, token_purpose::VERIFY_EMAIL, now).await?;
@@ -712,8 +782,15 @@ pub async fn change_username(
     if taken {
         return Err(AccountError::UsernameTaken);
     }
+    let key = state.write_key(&txn, account_id).await?;
     let mut update = row.into_active_model();
-    update.username_ct = Set(seal(state, "username", account_id, username.as_str())?);
+    update.username_ct = Set(seal(
+        state,
+        &key,
+        "username",
+        account_id,
+        username.as_str(),
+    )?);
     update.username_bidx = Set(username_index(state, &username));
     update.updated_at = Set(now);
     let updated = match update.update(&txn).await {
@@ -725,7 +802,7 @@ pub async fn change_username(
     };
     txn.commit().await?;
     tracing::info!(account_id = %account_id, "username changed");
-    Ok(open(state, &updated)?)
+    Ok(open(state, &updated).await?)
 }
 
 /// Checks the account's password; `InvalidCredentials` when wrong.
@@ -761,7 +838,7 @@ pub async fn change_email(
         .await?
         .ok_or(AccountError::NotFound)?;
     verify_password(state, &row, password).await?;
-    let account = open(state, &row)?;
+    let account = open(state, &row).await?;
     let new_lookup = email_lookup(state, &new_email);
     // The stored index may still be under the previous key.
     if new_lookup.contains(&row.email_bidx) {
@@ -794,7 +871,9 @@ pub async fn change_email(
     }
     void_tokens(&txn, account_id, token_purpose::CHANGE_EMAIL, now).await?;
     let token_id = Uuid::new_v4();
-    let new_ct = state.cipher().encrypt_str(
+    let key = state.write_key(&txn, account_id).await?;
+    let new_ct = state.cipher().encrypt_str_under(
+        Some(&key),
         &context("account_tokens", "new_email", token_id),
         new_email.as_str(),
     )?;
@@ -849,7 +928,7 @@ pub async fn change_password(
         .await?
         .ok_or(AccountError::NotFound)?;
     verify_password(state, &row, current).await?;
-    let account = open(state, &row)?;
+    let account = open(state, &row).await?;
     password::check(new, &[account.username.as_str(), account.email.as_str()])?;
     let hash = state.passwords().hash(new).await?;
     let now = state.clock().now();
@@ -901,11 +980,12 @@ pub async fn create_admin(
         // The address belongs to someone: the operator sees this, not the public.
         return Err(AccountError::Email(InvalidEmail));
     }
+    let key = state.write_key(&txn, id).await?;
     let row = account::ActiveModel {
         id: Set(id),
-        username_ct: Set(seal(state, "username", id, username.as_str())?),
+        username_ct: Set(seal(state, &key, "username", id, username.as_str())?),
         username_bidx: Set(username_index(state, &username)),
-        email_ct: Set(seal(state, "email", id, email.as_str())?),
+        email_ct: Set(seal(state, &key, "email", id, email.as_str())?),
         email_bidx: Set(email_index(state, &email)),
         email_verified: Set(true),
         password_hash: Set(password_hash),

@@ -183,7 +183,7 @@ pub async fn login(
             return Err(AccountError::InvalidCredentials);
         }
     };
-    let account = open(state, &row)?;
+    let account = open(state, &row).await?;
     // The password was right: the count starts over, for both names.
     throttle::clear(state.db(), &throttle_subjects(state, &account)).await?;
     if row.status == status::DELETION_SCHEDULED {
@@ -198,7 +198,14 @@ pub async fn login(
         .filter(|agent| !agent.is_empty())
         .map(|agent| agent.chars().take(MAX_USER_AGENT_CHARS).collect());
     let user_agent_ct = match &user_agent {
-        Some(agent) => Some(state.cipher().encrypt_str(&user_agent_context(id), agent)?),
+        Some(agent) => {
+            let key = state.write_key(state.db(), row.id).await?;
+            Some(
+                state
+                    .cipher()
+                    .encrypt_str_under(Some(&key), &user_agent_context(id), agent)?,
+            )
+        }
         None => None,
     };
     let txn = state.db().begin().await?;
@@ -274,9 +281,12 @@ async fn is_new_user_agent<C: ConnectionTrait>(
         if let Some(ct) = &earlier.user_agent_ct {
             // User agents are encrypted with a fresh nonce each: compare
             // plaintexts, row by row.
-            let seen = state
-                .cipher()
-                .decrypt_str(&user_agent_context(earlier.id), ct)?;
+            let key = state.read_key_in(conn, account_id, &[ct]).await?;
+            let seen = state.cipher().decrypt_str_under(
+                key.as_deref(),
+                &user_agent_context(earlier.id),
+                ct,
+            )?;
             if seen == agent {
                 return Ok(false);
             }
@@ -378,11 +388,14 @@ pub async fn list(state: &AppState, viewer: &Viewer) -> Result<Vec<SessionInfo>,
             continue;
         }
         let user_agent = match &row.user_agent_ct {
-            Some(ct) => Some(
-                state
-                    .cipher()
-                    .decrypt_str(&user_agent_context(row.id), ct)?,
-            ),
+            Some(ct) => {
+                let key = state.read_key(viewer.account_id, &[ct]).await?;
+                Some(state.cipher().decrypt_str_under(
+                    key.as_deref(),
+                    &user_agent_context(row.id),
+                    ct,
+                )?)
+            }
             None => None,
         };
         sessions.push(SessionInfo {

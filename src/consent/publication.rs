@@ -22,7 +22,7 @@ use super::{
     versions,
 };
 use crate::{
-    accounts::service::{AccountError, AccountRecord, find, open, status},
+    accounts::service::{AccountError, AccountRecord, find, open_with, status},
     audit::service::{self as audit, AuditRecord},
     mail::{
         Language, MailError,
@@ -238,9 +238,11 @@ async fn active_accounts_page<C: ConnectionTrait>(
         query = query.filter(account::Column::Id.gt(after));
     }
     let rows = query.all(conn).await?;
+    let ids: Vec<Uuid> = rows.iter().map(|row| row.id).collect();
+    let keys = state.keys().find_many(state.cipher(), conn, &ids).await?;
     let mut records = Vec::with_capacity(rows.len());
     for row in &rows {
-        records.push(open(state, row)?);
+        records.push(open_with(state, row, keys.get(&row.id).map(|key| &**key))?);
     }
     Ok(records)
 }

@@ -171,6 +171,37 @@ impl FieldContext<'_> {
     }
 }
 
+/// The key id written into values encrypted under an account's own data
+/// key. `@` is not allowed in keyring ids, so it can never name one.
+pub const ACCOUNT_KEY_ID: &str = "@account";
+
+/// One account's data key (crypto-shredding): the account's personal fields
+/// are encrypted under it, and erasing the account destroys it. Only the
+/// initialised cipher is kept; the raw bytes are wiped once it exists.
+pub struct AccountKey {
+    cipher: Aes256GcmSiv,
+}
+
+impl AccountKey {
+    /// A fresh random key, and its raw bytes for wrapping.
+    pub fn generate() -> Result<(Self, Zeroizing<[u8; 32]>), CryptoError> {
+        let raw = Zeroizing::new(super::tokens::random_bytes::<32>()?);
+        Ok((Self::from_bytes(&raw), raw))
+    }
+
+    fn from_bytes(raw: &[u8; 32]) -> Self {
+        Self {
+            cipher: Aes256GcmSiv::new(raw.into()),
+        }
+    }
+}
+
+impl fmt::Debug for AccountKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("AccountKey([redacted])")
+    }
+}
+
 /// Encrypts and decrypts field values with a [`Keyring`].
 pub struct FieldCipher {
     /// Initialised ciphers in keyring order; index 0 is the active key. The raw
@@ -201,44 +232,87 @@ impl FieldCipher {
         plaintext: &[u8],
     ) -> Result<Vec<u8>, CryptoError> {
         let (id, cipher) = self.ciphers.first().ok_or(CryptoError::Encrypt)?;
-        let id_len = u8::try_from(id.len()).map_err(|_| CryptoError::Encrypt)?;
-        let nonce_bytes = super::tokens::random_bytes::<NONCE_LEN>()?;
+        seal(id, cipher, ctx, plaintext)
+    }
 
-        let body_start = 1 + id.len() + NONCE_LEN;
-        // Exact capacity: the buffer never reallocates, so no stray copy of the
-        // plaintext is left behind in freed memory.
-        let mut stored = Vec::with_capacity(body_start + plaintext.len() + TAG_LEN);
-        stored.push(id_len);
-        stored.extend_from_slice(id.as_bytes());
-        stored.extend_from_slice(&nonce_bytes);
-        stored.extend_from_slice(plaintext);
+    /// Encrypts `plaintext` under `key` when given (an account's own data
+    /// key), else under the active key of the keyring.
+    pub fn encrypt_under(
+        &self,
+        key: Option<&AccountKey>,
+        ctx: &FieldContext<'_>,
+        plaintext: &[u8],
+    ) -> Result<Vec<u8>, CryptoError> {
+        match key {
+            Some(key) => seal(ACCOUNT_KEY_ID, &key.cipher, ctx, plaintext),
+            None => self.encrypt(ctx, plaintext),
+        }
+    }
 
-        let nonce = Nonce::from(nonce_bytes);
-        let tag = cipher
-            .encrypt_inout_detached(
-                &nonce,
-                &ctx.associated_data(),
-                (&mut stored[body_start..]).into(),
-            )
-            .map_err(|_| CryptoError::Encrypt)?;
-        stored.extend_from_slice(&tag);
-        Ok(stored)
+    /// Encrypts a UTF-8 string; see [`FieldCipher::encrypt_under`].
+    pub fn encrypt_str_under(
+        &self,
+        key: Option<&AccountKey>,
+        ctx: &FieldContext<'_>,
+        plaintext: &str,
+    ) -> Result<Vec<u8>, CryptoError> {
+        self.encrypt_under(key, ctx, plaintext.as_bytes())
+    }
+
+    /// Wraps an account's raw data key under the active key, bound to the
+    /// account (`account_keys.wrapped_key` of row `account_id`).
+    pub fn wrap_account_key(
+        &self,
+        account_id: uuid::Uuid,
+        raw: &Zeroizing<[u8; 32]>,
+    ) -> Result<Vec<u8>, CryptoError> {
+        self.encrypt(&wrapped_key_context(account_id), raw.as_slice())
+    }
+
+    /// Unwraps what [`FieldCipher::wrap_account_key`] stored for `account_id`.
+    pub fn unwrap_account_key(
+        &self,
+        account_id: uuid::Uuid,
+        stored: &[u8],
+    ) -> Result<AccountKey, CryptoError> {
+        let raw = self.decrypt(&wrapped_key_context(account_id), stored)?;
+        let bytes: &[u8; 32] = raw
+            .as_slice()
+            .try_into()
+            .map_err(|_| CryptoError::Malformed)?;
+        Ok(AccountKey::from_bytes(bytes))
     }
 
     /// Decrypts a stored value written for the place `ctx` names, with whichever
-    /// key it names.
+    /// key of the keyring it names. A value under an account's own key
+    /// answers [`CryptoError::AccountKeyNeeded`]; see [`FieldCipher::decrypt_under`].
     pub fn decrypt(
         &self,
         ctx: &FieldContext<'_>,
         stored: &[u8],
     ) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
+        self.decrypt_under(None, ctx, stored)
+    }
+
+    /// Decrypts a stored value: one under an account key with `key` (which
+    /// must be that account's), any other with the keyring key it names.
+    /// An account-key value without `key` is [`CryptoError::AccountKeyNeeded`].
+    pub fn decrypt_under(
+        &self,
+        key: Option<&AccountKey>,
+        ctx: &FieldContext<'_>,
+        stored: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
         let parts = split_stored(stored).ok_or(CryptoError::Malformed)?;
-        let cipher = self
-            .ciphers
-            .iter()
-            .find(|(id, _)| id == parts.key_id)
-            .map(|(_, cipher)| cipher)
-            .ok_or_else(|| CryptoError::UnknownKeyId(parts.key_id.to_owned()))?;
+        let cipher = if parts.key_id == ACCOUNT_KEY_ID {
+            &key.ok_or(CryptoError::AccountKeyNeeded)?.cipher
+        } else {
+            self.ciphers
+                .iter()
+                .find(|(id, _)| id == parts.key_id)
+                .map(|(_, cipher)| cipher)
+                .ok_or_else(|| CryptoError::UnknownKeyId(parts.key_id.to_owned()))?
+        };
 
         let nonce = Nonce::try_from(parts.nonce).map_err(|_| CryptoError::Malformed)?;
         let tag = Tag::try_from(parts.tag).map_err(|_| CryptoError::Malformed)?;
@@ -253,6 +327,18 @@ impl FieldCipher {
             )
             .map_err(|_| CryptoError::Decrypt)?;
         Ok(plaintext)
+    }
+
+    /// Decrypts a value that must be UTF-8; see [`FieldCipher::decrypt_under`].
+    pub fn decrypt_str_under(
+        &self,
+        key: Option<&AccountKey>,
+        ctx: &FieldContext<'_>,
+        stored: &[u8],
+    ) -> Result<String, CryptoError> {
+        let plaintext = self.decrypt_under(key, ctx, stored)?;
+        let text = std::str::from_utf8(&plaintext).map_err(|_| CryptoError::Malformed)?;
+        Ok(text.to_owned())
     }
 
     /// Encrypts a UTF-8 string; see [`FieldCipher::encrypt`].
@@ -270,17 +356,17 @@ impl FieldCipher {
         ctx: &FieldContext<'_>,
         stored: &[u8],
     ) -> Result<String, CryptoError> {
-        let plaintext = self.decrypt(ctx, stored)?;
-        let text = std::str::from_utf8(&plaintext).map_err(|_| CryptoError::Malformed)?;
-        Ok(text.to_owned())
+        self.decrypt_str_under(None, ctx, stored)
     }
 
     /// Whether a stored value should be re-encrypted under the active key.
     ///
     /// A malformed value also answers `true`, so a rotation pass tries it and
-    /// reports the error rather than skipping it silently.
+    /// reports the error rather than skipping it silently. A value under an
+    /// account key never does: rotation re-wraps that key instead.
     pub fn needs_rotation(&self, stored: &[u8]) -> bool {
-        key_id_of(stored) != Some(self.active_id())
+        let id = key_id_of(stored);
+        id != Some(self.active_id()) && id != Some(ACCOUNT_KEY_ID)
     }
 }
 
@@ -293,6 +379,51 @@ impl fmt::Debug for FieldCipher {
             )
             .finish_non_exhaustive()
     }
+}
+
+/// Whether a stored value is under an account's own data key.
+pub fn is_under_account_key(stored: &[u8]) -> bool {
+    key_id_of(stored) == Some(ACCOUNT_KEY_ID)
+}
+
+/// Where an account's wrapped data key is stored; bound into the wrapping.
+fn wrapped_key_context(account_id: uuid::Uuid) -> FieldContext<'static> {
+    FieldContext {
+        table: "account_keys",
+        column: "wrapped_key",
+        row_id: account_id,
+    }
+}
+
+/// Encrypts `plaintext` with `cipher` into the stored layout naming `id`.
+fn seal(
+    id: &str,
+    cipher: &Aes256GcmSiv,
+    ctx: &FieldContext<'_>,
+    plaintext: &[u8],
+) -> Result<Vec<u8>, CryptoError> {
+    let id_len = u8::try_from(id.len()).map_err(|_| CryptoError::Encrypt)?;
+    let nonce_bytes = super::tokens::random_bytes::<NONCE_LEN>()?;
+
+    let body_start = 1 + id.len() + NONCE_LEN;
+    // Exact capacity: the buffer never reallocates, so no stray copy of the
+    // plaintext is left behind in freed memory.
+    let mut stored = Vec::with_capacity(body_start + plaintext.len() + TAG_LEN);
+    stored.push(id_len);
+    stored.extend_from_slice(id.as_bytes());
+    stored.extend_from_slice(&nonce_bytes);
+    stored.extend_from_slice(plaintext);
+
+    let nonce = Nonce::from(nonce_bytes);
+    let tag = cipher
+        .encrypt_inout_detached(
+            &nonce,
+            &ctx.associated_data(),
+            (&mut stored[body_start..]).into(),
+        )
+        .map_err(|_| CryptoError::Encrypt)?;
+    stored.extend_from_slice(&tag);
+    Ok(stored)
 }
 
 /// The key id a stored value names, or `None` when the value is malformed.
@@ -315,7 +446,7 @@ fn split_stored(stored: &[u8]) -> Option<StoredParts<'_>> {
     let id_len = usize::from(id_len);
     let (id_bytes, rest) = rest.split_at_checked(id_len)?;
     let key_id = std::str::from_utf8(id_bytes).ok()?;
-    if !is_valid_key_id(key_id) {
+    if key_id != ACCOUNT_KEY_ID && !is_valid_key_id(key_id) {
         return None;
     }
     let (nonce, rest) = rest.split_at_checked(NONCE_LEN)?;
@@ -511,6 +642,78 @@ mod tests {
             Err(CryptoError::UnknownKeyId(id)) => assert_eq!(id, "gone"),
             other => panic!("expected UnknownKeyId, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn account_key_values_need_that_accounts_key() {
+        let c = cipher(&format!("a:{KEY_A}"));
+        let id = uuid::Uuid::new_v4();
+        let (key, _) = AccountKey::generate().unwrap();
+        let (other, _) = AccountKey::generate().unwrap();
+        let stored = c
+            .encrypt_str_under(Some(&key), &ctx(id), "x@example.org")
+            .unwrap();
+        assert_eq!(key_id_of(&stored), Some(ACCOUNT_KEY_ID));
+        assert!(is_under_account_key(&stored));
+        assert_eq!(
+            c.decrypt_str_under(Some(&key), &ctx(id), &stored).unwrap(),
+            "x@example.org"
+        );
+        // The keyring alone, another account's key, another row: all fail.
+        assert!(matches!(
+            c.decrypt(&ctx(id), &stored),
+            Err(CryptoError::AccountKeyNeeded)
+        ));
+        assert!(matches!(
+            c.decrypt_under(Some(&other), &ctx(id), &stored),
+            Err(CryptoError::Decrypt)
+        ));
+        assert!(matches!(
+            c.decrypt_under(Some(&key), &ctx(uuid::Uuid::new_v4()), &stored),
+            Err(CryptoError::Decrypt)
+        ));
+        // Keyring values still read with a key given, and rotation leaves
+        // account-key values alone.
+        let plain = c.encrypt_str(&ctx(id), "y").unwrap();
+        assert_eq!(
+            c.decrypt_str_under(Some(&key), &ctx(id), &plain).unwrap(),
+            "y"
+        );
+        assert!(!c.needs_rotation(&stored));
+        assert!(!cipher(&format!("b:{KEY_B},a:{KEY_A}")).needs_rotation(&stored));
+    }
+
+    #[test]
+    fn wrapped_account_keys_are_bound_to_their_account() {
+        let c = cipher(&format!("a:{KEY_A}"));
+        let account = uuid::Uuid::new_v4();
+        let (key, raw) = AccountKey::generate().unwrap();
+        let wrapped = c.wrap_account_key(account, &raw).unwrap();
+        assert_eq!(key_id_of(&wrapped), Some("a"));
+        assert!(!wrapped.windows(32).any(|w| w == raw.as_slice()));
+        let unwrapped = c.unwrap_account_key(account, &wrapped).unwrap();
+        let stored = c.encrypt_str_under(Some(&key), &ctx(account), "z").unwrap();
+        assert_eq!(
+            c.decrypt_str_under(Some(&unwrapped), &ctx(account), &stored)
+                .unwrap(),
+            "z"
+        );
+        assert!(matches!(
+            c.unwrap_account_key(uuid::Uuid::new_v4(), &wrapped),
+            Err(CryptoError::Decrypt)
+        ));
+        // After a rotation the old keyring key still unwraps, the new one
+        // wraps.
+        let rotated = cipher(&format!("b:{KEY_B},a:{KEY_A}"));
+        assert!(rotated.unwrap_account_key(account, &wrapped).is_ok());
+        assert!(rotated.needs_rotation(&wrapped));
+        assert_eq!(format!("{key:?}"), "AccountKey([redacted])");
+    }
+
+    #[test]
+    fn the_account_key_id_cannot_name_a_keyring_key() {
+        assert!(Keyring::parse(&format!("{ACCOUNT_KEY_ID}:{KEY_A}")).is_err());
+        assert!(EncryptionKey::new(ACCOUNT_KEY_ID, [0; 32]).is_err());
     }
 
     #[test]

@@ -20,7 +20,7 @@ pub mod passwords;
 pub mod tokens;
 
 pub use blind_index::{BlindIndex, BlindIndexKeys, normalise_email};
-pub use fields::{EncryptionKey, FieldCipher, FieldContext, Keyring, key_id_of};
+pub use fields::{AccountKey, EncryptionKey, FieldCipher, FieldContext, Keyring, key_id_of};
 pub use keys::{KeyMaterial, generate as generate_keys, load_or_create_dev_keys};
 pub use passwords::PasswordHasher;
 pub use tokens::{IssuedToken, hash_token, issue as issue_token, random_bytes};
@@ -41,6 +41,16 @@ pub enum CryptoError {
     /// The ciphertext names a key id that is not in the keyring.
     #[error("stored ciphertext uses key id {0:?}, which is not in CUSTOS_ENCRYPTION_KEYS")]
     UnknownKeyId(String),
+    /// The value is under an account's data key and none was given.
+    #[error("stored value is under an account key that was not supplied")]
+    AccountKeyNeeded,
+    /// The account's data key is gone (destroyed when the account was
+    /// erased): the value can never be decrypted again.
+    #[error("the account's data key has been destroyed")]
+    AccountKeyDestroyed,
+    /// The key store could not be read or written.
+    #[error("key store: {0}")]
+    KeyStore(#[from] sea_orm::DbErr),
     /// A stored value does not have the expected layout or encoding.
     #[error("stored value is malformed")]
     Malformed,

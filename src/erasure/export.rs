@@ -8,7 +8,10 @@ use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
 use serde_json::{Value, json};
 
 use crate::{
-    accounts::{service::find, sessions::Viewer},
+    accounts::{
+        service::{self as accounts, find},
+        sessions::Viewer,
+    },
     consent::{publication::PROCESSING_EXCEPTION_ACTION, service as consent},
     crypto::fields::FieldContext,
     state::AppState,
@@ -36,19 +39,12 @@ pub async fn my_data(state: &AppState, viewer: &Viewer) -> Result<Value, ExportE
     let db = state.db();
     let id = viewer.account_id;
     let account = find(state, db, id).await?;
-    let guardian_email = match entity::account::Entity::find_by_id(id)
-        .one(db)
-        .await?
-        .and_then(|row| row.guardian_email_ct)
-    {
-        Some(ct) => Some(state.cipher().decrypt_str(
-            &FieldContext {
-                table: "accounts",
-                column: "guardian_email",
-                row_id: id,
-            },
-            &ct,
-        )?),
+    // The account's data key, for every field of its own (`None` while
+    // they are all still under the keyring).
+    let key = state.keys().cached(state.cipher(), db, id).await?;
+    let key = key.as_deref();
+    let guardian_email = match entity::account::Entity::find_by_id(id).one(db).await? {
+        Some(row) => accounts::guardian_email(state, &row, key)?,
         None => None,
     };
 
@@ -73,7 +69,8 @@ pub async fn my_data(state: &AppState, viewer: &Viewer) -> Result<Value, ExportE
         .await?
     {
         let user_agent = match &s.user_agent_ct {
-            Some(ct) => Some(state.cipher().decrypt_str(
+            Some(ct) => Some(state.cipher().decrypt_str_under(
+                key,
                 &FieldContext {
                     table: "sessions",
                     column: "user_agent",
@@ -136,7 +133,8 @@ pub async fn my_data(state: &AppState, viewer: &Viewer) -> Result<Value, ExportE
         .all(db)
         .await?
     {
-        let subject = state.cipher().decrypt_str(
+        let subject = state.cipher().decrypt_str_under(
+            key,
             &FieldContext {
                 table: "outbox",
                 column: "subject",

@@ -36,6 +36,19 @@ pub const INVENTORY: &[(&str, Coverage)] = &[
         Coverage::Erased("by the throttle subjects derived from the username and email indexes"),
     ),
     (
+        "account_keys",
+        Coverage::Erased(
+            "the account's data key, by id: in the purge's transaction, or right after it when \
+             the keys are in a separate store (see pending_key_destruction)",
+        ),
+    ),
+    (
+        "pending_key_destruction",
+        Coverage::NoPersonalData(
+            "random ids of erased accounts whose key a separate store still holds",
+        ),
+    ),
+    (
         "deletion_requests",
         Coverage::NoPersonalData("random ids, times and token hashes (cleared when completed)"),
     ),

@@ -27,9 +27,9 @@ use super::{
     templates,
 };
 use crate::{
-    accounts::service::open,
+    accounts::service::{guardian_email, open_with},
     audit::service::{self as audit, AuditRecord},
-    crypto::{blind_index::normalise_email, fields::FieldContext},
+    crypto::blind_index::normalise_email,
     mail::outbox::{self, OutgoingMail},
     state::AppState,
 };
@@ -89,6 +89,8 @@ type Cursor = Option<(DateTime<Utc>, Uuid)>;
 /// another runner holds it is that runner's; one that fell behind the
 /// cursor (the other runner rolled back) is taken by the next run.
 pub async fn run_once(state: &AppState) -> Result<PurgeReport, ErasureError> {
+    // Keys a separate store did not delete last time go first.
+    destroy_pending_keys(state).await;
     let mut report = PurgeReport::default();
     let mut cursor: Cursor = None;
     loop {
@@ -112,6 +114,20 @@ pub async fn run_once(state: &AppState) -> Result<PurgeReport, ErasureError> {
         );
     }
     Ok(report)
+}
+
+/// Deletes from a separate key store the keys of accounts already erased.
+/// A store that does not answer leaves them queued: the erasure itself has
+/// committed, and the next run tries again.
+async fn destroy_pending_keys(state: &AppState) {
+    match state.keys().destroy_pending(state.db()).await {
+        Ok(0) => {}
+        Ok(destroyed) => tracing::info!(destroyed, "account keys destroyed"),
+        Err(err) => tracing::error!(
+            error = %err,
+            "key store did not destroy erased accounts' keys; retried next run"
+        ),
+    }
 }
 
 /// Claims up to [`batch_size`] due requests after `cursor` and erases their
@@ -159,6 +175,7 @@ async fn erase_next_batch(
     }
     let counts = erase_accounts(state, &txn, &requests, now).await?;
     txn.commit().await?;
+    destroy_pending_keys(state).await;
     for request in &requests {
         tracing::info!(request_id = %request.id, account_id = %request.account_id, "account erased");
     }
@@ -239,8 +256,10 @@ pub async fn erase_accounts<C: ConnectionTrait>(
     let mut owner_of_address: BTreeMap<Vec<u8>, Uuid> = BTreeMap::new();
     let mut account_addresses: BTreeSet<Vec<u8>> = BTreeSet::new();
     let mut owner_of_subject: BTreeMap<Vec<u8>, Uuid> = BTreeMap::new();
+    let keys = state.keys().find_many(state.cipher(), txn, &ids).await?;
     for row in &rows {
-        let person = open(state, row)?;
+        let key = keys.get(&row.id).map(|key| &**key);
+        let person = open_with(state, row, key)?;
         receipts.push((row.id, person.email.clone(), person.language));
         owner_of_address.insert(row.email_bidx.clone(), row.id);
         account_addresses.insert(row.email_bidx.clone());
@@ -251,15 +270,7 @@ pub async fn erase_accounts<C: ConnectionTrait>(
             owner_of_address.insert(index.clone(), row.id);
             account_addresses.insert(index);
         }
-        if let Some(ct) = &row.guardian_email_ct {
-            let guardian = state.cipher().decrypt_str(
-                &FieldContext {
-                    table: "accounts",
-                    column: "guardian_email",
-                    row_id: row.id,
-                },
-                ct,
-            )?;
+        if let Some(guardian) = guardian_email(state, row, key)? {
             for index in state.blind().lookup("email", &normalise_email(&guardian)) {
                 owner_of_address.insert(index, row.id);
             }
@@ -393,6 +404,12 @@ pub async fn erase_accounts<C: ConnectionTrait>(
         .await?;
     tally(rows.iter().map(|r| Some(r.id)), "accounts", &mut counts);
 
+    // Crypto-shredding: without its key, no copy of the account's rows
+    // (a backup, a replica) can be read again. A separate key store is
+    // told after the commit (see `run_once`).
+    state.keys().destroy_in(txn, &ids, now).await?;
+    tally(keys.keys().map(|id| Some(*id)), "account_keys", &mut counts);
+
     deletion_request::Entity::update_many()
         .col_expr(
             deletion_request::Column::Status,
@@ -465,6 +482,7 @@ pub async fn erase_accounts<C: ConnectionTrait>(
             .unwrap_or_default();
         sealed.push(outbox::seal(
             state.cipher(),
+            None,
             state.blind().active(),
             &OutgoingMail {
                 account_id: None,

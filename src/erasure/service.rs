@@ -15,7 +15,7 @@ use super::{calendar::WorkingCalendar, templates};
 use crate::{
     accounts::{
         email::Email,
-        service::{AccountError, EMAIL_INDEX, USERNAME_INDEX, open, status},
+        service::{AccountError, EMAIL_INDEX, USERNAME_INDEX, open_in, status},
         sessions::revoke_all_except,
         username::Username,
     },
@@ -219,7 +219,7 @@ pub async fn request_deletion(
             id
         }
     };
-    let person = open(state, &row)?;
+    let person = open_in(state, &txn, &row).await?;
     let public_url = &state.settings().public_url;
     outbox::queue(
         state,
@@ -286,7 +286,7 @@ pub async fn confirm(
     let Some(row) = stop_processing(&txn, request.account_id, now).await? else {
         return Err(ErasureError::InvalidToken);
     };
-    let person = open(state, &row)?;
+    let person = open_in(state, &txn, &row).await?;
     let purge_after = purge_deadline(state, now);
     let cancel = tokens::issue()?;
     let mut update = request.into_active_model();

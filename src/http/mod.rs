@@ -477,8 +477,23 @@ fn healthz() -> &'static str {
 
 #[handler]
 async fn readyz(Data(state): Data<&AppState>) -> Response {
-    match tokio::time::timeout(Duration::from_secs(2), state.db().ping()).await {
-        Ok(Ok(())) => "ready".into_response(),
-        _ => (StatusCode::SERVICE_UNAVAILABLE, "database unavailable").into_response(),
+    let answers = |db: &sea_orm::DatabaseConnection| {
+        let db = db.clone();
+        async move {
+            matches!(
+                tokio::time::timeout(Duration::from_secs(2), db.ping()).await,
+                Ok(Ok(()))
+            )
+        }
+    };
+    if !answers(state.db()).await {
+        return (StatusCode::SERVICE_UNAVAILABLE, "database unavailable").into_response();
     }
+    // Without its key store no account's fields can be read or written.
+    if let Some(store) = state.keys().separate_db()
+        && !answers(store).await
+    {
+        return (StatusCode::SERVICE_UNAVAILABLE, "key store unavailable").into_response();
+    }
+    "ready".into_response()
 }

@@ -15,6 +15,7 @@ pub fn outbox_sender(state: &AppState) -> OutboxSender {
     OutboxSender::new(
         state.db().clone(),
         state.cipher().clone(),
+        state.keys().clone(),
         state.transport().clone(),
         settings.mail_from.clone(),
         state.clock().clone(),

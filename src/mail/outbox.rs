@@ -47,7 +47,11 @@ use super::{
 };
 use crate::{
     clock::Clock,
-    crypto::{BlindIndex, CryptoError, FieldCipher, FieldContext, normalise_email},
+    crypto::{
+        AccountKey, BlindIndex, CryptoError, FieldCipher, FieldContext,
+        fields::is_under_account_key, normalise_email,
+    },
+    keystore::KeyStore,
 };
 
 /// `outbox.status` of mail waiting to be sent (or retried).
@@ -118,14 +122,17 @@ impl fmt::Debug for OutgoingMail {
 ///
 /// Refuses an address lettre cannot send to with [`MailError::Address`], so
 /// the caller can still roll back instead of queueing undeliverable mail.
+/// `key` is the data key of the account the mail is for (`None` for mail
+/// to people without an account, which the keyring encrypts).
 pub async fn enqueue<C: ConnectionTrait>(
     conn: &C,
     cipher: &FieldCipher,
+    key: Option<&AccountKey>,
     blind: &BlindIndex,
     mail: OutgoingMail,
     now: DateTime<Utc>,
 ) -> Result<Uuid, MailError> {
-    let sealed = seal(cipher, blind, &mail, now)?;
+    let sealed = seal(cipher, key, blind, &mail, now)?;
     let id = sealed.id;
     outbox::Entity::insert(sealed.row)
         .exec_without_returning(conn)
@@ -144,7 +151,20 @@ pub async fn queue<C: ConnectionTrait>(
     mail: OutgoingMail,
     now: DateTime<Utc>,
 ) -> Result<Uuid, MailError> {
-    let id = enqueue(conn, state.cipher(), state.blind().active(), mail, now).await?;
+    // Mail for an account is personal data of that account: under its key.
+    let key = match mail.account_id {
+        Some(account) => Some(state.write_key(conn, account).await?),
+        None => None,
+    };
+    let id = enqueue(
+        conn,
+        state.cipher(),
+        key.as_deref(),
+        state.blind().active(),
+        mail,
+        now,
+    )
+    .await?;
     state.mail_queued();
     Ok(id)
 }
@@ -170,6 +190,7 @@ impl fmt::Debug for SealedMail {
 /// Refuses an address lettre cannot send to with [`MailError::Address`].
 pub fn seal(
     cipher: &FieldCipher,
+    key: Option<&AccountKey>,
     blind: &BlindIndex,
     mail: &OutgoingMail,
     now: DateTime<Utc>,
@@ -179,7 +200,8 @@ pub fn seal(
 
     let id = Uuid::new_v4();
     let seal = |column: &'static str, value: &str| {
-        cipher.encrypt_str(
+        cipher.encrypt_str_under(
+            key,
             &FieldContext {
                 table: TABLE,
                 column,
@@ -284,6 +306,7 @@ pub struct SendReport {
 pub struct OutboxSender {
     db: DatabaseConnection,
     cipher: Arc<FieldCipher>,
+    keys: Arc<KeyStore>,
     transport: MailTransport,
     from: Mailbox,
     clock: Clock,
@@ -311,9 +334,11 @@ impl OutboxSender {
     /// A sender that claims up to `batch` due mails per run, sends them from
     /// `from` through `transport`, and gives a mail up after `max_attempts`
     /// attempts (at least one is always made).
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         db: DatabaseConnection,
         cipher: Arc<FieldCipher>,
+        keys: Arc<KeyStore>,
         transport: MailTransport,
         from: Mailbox,
         clock: Clock,
@@ -323,6 +348,7 @@ impl OutboxSender {
         Self {
             db,
             cipher,
+            keys,
             transport,
             from,
             clock,
@@ -340,7 +366,11 @@ impl OutboxSender {
         let claimed = self.claim().await?;
         let mut report = SendReport::default();
         for row in claimed {
-            let outcome = match self.build_message(&row) {
+            let outcome = match self.account_key(&row).await {
+                Ok(key) => self.build_message(&row, key.as_deref()),
+                Err(failure) => Err(failure),
+            };
+            let outcome = match outcome {
                 Ok(message) => match self.transport.send(message).await {
                     Ok(()) => Outcome::Sent,
                     Err(failure) => Outcome::Failed(failure),
@@ -399,12 +429,41 @@ impl OutboxSender {
         Ok(claimed)
     }
 
+    /// The data key of the account a row is for, when the row is under it.
+    /// A key store that does not answer is a transient failure; a key that
+    /// is gone (the account was erased) a permanent one.
+    async fn account_key(
+        &self,
+        row: &outbox::Model,
+    ) -> Result<Option<Arc<AccountKey>>, SendFailure> {
+        let Some(owner) = row.account_id else {
+            return Ok(None);
+        };
+        if !is_under_account_key(&row.recipient_ct) {
+            return Ok(None);
+        }
+        match self.keys.cached(&self.cipher, &self.db, owner).await {
+            Ok(Some(key)) => Ok(Some(key)),
+            Ok(None) => Err(decrypt_failure(row.id, &CryptoError::AccountKeyDestroyed)),
+            Err(CryptoError::KeyStore(err)) => {
+                tracing::warn!(outbox_id = %row.id, error = %err, "key store unavailable");
+                Err(SendFailure::transient("key store"))
+            }
+            Err(err) => Err(decrypt_failure(row.id, &err)),
+        }
+    }
+
     /// Decrypts one row and assembles the message. Failures are classified
     /// like transport failures, so they count as attempts too.
-    fn build_message(&self, row: &outbox::Model) -> Result<Message, SendFailure> {
+    fn build_message(
+        &self,
+        row: &outbox::Model,
+        key: Option<&AccountKey>,
+    ) -> Result<Message, SendFailure> {
         let open = |column: &'static str, stored: &[u8]| {
             self.cipher
-                .decrypt_str(
+                .decrypt_str_under(
+                    key,
                     &FieldContext {
                         table: TABLE,
                         column,
@@ -632,15 +691,23 @@ mod tests {
 
     impl Fixture {
         async fn enqueue(&self, mail: OutgoingMail) -> Uuid {
-            enqueue(&self.db, &self.cipher, &self.blind, mail, self.clock.now())
-                .await
-                .unwrap()
+            enqueue(
+                &self.db,
+                &self.cipher,
+                None,
+                &self.blind,
+                mail,
+                self.clock.now(),
+            )
+            .await
+            .unwrap()
         }
 
         fn sender(&self, transport: MailTransport, max_attempts: u32) -> OutboxSender {
             OutboxSender::new(
                 self.db.clone(),
                 Arc::clone(&self.cipher),
+                Arc::new(KeyStore::shared()),
                 transport,
                 "Custos <no-reply@custos.test>".parse().unwrap(),
                 self.clock.clone(),
@@ -710,7 +777,7 @@ mod tests {
     async fn enqueue_rolls_back_with_the_callers_transaction() {
         let f = fixture().await;
         let txn = f.db.begin().await.unwrap();
-        enqueue(&txn, &f.cipher, &f.blind, mail(false), f.clock.now())
+        enqueue(&txn, &f.cipher, None, &f.blind, mail(false), f.clock.now())
             .await
             .unwrap();
         txn.rollback().await.unwrap();
@@ -722,7 +789,7 @@ mod tests {
         let f = fixture().await;
         let mut bad = mail(false);
         bad.to = "not an address".into();
-        let err = enqueue(&f.db, &f.cipher, &f.blind, bad, f.clock.now())
+        let err = enqueue(&f.db, &f.cipher, None, &f.blind, bad, f.clock.now())
             .await
             .unwrap_err();
         assert!(matches!(err, MailError::Address));

@@ -10,7 +10,7 @@
 //! still sent (people were told), and the missing audit entry and announcement
 //! show the report has to be made again.
 
-use std::sync::Arc;
+use std::{collections::HashMap, sync::Arc};
 
 use chrono::{DateTime, Utc};
 use entity::{account, announcement};
@@ -22,8 +22,9 @@ use uuid::Uuid;
 
 use super::templates;
 use crate::{
-    accounts::service::{open, status},
+    accounts::service::{open_with, status},
     audit::service::{AuditRecord, append, append_alone},
+    crypto::AccountKey,
     mail::{
         Language, MailError, RenderedMail,
         outbox::{self, OutgoingMail, SealedMail},
@@ -350,16 +351,19 @@ fn seal_page(
     state: &AppState,
     renderings: &Renderings,
     rows: Vec<account::Model>,
+    keys: &HashMap<Uuid, Arc<AccountKey>>,
     now: DateTime<Utc>,
 ) -> (Vec<SealedMail>, u64) {
     let mut sealed = Vec::with_capacity(rows.len());
     let mut failed = 0;
     for row in rows {
-        let attempt = open(state, &row)
+        let key = keys.get(&row.id).map(|key| &**key);
+        let attempt = open_with(state, &row, key)
             .map_err(MailError::from)
             .and_then(|record| {
                 outbox::seal(
                     state.cipher(),
+                    key,
                     state.blind().active(),
                     &OutgoingMail {
                         account_id: Some(row.id),
@@ -390,9 +394,23 @@ async fn seal_page_blocking(
     now: DateTime<Utc>,
 ) -> (Vec<SealedMail>, u64) {
     let count = rows.len() as u64;
+    let ids: Vec<Uuid> = rows.iter().map(|row| row.id).collect();
+    let keys = match state
+        .keys()
+        .find_many(state.cipher(), state.db(), &ids)
+        .await
+    {
+        Ok(keys) => keys,
+        Err(err) => {
+            tracing::error!(error = %err, "account keys of a notice page unreadable");
+            return (Vec::new(), count);
+        }
+    };
     let state = state.clone();
     let renderings = Arc::clone(renderings);
-    match tokio::task::spawn_blocking(move || seal_page(&state, &renderings, rows, now)).await {
+    match tokio::task::spawn_blocking(move || seal_page(&state, &renderings, rows, &keys, now))
+        .await
+    {
         Ok(done) => done,
         Err(err) => {
             // The sealing thread died: none of the page was queued.

@@ -16,7 +16,9 @@ use crate::{
     accounts::{
         email::{Email, InvalidEmail},
         password::{self, WeakPassword},
-        service::{self as accounts, EMAIL_INDEX, MAX_MAILS_PER_HOUR, open, status, token_purpose},
+        service::{
+            self as accounts, EMAIL_INDEX, MAX_MAILS_PER_HOUR, open, open_in, status, token_purpose,
+        },
         sessions,
     },
     crypto::{CryptoError, tokens},
@@ -116,7 +118,7 @@ async fn send_reset_link(state: &AppState, email: &Email) -> Result<(), Recovery
         );
         return Ok(());
     }
-    let account = open(state, &row)?;
+    let account = open_in(state, &txn, &row).await?;
     // Only the newest link works.
     accounts::void_tokens(&txn, row.id, token_purpose::RESET_PASSWORD, now).await?;
     let settings = state.settings();
@@ -216,7 +218,7 @@ pub async fn reset_password(
         .await?
         .filter(|row| row.status == status::ACTIVE)
         .ok_or(RecoveryError::InvalidToken)?;
-    let account = open(state, &row)?;
+    let account = open(state, &row).await?;
     password::check(
         new_password,
         &[account.username.as_str(), account.email.as_str()],
@@ -244,7 +246,7 @@ pub async fn reset_password(
         .filter(|row| row.status == status::ACTIVE)
         .ok_or(RecoveryError::InvalidToken)?;
     // From the row read in this transaction: its names are the current ones.
-    let subjects = sessions::throttle_subjects(state, &open(state, &row)?);
+    let subjects = sessions::throttle_subjects(state, &open_in(state, &txn, &row).await?);
     let account_id = row.id;
     let mut update = row.into_active_model();
     update.password_hash = Set(password_hash);

@@ -21,7 +21,7 @@ use crate::{
         sessions::Viewer,
     },
     audit::service::{self as audit, AuditRecord},
-    crypto::{CryptoError, FieldContext, normalise_email, random_bytes},
+    crypto::{AccountKey, CryptoError, FieldContext, normalise_email, random_bytes},
     mail::{
         Language, MailError,
         outbox::{self, OutgoingMail},
@@ -208,8 +208,11 @@ fn context(table: &'static str, column: &'static str, row_id: Uuid) -> FieldCont
     }
 }
 
+/// Encrypts a ticket field: under the filing account's data key, or the
+/// keyring for a guest's ticket (`key` is `None`).
 fn seal(
     state: &AppState,
+    key: Option<&AccountKey>,
     table: &'static str,
     column: &'static str,
     id: Uuid,
@@ -217,11 +220,13 @@ fn seal(
 ) -> Result<Vec<u8>, CryptoError> {
     state
         .cipher()
-        .encrypt_str(&context(table, column, id), value)
+        .encrypt_str_under(key, &context(table, column, id), value)
 }
 
+/// Decrypts a ticket field; `key` is the owning account's data key, if any.
 fn unseal(
     state: &AppState,
+    key: Option<&AccountKey>,
     table: &'static str,
     column: &'static str,
     id: Uuid,
@@ -229,7 +234,7 @@ fn unseal(
 ) -> Result<String, CryptoError> {
     state
         .cipher()
-        .decrypt_str(&context(table, column, id), stored)
+        .decrypt_str_under(key, &context(table, column, id), stored)
 }
 
 fn is_staff(viewer: &Viewer) -> bool {
@@ -332,6 +337,12 @@ async fn records<C: ConnectionTrait>(
         return Ok(Vec::new());
     }
     let account_ids: Vec<Uuid> = rows.iter().filter_map(|r| r.account_id).collect();
+    let keys = state
+        .keys()
+        .find_many(state.cipher(), conn, &account_ids)
+        .await?;
+    let key_of = |owner: Option<Uuid>| owner.and_then(|id| keys.get(&id)).map(|key| &**key);
+    let owners: HashMap<Uuid, Option<Uuid>> = rows.iter().map(|r| (r.id, r.account_id)).collect();
     let accounts: HashMap<Uuid, account::Model> = if account_ids.is_empty() {
         HashMap::new()
     } else {
@@ -357,7 +368,14 @@ async fn records<C: ConnectionTrait>(
             .push(MessageRecord {
                 id: message.id,
                 author: Author::from_stored(&message.author),
-                body: unseal(state, MESSAGES, "body", message.id, &message.body_ct)?,
+                body: unseal(
+                    state,
+                    key_of(owners.get(&message.ticket_id).copied().flatten()),
+                    MESSAGES,
+                    "body",
+                    message.id,
+                    &message.body_ct,
+                )?,
                 created_at: message.created_at,
             });
     }
@@ -367,7 +385,7 @@ async fn records<C: ConnectionTrait>(
         let requester = if staff {
             Some(match account {
                 Some(account) => {
-                    let account = accounts::open(state, account)?;
+                    let account = accounts::open_with(state, account, key_of(row.account_id))?;
                     RequesterView {
                         username: Some(account.username),
                         email_masked: Some(mask_email(&account.email)),
@@ -375,12 +393,20 @@ async fn records<C: ConnectionTrait>(
                 }
                 None => RequesterView {
                     username: match &row.contact_username_ct {
-                        Some(ct) => Some(unseal(state, TICKETS, "contact_username", row.id, ct)?),
+                        Some(ct) => Some(unseal(
+                            state,
+                            None,
+                            TICKETS,
+                            "contact_username",
+                            row.id,
+                            ct,
+                        )?),
                         None => None,
                     },
                     email_masked: match &row.contact_email_ct {
                         Some(ct) => Some(mask_email(&unseal(
                             state,
+                            None,
                             TICKETS,
                             "contact_email",
                             row.id,
@@ -395,7 +421,14 @@ async fn records<C: ConnectionTrait>(
         };
         records.push(TicketRecord {
             id: row.id,
-            subject: unseal(state, TICKETS, "subject", row.id, &row.subject_ct)?,
+            subject: unseal(
+                state,
+                key_of(row.account_id),
+                TICKETS,
+                "subject",
+                row.id,
+                &row.subject_ct,
+            )?,
             can_reply: reply_check(&row, account),
             messages: threads.remove(&row.id).unwrap_or_default(),
             reference: row.reference,
@@ -483,6 +516,12 @@ pub async fn create_with_references(
         )?,
     };
 
+    // A signed-in requester's ticket is theirs: under their data key.
+    let key = match viewer {
+        Some(viewer) => Some(state.write_key(state.db(), viewer.account_id).await?),
+        None => None,
+    };
+    let key = key.as_deref();
     for _ in 0..MAX_REFERENCE_ATTEMPTS {
         let reference = next_reference()?;
         let now = state.clock().now();
@@ -493,13 +532,20 @@ pub async fn create_with_references(
             account_id: Set(viewer.map(|v| v.account_id)),
             category: Set(request.category.as_str().to_owned()),
             status: Set(Status::Open.as_str().to_owned()),
-            subject_ct: Set(seal(state, TICKETS, "subject", id, &subject)?),
+            subject_ct: Set(seal(state, key, TICKETS, "subject", id, &subject)?),
             contact_username_ct: Set(match &contact_username {
-                Some(name) => Some(seal(state, TICKETS, "contact_username", id, name)?),
+                Some(name) => Some(seal(state, key, TICKETS, "contact_username", id, name)?),
                 None => None,
             }),
             contact_email_ct: Set(match &contact_email {
-                Some(email) => Some(seal(state, TICKETS, "contact_email", id, email.as_str())?),
+                Some(email) => Some(seal(
+                    state,
+                    key,
+                    TICKETS,
+                    "contact_email",
+                    id,
+                    email.as_str(),
+                )?),
                 None => None,
             }),
             contact_email_bidx: Set(contact_email.as_ref().map(|email| {
@@ -522,7 +568,7 @@ pub async fn create_with_references(
             }
             Err(err) => return Err(err.into()),
         };
-        append_message(state, &txn, id, Author::Requester, None, &body, now).await?;
+        append_message(state, &txn, key, id, Author::Requester, None, &body, now).await?;
         match txn.commit().await {
             Ok(()) => {}
             Err(err) if crate::db::is_unique_violation(&err) => continue,
@@ -542,9 +588,11 @@ pub async fn create_with_references(
 /// Appends a message at the end of the thread. Callers first update the
 /// ticket row in the same transaction, which on PostgreSQL locks it until
 /// commit, so two messages never draw the same position.
+#[allow(clippy::too_many_arguments)]
 async fn append_message<C: ConnectionTrait>(
     state: &AppState,
     conn: &C,
+    key: Option<&AccountKey>,
     ticket_id: Uuid,
     author: Author,
     staff_id: Option<Uuid>,
@@ -563,7 +611,7 @@ async fn append_message<C: ConnectionTrait>(
         seq: Set(seq),
         author: Set(author.as_str().to_owned()),
         staff_id: Set(staff_id),
-        body_ct: Set(seal(state, MESSAGES, "body", id, body)?),
+        body_ct: Set(seal(state, key, MESSAGES, "body", id, body)?),
         created_at: Set(now),
     }
     .insert(conn)
@@ -712,7 +760,21 @@ pub async fn add_message(
         return Err(TicketError::Closed);
     }
     let staff_id = (author == Author::Staff).then_some(viewer.account_id);
-    append_message(state, &txn, ticket_id, author, staff_id, &body, now).await?;
+    let key = match row.account_id {
+        Some(owner) => Some(state.write_key(&txn, owner).await?),
+        None => None,
+    };
+    append_message(
+        state,
+        &txn,
+        key.as_deref(),
+        ticket_id,
+        author,
+        staff_id,
+        &body,
+        now,
+    )
+    .await?;
     if author == Author::Staff {
         mail_reply(state, &txn, &row, &body, now).await?;
     }
@@ -745,11 +807,11 @@ async fn mail_reply<C: ConnectionTrait>(
     }
     let (to, language) = match (&account, &row.contact_email_ct) {
         (Some(account), _) => {
-            let account = accounts::open(state, account)?;
+            let account = accounts::open_in(state, conn, account).await?;
             (account.email, account.language)
         }
         (None, Some(ct)) => (
-            unseal(state, TICKETS, "contact_email", row.id, ct)?,
+            unseal(state, None, TICKETS, "contact_email", row.id, ct)?,
             Language::from_tag(&row.language),
         ),
         (None, None) => return Ok(()),
@@ -813,7 +875,7 @@ pub async fn reveal_contact(
         .ok_or(TicketError::NotFound)?;
     let email = match (row.account_id, &row.contact_email_ct) {
         (Some(account_id), _) => accounts::find(state, &txn, account_id).await?.email,
-        (None, Some(ct)) => unseal(state, TICKETS, "contact_email", row.id, ct)?,
+        (None, Some(ct)) => unseal(state, None, TICKETS, "contact_email", row.id, ct)?,
         (None, None) => return Err(TicketError::NoContactEmail),
     };
     audit::append(

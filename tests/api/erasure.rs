@@ -37,6 +37,19 @@ async fn request_and_read_mail(app: &TestApp, username: &str, email: &str) -> (S
     )
 }
 
+/// Requests and confirms the deletion of an account, then moves the clock
+/// past its purge deadline: the next purge run erases it.
+pub async fn due_for_purge(app: &TestApp, username: &str, email: &str) {
+    let (confirm, _cancel) = request_and_read_mail(app, username, email).await;
+    let body = app.gql(CONFIRM, json!({ "t": confirm })).await;
+    let purge_after: DateTime<Utc> = body["data"]["confirmAccountDeletion"]["purgeAfter"]
+        .as_str()
+        .unwrap_or_else(|| panic!("not scheduled: {body}"))
+        .parse()
+        .unwrap();
+    app.clock.set(purge_after + chrono::Duration::seconds(1));
+}
+
 async fn count_rows(app: &TestApp, table: &str) -> i64 {
     let db = app.state.db();
     let row = db
@@ -162,9 +175,15 @@ async fn confirmed_deletion_stops_processing_and_the_purge_erases_everything() {
     assert_eq!(report.overdue, 0);
     assert_eq!(report.rows.get("accounts"), Some(&1));
     assert_eq!(report.rows.get("tickets"), Some(&1));
+    assert_eq!(
+        report.rows.get("account_keys"),
+        Some(&1),
+        "the data key is destroyed"
+    );
 
     for table in [
         "accounts",
+        "account_keys",
         "sessions",
         "account_tokens",
         "consent_events",
@@ -678,10 +697,16 @@ async fn seed_due_accounts(
         .await
         .unwrap()
         .document;
-    let seal = |table: &str, column: &str, id: uuid::Uuid, value: &str| {
+    // Sealed under each account's own data key, as the service writes them.
+    let seal = |key: &custos::crypto::AccountKey,
+                table: &str,
+                column: &str,
+                id: uuid::Uuid,
+                value: &str| {
         state
             .cipher()
-            .encrypt_str(
+            .encrypt_str_under(
+                Some(key),
                 &custos::crypto::fields::FieldContext {
                     table,
                     column,
@@ -699,19 +724,22 @@ async fn seed_due_accounts(
         let mut messages = Vec::new();
         let mut events = Vec::new();
         let mut requests = Vec::new();
+        let mut keys = Vec::new();
         for i in chunk {
             let id = uuid::Uuid::new_v4();
+            let (key, key_row) = crate::helpers::new_account_key(app, id);
+            keys.push(key_row);
             let username = format!("bench_user_{i}");
             let email = format!("bench{i}@example.org");
             emails.push(email.clone());
             account_rows.push(entity::account::ActiveModel {
                 id: Set(id),
-                username_ct: Set(seal("accounts", "username", id, &username)),
+                username_ct: Set(seal(&key, "accounts", "username", id, &username)),
                 username_bidx: Set(state
                     .blind()
                     .active()
                     .compute("username", &username.replace('_', ""))),
-                email_ct: Set(seal("accounts", "email", id, &email)),
+                email_ct: Set(seal(&key, "accounts", "email", id, &email)),
                 email_bidx: Set(state.blind().active().compute("email", &email)),
                 email_verified: Set(true),
                 password_hash: Set("$argon2id$v=19$m=19456,t=2,p=1$bench$bench".into()),
@@ -732,7 +760,7 @@ async fn seed_due_accounts(
                 account_id: Set(Some(id)),
                 category: Set("CONSULTATION".into()),
                 status: Set("OPEN".into()),
-                subject_ct: Set(seal("tickets", "subject", ticket_id, "A question")),
+                subject_ct: Set(seal(&key, "tickets", "subject", ticket_id, "A question")),
                 contact_username_ct: Set(None),
                 contact_email_ct: Set(None),
                 contact_email_bidx: Set(None),
@@ -747,7 +775,13 @@ async fn seed_due_accounts(
                 seq: Set(1),
                 author: Set("REQUESTER".into()),
                 staff_id: Set(None),
-                body_ct: Set(seal("ticket_messages", "body", message_id, "Some words")),
+                body_ct: Set(seal(
+                    &key,
+                    "ticket_messages",
+                    "body",
+                    message_id,
+                    "Some words",
+                )),
                 created_at: Set(now),
             });
             for purpose in policy.purposes.iter().take(3) {
@@ -780,6 +814,10 @@ async fn seed_due_accounts(
                 completed_at: Set(None),
             });
         }
+        entity::account_key::Entity::insert_many(keys)
+            .exec_without_returning(&txn)
+            .await
+            .unwrap();
         entity::account::Entity::insert_many(account_rows)
             .exec(&txn)
             .await

@@ -369,3 +369,18 @@ pub async fn admin_token(app: &TestApp) -> String {
         .expect("admin signs in")
         .to_owned()
 }
+
+/// A fresh data key for a seeded account, and its `account_keys` row (the
+/// key wrapped by `app`'s keyring), for seeders that write rows directly.
+pub fn new_account_key(
+    app: &TestApp,
+    account: uuid::Uuid,
+) -> (custos::crypto::AccountKey, entity::account_key::ActiveModel) {
+    let (key, raw) = custos::crypto::AccountKey::generate().unwrap();
+    let row = entity::account_key::ActiveModel {
+        id: sea_orm::Set(account),
+        wrapped_key_ct: sea_orm::Set(app.state.cipher().wrap_account_key(account, &raw).unwrap()),
+        created_at: sea_orm::Set(app.clock.now()),
+    };
+    (key, row)
+}

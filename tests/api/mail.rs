@@ -11,6 +11,7 @@ async fn queue(app: &crate::helpers::TestApp, to: &str, subject: &str) {
     outbox::enqueue(
         app.state.db(),
         app.state.cipher(),
+        None,
         app.state.blind().active(),
         OutgoingMail {
             account_id: None,

@@ -16,7 +16,9 @@ use uuid::Uuid;
 
 use crate::{
     accounts::signed_in,
-    helpers::{TestApp, admin_token, error_code, link_token, spawn_app, spawn_app_with},
+    helpers::{
+        TestApp, admin_token, error_code, link_token, new_account_key, spawn_app, spawn_app_with,
+    },
     roles::my_id,
 };
 
@@ -129,15 +131,18 @@ pub async fn seed_accounts(app: &TestApp, n: usize) {
     let state = &app.state;
     let now = state.clock().now();
     let mut rows = Vec::with_capacity(500);
+    let mut keys = Vec::with_capacity(500);
     for i in 0..n {
         let id = Uuid::new_v4();
         let username = format!("seeded_{i}");
         let email = format!("seeded.{i}@example.org");
+        let (key, key_row) = new_account_key(app, id);
+        keys.push(key_row);
         rows.push(account::ActiveModel {
             id: Set(id),
-            username_ct: Set(seal(state, "username", id, &username).unwrap()),
+            username_ct: Set(seal(state, &key, "username", id, &username).unwrap()),
             username_bidx: Set(state.blind().active().compute(USERNAME_INDEX, &username)),
-            email_ct: Set(seal(state, "email", id, &email).unwrap()),
+            email_ct: Set(seal(state, &key, "email", id, &email).unwrap()),
             email_bidx: Set(state.blind().active().compute(EMAIL_INDEX, &email)),
             email_verified: Set(true),
             password_hash: Set("$argon2id$seeded".into()),
@@ -152,6 +157,10 @@ pub async fn seed_accounts(app: &TestApp, n: usize) {
             updated_at: Set(now),
         });
         if rows.len() == 500 || i + 1 == n {
+            entity::account_key::Entity::insert_many(std::mem::take(&mut keys))
+                .exec_without_returning(state.db())
+                .await
+                .unwrap();
             account::Entity::insert_many(std::mem::take(&mut rows))
                 .exec_without_returning(state.db())
                 .await

@@ -69,6 +69,7 @@ async fn rotation_moves_every_field_to_the_active_key_and_keeps_it_readable() {
         .unwrap();
     for expected in [
         ("accounts", "email_ct"),
+        ("account_keys", "wrapped_key_ct"),
         ("tickets", "subject_ct"),
         ("ticket_messages", "body_ct"),
         ("outbox", "recipient_ct"),
@@ -83,7 +84,9 @@ async fn rotation_moves_every_field_to_the_active_key_and_keeps_it_readable() {
     let report = custos::rotation::rotate(&rotating, |_, _, _| {})
         .await
         .unwrap();
-    assert!(report.rotated >= 6, "{report:?}");
+    // The person's fields are under their own data key: rotating the
+    // keyring re-wraps that key (one value) and leaves the fields alone.
+    assert!(report.rotated >= 1, "{report:?}");
     assert_eq!(report.raced, 0);
     let again = custos::rotation::rotate(&rotating, |_, _, _| {})
         .await
@@ -97,10 +100,21 @@ async fn rotation_moves_every_field_to_the_active_key_and_keeps_it_readable() {
         .await
         .unwrap()
         .unwrap();
-    let record = custos::accounts::service::open(&only_new, &account).unwrap();
+    let record = custos::accounts::service::open(&only_new, &account)
+        .await
+        .unwrap();
     assert_eq!(record.email, "rotating@example.org");
     assert_eq!(
         custos::crypto::fields::key_id_of(&account.email_ct),
+        Some(custos::crypto::fields::ACCOUNT_KEY_ID)
+    );
+    let wrapped = entity::account_key::Entity::find_by_id(account.id)
+        .one(only_new.db())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        custos::crypto::fields::key_id_of(&wrapped.wrapped_key_ct),
         Some("k2")
     );
     let _ = token;
@@ -121,11 +135,22 @@ fn given_keys(app: &crate::helpers::TestApp) -> (String, String) {
     )
 }
 
-/// Decrypts a stored value, as its writer sealed it.
-fn decrypt(state: &AppState, table: &str, column: &str, id: uuid::Uuid, stored: &[u8]) -> String {
+/// Decrypts a stored value, as its writer sealed it: under the data key
+/// of `owner` (the account it belongs to), or the keyring.
+async fn decrypt(
+    state: &AppState,
+    owner: Option<uuid::Uuid>,
+    (table, column, id): (&str, &str, uuid::Uuid),
+    stored: &[u8],
+) -> String {
+    let key = match owner {
+        Some(owner) => state.read_key(owner, &[stored]).await.unwrap(),
+        None => None,
+    };
     state
         .cipher()
-        .decrypt_str(
+        .decrypt_str_under(
+            key.as_deref(),
             &custos::crypto::FieldContext {
                 table,
                 column,
@@ -144,8 +169,15 @@ async fn assert_every_index_under(state: &AppState, key: &BlindIndex) -> [usize;
     let db = state.db();
     let accounts = entity::account::Entity::find().all(db).await.unwrap();
     for row in &accounts {
-        let username = decrypt(state, "accounts", "username", row.id, &row.username_ct);
-        let email = decrypt(state, "accounts", "email", row.id, &row.email_ct);
+        let owner = Some(row.id);
+        let username = decrypt(
+            state,
+            owner,
+            ("accounts", "username", row.id),
+            &row.username_ct,
+        )
+        .await;
+        let email = decrypt(state, owner, ("accounts", "email", row.id), &row.email_ct).await;
         assert_eq!(
             row.username_bidx,
             key.compute("username", &canonical(&username)),
@@ -162,7 +194,8 @@ async fn assert_every_index_under(state: &AppState, key: &BlindIndex) -> [usize;
     let mut tokens = 0;
     for row in entity::account_token::Entity::find().all(db).await.unwrap() {
         if let (Some(ct), Some(bidx)) = (&row.new_email_ct, &row.new_email_bidx) {
-            let email = decrypt(state, "account_tokens", "new_email", row.id, ct);
+            let owner = Some(row.account_id);
+            let email = decrypt(state, owner, ("account_tokens", "new_email", row.id), ct).await;
             assert_eq!(
                 bidx,
                 &key.compute("email", &normalise_email(&email)),
@@ -175,7 +208,8 @@ async fn assert_every_index_under(state: &AppState, key: &BlindIndex) -> [usize;
     let mut tickets = 0;
     for row in entity::ticket::Entity::find().all(db).await.unwrap() {
         if let (Some(ct), Some(bidx)) = (&row.contact_email_ct, &row.contact_email_bidx) {
-            let email = decrypt(state, "tickets", "contact_email", row.id, ct);
+            let owner = row.account_id;
+            let email = decrypt(state, owner, ("tickets", "contact_email", row.id), ct).await;
             assert_eq!(
                 bidx,
                 &key.compute("email", &normalise_email(&email)),
@@ -187,7 +221,14 @@ async fn assert_every_index_under(state: &AppState, key: &BlindIndex) -> [usize;
     }
     let outbox = entity::outbox::Entity::find().all(db).await.unwrap();
     for row in &outbox {
-        let to = decrypt(state, "outbox", "recipient", row.id, &row.recipient_ct);
+        let owner = row.account_id;
+        let to = decrypt(
+            state,
+            owner,
+            ("outbox", "recipient", row.id),
+            &row.recipient_ct,
+        )
+        .await;
         assert_eq!(
             row.recipient_bidx,
             key.compute("email", &normalise_email(&to)),
@@ -565,25 +606,37 @@ async fn rotation_pages_through_more_rows_than_one_batch() {
     let both = format!("{},{old}", fresh.encryption_keys.expose_secret());
     let rotating = state_with_keys(&app, &both).await;
 
-    let mut email_batches = 0;
+    let mut key_batches = 0;
     let report = custos::rotation::rotate(&rotating, |table, column, _| {
-        if (table, column) == ("accounts", "email_ct") {
-            email_batches += 1;
+        if (table, column) == ("account_keys", "wrapped_key_ct") {
+            key_batches += 1;
         }
     })
     .await
     .unwrap();
-    assert_eq!(email_batches, 3, "three pages of accounts");
-    // Usernames and emails of every seeded account, at least.
-    assert!(report.rotated >= 2 * rows as u64, "{report:?}");
-    let accounts = entity::account::Entity::find()
+    assert_eq!(key_batches, 3, "three pages of account keys");
+    // Every seeded account's wrapped data key, at least.
+    assert!(report.rotated >= rows as u64, "{report:?}");
+    let keys = entity::account_key::Entity::find()
         .all(rotating.db())
         .await
         .unwrap();
-    assert_eq!(accounts.len(), rows);
-    for account in &accounts {
-        for stored in [&account.username_ct, &account.email_ct] {
-            assert_eq!(custos::crypto::fields::key_id_of(stored), Some("k2"));
-        }
+    assert_eq!(keys.len(), rows);
+    for key in &keys {
+        assert_eq!(
+            custos::crypto::fields::key_id_of(&key.wrapped_key_ct),
+            Some("k2")
+        );
+    }
+    // The new key alone still reads every account, through its data key.
+    let only_new = state_with_keys(&app, fresh.encryption_keys.expose_secret()).await;
+    for account in entity::account::Entity::find()
+        .all(only_new.db())
+        .await
+        .unwrap()
+    {
+        custos::accounts::service::open(&only_new, &account)
+            .await
+            .unwrap();
     }
 }

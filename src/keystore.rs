@@ -1,0 +1,430 @@
+//! Account data keys (crypto-shredding).
+//!
+//! Each account's personal fields (its row, sessions, tokens, the tickets
+//! and messages it filed, the mail addressed to it) are encrypted under a
+//! random key of its own, stored wrapped by the keyring in `account_keys`.
+//! Erasing the account destroys the key, so any copy of those rows that
+//! outlives the purge (a backup, a replica, a WAL archive, a page SQLite
+//! has not yet reused) can no longer be decrypted.
+//!
+//! Where the keys live decides what that protects:
+//! - By default, in the main database: copies of the database taken after
+//!   the purge are shredded, but a backup from before it holds the key too.
+//! - With `CUSTOS_KEY_STORE_URL`, in a database of their own. Backed up on a
+//!   retention no longer than the erasure window (or not at all), every
+//!   older backup of the main database becomes unreadable for erased
+//!   accounts once the key store has forgotten them.
+//!
+//! Rules:
+//! - A key is made the first time something is written for the account,
+//!   with the caller's connection, so in the main database it commits or
+//!   rolls back with the row it protects.
+//! - Only keys read through the pool (committed) are cached; a key just
+//!   made inside an open transaction never is, so a rollback cannot leave a
+//!   cached key that nothing stores.
+//! - The purge destroys keys in its own transaction when they share it;
+//!   with a separate store it records the ids in `pending_key_destruction`
+//!   and deletes the keys after the commit, retrying on the next run.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+};
+
+use chrono::{DateTime, Utc};
+use entity::{account_key, pending_key_destruction};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, Set, TryInsertResult,
+};
+use uuid::Uuid;
+
+use crate::crypto::{
+    CryptoError,
+    fields::{AccountKey, FieldCipher},
+};
+
+/// Keys kept unwrapped in memory at most; the cache is emptied when full.
+const CACHE_LIMIT: usize = 10_000;
+/// Ids per statement when reading or destroying many keys.
+const CHUNK: usize = 1000;
+
+/// The account-key store of one instance.
+pub struct KeyStore {
+    /// The separate key database, when `CUSTOS_KEY_STORE_URL` names one.
+    separate: Option<DatabaseConnection>,
+    cache: Mutex<HashMap<Uuid, Arc<AccountKey>>>,
+}
+
+impl std::fmt::Debug for KeyStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyStore")
+            .field("separate", &self.separate.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl KeyStore {
+    /// Keys in the main database.
+    pub fn shared() -> Self {
+        Self {
+            separate: None,
+            cache: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Keys in their own database (already migrated).
+    pub fn separate(db: DatabaseConnection) -> Self {
+        Self {
+            separate: Some(db),
+            cache: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The separate key database, if there is one.
+    pub fn separate_db(&self) -> Option<&DatabaseConnection> {
+        self.separate.as_ref()
+    }
+
+    /// The key of `account`, read through `pool` (the main database's pool,
+    /// never an open transaction) and cached. `None` when it has none: not
+    /// made yet, or destroyed.
+    pub async fn cached(
+        &self,
+        cipher: &FieldCipher,
+        pool: &DatabaseConnection,
+        account: Uuid,
+    ) -> Result<Option<Arc<AccountKey>>, CryptoError> {
+        if let Some(key) = self.cache_get(account) {
+            return Ok(Some(key));
+        }
+        let found = self.read(cipher, pool, &[account]).await?;
+        let key = found.get(&account).cloned();
+        if let Some(key) = &key {
+            self.cache_put([(account, Arc::clone(key))]);
+        }
+        Ok(key)
+    }
+
+    /// The keys of `accounts` that exist, read with `conn` (which may be a
+    /// transaction) and not cached.
+    pub async fn find_many<C: ConnectionTrait>(
+        &self,
+        cipher: &FieldCipher,
+        conn: &C,
+        accounts: &[Uuid],
+    ) -> Result<HashMap<Uuid, Arc<AccountKey>>, CryptoError> {
+        let mut keys = HashMap::with_capacity(accounts.len());
+        let mut missing = Vec::new();
+        for account in accounts {
+            match self.cache_get(*account) {
+                Some(key) => {
+                    keys.insert(*account, key);
+                }
+                None => missing.push(*account),
+            }
+        }
+        for chunk in missing.chunks(CHUNK) {
+            keys.extend(self.read(cipher, conn, chunk).await?);
+        }
+        Ok(keys)
+    }
+
+    /// The key of `account`, made and stored with `conn` if it has none.
+    pub async fn get_or_create<C: ConnectionTrait>(
+        &self,
+        cipher: &FieldCipher,
+        conn: &C,
+        account: Uuid,
+        now: DateTime<Utc>,
+    ) -> Result<Arc<AccountKey>, CryptoError> {
+        if let Some(key) = self.cache_get(account) {
+            return Ok(key);
+        }
+        if let Some(key) = self.read(cipher, conn, &[account]).await?.remove(&account) {
+            return Ok(key);
+        }
+        let (_, raw) = AccountKey::generate()?;
+        let row = account_key::ActiveModel {
+            id: Set(account),
+            wrapped_key_ct: Set(cipher.wrap_account_key(account, &raw)?),
+            created_at: Set(now),
+        };
+        // Two writers may race to make the first key: the first row wins
+        // and both go on with what is stored.
+        let insert =
+            account_key::Entity::insert(row).on_conflict_do_nothing_on([account_key::Column::Id]);
+        match &self.separate {
+            Some(db) => insert.exec_without_returning(db).await?,
+            None => insert.exec_without_returning(conn).await?,
+        };
+        self.read(cipher, conn, &[account])
+            .await?
+            .remove(&account)
+            .ok_or(CryptoError::AccountKeyDestroyed)
+    }
+
+    /// Destroys the keys of erased `accounts` as part of the purge's
+    /// transaction `txn`: deleted in it when keys share the main database,
+    /// otherwise queued in `pending_key_destruction` for
+    /// [`KeyStore::destroy_pending`] after the commit.
+    pub async fn destroy_in<C: ConnectionTrait>(
+        &self,
+        txn: &C,
+        accounts: &[Uuid],
+        now: DateTime<Utc>,
+    ) -> Result<u64, DbErr> {
+        self.forget(accounts);
+        let mut affected = 0;
+        for chunk in accounts.chunks(CHUNK) {
+            affected += match &self.separate {
+                None => {
+                    account_key::Entity::delete_many()
+                        .filter(account_key::Column::Id.is_in(chunk.iter().copied()))
+                        .exec(txn)
+                        .await?
+                        .rows_affected
+                }
+                Some(_) => {
+                    let rows = chunk.iter().map(|id| pending_key_destruction::ActiveModel {
+                        id: Set(*id),
+                        queued_at: Set(now),
+                    });
+                    match pending_key_destruction::Entity::insert_many(rows)
+                        .on_conflict_do_nothing_on([pending_key_destruction::Column::Id])
+                        .exec_without_returning(txn)
+                        .await?
+                    {
+                        TryInsertResult::Inserted(count) => count,
+                        TryInsertResult::Empty | TryInsertResult::Conflicted => 0,
+                    }
+                }
+            };
+        }
+        Ok(affected)
+    }
+
+    /// Deletes from the separate store every key the purge queued, then the
+    /// queue entries; answers how many keys were deleted. A failure leaves
+    /// the rest queued for the next run. Nothing to do when keys share the
+    /// main database.
+    pub async fn destroy_pending(&self, main: &DatabaseConnection) -> Result<u64, DbErr> {
+        let Some(store) = &self.separate else {
+            return Ok(0);
+        };
+        let mut destroyed = 0;
+        loop {
+            let ids: Vec<Uuid> = pending_key_destruction::Entity::find()
+                .select_only()
+                .column(pending_key_destruction::Column::Id)
+                .order_by_asc(pending_key_destruction::Column::Id)
+                .limit(CHUNK as u64)
+                .into_tuple()
+                .all(main)
+                .await?;
+            if ids.is_empty() {
+                return Ok(destroyed);
+            }
+            self.forget(&ids);
+            destroyed += account_key::Entity::delete_many()
+                .filter(account_key::Column::Id.is_in(ids.iter().copied()))
+                .exec(store)
+                .await?
+                .rows_affected;
+            pending_key_destruction::Entity::delete_many()
+                .filter(pending_key_destruction::Column::Id.is_in(ids))
+                .exec(main)
+                .await?;
+        }
+    }
+
+    /// Reads and unwraps the stored keys of `accounts`.
+    async fn read<C: ConnectionTrait>(
+        &self,
+        cipher: &FieldCipher,
+        conn: &C,
+        accounts: &[Uuid],
+    ) -> Result<HashMap<Uuid, Arc<AccountKey>>, CryptoError> {
+        let query = account_key::Entity::find()
+            .filter(account_key::Column::Id.is_in(accounts.iter().copied()));
+        let rows = match &self.separate {
+            Some(db) => query.all(db).await?,
+            None => query.all(conn).await?,
+        };
+        rows.into_iter()
+            .map(|row| {
+                let key = cipher.unwrap_account_key(row.id, &row.wrapped_key_ct)?;
+                Ok((row.id, Arc::new(key)))
+            })
+            .collect()
+    }
+
+    fn cache_get(&self, account: Uuid) -> Option<Arc<AccountKey>> {
+        self.cache
+            .lock()
+            .ok()
+            .and_then(|cache| cache.get(&account).cloned())
+    }
+
+    fn cache_put(&self, keys: impl IntoIterator<Item = (Uuid, Arc<AccountKey>)>) {
+        if let Ok(mut cache) = self.cache.lock() {
+            for (account, key) in keys {
+                if cache.len() >= CACHE_LIMIT {
+                    cache.clear();
+                }
+                cache.insert(account, key);
+            }
+        }
+    }
+
+    /// Drops `accounts` from this instance's cache.
+    fn forget(&self, accounts: &[Uuid]) {
+        if let Ok(mut cache) = self.cache.lock() {
+            for account in accounts {
+                cache.remove(account);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use chrono::TimeZone;
+    use migration::MigratorTrait;
+    use sea_orm::{Database, PaginatorTrait, TransactionTrait};
+
+    use super::*;
+    use crate::crypto::{EncryptionKey, FieldContext, Keyring};
+
+    fn cipher() -> FieldCipher {
+        FieldCipher::new(Keyring::new(vec![EncryptionKey::new("t1", [3u8; 32]).unwrap()]).unwrap())
+    }
+
+    fn now() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, 29, 12, 0, 0)
+            .single()
+            .unwrap()
+    }
+
+    async fn main_db() -> DatabaseConnection {
+        let db = Database::connect("sqlite::memory:").await.unwrap();
+        migration::Migrator::up(&db, None).await.unwrap();
+        db
+    }
+
+    fn ctx(id: Uuid) -> FieldContext<'static> {
+        FieldContext {
+            table: "accounts",
+            column: "email",
+            row_id: id,
+        }
+    }
+
+    /// Whether `a` decrypts what `b` encrypted: the same key.
+    fn same(cipher: &FieldCipher, a: &AccountKey, b: &AccountKey) -> bool {
+        let id = Uuid::new_v4();
+        let stored = cipher.encrypt_under(Some(b), &ctx(id), b"probe").unwrap();
+        cipher.decrypt_under(Some(a), &ctx(id), &stored).is_ok()
+    }
+
+    #[tokio::test]
+    async fn a_key_is_made_once_and_found_again() {
+        let (db, cipher, store) = (main_db().await, cipher(), KeyStore::shared());
+        let account = Uuid::new_v4();
+        assert!(store.cached(&cipher, &db, account).await.unwrap().is_none());
+        let first = store
+            .get_or_create(&cipher, &db, account, now())
+            .await
+            .unwrap();
+        let again = store
+            .get_or_create(&cipher, &db, account, now())
+            .await
+            .unwrap();
+        assert!(same(&cipher, &first, &again));
+        let found = store.cached(&cipher, &db, account).await.unwrap().unwrap();
+        assert!(same(&cipher, &found, &first));
+        assert_eq!(account_key::Entity::find().count(&db).await.unwrap(), 1);
+        let many = store
+            .find_many(&cipher, &db, &[account, Uuid::new_v4()])
+            .await
+            .unwrap();
+        assert_eq!(many.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_key_made_in_a_rolled_back_transaction_is_not_kept_anywhere() {
+        let (db, cipher, store) = (main_db().await, cipher(), KeyStore::shared());
+        let account = Uuid::new_v4();
+        let txn = db.begin().await.unwrap();
+        let lost = store
+            .get_or_create(&cipher, &txn, account, now())
+            .await
+            .unwrap();
+        txn.rollback().await.unwrap();
+        // Not cached: the next writer makes (and stores) a key of its own.
+        assert!(store.cached(&cipher, &db, account).await.unwrap().is_none());
+        let kept = store
+            .get_or_create(&cipher, &db, account, now())
+            .await
+            .unwrap();
+        assert!(!same(&cipher, &kept, &lost));
+    }
+
+    #[tokio::test]
+    async fn destroying_in_the_main_database_forgets_the_cached_key() {
+        let (db, cipher, store) = (main_db().await, cipher(), KeyStore::shared());
+        let account = Uuid::new_v4();
+        store
+            .get_or_create(&cipher, &db, account, now())
+            .await
+            .unwrap();
+        assert!(store.cached(&cipher, &db, account).await.unwrap().is_some());
+        let txn = db.begin().await.unwrap();
+        assert_eq!(store.destroy_in(&txn, &[account], now()).await.unwrap(), 1);
+        txn.commit().await.unwrap();
+        assert!(store.cached(&cipher, &db, account).await.unwrap().is_none());
+        assert_eq!(store.destroy_pending(&db).await.unwrap(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_separate_store_destroys_after_the_commit() {
+        let (db, cipher) = (main_db().await, cipher());
+        let keys_db = Database::connect("sqlite::memory:").await.unwrap();
+        migration::KeyStoreMigrator::up(&keys_db, None)
+            .await
+            .unwrap();
+        let store = KeyStore::separate(keys_db.clone());
+        let (gone, kept) = (Uuid::new_v4(), Uuid::new_v4());
+        for account in [gone, kept] {
+            store
+                .get_or_create(&cipher, &db, account, now())
+                .await
+                .unwrap();
+        }
+        assert_eq!(
+            account_key::Entity::find().count(&keys_db).await.unwrap(),
+            2
+        );
+        assert_eq!(account_key::Entity::find().count(&db).await.unwrap(), 0);
+
+        let txn = db.begin().await.unwrap();
+        store.destroy_in(&txn, &[gone], now()).await.unwrap();
+        // Queued, not yet destroyed: a rollback here would keep the key.
+        assert_eq!(
+            account_key::Entity::find().count(&keys_db).await.unwrap(),
+            2
+        );
+        txn.commit().await.unwrap();
+        assert_eq!(store.destroy_pending(&db).await.unwrap(), 1);
+        assert!(store.cached(&cipher, &db, gone).await.unwrap().is_none());
+        assert!(store.cached(&cipher, &db, kept).await.unwrap().is_some());
+        assert_eq!(
+            pending_key_destruction::Entity::find()
+                .count(&db)
+                .await
+                .unwrap(),
+            0
+        );
+    }
+}
