@@ -27,7 +27,7 @@ use crate::{
     },
     crypto::{
         blind_index::normalise_email,
-        fields::{FieldCipher, FieldContext},
+        fields::{FieldContext, is_under_account_key},
     },
     ratelimit::login as throttle,
     state::AppState,
@@ -155,10 +155,10 @@ pub async fn rotate(
     let db = state.db();
     let cipher = state.cipher();
     let mut report = RotationReport::default();
-    rotate_database(db, cipher, &mut report, &mut progress).await?;
+    rotate_database(state, db, true, &mut report, &mut progress).await?;
     // Account keys in a separate store are wrapped by the keyring too.
     if let Some(store) = state.keys().separate_db() {
-        rotate_database(store, cipher, &mut report, &mut progress).await?;
+        rotate_database(state, store, false, &mut report, &mut progress).await?;
     }
     crate::audit::service::append_alone(
         db,
@@ -185,26 +185,63 @@ pub async fn rotate(
     Ok(report)
 }
 
-/// Re-encrypts, in one database, every value not under the active key.
+/// For each table holding an account's own fields, the SQL that names the
+/// account a row belongs to (NULL for a guest's). A test checks every
+/// encrypted table of the schema is here or in [`KEYRING_ONLY_TABLES`].
+pub const OWNER_OF_ROW: &[(&str, &str)] = &[
+    ("accounts", "id"),
+    ("sessions", "account_id"),
+    ("account_tokens", "account_id"),
+    ("outbox", "account_id"),
+    ("tickets", "account_id"),
+    (
+        "ticket_messages",
+        "(SELECT t.account_id FROM tickets t WHERE t.id = ticket_messages.ticket_id)",
+    ),
+];
+
+/// Encrypted tables whose values stay under the keyring.
+pub const KEYRING_ONLY_TABLES: &[&str] = &["account_keys"];
+
+/// Re-encrypts, in one database, every value not under the active key. A
+/// value of an account's own that is still under the keyring (written
+/// before accounts had data keys) moves under the account's key instead.
+/// `holds_accounts` is false for a separate key store.
 async fn rotate_database(
+    state: &AppState,
     db: &DatabaseConnection,
-    cipher: &FieldCipher,
+    holds_accounts: bool,
     report: &mut RotationReport,
     progress: &mut impl FnMut(&str, &str, &RotationReport),
 ) -> Result<(), RotationError> {
     let backend = db.get_database_backend();
+    let cipher = state.cipher();
     for (table, column) in encrypted_columns(db).await? {
         let context_column = column.trim_end_matches("_ct").to_owned();
+        let owner = OWNER_OF_ROW
+            .iter()
+            .find(|(name, _)| holds_accounts && *name == table)
+            .map(|(_, owner)| *owner);
+        let columns = match owner {
+            Some(owner) => format!("{column} AS v, {owner} AS o"),
+            None => format!("{column} AS v"),
+        };
         let mut after: Option<Uuid> = None;
         loop {
-            let rows = next_page(db, &table, &format!("{column} AS v"), &column, after).await?;
+            let rows = next_page(db, &table, &columns, &column, after).await?;
             let Some(last) = rows.last() else { break };
             after = Some(last.try_get::<Uuid>("", "id")?);
             for row in &rows {
                 let id: Uuid = row.try_get("", "id")?;
                 let stored: Vec<u8> = row.try_get("", "v")?;
+                let owner: Option<Uuid> = match owner {
+                    Some(_) => row.try_get("", "o")?,
+                    None => None,
+                };
                 report.examined += 1;
-                if !cipher.needs_rotation(&stored) {
+                let under_keyring = !is_under_account_key(&stored);
+                let move_to_account = owner.is_some() && under_keyring;
+                if !move_to_account && !cipher.needs_rotation(&stored) {
                     continue;
                 }
                 let context = FieldContext {
@@ -219,7 +256,13 @@ async fn rotate_database(
                     source,
                 };
                 let plain = cipher.decrypt(&context, &stored).map_err(crypto_error)?;
-                let fresh = cipher.encrypt(&context, &plain).map_err(crypto_error)?;
+                let key = match owner.filter(|_| move_to_account) {
+                    Some(owner) => Some(state.write_key(db, owner).await.map_err(crypto_error)?),
+                    None => None,
+                };
+                let fresh = cipher
+                    .encrypt_under(key.as_deref(), &context, &plain)
+                    .map_err(crypto_error)?;
                 let update = format!(
                     "UPDATE {table} SET {column} = {} WHERE id = {} AND {column} = {}",
                     placeholder(backend, 1),

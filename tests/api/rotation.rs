@@ -640,3 +640,165 @@ async fn rotation_pages_through_more_rows_than_one_batch() {
             .unwrap();
     }
 }
+
+#[tokio::test]
+async fn every_encrypted_table_says_whose_key_its_values_take() {
+    let app = spawn_app().await;
+    for (table, column) in custos::rotation::encrypted_columns(app.state.db())
+        .await
+        .unwrap()
+    {
+        let owned = custos::rotation::OWNER_OF_ROW
+            .iter()
+            .any(|(t, _)| *t == table);
+        let keyring_only = custos::rotation::KEYRING_ONLY_TABLES.contains(&table.as_str());
+        assert!(
+            owned != keyring_only,
+            "{table}.{column} needs an entry in OWNER_OF_ROW or KEYRING_ONLY_TABLES"
+        );
+    }
+}
+
+#[tokio::test]
+async fn rotation_moves_fields_written_before_account_keys_under_them() {
+    use sea_orm::{ActiveModelTrait, Set};
+    let app = spawn_app().await;
+    let state = &app.state;
+    let now = app.clock.now();
+    // An account, its ticket and message as an earlier version wrote them:
+    // under the keyring, with no data key.
+    let keyring_seal = |table: &str, column: &str, id: uuid::Uuid, value: &str| {
+        state
+            .cipher()
+            .encrypt_str(
+                &custos::crypto::FieldContext {
+                    table,
+                    column,
+                    row_id: id,
+                },
+                value,
+            )
+            .unwrap()
+    };
+    let account = uuid::Uuid::new_v4();
+    entity::account::ActiveModel {
+        id: Set(account),
+        username_ct: Set(keyring_seal("accounts", "username", account, "old_timer")),
+        username_bidx: Set(state.blind().active().compute("username", "oldtimer")),
+        email_ct: Set(keyring_seal(
+            "accounts",
+            "email",
+            account,
+            "old.timer@example.org",
+        )),
+        email_bidx: Set(state
+            .blind()
+            .active()
+            .compute("email", "old.timer@example.org")),
+        email_verified: Set(true),
+        password_hash: Set("$argon2id$legacy".into()),
+        role: Set("USER".into()),
+        language: Set("en".into()),
+        age_declaration: Set("ADULT".into()),
+        guardian_consent: Set("NOT_NEEDED".into()),
+        guardian_email_ct: Set(None),
+        accepted_policy_version: Set(None),
+        status: Set("ACTIVE".into()),
+        created_at: Set(now),
+        updated_at: Set(now),
+    }
+    .insert(state.db())
+    .await
+    .unwrap();
+    let ticket = uuid::Uuid::new_v4();
+    entity::ticket::ActiveModel {
+        id: Set(ticket),
+        reference: Set("L-00000001".into()),
+        account_id: Set(Some(account)),
+        category: Set("CONSULTATION".into()),
+        status: Set("OPEN".into()),
+        subject_ct: Set(keyring_seal("tickets", "subject", ticket, "Legacy subject")),
+        contact_username_ct: Set(None),
+        contact_email_ct: Set(None),
+        contact_email_bidx: Set(None),
+        language: Set("en".into()),
+        created_at: Set(now),
+        updated_at: Set(now),
+    }
+    .insert(state.db())
+    .await
+    .unwrap();
+    let message = uuid::Uuid::new_v4();
+    entity::ticket_message::ActiveModel {
+        id: Set(message),
+        ticket_id: Set(ticket),
+        seq: Set(1),
+        author: Set("REQUESTER".into()),
+        staff_id: Set(None),
+        body_ct: Set(keyring_seal(
+            "ticket_messages",
+            "body",
+            message,
+            "Legacy body",
+        )),
+        created_at: Set(now),
+    }
+    .insert(state.db())
+    .await
+    .unwrap();
+    // A guest's ticket has no account: it stays under the keyring.
+    let guest = app
+        .gql(
+            "mutation { createTicket(input: { category: CONSULTATION, subject: \"Guest subject\", body: \"Guest body\", contactEmail: \"guest@example.org\" }) { id } }",
+            json!({}),
+        )
+        .await;
+    assert!(guest["data"]["createTicket"]["id"].is_string(), "{guest}");
+
+    let report = custos::rotation::rotate(state, |_, _, _| {}).await.unwrap();
+    assert!(report.rotated >= 4, "{report:?}");
+    let key_id = |stored: &[u8]| custos::crypto::fields::key_id_of(stored).map(str::to_owned);
+    let row = entity::account::Entity::find_by_id(account)
+        .one(state.db())
+        .await
+        .unwrap()
+        .unwrap();
+    let under_account_key = Some(custos::crypto::fields::ACCOUNT_KEY_ID.to_owned());
+    assert_eq!(key_id(&row.username_ct), under_account_key);
+    assert_eq!(key_id(&row.email_ct), under_account_key);
+    let record = custos::accounts::service::open(state, &row).await.unwrap();
+    assert_eq!(
+        (record.username.as_str(), record.email.as_str()),
+        ("old_timer", "old.timer@example.org")
+    );
+    let stored_ticket = entity::ticket::Entity::find_by_id(ticket)
+        .one(state.db())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(key_id(&stored_ticket.subject_ct), under_account_key);
+    let stored_message = entity::ticket_message::Entity::find_by_id(message)
+        .one(state.db())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(key_id(&stored_message.body_ct), under_account_key);
+    for guest_ticket in entity::ticket::Entity::find()
+        .all(state.db())
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|t| t.account_id.is_none())
+    {
+        assert_ne!(key_id(&guest_ticket.subject_ct), under_account_key);
+    }
+    assert!(
+        entity::account_key::Entity::find_by_id(account)
+            .one(state.db())
+            .await
+            .unwrap()
+            .is_some()
+    );
+    let again = custos::rotation::rotate(state, |_, _, _| {}).await.unwrap();
+    assert_eq!(again.rotated, 0, "{again:?}");
+}
