@@ -384,3 +384,47 @@ pub fn new_account_key(
     };
     (key, row)
 }
+
+/// Makes `db` refuse every `operation` (`INSERT`, `UPDATE` or `DELETE`) on
+/// `table` for which the SQL condition `when` holds (over `NEW` or `OLD`),
+/// as a database failing partway would: a trigger named `name`, written
+/// for SQLite or PostgreSQL. [`lift_refusal`] removes it.
+pub async fn refuse(
+    db: &sea_orm::DatabaseConnection,
+    name: &str,
+    operation: &str,
+    table: &str,
+    when: &str,
+) {
+    use sea_orm::ConnectionTrait;
+    let statements = match db.get_database_backend() {
+        sea_orm::DbBackend::Postgres => vec![
+            format!(
+                "CREATE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
+                 IF {when} THEN RAISE EXCEPTION 'refused by the test'; END IF; \
+                 IF TG_OP = 'DELETE' THEN RETURN OLD; END IF; RETURN NEW; END $$"
+            ),
+            format!(
+                "CREATE TRIGGER {name} BEFORE {operation} ON {table} FOR EACH ROW \
+                 EXECUTE FUNCTION {name}()"
+            ),
+        ],
+        _ => vec![format!(
+            "CREATE TRIGGER {name} BEFORE {operation} ON {table} WHEN {when} \
+             BEGIN SELECT RAISE(ABORT, 'refused by the test'); END"
+        )],
+    };
+    for statement in statements {
+        db.execute_unprepared(&statement).await.unwrap();
+    }
+}
+
+/// Removes a trigger [`refuse`] made on `table`.
+pub async fn lift_refusal(db: &sea_orm::DatabaseConnection, name: &str, table: &str) {
+    use sea_orm::ConnectionTrait;
+    let statement = match db.get_database_backend() {
+        sea_orm::DbBackend::Postgres => format!("DROP TRIGGER {name} ON {table}"),
+        _ => format!("DROP TRIGGER {name}"),
+    };
+    db.execute_unprepared(&statement).await.unwrap();
+}

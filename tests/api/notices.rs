@@ -498,28 +498,16 @@ async fn incident_fanout_benchmark() {
 /// Makes the outbox refuse incident notices once `limit` of them are in,
 /// as a database that fails partway through a fan-out would.
 async fn refuse_incident_mail_after(app: &TestApp, limit: u64) {
-    use sea_orm::ConnectionTrait;
-    let db = app.state.db();
-    let statements = match db.get_database_backend() {
-        sea_orm::DbBackend::Postgres => vec![
-            format!(
-                "CREATE FUNCTION refuse_notices() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
-                 IF NEW.kind = '{MAIL_KIND}' AND (SELECT count(*) FROM outbox WHERE kind = '{MAIL_KIND}') >= {limit} \
-                 THEN RAISE EXCEPTION 'refused by the test'; END IF; RETURN NEW; END $$"
-            ),
-            "CREATE TRIGGER refuse_notices BEFORE INSERT ON outbox FOR EACH ROW \
-             EXECUTE FUNCTION refuse_notices()"
-                .to_owned(),
-        ],
-        _ => vec![format!(
-            "CREATE TRIGGER refuse_notices BEFORE INSERT ON outbox \
-             WHEN NEW.kind = '{MAIL_KIND}' AND (SELECT count(*) FROM outbox WHERE kind = '{MAIL_KIND}') >= {limit} \
-             BEGIN SELECT RAISE(ABORT, 'refused by the test'); END"
-        )],
-    };
-    for statement in statements {
-        db.execute_unprepared(&statement).await.unwrap();
-    }
+    crate::helpers::refuse(
+        app.state.db(),
+        "refuse_notices",
+        "INSERT",
+        "outbox",
+        &format!(
+            "NEW.kind = '{MAIL_KIND}' AND (SELECT count(*) FROM outbox WHERE kind = '{MAIL_KIND}') >= {limit}"
+        ),
+    )
+    .await;
 }
 
 #[tokio::test]

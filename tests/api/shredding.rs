@@ -6,14 +6,14 @@ use custos::crypto::{
     CryptoError, FieldContext,
     fields::{ACCOUNT_KEY_ID, key_id_of},
 };
-use sea_orm::{ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter};
+use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter};
 use serde_json::json;
 use uuid::Uuid;
 
 use crate::{
     accounts::signed_in,
     erasure::due_for_purge,
-    helpers::{TestApp, TestDatabase, spawn_app_with},
+    helpers::{TestApp, TestDatabase, lift_refusal, refuse, spawn_app_with},
 };
 
 const USERNAME: &str = "shredded_person";
@@ -276,21 +276,14 @@ async fn keys_a_key_store_failed_to_destroy_are_destroyed_by_the_next_run() {
     let account = person_with_data(&app).await;
     due_for_purge(&app, USERNAME, EMAIL).await;
 
-    let refuse = match store.get_database_backend() {
-        sea_orm::DbBackend::Postgres => vec![
-            "CREATE FUNCTION refuse_key_delete() RETURNS trigger LANGUAGE plpgsql AS $$ \
-             BEGIN RAISE EXCEPTION 'refused by the test'; END $$",
-            "CREATE TRIGGER refuse_key_delete BEFORE DELETE ON account_keys FOR EACH ROW \
-             EXECUTE FUNCTION refuse_key_delete()",
-        ],
-        _ => vec![
-            "CREATE TRIGGER refuse_key_delete BEFORE DELETE ON account_keys \
-             BEGIN SELECT RAISE(ABORT, 'refused by the test'); END",
-        ],
-    };
-    for statement in refuse {
-        store.execute_unprepared(statement).await.unwrap();
-    }
+    refuse(
+        &store,
+        "refuse_key_delete",
+        "DELETE",
+        "account_keys",
+        "TRUE",
+    )
+    .await;
 
     // The erasure itself commits; the key waits in the queue.
     let report = custos::erasure::purge::run_once(&app.state).await.unwrap();
@@ -310,11 +303,7 @@ async fn keys_a_key_store_failed_to_destroy_are_destroyed_by_the_next_run() {
     assert_eq!(report.accounts, 0);
     assert_eq!(pending(&app).await, 1);
 
-    let lift = match store.get_database_backend() {
-        sea_orm::DbBackend::Postgres => "DROP TRIGGER refuse_key_delete ON account_keys",
-        _ => "DROP TRIGGER refuse_key_delete",
-    };
-    store.execute_unprepared(lift).await.unwrap();
+    lift_refusal(&store, "refuse_key_delete", "account_keys").await;
     let report = custos::erasure::purge::run_once(&app.state).await.unwrap();
     assert_eq!(report.accounts, 0);
     assert_eq!(

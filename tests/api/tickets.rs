@@ -1047,28 +1047,13 @@ async fn staff_reads_of_tickets_are_audit_logged_and_owners_reads_are_not() {
 
 #[tokio::test]
 async fn a_staff_read_that_cannot_be_logged_shows_nothing() {
-    use sea_orm::ConnectionTrait;
     let app = spawn_app().await;
     let alice = signed_in(&app, "alice_t", "alice.t@example.org").await;
     let ticket = file(&app, Some(&alice), input("OTHER", "Private", "Secret text")).await;
     let (support, _) = staff(&app, "SUPPORT", "helper_li", "helper.li@example.org").await;
     // From here on the audit trail refuses every entry.
     let db = app.state.db();
-    let statements: Vec<&str> = match db.get_database_backend() {
-        sea_orm::DbBackend::Postgres => vec![
-            "CREATE FUNCTION refuse_audit() RETURNS trigger LANGUAGE plpgsql AS $$ \
-             BEGIN RAISE EXCEPTION 'refused by the test'; END $$",
-            "CREATE TRIGGER refuse_audit BEFORE INSERT ON audit_log FOR EACH ROW \
-             EXECUTE FUNCTION refuse_audit()",
-        ],
-        _ => vec![
-            "CREATE TRIGGER refuse_audit BEFORE INSERT ON audit_log \
-             BEGIN SELECT RAISE(ABORT, 'refused by the test'); END",
-        ],
-    };
-    for statement in statements {
-        db.execute_unprepared(statement).await.unwrap();
-    }
+    crate::helpers::refuse(db, "refuse_audit", "INSERT", "audit_log", "TRUE").await;
 
     for (query, vars) in [
         (queue_query(), json!({})),
