@@ -365,30 +365,6 @@ pub fn check_username(
     Ok(username)
 }
 
-/// Queues a mail in the caller's transaction.
-async fn queue_mail<C: ConnectionTrait>(
-    state: &AppState,
-    conn: &C,
-    account_id: Uuid,
-    kind: &'static str,
-    to: &str,
-    content: crate::mail::RenderedMail,
-) -> Result<(), AccountError> {
-    outbox::queue(
-        state,
-        conn,
-        OutgoingMail {
-            account_id: Some(account_id),
-            kind,
-            to: to.to_owned(),
-            content,
-        },
-        state.clock().now(),
-    )
-    .await?;
-    Ok(())
-}
-
 /// Stores a new single-use token and returns its secret form.
 async fn issue_token<C: ConnectionTrait>(
     conn: &C,
@@ -531,13 +507,16 @@ pub async fn signup(state: &AppState, request: SignupRequest) -> Result<(), Acco
         // processing has stopped, so nothing is sent then.
         if owner.status == status::ACTIVE {
             let owner_language = Language::from_tag(&owner.language);
-            queue_mail(
+            outbox::queue(
                 state,
                 &txn,
-                owner.id,
-                "signup_attempt_on_existing_account",
-                email.as_str(),
-                templates::signup_attempt_on_existing_account(owner_language),
+                OutgoingMail::to_account(
+                    owner.id,
+                    "signup_attempt_on_existing_account",
+                    email.as_str(),
+                    templates::signup_attempt_on_existing_account(owner_language),
+                ),
+                state.clock().now(),
             )
             .await?;
         }
@@ -594,18 +573,21 @@ pub async fn signup(state: &AppState, request: SignupRequest) -> Result<(), Acco
     let ttl = settings.verification_token_ttl;
     let token = issue_token(&txn, id, token_purpose::VERIFY_EMAIL, ttl, now, None).await?;
     let link = templates::action_link(&settings.public_url, "/verify-email", token.expose_secret());
-    queue_mail(
+    outbox::queue(
         state,
         &txn,
-        id,
-        "verify_email",
-        email.as_str(),
-        templates::verify_email(
-            request.language,
-            username.as_str(),
-            &link,
-            u32::try_from(ttl.num_hours()).unwrap_or(u32::MAX),
+        OutgoingMail::to_account(
+            id,
+            "verify_email",
+            email.as_str(),
+            templates::verify_email(
+                request.language,
+                username.as_str(),
+                &link,
+                u32::try_from(ttl.num_hours()).unwrap_or(u32::MAX),
+            ),
         ),
+        state.clock().now(),
     )
     .await?;
 
@@ -625,13 +607,21 @@ pub async fn signup(state: &AppState, request: SignupRequest) -> Result<(), Acco
             "/guardian-consent",
             token.expose_secret(),
         );
-        queue_mail(
+        outbox::queue(
             state,
             &txn,
-            id,
-            "guardian_consent_request",
-            guardian.as_str(),
-            templates::guardian_consent_request(request.language, username.as_str(), &link, days),
+            OutgoingMail::to_account(
+                id,
+                "guardian_consent_request",
+                guardian.as_str(),
+                templates::guardian_consent_request(
+                    request.language,
+                    username.as_str(),
+                    &link,
+                    days,
+                ),
+            ),
+            state.clock().now(),
         )
         .await?;
     }
@@ -742,18 +732,21 @@ pub async fn resend_verification(state: &AppState, account_id: Uuid) -> Result<(
     )
     .await?;
     let link = templates::action_link(&settings.public_url, "/verify-email", token.expose_secret());
-    queue_mail(
+    outbox::queue(
         state,
         &txn,
-        account_id,
-        "verify_email",
-        &account.email,
-        templates::verify_email(
-            account.language,
-            &account.username,
-            &link,
-            u32::try_from(ttl.num_hours()).unwrap_or(u32::MAX),
+        OutgoingMail::to_account(
+            account_id,
+            "verify_email",
+            &account.email,
+            templates::verify_email(
+                account.language,
+                &account.username,
+                &link,
+                u32::try_from(ttl.num_hours()).unwrap_or(u32::MAX),
+            ),
         ),
+        state.clock().now(),
     )
     .await?;
     txn.commit().await?;
@@ -857,13 +850,16 @@ pub async fn change_email(
         .one(&txn)
         .await?;
     if let Some(owner) = owner {
-        queue_mail(
+        outbox::queue(
             state,
             &txn,
-            owner.id,
-            "signup_attempt_on_existing_account",
-            new_email.as_str(),
-            templates::signup_attempt_on_existing_account(Language::from_tag(&owner.language)),
+            OutgoingMail::to_account(
+                owner.id,
+                "signup_attempt_on_existing_account",
+                new_email.as_str(),
+                templates::signup_attempt_on_existing_account(Language::from_tag(&owner.language)),
+            ),
+            state.clock().now(),
         )
         .await?;
         txn.commit().await?;
@@ -891,22 +887,28 @@ pub async fn change_email(
         "/verify-email",
         token.expose_secret(),
     );
-    queue_mail(
+    outbox::queue(
         state,
         &txn,
-        account_id,
-        "email_change_verify",
-        new_email.as_str(),
-        templates::email_change_verify(account.language, &account.username, &link),
+        OutgoingMail::to_account(
+            account_id,
+            "email_change_verify",
+            new_email.as_str(),
+            templates::email_change_verify(account.language, &account.username, &link),
+        ),
+        state.clock().now(),
     )
     .await?;
-    queue_mail(
+    outbox::queue(
         state,
         &txn,
-        account_id,
-        "email_change_notice",
-        &account.email,
-        templates::email_change_notice(account.language, &account.username),
+        OutgoingMail::to_account(
+            account_id,
+            "email_change_notice",
+            &account.email,
+            templates::email_change_notice(account.language, &account.username),
+        ),
+        state.clock().now(),
     )
     .await?;
     txn.commit().await?;
@@ -938,13 +940,16 @@ pub async fn change_password(
     update.updated_at = Set(now);
     update.update(&txn).await?;
     super::sessions::revoke_all_except(&txn, account_id, Some(current_session), now).await?;
-    queue_mail(
+    outbox::queue(
         state,
         &txn,
-        account_id,
-        "password_changed",
-        &account.email,
-        templates::password_changed(account.language, &account.username),
+        OutgoingMail::to_account(
+            account_id,
+            "password_changed",
+            &account.email,
+            templates::password_changed(account.language, &account.username),
+        ),
+        state.clock().now(),
     )
     .await?;
     txn.commit().await?;

@@ -105,6 +105,24 @@ pub struct OutgoingMail {
     pub content: RenderedMail,
 }
 
+impl OutgoingMail {
+    /// A mail about the account `account_id`, to `to` (its address, or its
+    /// guardian's).
+    pub fn to_account(
+        account_id: Uuid,
+        kind: &'static str,
+        to: &str,
+        content: RenderedMail,
+    ) -> Self {
+        Self {
+            account_id: Some(account_id),
+            kind,
+            to: to.to_owned(),
+            content,
+        }
+    }
+}
+
 impl fmt::Debug for OutgoingMail {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("OutgoingMail")

@@ -3,7 +3,6 @@
 
 use std::time::Duration as StdDuration;
 
-use chrono::{DateTime, Utc};
 use entity::{account, account_token};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, IntoActiveModel,
@@ -23,7 +22,7 @@ use crate::{
     },
     crypto::{CryptoError, tokens},
     mail::{
-        MailError, RenderedMail,
+        MailError,
         outbox::{self, OutgoingMail},
         templates,
     },
@@ -145,13 +144,15 @@ async fn send_reset_link(state: &AppState, email: &Email) -> Result<(), Recovery
         issued.token.expose_secret(),
     );
     let minutes = u32::try_from(ttl.num_minutes()).unwrap_or(u32::MAX);
-    queue(
+    outbox::queue(
         state,
         &txn,
-        row.id,
-        "password_reset",
-        &account.email,
-        templates::password_reset(account.language, &link, minutes),
+        OutgoingMail::to_account(
+            row.id,
+            "password_reset",
+            &account.email,
+            templates::password_reset(account.language, &link, minutes),
+        ),
         now,
     )
     .await?;
@@ -162,31 +163,6 @@ async fn send_reset_link(state: &AppState, email: &Email) -> Result<(), Recovery
         event = "password_reset_requested",
         "password reset link queued"
     );
-    Ok(())
-}
-
-/// Queues one mail in the caller's transaction.
-async fn queue<C: ConnectionTrait>(
-    state: &AppState,
-    conn: &C,
-    account_id: Uuid,
-    kind: &'static str,
-    to: &str,
-    content: RenderedMail,
-    now: DateTime<Utc>,
-) -> Result<(), RecoveryError> {
-    outbox::queue(
-        state,
-        conn,
-        OutgoingMail {
-            account_id: Some(account_id),
-            kind,
-            to: to.to_owned(),
-            content,
-        },
-        now,
-    )
-    .await?;
     Ok(())
 }
 
@@ -260,13 +236,15 @@ pub async fn reset_password(
     // their own address: that link dies with the old password.
     accounts::void_tokens(&txn, account_id, token_purpose::CHANGE_EMAIL, now).await?;
     throttle::clear(&txn, &subjects).await?;
-    queue(
+    outbox::queue(
         state,
         &txn,
-        account_id,
-        "password_changed",
-        &account.email,
-        templates::password_changed(account.language, &account.username),
+        OutgoingMail::to_account(
+            account_id,
+            "password_changed",
+            &account.email,
+            templates::password_changed(account.language, &account.username),
+        ),
         now,
     )
     .await?;
