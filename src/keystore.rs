@@ -35,7 +35,8 @@ use chrono::{DateTime, Utc};
 use entity::{account_key, pending_key_destruction};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, Set, TryInsertResult,
+    QuerySelect, QueryTrait, Set, TryInsertResult,
+    sea_query::{IntoColumnRef, ReturningClause},
 };
 use uuid::Uuid;
 
@@ -48,6 +49,10 @@ use crate::crypto::{
 const CACHE_LIMIT: usize = 10_000;
 /// Ids per statement when reading or destroying many keys.
 const CHUNK: usize = 1000;
+/// Ids per statement when the purge takes keys: a whole batch (at most
+/// `MAX_PURGE_BATCH`) in one statement, because over TCP each statement
+/// of this size may wait on a delayed ACK (see `erasure::purge::batch_size`).
+const TAKE_CHUNK: usize = crate::settings::MAX_PURGE_BATCH as usize;
 
 /// The account-key store of one instance.
 pub struct KeyStore {
@@ -162,6 +167,43 @@ impl KeyStore {
             .await?
             .remove(&account)
             .ok_or(CryptoError::AccountKeyDestroyed)
+    }
+
+    /// The keys of `accounts`, read for the last time by the purge inside
+    /// its transaction `txn`, and their destruction begun: when keys share
+    /// the main database they are deleted by the same statement that reads
+    /// them (`DELETE … RETURNING`: one round trip, undone by a rollback);
+    /// otherwise they are read from the store and queued as
+    /// [`KeyStore::destroy_in`] does.
+    pub async fn take_for_erasure<C: ConnectionTrait>(
+        &self,
+        cipher: &FieldCipher,
+        txn: &C,
+        accounts: &[Uuid],
+        now: DateTime<Utc>,
+    ) -> Result<HashMap<Uuid, Arc<AccountKey>>, CryptoError> {
+        if self.separate.is_some() {
+            let keys = self.find_many(cipher, txn, accounts).await?;
+            self.destroy_in(txn, accounts, now).await?;
+            return Ok(keys);
+        }
+        self.forget(accounts);
+        let mut keys = HashMap::with_capacity(accounts.len());
+        for chunk in accounts.chunks(TAKE_CHUNK) {
+            let mut statement = account_key::Entity::delete_many()
+                .filter(account_key::Column::Id.is_in(chunk.iter().copied()))
+                .into_query();
+            statement.returning(ReturningClause::Columns(vec![
+                account_key::Column::Id.into_column_ref(),
+                account_key::Column::WrappedKeyCt.into_column_ref(),
+            ]));
+            for row in txn.query_all(&statement).await? {
+                let id: Uuid = row.try_get_by_index(0)?;
+                let wrapped: Vec<u8> = row.try_get_by_index(1)?;
+                keys.insert(id, Arc::new(cipher.unwrap_account_key(id, &wrapped)?));
+            }
+        }
+        Ok(keys)
     }
 
     /// Destroys the keys of erased `accounts` as part of the purge's
@@ -385,6 +427,40 @@ mod tests {
         txn.commit().await.unwrap();
         assert!(store.cached(&cipher, &db, account).await.unwrap().is_none());
         assert_eq!(store.destroy_pending(&db).await.unwrap(), 0);
+    }
+
+    #[tokio::test]
+    async fn the_purge_takes_keys_and_deletes_them_in_one_go() {
+        let (db, cipher, store) = (main_db().await, cipher(), KeyStore::shared());
+        let (erased, other) = (Uuid::new_v4(), Uuid::new_v4());
+        let made = store
+            .get_or_create(&cipher, &db, erased, now())
+            .await
+            .unwrap();
+        store
+            .get_or_create(&cipher, &db, other, now())
+            .await
+            .unwrap();
+
+        // Rolled back: the key is still there.
+        let txn = db.begin().await.unwrap();
+        let taken = store
+            .take_for_erasure(&cipher, &txn, &[erased], now())
+            .await
+            .unwrap();
+        assert!(same(&cipher, &taken[&erased], &made));
+        txn.rollback().await.unwrap();
+        assert!(store.cached(&cipher, &db, erased).await.unwrap().is_some());
+
+        let txn = db.begin().await.unwrap();
+        let taken = store
+            .take_for_erasure(&cipher, &txn, &[erased, Uuid::new_v4()], now())
+            .await
+            .unwrap();
+        assert_eq!(taken.len(), 1);
+        txn.commit().await.unwrap();
+        assert!(store.cached(&cipher, &db, erased).await.unwrap().is_none());
+        assert!(store.cached(&cipher, &db, other).await.unwrap().is_some());
     }
 
     #[tokio::test]

@@ -862,7 +862,11 @@ async fn purge_benchmark() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(100_000);
-    let app = spawn_app().await;
+    // The batch the server would use, or the one CUSTOS_PURGE_BATCH names.
+    let batch = std::env::var("CUSTOS_PURGE_BATCH")
+        .ok()
+        .and_then(|v| v.parse().ok());
+    let app = spawn_app_with(|raw| raw.purge_batch = batch).await;
     let state = &app.state;
     let seeding = std::time::Instant::now();
     seed_due_accounts(&app, accounts, app.clock.now()).await;
