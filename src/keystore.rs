@@ -35,7 +35,7 @@ use chrono::{DateTime, Utc};
 use entity::{account_key, pending_key_destruction};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, QueryTrait, Set, TryInsertResult,
+    QuerySelect, QueryTrait, Set,
     sea_query::{IntoColumnRef, ReturningClause},
 };
 use uuid::Uuid;
@@ -173,8 +173,8 @@ impl KeyStore {
     /// its transaction `txn`, and their destruction begun: when keys share
     /// the main database they are deleted by the same statement that reads
     /// them (`DELETE … RETURNING`: one round trip, undone by a rollback);
-    /// otherwise they are read from the store and queued as
-    /// [`KeyStore::destroy_in`] does.
+    /// otherwise they are read from the store and queued for
+    /// [`KeyStore::destroy_pending`] after the commit.
     pub async fn take_for_erasure<C: ConnectionTrait>(
         &self,
         cipher: &FieldCipher,
@@ -184,7 +184,8 @@ impl KeyStore {
     ) -> Result<HashMap<Uuid, Arc<AccountKey>>, CryptoError> {
         if self.separate.is_some() {
             let keys = self.find_many(cipher, txn, accounts).await?;
-            self.destroy_in(txn, accounts, now).await?;
+            self.forget(accounts);
+            self.queue_destruction(txn, accounts, now).await?;
             return Ok(keys);
         }
         self.forget(accounts);
@@ -206,44 +207,26 @@ impl KeyStore {
         Ok(keys)
     }
 
-    /// Destroys the keys of erased `accounts` as part of the purge's
-    /// transaction `txn`: deleted in it when keys share the main database,
-    /// otherwise queued in `pending_key_destruction` for
-    /// [`KeyStore::destroy_pending`] after the commit.
-    pub async fn destroy_in<C: ConnectionTrait>(
+    /// Queues the erased `accounts` in `pending_key_destruction` inside the
+    /// purge's transaction `txn`, for [`KeyStore::destroy_pending`] to
+    /// delete their keys from the separate store after the commit.
+    async fn queue_destruction<C: ConnectionTrait>(
         &self,
         txn: &C,
         accounts: &[Uuid],
         now: DateTime<Utc>,
-    ) -> Result<u64, DbErr> {
-        self.forget(accounts);
-        let mut affected = 0;
+    ) -> Result<(), DbErr> {
         for chunk in accounts.chunks(CHUNK) {
-            affected += match &self.separate {
-                None => {
-                    account_key::Entity::delete_many()
-                        .filter(account_key::Column::Id.is_in(chunk.iter().copied()))
-                        .exec(txn)
-                        .await?
-                        .rows_affected
-                }
-                Some(_) => {
-                    let rows = chunk.iter().map(|id| pending_key_destruction::ActiveModel {
-                        id: Set(*id),
-                        queued_at: Set(now),
-                    });
-                    match pending_key_destruction::Entity::insert_many(rows)
-                        .on_conflict_do_nothing_on([pending_key_destruction::Column::Id])
-                        .exec_without_returning(txn)
-                        .await?
-                    {
-                        TryInsertResult::Inserted(count) => count,
-                        TryInsertResult::Empty | TryInsertResult::Conflicted => 0,
-                    }
-                }
-            };
+            let rows = chunk.iter().map(|id| pending_key_destruction::ActiveModel {
+                id: Set(*id),
+                queued_at: Set(now),
+            });
+            pending_key_destruction::Entity::insert_many(rows)
+                .on_conflict_do_nothing_on([pending_key_destruction::Column::Id])
+                .exec_without_returning(txn)
+                .await?;
         }
-        Ok(affected)
+        Ok(())
     }
 
     /// Deletes from the separate store every key the purge queued, then the
@@ -414,22 +397,6 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn destroying_in_the_main_database_forgets_the_cached_key() {
-        let (db, cipher, store) = (main_db().await, cipher(), KeyStore::shared());
-        let account = Uuid::new_v4();
-        store
-            .get_or_create(&cipher, &db, account, now())
-            .await
-            .unwrap();
-        assert!(store.cached(&cipher, &db, account).await.unwrap().is_some());
-        let txn = db.begin().await.unwrap();
-        assert_eq!(store.destroy_in(&txn, &[account], now()).await.unwrap(), 1);
-        txn.commit().await.unwrap();
-        assert!(store.cached(&cipher, &db, account).await.unwrap().is_none());
-        assert_eq!(store.destroy_pending(&db).await.unwrap(), 0);
-    }
-
-    #[tokio::test]
     async fn the_purge_takes_keys_and_deletes_them_in_one_go() {
         let (db, cipher, store) = (main_db().await, cipher(), KeyStore::shared());
         let (erased, other) = (Uuid::new_v4(), Uuid::new_v4());
@@ -461,6 +428,8 @@ mod tests {
         txn.commit().await.unwrap();
         assert!(store.cached(&cipher, &db, erased).await.unwrap().is_none());
         assert!(store.cached(&cipher, &db, other).await.unwrap().is_some());
+        // Nothing was queued: the key went with the transaction.
+        assert_eq!(store.destroy_pending(&db).await.unwrap(), 0);
     }
 
     #[tokio::test]
@@ -485,7 +454,11 @@ mod tests {
         assert_eq!(account_key::Entity::find().count(&db).await.unwrap(), 0);
 
         let txn = db.begin().await.unwrap();
-        store.destroy_in(&txn, &[gone], now()).await.unwrap();
+        let taken = store
+            .take_for_erasure(&cipher, &txn, &[gone], now())
+            .await
+            .unwrap();
+        assert_eq!(taken.len(), 1);
         // Queued, not yet destroyed: a rollback here would keep the key.
         assert_eq!(
             account_key::Entity::find().count(&keys_db).await.unwrap(),
