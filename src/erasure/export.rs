@@ -8,10 +8,7 @@ use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
 use serde_json::{Value, json};
 
 use crate::{
-    accounts::{
-        service::{self as accounts, find},
-        sessions::Viewer,
-    },
+    accounts::{service as accounts, sessions::Viewer},
     consent::{publication::PROCESSING_EXCEPTION_ACTION, service as consent},
     crypto::fields::FieldContext,
     state::AppState,
@@ -38,15 +35,16 @@ pub enum ExportError {
 pub async fn my_data(state: &AppState, viewer: &Viewer) -> Result<Value, ExportError> {
     let db = state.db();
     let id = viewer.account_id;
-    let account = find(state, db, id).await?;
+    let row = entity::account::Entity::find_by_id(id)
+        .one(db)
+        .await?
+        .ok_or(accounts::AccountError::NotFound)?;
     // The account's data key, for every field of its own (`None` while
     // they are all still under the keyring).
     let key = state.keys().cached(state.cipher(), db, id).await?;
     let key = key.as_deref();
-    let guardian_email = match entity::account::Entity::find_by_id(id).one(db).await? {
-        Some(row) => accounts::guardian_email(state, &row, key)?,
-        None => None,
-    };
+    let account = accounts::open_with(state, &row, key)?;
+    let guardian_email = accounts::guardian_email(state, &row, key)?;
 
     let ledger: Vec<Value> = consent::history(db, id)
         .await?
