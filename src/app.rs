@@ -6,11 +6,12 @@ use poem::{
     Server,
     listener::{Acceptor, Listener, TcpAcceptor, TcpListener},
 };
+use secrecy::ExposeSecret;
 use tokio::sync::watch;
 
 use crate::{
     graphql::{SchemaOptions, build_schema},
-    settings::Settings,
+    settings::{DatabaseKind, Settings},
     state::{AppState, Overrides, StartError},
 };
 
@@ -76,6 +77,15 @@ impl Application {
             .settings()
             .run_jobs
             .then(|| crate::jobs::spawn(self.state.clone(), jobs_stopped));
+        let settings = self.state.settings();
+        let change_listener = (settings.database_kind == DatabaseKind::Postgres
+            && settings.session_cache > chrono::Duration::zero())
+        .then(|| {
+            AbortOnDrop(tokio::spawn(crate::accounts::session_cache::listen(
+                self.state.session_cache().clone(),
+                settings.database_url.expose_secret().to_owned(),
+            )))
+        });
         tracing::info!(addr = %self.addr, "serving GraphQL at http://{}/graphql", self.addr);
         let served = Server::new_with_acceptor(self.acceptor)
             .run_with_graceful_shutdown(
@@ -84,6 +94,7 @@ impl Application {
                 Some(Duration::from_secs(10)),
             )
             .await;
+        drop(change_listener);
         let _ = stop_jobs.send(true);
         if let Some(jobs) = jobs
             && jobs.await.is_err()
@@ -91,6 +102,16 @@ impl Application {
             tracing::error!("job runner ended abnormally");
         }
         served
+    }
+}
+
+/// A task that ends with its owner, even when the owner is itself dropped
+/// (a server future aborted by its caller).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 

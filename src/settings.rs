@@ -18,6 +18,8 @@ use serde::{Deserialize, Serialize};
 /// The largest `CUSTOS_PURGE_BATCH`: a batch's lists of ids and indexes
 /// stay well below SQLite's 32,766 parameters a statement.
 pub const MAX_PURGE_BATCH: u64 = 5000;
+/// The longest `CUSTOS_SESSION_CACHE_SECONDS`.
+pub const MAX_SESSION_CACHE_SECONDS: u32 = 60;
 
 /// A setting that could not be used, named as the operator wrote it.
 #[derive(Debug, thiserror::Error)]
@@ -98,6 +100,9 @@ pub struct RawSettings {
     pub session_idle_minutes: u32,
     /// `CUSTOS_SESSION_LIFETIME_HOURS`: a session ends this long after sign-in.
     pub session_lifetime_hours: u32,
+    /// `CUSTOS_SESSION_CACHE_SECONDS`: how long an instance may answer a
+    /// session check from memory (0: always read the database).
+    pub session_cache_seconds: u32,
     /// `CUSTOS_VERIFICATION_TOKEN_HOURS`: how long an address-verification link works.
     pub verification_token_hours: u32,
     /// `CUSTOS_USERNAME_BLOCKLIST`: extra refused terms (comma-separated, or a file).
@@ -147,6 +152,7 @@ impl Default for RawSettings {
             purge_batch: None,
             session_idle_minutes: 30,
             session_lifetime_hours: 12,
+            session_cache_seconds: 5,
             verification_token_hours: 24,
             username_blocklist: String::new(),
             username_reserved: String::new(),
@@ -209,6 +215,7 @@ fn setting_name(key: &str) -> &'static str {
         "CUSTOS_PURGE_BATCH",
         "CUSTOS_SESSION_IDLE_MINUTES",
         "CUSTOS_SESSION_LIFETIME_HOURS",
+        "CUSTOS_SESSION_CACHE_SECONDS",
         "CUSTOS_VERIFICATION_TOKEN_HOURS",
         "CUSTOS_USERNAME_BLOCKLIST",
         "CUSTOS_USERNAME_RESERVED",
@@ -333,6 +340,8 @@ pub struct Settings {
     pub session_idle: chrono::Duration,
     /// A session ends this long after sign-in, used or not.
     pub session_lifetime: chrono::Duration,
+    /// How long a session check may be answered from memory (zero: off).
+    pub session_cache: chrono::Duration,
     /// How long an address-verification link works.
     pub verification_token_ttl: chrono::Duration,
     /// Operator's extra refused username terms.
@@ -520,6 +529,14 @@ impl Settings {
                 return Err(SettingsError::new(setting, "must be at least 1"));
             }
         }
+        // `lastSeenAt` is written once a minute, and every such request reads
+        // the database anyway: a longer cache would gain nothing.
+        if raw.session_cache_seconds > MAX_SESSION_CACHE_SECONDS {
+            return Err(SettingsError::new(
+                "CUSTOS_SESSION_CACHE_SECONDS",
+                format!("must be 0 to {MAX_SESSION_CACHE_SECONDS}"),
+            ));
+        }
         let username_blocklist =
             parse_word_list("CUSTOS_USERNAME_BLOCKLIST", &raw.username_blocklist)?;
         let username_reserved =
@@ -601,6 +618,7 @@ impl Settings {
             purge_batch: raw.purge_batch,
             session_idle: chrono::Duration::minutes(i64::from(raw.session_idle_minutes)),
             session_lifetime: chrono::Duration::hours(i64::from(raw.session_lifetime_hours)),
+            session_cache: chrono::Duration::seconds(i64::from(raw.session_cache_seconds)),
             verification_token_ttl: chrono::Duration::hours(i64::from(
                 raw.verification_token_hours,
             )),
@@ -818,6 +836,21 @@ mod tests {
                 .ok()
                 .is_some_and(|s| s.key_store_url.is_some())
         );
+    }
+
+    #[test]
+    fn session_cache_is_bounded_and_may_be_off() {
+        let mut r = raw();
+        let lifetime =
+            |r: &RawSettings| Settings::validate(r.clone()).ok().map(|s| s.session_cache);
+        assert_eq!(lifetime(&r), Some(chrono::Duration::seconds(5)));
+        r.session_cache_seconds = 0;
+        assert_eq!(lifetime(&r), Some(chrono::Duration::zero()));
+        r.session_cache_seconds = MAX_SESSION_CACHE_SECONDS;
+        assert_eq!(lifetime(&r), Some(chrono::Duration::seconds(60)));
+        r.session_cache_seconds = MAX_SESSION_CACHE_SECONDS + 1;
+        let err = Settings::validate(r).err().map(|e| e.setting);
+        assert_eq!(err, Some("CUSTOS_SESSION_CACHE_SECONDS"));
     }
 
     #[test]

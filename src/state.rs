@@ -8,7 +8,7 @@ use secrecy::ExposeSecret;
 use uuid::Uuid;
 
 use crate::{
-    accounts::username_policy::UsernamePolicy,
+    accounts::{session_cache::SessionCache, username_policy::UsernamePolicy},
     clock::Clock,
     crypto::{
         CryptoError,
@@ -17,7 +17,7 @@ use crate::{
         passwords::PasswordHasher,
     },
     mail::transport::MailTransport,
-    settings::{KeySource, Settings},
+    settings::{DatabaseKind, KeySource, Settings},
 };
 
 /// Why the service could not start.
@@ -66,6 +66,7 @@ struct Inner {
     username_policy: UsernamePolicy,
     metrics: crate::http::metrics::Metrics,
     mail_wake: tokio::sync::Notify,
+    session_cache: Arc<SessionCache>,
 }
 
 /// Everything a request or a job needs.
@@ -107,7 +108,14 @@ impl AppState {
             None => MailTransport::from_setting(&settings.mail_transport)?,
         };
         let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        // SQLite serves one instance; on PostgreSQL the cache waits for its
+        // change listener (crate::accounts::session_cache::listen).
+        let session_cache = Arc::new(SessionCache::new(
+            settings.session_cache,
+            settings.database_kind == DatabaseKind::Sqlite,
+        ));
         Ok(Self(Arc::new(Inner {
+            session_cache,
             db,
             cipher: Arc::new(FieldCipher::new(keyring)),
             keys: Arc::new(keys),
@@ -128,6 +136,11 @@ impl AppState {
     /// Validated settings.
     pub fn settings(&self) -> &Settings {
         &self.0.settings
+    }
+
+    /// This instance's cache of signed-in callers.
+    pub fn session_cache(&self) -> &Arc<SessionCache> {
+        &self.0.session_cache
     }
 
     /// The database pool.

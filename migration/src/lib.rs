@@ -18,6 +18,7 @@ mod m20261129_000010_index_deletion_requests_purge_order;
 mod m20261129_000011_outbox_body_format;
 mod m20261129_000012_create_account_keys;
 mod m20261129_000013_create_pending_key_destruction;
+mod m20261130_000014_notify_auth_changes;
 
 /// The ordered list of migrations.
 pub struct Migrator;
@@ -39,6 +40,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_000011_outbox_body_format::Migration),
             Box::new(m20261129_000012_create_account_keys::Migration),
             Box::new(m20261129_000013_create_pending_key_destruction::Migration),
+            Box::new(m20261130_000014_notify_auth_changes::Migration),
         ]
     }
 }

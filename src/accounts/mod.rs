@@ -11,6 +11,7 @@ pub mod graphql;
 pub mod password;
 pub mod roles;
 pub mod service;
+pub mod session_cache;
 pub mod sessions;
 pub mod username;
 pub mod username_policy;

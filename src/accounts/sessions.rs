@@ -16,6 +16,7 @@ use super::{
     Role,
     email::Email,
     service::{AccountError, AccountRecord, EMAIL_INDEX, USERNAME_INDEX, open, status},
+    session_cache::CachedSession,
     username::Username,
 };
 use crate::{
@@ -297,36 +298,70 @@ async fn is_new_user_agent<C: ConnectionTrait>(
 
 /// Resolves a presented token to its caller, or `None` when the token is
 /// unknown, revoked, idle too long, past its lifetime, or its account is no
-/// longer active.
+/// longer active. Usually answered from this instance's
+/// [`super::session_cache`]; the database is read when the cache has no
+/// fresh entry or `lastSeenAt` is due to be written.
 pub async fn authenticate(state: &AppState, token: &str) -> Result<Option<Viewer>, AccountError> {
     let now = state.clock().now();
-    // One read for both: this runs on every signed-in request.
-    let Some((row, Some(account))) = session::Entity::find()
+    let token_hash = tokens::hash_token(token);
+    let cache = state.session_cache();
+    if let Some(cached) = cache.get(&token_hash, now)
+        && now - cached.session.last_seen_at < LAST_SEEN_GRANULARITY
+    {
+        return Ok(admit(state, cached.session, cached.account, now));
+    }
+    let generation = cache.generation();
+    // One read for both: this runs on every signed-in request the cache
+    // does not answer.
+    let Some((mut row, Some(account))) = session::Entity::find()
         .find_also_related(account::Entity)
-        .filter(session::Column::TokenHash.eq(tokens::hash_token(token)))
+        .filter(session::Column::TokenHash.eq(token_hash.clone()))
         .one(state.db())
         .await?
     else {
         return Ok(None);
     };
-    let idle_limit = row.last_seen_at + state.settings().session_idle;
-    if row.revoked_at.is_some() || row.expires_at <= now || idle_limit <= now {
+    let Some(viewer) = admit(state, row.clone(), account, now) else {
         return Ok(None);
-    }
-    if account.status != status::ACTIVE {
-        return Ok(None);
-    }
+    };
     if now - row.last_seen_at >= LAST_SEEN_GRANULARITY {
         let mut touched = row.clone().into_active_model();
         touched.last_seen_at = Set(now);
-        touched.update(state.db()).await?;
+        row = touched.update(state.db()).await?;
     }
-    Ok(Some(Viewer {
+    cache.put(
+        token_hash,
+        CachedSession {
+            session: row,
+            account: viewer.account.clone(),
+        },
+        generation,
+        now,
+    );
+    Ok(Some(viewer))
+}
+
+/// The caller a session row and its account row stand for at `now`, or
+/// `None` when the session is over or the account not active.
+fn admit(
+    state: &AppState,
+    row: session::Model,
+    account: account::Model,
+    now: DateTime<Utc>,
+) -> Option<Viewer> {
+    let idle_limit = row.last_seen_at + state.settings().session_idle;
+    if row.revoked_at.is_some() || row.expires_at <= now || idle_limit <= now {
+        return None;
+    }
+    if account.status != status::ACTIVE {
+        return None;
+    }
+    Some(Viewer {
         account_id: account.id,
         session_id: row.id,
         role: Role::from_stored(&account.role),
         account,
-    }))
+    })
 }
 
 /// Ends one session of the account; `NotFound` when it is not theirs.

@@ -95,6 +95,7 @@ pub async fn expire_unanswered(state: &AppState) -> Result<u64, ErasureError> {
         )
         .await?;
         txn.commit().await?;
+        state.session_cache().forget_account(minor.id);
         expired += 1;
     }
     Ok(expired)

@@ -102,6 +102,8 @@ pub async fn run_once(state: &AppState) -> Result<PurgeReport, ErasureError> {
         if erased.is_empty() {
             break;
         }
+        // No session of an erased account may still be answered from memory.
+        state.session_cache().forget_all();
         cursor = next;
         for counts in erased {
             report.accounts += 1;

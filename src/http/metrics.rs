@@ -212,6 +212,19 @@ pub async fn render(state: &AppState) -> Result<String, sea_orm::DbErr> {
             "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}"
         );
     }
+    let cache = state.session_cache();
+    let (hits, misses) = cache.counts();
+    let _ = writeln!(
+        out,
+        "# HELP custos_session_cache_lookups_total Session checks by where they were answered.\n\
+         # TYPE custos_session_cache_lookups_total counter\n\
+         custos_session_cache_lookups_total{{result=\"hit\"}} {hits}\n\
+         custos_session_cache_lookups_total{{result=\"miss\"}} {misses}\n\
+         # HELP custos_session_cache_active Whether session checks may be answered from memory (0 while off or while the PostgreSQL change listener is down).\n\
+         # TYPE custos_session_cache_active gauge\n\
+         custos_session_cache_active {}",
+        u8::from(cache.is_active())
+    );
     Ok(out)
 }
 

@@ -224,7 +224,11 @@ async fn graphql_post(
         );
     }
     // A document that does not parse is left to the executor's own error.
+    let mut has_mutation = false;
     if let Ok(document) = async_graphql::parser::parse_query(&gql_request.query) {
+        has_mutation = document.operations.iter().any(|(_, operation)| {
+            operation.node.ty == async_graphql::parser::types::OperationType::Mutation
+        });
         if count_aliases(&document) > MAX_ALIASES {
             return refusal(
                 StatusCode::BAD_REQUEST,
@@ -299,6 +303,11 @@ async fn graphql_post(
             timed_out
         }
     };
+    if has_mutation {
+        // Whatever the mutation changed (a session, a role, an address), no
+        // request after it on this instance is answered from older rows.
+        state.session_cache().forget_all();
+    }
     let response = finish_errors(response, *request_id);
     let metrics = state.metrics();
     metrics.observe_request(

@@ -130,6 +130,8 @@ pub struct TestApp {
     pub database: Arc<TestDatabase>,
     /// The URL the server connects to, for CLI runs against the same database.
     pub database_url: String,
+    /// The settings the server started with.
+    pub settings: RawSettings,
     server: tokio::task::JoinHandle<()>,
 }
 
@@ -215,7 +217,7 @@ async fn start(
 ) -> TestApp {
     let mut raw = test_settings(&database_url, &smtp);
     adjust(&mut raw);
-    let settings = Settings::validate(raw).expect("valid test settings");
+    let settings = Settings::validate(raw.clone()).expect("valid test settings");
     let app = Application::build(
         settings,
         Overrides {
@@ -244,6 +246,7 @@ async fn start(
         browser,
         database,
         database_url,
+        settings: raw,
         server,
     }
 }
@@ -266,6 +269,20 @@ impl TestApp {
         let clock = self.clock.clone();
         drop(self);
         start(database, database_url, smtp, clock, adjust).await
+    }
+
+    /// Starts a second server on the same database, SMTP server, clock and
+    /// settings (keys included), as an operator scales out.
+    pub async fn another_instance(&self) -> TestApp {
+        let settings = self.settings.clone();
+        start(
+            self.database.clone(),
+            self.database_url.clone(),
+            self.smtp.clone(),
+            self.clock.clone(),
+            move |raw| *raw = settings,
+        )
+        .await
     }
 
     /// POSTs a GraphQL operation as JSON and returns the decoded body.

@@ -17,6 +17,7 @@ mod recovery;
 mod roles;
 mod rotation;
 mod schema_file;
+mod session_cache;
 mod shredding;
 mod storage;
 mod tickets;

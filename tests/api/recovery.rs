@@ -16,7 +16,7 @@ use crate::{
 
 /// The password `signed_in` signs up with.
 const PASSWORD: &str = "a fine long passphrase";
-const NEW_PASSWORD: &str = "another quite long passphrase";
+pub const NEW_PASSWORD: &str = "another quite long passphrase";
 
 const REQUEST: &str = "mutation($email: String!) { requestPasswordReset(email: $email) }";
 const RESET: &str = "mutation($token: String!, $password: String!) { resetPassword(token: $token, newPassword: $password) }";
@@ -28,7 +28,7 @@ async fn request_reset(app: &TestApp, email: &str) -> Value {
     app.gql(REQUEST, json!({ "email": email })).await
 }
 
-async fn reset(app: &TestApp, token: &str, password: &str) -> Value {
+pub async fn reset(app: &TestApp, token: &str, password: &str) -> Value {
     app.gql(RESET, json!({ "token": token, "password": password }))
         .await
 }
@@ -39,7 +39,7 @@ async fn login(app: &TestApp, login: &str, password: &str) -> Value {
 }
 
 /// Requests a reset for `email`, delivers mail and returns the link's token.
-async fn reset_token(app: &TestApp, email: &str) -> String {
+pub async fn reset_token(app: &TestApp, email: &str) -> String {
     let body = request_reset(app, email).await;
     assert_eq!(body["data"]["requestPasswordReset"], true, "{body}");
     app.deliver_mail().await;

@@ -1,0 +1,404 @@
+//! A per-instance cache of signed-in callers, so that a request with a
+//! session token usually costs no database read.
+//!
+//! Rules:
+//! - An entry is the session row and its account row as the database last
+//!   returned them, keyed by the token's hash. Every check of
+//!   [`super::sessions::authenticate`] (revoked, idle, past its lifetime,
+//!   account not active) still runs on each request, against the clock.
+//! - An entry lives at most `CUSTOS_SESSION_CACHE_SECONDS` (5 by default;
+//!   0 turns the cache off), and never past the moment `lastSeenAt` is due
+//!   to be written: that request reads and writes the database as before.
+//! - What this instance changes it forgets at once: every GraphQL mutation
+//!   and every job that writes accounts (guardian expiry, purge) empties the
+//!   cache when it ends, whatever it touched.
+//! - What other instances change arrives as PostgreSQL notifications: a
+//!   trigger (migration 000014) sends the account's id on channel
+//!   [`CHANNEL`] whenever an account row changes or goes, or a session is
+//!   revoked or deleted, and [`listen`] forgets that account's entries. The
+//!   cache is used only while that listener is connected: from the moment
+//!   it drops until it has listened again, every request reads the database.
+//! - SQLite serves one instance; changes made by other processes on the same
+//!   file (the CLI's `purge`, an operator's SQL) are seen within the
+//!   lifetime.
+//! - A fill that raced an invalidation is dropped: each invalidation moves
+//!   a generation counter, and an entry read before the move is not stored.
+//! - Entries hold ciphertexts, as the database does, never decrypted
+//!   fields; at most [`CAPACITY`] are kept (emptied when full).
+
+use std::{
+    collections::HashMap,
+    sync::{
+        Mutex, MutexGuard,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+    },
+};
+
+use chrono::{DateTime, Duration, Utc};
+use entity::{account, session};
+use uuid::Uuid;
+
+/// The PostgreSQL notification channel that carries changed account ids.
+pub const CHANNEL: &str = "custos_auth";
+
+/// Entries kept at most.
+pub const CAPACITY: usize = 10_000;
+
+/// What the database returned for one token.
+#[derive(Debug, Clone)]
+pub struct CachedSession {
+    /// The session row.
+    pub session: session::Model,
+    /// Its account row.
+    pub account: account::Model,
+}
+
+struct Entry {
+    cached: CachedSession,
+    stored_at: DateTime<Utc>,
+}
+
+#[derive(Default)]
+struct Entries {
+    by_token: HashMap<Vec<u8>, Entry>,
+    by_account: HashMap<Uuid, Vec<Vec<u8>>>,
+}
+
+/// The cache of one instance.
+pub struct SessionCache {
+    lifetime: Duration,
+    entries: Mutex<Entries>,
+    /// Moves on every invalidation.
+    generation: AtomicU64,
+    /// Whether changes made elsewhere reach this instance (always on SQLite;
+    /// on PostgreSQL, while [`listen`] is connected).
+    informed: AtomicBool,
+    hits: AtomicU64,
+    misses: AtomicU64,
+}
+
+impl SessionCache {
+    /// A cache whose entries live `lifetime` (zero: off). `informed` says
+    /// whether it may be used before a listener has connected.
+    pub fn new(lifetime: Duration, informed: bool) -> Self {
+        Self {
+            lifetime,
+            entries: Mutex::new(Entries::default()),
+            generation: AtomicU64::new(0),
+            informed: AtomicBool::new(informed),
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
+        }
+    }
+
+    /// Whether entries are served and stored now.
+    pub fn is_active(&self) -> bool {
+        self.lifetime > Duration::zero() && self.informed.load(Ordering::Acquire)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Entries> {
+        // A panic while holding the lock cannot leave the maps half-changed
+        // in a way that matters: at worst an entry is missing.
+        self.entries
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The entry for `token_hash`, when it is younger than the lifetime at
+    /// `now`. Counts a hit or a miss.
+    pub fn get(&self, token_hash: &[u8], now: DateTime<Utc>) -> Option<CachedSession> {
+        if !self.is_active() {
+            return None;
+        }
+        let found = self
+            .lock()
+            .by_token
+            .get(token_hash)
+            .filter(|entry| now >= entry.stored_at && now - entry.stored_at < self.lifetime)
+            .map(|entry| entry.cached.clone());
+        let counter = if found.is_some() {
+            &self.hits
+        } else {
+            &self.misses
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        found
+    }
+
+    /// The generation to hand back to [`SessionCache::put`]: read it before
+    /// reading the database.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// Stores what the database returned, unless the cache was invalidated
+    /// since `generation` was read (the rows may be older than the change).
+    pub fn put(
+        &self,
+        token_hash: Vec<u8>,
+        cached: CachedSession,
+        generation: u64,
+        now: DateTime<Utc>,
+    ) {
+        if !self.is_active() {
+            return;
+        }
+        let mut entries = self.lock();
+        // Invalidations move the generation while holding the lock, so this
+        // comparison cannot interleave with one.
+        if self.generation.load(Ordering::Acquire) != generation {
+            return;
+        }
+        if entries.by_token.len() >= CAPACITY {
+            *entries = Entries::default();
+        }
+        let account_id = cached.account.id;
+        if entries
+            .by_token
+            .insert(
+                token_hash.clone(),
+                Entry {
+                    cached,
+                    stored_at: now,
+                },
+            )
+            .is_none()
+        {
+            entries
+                .by_account
+                .entry(account_id)
+                .or_default()
+                .push(token_hash);
+        }
+    }
+
+    /// Forgets every entry of `account`.
+    pub fn forget_account(&self, account: Uuid) {
+        let mut entries = self.lock();
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        if let Some(tokens) = entries.by_account.remove(&account) {
+            for token in tokens {
+                entries.by_token.remove(&token);
+            }
+        }
+    }
+
+    /// Forgets everything.
+    pub fn forget_all(&self) {
+        let mut entries = self.lock();
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        *entries = Entries::default();
+    }
+
+    /// Records whether changes made elsewhere reach this instance; either
+    /// way the entries so far are forgotten (while uninformed, changes may
+    /// have been missed).
+    pub fn set_informed(&self, informed: bool) {
+        self.forget_all();
+        self.informed.store(informed, Ordering::Release);
+        self.forget_all();
+    }
+
+    /// Requests answered from the cache and requests that read the
+    /// database while it was active, since start.
+    pub fn counts(&self) -> (u64, u64) {
+        (
+            self.hits.load(Ordering::Relaxed),
+            self.misses.load(Ordering::Relaxed),
+        )
+    }
+
+    /// Entries held now.
+    pub fn len(&self) -> usize {
+        self.lock().by_token.len()
+    }
+
+    /// Whether no entry is held.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Keeps `cache` informed of changes made by any instance on the PostgreSQL
+/// database at `database_url`, for as long as the task runs: listens on
+/// [`CHANNEL`], forgets the accounts it names, and reconnects (with the
+/// cache out of use meanwhile) whenever the connection drops.
+pub async fn listen(cache: std::sync::Arc<SessionCache>, database_url: String) {
+    use sea_orm::sqlx::postgres::PgListener;
+    let mut wait = std::time::Duration::from_millis(250);
+    loop {
+        let listener = async {
+            let mut listener = PgListener::connect(&database_url).await?;
+            listener.listen(CHANNEL).await?;
+            Ok::<_, sea_orm::sqlx::Error>(listener)
+        }
+        .await;
+        let mut listener = match listener {
+            Ok(listener) => listener,
+            Err(err) => {
+                tracing::warn!(error = %err, "session cache: cannot listen for changes; reading sessions from the database");
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(std::time::Duration::from_secs(10));
+                continue;
+            }
+        };
+        wait = std::time::Duration::from_millis(250);
+        cache.set_informed(true);
+        tracing::debug!("session cache: listening for changes");
+        loop {
+            match listener.try_recv().await {
+                Ok(Some(notice)) => match Uuid::parse_str(notice.payload()) {
+                    Ok(account) => cache.forget_account(account),
+                    Err(_) => cache.forget_all(),
+                },
+                Ok(None) => {
+                    tracing::warn!("session cache: change listener disconnected");
+                    break;
+                }
+                Err(err) => {
+                    tracing::warn!(error = %err, "session cache: change listener failed");
+                    break;
+                }
+            }
+        }
+        cache.set_informed(false);
+        // A database that dropped us is likely restarting: give it a moment.
+        tokio::time::sleep(wait).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(seconds: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(1_800_000_000 + seconds, 0).expect("valid instant")
+    }
+
+    fn cached(account_id: Uuid) -> CachedSession {
+        CachedSession {
+            session: session::Model {
+                id: Uuid::new_v4(),
+                account_id,
+                token_hash: vec![1],
+                user_agent_ct: None,
+                created_at: at(0),
+                last_seen_at: at(0),
+                expires_at: at(3600),
+                revoked_at: None,
+            },
+            account: account::Model {
+                id: account_id,
+                username_ct: vec![2],
+                username_bidx: vec![3],
+                email_ct: vec![4],
+                email_bidx: vec![5],
+                email_verified: true,
+                password_hash: String::new(),
+                role: "USER".into(),
+                language: "en".into(),
+                age_declaration: "ADULT".into(),
+                guardian_consent: "NOT_REQUIRED".into(),
+                guardian_email_ct: None,
+                accepted_policy_version: None,
+                status: "ACTIVE".into(),
+                created_at: at(0),
+                updated_at: at(0),
+            },
+        }
+    }
+
+    #[test]
+    fn entries_live_for_the_lifetime_only() {
+        let cache = SessionCache::new(Duration::seconds(5), true);
+        let account = Uuid::new_v4();
+        cache.put(b"t".to_vec(), cached(account), cache.generation(), at(0));
+        assert!(cache.get(b"t", at(4)).is_some());
+        assert!(cache.get(b"t", at(5)).is_none());
+        // A clock set back does not make an entry young again.
+        assert!(cache.get(b"t", at(-1)).is_none());
+        assert!(cache.get(b"other", at(1)).is_none());
+        assert_eq!(cache.counts(), (1, 3));
+    }
+
+    #[test]
+    fn a_zero_lifetime_or_an_uninformed_cache_stores_nothing() {
+        for cache in [
+            SessionCache::new(Duration::zero(), true),
+            SessionCache::new(Duration::seconds(5), false),
+        ] {
+            cache.put(b"t".to_vec(), cached(Uuid::new_v4()), 0, at(0));
+            assert!(cache.get(b"t", at(1)).is_none());
+            assert!(cache.is_empty());
+            // Off is not a miss.
+            assert_eq!(cache.counts(), (0, 0));
+        }
+    }
+
+    #[test]
+    fn forgetting_an_account_leaves_the_others() {
+        let cache = SessionCache::new(Duration::seconds(5), true);
+        let (one, two) = (Uuid::new_v4(), Uuid::new_v4());
+        cache.put(b"a1".to_vec(), cached(one), cache.generation(), at(0));
+        cache.put(b"a2".to_vec(), cached(one), cache.generation(), at(0));
+        cache.put(b"b".to_vec(), cached(two), cache.generation(), at(0));
+        cache.forget_account(one);
+        assert!(cache.get(b"a1", at(1)).is_none());
+        assert!(cache.get(b"a2", at(1)).is_none());
+        assert!(cache.get(b"b", at(1)).is_some());
+        cache.forget_all();
+        assert!(cache.is_empty());
+    }
+
+    #[test]
+    fn a_fill_that_raced_an_invalidation_is_dropped() {
+        let cache = SessionCache::new(Duration::seconds(5), true);
+        let account = Uuid::new_v4();
+        let before = cache.generation();
+        // The rows were read, then some instance changed the account.
+        cache.forget_account(account);
+        cache.put(b"t".to_vec(), cached(account), before, at(0));
+        assert!(cache.is_empty());
+        let before = cache.generation();
+        cache.forget_all();
+        cache.put(b"t".to_vec(), cached(account), before, at(0));
+        assert!(cache.is_empty());
+    }
+
+    #[test]
+    fn losing_the_listener_empties_and_disables_the_cache() {
+        let cache = SessionCache::new(Duration::seconds(5), true);
+        cache.put(b"t".to_vec(), cached(Uuid::new_v4()), 0, at(0));
+        cache.set_informed(false);
+        assert!(!cache.is_active());
+        assert!(cache.is_empty());
+        cache.put(
+            b"t".to_vec(),
+            cached(Uuid::new_v4()),
+            cache.generation(),
+            at(0),
+        );
+        assert!(cache.is_empty());
+        cache.set_informed(true);
+        cache.put(
+            b"t".to_vec(),
+            cached(Uuid::new_v4()),
+            cache.generation(),
+            at(0),
+        );
+        assert_eq!(cache.len(), 1);
+    }
+
+    #[test]
+    fn a_full_cache_starts_over() {
+        let cache = SessionCache::new(Duration::seconds(5), true);
+        let account = Uuid::new_v4();
+        for i in 0..CAPACITY {
+            cache.put(i.to_le_bytes().to_vec(), cached(account), 0, at(0));
+        }
+        assert_eq!(cache.len(), CAPACITY);
+        cache.put(b"one more".to_vec(), cached(account), 0, at(0));
+        assert_eq!(cache.len(), 1);
+        assert!(cache.get(b"one more", at(1)).is_some());
+    }
+}

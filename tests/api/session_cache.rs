@@ -1,0 +1,336 @@
+//! The per-instance session cache through HTTP: repeated requests are
+//! answered from memory, and nothing a person or an admin changes is
+//! served stale afterwards: not on this instance, and on PostgreSQL not on
+//! another one either. SQLite serves one instance: there, a change made
+//! behind the server's back is seen when the entry's lifetime ends.
+
+use std::time::Duration;
+
+use sea_orm::{ConnectionTrait, EntityTrait};
+use serde_json::json;
+
+use crate::{
+    accounts::{PASSWORD, login, signed_in},
+    helpers::{TestApp, TestDatabase, admin_token, error_code, spawn_app},
+    recovery::{NEW_PASSWORD, reset, reset_token},
+    roles::{my_id, staff},
+};
+
+const ME: &str = "{ me { id username } }";
+
+fn is_postgres(app: &TestApp) -> bool {
+    matches!(*app.database, TestDatabase::Postgres { .. })
+}
+
+/// Waits until the instance may answer from memory (on PostgreSQL, once
+/// its change listener is connected).
+async fn cache_ready(app: &TestApp) {
+    for _ in 0..200 {
+        if app.state.session_cache().is_active() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("the session cache never became active");
+}
+
+async fn username(app: &TestApp, token: &str) -> Option<String> {
+    let body = app.gql_with_token(Some(token), ME, json!({})).await;
+    body["data"]["me"]["username"].as_str().map(str::to_owned)
+}
+
+/// `me` answered from memory: the second request reads no session.
+async fn warm(app: &TestApp, token: &str) {
+    assert!(username(app, token).await.is_some());
+    let (hits, _) = app.state.session_cache().counts();
+    assert!(username(app, token).await.is_some());
+    let (after, _) = app.state.session_cache().counts();
+    assert_eq!(after, hits + 1, "the second request was a cache hit");
+}
+
+/// Polls `me` on `app` until it is anonymous (a notification has to
+/// travel), for at most two seconds of wall time.
+async fn becomes_anonymous(app: &TestApp, token: &str) -> bool {
+    for _ in 0..80 {
+        if username(app, token).await.is_none() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    false
+}
+
+#[tokio::test]
+async fn repeated_requests_are_answered_from_memory_for_a_few_seconds() {
+    let app = spawn_app().await;
+    cache_ready(&app).await;
+    let token = signed_in(&app, "cached_caller", "cached@example.org").await;
+    warm(&app, &token).await;
+    let metrics = app
+        .client
+        .get(format!("{}/metrics", app.address))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("custos_session_cache_active 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("custos_session_cache_lookups_total{result=\"hit\"}"),
+        "{metrics}"
+    );
+
+    // Revoked behind the server's back, in SQL.
+    app.state
+        .db()
+        .execute_unprepared("UPDATE sessions SET revoked_at = created_at")
+        .await
+        .unwrap();
+    if is_postgres(&app) {
+        // The trigger told the instance at commit.
+        assert!(becomes_anonymous(&app, &token).await);
+    } else {
+        // One instance on SQLite: an outside change waits out the lifetime.
+        assert!(username(&app, &token).await.is_some());
+        app.clock.advance(chrono::Duration::seconds(5));
+        assert!(username(&app, &token).await.is_none());
+    }
+}
+
+#[tokio::test]
+async fn a_cache_of_zero_seconds_reads_the_database_every_time() {
+    let app = crate::helpers::spawn_app_with(|s| s.session_cache_seconds = 0).await;
+    let token = signed_in(&app, "uncached_caller", "uncached@example.org").await;
+    assert!(username(&app, &token).await.is_some());
+    assert!(username(&app, &token).await.is_some());
+    assert_eq!(app.state.session_cache().counts(), (0, 0));
+    assert!(app.state.session_cache().is_empty());
+    app.state
+        .db()
+        .execute_unprepared("UPDATE sessions SET revoked_at = created_at")
+        .await
+        .unwrap();
+    assert!(username(&app, &token).await.is_none());
+}
+
+#[tokio::test]
+async fn changes_through_the_api_are_never_served_stale() {
+    let app = spawn_app().await;
+    cache_ready(&app).await;
+    let first = signed_in(&app, "changing_person", "changing@example.org").await;
+    let second = login(&app, "changing_person", PASSWORD).await;
+    let third = login(&app, "changing_person", PASSWORD).await;
+
+    // A new name shows at once.
+    warm(&app, &first).await;
+    let body = app
+        .gql_with_token(
+            Some(&first),
+            "mutation { changeUsername(username: \"changed_person\") { username } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        body["data"]["changeUsername"]["username"], "changed_person",
+        "{body}"
+    );
+    assert_eq!(
+        username(&app, &first).await.as_deref(),
+        Some("changed_person")
+    );
+
+    // A session revoked from another ends at once.
+    warm(&app, &second).await;
+    let sessions = app
+        .gql_with_token(Some(&first), "{ mySessions { id current } }", json!({}))
+        .await;
+    let mine = my_session(&app, &second).await;
+    assert!(
+        sessions["data"]["mySessions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["id"] == mine)
+    );
+    let body = app
+        .gql_with_token(
+            Some(&first),
+            "mutation($id: ID!) { revokeSession(id: $id) }",
+            json!({ "id": mine }),
+        )
+        .await;
+    assert_eq!(body["data"]["revokeSession"], true, "{body}");
+    assert!(username(&app, &second).await.is_none());
+
+    // Signing out ends the session at once.
+    warm(&app, &third).await;
+    let body = app
+        .gql_with_token(Some(&third), "mutation { logout }", json!({}))
+        .await;
+    assert_eq!(body["data"]["logout"], true, "{body}");
+    assert!(username(&app, &third).await.is_none());
+
+    // A password reset, asked for by someone not signed in, ends the rest.
+    let token = reset_token(&app, "changing@example.org").await;
+    warm(&app, &first).await;
+    let body = reset(&app, &token, NEW_PASSWORD).await;
+    assert_eq!(body["data"]["resetPassword"], true, "{body}");
+    assert!(username(&app, &first).await.is_none());
+}
+
+async fn my_session(app: &TestApp, token: &str) -> serde_json::Value {
+    let body = app
+        .gql_with_token(Some(token), "{ mySessions { id current } }", json!({}))
+        .await;
+    body["data"]["mySessions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["current"] == true)
+        .unwrap()["id"]
+        .clone()
+}
+
+#[tokio::test]
+async fn a_role_taken_away_is_refused_at_once() {
+    let app = spawn_app().await;
+    cache_ready(&app).await;
+    let admin = admin_token(&app).await;
+    let (support, support_id) = staff(&app, &admin, "helper_one", "SUPPORT").await;
+    let queue = "{ supportQueue(first: 5) { id } }";
+    let body = app.gql_with_token(Some(&support), queue, json!({})).await;
+    assert!(body["errors"].is_null(), "{body}");
+    warm(&app, &support).await;
+    let body = app
+        .gql_with_token(
+            Some(&admin),
+            "mutation($id: ID!) { setRole(accountId: $id, role: USER) { role } }",
+            json!({ "id": support_id }),
+        )
+        .await;
+    assert_eq!(body["data"]["setRole"]["role"], "USER", "{body}");
+    let body = app.gql_with_token(Some(&support), queue, json!({})).await;
+    assert_eq!(error_code(&body), Some("FORBIDDEN"));
+    assert_eq!(my_id(&app, &support).await, support_id);
+}
+
+#[tokio::test]
+async fn a_minor_whose_guardian_never_answered_is_signed_out_by_the_job() {
+    let app = spawn_app().await;
+    cache_ready(&app).await;
+    let body = app.gql("{ policy { version } }", json!({})).await;
+    let version = body["data"]["policy"]["version"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let body = app
+        .gql(
+            "mutation($input: SignupInput!) { signup(input: $input) { accepted } }",
+            json!({ "input": {
+                "username": "unanswered_minor",
+                "email": "unanswered@example.org",
+                "password": PASSWORD,
+                "acceptPolicyVersion": version,
+                "age": "MINOR",
+                "guardianEmail": "silent.parent@example.org",
+            }}),
+        )
+        .await;
+    assert_eq!(body["data"]["signup"]["accepted"], true, "{body}");
+    let token = login(&app, "unanswered_minor", PASSWORD).await;
+    // Signed up long ago, as far as the job can tell; on SQLite this change
+    // does not reach the cache, so only the job's own invalidation can.
+    let long_ago = app.clock.now() - chrono::Duration::days(365);
+    entity::account::Entity::update_many()
+        .col_expr(
+            entity::account::Column::CreatedAt,
+            sea_orm::sea_query::Expr::value(long_ago),
+        )
+        .exec(app.state.db())
+        .await
+        .unwrap();
+    if is_postgres(&app) {
+        // The trigger already told the cache; warm it again.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    warm(&app, &token).await;
+    let expired = custos::consent::guardian::expire_unanswered(&app.state)
+        .await
+        .unwrap();
+    assert_eq!(expired, 1);
+    assert!(username(&app, &token).await.is_none());
+}
+
+#[tokio::test]
+async fn another_instance_learns_of_a_sign_out() {
+    let one = spawn_app().await;
+    let two = one.another_instance().await;
+    cache_ready(&one).await;
+    cache_ready(&two).await;
+    let token = signed_in(&one, "two_places", "two.places@example.org").await;
+    warm(&one, &token).await;
+    warm(&two, &token).await;
+    let body = one
+        .gql_with_token(Some(&token), "mutation { logout }", json!({}))
+        .await;
+    assert_eq!(body["data"]["logout"], true, "{body}");
+    assert!(username(&one, &token).await.is_none());
+    if is_postgres(&two) {
+        assert!(
+            becomes_anonymous(&two, &token).await,
+            "the other instance still answers for a signed-out session"
+        );
+    } else {
+        // SQLite: a second instance is not a supported layout; it learns
+        // when its entry's lifetime ends.
+        assert!(username(&two, &token).await.is_some());
+        two.clock.advance(chrono::Duration::seconds(5));
+        assert!(username(&two, &token).await.is_none());
+    }
+}
+
+#[tokio::test]
+async fn a_lost_change_listener_turns_the_cache_off_until_it_is_back() {
+    let app = spawn_app().await;
+    if !is_postgres(&app) {
+        // SQLite has no listener: the cache is on from the start.
+        assert!(app.state.session_cache().is_active());
+        return;
+    }
+    cache_ready(&app).await;
+    let token = signed_in(&app, "listener_lost", "listener.lost@example.org").await;
+    warm(&app, &token).await;
+    // Cut the listener's connection, as a database restart or a network
+    // failure would.
+    app.state
+        .db()
+        .execute_unprepared(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE datname = current_database() AND query ILIKE 'LISTEN%'",
+        )
+        .await
+        .unwrap();
+    let mut off = false;
+    for _ in 0..200 {
+        if !app.state.session_cache().is_active() {
+            off = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(off, "the cache stayed in use without its listener");
+    // Meanwhile every request reads the database, and nothing is kept.
+    let (hits, _) = app.state.session_cache().counts();
+    assert!(username(&app, &token).await.is_some());
+    assert!(username(&app, &token).await.is_some());
+    assert_eq!(app.state.session_cache().counts().0, hits);
+    assert!(app.state.session_cache().is_empty());
+    // It listens again, and only then answers from memory, afresh.
+    cache_ready(&app).await;
+    assert!(app.state.session_cache().is_empty());
+    warm(&app, &token).await;
+}
