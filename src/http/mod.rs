@@ -206,7 +206,7 @@ async fn graphql_post(
             "Batched requests are not accepted: send one operation per request.",
         );
     }
-    let gql_request: async_graphql::Request = match serde_json::from_value(json) {
+    let mut gql_request: async_graphql::Request = match serde_json::from_value(json) {
         Ok(req) => req,
         Err(_) => {
             return refusal(
@@ -224,19 +224,21 @@ async fn graphql_post(
         );
     }
     // A document that does not parse is left to the executor's own error.
+    // One that does is kept in the request, so the executor does not parse
+    // it again.
     let mut has_mutation = false;
-    if let Ok(document) = async_graphql::parser::parse_query(&gql_request.query) {
+    if let Ok(document) = gql_request.parsed_query() {
         has_mutation = document.operations.iter().any(|(_, operation)| {
             operation.node.ty == async_graphql::parser::types::OperationType::Mutation
         });
-        if count_aliases(&document) > MAX_ALIASES {
+        if count_aliases(document) > MAX_ALIASES {
             return refusal(
                 StatusCode::BAD_REQUEST,
                 ErrorCode::BadUserInput,
                 "Too many aliased fields in one request.",
             );
         }
-        if application_depth(&document) > crate::graphql::MAX_DEPTH {
+        if application_depth(document) > crate::graphql::MAX_DEPTH {
             return refusal(
                 StatusCode::BAD_REQUEST,
                 ErrorCode::BadUserInput,
