@@ -10,8 +10,9 @@
 //!   0 turns the cache off), and never past the moment `lastSeenAt` is due
 //!   to be written: that request reads and writes the database as before.
 //! - What this instance changes it forgets at once: every GraphQL mutation
-//!   and every job that writes accounts (guardian expiry, purge) empties the
-//!   cache when it ends, whatever it touched.
+//!   empties the cache when it ends, whatever it touched, and the jobs that
+//!   change accounts forget them (guardian expiry the minor's account, the
+//!   purge everything, after each batch).
 //! - What other instances change arrives as PostgreSQL notifications: a
 //!   trigger (migration 000014) sends the account's id on channel
 //!   [`CHANNEL`] whenever an account row changes or goes, or a session is
