@@ -230,6 +230,9 @@ pub async fn listen(cache: std::sync::Arc<SessionCache>, database_url: String) {
     loop {
         let listener = async {
             let mut listener = PgListener::connect(&database_url).await?;
+            // Report a lost connection at once (the cache must go off then),
+            // rather than reconnecting inside `try_recv` first.
+            listener.eager_reconnect(false);
             listener.listen(CHANNEL).await?;
             Ok::<_, sea_orm::sqlx::Error>(listener)
         }
