@@ -19,6 +19,9 @@
 //! - A transient failure retries after [`backoff`] (30 s doubling, at most an
 //!   hour); a permanent one, or the last allowed attempt, marks the row
 //!   `FAILED`. Mail is never deleted here.
+//! - A database outage is not a failed attempt: the sender waits it out,
+//!   well inside its claim, both to record what it sent and to read an
+//!   account's key kept in that database, then goes on with its batch.
 //! - The Message-ID is `<{row id}@custos>`, so if a crash after a successful
 //!   send causes a second send, the copies are recognisably the same mail.
 //! - Logs carry outbox ids, kinds and failure classes; never an address, a
@@ -448,8 +451,12 @@ impl OutboxSender {
     }
 
     /// The data key of the account a row is for, when the row is under it.
-    /// A key store that does not answer is a transient failure; a key that
-    /// is gone (the account was erased) a permanent one.
+    /// Keys kept in the main database are read with the patience of the
+    /// outbox's own writes: when they do not answer, the database is down,
+    /// and the row waits for it rather than being pushed back by a failed
+    /// attempt. A separate key store that does not answer is a transient
+    /// failure (other mail goes on); a key that is gone (the account was
+    /// erased) a permanent one.
     async fn account_key(
         &self,
         row: &outbox::Model,
@@ -460,7 +467,15 @@ impl OutboxSender {
         if !is_under_account_key(&row.recipient_ct) {
             return Ok(None);
         }
-        match self.keys.cached(&self.cipher, &self.db, owner).await {
+        let in_main_database = self.keys.separate_db().is_none();
+        let read = self
+            .patiently(
+                "key read",
+                || self.keys.cached(&self.cipher, &self.db, owner),
+                |err| in_main_database && matches!(err, CryptoError::KeyStore(_)),
+            )
+            .await;
+        match read {
             Ok(Some(key)) => Ok(Some(key)),
             Ok(None) => Err(decrypt_failure(row.id, &CryptoError::AccountKeyDestroyed)),
             Err(CryptoError::KeyStore(err)) => {
@@ -545,13 +560,30 @@ impl OutboxSender {
         F: Fn() -> Fut,
         Fut: std::future::Future<Output = Result<T, DbErr>>,
     {
+        self.patiently("write", write, |_| true).await
+    }
+
+    /// Runs `op`, retrying with back-off while it fails with an error
+    /// `outage` accepts, for at most [`RECORD_PATIENCE`]. Other errors,
+    /// and the last one once patience runs out, are returned.
+    async fn patiently<T, E, F, Fut>(
+        &self,
+        what: &'static str,
+        op: F,
+        outage: impl Fn(&E) -> bool,
+    ) -> Result<T, E>
+    where
+        E: std::fmt::Display,
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = Result<T, E>>,
+    {
         let started = std::time::Instant::now();
         let mut pause = std::time::Duration::from_millis(100);
         loop {
-            match write().await {
+            match op().await {
                 Ok(done) => return Ok(done),
-                Err(err) if started.elapsed() + pause < RECORD_PATIENCE => {
-                    tracing::warn!(error = %err, retry_in_ms = pause.as_millis(), "outbox write failed; retrying");
+                Err(err) if outage(&err) && started.elapsed() + pause < RECORD_PATIENCE => {
+                    tracing::warn!(error = %err, retry_in_ms = pause.as_millis(), "outbox {what} failed; retrying");
                     tokio::time::sleep(pause).await;
                     pause = (pause * 2).min(std::time::Duration::from_secs(5));
                 }
@@ -944,6 +976,101 @@ mod tests {
         let again = f.sender(transport.clone(), 5).run_once().await.unwrap();
         assert_eq!(again, SendReport::default());
         assert_eq!(transport.stub_messages().await.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_key_read_waits_for_the_database_instead_of_failing_an_attempt() {
+        use sea_orm::ConnectionTrait;
+        let f = fixture().await;
+        let account = Uuid::new_v4();
+        let keys = Arc::new(KeyStore::shared());
+        let key = keys
+            .get_or_create(&f.cipher, &f.db, account, f.clock.now())
+            .await
+            .unwrap();
+        let mut outgoing = mail(false);
+        outgoing.account_id = Some(account);
+        let id = enqueue(
+            &f.db,
+            &f.cipher,
+            Some(&key),
+            &f.blind,
+            outgoing,
+            f.clock.now(),
+        )
+        .await
+        .unwrap();
+        // The keys cannot be read (as while the database is down); a fresh
+        // sender has none cached.
+        f.db.execute_unprepared("ALTER TABLE account_keys RENAME TO account_keys_away")
+            .await
+            .unwrap();
+        let transport = MailTransport::stub();
+        let sender = f.sender(transport.clone(), 5);
+        let run = tokio::spawn(async move { sender.run_once().await });
+        tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+        assert!(!run.is_finished(), "the run waits for the key");
+        assert!(transport.stub_messages().await.is_empty());
+        f.db.execute_unprepared("ALTER TABLE account_keys_away RENAME TO account_keys")
+            .await
+            .unwrap();
+
+        let report = run.await.unwrap().unwrap();
+        assert_eq!(report.sent, 1, "{report:?}");
+        assert_eq!(report.retried, 0);
+        let row = f.row(id).await;
+        assert_eq!(row.status, STATUS_SENT);
+        assert_eq!(row.attempts, 1, "the outage cost no attempt");
+        assert_eq!(transport.stub_messages().await.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_separate_key_store_that_does_not_answer_is_a_transient_failure() {
+        use sea_orm::ConnectionTrait;
+        let f = fixture().await;
+        let store = Database::connect("sqlite::memory:").await.unwrap();
+        migration::KeyStoreMigrator::up(&store, None).await.unwrap();
+        let account = Uuid::new_v4();
+        let keys = Arc::new(KeyStore::separate(store.clone()));
+        let key = keys
+            .get_or_create(&f.cipher, &store, account, f.clock.now())
+            .await
+            .unwrap();
+        let mut outgoing = mail(false);
+        outgoing.account_id = Some(account);
+        let id = enqueue(
+            &f.db,
+            &f.cipher,
+            Some(&key),
+            &f.blind,
+            outgoing,
+            f.clock.now(),
+        )
+        .await
+        .unwrap();
+        store
+            .execute_unprepared("ALTER TABLE account_keys RENAME TO account_keys_away")
+            .await
+            .unwrap();
+        let transport = MailTransport::stub();
+        let sender = OutboxSender::new(
+            f.db.clone(),
+            Arc::clone(&f.cipher),
+            Arc::new(KeyStore::separate(store.clone())),
+            transport.clone(),
+            "Custos <no-reply@custos.test>".parse().unwrap(),
+            f.clock.clone(),
+            50,
+            5,
+        );
+        // The main database is fine: the run does not wait, the row is
+        // pushed back and other mail would go on.
+        let report = sender.run_once().await.unwrap();
+        assert_eq!(report.retried, 1, "{report:?}");
+        let row = f.row(id).await;
+        assert_eq!(row.status, STATUS_PENDING);
+        assert_eq!(row.last_error.as_deref(), Some("key store"));
+        assert!(transport.stub_messages().await.is_empty());
     }
 
     #[tokio::test]
