@@ -753,6 +753,28 @@ mod tests {
             .unwrap()
         }
 
+        /// Queues `mail(false)` for a new account whose key `keys` makes
+        /// on `keys_db`, under that key.
+        async fn enqueue_under_key(&self, keys: &KeyStore, keys_db: &DatabaseConnection) -> Uuid {
+            let account = Uuid::new_v4();
+            let key = keys
+                .get_or_create(&self.cipher, keys_db, account, self.clock.now())
+                .await
+                .unwrap();
+            let mut outgoing = mail(false);
+            outgoing.account_id = Some(account);
+            enqueue(
+                &self.db,
+                &self.cipher,
+                Some(&key),
+                &self.blind,
+                outgoing,
+                self.clock.now(),
+            )
+            .await
+            .unwrap()
+        }
+
         fn sender(&self, transport: MailTransport, max_attempts: u32) -> OutboxSender {
             OutboxSender::new(
                 self.db.clone(),
@@ -982,24 +1004,7 @@ mod tests {
     async fn a_key_read_waits_for_the_database_instead_of_failing_an_attempt() {
         use sea_orm::ConnectionTrait;
         let f = fixture().await;
-        let account = Uuid::new_v4();
-        let keys = Arc::new(KeyStore::shared());
-        let key = keys
-            .get_or_create(&f.cipher, &f.db, account, f.clock.now())
-            .await
-            .unwrap();
-        let mut outgoing = mail(false);
-        outgoing.account_id = Some(account);
-        let id = enqueue(
-            &f.db,
-            &f.cipher,
-            Some(&key),
-            &f.blind,
-            outgoing,
-            f.clock.now(),
-        )
-        .await
-        .unwrap();
+        let id = f.enqueue_under_key(&KeyStore::shared(), &f.db).await;
         // The keys cannot be read (as while the database is down); a fresh
         // sender has none cached.
         f.db.execute_unprepared("ALTER TABLE account_keys RENAME TO account_keys_away")
@@ -1030,24 +1035,9 @@ mod tests {
         let f = fixture().await;
         let store = Database::connect("sqlite::memory:").await.unwrap();
         migration::KeyStoreMigrator::up(&store, None).await.unwrap();
-        let account = Uuid::new_v4();
-        let keys = Arc::new(KeyStore::separate(store.clone()));
-        let key = keys
-            .get_or_create(&f.cipher, &store, account, f.clock.now())
-            .await
-            .unwrap();
-        let mut outgoing = mail(false);
-        outgoing.account_id = Some(account);
-        let id = enqueue(
-            &f.db,
-            &f.cipher,
-            Some(&key),
-            &f.blind,
-            outgoing,
-            f.clock.now(),
-        )
-        .await
-        .unwrap();
+        let id = f
+            .enqueue_under_key(&KeyStore::separate(store.clone()), &store)
+            .await;
         store
             .execute_unprepared("ALTER TABLE account_keys RENAME TO account_keys_away")
             .await

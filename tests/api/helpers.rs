@@ -285,6 +285,18 @@ impl TestApp {
         .await
     }
 
+    /// The `/metrics` page.
+    pub async fn metrics(&self) -> String {
+        self.client
+            .get(format!("{}/metrics", self.address))
+            .send()
+            .await
+            .expect("metrics answered")
+            .text()
+            .await
+            .expect("metrics text")
+    }
+
     /// POSTs a GraphQL operation as JSON and returns the decoded body.
     pub async fn gql(&self, query: &str, variables: Value) -> Value {
         self.gql_with_token(None, query, variables).await

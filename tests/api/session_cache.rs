@@ -66,15 +66,7 @@ async fn repeated_requests_are_answered_from_memory_for_a_few_seconds() {
     cache_ready(&app).await;
     let token = signed_in(&app, "cached_caller", "cached@example.org").await;
     warm(&app, &token).await;
-    let metrics = app
-        .client
-        .get(format!("{}/metrics", app.address))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics().await;
     assert!(
         metrics.contains("custos_session_cache_active 1"),
         "{metrics}"

@@ -260,15 +260,7 @@ async fn metrics_report_requests_and_queues() {
         .send()
         .await
         .unwrap();
-    let text = app
-        .client
-        .get(format!("{}/metrics", app.address))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = app.metrics().await;
     assert!(
         text.contains(
             "custos_graphql_requests_total{operation=\"PolicyVersion\",outcome=\"ok\"} 1"
