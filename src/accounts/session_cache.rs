@@ -39,6 +39,8 @@ use chrono::{DateTime, Duration, Utc};
 use entity::{account, session};
 use uuid::Uuid;
 
+use super::sessions::LAST_SEEN_GRANULARITY;
+
 /// The PostgreSQL notification channel that carries changed account ids.
 pub const CHANNEL: &str = "custos_auth";
 
@@ -57,6 +59,9 @@ pub struct CachedSession {
 struct Entry {
     cached: CachedSession,
     stored_at: DateTime<Utc>,
+    /// The lifetime's end, or the moment `lastSeenAt` is due to be
+    /// written if that comes first.
+    usable_until: DateTime<Utc>,
 }
 
 #[derive(Default)]
@@ -105,8 +110,9 @@ impl SessionCache {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// The entry for `token_hash`, when it is younger than the lifetime at
-    /// `now`. Counts a hit or a miss.
+    /// The entry for `token_hash`, when at `now` it is younger than the
+    /// lifetime and its session's `lastSeenAt` is not yet due to be
+    /// written. Counts a hit or a miss.
     pub fn get(&self, token_hash: &[u8], now: DateTime<Utc>) -> Option<CachedSession> {
         if !self.is_active() {
             return None;
@@ -115,7 +121,7 @@ impl SessionCache {
             .lock()
             .by_token
             .get(token_hash)
-            .filter(|entry| now >= entry.stored_at && now - entry.stored_at < self.lifetime)
+            .filter(|entry| now >= entry.stored_at && now < entry.usable_until)
             .map(|entry| entry.cached.clone());
         let counter = if found.is_some() {
             &self.hits
@@ -154,6 +160,8 @@ impl SessionCache {
             *entries = Entries::default();
         }
         let account_id = cached.account.id;
+        let usable_until =
+            (now + self.lifetime).min(cached.session.last_seen_at + LAST_SEEN_GRANULARITY);
         if entries
             .by_token
             .insert(
@@ -161,6 +169,7 @@ impl SessionCache {
                 Entry {
                     cached,
                     stored_at: now,
+                    usable_until,
                 },
             )
             .is_none()
@@ -195,8 +204,9 @@ impl SessionCache {
     /// way the entries so far are forgotten (while uninformed, changes may
     /// have been missed).
     pub fn set_informed(&self, informed: bool) {
-        self.forget_all();
         self.informed.store(informed, Ordering::Release);
+        // After the switch: a fill that read the database before it (while
+        // changes could be missed) finds the generation moved.
         self.forget_all();
     }
 
@@ -323,6 +333,18 @@ mod tests {
         assert!(cache.get(b"t", at(-1)).is_none());
         assert!(cache.get(b"other", at(1)).is_none());
         assert_eq!(cache.counts(), (1, 3));
+    }
+
+    #[test]
+    fn an_entry_ends_when_last_seen_is_due_to_be_written() {
+        let cache = SessionCache::new(Duration::seconds(5), true);
+        let mut seen_long_ago = cached(Uuid::new_v4());
+        // Last written 58 s before the fill: due 2 s after it.
+        seen_long_ago.session.last_seen_at = at(-58);
+        cache.put(b"t".to_vec(), seen_long_ago, cache.generation(), at(0));
+        assert!(cache.get(b"t", at(1)).is_some());
+        assert!(cache.get(b"t", at(2)).is_none());
+        assert_eq!(cache.counts(), (1, 1));
     }
 
     #[test]

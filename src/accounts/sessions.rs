@@ -305,9 +305,7 @@ pub async fn authenticate(state: &AppState, token: &str) -> Result<Option<Viewer
     let now = state.clock().now();
     let token_hash = tokens::hash_token(token);
     let cache = state.session_cache();
-    if let Some(cached) = cache.get(&token_hash, now)
-        && now - cached.session.last_seen_at < LAST_SEEN_GRANULARITY
-    {
+    if let Some(cached) = cache.get(&token_hash, now) {
         return Ok(admit(state, cached.session, cached.account, now));
     }
     let generation = cache.generation();
