@@ -845,7 +845,7 @@ async fn seed_due_accounts(
     // A database that has held these rows for a while has planner
     // statistics (autovacuum analyses it); freshly bulk-loaded tables have
     // none, and PostgreSQL then plans `account_id IN (...)` as a full scan.
-    if matches!(*app.database, TestDatabase::Postgres { .. }) {
+    if app.is_postgres() {
         state.db().execute_unprepared("ANALYZE").await.unwrap();
     }
     emails
@@ -889,7 +889,7 @@ async fn purge_benchmark() {
     );
     assert_eq!(report.accounts as usize, accounts);
     assert_eq!(count_rows(&app, "accounts").await, 0);
-    let backend = if matches!(*app.database, TestDatabase::Postgres { .. }) {
+    let backend = if app.is_postgres() {
         "PostgreSQL"
     } else {
         "SQLite"

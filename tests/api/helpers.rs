@@ -285,6 +285,11 @@ impl TestApp {
         .await
     }
 
+    /// Whether this app runs on PostgreSQL.
+    pub fn is_postgres(&self) -> bool {
+        matches!(*self.database, TestDatabase::Postgres { .. })
+    }
+
     /// The `/metrics` page.
     pub async fn metrics(&self) -> String {
         self.client

@@ -11,16 +11,12 @@ use serde_json::json;
 
 use crate::{
     accounts::{PASSWORD, login, signed_in},
-    helpers::{TestApp, TestDatabase, admin_token, error_code, spawn_app},
+    helpers::{TestApp, admin_token, error_code, spawn_app},
     recovery::{NEW_PASSWORD, reset, reset_token},
     roles::{my_id, staff},
 };
 
 const ME: &str = "{ me { id username } }";
-
-fn is_postgres(app: &TestApp) -> bool {
-    matches!(*app.database, TestDatabase::Postgres { .. })
-}
 
 /// Waits until the instance may answer from memory (on PostgreSQL, once
 /// its change listener is connected).
@@ -82,7 +78,7 @@ async fn repeated_requests_are_answered_from_memory_for_a_few_seconds() {
         .execute_unprepared("UPDATE sessions SET revoked_at = created_at")
         .await
         .unwrap();
-    if is_postgres(&app) {
+    if app.is_postgres() {
         // The trigger told the instance at commit.
         assert!(becomes_anonymous(&app, &token).await);
     } else {
@@ -235,7 +231,7 @@ async fn a_minor_whose_guardian_never_answered_is_signed_out_by_the_job() {
         .exec(app.state.db())
         .await
         .unwrap();
-    if is_postgres(&app) {
+    if app.is_postgres() {
         // The trigger already told the cache; warm it again.
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
@@ -261,7 +257,7 @@ async fn another_instance_learns_of_a_sign_out() {
         .await;
     assert_eq!(body["data"]["logout"], true, "{body}");
     assert!(username(&one, &token).await.is_none());
-    if is_postgres(&two) {
+    if two.is_postgres() {
         assert!(
             becomes_anonymous(&two, &token).await,
             "the other instance still answers for a signed-out session"
@@ -278,7 +274,7 @@ async fn another_instance_learns_of_a_sign_out() {
 #[tokio::test]
 async fn a_lost_change_listener_turns_the_cache_off_until_it_is_back() {
     let app = spawn_app().await;
-    if !is_postgres(&app) {
+    if !app.is_postgres() {
         // SQLite has no listener: the cache is on from the start.
         assert!(app.state.session_cache().is_active());
         return;
