@@ -209,14 +209,13 @@ pub async fn login(
         }
         None => None,
     };
-    let txn = state.db().begin().await?;
     let new_agent = match &user_agent {
         Some(agent) if state.settings().notify_new_signin => {
-            is_new_user_agent(state, &txn, row.id, agent).await?
+            is_new_user_agent(state, state.db(), row.id, agent).await?
         }
         _ => false,
     };
-    session::ActiveModel {
+    let session = session::ActiveModel {
         id: Set(id),
         account_id: Set(row.id),
         token_hash: Set(issued.hash),
@@ -225,10 +224,11 @@ pub async fn login(
         last_seen_at: Set(now),
         expires_at: Set(expires_at),
         revoked_at: Set(None),
-    }
-    .insert(&txn)
-    .await?;
+    };
     if let (true, Some(agent)) = (new_agent, &user_agent) {
+        // The session and the notice of it are written together.
+        let txn = state.db().begin().await?;
+        session.insert(&txn).await?;
         outbox::queue(
             state,
             &txn,
@@ -246,9 +246,11 @@ pub async fn login(
             now,
         )
         .await?;
+        txn.commit().await?;
         tracing::info!(target: "security", account_id = %row.id, event = "new_signin_notice_queued", "sign-in from a new user agent");
+    } else {
+        session.insert(state.db()).await?;
     }
-    txn.commit().await?;
     tracing::info!(target: "security", account_id = %row.id, session_id = %id, event = "login_succeeded", "signed in");
     Ok(SignedIn {
         token: issued.token,

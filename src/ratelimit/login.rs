@@ -7,10 +7,11 @@
 //!   are counted and refused exactly like known ones, so `RATE_LIMITED` says
 //!   nothing about which names have accounts. An account's username and
 //!   email are two subjects; a correct password clears both.
-//! - An attempt is counted *before* the password is checked, in a short
-//!   transaction that holds the subject's row (`FOR UPDATE` on PostgreSQL;
-//!   SQLite has a single writer), and a correct password then clears the
-//!   count. So parallel guesses cannot all slip in before the first failure
+//! - An attempt is counted *before* the password is checked, and a correct
+//!   password then clears the count. A name without a count gets its row,
+//!   holding the first attempt, from one insert; a name with one is decided
+//!   in a short transaction that holds its row (`FOR UPDATE` on PostgreSQL;
+//!   SQLite has a single writer). So parallel guesses cannot all slip in before the first failure
 //!   is written: once the count says "wait", every further attempt waits.
 //! - The first [`FREE_ATTEMPTS`] attempts of a one-hour window are free.
 //!   From the fifth on, the next attempt must wait 1 s, then 2 s, 4 s, …,
@@ -33,6 +34,7 @@ use entity::login_throttle;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbBackend,
     DbErr, EntityTrait, IntoActiveModel, QueryFilter, QuerySelect, Set, TransactionTrait,
+    TryInsertResult,
 };
 use uuid::Uuid;
 
@@ -139,20 +141,20 @@ pub async fn begin_attempt(
     subject: &[u8],
     now: DateTime<Utc>,
 ) -> Result<Admission, DbErr> {
+    // The usual case: the name has no count (a correct password deletes
+    // it). Its first attempt is then counted by one insert; a row already
+    // there, even one a parallel first attempt inserted a moment ago, is
+    // decided under its lock below.
+    if let Ok(first) = admit(None, now) {
+        let inserted = login_throttle::Entity::insert(new_row(subject, first, now))
+            .on_conflict_do_nothing_on([login_throttle::Column::SubjectBidx])
+            .exec_without_returning(db)
+            .await?;
+        if matches!(inserted, TryInsertResult::Inserted(1)) {
+            return Ok(Admission::Allowed);
+        }
+    }
     let txn = db.begin().await?;
-    // Make sure the row exists so it can be locked; a concurrent first
-    // attempt may have inserted it already, which is fine.
-    login_throttle::Entity::insert(login_throttle::ActiveModel {
-        id: Set(Uuid::new_v4()),
-        subject_bidx: Set(subject.to_vec()),
-        failures: Set(0),
-        window_started_at: Set(now),
-        locked_until: Set(None),
-        updated_at: Set(now),
-    })
-    .on_conflict_do_nothing_on([login_throttle::Column::SubjectBidx])
-    .exec(&txn)
-    .await?;
     let mut select =
         login_throttle::Entity::find().filter(login_throttle::Column::SubjectBidx.eq(subject));
     if txn.get_database_backend() == DbBackend::Postgres {
@@ -160,8 +162,8 @@ pub async fn begin_attempt(
         select = select.lock_exclusive();
     }
     let Some(row) = select.one(&txn).await? else {
-        // Pruned between the insert and the select: the row was stale,
-        // which is what a fresh counter would say anyway.
+        // Deleted since the insert found it: pruned (it was stale, which
+        // is what a fresh counter says) or cleared by a correct password.
         txn.commit().await?;
         return Ok(Admission::Allowed);
     };
@@ -184,6 +186,18 @@ pub async fn begin_attempt(
     };
     txn.commit().await?;
     Ok(admission)
+}
+
+/// A new row holding `counter` for `subject`.
+fn new_row(subject: &[u8], counter: Counter, now: DateTime<Utc>) -> login_throttle::ActiveModel {
+    login_throttle::ActiveModel {
+        id: Set(Uuid::new_v4()),
+        subject_bidx: Set(subject.to_vec()),
+        failures: Set(counter.failures),
+        window_started_at: Set(counter.window_started_at),
+        locked_until: Set(counter.locked_until),
+        updated_at: Set(now),
+    }
 }
 
 /// Forgets the counts of `subjects` (after a correct password or a
@@ -303,5 +317,54 @@ mod tests {
         assert_ne!(s, subject(&blind, &blind.compute("email", "b@example.org")));
         assert_eq!(other_subject(&blind, " A B "), other_subject(&blind, "a b"));
         assert_ne!(other_subject(&blind, "a b"), other_subject(&blind, "a c"));
+    }
+
+    #[tokio::test]
+    async fn the_first_attempt_is_one_insert_and_later_ones_are_counted_under_the_lock() {
+        use migration::MigratorTrait;
+        let db = sea_orm::Database::connect("sqlite::memory:").await.unwrap();
+        migration::Migrator::up(&db, None).await.unwrap();
+        let subject = b"subject".to_vec();
+        let stored = || async {
+            login_throttle::Entity::find()
+                .filter(login_throttle::Column::SubjectBidx.eq(subject.clone()))
+                .one(&db)
+                .await
+                .unwrap()
+                .unwrap()
+        };
+        let now = t0();
+        assert_eq!(
+            begin_attempt(&db, &subject, now).await.unwrap(),
+            Admission::Allowed
+        );
+        let first = stored().await;
+        assert_eq!(
+            (first.failures, first.window_started_at, first.locked_until),
+            (1, now, None)
+        );
+        for _ in 1..FREE_ATTEMPTS {
+            assert_eq!(
+                begin_attempt(&db, &subject, now).await.unwrap(),
+                Admission::Allowed
+            );
+        }
+        let fifth = stored().await;
+        assert_eq!(fifth.failures, FREE_ATTEMPTS);
+        assert_eq!(fifth.locked_until, Some(now + TimeDelta::seconds(1)));
+        assert_eq!(
+            begin_attempt(&db, &subject, now).await.unwrap(),
+            Admission::Refused {
+                retry_after: TimeDelta::seconds(1)
+            }
+        );
+        assert_eq!(stored().await.failures, FREE_ATTEMPTS);
+        // A correct password clears the count: the next attempt is a first one.
+        clear(&db, std::slice::from_ref(&subject)).await.unwrap();
+        assert_eq!(
+            begin_attempt(&db, &subject, now).await.unwrap(),
+            Admission::Allowed
+        );
+        assert_eq!(stored().await.failures, 1);
     }
 }
