@@ -169,6 +169,37 @@ impl KeyStore {
             .ok_or(CryptoError::AccountKeyDestroyed)
     }
 
+    /// The key of an account being created with `conn` (the open
+    /// transaction that inserts it, its id minted just now, so it has no
+    /// key yet): made, stored and handed back without reading it again.
+    /// Not cached, as the transaction may still roll back.
+    pub async fn create<C: ConnectionTrait>(
+        &self,
+        cipher: &FieldCipher,
+        conn: &C,
+        account: Uuid,
+        now: DateTime<Utc>,
+    ) -> Result<Arc<AccountKey>, CryptoError> {
+        let (key, raw) = AccountKey::generate()?;
+        let insert = account_key::Entity::insert(account_key::ActiveModel {
+            id: Set(account),
+            wrapped_key_ct: Set(cipher.wrap_account_key(account, &raw)?),
+            created_at: Set(now),
+        });
+        match &self.separate {
+            Some(db) => insert.exec_without_returning(db).await?,
+            None => insert.exec_without_returning(conn).await?,
+        };
+        Ok(Arc::new(key))
+    }
+
+    /// Caches a key that [`KeyStore::create`] made, once the transaction
+    /// that stored it has committed (so the outbox job and the account's
+    /// first requests need not read it).
+    pub fn committed(&self, account: Uuid, key: &Arc<AccountKey>) {
+        self.cache_put([(account, Arc::clone(key))]);
+    }
+
     /// The keys of `accounts`, read for the last time by the purge inside
     /// its transaction `txn`, and their destruction begun: when keys share
     /// the main database they are deleted by the same statement that reads
@@ -375,6 +406,31 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(many.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_new_accounts_key_is_stored_as_handed_back_and_never_made_twice() {
+        let (db, cipher, store) = (main_db().await, cipher(), KeyStore::shared());
+        let account = Uuid::new_v4();
+        let txn = db.begin().await.unwrap();
+        let made = store.create(&cipher, &txn, account, now()).await.unwrap();
+        assert!(store.cache_get(account).is_none(), "not before the commit");
+        // What the creating transaction goes on to write is readable with
+        // the stored key once it commits.
+        txn.commit().await.unwrap();
+        store.committed(account, &made);
+        assert!(same(&cipher, &store.cache_get(account).unwrap(), &made));
+        let stored = KeyStore::shared()
+            .cached(&cipher, &db, account)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(same(&cipher, &stored, &made));
+        // An id that already has a key is refused, never silently re-keyed.
+        assert!(store.create(&cipher, &db, account, now()).await.is_err());
+        let again = store.cached(&cipher, &db, account).await.unwrap().unwrap();
+        assert!(same(&cipher, &again, &made));
+        assert_eq!(account_key::Entity::find().count(&db).await.unwrap(), 1);
     }
 
     #[tokio::test]

@@ -214,6 +214,20 @@ impl AppState {
             .await
     }
 
+    /// The key of an account that `conn` (its creating transaction) is
+    /// inserting now: made and stored, never read back (see
+    /// [`crate::keystore::KeyStore::create`]).
+    pub async fn new_account_key<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        account: Uuid,
+    ) -> Result<Arc<AccountKey>, CryptoError> {
+        self.0
+            .keys
+            .create(&self.0.cipher, conn, account, self.0.clock.now())
+            .await
+    }
+
     /// Blind-index keys: `active()` for what is written, `lookup()` for
     /// what is searched (both keys while a rotation is under way).
     pub fn blind(&self) -> &BlindIndexKeys {

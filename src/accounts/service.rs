@@ -5,8 +5,8 @@
 use chrono::{DateTime, Utc};
 use entity::{account, account_token};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, PaginatorTrait,
-    QueryFilter, Set, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait, IntoActiveModel,
+    PaginatorTrait, QueryFilter, Set, TransactionTrait,
 };
 use secrecy::{ExposeSecret, SecretString};
 use uuid::Uuid;
@@ -497,11 +497,27 @@ pub async fn signup(state: &AppState, request: SignupRequest) -> Result<(), Acco
     let now = state.clock().now();
     let txn = state.db().begin().await?;
 
-    ensure_username_free(state, &txn, &username).await?;
-    if let Some(owner) = account::Entity::find()
-        .filter(account::Column::EmailBidx.is_in(email_lookup(state, &email)))
-        .one(&txn)
-        .await?
+    // One read finds both a holder of the name and an owner of the
+    // address (under either blind-index key); the name is checked first.
+    let username_indexes = username_lookup(state, &username);
+    let email_indexes = email_lookup(state, &email);
+    let holders = account::Entity::find()
+        .filter(
+            Condition::any()
+                .add(account::Column::UsernameBidx.is_in(username_indexes.clone()))
+                .add(account::Column::EmailBidx.is_in(email_indexes.clone())),
+        )
+        .all(&txn)
+        .await?;
+    if holders
+        .iter()
+        .any(|holder| username_indexes.contains(&holder.username_bidx))
+    {
+        return Err(AccountError::UsernameTaken);
+    }
+    if let Some(owner) = holders
+        .into_iter()
+        .find(|holder| email_indexes.contains(&holder.email_bidx))
     {
         // Tell the owner instead of the caller; a scheduled deletion means
         // processing has stopped, so nothing is sent then.
@@ -531,7 +547,7 @@ pub async fn signup(state: &AppState, request: SignupRequest) -> Result<(), Acco
     } else {
         guardian::NOT_NEEDED
     };
-    let key = state.write_key(&txn, id).await?;
+    let key = state.new_account_key(&txn, id).await?;
     let row = account::ActiveModel {
         id: Set(id),
         username_ct: Set(seal(state, &key, "username", id, username.as_str())?),
@@ -573,9 +589,10 @@ pub async fn signup(state: &AppState, request: SignupRequest) -> Result<(), Acco
     let ttl = settings.verification_token_ttl;
     let token = issue_token(&txn, id, token_purpose::VERIFY_EMAIL, ttl, now, None).await?;
     let link = templates::action_link(&settings.public_url, "/verify-email", token.expose_secret());
-    outbox::queue(
+    outbox::queue_under(
         state,
         &txn,
+        Some(&key),
         OutgoingMail::to_account(
             id,
             "verify_email",
@@ -607,9 +624,10 @@ pub async fn signup(state: &AppState, request: SignupRequest) -> Result<(), Acco
             "/guardian-consent",
             token.expose_secret(),
         );
-        outbox::queue(
+        outbox::queue_under(
             state,
             &txn,
+            Some(&key),
             OutgoingMail::to_account(
                 id,
                 "guardian_consent_request",
@@ -627,7 +645,7 @@ pub async fn signup(state: &AppState, request: SignupRequest) -> Result<(), Acco
     }
 
     match txn.commit().await {
-        Ok(()) => {}
+        Ok(()) => state.keys().committed(id, &key),
         Err(err) if crate::db::is_unique_violation(&err) => {
             return Err(AccountError::UsernameTaken);
         }
@@ -985,7 +1003,7 @@ pub async fn create_admin(
         // The address belongs to someone: the operator sees this, not the public.
         return Err(AccountError::Email(InvalidEmail));
     }
-    let key = state.write_key(&txn, id).await?;
+    let key = state.new_account_key(&txn, id).await?;
     let row = account::ActiveModel {
         id: Set(id),
         username_ct: Set(seal(state, &key, "username", id, username.as_str())?),

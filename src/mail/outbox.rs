@@ -177,15 +177,19 @@ pub async fn queue<C: ConnectionTrait>(
         Some(account) => Some(state.write_key(conn, account).await?),
         None => None,
     };
-    let id = enqueue(
-        conn,
-        state.cipher(),
-        key.as_deref(),
-        state.blind().active(),
-        mail,
-        now,
-    )
-    .await?;
+    queue_under(state, conn, key.as_deref(), mail, now).await
+}
+
+/// [`queue`] for a caller that holds the key already (`key` must be the
+/// data key of `mail.account_id`; `None` only for mail to no account).
+pub async fn queue_under<C: ConnectionTrait>(
+    state: &crate::state::AppState,
+    conn: &C,
+    key: Option<&AccountKey>,
+    mail: OutgoingMail,
+    now: DateTime<Utc>,
+) -> Result<Uuid, MailError> {
+    let id = enqueue(conn, state.cipher(), key, state.blind().active(), mail, now).await?;
     state.mail_queued();
     Ok(id)
 }
