@@ -38,7 +38,7 @@ use lettre::{
 use sea_orm::{
     ActiveValue::Set,
     ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait,
-    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait,
     sea_query::{Expr, LockBehavior, LockType},
 };
 use uuid::Uuid;
@@ -408,7 +408,8 @@ impl OutboxSender {
     }
 
     /// Takes up to `batch` due, unclaimed rows for this sender, oldest due
-    /// first, and commits the claim before anything is sent.
+    /// first, in one statement that commits the claim before anything is
+    /// sent: `UPDATE … WHERE id IN (the due ids) RETURNING` the rows.
     async fn claim(&self) -> Result<Vec<outbox::Model>, DbErr> {
         let now = self.clock.now();
         let claimable = || {
@@ -421,36 +422,32 @@ impl OutboxSender {
                         .add(outbox::Column::ClaimedUntil.lt(now)),
                 )
         };
-
-        let txn = self.db.begin().await?;
         let mut due = outbox::Entity::find()
+            .select_only()
+            .column(outbox::Column::Id)
             .filter(claimable())
             .order_by_asc(outbox::Column::NextAttemptAt)
             .order_by_asc(outbox::Column::CreatedAt)
             .limit(self.batch);
-        if txn.get_database_backend() == DbBackend::Postgres {
+        if self.db.get_database_backend() == DbBackend::Postgres {
             // Rows another instance is claiming right now are skipped, not
             // waited for and not taken twice.
             due = due.lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
         }
-        let due = due.all(&txn).await?;
-
         let until: Option<DateTime<Utc>> = Some(now + CLAIM_DURATION);
-        let mut claimed = Vec::with_capacity(due.len());
-        for row in due {
-            // Re-checked in the update itself, so a row claimed by someone
-            // else since the select is left alone even without row locks.
-            let taken = outbox::Entity::update_many()
-                .col_expr(outbox::Column::ClaimedUntil, Expr::value(until))
-                .filter(outbox::Column::Id.eq(row.id))
-                .filter(claimable())
-                .exec(&txn)
-                .await?;
-            if taken.rows_affected == 1 {
-                claimed.push(row);
-            }
-        }
-        txn.commit().await?;
+        let mut claimed = outbox::Entity::update_many()
+            .col_expr(outbox::Column::ClaimedUntil, Expr::value(until))
+            .filter(outbox::Column::Id.in_subquery(due.into_query()))
+            // Checked again on the row being updated: a row another sender
+            // claimed since the subquery read it is left alone (SQLite has
+            // no row locks; PostgreSQL re-reads the row it waited for).
+            .filter(claimable())
+            .exec_with_returning(&self.db)
+            .await?;
+        // RETURNING keeps no order.
+        claimed.sort_by(|a, b| {
+            (a.next_attempt_at, a.created_at).cmp(&(b.next_attempt_at, b.created_at))
+        });
         Ok(claimed)
     }
 
@@ -697,7 +694,7 @@ fn decrypt_failure(id: Uuid, error: &CryptoError) -> SendFailure {
 mod tests {
     use chrono::TimeZone;
     use migration::MigratorTrait;
-    use sea_orm::{ActiveModelTrait, Database, IntoActiveModel};
+    use sea_orm::{ActiveModelTrait, Database, IntoActiveModel, TransactionTrait};
 
     use super::*;
     use crate::crypto::{EncryptionKey, Keyring};
