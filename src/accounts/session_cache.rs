@@ -10,9 +10,11 @@
 //!   0 turns the cache off), and never past the moment `lastSeenAt` is due
 //!   to be written: that request reads and writes the database as before.
 //! - What this instance changes it forgets at once: every GraphQL mutation
-//!   empties the cache when it ends, whatever it touched, and the jobs that
-//!   change accounts forget them (guardian expiry the minor's account, the
-//!   purge everything, after each batch).
+//!   empties the cache when it ends, whatever it touched, except sign-ups
+//!   and sign-ins, which change no existing account or session (see
+//!   `LEAVES_SESSIONS_ALONE` in [`crate::http`]); the jobs that change
+//!   accounts forget them (guardian expiry the minor's account, the purge
+//!   everything, after each batch).
 //! - What other instances change arrives as PostgreSQL notifications: a
 //!   trigger (migration 000014) sends the account's id on channel
 //!   [`CHANNEL`] whenever an account row changes or goes, or a session is

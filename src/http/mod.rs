@@ -226,11 +226,9 @@ async fn graphql_post(
     // A document that does not parse is left to the executor's own error.
     // One that does is kept in the request, so the executor does not parse
     // it again.
-    let mut has_mutation = false;
+    let mut forgets_sessions = false;
     if let Ok(document) = gql_request.parsed_query() {
-        has_mutation = document.operations.iter().any(|(_, operation)| {
-            operation.node.ty == async_graphql::parser::types::OperationType::Mutation
-        });
+        forgets_sessions = may_change_sessions(document);
         if count_aliases(document) > MAX_ALIASES {
             return refusal(
                 StatusCode::BAD_REQUEST,
@@ -305,7 +303,7 @@ async fn graphql_post(
             timed_out
         }
     };
-    if has_mutation {
+    if forgets_sessions {
         // Whatever the mutation changed (a session, a role, an address), no
         // request after it on this instance is answered from older rows.
         state.session_cache().forget_all();
@@ -394,6 +392,29 @@ fn application_depth(document: &async_graphql::parser::types::ExecutableDocument
 }
 
 /// Aliased fields in every operation and fragment of a document.
+/// Mutation fields that change no existing account or session row, so the
+/// session cache may outlive them: `signup` inserts a new account (no
+/// cached session can belong to it) or only mails the owner of a taken
+/// address; `login` inserts a new session (under a new token) and writes
+/// only the sign-in throttle and the outbox besides. A field is added here
+/// only with such a reason; every other mutation empties the cache.
+const LEAVES_SESSIONS_ALONE: &[&str] = &["signup", "login", "__typename"];
+
+/// Whether running `document` may change a row the session cache holds:
+/// it has a mutation with a root selection other than a plain field named
+/// in [`LEAVES_SESSIONS_ALONE`] (aliases allowed; fragments are not looked
+/// into, and count as changing).
+fn may_change_sessions(document: &async_graphql::parser::types::ExecutableDocument) -> bool {
+    use async_graphql::parser::types::{OperationType, Selection};
+    document.operations.iter().any(|(_, operation)| {
+        operation.node.ty == OperationType::Mutation
+            && operation.node.selection_set.node.items.iter().any(|item| {
+                !matches!(&item.node, Selection::Field(field)
+                    if LEAVES_SESSIONS_ALONE.contains(&field.node.name.node.as_str()))
+            })
+    })
+}
+
 fn count_aliases(document: &async_graphql::parser::types::ExecutableDocument) -> usize {
     use async_graphql::parser::types::{Selection, SelectionSet};
     fn walk(set: &SelectionSet) -> usize {
@@ -507,4 +528,45 @@ async fn readyz(Data(state): Data<&AppState>) -> Response {
         return (StatusCode::SERVICE_UNAVAILABLE, "key store unavailable").into_response();
     }
     "ready".into_response()
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::may_change_sessions;
+
+    fn changes(query: &str) -> bool {
+        may_change_sessions(&async_graphql::parser::parse_query(query).unwrap())
+    }
+
+    #[test]
+    fn only_sign_ups_and_sign_ins_leave_the_session_cache_alone() {
+        assert!(!changes("{ me { id } }"));
+        assert!(!changes("query Q { policy { version } }"));
+        assert!(!changes(
+            r#"mutation { signup(input: { username: "a" }) { accepted } }"#
+        ));
+        assert!(!changes(
+            r#"mutation { first: login(input: { login: "a", password: "b" }) { token } }"#
+        ));
+        assert!(!changes(
+            r#"mutation { login(input: { login: "a", password: "b" }) { token } __typename }"#
+        ));
+        // Anything else, alone or beside them, empties it.
+        assert!(changes("mutation { logout }"));
+        assert!(changes(
+            r#"mutation { login(input: { login: "a", password: "b" }) { token } logout }"#
+        ));
+        assert!(changes(r#"mutation { login: logout }"#));
+        assert!(changes(
+            "mutation { ...F } fragment F on MutationRoot { login { token } }"
+        ));
+        assert!(changes(
+            "mutation { ... on MutationRoot { signup { accepted } } }"
+        ));
+        // Every mutation of a document counts, not only the one that runs.
+        assert!(changes(
+            r#"mutation A { login(input: { login: "a", password: "b" }) { token } } mutation B { logout }"#
+        ));
+    }
 }

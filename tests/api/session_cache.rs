@@ -10,7 +10,7 @@ use sea_orm::{ConnectionTrait, EntityTrait};
 use serde_json::json;
 
 use crate::{
-    accounts::{PASSWORD, login, signed_in},
+    accounts::{PASSWORD, login, signed_in, signup},
     helpers::{TestApp, admin_token, error_code, spawn_app},
     recovery::{NEW_PASSWORD, reset, reset_token},
     roles::{my_id, staff},
@@ -87,6 +87,35 @@ async fn repeated_requests_are_answered_from_memory_for_a_few_seconds() {
         app.clock.advance(chrono::Duration::seconds(5));
         assert!(username(&app, &token).await.is_none());
     }
+}
+
+#[tokio::test]
+async fn other_peoples_sign_ups_and_sign_ins_keep_the_cache_other_mutations_empty_it() {
+    let app = spawn_app().await;
+    cache_ready(&app).await;
+    let token = signed_in(&app, "steady_caller", "steady@example.org").await;
+    warm(&app, &token).await;
+
+    // Sign-ups (new, and one with a taken address) and sign-ins change no
+    // cached row: the next request is still answered from memory.
+    let body = signup(&app, "newcomer", "newcomer@example.org").await;
+    assert_eq!(body["data"]["signup"]["accepted"], true, "{body}");
+    let body = signup(&app, "copycat", "steady@example.org").await;
+    assert_eq!(body["data"]["signup"]["accepted"], true, "{body}");
+    let other = login(&app, "newcomer", PASSWORD).await;
+    let (hits, misses) = app.state.session_cache().counts();
+    assert!(username(&app, &token).await.is_some());
+    assert_eq!(app.state.session_cache().counts(), (hits + 1, misses));
+
+    // Any other mutation, even one that changes nothing of this caller's,
+    // empties it.
+    let body = app
+        .gql_with_token(Some(&other), "mutation { logout }", json!({}))
+        .await;
+    assert_eq!(body["data"]["logout"], true, "{body}");
+    let (hits, misses) = app.state.session_cache().counts();
+    assert!(username(&app, &token).await.is_some());
+    assert_eq!(app.state.session_cache().counts(), (hits, misses + 1));
 }
 
 #[tokio::test]
