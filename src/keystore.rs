@@ -35,7 +35,7 @@ use chrono::{DateTime, Utc};
 use entity::{account_key, pending_key_destruction};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, QueryTrait, Set,
+    QuerySelect, QueryTrait, Set, TryInsertResult,
     sea_query::{IntoColumnRef, ReturningClause},
 };
 use uuid::Uuid;
@@ -149,24 +149,16 @@ impl KeyStore {
         if let Some(key) = self.read(cipher, conn, &[account]).await?.remove(&account) {
             return Ok(key);
         }
-        let (_, raw) = AccountKey::generate()?;
-        let row = account_key::ActiveModel {
-            id: Set(account),
-            wrapped_key_ct: Set(cipher.wrap_account_key(account, &raw)?),
-            created_at: Set(now),
-        };
         // Two writers may race to make the first key: the first row wins
-        // and both go on with what is stored.
-        let insert =
-            account_key::Entity::insert(row).on_conflict_do_nothing_on([account_key::Column::Id]);
-        match &self.separate {
-            Some(db) => insert.exec_without_returning(db).await?,
-            None => insert.exec_without_returning(conn).await?,
-        };
-        self.read(cipher, conn, &[account])
-            .await?
-            .remove(&account)
-            .ok_or(CryptoError::AccountKeyDestroyed)
+        // and the other goes on with what is stored.
+        match self.insert_new(cipher, conn, account, now).await? {
+            Some(key) => Ok(key),
+            None => self
+                .read(cipher, conn, &[account])
+                .await?
+                .remove(&account)
+                .ok_or(CryptoError::AccountKeyDestroyed),
+        }
     }
 
     /// The key of an account being created with `conn` (the open
@@ -180,17 +172,33 @@ impl KeyStore {
         account: Uuid,
         now: DateTime<Utc>,
     ) -> Result<Arc<AccountKey>, CryptoError> {
+        self.insert_new(cipher, conn, account, now)
+            .await?
+            .ok_or(CryptoError::KeyStore(DbErr::RecordNotInserted))
+    }
+
+    /// Makes a key for `account` and stores it (with `conn`, or in the
+    /// separate store) unless the account has one: the new key, or `None`
+    /// when a stored key was there first.
+    async fn insert_new<C: ConnectionTrait>(
+        &self,
+        cipher: &FieldCipher,
+        conn: &C,
+        account: Uuid,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Arc<AccountKey>>, CryptoError> {
         let (key, raw) = AccountKey::generate()?;
         let insert = account_key::Entity::insert(account_key::ActiveModel {
             id: Set(account),
             wrapped_key_ct: Set(cipher.wrap_account_key(account, &raw)?),
             created_at: Set(now),
-        });
-        match &self.separate {
+        })
+        .on_conflict_do_nothing_on([account_key::Column::Id]);
+        let inserted = match &self.separate {
             Some(db) => insert.exec_without_returning(db).await?,
             None => insert.exec_without_returning(conn).await?,
         };
-        Ok(Arc::new(key))
+        Ok(matches!(inserted, TryInsertResult::Inserted(1)).then(|| Arc::new(key)))
     }
 
     /// Caches a key that [`KeyStore::create`] made, once the transaction
