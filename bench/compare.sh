@@ -1,0 +1,121 @@
+#!/usr/bin/env bash
+# Compares custos binaries on a host whose speed drifts: runs them in turn,
+# ROUNDS times, so drift hits each alike, with wrk checking every body.
+#
+#   bench/compare.sh signup-login before=/path/to/custos after=target/release/custos
+#   bench/compare.sh mixed        before=/path/to/custos after=target/release/custos
+#
+# signup-login: signup+login (wrk -t2 -c8) against the argon2 bound measured
+#   just before and just after the run, and PostgreSQL's CPU a request (the
+#   postgres processes' CPU time from /proc over the run).
+# mixed: `me` (wrk -t1 -c8) while signup+login (wrk -t1 -c8) runs on the same
+#   instance; `me` rps and p99, session-cache hits and misses, signup+login rps.
+#
+# Settings: ROUNDS (3), BENCH_SECONDS (15), BENCH_DB (postgres | sqlite),
+# BENCH_POSTGRES_URL (postgres://postgres@127.0.0.1/test; a database is made
+# and dropped per run). Build a "before" binary from another commit with e.g.
+#   git worktree add /tmp/before <rev> && (cd /tmp/before && CARGO_TARGET_DIR=/tmp/before-target cargo build --release --bin custos)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scenario="${1:-}"
+shift || true
+case "$scenario" in signup-login | mixed) ;; *)
+  echo "usage: $0 signup-login|mixed label=binary [label=binary ...]"; exit 2 ;;
+esac
+[ $# -ge 1 ] || { echo "name at least one label=binary"; exit 2; }
+for spec in "$@"; do
+  [ -x "${spec#*=}" ] || { echo "${spec#*=}: not an executable"; exit 2; }
+done
+rounds="${ROUNDS:-3}"
+seconds="${BENCH_SECONDS:-15}"
+database="${BENCH_DB:-postgres}"
+pg_url="${BENCH_POSTGRES_URL:-postgres://postgres@127.0.0.1/test}"
+port=18786
+command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
+cargo build --release --quiet --example argon2_bound
+bound_bin="${CARGO_TARGET_DIR:-$PWD/target}/release/examples/argon2_bound"
+if ss -ltn "sport = :$port" | grep -q LISTEN; then echo "port $port is taken"; exit 1; fi
+
+server_pid=""
+dbname=""
+work=""
+cleanup() {
+  if [ -n "$server_pid" ]; then kill "$server_pid" 2>/dev/null || true; wait "$server_pid" 2>/dev/null || true; fi
+  if [ -n "$dbname" ]; then psql "$pg_url" -qc "DROP DATABASE IF EXISTS $dbname WITH (FORCE)" >/dev/null 2>&1 || true; fi
+  if [ -n "$work" ]; then rm -rf "$work"; fi
+  server_pid="" dbname="" work=""
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+gql() { curl -sf -X POST -H 'content-type: application/json' --data "$1" "http://127.0.0.1:$port/graphql"; }
+field() { python3 -c "import json,sys; print(json.load(sys.stdin)$1)"; }
+# CPU time (1/100 s) of every process whose command line matches $1.
+cpu_ticks() {
+  local total=0 pid
+  for pid in $(pgrep -f "$1"); do
+    total=$((total + $(awk '{print $14 + $15}' "/proc/$pid/stat" 2>/dev/null || echo 0)))
+  done
+  echo "$total"
+}
+bound() { "$bound_bin" | awk '/bound =/ {print $(NF-2)}'; }
+rps_of() { sed -E 's/.*rps=([0-9.]+).*/\1/' <<<"$1"; }
+requests_of() { sed -E 's/.*of ([0-9]+).*/\1/' <<<"$1"; }
+
+start() { # $1 = binary
+  work="$(mktemp -d)"
+  local url
+  if [ "$database" = postgres ]; then
+    dbname="custos_compare_$$_$RANDOM"
+    psql "$pg_url" -qc "CREATE DATABASE $dbname"
+    url="${pg_url%/*}/$dbname"
+  else
+    url="sqlite://$work/custos.db?mode=rwc"
+  fi
+  (cd "$work" && exec env CUSTOS_DATABASE_URL="$url" CUSTOS_BIND="127.0.0.1:$port" CUSTOS_LOG_FORMAT=json \
+    CUSTOS_RATE_LIMIT_PER_MINUTE=1000000 RUST_LOG=warn "$1" serve >"$work/log" 2>&1) &
+  server_pid=$!
+  for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$port/readyz" >/dev/null && break; sleep 0.1; done
+  curl -sf "http://127.0.0.1:$port/readyz" >/dev/null || { echo "custos did not start"; cat "$work/log"; exit 1; }
+  version=$(gql '{"query":"{ policy { version } }"}' | field '["data"]["policy"]["version"]')
+}
+
+signup_login() { # $1 = label
+  local before after pg0 pg1 out rps
+  before=$(bound)
+  pg0=$(cpu_ticks 'postgres:')
+  out=$(POLICY_VERSION="$version" wrk -t2 -c8 -d"${seconds}s" --latency -s bench/signup_login.lua \
+    "http://127.0.0.1:$port/graphql" | grep -E 'CHECK|RESULT' | tr '\n' ' ')
+  pg1=$(cpu_ticks 'postgres:')
+  after=$(bound)
+  rps=$(rps_of "$out")
+  printf '%s: %s| bound %s / %s | ratio %s %%' "$1" "$out" "$before" "$after" \
+    "$(python3 -c "print(round(100 * $rps / (($before + $after) / 2), 1))")"
+  if [ "$database" = postgres ]; then
+    printf ' | PostgreSQL CPU %s ms a request' "$(python3 -c "print(round(($pg1 - $pg0) * 10 / $(requests_of "$out"), 2))")"
+  fi
+  echo
+}
+
+mixed() { # $1 = label
+  gql "{\"query\":\"mutation(\$i: SignupInput!) { signup(input: \$i) { accepted } }\",\"variables\":{\"i\":{\"username\":\"load_me\",\"email\":\"load.me@example.org\",\"password\":\"a load test passphrase\",\"acceptPolicyVersion\":\"$version\",\"age\":\"ADULT\"}}}" >/dev/null
+  local token; token=$(gql '{"query":"mutation { login(input: { login: \"load_me\", password: \"a load test passphrase\" }) { token } }"}' | field '["data"]["login"]["token"]')
+  POLICY_VERSION="$version" wrk -t1 -c8 -d"${seconds}s" -s bench/signup_login.lua \
+    "http://127.0.0.1:$port/graphql" | grep -E 'CHECK|RESULT' | tr '\n' ' ' >"$work/signup_login" &
+  local other=$!
+  local me; me=$(TOKEN="$token" wrk -t1 -c8 -d"${seconds}s" --latency -s bench/me.lua \
+    "http://127.0.0.1:$port/graphql" | grep -E 'CHECK|RESULT' | tr '\n' ' ')
+  wait "$other"
+  local cache; cache=$(curl -sf "http://127.0.0.1:$port/metrics" | awk '/^custos_session_cache_lookups_total/ {print $1 "=" $2}' \
+    | sed -E 's/custos_session_cache_lookups_total\{result="([a-z]+)"\}/\1/' | tr '\n' ' ')
+  echo "$1: me ${me}| cache ${cache}| signup+login $(cat "$work/signup_login")"
+}
+
+echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs); $scenario on $database, ${seconds}s a run, $rounds rounds"
+for _ in $(seq 1 "$rounds"); do
+  for spec in "$@"; do
+    start "$(realpath "${spec#*=}")"
+    if [ "$scenario" = signup-login ]; then signup_login "${spec%%=*}"; else mixed "${spec%%=*}"; fi
+    cleanup
+  done
+done
