@@ -56,6 +56,23 @@ async fn becomes_anonymous(app: &TestApp, token: &str) -> bool {
     false
 }
 
+/// `app`, which cached `token`'s session, stops answering for it after the
+/// session ended outside it (in SQL, or on another instance): on
+/// PostgreSQL once the trigger's notification arrives; on SQLite, which
+/// serves one instance, only when the entry's lifetime ends.
+async fn learns_of_the_sign_out(app: &TestApp, token: &str) {
+    if app.is_postgres() {
+        assert!(
+            becomes_anonymous(app, token).await,
+            "the instance still answers for a session that ended elsewhere"
+        );
+    } else {
+        assert!(username(app, token).await.is_some());
+        app.clock.advance(chrono::Duration::seconds(5));
+        assert!(username(app, token).await.is_none());
+    }
+}
+
 #[tokio::test]
 async fn repeated_requests_are_answered_from_memory_for_a_few_seconds() {
     let app = spawn_app().await;
@@ -78,15 +95,7 @@ async fn repeated_requests_are_answered_from_memory_for_a_few_seconds() {
         .execute_unprepared("UPDATE sessions SET revoked_at = created_at")
         .await
         .unwrap();
-    if app.is_postgres() {
-        // The trigger told the instance at commit.
-        assert!(becomes_anonymous(&app, &token).await);
-    } else {
-        // One instance on SQLite: an outside change waits out the lifetime.
-        assert!(username(&app, &token).await.is_some());
-        app.clock.advance(chrono::Duration::seconds(5));
-        assert!(username(&app, &token).await.is_none());
-    }
+    learns_of_the_sign_out(&app, &token).await;
 }
 
 #[tokio::test]
@@ -286,18 +295,7 @@ async fn another_instance_learns_of_a_sign_out() {
         .await;
     assert_eq!(body["data"]["logout"], true, "{body}");
     assert!(username(&one, &token).await.is_none());
-    if two.is_postgres() {
-        assert!(
-            becomes_anonymous(&two, &token).await,
-            "the other instance still answers for a signed-out session"
-        );
-    } else {
-        // SQLite: a second instance is not a supported layout; it learns
-        // when its entry's lifetime ends.
-        assert!(username(&two, &token).await.is_some());
-        two.clock.advance(chrono::Duration::seconds(5));
-        assert!(username(&two, &token).await.is_none());
-    }
+    learns_of_the_sign_out(&two, &token).await;
 }
 
 #[tokio::test]
