@@ -31,10 +31,12 @@ seconds="${BENCH_SECONDS:-15}"
 database="${BENCH_DB:-postgres}"
 pg_url="${BENCH_POSTGRES_URL:-postgres://postgres@127.0.0.1/test}"
 port=18786
-command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
+# shellcheck source=bench/lib.sh
+source bench/lib.sh
+need_wrk
 cargo build --release --quiet --example argon2_bound
 bound_bin="${CARGO_TARGET_DIR:-$PWD/target}/release/examples/argon2_bound"
-if ss -ltn "sport = :$port" | grep -q LISTEN; then echo "port $port is taken"; exit 1; fi
+ports_free "$port"
 
 server_pid=""
 dbname=""
@@ -48,8 +50,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-gql() { curl -sf -X POST -H 'content-type: application/json' --data "$1" "http://127.0.0.1:$port/graphql"; }
-field() { python3 -c "import json,sys; print(json.load(sys.stdin)$1)"; }
 # CPU time (1/100 s) of every process whose command line matches $1.
 cpu_ticks() {
   local total=0 pid
@@ -72,12 +72,8 @@ start() { # $1 = binary
   else
     url="sqlite://$work/custos.db?mode=rwc"
   fi
-  (cd "$work" && exec env CUSTOS_DATABASE_URL="$url" CUSTOS_BIND="127.0.0.1:$port" CUSTOS_LOG_FORMAT=json \
-    CUSTOS_RATE_LIMIT_PER_MINUTE=1000000 RUST_LOG=warn "$1" serve >"$work/log" 2>&1) &
-  server_pid=$!
-  for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$port/readyz" >/dev/null && break; sleep 0.1; done
-  curl -sf "http://127.0.0.1:$port/readyz" >/dev/null || { echo "custos did not start"; cat "$work/log"; exit 1; }
-  version=$(gql '{"query":"{ policy { version } }"}' | field '["data"]["policy"]["version"]')
+  start_server "$1" "$url" "$port" "$work"
+  version=$(policy_version "$port")
 }
 
 signup_login() { # $1 = label
@@ -98,8 +94,7 @@ signup_login() { # $1 = label
 }
 
 mixed() { # $1 = label
-  gql "{\"query\":\"mutation(\$i: SignupInput!) { signup(input: \$i) { accepted } }\",\"variables\":{\"i\":{\"username\":\"load_me\",\"email\":\"load.me@example.org\",\"password\":\"a load test passphrase\",\"acceptPolicyVersion\":\"$version\",\"age\":\"ADULT\"}}}" >/dev/null
-  local token; token=$(gql '{"query":"mutation { login(input: { login: \"load_me\", password: \"a load test passphrase\" }) { token } }"}' | field '["data"]["login"]["token"]')
+  local token; token=$(load_me_token "$port" "$version")
   POLICY_VERSION="$version" wrk -t1 -c8 -d"${seconds}s" -s bench/signup_login.lua \
     "http://127.0.0.1:$port/graphql" | grep -E 'CHECK|RESULT' | tr '\n' ' ' >"$work/signup_login" &
   local other=$!

@@ -15,7 +15,9 @@ cd "$(dirname "$0")/.."
 root="$PWD"
 seconds="${BENCH_SECONDS:-20}"
 pg_url="${BENCH_POSTGRES_URL:-postgres://postgres@127.0.0.1/test}"
-command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
+# shellcheck source=bench/lib.sh
+source bench/lib.sh
+need_wrk
 cargo build --release --quiet --bin custos --example bare_server --example argon2_bound
 target="${CARGO_TARGET_DIR:-$root/target}/release"
 work="$(mktemp -d)"
@@ -31,37 +33,25 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-for port in 18781 18782 18790; do
-  if ss -ltn "sport = :$port" | grep -q LISTEN; then echo "port $port is taken; stop what listens there first"; exit 1; fi
-done
+ports_free 18781 18782 18790
 
 echo "machine: $(nproc) cores, $(free -g | awk '/Mem/ {print $2}') GiB, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
 
 rss() { awk '/VmRSS/ {printf "%.1f MiB", $2/1024}' "/proc/$1/status"; }
 
 start_custos() { # $1 = database URL, $2 = port
-  local dir="$work/$2"; mkdir -p "$dir"
-  # exec: $! is the server itself, so cleanup's kill reaches it.
-  (cd "$dir" && exec env CUSTOS_DATABASE_URL="$1" CUSTOS_BIND="127.0.0.1:$2" CUSTOS_LOG_FORMAT=json \
-    CUSTOS_RATE_LIMIT_PER_MINUTE=1000000 RUST_LOG=warn "$target/custos" serve >"$dir/log" 2>&1) &
-  pids+=($!)
-  server_pid=$!
-  for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$2/readyz" >/dev/null && return 0; sleep 0.1; done
-  echo "custos did not start on $2"; cat "$dir/log"; exit 1
+  start_server "$target/custos" "$1" "$2" "$work/$2"
+  pids+=("$server_pid")
 }
-
-gql() { curl -sf -X POST -H 'content-type: application/json' --data "$2" "http://127.0.0.1:$1/graphql"; }
 
 run_custos() { # $1 = label, $2 = database URL, $3 = port
   start_custos "$2" "$3"
   local pid=$server_pid
   sleep 1
   echo "== $1: RSS idle $(rss "$pid")"
-  local version
-  version=$(gql "$3" '{"query":"{ policy { version } }"}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["data"]["policy"]["version"])')
-  gql "$3" "{\"query\":\"mutation(\$i: SignupInput!) { signup(input: \$i) { accepted } }\",\"variables\":{\"i\":{\"username\":\"load_me\",\"email\":\"load.me@example.org\",\"password\":\"a load test passphrase\",\"acceptPolicyVersion\":\"$version\",\"age\":\"ADULT\"}}}" >/dev/null
-  local token
-  token=$(gql "$3" '{"query":"mutation { login(input: { login: \"load_me\", password: \"a load test passphrase\" }) { token } }"}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["data"]["login"]["token"])')
+  local version token
+  version=$(policy_version "$3")
+  token=$(load_me_token "$3" "$version")
   # The host's speed drifts from minute to minute (shared machine): the
   # bound is measured just before and just after the scenario it judges.
   echo "-- $1 argon2 bound, just before"

@@ -1,0 +1,50 @@
+# Shared by bench/load.sh and bench/compare.sh: sourced, not run.
+
+# Installs wrk (Debian's package) when it is missing.
+need_wrk() {
+  command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
+}
+
+# Stops the script when something listens on one of the given ports.
+ports_free() {
+  local port
+  for port in "$@"; do
+    if ss -ltn "sport = :$port" | grep -q LISTEN; then
+      echo "port $port is taken; stop what listens there first"
+      exit 1
+    fi
+  done
+}
+
+# Starts `$1 serve` on the database $2 at 127.0.0.1:$3, working in the
+# directory $4 (its log goes there), with the rate limit out of the way
+# of the load; sets server_pid and returns once /readyz answers.
+start_server() {
+  local binary=$1 url=$2 port=$3 dir=$4
+  mkdir -p "$dir"
+  # exec: $! is the server itself, so the caller's kill reaches it.
+  (cd "$dir" && exec env CUSTOS_DATABASE_URL="$url" CUSTOS_BIND="127.0.0.1:$port" CUSTOS_LOG_FORMAT=json \
+    CUSTOS_RATE_LIMIT_PER_MINUTE=1000000 RUST_LOG=warn "$binary" serve >"$dir/log" 2>&1) &
+  server_pid=$!
+  for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$port/readyz" >/dev/null && return 0; sleep 0.1; done
+  echo "custos did not start on $port"
+  cat "$dir/log"
+  exit 1
+}
+
+# POSTs the GraphQL request body $2 to the server on port $1.
+gql() { curl -sf -X POST -H 'content-type: application/json' --data "$2" "http://127.0.0.1:$1/graphql"; }
+
+# The current policy version of the server on port $1.
+policy_version() {
+  gql "$1" '{"query":"{ policy { version } }"}' |
+    python3 -c 'import json,sys; print(json.load(sys.stdin)["data"]["policy"]["version"])'
+}
+
+# Signs up the account bench/me.lua expects on the server on port $1
+# (policy version $2) and prints a session token for it.
+load_me_token() {
+  gql "$1" "{\"query\":\"mutation(\$i: SignupInput!) { signup(input: \$i) { accepted } }\",\"variables\":{\"i\":{\"username\":\"load_me\",\"email\":\"load.me@example.org\",\"password\":\"a load test passphrase\",\"acceptPolicyVersion\":\"$2\",\"age\":\"ADULT\"}}}" >/dev/null
+  gql "$1" '{"query":"mutation { login(input: { login: \"load_me\", password: \"a load test passphrase\" }) { token } }"}' |
+    python3 -c 'import json,sys; print(json.load(sys.stdin)["data"]["login"]["token"])'
+}
