@@ -11,7 +11,13 @@ use secrecy::SecretString;
 #[tokio::main]
 async fn main() {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let hasher = custos::crypto::passwords::PasswordHasher::new(1);
+    let (Ok(hasher), Ok(parallel)) = (
+        custos::crypto::passwords::PasswordHasher::new(1),
+        custos::crypto::passwords::PasswordHasher::new(cores),
+    ) else {
+        eprintln!("cannot start the hashing threads");
+        std::process::exit(1);
+    };
     let password = SecretString::from("a benchmark passphrase".to_owned());
     // Warm up once, then time a few.
     let Ok(phc) = hasher.hash(&password).await else {
@@ -39,7 +45,6 @@ async fn main() {
     // What the hardware really gives when every core hashes at once
     // (argon2 is memory-bound; cores that share caches or a physical core
     // slow each other down). Reported beside the bound, not instead of it.
-    let parallel = custos::crypto::passwords::PasswordHasher::new(cores);
     let at_once = |count: usize| {
         let tasks: Vec<_> = (0..count)
             .map(|_| {
@@ -58,7 +63,7 @@ async fn main() {
             }
         }
     };
-    // Warm every permit's buffer first, as a running server's are: the
+    // Warm every thread's buffer first, as a running server's are: the
     // first hash on a fresh 19 MiB buffer also pays its page faults.
     at_once(cores * 2).await;
     let per_core = 50;

@@ -35,6 +35,9 @@ pub enum StartError {
     /// The mail transport could not be built.
     #[error("mail: {0}")]
     Mail(#[from] crate::mail::MailError),
+    /// The password hashing threads could not be started.
+    #[error("cannot start the password hashing threads: {0}")]
+    Threads(std::io::Error),
     /// The listener could not bind.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -120,7 +123,7 @@ impl AppState {
             cipher: Arc::new(FieldCipher::new(keyring)),
             keys: Arc::new(keys),
             blind: Arc::new(BlindIndexKeys::new(blind, previous_blind)),
-            passwords: PasswordHasher::new(cpus),
+            passwords: PasswordHasher::new(cpus).map_err(StartError::Threads)?,
             clock,
             transport,
             metrics: crate::http::metrics::Metrics::default(),

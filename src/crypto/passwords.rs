@@ -3,13 +3,20 @@
 //! Rules:
 //! - Parameters are explicit (m=19456 KiB, t=2, p=1, the OWASP floor), never the
 //!   library's defaults, so a dependency upgrade cannot change them silently.
-//! - Hashing runs on tokio's blocking pool while holding a semaphore permit:
-//!   each hash takes about 19 MiB and a core for tens of milliseconds, so the
-//!   bound keeps a burst of logins from exhausting memory or starving the runtime.
-//! - Each permit's 19 MiB of argon2 working memory is allocated once and
-//!   reused. Allocating it per hash made glibc keep freed 19 MiB blocks in
-//!   every blocking thread's arena: the server grew from 22 MiB to over
-//!   700 MiB under signup/login load. Reused, it stays at permits × 19 MiB.
+//! - Hashing runs on a fixed set of threads of its own, one per core, fed from
+//!   one queue: each hash takes about 19 MiB and a core for tens of
+//!   milliseconds, so the bound keeps a burst of logins from exhausting memory
+//!   or starving the async runtime. Under load a thread takes the next hash as
+//!   soon as it finishes one, without a wake-up or a hand-over between
+//!   threads. With tokio's blocking pool and a semaphore instead, two cores
+//!   hashing at once did about 10 % fewer hashes a second than two plain
+//!   loops (bench/RESULTS.md, seventh session); with these threads, as many.
+//! - Each thread allocates its 19 MiB of argon2 working memory once and keeps
+//!   it. Allocating it per hash made glibc keep freed 19 MiB blocks in every
+//!   thread's arena: the server grew from 22 MiB to over 700 MiB under
+//!   signup/login load. Kept, it stays at threads × 19 MiB.
+//! - A hash whose caller has gone (the request was dropped while it queued)
+//!   is skipped: under overload, clients that gave up cost no hashing.
 //! - Verifying an unknown account, or a stored hash that cannot be parsed, still
 //!   does one full hash against a fixed dummy, so timing does not reveal
 //!   whether an account exists.
@@ -18,8 +25,11 @@
 use argon2::password_hash::phc::{Output, ParamsString, PasswordHash, Salt};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
 use secrecy::{ExposeSecret as _, SecretString};
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{Receiver, Sender};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
-use tokio::sync::Semaphore;
+use tokio::sync::oneshot;
 
 use super::CryptoError;
 
@@ -40,35 +50,49 @@ const DUMMY_PASSWORD: &[u8] = b"custos dummy password for unknown accounts";
 /// The dummy PHC string, hashed once on first need.
 static DUMMY_HASH: OnceLock<String> = OnceLock::new();
 
-/// Argon2 working memory kept between hashes: one buffer per permit in use
-/// at most, since a buffer is only taken while a permit is held.
-type MemoryPool = Arc<Mutex<Vec<Vec<Block>>>>;
+/// One queued piece of hashing, run with the thread's working memory.
+type Job = Box<dyn FnOnce(&mut Vec<Block>) + Send>;
 
-/// Hashes and verifies passwords, at most `max_concurrent` at a time.
+/// Hashes and verifies passwords on `threads` threads of its own.
 ///
-/// Cloning is cheap and clones share the same bound and memory.
+/// Cloning is cheap and clones share the threads and their memory; the
+/// threads end when the last clone is dropped.
 #[derive(Debug, Clone)]
 pub struct PasswordHasher {
-    permits: Arc<Semaphore>,
-    memory: MemoryPool,
+    queue: Sender<Job>,
+    threads: usize,
+    /// Bytes of working memory the threads keep, summed.
+    retained: Arc<AtomicUsize>,
 }
 
 impl PasswordHasher {
-    /// Allows `max_concurrent` hashes at once; callers pass the CPU count
+    /// Starts `threads` hashing threads; callers pass the CPU count
     /// (`std::thread::available_parallelism`), which bounds argon2's memory to
-    /// about 19 MiB per core. Zero is treated as one.
-    pub fn new(max_concurrent: usize) -> Self {
-        let permits = max_concurrent.clamp(1, Semaphore::MAX_PERMITS);
-        Self {
-            permits: Arc::new(Semaphore::new(permits)),
-            memory: MemoryPool::default(),
+    /// about 19 MiB per core. Zero is treated as one. Fails only when the
+    /// operating system refuses a thread.
+    pub fn new(threads: usize) -> std::io::Result<Self> {
+        let threads = threads.max(1);
+        let (queue, jobs) = std::sync::mpsc::channel::<Job>();
+        let jobs = Arc::new(Mutex::new(jobs));
+        let retained = Arc::new(AtomicUsize::new(0));
+        for index in 0..threads {
+            let jobs = Arc::clone(&jobs);
+            let retained = Arc::clone(&retained);
+            std::thread::Builder::new()
+                .name(format!("custos-argon2-{index}"))
+                .spawn(move || hash_jobs(&jobs, &retained))?;
         }
+        Ok(Self {
+            queue,
+            threads,
+            retained,
+        })
     }
 
     /// Hashes `password` into a PHC string (`$argon2id$v=19$m=19456,t=2,p=1$...`).
     pub async fn hash(&self, password: &SecretString) -> Result<String, CryptoError> {
         let password = password.clone();
-        self.run_blocking(move |memory| hash_blocking(password.expose_secret().as_bytes(), memory))
+        self.run(move |memory| hash_blocking(password.expose_secret().as_bytes(), memory))
             .await?
     }
 
@@ -83,50 +107,66 @@ impl PasswordHasher {
     ) -> Result<bool, CryptoError> {
         let password = password.clone();
         let phc = phc.map(str::to_owned);
-        self.run_blocking(move |memory| {
+        self.run(move |memory| {
             verify_blocking(password.expose_secret().as_bytes(), phc.as_deref(), memory)
         })
         .await?
     }
 
-    /// Bytes of argon2 working memory currently kept for reuse.
-    pub fn retained_memory_bytes(&self) -> usize {
-        lock(&self.memory)
-            .iter()
-            .map(|buffer| buffer.len() * Block::SIZE)
-            .sum()
+    /// How many hashes can run at once.
+    pub fn threads(&self) -> usize {
+        self.threads
     }
 
-    /// Runs `work` on the blocking pool under a permit, with a reused
-    /// working-memory buffer. The permit moves into the task, so the bound
-    /// holds even if the caller's future is dropped while the hash is still
-    /// running.
-    async fn run_blocking<T, F>(&self, work: F) -> Result<T, CryptoError>
+    /// Bytes of argon2 working memory currently kept for reuse.
+    pub fn retained_memory_bytes(&self) -> usize {
+        self.retained.load(Ordering::Relaxed)
+    }
+
+    /// Queues `work` for the next free hashing thread and waits for its
+    /// answer. Dropping the returned future before the work starts means
+    /// the work never runs.
+    async fn run<T, F>(&self, work: F) -> Result<T, CryptoError>
     where
         F: FnOnce(&mut Vec<Block>) -> T + Send + 'static,
         T: Send + 'static,
     {
-        let permit = Arc::clone(&self.permits)
-            .acquire_owned()
-            .await
-            .map_err(|_| CryptoError::Hash)?;
-        let pool = Arc::clone(&self.memory);
-        tokio::task::spawn_blocking(move || {
-            let mut memory = lock(&pool).pop().unwrap_or_default();
-            let result = work(&mut memory);
-            lock(&pool).push(memory);
-            drop(permit);
-            result
-        })
-        .await
-        .map_err(|_| CryptoError::Hash)
+        let (answer, answered) = oneshot::channel();
+        let job: Job = Box::new(move |memory| {
+            if answer.is_closed() {
+                return;
+            }
+            // The caller may have gone meanwhile; then nobody needs it.
+            let _ = answer.send(work(memory));
+        });
+        self.queue.send(job).map_err(|_| CryptoError::Hash)?;
+        answered.await.map_err(|_| CryptoError::Hash)
     }
 }
 
-/// The pool's lock; a panic while it was held cannot leave the list of
-/// buffers inconsistent, so a poisoned lock is used as it is.
-fn lock(pool: &MemoryPool) -> std::sync::MutexGuard<'_, Vec<Vec<Block>>> {
-    pool.lock().unwrap_or_else(PoisonError::into_inner)
+/// A hashing thread: runs queued jobs in its own working memory until every
+/// `PasswordHasher` clone (and with them the queue's sender) is gone.
+fn hash_jobs(jobs: &Mutex<Receiver<Job>>, retained: &AtomicUsize) {
+    let mut memory = Vec::new();
+    while let Some(job) = next_job(jobs) {
+        let before = memory.len();
+        // A job cannot panic by the crate's lints; were one to, its caller
+        // gets an error (the answer is dropped) and the thread goes on.
+        let _ = std::panic::catch_unwind(AssertUnwindSafe(|| job(&mut memory)));
+        // The buffer only grows, to our parameters' size at most.
+        let grown = memory.len().saturating_sub(before) * Block::SIZE;
+        retained.fetch_add(grown, Ordering::Relaxed);
+    }
+}
+
+/// Waits for the next job; `None` once the queue is closed. The lock is
+/// held only while waiting, so one idle thread waits on the queue and the
+/// others on the lock.
+fn next_job(jobs: &Mutex<Receiver<Job>>) -> Option<Job> {
+    jobs.lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .recv()
+        .ok()
 }
 
 fn our_params() -> Result<Params, CryptoError> {
@@ -297,7 +337,7 @@ mod tests {
 
     #[tokio::test]
     async fn hash_then_verify() {
-        let hasher = PasswordHasher::new(2);
+        let hasher = PasswordHasher::new(2).unwrap();
         let phc = hasher.hash(&secret("correct horse")).await.unwrap();
         assert!(phc.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{phc}");
         assert!(
@@ -316,7 +356,7 @@ mod tests {
 
     #[tokio::test]
     async fn same_password_gets_fresh_salt() {
-        let hasher = PasswordHasher::new(2);
+        let hasher = PasswordHasher::new(2).unwrap();
         let first = hasher.hash(&secret("pw")).await.unwrap();
         let second = hasher.hash(&secret("pw")).await.unwrap();
         assert_ne!(first, second);
@@ -324,7 +364,7 @@ mod tests {
 
     #[tokio::test]
     async fn unknown_account_is_false() {
-        let hasher = PasswordHasher::new(1);
+        let hasher = PasswordHasher::new(1).unwrap();
         assert!(!hasher.verify(&secret("anything"), None).await.unwrap());
         // Even the dummy's own password never matches an unknown account.
         let dummy = std::str::from_utf8(DUMMY_PASSWORD).unwrap();
@@ -338,7 +378,7 @@ mod tests {
 
     #[tokio::test]
     async fn malformed_hash_is_false() {
-        let hasher = PasswordHasher::new(1);
+        let hasher = PasswordHasher::new(1).unwrap();
         for phc in [
             "",
             "not a hash",
@@ -354,7 +394,7 @@ mod tests {
 
     #[tokio::test]
     async fn working_memory_is_reused_not_regrown() {
-        let hasher = PasswordHasher::new(2);
+        let hasher = PasswordHasher::new(2).unwrap();
         let phc = hasher.hash(&secret("pw")).await.unwrap();
         let mut checks = Vec::new();
         for _ in 0..8 {
@@ -367,7 +407,7 @@ mod tests {
         for check in checks {
             assert!(check.await.unwrap());
         }
-        // Never more buffers than permits, each exactly our memory cost.
+        // Never more buffers than threads, each exactly our memory cost.
         let per_hash = usize::try_from(M_COST_KIB).unwrap() * 1024;
         let retained = hasher.retained_memory_bytes();
         assert!(
@@ -381,7 +421,7 @@ mod tests {
     #[tokio::test]
     async fn interoperates_with_the_library_api() {
         use argon2::password_hash::{PasswordHasher as _, PasswordVerifier as _};
-        let hasher = PasswordHasher::new(1);
+        let hasher = PasswordHasher::new(1).unwrap();
         for (m, t) in [(8_192, 1), (M_COST_KIB, T_COST), (32_768, 3)] {
             let params = Params::new(m, t, 1, None).unwrap();
             let theirs = Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
@@ -414,9 +454,55 @@ mod tests {
         assert_eq!(hasher.retained_memory_bytes(), per_hash);
     }
 
-    #[test]
-    fn zero_concurrency_still_makes_progress() {
-        let hasher = PasswordHasher::new(0);
-        assert_eq!(hasher.permits.available_permits(), 1);
+    #[tokio::test]
+    async fn zero_threads_still_makes_progress() {
+        let hasher = PasswordHasher::new(0).unwrap();
+        assert_eq!(hasher.threads(), 1);
+        let phc = hasher.hash(&secret("pw")).await.unwrap();
+        assert!(hasher.verify(&secret("pw"), Some(&phc)).await.unwrap());
+    }
+
+    /// A hash queued for a request that has gone is not computed.
+    #[tokio::test]
+    async fn work_whose_caller_left_is_skipped() {
+        use std::sync::atomic::AtomicBool;
+        let hasher = PasswordHasher::new(1).unwrap();
+        // Hold the only thread until the abandoned work is queued.
+        let (started, wait_started) = std::sync::mpsc::channel::<()>();
+        let (release, wait_release) = std::sync::mpsc::channel::<()>();
+        let busy = tokio::spawn({
+            let hasher = hasher.clone();
+            async move {
+                hasher
+                    .run(move |_| {
+                        started.send(()).unwrap();
+                        wait_release.recv().unwrap();
+                    })
+                    .await
+            }
+        });
+        tokio::task::spawn_blocking(move || wait_started.recv().unwrap())
+            .await
+            .unwrap();
+
+        let ran = Arc::new(AtomicBool::new(false));
+        let mut abandoned = Box::pin(hasher.run({
+            let ran = Arc::clone(&ran);
+            move |_| ran.store(true, Ordering::SeqCst)
+        }));
+        // One poll queues it; then its caller goes away.
+        tokio::select! {
+            biased;
+            _ = &mut abandoned => panic!("the thread is still busy"),
+            () = std::future::ready(()) => {}
+        }
+        drop(abandoned);
+
+        release.send(()).unwrap();
+        busy.await.unwrap().unwrap();
+        // Jobs run in order: once this one is done, the abandoned one was seen.
+        let after = hasher.run(|_| 7).await.unwrap();
+        assert_eq!(after, 7);
+        assert!(!ran.load(Ordering::SeqCst));
     }
 }
