@@ -63,6 +63,8 @@ pub struct PasswordHasher {
     threads: usize,
     /// Bytes of working memory the threads keep, summed.
     retained: Arc<AtomicUsize>,
+    /// Jobs queued and not yet taken by a thread.
+    waiting: Arc<AtomicUsize>,
 }
 
 impl PasswordHasher {
@@ -75,17 +77,20 @@ impl PasswordHasher {
         let (queue, jobs) = std::sync::mpsc::channel::<Job>();
         let jobs = Arc::new(Mutex::new(jobs));
         let retained = Arc::new(AtomicUsize::new(0));
+        let waiting = Arc::new(AtomicUsize::new(0));
         for index in 0..threads {
             let jobs = Arc::clone(&jobs);
             let retained = Arc::clone(&retained);
+            let waiting = Arc::clone(&waiting);
             std::thread::Builder::new()
                 .name(format!("custos-argon2-{index}"))
-                .spawn(move || hash_jobs(&jobs, &retained))?;
+                .spawn(move || hash_jobs(&jobs, &retained, &waiting))?;
         }
         Ok(Self {
             queue,
             threads,
             retained,
+            waiting,
         })
     }
 
@@ -118,6 +123,12 @@ impl PasswordHasher {
         self.threads
     }
 
+    /// Hashes queued and not yet started: above zero for long, sign-ups and
+    /// sign-ins are waiting for a core (`/metrics`).
+    pub fn waiting(&self) -> usize {
+        self.waiting.load(Ordering::Relaxed)
+    }
+
     /// Bytes of argon2 working memory currently kept for reuse.
     pub fn retained_memory_bytes(&self) -> usize {
         self.retained.load(Ordering::Relaxed)
@@ -139,16 +150,21 @@ impl PasswordHasher {
             // The caller may have gone meanwhile; then nobody needs it.
             let _ = answer.send(work(memory));
         });
-        self.queue.send(job).map_err(|_| CryptoError::Hash)?;
+        self.waiting.fetch_add(1, Ordering::Relaxed);
+        if self.queue.send(job).is_err() {
+            self.waiting.fetch_sub(1, Ordering::Relaxed);
+            return Err(CryptoError::Hash);
+        }
         answered.await.map_err(|_| CryptoError::Hash)
     }
 }
 
 /// A hashing thread: runs queued jobs in its own working memory until every
 /// `PasswordHasher` clone (and with them the queue's sender) is gone.
-fn hash_jobs(jobs: &Mutex<Receiver<Job>>, retained: &AtomicUsize) {
+fn hash_jobs(jobs: &Mutex<Receiver<Job>>, retained: &AtomicUsize, waiting: &AtomicUsize) {
     let mut memory = Vec::new();
     while let Some(job) = next_job(jobs) {
+        waiting.fetch_sub(1, Ordering::Relaxed);
         let before = memory.len();
         // A job cannot panic by the crate's lints; were one to, its caller
         // gets an error (the answer is dropped) and the thread goes on.
@@ -496,6 +512,7 @@ mod tests {
             _ = &mut abandoned => panic!("the thread is still busy"),
             () = std::future::ready(()) => {}
         }
+        assert_eq!(hasher.waiting(), 1);
         drop(abandoned);
 
         release.send(()).unwrap();
@@ -504,5 +521,6 @@ mod tests {
         let after = hasher.run(|_| 7).await.unwrap();
         assert_eq!(after, 7);
         assert!(!ran.load(Ordering::SeqCst));
+        assert_eq!(hasher.waiting(), 0);
     }
 }

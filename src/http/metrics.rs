@@ -1,7 +1,8 @@
 //! Prometheus metrics: request counts and latency per GraphQL operation,
 //! rate-limit refusals and purge runs counted in process; outbox depth,
 //! given-up mail and due/overdue erasures read from the database at each
-//! scrape, so every instance reports the shared truth.
+//! scrape, so every instance reports the shared truth; password hashes
+//! waiting for this instance's hashing threads.
 //!
 //! Operation names come from clients, so they are bounded: a name that is
 //! not a plain identifier, or beyond the first [`MAX_OPERATIONS`] seen, is
@@ -182,6 +183,9 @@ pub async fn render(state: &AppState) -> Result<String, sea_orm::DbErr> {
     let due = scheduled.clone().count(db).await?;
     let overdue = crate::erasure::purge::overdue_count(db, now).await?;
 
+    let hashing = state.passwords();
+    let count = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);
+
     let mut out = String::new();
     state.metrics().render_local(&mut out);
     let gauges = [
@@ -204,6 +208,16 @@ pub async fn render(state: &AppState) -> Result<String, sea_orm::DbErr> {
             "custos_erasures_overdue",
             "Scheduled deletions past their deadline (should stay 0).",
             overdue,
+        ),
+        (
+            "custos_password_hashes_waiting",
+            "Password hashes (sign-ups, sign-ins, password changes) queued for a hashing thread.",
+            count(hashing.waiting()),
+        ),
+        (
+            "custos_password_hash_threads",
+            "Threads hashing passwords, one per core.",
+            count(hashing.threads()),
         ),
     ];
     for (name, help, value) in gauges {

@@ -274,6 +274,8 @@ async fn metrics_report_requests_and_queues() {
         "custos_outbox_pending 0",
         "custos_erasures_overdue 0",
         "custos_rate_limited_total 0",
+        "custos_password_hashes_waiting 0",
+        "custos_password_hash_threads ",
     ] {
         assert!(text.contains(gauge), "{gauge}");
     }
