@@ -478,6 +478,17 @@ mod tests {
         assert!(hasher.verify(&secret("pw"), Some(&phc)).await.unwrap());
     }
 
+    /// Work that panics fails its own caller only; the thread goes on.
+    #[tokio::test]
+    async fn a_panicking_job_fails_its_caller_and_the_thread_goes_on() {
+        let hasher = PasswordHasher::new(1).unwrap();
+        let failed = hasher.run(|_| -> u8 { panic!("inside a hash") }).await;
+        assert!(matches!(failed, Err(CryptoError::Hash)));
+        let phc = hasher.hash(&secret("pw")).await.unwrap();
+        assert!(hasher.verify(&secret("pw"), Some(&phc)).await.unwrap());
+        assert_eq!(hasher.waiting(), 0);
+    }
+
     /// A hash queued for a request that has gone is not computed.
     #[tokio::test]
     async fn work_whose_caller_left_is_skipped() {
