@@ -391,7 +391,6 @@ fn application_depth(document: &async_graphql::parser::types::ExecutableDocument
         .unwrap_or(0)
 }
 
-/// Aliased fields in every operation and fragment of a document.
 /// Mutation fields that change no existing account or session row, so the
 /// session cache may outlive them: `signup` inserts a new account (no
 /// cached session can belong to it) or only mails the owner of a taken
@@ -415,6 +414,7 @@ fn may_change_sessions(document: &async_graphql::parser::types::ExecutableDocume
     })
 }
 
+/// Aliased fields in every operation and fragment of a document.
 fn count_aliases(document: &async_graphql::parser::types::ExecutableDocument) -> usize {
     use async_graphql::parser::types::{Selection, SelectionSet};
     fn walk(set: &SelectionSet) -> usize {

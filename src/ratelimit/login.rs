@@ -11,8 +11,9 @@
 //!   password then clears the count. A name without a count gets its row,
 //!   holding the first attempt, from one insert; a name with one is decided
 //!   in a short transaction that holds its row (`FOR UPDATE` on PostgreSQL;
-//!   SQLite has a single writer). So parallel guesses cannot all slip in before the first failure
-//!   is written: once the count says "wait", every further attempt waits.
+//!   SQLite has a single writer). So parallel guesses cannot all slip in
+//!   before the first failure is written: once the count says "wait", every
+//!   further attempt waits.
 //! - The first [`FREE_ATTEMPTS`] attempts of a one-hour window are free.
 //!   From the fifth on, the next attempt must wait 1 s, then 2 s, 4 s, …,
 //!   doubling up to [`MAX_DELAY`] (15 minutes). The cap is what keeps this
