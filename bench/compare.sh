@@ -58,8 +58,7 @@ cpu_ticks() {
   done
   echo "$total"
 }
-bound() { "$bound_bin" | awk '/bound =/ {print $(NF-2)}'; }
-rps_of() { sed -E 's/.*rps=([0-9.]+).*/\1/' <<<"$1"; }
+bound() { bound_of "$("$bound_bin")"; }
 requests_of() { sed -E 's/.*of ([0-9]+).*/\1/' <<<"$1"; }
 
 start() { # $1 = binary

@@ -48,3 +48,9 @@ load_me_token() {
   gql "$1" '{"query":"mutation { login(input: { login: \"load_me\", password: \"a load test passphrase\" }) { token } }"}' |
     python3 -c 'import json,sys; print(json.load(sys.stdin)["data"]["login"]["token"])'
 }
+
+# Fields of argon2_bound's lines (the bound; two hashes at once) and of the
+# RESULT line of a wrk run (requests a second), from the text given.
+bound_of() { awk '/bound =/ {print $(NF-2)}' <<<"$1"; }
+at_once_of() { awk '/at once/ {print $(NF-2)}' <<<"$1"; }
+rps_of() { sed -nE 's/.*rps=([0-9.]+).*/\1/p' <<<"$1"; }

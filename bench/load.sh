@@ -40,10 +40,6 @@ echo "machine: $(nproc) cores, $(free -g | awk '/Mem/ {print $2}') GiB, $(grep -
 
 rss_mib() { awk '/VmRSS/ {printf "%.1f", $2/1024}' "/proc/$1/status"; }
 rss() { echo "$(rss_mib "$1") MiB"; }
-# Fields of argon2_bound's and wrk's lines.
-bound_of() { awk '/bound =/ {print $(NF-2)}' <<<"$1"; }
-at_once_of() { awk '/at once/ {print $(NF-2)}' <<<"$1"; }
-rps_of() { sed -nE 's/.*rps=([0-9.]+).*/\1/p' <<<"$1"; }
 # One line a database for the summary: label bound_before bound_after
 # at_once_before at_once_after signup_login_rps me_rps rss_idle rss_saturated
 summary=()
