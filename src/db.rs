@@ -56,3 +56,12 @@ pub fn is_unique_violation(err: &DbErr) -> bool {
         Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
     )
 }
+
+/// For unit tests on PostgreSQL: `CUSTOS_TEST_DATABASE_URL` when it names a
+/// PostgreSQL server (tests that need one pass trivially without it).
+#[cfg(test)]
+pub(crate) fn test_postgres_url() -> Option<String> {
+    std::env::var("CUSTOS_TEST_DATABASE_URL")
+        .ok()
+        .filter(|url| url.starts_with("postgres"))
+}

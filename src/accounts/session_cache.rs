@@ -515,14 +515,6 @@ mod tests {
         assert!(cache.get(b"one more", at(1)).is_some());
     }
 
-    /// The PostgreSQL server of `CUSTOS_TEST_DATABASE_URL`, when it names
-    /// one (LISTEN and NOTIFY need no tables: its own database will do).
-    fn postgres_url() -> Option<String> {
-        std::env::var("CUSTOS_TEST_DATABASE_URL")
-            .ok()
-            .filter(|url| url.starts_with("postgres"))
-    }
-
     /// Polls for up to `seconds` of wall time whether the cache is on.
     async fn turns_on_within(cache: &SessionCache, seconds: u64) -> bool {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(seconds);
@@ -541,7 +533,8 @@ mod tests {
     /// nobody listens on, as a pooler in transaction mode would lose it).
     #[tokio::test]
     async fn the_cache_goes_on_only_when_notifications_arrive() {
-        let Some(url) = postgres_url() else {
+        // LISTEN and NOTIFY need no tables: the server's own database will do.
+        let Some(url) = crate::db::test_postgres_url() else {
             return;
         };
         let delivered = std::sync::Arc::new(SessionCache::new(Duration::seconds(5), false));

@@ -1244,12 +1244,9 @@ mod tests {
     /// where tests may create databases; passes trivially otherwise.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn concurrent_senders_on_postgres_skip_locked_rows() {
-        let Ok(admin_url) = std::env::var("CUSTOS_TEST_DATABASE_URL") else {
+        let Some(admin_url) = crate::db::test_postgres_url() else {
             return;
         };
-        if !admin_url.starts_with("postgres") {
-            return;
-        }
         let name = format!("custos_mail_{}", Uuid::new_v4().simple());
         let admin = Database::connect(&admin_url).await.unwrap();
         admin
