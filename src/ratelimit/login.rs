@@ -13,7 +13,9 @@
 //!   in a short transaction that holds its row (`FOR UPDATE` on PostgreSQL;
 //!   SQLite has a single writer). So parallel guesses cannot all slip in
 //!   before the first failure is written: once the count says "wait", every
-//!   further attempt waits.
+//!   further attempt waits. A row that vanishes between the two (pruned, or
+//!   cleared by a correct password) means the attempt is counted afresh;
+//!   no attempt goes ahead uncounted.
 //! - The first [`FREE_ATTEMPTS`] attempts of a one-hour window are free.
 //!   From the fifth on, the next attempt must wait 1 s, then 2 s, 4 s, …,
 //!   doubling up to [`MAX_DELAY`] (15 minutes). The cap is what keeps this
@@ -134,27 +136,79 @@ pub enum Admission {
     },
 }
 
+/// How many times [`begin_attempt`] tries to place an attempt whose row
+/// keeps vanishing between the insert that finds it and the select that
+/// locks it.
+const PLACEMENT_TRIES: usize = 3;
+
+/// What a busy subject is told when its attempt could not be placed.
+const BUSY_RETRY: TimeDelta = TimeDelta::seconds(1);
+
 /// Counts an attempt for `subject`, or refuses it. Runs in its own short
-/// transaction on `db` and commits before returning, so the count holds
+/// transactions on `db` and commits before returning, so the count holds
 /// even if the caller fails later.
 pub async fn begin_attempt(
     db: &DatabaseConnection,
     subject: &[u8],
     now: DateTime<Utc>,
 ) -> Result<Admission, DbErr> {
-    // The usual case: the name has no count (a correct password deletes
-    // it). Its first attempt is then counted by one insert; a row already
-    // there, even one a parallel first attempt inserted a moment ago, is
-    // decided under its lock below.
-    if let Ok(first) = admit(None, now) {
-        let inserted = login_throttle::Entity::insert(new_row(subject, first, now))
-            .on_conflict_do_nothing_on([login_throttle::Column::SubjectBidx])
-            .exec_without_returning(db)
-            .await?;
-        if matches!(inserted, TryInsertResult::Inserted(1)) {
-            return Ok(Admission::Allowed);
+    place(|| async {
+        if count_first(db, subject, now).await? {
+            return Ok(Some(Admission::Allowed));
+        }
+        count_under_lock(db, subject, now).await
+    })
+    .await
+}
+
+/// Runs `step` until it places the attempt, at most [`PLACEMENT_TRIES`]
+/// times. A row can vanish between finding and locking it (pruned, or
+/// cleared by a correct password); the attempt must then be counted
+/// afresh, never let through uncounted. If it keeps vanishing, the
+/// attempt is refused for a moment: failing closed costs the owner a
+/// second, failing open would hand a guesser a free try.
+async fn place<F, Fut>(mut step: F) -> Result<Admission, DbErr>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<Option<Admission>, DbErr>>,
+{
+    for _ in 0..PLACEMENT_TRIES {
+        if let Some(admission) = step().await? {
+            return Ok(admission);
         }
     }
+    tracing::warn!(target: "security", event = "login_throttle_contended", "sign-in attempt could not be counted; refused");
+    Ok(Admission::Refused {
+        retry_after: BUSY_RETRY,
+    })
+}
+
+/// The usual case: the name has no count (a correct password deletes it).
+/// Its first attempt is then counted by one insert, and this says `true`.
+/// A row already there, even one a parallel first attempt inserted a
+/// moment ago, is left for [`count_under_lock`].
+async fn count_first(
+    db: &DatabaseConnection,
+    subject: &[u8],
+    now: DateTime<Utc>,
+) -> Result<bool, DbErr> {
+    let Ok(first) = admit(None, now) else {
+        return Ok(false);
+    };
+    let inserted = login_throttle::Entity::insert(new_row(subject, first, now))
+        .on_conflict_do_nothing_on([login_throttle::Column::SubjectBidx])
+        .exec_without_returning(db)
+        .await?;
+    Ok(matches!(inserted, TryInsertResult::Inserted(1)))
+}
+
+/// Decides an attempt on a name that has a count, holding its row. `None`
+/// when there is no row (any more): nothing was counted or written.
+async fn count_under_lock(
+    db: &DatabaseConnection,
+    subject: &[u8],
+    now: DateTime<Utc>,
+) -> Result<Option<Admission>, DbErr> {
     let txn = db.begin().await?;
     let mut select =
         login_throttle::Entity::find().filter(login_throttle::Column::SubjectBidx.eq(subject));
@@ -163,10 +217,8 @@ pub async fn begin_attempt(
         select = select.lock_exclusive();
     }
     let Some(row) = select.one(&txn).await? else {
-        // Deleted since the insert found it: pruned (it was stale, which
-        // is what a fresh counter says) or cleared by a correct password.
-        txn.commit().await?;
-        return Ok(Admission::Allowed);
+        txn.rollback().await?;
+        return Ok(None);
     };
     let current = Counter {
         failures: row.failures,
@@ -186,7 +238,7 @@ pub async fn begin_attempt(
         Err(retry_after) => Admission::Refused { retry_after },
     };
     txn.commit().await?;
-    Ok(admission)
+    Ok(Some(admission))
 }
 
 /// A new row holding `counter` for `subject`.
@@ -320,20 +372,97 @@ mod tests {
         assert_ne!(other_subject(&blind, "a b"), other_subject(&blind, "a c"));
     }
 
-    #[tokio::test]
-    async fn the_first_attempt_is_one_insert_and_later_ones_are_counted_under_the_lock() {
+    async fn throttle_db() -> DatabaseConnection {
         use migration::MigratorTrait;
         let db = sea_orm::Database::connect("sqlite::memory:").await.unwrap();
         migration::Migrator::up(&db, None).await.unwrap();
+        db
+    }
+
+    async fn stored(db: &DatabaseConnection, subject: &[u8]) -> Option<login_throttle::Model> {
+        login_throttle::Entity::find()
+            .filter(login_throttle::Column::SubjectBidx.eq(subject))
+            .one(db)
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_row_that_vanishes_before_its_lock_is_counted_afresh() {
+        let db = throttle_db().await;
         let subject = b"subject".to_vec();
-        let stored = || async {
-            login_throttle::Entity::find()
-                .filter(login_throttle::Column::SubjectBidx.eq(subject.clone()))
-                .one(&db)
-                .await
-                .unwrap()
-                .unwrap()
-        };
+        let now = t0();
+        // A count is there, so the first insert finds it.
+        assert_eq!(
+            begin_attempt(&db, &subject, now).await.unwrap(),
+            Admission::Allowed
+        );
+        let mut steps = 0;
+        let admission = place(|| {
+            steps += 1;
+            let (db, subject) = (&db, &subject);
+            let first_step = steps == 1;
+            async move {
+                if count_first(db, subject, now).await? {
+                    return Ok(Some(Admission::Allowed));
+                }
+                assert!(first_step, "the row was there only for the first step");
+                // A correct password clears it between insert and lock.
+                clear(db, std::slice::from_ref(subject)).await?;
+                count_under_lock(db, subject, now).await
+            }
+        })
+        .await
+        .unwrap();
+        assert_eq!(admission, Admission::Allowed);
+        assert_eq!(steps, 2);
+        // Counted: a fresh row holds this attempt.
+        let row = stored(&db, &subject).await.unwrap();
+        assert_eq!((row.failures, row.window_started_at), (1, now));
+    }
+
+    #[tokio::test]
+    async fn no_row_to_lock_decides_nothing_and_writes_nothing() {
+        let db = throttle_db().await;
+        assert_eq!(count_under_lock(&db, b"nobody", t0()).await.unwrap(), None);
+        assert!(stored(&db, b"nobody").await.is_none());
+    }
+
+    #[tokio::test]
+    async fn an_attempt_that_cannot_be_placed_is_refused_not_let_through() {
+        let mut steps = 0;
+        let admission = place(|| {
+            steps += 1;
+            async { Ok(None) }
+        })
+        .await
+        .unwrap();
+        assert_eq!(
+            admission,
+            Admission::Refused {
+                retry_after: BUSY_RETRY
+            }
+        );
+        assert_eq!(steps, PLACEMENT_TRIES);
+    }
+
+    #[tokio::test]
+    async fn a_database_error_while_placing_is_returned_at_once() {
+        let mut steps = 0;
+        let result = place(|| {
+            steps += 1;
+            async { Err(DbErr::Custom("down".into())) }
+        })
+        .await;
+        assert!(matches!(result, Err(DbErr::Custom(_))));
+        assert_eq!(steps, 1);
+    }
+
+    #[tokio::test]
+    async fn the_first_attempt_is_one_insert_and_later_ones_are_counted_under_the_lock() {
+        let db = throttle_db().await;
+        let subject = b"subject".to_vec();
+        let stored = || async { stored(&db, &subject).await.unwrap() };
         let now = t0();
         assert_eq!(
             begin_attempt(&db, &subject, now).await.unwrap(),
