@@ -4,12 +4,14 @@
 #
 #   bench/compare.sh signup-login before=/path/to/custos after=target/release/custos
 #   bench/compare.sh mixed        before=/path/to/custos after=target/release/custos
+#   bench/compare.sh me           before=/path/to/custos after=target/release/custos
 #
 # signup-login: signup+login (wrk -t2 -c8) against the argon2 bound measured
 #   just before and just after the run, and PostgreSQL's CPU a request (the
 #   postgres processes' CPU time from /proc over the run).
 # mixed: `me` (wrk -t1 -c8) while signup+login (wrk -t1 -c8) runs on the same
 #   instance; `me` rps and p99, session-cache hits and misses, signup+login rps.
+# me: `me` alone (wrk -t2 -c32, as in load.sh); rps, p50 and p99.
 #
 # Settings: ROUNDS (3), BENCH_SECONDS (15), BENCH_DB (postgres | sqlite),
 # BENCH_POSTGRES_URL (postgres://postgres@127.0.0.1/test; a database is made
@@ -19,8 +21,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scenario="${1:-}"
 shift || true
-case "$scenario" in signup-login | mixed) ;; *)
-  echo "usage: $0 signup-login|mixed label=binary [label=binary ...]"; exit 2 ;;
+case "$scenario" in signup-login | mixed | me) ;; *)
+  echo "usage: $0 signup-login|mixed|me label=binary [label=binary ...]"; exit 2 ;;
 esac
 [ $# -ge 1 ] || { echo "name at least one label=binary"; exit 2; }
 for spec in "$@"; do
@@ -105,11 +107,21 @@ mixed() { # $1 = label
   echo "$1: me ${me}| cache ${cache}| signup+login $(cat "$work/signup_login")"
 }
 
+me_alone() { # $1 = label
+  local token; token=$(load_me_token "$port" "$version")
+  echo "$1: $(TOKEN="$token" wrk -t2 -c32 -d"${seconds}s" --latency -s bench/me.lua \
+    "http://127.0.0.1:$port/graphql" | grep -E 'CHECK|RESULT' | tr '\n' ' ')"
+}
+
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs); $scenario on $database, ${seconds}s a run, $rounds rounds"
 for _ in $(seq 1 "$rounds"); do
   for spec in "$@"; do
     start "$(realpath "${spec#*=}")"
-    if [ "$scenario" = signup-login ]; then signup_login "${spec%%=*}"; else mixed "${spec%%=*}"; fi
+    case "$scenario" in
+      signup-login) signup_login "${spec%%=*}" ;;
+      mixed) mixed "${spec%%=*}" ;;
+      me) me_alone "${spec%%=*}" ;;
+    esac
     cleanup
   done
 done
