@@ -70,6 +70,7 @@ struct Inner {
     metrics: crate::http::metrics::Metrics,
     mail_wake: tokio::sync::Notify,
     session_cache: Arc<SessionCache>,
+    documents: crate::http::documents::DocumentCache,
 }
 
 /// Everything a request or a job needs.
@@ -128,6 +129,7 @@ impl AppState {
             transport,
             metrics: crate::http::metrics::Metrics::default(),
             mail_wake: tokio::sync::Notify::new(),
+            documents: crate::http::documents::DocumentCache::default(),
             username_policy: UsernamePolicy::with_extra_terms(
                 &settings.username_blocklist,
                 &settings.username_reserved,
@@ -270,6 +272,11 @@ impl AppState {
     /// In-process metrics.
     pub fn metrics(&self) -> &crate::http::metrics::Metrics {
         &self.0.metrics
+    }
+
+    /// GraphQL documents parsed by earlier requests.
+    pub fn documents(&self) -> &crate::http::documents::DocumentCache {
+        &self.0.documents
     }
 
     /// The username policy, with the operator's extra terms.

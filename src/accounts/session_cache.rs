@@ -12,7 +12,7 @@
 //! - What this instance changes it forgets at once: every GraphQL mutation
 //!   empties the cache when it ends, whatever it touched, except sign-ups
 //!   and sign-ins, which change no existing account or session (see
-//!   `LEAVES_SESSIONS_ALONE` in [`crate::http`]); the jobs that change
+//!   `LEAVES_SESSIONS_ALONE` in [`crate::http::documents`]); the jobs that change
 //!   accounts forget them (guardian expiry the minor's account, the purge
 //!   everything, after each batch).
 //! - What other instances change arrives as PostgreSQL notifications: a

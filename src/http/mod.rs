@@ -6,6 +6,7 @@
 //! over GET. Array batches are refused. Every response carries a request id
 //! and `nosniff`; API answers are never cached.
 
+pub mod documents;
 pub mod metrics;
 pub mod playground;
 
@@ -224,25 +225,26 @@ async fn graphql_post(
         );
     }
     // A document that does not parse is left to the executor's own error.
-    // One that does is kept in the request, so the executor does not parse
-    // it again.
+    // One that does is handed to the executor, so it does not parse it
+    // again (and usually nobody parses it: see `documents`).
     let mut forgets_sessions = false;
-    if let Ok(document) = gql_request.parsed_query() {
-        forgets_sessions = may_change_sessions(document);
-        if count_aliases(document) > MAX_ALIASES {
+    if let Some(document) = state.documents().get(&gql_request.query) {
+        forgets_sessions = document.may_change_sessions;
+        if document.aliases > MAX_ALIASES {
             return refusal(
                 StatusCode::BAD_REQUEST,
                 ErrorCode::BadUserInput,
                 "Too many aliased fields in one request.",
             );
         }
-        if application_depth(document) > crate::graphql::MAX_DEPTH {
+        if document.depth > crate::graphql::MAX_DEPTH {
             return refusal(
                 StatusCode::BAD_REQUEST,
                 ErrorCode::BadUserInput,
                 "The query is nested too deep.",
             );
         }
+        gql_request.set_parsed_query(document.parsed.clone());
     }
     let operation_name = gql_request.operation_name.clone();
     let started = std::time::Instant::now();
@@ -342,106 +344,6 @@ async fn graphql_post(
     http
 }
 
-/// The deepest nesting of application fields in a document. Introspection
-/// (`__schema`, `__type`) is left out: GraphiQL's own introspection query
-/// nests type references deeper than any application query should, and the
-/// executor bounds it with [`crate::graphql::MAX_INTROSPECTION_DEPTH`].
-fn application_depth(document: &async_graphql::parser::types::ExecutableDocument) -> usize {
-    use async_graphql::parser::types::{ExecutableDocument, Selection, SelectionSet};
-    fn walk(set: &SelectionSet, document: &ExecutableDocument, spreads: &mut Vec<String>) -> usize {
-        set.items
-            .iter()
-            .map(|item| match &item.node {
-                Selection::Field(field) => {
-                    let name = field.node.name.node.as_str();
-                    if name == "__schema" || name == "__type" {
-                        0
-                    } else {
-                        1 + walk(&field.node.selection_set.node, document, spreads)
-                    }
-                }
-                Selection::InlineFragment(fragment) => {
-                    walk(&fragment.node.selection_set.node, document, spreads)
-                }
-                Selection::FragmentSpread(spread) => {
-                    let name = spread.node.fragment_name.node.to_string();
-                    // A fragment that spreads itself is invalid; the executor
-                    // says so. Here it only must not loop.
-                    if spreads.contains(&name) {
-                        return 0;
-                    }
-                    let Some(fragment) = document.fragments.get(&spread.node.fragment_name.node)
-                    else {
-                        return 0;
-                    };
-                    spreads.push(name);
-                    let depth = walk(&fragment.node.selection_set.node, document, spreads);
-                    spreads.pop();
-                    depth
-                }
-            })
-            .max()
-            .unwrap_or(0)
-    }
-    document
-        .operations
-        .iter()
-        .map(|(_, op)| walk(&op.node.selection_set.node, document, &mut Vec::new()))
-        .max()
-        .unwrap_or(0)
-}
-
-/// Mutation fields that change no existing account or session row, so the
-/// session cache may outlive them: `signup` inserts a new account (no
-/// cached session can belong to it) or only mails the owner of a taken
-/// address; `login` inserts a new session (under a new token) and writes
-/// only the sign-in throttle and the outbox besides. A field is added here
-/// only with such a reason; every other mutation empties the cache.
-const LEAVES_SESSIONS_ALONE: &[&str] = &["signup", "login", "__typename"];
-
-/// Whether running `document` may change a row the session cache holds:
-/// it has a mutation with a root selection other than a plain field named
-/// in [`LEAVES_SESSIONS_ALONE`] (aliases allowed; fragments are not looked
-/// into, and count as changing).
-fn may_change_sessions(document: &async_graphql::parser::types::ExecutableDocument) -> bool {
-    use async_graphql::parser::types::{OperationType, Selection};
-    document.operations.iter().any(|(_, operation)| {
-        operation.node.ty == OperationType::Mutation
-            && operation.node.selection_set.node.items.iter().any(|item| {
-                !matches!(&item.node, Selection::Field(field)
-                    if LEAVES_SESSIONS_ALONE.contains(&field.node.name.node.as_str()))
-            })
-    })
-}
-
-/// Aliased fields in every operation and fragment of a document.
-fn count_aliases(document: &async_graphql::parser::types::ExecutableDocument) -> usize {
-    use async_graphql::parser::types::{Selection, SelectionSet};
-    fn walk(set: &SelectionSet) -> usize {
-        set.items
-            .iter()
-            .map(|item| match &item.node {
-                Selection::Field(field) => {
-                    usize::from(field.node.alias.is_some()) + walk(&field.node.selection_set.node)
-                }
-                Selection::InlineFragment(fragment) => walk(&fragment.node.selection_set.node),
-                Selection::FragmentSpread(_) => 0,
-            })
-            .sum()
-    }
-    document
-        .operations
-        .iter()
-        .map(|(_, op)| walk(&op.node.selection_set.node))
-        .chain(
-            document
-                .fragments
-                .values()
-                .map(|fragment| walk(&fragment.node.selection_set.node)),
-        )
-        .sum()
-}
-
 /// The session token of a request: `Authorization: Bearer …` first, else
 /// the `custos_session` cookie.
 fn session_token(request: &Request) -> Option<String> {
@@ -528,45 +430,4 @@ async fn readyz(Data(state): Data<&AppState>) -> Response {
         return (StatusCode::SERVICE_UNAVAILABLE, "key store unavailable").into_response();
     }
     "ready".into_response()
-}
-
-#[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-mod tests {
-    use super::may_change_sessions;
-
-    fn changes(query: &str) -> bool {
-        may_change_sessions(&async_graphql::parser::parse_query(query).unwrap())
-    }
-
-    #[test]
-    fn only_sign_ups_and_sign_ins_leave_the_session_cache_alone() {
-        assert!(!changes("{ me { id } }"));
-        assert!(!changes("query Q { policy { version } }"));
-        assert!(!changes(
-            r#"mutation { signup(input: { username: "a" }) { accepted } }"#
-        ));
-        assert!(!changes(
-            r#"mutation { first: login(input: { login: "a", password: "b" }) { token } }"#
-        ));
-        assert!(!changes(
-            r#"mutation { login(input: { login: "a", password: "b" }) { token } __typename }"#
-        ));
-        // Anything else, alone or beside them, empties it.
-        assert!(changes("mutation { logout }"));
-        assert!(changes(
-            r#"mutation { login(input: { login: "a", password: "b" }) { token } logout }"#
-        ));
-        assert!(changes(r#"mutation { login: logout }"#));
-        assert!(changes(
-            "mutation { ...F } fragment F on MutationRoot { login { token } }"
-        ));
-        assert!(changes(
-            "mutation { ... on MutationRoot { signup { accepted } } }"
-        ));
-        // Every mutation of a document counts, not only the one that runs.
-        assert!(changes(
-            r#"mutation A { login(input: { login: "a", password: "b" }) { token } } mutation B { logout }"#
-        ));
-    }
 }

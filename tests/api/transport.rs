@@ -214,6 +214,20 @@ async fn a_hundred_aliases_are_refused_and_a_few_are_fine() {
     assert_eq!(response.status(), 400);
     let body: Value = response.json().await.unwrap();
     assert_eq!(error_code(&body), Some("BAD_USER_INPUT"));
+    // The same text again is found parsed, and refused again.
+    let again = app
+        .client
+        .post(format!("{}/graphql", app.address))
+        .json(&json!({ "query": format!("{{ {many} }}") }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 400);
+    assert!(
+        app.metrics()
+            .await
+            .contains("custos_graphql_documents_total{result=\"cached\"} 1")
+    );
     // Aliases hidden in fragments count too.
     let fragment = format!("query {{ ...F }} fragment F on QueryRoot {{ {many} }}");
     let body: Value = app
@@ -229,6 +243,48 @@ async fn a_hundred_aliases_are_refused_and_a_few_are_fine() {
     assert_eq!(error_code(&body), Some("BAD_USER_INPUT"));
     let body = app.gql("{ a: __typename b: __typename }", json!({})).await;
     assert_eq!(body["data"]["b"], "QueryRoot");
+}
+
+#[tokio::test]
+async fn query_texts_are_parsed_once_unless_they_carry_literal_text() {
+    let app = spawn_app().await;
+    let counts = || async {
+        let text = app.metrics().await;
+        let count = |line: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(line))
+                .unwrap()
+                .trim()
+                .parse::<u64>()
+                .unwrap()
+        };
+        (
+            count("custos_graphql_documents_total{result=\"cached\"}"),
+            count("custos_graphql_documents_total{result=\"parsed\"}"),
+            count("custos_graphql_documents_cached"),
+        )
+    };
+    let (cached, parsed, kept) = counts().await;
+    let login = "mutation($i: LoginInput!) { login(input: $i) { token } }";
+    for _ in 0..3 {
+        let body = app
+            .gql(
+                login,
+                json!({ "i": { "login": "nobody", "password": "not a password" } }),
+            )
+            .await;
+        assert_eq!(error_code(&body), Some("INVALID_CREDENTIALS"), "{body}");
+    }
+    assert_eq!(counts().await, (cached + 2, parsed + 1, kept + 1));
+    // The same sign-in with its values written into the text: parsed for
+    // each request, kept for none.
+    let inline =
+        r#"mutation { login(input: { login: "nobody", password: "not a password" }) { token } }"#;
+    for _ in 0..2 {
+        let body = app.gql(inline, json!({})).await;
+        assert_eq!(error_code(&body), Some("INVALID_CREDENTIALS"), "{body}");
+    }
+    assert_eq!(counts().await, (cached + 2, parsed + 3, kept + 1));
 }
 
 #[tokio::test]

@@ -1,0 +1,620 @@
+//! What the GraphQL endpoint learns from a query text before running it,
+//! and a per-instance cache of it.
+//!
+//! A frontend sends the same few dozen query texts over and over, with its
+//! values in variables. Parsing a text (async-graphql's grammar) was the
+//! largest single cost of a signed-in read, so a parsed text is kept, with
+//! the figures the endpoint's limits need (aliases, depth, whether it may
+//! change a cached session).
+//!
+//! Rules:
+//! - Only documents without a string literal anywhere are kept. What a
+//!   person types (an address, a password, a ticket) then travels in
+//!   variables, which are never kept; a document that inlines such text is
+//!   parsed for its request and forgotten with it, so no personal data
+//!   outlives its request here.
+//! - Bounded in memory: at most [`MAX_ENTRIES`] documents, of at most
+//!   [`MAX_TEXT_BYTES`] of text and [`MAX_DOCUMENT_BYTES`] parsed, and
+//!   [`MAX_BYTES`] in all. A parsed document's size is estimated from its
+//!   nodes (selections, arguments, values, directives, variables): a
+//!   parsed field takes about 240 bytes, so 8 KiB of `{ a a a … }` is close
+//!   to 1 MB parsed, and a count of texts alone would not bound the memory.
+//!   When full, the least recently used quarter is dropped (again until
+//!   the new one fits), so a stream of one-off texts costs an occasional
+//!   sort, and the texts in use come back after one parse.
+//! - A text that does not parse is not kept; the executor reports it.
+
+use std::{
+    collections::HashMap,
+    sync::{
+        Arc, PoisonError, RwLock,
+        atomic::{AtomicU64, Ordering},
+    },
+};
+
+use async_graphql::{
+    Positioned,
+    parser::types::{Directive, ExecutableDocument, OperationType, Selection, SelectionSet},
+};
+use async_graphql_value::{ConstValue, Value};
+
+/// Most documents kept.
+pub const MAX_ENTRIES: usize = 512;
+/// Longest query text kept (GraphiQL's introspection query is about 2 KiB).
+pub const MAX_TEXT_BYTES: usize = 8 * 1024;
+/// Largest estimated size of one kept document, text and parse (about
+/// 1,000 nodes; GraphiQL's introspection query has about 150).
+pub const MAX_DOCUMENT_BYTES: usize = 256 * 1024;
+/// Largest estimated size of all kept documents together.
+pub const MAX_BYTES: usize = 4 * 1024 * 1024;
+/// Estimated bytes of one parsed node (measured: about 240 for a field).
+const NODE_BYTES: usize = 256;
+
+/// A parsed query text and what the endpoint checks before running it.
+#[derive(Debug)]
+pub struct Document {
+    /// The parsed text, handed to the executor so it does not parse again.
+    pub parsed: ExecutableDocument,
+    /// Aliased fields in every operation and fragment.
+    pub aliases: usize,
+    /// Deepest nesting of application fields.
+    pub depth: usize,
+    /// Whether running it may change a row the session cache holds.
+    pub may_change_sessions: bool,
+}
+
+impl Document {
+    /// Parses `query`; `None` if it does not parse.
+    pub fn parse(query: &str) -> Option<Self> {
+        let parsed = async_graphql::parser::parse_query(query).ok()?;
+        Some(Self {
+            aliases: count_aliases(&parsed),
+            depth: application_depth(&parsed),
+            may_change_sessions: may_change_sessions(&parsed),
+            parsed,
+        })
+    }
+}
+
+/// Parsed documents by query text (see the module's rules).
+#[derive(Debug, Default)]
+pub struct DocumentCache {
+    entries: RwLock<Entries>,
+    /// Moves on every use; a slot remembers the tick of its last one.
+    ticks: AtomicU64,
+    hits: AtomicU64,
+    misses: AtomicU64,
+}
+
+#[derive(Debug, Default)]
+struct Entries {
+    by_text: HashMap<Box<str>, Slot>,
+    /// Estimated size of everything in `by_text`.
+    bytes: usize,
+}
+
+#[derive(Debug)]
+struct Slot {
+    document: Arc<Document>,
+    last_used: AtomicU64,
+    bytes: usize,
+}
+
+impl DocumentCache {
+    /// The document for `query`: kept, or parsed now (and kept when the
+    /// rules allow). `None` if the text does not parse.
+    pub fn get(&self, query: &str) -> Option<Arc<Document>> {
+        let tick = self.ticks.fetch_add(1, Ordering::Relaxed);
+        {
+            let entries = self.entries.read().unwrap_or_else(PoisonError::into_inner);
+            if let Some(slot) = entries.by_text.get(query) {
+                slot.last_used.store(tick, Ordering::Relaxed);
+                self.hits.fetch_add(1, Ordering::Relaxed);
+                return Some(slot.document.clone());
+            }
+        }
+        self.misses.fetch_add(1, Ordering::Relaxed);
+        let document = Arc::new(Document::parse(query)?);
+        let bytes = query.len() + NODE_BYTES * count_nodes(&document.parsed);
+        if query.len() <= MAX_TEXT_BYTES
+            && bytes <= MAX_DOCUMENT_BYTES
+            && !has_string_literal(&document.parsed)
+        {
+            let mut entries = self.entries.write().unwrap_or_else(PoisonError::into_inner);
+            while !entries.by_text.is_empty()
+                && (entries.by_text.len() >= MAX_ENTRIES || entries.bytes + bytes > MAX_BYTES)
+            {
+                entries.drop_least_used_quarter();
+            }
+            let slot = Slot {
+                document: document.clone(),
+                last_used: AtomicU64::new(tick),
+                bytes,
+            };
+            if let Some(replaced) = entries.by_text.insert(query.into(), slot) {
+                // Parsed by two requests at once; the first copy goes.
+                entries.bytes -= replaced.bytes;
+            }
+            entries.bytes += bytes;
+        }
+        Some(document)
+    }
+
+    /// Documents kept now.
+    pub fn len(&self) -> usize {
+        self.read().by_text.len()
+    }
+
+    /// Whether nothing is kept.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Estimated size of the kept documents.
+    pub fn bytes(&self) -> usize {
+        self.read().bytes
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Entries> {
+        self.entries.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Texts found kept, and texts parsed, since start.
+    pub fn hits_and_misses(&self) -> (u64, u64) {
+        (
+            self.hits.load(Ordering::Relaxed),
+            self.misses.load(Ordering::Relaxed),
+        )
+    }
+}
+
+impl Entries {
+    /// Drops the least recently used quarter (at least one).
+    fn drop_least_used_quarter(&mut self) {
+        let mut ticks: Vec<u64> = self
+            .by_text
+            .values()
+            .map(|slot| slot.last_used.load(Ordering::Relaxed))
+            .collect();
+        if ticks.is_empty() {
+            return;
+        }
+        let cut = (ticks.len() / 4).max(1);
+        let threshold = *ticks.select_nth_unstable(cut - 1).1;
+        self.by_text
+            .retain(|_, slot| slot.last_used.load(Ordering::Relaxed) > threshold);
+        self.bytes = self.by_text.values().map(|slot| slot.bytes).sum();
+    }
+}
+
+/// Nodes of a parsed document: selections, arguments and their values,
+/// directives, variable definitions, operations and fragments.
+fn count_nodes(document: &ExecutableDocument) -> usize {
+    fn value_nodes(value: &Value) -> usize {
+        1 + match value {
+            Value::List(items) => items.iter().map(value_nodes).sum(),
+            Value::Object(fields) => fields.values().map(value_nodes).sum(),
+            _ => 0,
+        }
+    }
+    fn const_nodes(value: &ConstValue) -> usize {
+        1 + match value {
+            ConstValue::List(items) => items.iter().map(const_nodes).sum(),
+            ConstValue::Object(fields) => fields.values().map(const_nodes).sum(),
+            _ => 0,
+        }
+    }
+    fn directive_nodes(list: &[Positioned<Directive>]) -> usize {
+        list.iter()
+            .map(|d| {
+                1 + d
+                    .node
+                    .arguments
+                    .iter()
+                    .map(|(_, v)| 1 + value_nodes(&v.node))
+                    .sum::<usize>()
+            })
+            .sum()
+    }
+    fn set_nodes(selections: &SelectionSet) -> usize {
+        selections
+            .items
+            .iter()
+            .map(|item| {
+                1 + match &item.node {
+                    Selection::Field(field) => {
+                        let field = &field.node;
+                        field
+                            .arguments
+                            .iter()
+                            .map(|(_, v)| 1 + value_nodes(&v.node))
+                            .sum::<usize>()
+                            + directive_nodes(&field.directives)
+                            + set_nodes(&field.selection_set.node)
+                    }
+                    Selection::InlineFragment(fragment) => {
+                        directive_nodes(&fragment.node.directives)
+                            + set_nodes(&fragment.node.selection_set.node)
+                    }
+                    Selection::FragmentSpread(spread) => directive_nodes(&spread.node.directives),
+                }
+            })
+            .sum()
+    }
+    let operations: usize = document
+        .operations
+        .iter()
+        .map(|(_, operation)| {
+            let operation = &operation.node;
+            1 + operation
+                .variable_definitions
+                .iter()
+                .map(|variable| {
+                    1 + directive_nodes(&variable.node.directives)
+                        + variable
+                            .node
+                            .default_value
+                            .as_ref()
+                            .map_or(0, |default| const_nodes(&default.node))
+                })
+                .sum::<usize>()
+                + directive_nodes(&operation.directives)
+                + set_nodes(&operation.selection_set.node)
+        })
+        .sum();
+    let fragments: usize = document
+        .fragments
+        .values()
+        .map(|fragment| {
+            1 + directive_nodes(&fragment.node.directives)
+                + set_nodes(&fragment.node.selection_set.node)
+        })
+        .sum();
+    operations + fragments
+}
+
+/// Whether a string literal appears anywhere in `document`: an argument
+/// of a field or directive (inside lists and objects too) or a variable's
+/// default value.
+fn has_string_literal(document: &ExecutableDocument) -> bool {
+    fn in_value(value: &Value) -> bool {
+        match value {
+            Value::String(_) | Value::Binary(_) => true,
+            Value::List(items) => items.iter().any(in_value),
+            Value::Object(fields) => fields.values().any(in_value),
+            Value::Variable(_)
+            | Value::Null
+            | Value::Number(_)
+            | Value::Boolean(_)
+            | Value::Enum(_) => false,
+        }
+    }
+    fn in_const(value: &ConstValue) -> bool {
+        match value {
+            ConstValue::String(_) | ConstValue::Binary(_) => true,
+            ConstValue::List(items) => items.iter().any(in_const),
+            ConstValue::Object(fields) => fields.values().any(in_const),
+            ConstValue::Null
+            | ConstValue::Number(_)
+            | ConstValue::Boolean(_)
+            | ConstValue::Enum(_) => false,
+        }
+    }
+    fn in_directives(directives: &[Positioned<Directive>]) -> bool {
+        directives.iter().any(|directive| {
+            directive
+                .node
+                .arguments
+                .iter()
+                .any(|(_, value)| in_value(&value.node))
+        })
+    }
+    fn in_set(set: &SelectionSet) -> bool {
+        set.items.iter().any(|item| match &item.node {
+            Selection::Field(field) => {
+                let field = &field.node;
+                field
+                    .arguments
+                    .iter()
+                    .any(|(_, value)| in_value(&value.node))
+                    || in_directives(&field.directives)
+                    || in_set(&field.selection_set.node)
+            }
+            Selection::InlineFragment(fragment) => {
+                in_directives(&fragment.node.directives)
+                    || in_set(&fragment.node.selection_set.node)
+            }
+            Selection::FragmentSpread(spread) => in_directives(&spread.node.directives),
+        })
+    }
+    document.operations.iter().any(|(_, operation)| {
+        let operation = &operation.node;
+        operation.variable_definitions.iter().any(|variable| {
+            in_directives(&variable.node.directives)
+                || variable
+                    .node
+                    .default_value
+                    .as_ref()
+                    .is_some_and(|value| in_const(&value.node))
+        }) || in_directives(&operation.directives)
+            || in_set(&operation.selection_set.node)
+    }) || document.fragments.values().any(|fragment| {
+        in_directives(&fragment.node.directives) || in_set(&fragment.node.selection_set.node)
+    })
+}
+
+/// The deepest nesting of application fields in a document. Introspection
+/// (`__schema`, `__type`) is left out: GraphiQL's own introspection query
+/// nests type references deeper than any application query should, and the
+/// executor bounds it with [`crate::graphql::MAX_INTROSPECTION_DEPTH`].
+fn application_depth(document: &ExecutableDocument) -> usize {
+    fn walk(set: &SelectionSet, document: &ExecutableDocument, spreads: &mut Vec<String>) -> usize {
+        set.items
+            .iter()
+            .map(|item| match &item.node {
+                Selection::Field(field) => {
+                    let name = field.node.name.node.as_str();
+                    if name == "__schema" || name == "__type" {
+                        0
+                    } else {
+                        1 + walk(&field.node.selection_set.node, document, spreads)
+                    }
+                }
+                Selection::InlineFragment(fragment) => {
+                    walk(&fragment.node.selection_set.node, document, spreads)
+                }
+                Selection::FragmentSpread(spread) => {
+                    let name = spread.node.fragment_name.node.to_string();
+                    // A fragment that spreads itself is invalid; the executor
+                    // says so. Here it only must not loop.
+                    if spreads.contains(&name) {
+                        return 0;
+                    }
+                    let Some(fragment) = document.fragments.get(&spread.node.fragment_name.node)
+                    else {
+                        return 0;
+                    };
+                    spreads.push(name);
+                    let depth = walk(&fragment.node.selection_set.node, document, spreads);
+                    spreads.pop();
+                    depth
+                }
+            })
+            .max()
+            .unwrap_or(0)
+    }
+    document
+        .operations
+        .iter()
+        .map(|(_, op)| walk(&op.node.selection_set.node, document, &mut Vec::new()))
+        .max()
+        .unwrap_or(0)
+}
+
+/// Mutation fields that change no existing account or session row, so the
+/// session cache may outlive them: `signup` inserts a new account (no
+/// cached session can belong to it) or only mails the owner of a taken
+/// address; `login` inserts a new session (under a new token) and writes
+/// only the sign-in throttle and the outbox besides. A field is added here
+/// only with such a reason; every other mutation empties the cache.
+const LEAVES_SESSIONS_ALONE: &[&str] = &["signup", "login", "__typename"];
+
+/// Whether running `document` may change a row the session cache holds:
+/// it has a mutation with a root selection other than a plain field named
+/// in [`LEAVES_SESSIONS_ALONE`] (aliases allowed; fragments are not looked
+/// into, and count as changing).
+fn may_change_sessions(document: &ExecutableDocument) -> bool {
+    document.operations.iter().any(|(_, operation)| {
+        operation.node.ty == OperationType::Mutation
+            && operation.node.selection_set.node.items.iter().any(|item| {
+                !matches!(&item.node, Selection::Field(field)
+                    if LEAVES_SESSIONS_ALONE.contains(&field.node.name.node.as_str()))
+            })
+    })
+}
+
+/// Aliased fields in every operation and fragment of a document.
+fn count_aliases(document: &ExecutableDocument) -> usize {
+    fn walk(set: &SelectionSet) -> usize {
+        set.items
+            .iter()
+            .map(|item| match &item.node {
+                Selection::Field(field) => {
+                    usize::from(field.node.alias.is_some()) + walk(&field.node.selection_set.node)
+                }
+                Selection::InlineFragment(fragment) => walk(&fragment.node.selection_set.node),
+                Selection::FragmentSpread(_) => 0,
+            })
+            .sum()
+    }
+    document
+        .operations
+        .iter()
+        .map(|(_, op)| walk(&op.node.selection_set.node))
+        .chain(
+            document
+                .fragments
+                .values()
+                .map(|fragment| walk(&fragment.node.selection_set.node)),
+        )
+        .sum()
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+
+    fn changes(query: &str) -> bool {
+        Document::parse(query).unwrap().may_change_sessions
+    }
+
+    #[test]
+    fn only_sign_ups_and_sign_ins_leave_the_session_cache_alone() {
+        assert!(!changes("{ me { id } }"));
+        assert!(!changes("query Q { policy { version } }"));
+        assert!(!changes(
+            r#"mutation { signup(input: { username: "a" }) { accepted } }"#
+        ));
+        assert!(!changes(
+            r#"mutation { first: login(input: { login: "a", password: "b" }) { token } }"#
+        ));
+        assert!(!changes(
+            r#"mutation { login(input: { login: "a", password: "b" }) { token } __typename }"#
+        ));
+        // Anything else, alone or beside them, empties it.
+        assert!(changes("mutation { logout }"));
+        assert!(changes(
+            r#"mutation { login(input: { login: "a", password: "b" }) { token } logout }"#
+        ));
+        assert!(changes(r#"mutation { login: logout }"#));
+        assert!(changes(
+            "mutation { ...F } fragment F on MutationRoot { login { token } }"
+        ));
+        assert!(changes(
+            "mutation { ... on MutationRoot { signup { accepted } } }"
+        ));
+        // Every mutation of a document counts, not only the one that runs.
+        assert!(changes(
+            r#"mutation A { login(input: { login: "a", password: "b" }) { token } } mutation B { logout }"#
+        ));
+    }
+
+    #[test]
+    fn the_figures_the_limits_need_are_worked_out_with_the_parse() {
+        let document = Document::parse(
+            "query { a: me { b: id } ...F } fragment F on QueryRoot { c: __typename }",
+        )
+        .unwrap();
+        assert_eq!(document.aliases, 3);
+        assert_eq!(document.depth, 2);
+        let introspection =
+            Document::parse("{ __schema { types { fields { type { ofType { name } } } } } }")
+                .unwrap();
+        assert_eq!(introspection.depth, 0);
+        assert!(Document::parse("{ me { ").is_none());
+    }
+
+    #[test]
+    fn a_text_is_parsed_once_and_then_found() {
+        let cache = DocumentCache::default();
+        let query = "query Me($x: Boolean = true) { me @include(if: $x) { id username } }";
+        let first = cache.get(query).unwrap();
+        let second = cache.get(query).unwrap();
+        assert!(Arc::ptr_eq(&first, &second));
+        assert_eq!(cache.hits_and_misses(), (1, 1));
+        assert_eq!(cache.len(), 1);
+        // Variables, enums, numbers, booleans and null are not literal text.
+        for kept in [
+            "mutation($i: LoginInput!) { login(input: $i) { token } }",
+            "{ auditLog(first: 10, after: null) { edges { node { id } } } }",
+            "{ consents(purposes: [MARKETING, ANALYTICS]) { purpose } }",
+        ] {
+            cache.get(kept).unwrap();
+        }
+        assert_eq!(cache.len(), 4);
+    }
+
+    #[test]
+    fn a_text_with_a_string_literal_is_never_kept() {
+        let cache = DocumentCache::default();
+        for literal in [
+            r#"mutation { login(input: { login: "ann", password: "secret" }) { token } }"#,
+            r#"{ lookup(names: ["ann"]) { id } }"#,
+            r#"{ lookup(filter: { inner: { name: "ann" } }) { id } }"#,
+            r#"{ me { id @tag(note: "ann") } }"#,
+            r#"{ me { ... on Account @tag(note: "ann") { id } } }"#,
+            r#"{ me { ...F @tag(note: "ann") } } fragment F on Account { id }"#,
+            r#"{ me { ...F } } fragment F on Account { tickets(subject: "ann") { id } }"#,
+            r#"query($x: String = "ann") { me { id } }"#,
+            r#"query($x: Filter = { names: ["ann"] }) { me { id } }"#,
+            r#"query($x: Int @tag(note: "ann")) { me { id } }"#,
+            r#"query @tag(note: "ann") { me { id } }"#,
+            r#"query { me { id } } fragment F on Account @tag(note: "ann") { id }"#,
+        ] {
+            // Parsed for its request all the same, every time.
+            assert!(cache.get(literal).is_some(), "{literal}");
+            assert!(cache.get(literal).is_some(), "{literal}");
+            assert!(cache.is_empty(), "kept: {literal}");
+        }
+        assert_eq!(cache.hits_and_misses(), (0, 24));
+    }
+
+    #[test]
+    fn long_and_broken_texts_are_not_kept() {
+        let cache = DocumentCache::default();
+        let long = format!("{{ me {{ id }} }}{}", " ".repeat(MAX_TEXT_BYTES));
+        assert!(cache.get(&long).is_some());
+        assert!(cache.get("{ me { ").is_none());
+        assert!(cache.is_empty());
+        assert_eq!(cache.hits_and_misses(), (0, 2));
+    }
+
+    #[test]
+    fn nodes_are_counted_wherever_they_are() {
+        let count = |query: &str| count_nodes(&async_graphql::parser::parse_query(query).unwrap());
+        // Operation, field.
+        assert_eq!(count("{ a }"), 2);
+        // Operation, variable with a default list of two, field with an
+        // argument holding an object of one, a directive with an argument,
+        // a child field; a fragment with one field, spread once.
+        assert_eq!(
+            count(
+                "query($v: [Int] = [1, 2]) { a(x: { y: 1 }) @skip(if: $v) { b ...F } } fragment F on T { c }"
+            ),
+            1 + (1 + 3) + (1 + (1 + 2) + (1 + 2) + 1 + 1) + (1 + 1)
+        );
+    }
+
+    #[test]
+    fn a_document_too_big_once_parsed_is_not_kept() {
+        let cache = DocumentCache::default();
+        // Short text, over a thousand fields: about 280 KB parsed.
+        let wide = format!("{{ {} }}", "a ".repeat(1_100));
+        assert!(wide.len() < MAX_TEXT_BYTES);
+        assert!(cache.get(&wide).is_some());
+        assert!(cache.is_empty());
+        let narrower = format!("{{ {} }}", "a ".repeat(900));
+        cache.get(&narrower).unwrap();
+        assert_eq!(cache.len(), 1);
+        assert_eq!(cache.bytes(), narrower.len() + NODE_BYTES * 901);
+    }
+
+    #[test]
+    fn the_kept_documents_stay_within_their_memory_budget() {
+        let cache = DocumentCache::default();
+        // Each about 200 KiB parsed: twenty fit in the budget, not more.
+        let text = |i: usize| format!("query Q{i} {{ {} }}", "a ".repeat(800));
+        for i in 0..40 {
+            cache.get(&text(i)).unwrap();
+            assert!(cache.bytes() <= MAX_BYTES, "{} after {i}", cache.bytes());
+        }
+        assert!(cache.len() < 21, "{}", cache.len());
+        // The last one is kept; the first went.
+        let (hits, misses) = cache.hits_and_misses();
+        cache.get(&text(39)).unwrap();
+        cache.get(&text(0)).unwrap();
+        assert_eq!(cache.hits_and_misses(), (hits + 1, misses + 1));
+    }
+
+    #[test]
+    fn a_full_cache_drops_its_least_used_quarter() {
+        let cache = DocumentCache::default();
+        let text = |i: usize| format!("query Q{i} {{ me {{ id }} }}");
+        for i in 0..MAX_ENTRIES {
+            cache.get(&text(i)).unwrap();
+        }
+        assert_eq!(cache.len(), MAX_ENTRIES);
+        // The first text is in use again; the second is now the least used.
+        cache.get(&text(0)).unwrap();
+        cache.get(&text(MAX_ENTRIES)).unwrap();
+        assert_eq!(cache.len(), MAX_ENTRIES - MAX_ENTRIES / 4 + 1);
+        let (hits, misses) = cache.hits_and_misses();
+        cache.get(&text(0)).unwrap();
+        cache.get(&text(MAX_ENTRIES)).unwrap();
+        assert_eq!(cache.hits_and_misses(), (hits + 2, misses));
+        cache.get(&text(1)).unwrap();
+        cache.get(&text(MAX_ENTRIES / 4 + 1)).unwrap();
+        assert_eq!(cache.hits_and_misses(), (hits + 3, misses + 1));
+    }
+}
