@@ -307,6 +307,20 @@ impl TestApp {
         self.gql_with_token(None, query, variables).await
     }
 
+    /// POSTs a query text alone; the status and decoded body, whatever the
+    /// status (for requests refused before they run).
+    pub async fn post_query(&self, query: &str) -> (u16, Value) {
+        let response = self
+            .client
+            .post(format!("{}/graphql", self.address))
+            .json(&json!({ "query": query }))
+            .send()
+            .await
+            .expect("request sent");
+        let status = response.status().as_u16();
+        (status, response.json().await.expect("JSON body"))
+    }
+
     /// POSTs a GraphQL operation with an optional bearer token.
     pub async fn gql_with_token(
         &self,

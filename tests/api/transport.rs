@@ -86,14 +86,9 @@ async fn oversized_bodies_and_queries_are_refused() {
     assert_eq!(response.status(), 413);
 
     let long_query = format!("{{ __typename {} }}", "__typename ".repeat(2000));
-    let response = app
-        .client
-        .post(format!("{}/graphql", app.address))
-        .json(&json!({ "query": long_query }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 400);
+    let (status, body) = app.post_query(&long_query).await;
+    assert_eq!(status, 400);
+    assert_eq!(error_code(&body), Some("BAD_USER_INPUT"));
 }
 
 #[tokio::test]
@@ -134,15 +129,8 @@ async fn deep_queries_are_refused_but_graphiql_introspection_works() {
     for level in 0..11 {
         deep = format!("f{level} {{ {deep} }}");
     }
-    let response = app
-        .client
-        .post(format!("{}/graphql", app.address))
-        .json(&json!({ "query": format!("{{ {deep} }}") }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 400);
-    let body: Value = response.json().await.unwrap();
+    let (status, body) = app.post_query(&format!("{{ {deep} }}")).await;
+    assert_eq!(status, 400);
     assert_eq!(error_code(&body), Some("BAD_USER_INPUT"));
 
     // Introspection nesting is bounded too.
@@ -204,25 +192,13 @@ async fn policy_is_served_in_the_requested_language() {
 async fn a_hundred_aliases_are_refused_and_a_few_are_fine() {
     let app = spawn_app().await;
     let many: String = (0..100).map(|i| format!("a{i}: __typename ")).collect();
-    let response = app
-        .client
-        .post(format!("{}/graphql", app.address))
-        .json(&json!({ "query": format!("{{ {many} }}") }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 400);
-    let body: Value = response.json().await.unwrap();
+    let (status, body) = app.post_query(&format!("{{ {many} }}")).await;
+    assert_eq!(status, 400);
     assert_eq!(error_code(&body), Some("BAD_USER_INPUT"));
     // The same text again is found parsed, and refused again.
-    let again = app
-        .client
-        .post(format!("{}/graphql", app.address))
-        .json(&json!({ "query": format!("{{ {many} }}") }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(again.status(), 400);
+    let (status, body) = app.post_query(&format!("{{ {many} }}")).await;
+    assert_eq!(status, 400);
+    assert_eq!(error_code(&body), Some("BAD_USER_INPUT"));
     assert!(
         app.metrics()
             .await
@@ -230,16 +206,8 @@ async fn a_hundred_aliases_are_refused_and_a_few_are_fine() {
     );
     // Aliases hidden in fragments count too.
     let fragment = format!("query {{ ...F }} fragment F on QueryRoot {{ {many} }}");
-    let body: Value = app
-        .client
-        .post(format!("{}/graphql", app.address))
-        .json(&json!({ "query": fragment }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (status, body) = app.post_query(&fragment).await;
+    assert_eq!(status, 400);
     assert_eq!(error_code(&body), Some("BAD_USER_INPUT"));
     let body = app.gql("{ a: __typename b: __typename }", json!({})).await;
     assert_eq!(body["data"]["b"], "QueryRoot");
