@@ -29,7 +29,9 @@
 //! - A fill that raced an invalidation is dropped: each invalidation moves
 //!   a generation counter, and an entry read before the move is not stored.
 //! - Entries hold ciphertexts, as the database does, never decrypted
-//!   fields; at most [`CAPACITY`] are kept (emptied when full).
+//!   fields, and never the password hash: nothing answered from the cache
+//!   needs it (checking a password reads the row). At most [`CAPACITY`]
+//!   are kept (emptied when full).
 
 use std::{
     collections::HashMap,
@@ -56,7 +58,7 @@ pub const CAPACITY: usize = 10_000;
 pub struct CachedSession {
     /// The session row.
     pub session: session::Model,
-    /// Its account row.
+    /// Its account row, with an empty password hash once stored.
     pub account: account::Model,
 }
 
@@ -147,13 +149,14 @@ impl SessionCache {
     pub fn put(
         &self,
         token_hash: Vec<u8>,
-        cached: CachedSession,
+        mut cached: CachedSession,
         generation: u64,
         now: DateTime<Utc>,
     ) {
         if !self.is_active() {
             return;
         }
+        cached.account.password_hash = String::new();
         let mut entries = self.lock();
         // Invalidations move the generation while holding the lock, so this
         // comparison cannot interleave with one.
@@ -420,6 +423,16 @@ mod tests {
         assert!(cache.get(b"t", at(-1)).is_none());
         assert!(cache.get(b"other", at(1)).is_none());
         assert_eq!(cache.counts(), (1, 3));
+    }
+
+    #[test]
+    fn entries_never_hold_a_password_hash() {
+        let cache = SessionCache::new(Duration::seconds(5), true);
+        let mut with_hash = cached(Uuid::new_v4());
+        with_hash.account.password_hash = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into();
+        cache.put(b"t".to_vec(), with_hash, cache.generation(), at(0));
+        let found = cache.get(b"t", at(1)).unwrap();
+        assert_eq!(found.account.password_hash, "");
     }
 
     #[test]
