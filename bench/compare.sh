@@ -43,13 +43,7 @@ ports_free "$port"
 server_pid=""
 dbname=""
 work=""
-cleanup() {
-  if [ -n "$server_pid" ]; then kill "$server_pid" 2>/dev/null || true; wait "$server_pid" 2>/dev/null || true; fi
-  if [ -n "$dbname" ]; then psql "$pg_url" -qc "DROP DATABASE IF EXISTS $dbname WITH (FORCE)" >/dev/null 2>&1 || true; fi
-  if [ -n "$work" ]; then rm -rf "$work"; fi
-  server_pid="" dbname="" work=""
-}
-trap cleanup EXIT
+trap end_run EXIT
 trap 'exit 130' INT TERM
 
 # CPU time (1/100 s) of every process whose command line matches $1.
@@ -122,6 +116,6 @@ for _ in $(seq 1 "$rounds"); do
       mixed) mixed "${spec%%=*}" ;;
       me) me_alone "${spec%%=*}" ;;
     esac
-    cleanup
+    end_run
   done
 done

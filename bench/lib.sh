@@ -32,6 +32,16 @@ start_server() {
   exit 1
 }
 
+# Ends one run of compare.sh or split_cores.sh: stops its server, drops its
+# PostgreSQL database and removes its directory (the globals server_pid,
+# dbname and work, each empty when there is none; pg_url), then forgets them.
+end_run() {
+  if [ -n "$server_pid" ]; then kill "$server_pid" 2>/dev/null || true; wait "$server_pid" 2>/dev/null || true; fi
+  if [ -n "$dbname" ]; then psql "$pg_url" -qc "DROP DATABASE IF EXISTS $dbname WITH (FORCE)" >/dev/null 2>&1 || true; fi
+  if [ -n "$work" ]; then rm -rf "$work"; fi
+  server_pid="" dbname="" work=""
+}
+
 # POSTs the GraphQL request body $2 to the server on port $1.
 gql() { curl -sf -X POST -H 'content-type: application/json' --data "$2" "http://127.0.0.1:$1/graphql"; }
 

@@ -34,7 +34,9 @@ ports_free "$port"
 postmaster=$(pgrep -o -x postgres || true)
 [ -n "$postmaster" ] || { echo "no local PostgreSQL server (process 'postgres') to move"; exit 2; }
 pg_mask=$(taskset -p "$postmaster" | awk '{print $NF}')
-move_postgres() { # $1 = taskset -p mask or cpu list option and value
+# Sets the affinity of every PostgreSQL process; the arguments are what
+# `taskset -a -p` takes before the pid (a mask, or -c and a CPU list).
+move_postgres() {
   local pid
   for pid in $(pgrep -x postgres); do taskset -a -p "$@" "$pid" >/dev/null 2>&1 || true; done
 }
@@ -42,13 +44,7 @@ move_postgres() { # $1 = taskset -p mask or cpu list option and value
 work=""
 server_pid=""
 dbname=""
-cleanup() {
-  if [ -n "$server_pid" ]; then kill "$server_pid" 2>/dev/null || true; wait "$server_pid" 2>/dev/null || true; fi
-  if [ -n "$dbname" ]; then psql "$pg_url" -qc "DROP DATABASE IF EXISTS $dbname WITH (FORCE)" >/dev/null 2>&1 || true; fi
-  if [ -n "$work" ]; then rm -rf "$work"; fi
-  server_pid="" dbname="" work=""
-}
-trap 'cleanup; move_postgres "$pg_mask"' EXIT
+trap 'end_run; move_postgres "$pg_mask"' EXIT
 trap 'exit 130' INT TERM
 
 # The server must start on its cores: it sizes its hashing threads and
@@ -81,7 +77,7 @@ run() { # $1 = postgres | sqlite
   rps=$(rps_of "$out")
   printf '%s: %s| %s hashing threads | bound (%s cores) %s / %s | ratio %s %%\n' "$1" "$out" "$threads" "$half" \
     "$before" "$after" "$(python3 -c "print(round(100 * $rps / (($before + $after) / 2), 1))")"
-  cleanup
+  end_run
 }
 
 echo "machine: $cores cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs); custos on $server_cpus, PostgreSQL and wrk on $other_cpus; ${seconds}s a run, $rounds rounds"
