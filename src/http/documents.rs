@@ -33,7 +33,7 @@ use std::{
 };
 
 use async_graphql::{
-    Positioned,
+    Name, Positioned,
     parser::types::{Directive, ExecutableDocument, OperationType, Selection, SelectionSet},
 };
 use async_graphql_value::{ConstValue, Value};
@@ -105,21 +105,16 @@ impl DocumentCache {
     /// rules allow). `None` if the text does not parse.
     pub fn get(&self, query: &str) -> Option<Arc<Document>> {
         let tick = self.ticks.fetch_add(1, Ordering::Relaxed);
-        {
-            let entries = self.entries.read().unwrap_or_else(PoisonError::into_inner);
-            if let Some(slot) = entries.by_text.get(query) {
-                slot.last_used.store(tick, Ordering::Relaxed);
-                self.hits.fetch_add(1, Ordering::Relaxed);
-                return Some(slot.document.clone());
-            }
+        if let Some(slot) = self.read().by_text.get(query) {
+            slot.last_used.store(tick, Ordering::Relaxed);
+            self.hits.fetch_add(1, Ordering::Relaxed);
+            return Some(slot.document.clone());
         }
         self.misses.fetch_add(1, Ordering::Relaxed);
         let document = Arc::new(Document::parse(query)?);
-        let bytes = query.len() + NODE_BYTES * count_nodes(&document.parsed);
-        if query.len() <= MAX_TEXT_BYTES
-            && bytes <= MAX_DOCUMENT_BYTES
-            && !has_string_literal(&document.parsed)
-        {
+        let survey = Survey::of(&document.parsed);
+        let bytes = query.len() + NODE_BYTES * survey.nodes;
+        if query.len() <= MAX_TEXT_BYTES && bytes <= MAX_DOCUMENT_BYTES && !survey.string_literal {
             let mut entries = self.entries.write().unwrap_or_else(PoisonError::into_inner);
             while !entries.by_text.is_empty()
                 && (entries.by_text.len() >= MAX_ENTRIES || entries.bytes + bytes > MAX_BYTES)
@@ -187,160 +182,101 @@ impl Entries {
     }
 }
 
-/// Nodes of a parsed document: selections, arguments and their values,
-/// directives, variable definitions, operations and fragments.
-fn count_nodes(document: &ExecutableDocument) -> usize {
-    fn value_nodes(value: &Value) -> usize {
-        1 + match value {
-            Value::List(items) => items.iter().map(value_nodes).sum(),
-            Value::Object(fields) => fields.values().map(value_nodes).sum(),
-            _ => 0,
-        }
-    }
-    fn const_nodes(value: &ConstValue) -> usize {
-        1 + match value {
-            ConstValue::List(items) => items.iter().map(const_nodes).sum(),
-            ConstValue::Object(fields) => fields.values().map(const_nodes).sum(),
-            _ => 0,
-        }
-    }
-    fn directive_nodes(list: &[Positioned<Directive>]) -> usize {
-        list.iter()
-            .map(|d| {
-                1 + d
-                    .node
-                    .arguments
-                    .iter()
-                    .map(|(_, v)| 1 + value_nodes(&v.node))
-                    .sum::<usize>()
-            })
-            .sum()
-    }
-    fn set_nodes(selections: &SelectionSet) -> usize {
-        selections
-            .items
-            .iter()
-            .map(|item| {
-                1 + match &item.node {
-                    Selection::Field(field) => {
-                        let field = &field.node;
-                        field
-                            .arguments
-                            .iter()
-                            .map(|(_, v)| 1 + value_nodes(&v.node))
-                            .sum::<usize>()
-                            + directive_nodes(&field.directives)
-                            + set_nodes(&field.selection_set.node)
-                    }
-                    Selection::InlineFragment(fragment) => {
-                        directive_nodes(&fragment.node.directives)
-                            + set_nodes(&fragment.node.selection_set.node)
-                    }
-                    Selection::FragmentSpread(spread) => directive_nodes(&spread.node.directives),
-                }
-            })
-            .sum()
-    }
-    let operations: usize = document
-        .operations
-        .iter()
-        .map(|(_, operation)| {
-            let operation = &operation.node;
-            1 + operation
-                .variable_definitions
-                .iter()
-                .map(|variable| {
-                    1 + directive_nodes(&variable.node.directives)
-                        + variable
-                            .node
-                            .default_value
-                            .as_ref()
-                            .map_or(0, |default| const_nodes(&default.node))
-                })
-                .sum::<usize>()
-                + directive_nodes(&operation.directives)
-                + set_nodes(&operation.selection_set.node)
-        })
-        .sum();
-    let fragments: usize = document
-        .fragments
-        .values()
-        .map(|fragment| {
-            1 + directive_nodes(&fragment.node.directives)
-                + set_nodes(&fragment.node.selection_set.node)
-        })
-        .sum();
-    operations + fragments
+/// What the cache needs to know of a parsed document before keeping it,
+/// from one walk over it.
+#[derive(Debug, Default)]
+struct Survey {
+    /// Nodes: operations, fragments, variable definitions, selections,
+    /// directives, arguments and their values (each list and object item).
+    nodes: usize,
+    /// Whether a string literal appears anywhere: an argument of a field
+    /// or directive (inside lists and objects too) or a variable's default.
+    string_literal: bool,
 }
 
-/// Whether a string literal appears anywhere in `document`: an argument
-/// of a field or directive (inside lists and objects too) or a variable's
-/// default value.
-fn has_string_literal(document: &ExecutableDocument) -> bool {
-    fn in_value(value: &Value) -> bool {
+impl Survey {
+    fn of(document: &ExecutableDocument) -> Self {
+        let mut survey = Self::default();
+        for (_, operation) in document.operations.iter() {
+            let operation = &operation.node;
+            survey.nodes += 1;
+            for variable in &operation.variable_definitions {
+                survey.nodes += 1;
+                survey.directives(&variable.node.directives);
+                if let Some(default) = &variable.node.default_value {
+                    survey.constant(&default.node);
+                }
+            }
+            survey.directives(&operation.directives);
+            survey.selections(&operation.selection_set.node);
+        }
+        for fragment in document.fragments.values() {
+            survey.nodes += 1;
+            survey.directives(&fragment.node.directives);
+            survey.selections(&fragment.node.selection_set.node);
+        }
+        survey
+    }
+
+    fn selections(&mut self, set: &SelectionSet) {
+        for item in &set.items {
+            self.nodes += 1;
+            match &item.node {
+                Selection::Field(field) => {
+                    let field = &field.node;
+                    self.arguments(&field.arguments);
+                    self.directives(&field.directives);
+                    self.selections(&field.selection_set.node);
+                }
+                Selection::InlineFragment(fragment) => {
+                    self.directives(&fragment.node.directives);
+                    self.selections(&fragment.node.selection_set.node);
+                }
+                Selection::FragmentSpread(spread) => self.directives(&spread.node.directives),
+            }
+        }
+    }
+
+    fn directives(&mut self, directives: &[Positioned<Directive>]) {
+        for directive in directives {
+            self.nodes += 1;
+            self.arguments(&directive.node.arguments);
+        }
+    }
+
+    fn arguments(&mut self, arguments: &[(Positioned<Name>, Positioned<Value>)]) {
+        for (_, value) in arguments {
+            self.nodes += 1;
+            self.value(&value.node);
+        }
+    }
+
+    fn value(&mut self, value: &Value) {
+        self.nodes += 1;
         match value {
-            Value::String(_) | Value::Binary(_) => true,
-            Value::List(items) => items.iter().any(in_value),
-            Value::Object(fields) => fields.values().any(in_value),
+            Value::String(_) | Value::Binary(_) => self.string_literal = true,
+            Value::List(items) => items.iter().for_each(|item| self.value(item)),
+            Value::Object(fields) => fields.values().for_each(|field| self.value(field)),
             Value::Variable(_)
             | Value::Null
             | Value::Number(_)
             | Value::Boolean(_)
-            | Value::Enum(_) => false,
+            | Value::Enum(_) => {}
         }
     }
-    fn in_const(value: &ConstValue) -> bool {
+
+    fn constant(&mut self, value: &ConstValue) {
+        self.nodes += 1;
         match value {
-            ConstValue::String(_) | ConstValue::Binary(_) => true,
-            ConstValue::List(items) => items.iter().any(in_const),
-            ConstValue::Object(fields) => fields.values().any(in_const),
+            ConstValue::String(_) | ConstValue::Binary(_) => self.string_literal = true,
+            ConstValue::List(items) => items.iter().for_each(|item| self.constant(item)),
+            ConstValue::Object(fields) => fields.values().for_each(|field| self.constant(field)),
             ConstValue::Null
             | ConstValue::Number(_)
             | ConstValue::Boolean(_)
-            | ConstValue::Enum(_) => false,
+            | ConstValue::Enum(_) => {}
         }
     }
-    fn in_directives(directives: &[Positioned<Directive>]) -> bool {
-        directives.iter().any(|directive| {
-            directive
-                .node
-                .arguments
-                .iter()
-                .any(|(_, value)| in_value(&value.node))
-        })
-    }
-    fn in_set(set: &SelectionSet) -> bool {
-        set.items.iter().any(|item| match &item.node {
-            Selection::Field(field) => {
-                let field = &field.node;
-                field
-                    .arguments
-                    .iter()
-                    .any(|(_, value)| in_value(&value.node))
-                    || in_directives(&field.directives)
-                    || in_set(&field.selection_set.node)
-            }
-            Selection::InlineFragment(fragment) => {
-                in_directives(&fragment.node.directives)
-                    || in_set(&fragment.node.selection_set.node)
-            }
-            Selection::FragmentSpread(spread) => in_directives(&spread.node.directives),
-        })
-    }
-    document.operations.iter().any(|(_, operation)| {
-        let operation = &operation.node;
-        operation.variable_definitions.iter().any(|variable| {
-            in_directives(&variable.node.directives)
-                || variable
-                    .node
-                    .default_value
-                    .as_ref()
-                    .is_some_and(|value| in_const(&value.node))
-        }) || in_directives(&operation.directives)
-            || in_set(&operation.selection_set.node)
-    }) || document.fragments.values().any(|fragment| {
-        in_directives(&fragment.node.directives) || in_set(&fragment.node.selection_set.node)
-    })
 }
 
 /// The deepest nesting of application fields in a document. Introspection
@@ -552,7 +488,8 @@ mod tests {
 
     #[test]
     fn nodes_are_counted_wherever_they_are() {
-        let count = |query: &str| count_nodes(&async_graphql::parser::parse_query(query).unwrap());
+        let count =
+            |query: &str| Survey::of(&async_graphql::parser::parse_query(query).unwrap()).nodes;
         // Operation, field.
         assert_eq!(count("{ a }"), 2);
         // Operation, variable with a default list of two, field with an
