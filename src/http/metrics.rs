@@ -219,6 +219,11 @@ pub async fn render(state: &AppState) -> Result<String, sea_orm::DbErr> {
             "Threads hashing passwords, one per core.",
             count(hashing.threads()),
         ),
+        (
+            "custos_graphql_documents_cached",
+            "Parsed query texts kept for later requests.",
+            count(state.documents().len()),
+        ),
     ];
     for (name, help, value) in gauges {
         let _ = writeln!(
@@ -239,18 +244,13 @@ pub async fn render(state: &AppState) -> Result<String, sea_orm::DbErr> {
          custos_session_cache_active {}",
         u8::from(cache.is_active())
     );
-    let documents = state.documents();
-    let (cached, parsed) = documents.hits_and_misses();
+    let (cached, parsed) = state.documents().hits_and_misses();
     let _ = writeln!(
         out,
         "# HELP custos_graphql_documents_total GraphQL query texts by whether they were found parsed or parsed for the request.\n\
          # TYPE custos_graphql_documents_total counter\n\
          custos_graphql_documents_total{{result=\"cached\"}} {cached}\n\
-         custos_graphql_documents_total{{result=\"parsed\"}} {parsed}\n\
-         # HELP custos_graphql_documents_cached Parsed query texts kept for later requests.\n\
-         # TYPE custos_graphql_documents_cached gauge\n\
-         custos_graphql_documents_cached {}",
-        documents.len()
+         custos_graphql_documents_total{{result=\"parsed\"}} {parsed}"
     );
     Ok(out)
 }
