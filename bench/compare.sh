@@ -81,7 +81,7 @@ signup_login() { # $1 = label
   after=$(bound)
   rps=$(rps_of "$out")
   printf '%s: %s| bound %s / %s | ratio %s %%' "$1" "$out" "$before" "$after" \
-    "$(python3 -c "print(round(100 * $rps / (($before + $after) / 2), 1))")"
+    "$(ratio_to_bound "$rps" "$before" "$after")"
   if [ "$database" = postgres ]; then
     printf ' | PostgreSQL CPU %s ms a request' "$(python3 -c "print(round(($pg1 - $pg0) * 10 / $(requests_of "$out"), 2))")"
   fi

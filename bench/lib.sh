@@ -64,3 +64,6 @@ load_me_token() {
 bound_of() { awk '/bound =/ {print $(NF-2)}' <<<"$1"; }
 at_once_of() { awk '/at once/ {print $(NF-2)}' <<<"$1"; }
 rps_of() { sed -nE 's/.*rps=([0-9.]+).*/\1/p' <<<"$1"; }
+# Requests a second $1 as a percentage of the mean of the bounds $2 and $3
+# (measured just before and just after the run).
+ratio_to_bound() { python3 -c "print(round(100 * $1 / (($2 + $3) / 2), 1))"; }

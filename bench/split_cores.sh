@@ -76,7 +76,7 @@ run() { # $1 = postgres | sqlite
   after=$(bound)
   rps=$(rps_of "$out")
   printf '%s: %s| %s hashing threads | bound (%s cores) %s / %s | ratio %s %%\n' "$1" "$out" "$threads" "$half" \
-    "$before" "$after" "$(python3 -c "print(round(100 * $rps / (($before + $after) / 2), 1))")"
+    "$before" "$after" "$(ratio_to_bound "$rps" "$before" "$after")"
   end_run
 }
 
