@@ -1,5 +1,5 @@
 //! Typed settings, layered: defaults, then an optional `custos.toml`, then
-//! `CUSTOS_*` environment variables (names in RUNTIME.md).
+//! `CUSTOS_*` environment variables (the table in docs/operations.md).
 //!
 //! Raw values are validated once at start into [`Settings`]; a bad value
 //! stops the start with a one-line message naming the setting. Secrets stay

@@ -10,7 +10,7 @@
 //!   soon as it finishes one, without a wake-up or a hand-over between
 //!   threads. With tokio's blocking pool and a semaphore instead, two cores
 //!   hashing at once did about 10 % fewer hashes a second than two plain
-//!   loops (bench/RESULTS.md, seventh session); with these threads, as many.
+//!   loops (bench/RESULTS.md, "Hashing threads"); with these threads, as many.
 //! - Each thread allocates its 19 MiB of argon2 working memory once and keeps
 //!   it. Allocating it per hash made glibc keep freed 19 MiB blocks in every
 //!   thread's arena: the server grew from 22 MiB to over 700 MiB under
