@@ -21,3 +21,4 @@ pub mod settings;
 pub mod state;
 pub mod telemetry;
 pub mod tickets;
+pub mod timing;

@@ -143,9 +143,24 @@ pub async fn latest_request<C: ConnectionTrait>(
 
 /// Asks for deletion: when username and email name the same account (by
 /// blind index), a confirmation link goes to the bound address. The answer
-/// is the same either way; a second request while one is open sends a
-/// fresh link (at most 3 an hour) instead of a duplicate request.
+/// is the same either way, and so is its timing: it comes no sooner than
+/// [`crate::timing::ANSWER_FLOOR`] after the call, as a password reset's
+/// does. A second request while one is open sends a fresh link (at most 3
+/// an hour) instead of a duplicate request.
 pub async fn request_deletion(
+    state: &AppState,
+    username: &str,
+    email: &str,
+) -> Result<(), ErasureError> {
+    crate::timing::with_answer_floor(
+        "request_account_deletion",
+        send_deletion_confirmation(state, username, email),
+    )
+    .await
+}
+
+/// The work behind [`request_deletion`], without the answer floor.
+async fn send_deletion_confirmation(
     state: &AppState,
     username: &str,
     email: &str,

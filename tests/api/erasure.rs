@@ -102,6 +102,40 @@ async fn a_wrong_email_gets_the_same_answer_and_no_mail() {
     );
 }
 
+/// A deletion request answers no sooner than the floor a password reset
+/// keeps, whether the names match an account or not, so its timing does
+/// not tell which.
+#[tokio::test]
+async fn a_deletion_request_answers_after_the_floor_whatever_it_finds() {
+    let app = spawn_app().await;
+    signed_in(&app, "timed_one", "timed@example.org").await;
+    let floor = custos::timing::ANSWER_FLOOR;
+    let mut bodies = Vec::new();
+    for (username, email) in [
+        ("nobody_at_all", "nobody@example.org"),
+        ("timed_one", "someone.else@example.org"),
+        ("x", "not-an-email"),
+        ("timed_one", "timed@example.org"),
+    ] {
+        let started = std::time::Instant::now();
+        let body = app.gql(REQUEST, json!({ "u": username, "e": email })).await;
+        let took = started.elapsed();
+        assert!(took >= floor, "{username}/{email} answered in {took:?}");
+        bodies.push(body);
+    }
+    assert!(bodies.iter().all(|body| *body == bodies[0]), "{bodies:?}");
+    assert_eq!(
+        bodies[0],
+        json!({ "data": { "requestAccountDeletion": true } })
+    );
+    app.deliver_mail().await;
+    let mail = app.last_mail_to("timed@example.org").unwrap();
+    assert!(
+        link_token(&mail, "/confirm-deletion").is_some(),
+        "the match was mailed"
+    );
+}
+
 #[tokio::test]
 async fn confirmed_deletion_stops_processing_and_the_purge_erases_everything() {
     let app = spawn_app().await;
