@@ -97,7 +97,7 @@ impl From<AccountError> for ApiError {
             ),
             AccountError::NotFound => ApiError::not_found(),
             AccountError::Database(err) => ApiError::internal(&err),
-            AccountError::Crypto(err) => ApiError::internal(&err),
+            AccountError::Crypto(err) => err.into(),
             AccountError::Mail(err) => ApiError::internal(&err),
         }
     }
@@ -416,7 +416,9 @@ impl AccountMutation {
         Ok(true)
     }
 
-    /// Changes the password; other sessions end and a notice is mailed.
+    /// Changes the password; other sessions end, pending reset and
+    /// email-change links die, and a notice is mailed. Password checks are
+    /// throttled per account and per client (RATE_LIMITED), one a request.
     async fn change_password(
         &self,
         ctx: &Context<'_>,
@@ -424,6 +426,7 @@ impl AccountMutation {
         new_password: String,
     ) -> ApiResult<bool> {
         let viewer = active_viewer(ctx)?;
+        crate::ratelimit::check(ctx, crate::ratelimit::Action::PasswordCheck)?;
         service::change_password(
             state(ctx)?,
             viewer.account_id,
@@ -451,7 +454,10 @@ impl AccountMutation {
         Ok(Account::from(record))
     }
 
-    /// Starts an email change: a link to the new address, a notice to the old.
+    /// Starts an email change: a notice to the old address, and a link to the
+    /// new one (or, if it already has an account, a notice there instead;
+    /// the answer is the same). Password checks are throttled per account
+    /// and per client (RATE_LIMITED), one a request.
     async fn change_email(
         &self,
         ctx: &Context<'_>,
@@ -459,6 +465,7 @@ impl AccountMutation {
         password: String,
     ) -> ApiResult<bool> {
         let viewer = active_viewer(ctx)?;
+        crate::ratelimit::check(ctx, crate::ratelimit::Action::PasswordCheck)?;
         service::change_email(
             state(ctx)?,
             viewer.account_id,

@@ -5,8 +5,8 @@
 use chrono::{DateTime, Utc};
 use entity::{account, account_token};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait, IntoActiveModel,
-    PaginatorTrait, QueryFilter, Set, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DbBackend, EntityTrait,
+    IntoActiveModel, PaginatorTrait, QueryFilter, QuerySelect, Set, TransactionTrait,
 };
 use secrecy::{ExposeSecret, SecretString};
 use uuid::Uuid;
@@ -28,6 +28,11 @@ use crate::{
         Language, MailError,
         outbox::{self, OutgoingMail},
         templates,
+    },
+    ratelimit::{
+        RetryAfter,
+        login::{self as throttle, Admission},
+        password_check,
     },
     state::AppState,
 };
@@ -128,7 +133,8 @@ pub enum AccountError {
     /// Wrong login or password.
     #[error("invalid credentials")]
     InvalidCredentials,
-    /// Too many sign-in attempts for the login name; retry later.
+    /// Too many sign-in attempts for the login name, or password checks
+    /// for the account; retry later.
     #[error("rate limited")]
     RateLimited {
         /// Whole seconds to wait.
@@ -816,27 +822,50 @@ pub async fn change_username(
     Ok(open(state, &updated).await?)
 }
 
-/// Checks the account's password; `InvalidCredentials` when wrong.
-async fn verify_password(
+/// Checks the signed-in person's current password before a sensitive
+/// change, under the per-account throttle
+/// ([`crate::ratelimit::password_check`]): the check is counted first; a
+/// wait answers `RateLimited`, even for the right password; a wrong one is
+/// `InvalidCredentials`; the right one clears the count.
+async fn check_current_password(
     state: &AppState,
     row: &account::Model,
     password: &SecretString,
 ) -> Result<(), AccountError> {
-    if state
+    let subject = password_check::subject(state.blind().active(), row.id);
+    let admission = throttle::begin_attempt(state.db(), &subject, state.clock().now()).await?;
+    if let Admission::Refused { retry_after } = admission {
+        tracing::info!(target: "security", account_id = %row.id, event = "password_check_throttled", "password check refused");
+        let wait = RetryAfter(retry_after.to_std().unwrap_or_default());
+        return Err(AccountError::RateLimited {
+            retry_after_seconds: wait.seconds(),
+        });
+    }
+    if !state
         .passwords()
         .verify(password, Some(&row.password_hash))
         .await?
     {
-        Ok(())
-    } else {
-        Err(AccountError::InvalidCredentials)
+        tracing::info!(target: "security", account_id = %row.id, event = "password_check_failed", "wrong current password");
+        return Err(AccountError::InvalidCredentials);
     }
+    throttle::clear(state.db(), &[subject]).await?;
+    Ok(())
 }
 
-/// Starts an email change: the password is asked again, a link goes to the
-/// new address and a notice to the old one. The change applies only when
-/// the link is used. An address that already has an account gets a notice
-/// instead of a link, and the answer is the same.
+/// Kind of the notice an email change sends to the old address; every
+/// request that passes the password check sends one, so the hourly cap
+/// counts these.
+const EMAIL_CHANGE_NOTICE: &str = "email_change_notice";
+
+/// Starts an email change: the password is asked again, a notice goes to
+/// the current address and a link to the new one. The change applies only
+/// when the link is used. An address that already has an account gets a
+/// notice instead of a link; the answer and the mail to the current
+/// address are the same either way, so the caller learns nothing about
+/// which addresses are registered. At most [`MAX_MAILS_PER_HOUR`]
+/// requests an hour mail anything, whatever their target; more are
+/// answered the same and send nothing.
 pub async fn change_email(
     state: &AppState,
     account_id: Uuid,
@@ -848,8 +877,7 @@ pub async fn change_email(
         .one(state.db())
         .await?
         .ok_or(AccountError::NotFound)?;
-    verify_password(state, &row, password).await?;
-    let account = open(state, &row).await?;
+    check_current_password(state, &row, password).await?;
     let new_lookup = email_lookup(state, &new_email);
     // The stored index may still be under the previous key.
     if new_lookup.contains(&row.email_bidx) {
@@ -857,47 +885,74 @@ pub async fn change_email(
     }
     let now = state.clock().now();
     let txn = state.db().begin().await?;
-    if tokens_issued_last_hour(&txn, account_id, token_purpose::CHANGE_EMAIL, now).await?
+    let mut select = account::Entity::find_by_id(account_id);
+    if txn.get_database_backend() == DbBackend::Postgres {
+        // Concurrent requests of one account queue here, so the cap is exact.
+        select = select.lock_exclusive();
+    }
+    let row = select.one(&txn).await?.ok_or(AccountError::NotFound)?;
+    if outbox::queued_since(
+        &txn,
+        account_id,
+        EMAIL_CHANGE_NOTICE,
+        now - chrono::Duration::hours(1),
+    )
+    .await?
         >= MAX_MAILS_PER_HOUR
     {
         tracing::info!(account_id = %account_id, "email change mail limit reached");
         return Ok(());
     }
+    let account = open_in(state, &txn, &row).await?;
+    // Only the newest request can complete.
+    void_tokens(&txn, account_id, token_purpose::CHANGE_EMAIL, now).await?;
     let owner = account::Entity::find()
         .filter(account::Column::EmailBidx.is_in(new_lookup))
         .one(&txn)
         .await?;
-    if let Some(owner) = owner {
-        outbox::queue(
-            state,
-            &txn,
-            OutgoingMail::to_account(
-                owner.id,
-                "signup_attempt_on_existing_account",
-                new_email.as_str(),
-                templates::signup_attempt_on_existing_account(Language::from_tag(&owner.language)),
-            ),
-            state.clock().now(),
-        )
-        .await?;
-        txn.commit().await?;
-        return Ok(());
+    match owner {
+        Some(owner) => tell_owner_of_new_address(state, &txn, &owner, &new_email).await?,
+        None => send_email_change_link(state, &txn, &account, &new_email).await?,
     }
-    void_tokens(&txn, account_id, token_purpose::CHANGE_EMAIL, now).await?;
+    outbox::queue(
+        state,
+        &txn,
+        OutgoingMail::to_account(
+            account_id,
+            EMAIL_CHANGE_NOTICE,
+            &account.email,
+            templates::email_change_notice(account.language, &account.username),
+        ),
+        now,
+    )
+    .await?;
+    txn.commit().await?;
+    tracing::info!(account_id = %account_id, "email change requested");
+    Ok(())
+}
+
+/// Mails the new address a link that moves the account there.
+async fn send_email_change_link<C: ConnectionTrait>(
+    state: &AppState,
+    txn: &C,
+    account: &AccountRecord,
+    new_email: &Email,
+) -> Result<(), AccountError> {
+    let now = state.clock().now();
     let token_id = Uuid::new_v4();
-    let key = state.write_key(&txn, account_id).await?;
+    let key = state.write_key(txn, account.id).await?;
     let new_ct = state.cipher().encrypt_str_under(
         Some(&key),
         &context("account_tokens", "new_email", token_id),
         new_email.as_str(),
     )?;
     let token = issue_token(
-        &txn,
-        account_id,
+        txn,
+        account.id,
         token_purpose::CHANGE_EMAIL,
         state.settings().verification_token_ttl,
         now,
-        Some((new_ct, email_index(state, &new_email), token_id)),
+        Some((new_ct, email_index(state, new_email), token_id)),
     )
     .await?;
     let link = templates::action_link(
@@ -907,35 +962,51 @@ pub async fn change_email(
     );
     outbox::queue(
         state,
-        &txn,
+        txn,
         OutgoingMail::to_account(
-            account_id,
+            account.id,
             "email_change_verify",
             new_email.as_str(),
             templates::email_change_verify(account.language, &account.username, &link),
         ),
-        state.clock().now(),
+        now,
     )
     .await?;
+    Ok(())
+}
+
+/// Tells the owner of the new address that someone tried to move an
+/// account there, in place of the link. An account whose deletion is
+/// scheduled gets nothing: its processing has stopped.
+async fn tell_owner_of_new_address<C: ConnectionTrait>(
+    state: &AppState,
+    txn: &C,
+    owner: &account::Model,
+    new_email: &Email,
+) -> Result<(), AccountError> {
+    if owner.status != status::ACTIVE {
+        return Ok(());
+    }
     outbox::queue(
         state,
-        &txn,
+        txn,
         OutgoingMail::to_account(
-            account_id,
-            "email_change_notice",
-            &account.email,
-            templates::email_change_notice(account.language, &account.username),
+            owner.id,
+            "email_change_to_registered_address",
+            new_email.as_str(),
+            templates::email_change_to_registered_address(Language::from_tag(&owner.language)),
         ),
         state.clock().now(),
     )
     .await?;
-    txn.commit().await?;
-    tracing::info!(account_id = %account_id, "email change requested");
     Ok(())
 }
 
-/// Changes the password: the current one is asked, every other session
-/// ends, and a notice is mailed.
+/// Changes the password: the current one is asked (under the per-account
+/// throttle), every other session ends, every pending reset and
+/// email-change link dies (whoever knew the old password may have started
+/// moving the account to their own address), and a notice is mailed; all
+/// in one transaction.
 pub async fn change_password(
     state: &AppState,
     account_id: Uuid,
@@ -947,7 +1018,7 @@ pub async fn change_password(
         .one(state.db())
         .await?
         .ok_or(AccountError::NotFound)?;
-    verify_password(state, &row, current).await?;
+    check_current_password(state, &row, current).await?;
     let account = open(state, &row).await?;
     password::check(new, &[account.username.as_str(), account.email.as_str()])?;
     let hash = state.passwords().hash(new).await?;
@@ -958,6 +1029,8 @@ pub async fn change_password(
     update.updated_at = Set(now);
     update.update(&txn).await?;
     super::sessions::revoke_all_except(&txn, account_id, Some(current_session), now).await?;
+    void_tokens(&txn, account_id, token_purpose::RESET_PASSWORD, now).await?;
+    void_tokens(&txn, account_id, token_purpose::CHANGE_EMAIL, now).await?;
     outbox::queue(
         state,
         &txn,

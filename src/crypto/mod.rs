@@ -6,8 +6,9 @@
 //! - Lookups and uniqueness on encrypted fields go through keyed HMAC-SHA256
 //!   blind indexes, one derived key per field ([`blind_index`]).
 //! - Passwords are hashed with argon2id at explicit parameters, off the async
-//!   runtime and under a concurrency bound; unknown accounts cost the same time
-//!   as known ones ([`passwords`]).
+//!   runtime, under a concurrency bound and from a bounded queue that callers
+//!   share in turns; unknown accounts cost the same time as known ones
+//!   ([`passwords`]).
 //! - Single-use tokens are 256 random bits and only their SHA-256 is stored
 //!   ([`tokens`]).
 //! - Key material lives in zeroizing buffers or `secrecy` wrappers, never shows
@@ -57,6 +58,10 @@ pub enum CryptoError {
     /// Password hashing failed or its worker could not run.
     #[error("password hashing failed")]
     Hash,
+    /// The password-hashing queue, or the caller's share of it, is full:
+    /// try again in a moment (answered `RATE_LIMITED`).
+    #[error("password hashing queue full")]
+    Busy,
     /// The operating system's random source failed.
     #[error("the system random source failed")]
     Random,

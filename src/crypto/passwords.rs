@@ -17,6 +17,25 @@
 //!   signup/login load. Kept, it stays at threads × 19 MiB.
 //! - A hash whose caller has gone (the request was dropped while it queued)
 //!   is skipped: under overload, clients that gave up cost no hashing.
+//! - The queue is bounded and shared fairly, so one client cannot stall
+//!   everyone's sign-ins. Every hash is queued for a [`Caller`]: the HTTP
+//!   layer names the request's client network (an IPv4 address or an IPv6
+//!   /64, as the per-IP limits count) for the whole request
+//!   ([`as_caller`]); work outside a request is [`Caller::LOCAL`]. Callers
+//!   take turns: a free thread takes the oldest hash of the caller whose
+//!   turn it is, then that caller goes to the back of the line. So a hash
+//!   queued behind a flood waits for about one hash per other waiting
+//!   caller, not for the whole flood. One caller may have at most
+//!   [`WAITING_PER_CALLER_PER_THREAD`] hashes waiting per thread, and all
+//!   callers together [`WAITING_PER_THREAD`] per thread (at 20–70 ms a hash,
+//!   about a second or two of work per core); past either bound a hash is
+//!   refused at once with [`CryptoError::Busy`], answered `RATE_LIMITED`
+//!   with a one-second wait. Refusing beats queueing: a request that would
+//!   wait longer than a client's patience only costs memory and then the
+//!   work of a hash nobody reads. The per-caller share means filling the
+//!   queue takes many networks at once, and the per-IP limits and the
+//!   per-name and per-account throttles bound each of them further; what
+//!   remains is capacity, answered by more cores.
 //! - Verifying an unknown account, or a stored hash that cannot be parsed, still
 //!   does one full hash against a fixed dummy, so timing does not reveal
 //!   whether an account exists.
@@ -25,10 +44,10 @@
 use argon2::password_hash::phc::{Output, ParamsString, PasswordHash, Salt};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
 use secrecy::{ExposeSecret as _, SecretString};
+use std::collections::{HashMap, VecDeque};
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc::{Receiver, Sender};
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
 use tokio::sync::oneshot;
 
 use super::CryptoError;
@@ -47,50 +66,208 @@ const SALT_LEN: usize = 16;
 /// in a way that could succeed, since `verify(_, None)` always answers false.
 const DUMMY_PASSWORD: &[u8] = b"custos dummy password for unknown accounts";
 
+/// Most hashes waiting in all, per hashing thread.
+pub const WAITING_PER_THREAD: usize = 32;
+/// Most hashes one caller may have waiting, per hashing thread: enough for
+/// a whole office behind one address signing in at once, an eighth of the
+/// queue.
+pub const WAITING_PER_CALLER_PER_THREAD: usize = 4;
+
 /// The dummy PHC string, hashed once on first need.
 static DUMMY_HASH: OnceLock<String> = OnceLock::new();
 
+tokio::task_local! {
+    /// Whom the hashes of the running request are for.
+    static CALLER: Caller;
+}
+
+/// Whose share of the queue a hash spends (see the module's rules).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Caller(u128);
+
+impl Caller {
+    /// Work not done for a client: the command line, background jobs.
+    pub const LOCAL: Self = Self(0);
+
+    /// The caller named by `key`; distinct keys have distinct shares.
+    pub const fn new(key: u128) -> Self {
+        Self(key)
+    }
+}
+
+/// Runs `work` with every hash it queues counted as `caller`'s.
+pub async fn as_caller<F: Future>(caller: Caller, work: F) -> F::Output {
+    CALLER.scope(caller, work).await
+}
+
 /// One queued piece of hashing, run with the thread's working memory.
 type Job = Box<dyn FnOnce(&mut Vec<Block>) + Send>;
+
+/// The waiting hashes, by caller, and whose turn is next.
+#[derive(Default)]
+struct Queue {
+    by_caller: HashMap<Caller, VecDeque<Job>>,
+    /// Callers with hashes waiting, in the order they are served.
+    turns: VecDeque<Caller>,
+    waiting: usize,
+    /// Set when the last `PasswordHasher` clone is dropped.
+    closed: bool,
+}
+
+impl Queue {
+    /// The next hash to run: the oldest of the caller whose turn it is.
+    fn next(&mut self) -> Option<Job> {
+        let caller = self.turns.pop_front()?;
+        let own = self.by_caller.get_mut(&caller)?;
+        let job = own.pop_front()?;
+        if own.is_empty() {
+            self.by_caller.remove(&caller);
+        } else {
+            self.turns.push_back(caller);
+        }
+        self.waiting -= 1;
+        Some(job)
+    }
+}
+
+/// What the hashing threads and the handles share.
+struct Shared {
+    queue: Mutex<Queue>,
+    /// Signalled when a hash is queued or the queue closes.
+    ready: Condvar,
+    max_waiting: usize,
+    max_waiting_per_caller: usize,
+    /// Bytes of working memory the threads keep, summed.
+    retained: AtomicUsize,
+    /// Hashes queued and not yet taken by a thread (mirrors the queue's
+    /// count, for reads without the lock).
+    waiting: AtomicUsize,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Queue> {
+        self.queue.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Queues `job` for `caller`, or refuses it: `Busy` past a bound.
+    fn submit(&self, caller: Caller, job: Job) -> Result<(), CryptoError> {
+        let mut queue = self.lock();
+        if queue.closed {
+            return Err(CryptoError::Hash);
+        }
+        let own = queue.by_caller.get(&caller).map_or(0, VecDeque::len);
+        if queue.waiting >= self.max_waiting || own >= self.max_waiting_per_caller {
+            drop(queue);
+            tracing::info!(
+                target: "security",
+                event = "password_queue_full",
+                caller_full = own >= self.max_waiting_per_caller,
+                "password hash refused: the queue or the caller's share is full"
+            );
+            return Err(CryptoError::Busy);
+        }
+        queue.by_caller.entry(caller).or_default().push_back(job);
+        if own == 0 {
+            queue.turns.push_back(caller);
+        }
+        queue.waiting += 1;
+        self.waiting.store(queue.waiting, Ordering::Relaxed);
+        drop(queue);
+        self.ready.notify_one();
+        Ok(())
+    }
+
+    /// Waits for the next hash; `None` once the queue is closed.
+    fn take(&self) -> Option<Job> {
+        let mut queue = self.lock();
+        loop {
+            if queue.closed {
+                return None;
+            }
+            if let Some(job) = queue.next() {
+                self.waiting.store(queue.waiting, Ordering::Relaxed);
+                return Some(job);
+            }
+            queue = self
+                .ready
+                .wait(queue)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+    }
+}
+
+/// Closes the queue when the last `PasswordHasher` clone goes, which ends
+/// the threads.
+struct Owner {
+    shared: Arc<Shared>,
+    threads: usize,
+}
+
+impl Drop for Owner {
+    fn drop(&mut self) {
+        self.shared.lock().closed = true;
+        self.shared.ready.notify_all();
+    }
+}
 
 /// Hashes and verifies passwords on `threads` threads of its own.
 ///
 /// Cloning is cheap and clones share the threads and their memory; the
 /// threads end when the last clone is dropped.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct PasswordHasher {
-    queue: Sender<Job>,
-    threads: usize,
-    /// Bytes of working memory the threads keep, summed.
-    retained: Arc<AtomicUsize>,
-    /// Jobs queued and not yet taken by a thread.
-    waiting: Arc<AtomicUsize>,
+    owner: Arc<Owner>,
+}
+
+impl std::fmt::Debug for PasswordHasher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PasswordHasher")
+            .field("threads", &self.owner.threads)
+            .field("waiting", &self.waiting())
+            .finish()
+    }
 }
 
 impl PasswordHasher {
     /// Starts `threads` hashing threads; callers pass the CPU count
     /// (`std::thread::available_parallelism`), which bounds argon2's memory to
-    /// about 19 MiB per core. Zero is treated as one. Fails only when the
-    /// operating system refuses a thread.
+    /// about 19 MiB per core. Zero is treated as one. The queue takes
+    /// [`WAITING_PER_THREAD`] and [`WAITING_PER_CALLER_PER_THREAD`] hashes
+    /// per thread. Fails only when the operating system refuses a thread.
     pub fn new(threads: usize) -> std::io::Result<Self> {
         let threads = threads.max(1);
-        let (queue, jobs) = std::sync::mpsc::channel::<Job>();
-        let jobs = Arc::new(Mutex::new(jobs));
-        let retained = Arc::new(AtomicUsize::new(0));
-        let waiting = Arc::new(AtomicUsize::new(0));
+        Self::with_bounds(
+            threads,
+            WAITING_PER_THREAD * threads,
+            WAITING_PER_CALLER_PER_THREAD * threads,
+        )
+    }
+
+    /// Starts `threads` hashing threads (at least one) with at most
+    /// `max_waiting` hashes waiting, `max_waiting_per_caller` of them for
+    /// one caller (each at least one).
+    pub fn with_bounds(
+        threads: usize,
+        max_waiting: usize,
+        max_waiting_per_caller: usize,
+    ) -> std::io::Result<Self> {
+        let threads = threads.max(1);
+        let shared = Arc::new(Shared {
+            queue: Mutex::new(Queue::default()),
+            ready: Condvar::new(),
+            max_waiting: max_waiting.max(1),
+            max_waiting_per_caller: max_waiting_per_caller.max(1),
+            retained: AtomicUsize::new(0),
+            waiting: AtomicUsize::new(0),
+        });
         for index in 0..threads {
-            let jobs = Arc::clone(&jobs);
-            let retained = Arc::clone(&retained);
-            let waiting = Arc::clone(&waiting);
+            let shared = Arc::clone(&shared);
             std::thread::Builder::new()
                 .name(format!("custos-argon2-{index}"))
-                .spawn(move || hash_jobs(&jobs, &retained, &waiting))?;
+                .spawn(move || hash_jobs(&shared))?;
         }
         Ok(Self {
-            queue,
-            threads,
-            retained,
-            waiting,
+            owner: Arc::new(Owner { shared, threads }),
         })
     }
 
@@ -120,28 +297,31 @@ impl PasswordHasher {
 
     /// How many hashes can run at once.
     pub fn threads(&self) -> usize {
-        self.threads
+        self.owner.threads
     }
 
     /// Hashes queued and not yet started: above zero for long, sign-ups and
     /// sign-ins are waiting for a core (`/metrics`).
     pub fn waiting(&self) -> usize {
-        self.waiting.load(Ordering::Relaxed)
+        self.owner.shared.waiting.load(Ordering::Relaxed)
     }
 
     /// Bytes of argon2 working memory currently kept for reuse.
     pub fn retained_memory_bytes(&self) -> usize {
-        self.retained.load(Ordering::Relaxed)
+        self.owner.shared.retained.load(Ordering::Relaxed)
     }
 
-    /// Queues `work` for the next free hashing thread and waits for its
-    /// answer. Dropping the returned future before the work starts means
-    /// the work never runs.
+    /// Queues `work` for the next free hashing thread, as the current
+    /// caller's (see [`as_caller`]), and waits for its answer. `Busy` at
+    /// once when the queue or the caller's share of it is full. Dropping
+    /// the returned future before the work starts means the work never
+    /// runs.
     async fn run<T, F>(&self, work: F) -> Result<T, CryptoError>
     where
         F: FnOnce(&mut Vec<Block>) -> T + Send + 'static,
         T: Send + 'static,
     {
+        let caller = CALLER.try_with(|caller| *caller).unwrap_or(Caller::LOCAL);
         let (answer, answered) = oneshot::channel();
         let job: Job = Box::new(move |memory| {
             if answer.is_closed() {
@@ -150,39 +330,24 @@ impl PasswordHasher {
             // The caller may have gone meanwhile; then nobody needs it.
             let _ = answer.send(work(memory));
         });
-        self.waiting.fetch_add(1, Ordering::Relaxed);
-        if self.queue.send(job).is_err() {
-            self.waiting.fetch_sub(1, Ordering::Relaxed);
-            return Err(CryptoError::Hash);
-        }
+        self.owner.shared.submit(caller, job)?;
         answered.await.map_err(|_| CryptoError::Hash)
     }
 }
 
-/// A hashing thread: runs queued jobs in its own working memory until every
-/// `PasswordHasher` clone (and with them the queue's sender) is gone.
-fn hash_jobs(jobs: &Mutex<Receiver<Job>>, retained: &AtomicUsize, waiting: &AtomicUsize) {
+/// A hashing thread: runs queued jobs in its own working memory until the
+/// queue closes (every `PasswordHasher` clone is gone).
+fn hash_jobs(shared: &Shared) {
     let mut memory = Vec::new();
-    while let Some(job) = next_job(jobs) {
-        waiting.fetch_sub(1, Ordering::Relaxed);
+    while let Some(job) = shared.take() {
         let before = memory.len();
         // A job cannot panic by the crate's lints; were one to, its caller
         // gets an error (the answer is dropped) and the thread goes on.
         let _ = std::panic::catch_unwind(AssertUnwindSafe(|| job(&mut memory)));
         // The buffer only grows, to our parameters' size at most.
         let grown = memory.len().saturating_sub(before) * Block::SIZE;
-        retained.fetch_add(grown, Ordering::Relaxed);
+        shared.retained.fetch_add(grown, Ordering::Relaxed);
     }
-}
-
-/// Waits for the next job; `None` once the queue is closed. The lock is
-/// held only while waiting, so one idle thread waits on the queue and the
-/// others on the lock.
-fn next_job(jobs: &Mutex<Receiver<Job>>) -> Option<Job> {
-    jobs.lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .recv()
-        .ok()
 }
 
 fn our_params() -> Result<Params, CryptoError> {
@@ -487,6 +652,208 @@ mod tests {
         let phc = hasher.hash(&secret("pw")).await.unwrap();
         assert!(hasher.verify(&secret("pw"), Some(&phc)).await.unwrap());
         assert_eq!(hasher.waiting(), 0);
+    }
+
+    /// Occupies the only thread of `hasher` until the returned sender is
+    /// used (or dropped).
+    async fn hold_the_thread(
+        hasher: &PasswordHasher,
+    ) -> (
+        std::sync::mpsc::Sender<()>,
+        tokio::task::JoinHandle<Result<(), CryptoError>>,
+    ) {
+        let (started, wait_started) = std::sync::mpsc::channel::<()>();
+        let (release, wait_release) = std::sync::mpsc::channel::<()>();
+        let busy = tokio::spawn({
+            let hasher = hasher.clone();
+            async move {
+                hasher
+                    .run(move |_| {
+                        started.send(()).unwrap();
+                        let _ = wait_release.recv();
+                    })
+                    .await
+            }
+        });
+        tokio::task::spawn_blocking(move || wait_started.recv().unwrap())
+            .await
+            .unwrap();
+        (release, busy)
+    }
+
+    /// Polls `work` once: its answer if it has one already (a refusal
+    /// does), else `None` with the work queued.
+    async fn poll_once<F: Future + Unpin>(work: &mut F) -> Option<F::Output> {
+        tokio::select! {
+            biased;
+            out = work => Some(out),
+            () = std::future::ready(()) => None,
+        }
+    }
+
+    type Queued = std::pin::Pin<Box<dyn Future<Output = Result<(), CryptoError>> + Send>>;
+
+    /// Queues, as `caller`, work that notes `name` in `ran` when it runs.
+    async fn queue_as(
+        hasher: &PasswordHasher,
+        caller: Caller,
+        name: &'static str,
+        ran: &Arc<Mutex<Vec<&'static str>>>,
+    ) -> Result<Queued, CryptoError> {
+        let ran = Arc::clone(ran);
+        let hasher = hasher.clone();
+        let mut work: Queued = Box::pin(as_caller(caller, async move {
+            hasher.run(move |_| ran.lock().unwrap().push(name)).await
+        }));
+        match poll_once(&mut work).await {
+            None => Ok(work),
+            Some(Err(refused)) => Err(refused),
+            Some(Ok(())) => panic!("{name} ran while the thread was held"),
+        }
+    }
+
+    const FLOODER: Caller = Caller::new(1);
+    const SOMEONE: Caller = Caller::new(2);
+    const THIRD: Caller = Caller::new(3);
+
+    /// One caller past its share is refused at once; another still gets in.
+    #[tokio::test]
+    async fn one_caller_cannot_take_more_than_its_share() {
+        let hasher = PasswordHasher::with_bounds(1, 10, 2).unwrap();
+        let (release, busy) = hold_the_thread(&hasher).await;
+        let ran = Arc::new(Mutex::new(Vec::new()));
+        let first = queue_as(&hasher, FLOODER, "flood 1", &ran).await.unwrap();
+        let second = queue_as(&hasher, FLOODER, "flood 2", &ran).await.unwrap();
+        for _ in 0..5 {
+            let refused = queue_as(&hasher, FLOODER, "flood more", &ran).await;
+            assert!(matches!(refused, Err(CryptoError::Busy)));
+        }
+        assert_eq!(hasher.waiting(), 2, "refusals queue nothing");
+        let other = queue_as(&hasher, SOMEONE, "someone", &ran).await.unwrap();
+        release.send(()).unwrap();
+        busy.await.unwrap().unwrap();
+        for work in [first, second, other] {
+            work.await.unwrap();
+        }
+        assert!(!ran.lock().unwrap().contains(&"flood more"));
+        assert_eq!(hasher.waiting(), 0);
+        // The share is of waiting hashes: once served, the caller may queue again.
+        let hash = as_caller(FLOODER, hasher.hash(&secret("pw")))
+            .await
+            .unwrap();
+        assert!(
+            as_caller(FLOODER, hasher.verify(&secret("pw"), Some(&hash)))
+                .await
+                .unwrap()
+        );
+    }
+
+    /// A hash queued behind a flood waits for one of the flood's hashes,
+    /// not for all of them: callers take turns.
+    #[tokio::test]
+    async fn callers_take_turns_so_a_flood_does_not_stall_others() {
+        let hasher = PasswordHasher::with_bounds(1, 16, 8).unwrap();
+        let (release, busy) = hold_the_thread(&hasher).await;
+        let ran = Arc::new(Mutex::new(Vec::new()));
+        let mut queued = Vec::new();
+        for name in ["flood 1", "flood 2", "flood 3", "flood 4"] {
+            queued.push(queue_as(&hasher, FLOODER, name, &ran).await.unwrap());
+        }
+        queued.push(queue_as(&hasher, SOMEONE, "someone", &ran).await.unwrap());
+        queued.push(queue_as(&hasher, THIRD, "third", &ran).await.unwrap());
+        queued.push(
+            queue_as(&hasher, SOMEONE, "someone again", &ran)
+                .await
+                .unwrap(),
+        );
+        release.send(()).unwrap();
+        busy.await.unwrap().unwrap();
+        for work in queued {
+            work.await.unwrap();
+        }
+        assert_eq!(
+            *ran.lock().unwrap(),
+            vec![
+                "flood 1",
+                "someone",
+                "third",
+                "flood 2",
+                "someone again",
+                "flood 3",
+                "flood 4"
+            ]
+        );
+    }
+
+    /// Past the bound on the whole queue, every caller is refused at once
+    /// (and answered `RATE_LIMITED`), rather than queued behind seconds of
+    /// work; room made by the threads is given out again.
+    #[tokio::test]
+    async fn a_full_queue_refuses_at_once() {
+        let hasher = PasswordHasher::with_bounds(1, 3, 2).unwrap();
+        let (release, busy) = hold_the_thread(&hasher).await;
+        let ran = Arc::new(Mutex::new(Vec::new()));
+        let mut queued = vec![
+            queue_as(&hasher, FLOODER, "flood 1", &ran).await.unwrap(),
+            queue_as(&hasher, FLOODER, "flood 2", &ran).await.unwrap(),
+            queue_as(&hasher, SOMEONE, "someone", &ran).await.unwrap(),
+        ];
+        let refused = queue_as(&hasher, THIRD, "third", &ran).await;
+        assert!(matches!(refused, Err(CryptoError::Busy)));
+        let refused = as_caller(THIRD, hasher.verify(&secret("pw"), None)).await;
+        assert!(matches!(refused, Err(CryptoError::Busy)));
+        release.send(()).unwrap();
+        busy.await.unwrap().unwrap();
+        for work in queued.drain(..) {
+            work.await.unwrap();
+        }
+        assert!(
+            !as_caller(THIRD, hasher.verify(&secret("pw"), None))
+                .await
+                .unwrap()
+        );
+    }
+
+    /// Work outside any request is the local caller's, with a share of its own.
+    #[tokio::test]
+    async fn work_outside_a_request_is_the_local_callers() {
+        let hasher = PasswordHasher::with_bounds(1, 10, 1).unwrap();
+        let (release, busy) = hold_the_thread(&hasher).await;
+        let ran = Arc::new(Mutex::new(Vec::new()));
+        let local = queue_as(&hasher, Caller::LOCAL, "local", &ran)
+            .await
+            .unwrap();
+        let mut unnamed = Box::pin(hasher.run(|_| ()));
+        assert!(matches!(
+            poll_once(&mut unnamed).await,
+            Some(Err(CryptoError::Busy))
+        ));
+        let client = queue_as(&hasher, SOMEONE, "client", &ran).await.unwrap();
+        release.send(()).unwrap();
+        busy.await.unwrap().unwrap();
+        local.await.unwrap();
+        client.await.unwrap();
+    }
+
+    /// Dropping the last handle ends the threads, even while they wait.
+    #[tokio::test]
+    async fn the_threads_end_with_the_last_handle() {
+        let hasher = PasswordHasher::new(2).unwrap();
+        let shared = Arc::clone(&hasher.owner.shared);
+        let copy = hasher.clone();
+        drop(hasher);
+        assert!(!shared.lock().closed, "a clone still holds it");
+        copy.hash(&secret("pw")).await.unwrap();
+        drop(copy);
+        assert!(shared.lock().closed);
+        // Each thread held the shared state; they let go as they end.
+        for _ in 0..500 {
+            if Arc::strong_count(&shared) == 1 {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        panic!("the hashing threads did not end");
     }
 
     /// A hash queued for a request that has gone is not computed.

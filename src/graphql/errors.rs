@@ -157,6 +157,17 @@ impl From<ApiError> for async_graphql::Error {
     }
 }
 
+impl From<crate::crypto::CryptoError> for ApiError {
+    /// A full password-hashing queue is the caller's to retry in a moment;
+    /// anything else is ours.
+    fn from(err: crate::crypto::CryptoError) -> Self {
+        match err {
+            crate::crypto::CryptoError::Busy => crate::ratelimit::rate_limited(1),
+            other => Self::internal(&other),
+        }
+    }
+}
+
 impl From<sea_orm::DbErr> for ApiError {
     fn from(err: sea_orm::DbErr) -> Self {
         Self::internal(&err)
@@ -165,3 +176,33 @@ impl From<sea_orm::DbErr> for ApiError {
 
 /// The result type of resolvers.
 pub type ApiResult<T> = Result<T, ApiError>;
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+    use crate::crypto::CryptoError;
+
+    #[test]
+    fn a_full_hashing_queue_is_rate_limited_and_other_crypto_failures_internal() {
+        let busy = ApiError::from(CryptoError::Busy);
+        assert_eq!(busy.code, ErrorCode::RateLimited);
+        assert!(
+            busy.extra
+                .iter()
+                .any(|(name, value)| *name == "retryAfterSeconds"
+                    && *value == async_graphql::Value::from(1)),
+            "{busy:?}"
+        );
+        assert_eq!(ApiError::from(CryptoError::Hash).code, ErrorCode::Internal);
+        // Through the domains that hash.
+        let account = ApiError::from(crate::accounts::service::AccountError::Crypto(
+            CryptoError::Busy,
+        ));
+        assert_eq!(account.code, ErrorCode::RateLimited);
+        let recovery = ApiError::from(crate::recovery::service::RecoveryError::Crypto(
+            CryptoError::Busy,
+        ));
+        assert_eq!(recovery.code, ErrorCode::RateLimited);
+    }
+}

@@ -61,6 +61,9 @@ pub struct Document {
     pub depth: usize,
     /// Whether running it may change a row the session cache holds.
     pub may_change_sessions: bool,
+    /// Most fields named in [`PASSWORD_CHECKS`] that one of its mutations
+    /// runs (aliases and fragments included).
+    pub password_checks: usize,
 }
 
 impl Document {
@@ -71,6 +74,7 @@ impl Document {
             aliases: count_aliases(&parsed),
             depth: application_depth(&parsed),
             may_change_sessions: may_change_sessions(&parsed),
+            password_checks: password_checks(&parsed),
             parsed,
         })
     }
@@ -349,6 +353,59 @@ fn may_change_sessions(document: &ExecutableDocument) -> bool {
     })
 }
 
+/// Mutation fields that check the signed-in person's password. A request
+/// may hold one of them at most (the HTTP layer refuses more before
+/// anything runs): each is a guess at the password and costs a hash, and
+/// aliases would otherwise make one request many guesses. Their per-IP
+/// and per-account limits count each guess besides.
+pub const PASSWORD_CHECKS: &[&str] = &["changePassword", "changeEmail"];
+
+/// The most fields named in [`PASSWORD_CHECKS`] that one mutation of
+/// `document` runs at its root, through inline fragments and fragment
+/// spreads too (a spread seen twice on one path counts once there: the
+/// executor refuses such cycles anyway).
+fn password_checks(document: &ExecutableDocument) -> usize {
+    fn walk(set: &SelectionSet, document: &ExecutableDocument, spreads: &mut Vec<Name>) -> usize {
+        set.items
+            .iter()
+            .map(|item| match &item.node {
+                Selection::Field(field) => {
+                    usize::from(PASSWORD_CHECKS.contains(&field.node.name.node.as_str()))
+                }
+                Selection::InlineFragment(fragment) => {
+                    walk(&fragment.node.selection_set.node, document, spreads)
+                }
+                Selection::FragmentSpread(spread) => {
+                    let name = &spread.node.fragment_name.node;
+                    let Some(fragment) = document.fragments.get(name) else {
+                        return 0;
+                    };
+                    if spreads.contains(name) {
+                        return 0;
+                    }
+                    spreads.push(name.clone());
+                    let count = walk(&fragment.node.selection_set.node, document, spreads);
+                    spreads.pop();
+                    count
+                }
+            })
+            .sum()
+    }
+    document
+        .operations
+        .iter()
+        .filter(|(_, operation)| operation.node.ty == OperationType::Mutation)
+        .map(|(_, operation)| {
+            walk(
+                &operation.node.selection_set.node,
+                document,
+                &mut Vec::new(),
+            )
+        })
+        .max()
+        .unwrap_or(0)
+}
+
 /// Aliased fields in every operation and fragment of a document.
 fn count_aliases(document: &ExecutableDocument) -> usize {
     fn walk(set: &SelectionSet) -> usize {
@@ -383,6 +440,62 @@ mod tests {
 
     fn changes(query: &str) -> bool {
         Document::parse(query).unwrap().may_change_sessions
+    }
+
+    fn checks(query: &str) -> usize {
+        Document::parse(query).unwrap().password_checks
+    }
+
+    #[test]
+    fn password_checks_are_counted_through_aliases_and_fragments() {
+        let one = "mutation($p: String!, $n: String!) { changePassword(currentPassword: $p, newPassword: $n) }";
+        assert_eq!(checks(one), 1);
+        assert_eq!(
+            checks(
+                "mutation($p: String!) { a: changeEmail(newEmail: $p, password: $p) b: changeEmail(newEmail: $p, password: $p) }"
+            ),
+            2
+        );
+        assert_eq!(
+            checks(
+                "mutation($p: String!) { changeEmail(newEmail: $p, password: $p) changePassword(currentPassword: $p, newPassword: $p) }"
+            ),
+            2
+        );
+        // Fragments: spread twice, and inline.
+        assert_eq!(
+            checks(
+                "mutation($p: String!) { ...F ...F } fragment F on MutationRoot { changeEmail(newEmail: $p, password: $p) }"
+            ),
+            2
+        );
+        assert_eq!(
+            checks(
+                "mutation($p: String!) { ... on MutationRoot { a: changePassword(currentPassword: $p, newPassword: $p) } b: changePassword(currentPassword: $p, newPassword: $p) }"
+            ),
+            2
+        );
+        // A fragment that spreads itself cannot loop the count.
+        assert_eq!(
+            checks(
+                "mutation($p: String!) { ...F } fragment F on MutationRoot { ...F changeEmail(newEmail: $p, password: $p) }"
+            ),
+            1
+        );
+        // Only one operation of a document runs: the largest counts.
+        assert_eq!(
+            checks(
+                "mutation A($p: String!) { changeEmail(newEmail: $p, password: $p) } mutation B($p: String!) { changeEmail(newEmail: $p, password: $p) }"
+            ),
+            1
+        );
+        // Fields of the same names elsewhere are not password checks.
+        assert_eq!(checks("{ me { id } }"), 0);
+        assert_eq!(
+            checks("query { ...F } fragment F on QueryRoot { me { id } }"),
+            0
+        );
+        assert_eq!(checks("mutation { logout }"), 0);
     }
 
     #[test]

@@ -237,6 +237,13 @@ async fn graphql_post(
                 "Too many aliased fields in one request.",
             );
         }
+        if document.password_checks > 1 {
+            return refusal(
+                StatusCode::BAD_REQUEST,
+                ErrorCode::BadUserInput,
+                "One request may check the password once: send changePassword and changeEmail in requests of their own, without aliases.",
+            );
+        }
         if document.depth > crate::graphql::MAX_DEPTH {
             return refusal(
                 StatusCode::BAD_REQUEST,
@@ -265,11 +272,12 @@ async fn graphql_post(
         .iter()
         .filter_map(|value| value.to_str().ok())
         .collect();
-    if let Some(ip) = crate::ratelimit::client_ip(
+    let client = crate::ratelimit::client_ip(
         request.remote_addr().as_socket_addr().map(|addr| addr.ip()),
         &forwarded_for,
         &state.settings().trusted_proxies,
-    ) {
+    );
+    if let Some(ip) = client {
         gql_request = gql_request.data(crate::ratelimit::ClientIp(ip));
     }
     if let Some(token) = session_token(request) {
@@ -293,7 +301,13 @@ async fn graphql_post(
         }
     }
 
-    let response = match tokio::time::timeout(REQUEST_TIMEOUT, schema.execute(gql_request)).await {
+    // Every password hash of the request spends its client's share of the
+    // hashing queue, however deep in a service it is asked for.
+    let execution = crate::crypto::passwords::as_caller(
+        crate::ratelimit::hash_caller(client),
+        schema.execute(gql_request),
+    );
+    let response = match tokio::time::timeout(REQUEST_TIMEOUT, execution).await {
         Ok(response) => response,
         Err(_) => {
             tracing::warn!("GraphQL request timed out");

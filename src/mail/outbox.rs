@@ -306,6 +306,24 @@ pub async fn pending_count<C: ConnectionTrait>(db: &C) -> Result<u64, DbErr> {
         .await
 }
 
+/// How many mails of `kind` about the account were queued since `since`,
+/// whatever became of them: a cap on requests that always mail counts its
+/// requests with this (rows are kept after sending; `idx_outbox_account`
+/// finds them).
+pub async fn queued_since<C: ConnectionTrait>(
+    conn: &C,
+    account_id: Uuid,
+    kind: &str,
+    since: DateTime<Utc>,
+) -> Result<u64, DbErr> {
+    outbox::Entity::find()
+        .filter(outbox::Column::AccountId.eq(account_id))
+        .filter(outbox::Column::Kind.eq(kind))
+        .filter(outbox::Column::CreatedAt.gt(since))
+        .count(conn)
+        .await
+}
+
 /// The wait before the next attempt, given how many attempts have failed so
 /// far: 30 s after the first, doubling each time, never more than an hour.
 pub fn backoff(failed_attempts: u32) -> TimeDelta {

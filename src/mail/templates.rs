@@ -138,6 +138,27 @@ pub fn email_change_notice(lang: Language, username: &str) -> RenderedMail {
     }
 }
 
+/// Tells the owner of an address that someone asked to move another
+/// account to it; sent instead of a confirmation link when the address
+/// already has an account. Names nobody: the request proves nothing about
+/// who made it.
+pub fn email_change_to_registered_address(lang: Language) -> RenderedMail {
+    match lang {
+        Language::ZhCn => Draft::new(lang, "有人想把另一个账号的邮箱改为你的地址")
+            .para("你好：")
+            .para("刚才有人申请把另一个账号的邮箱地址改为这个地址，而这个地址已经属于一个账号。一个地址只能属于一个账号，所以什么都没有改变。")
+            .para("如果是你本人，请登录拥有这个地址的账号；如果想把另一个账号改用这个地址，需要先让这个地址空出来。")
+            .para("如果不是你，无需任何操作：你的账号没有任何变更。")
+            .render(),
+        Language::En => Draft::new(lang, "Someone tried to move an account to your email address")
+            .para("Hello,")
+            .para("Someone just asked to change another account's email address to this one, which already belongs to an account. An address belongs to one account only, so nothing was changed.")
+            .para("If it was you, sign in to the account that has this address; to move another account here, free the address first.")
+            .para("If it was not you, there is nothing to do: nothing about your account was changed.")
+            .render(),
+    }
+}
+
 /// Confirms that the account's password was changed or reset.
 pub fn password_changed(lang: Language, username: &str) -> RenderedMail {
     match lang {
@@ -357,6 +378,7 @@ mod tests {
                 verify_email(lang, EVIL, LINK, 24),
                 password_reset(lang, LINK, 30),
                 signup_attempt_on_existing_account(lang),
+                email_change_to_registered_address(lang),
             ] {
                 let stored = mail.draft.as_ref().map(|d| d.to_json().unwrap()).unwrap();
                 let again = DraftBody::from_json(&stored)
@@ -441,6 +463,18 @@ mod tests {
         assert!(en.text.contains("nothing about your account was changed"));
         assert!(en.text.contains("reset"));
         assert_ne!(zh.subject, en.subject);
+    }
+
+    #[test]
+    fn email_change_to_a_registered_address_names_nothing_and_reassures() {
+        let zh = email_change_to_registered_address(Language::ZhCn);
+        assert!(zh.text.contains("没有任何变更"));
+        let en = email_change_to_registered_address(Language::En);
+        assert!(en.text.contains("nothing about your account was changed"));
+        assert_ne!(zh.subject, en.subject);
+        for mail in [zh, en] {
+            assert!(!mail.text.contains("http"), "no link: {}", mail.text);
+        }
     }
 
     #[test]

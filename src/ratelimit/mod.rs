@@ -1,5 +1,6 @@
 //! Rate limits against floods and guessing: per client IP here, in memory;
-//! per login name in [`login`], in the database.
+//! per login name in [`login`] and per account's password checks in
+//! [`password_check`], in the database.
 //!
 //! Rules:
 //! - Each [`Action`] has its own bucket per client: `CUSTOS_RATE_LIMIT_PER_MINUTE`
@@ -21,6 +22,7 @@
 //!   addresses are personal data: they are never logged or stored.
 
 pub mod login;
+pub mod password_check;
 
 use std::{
     hash::Hash,
@@ -50,6 +52,9 @@ pub enum Action {
     RequestAccountDeletion,
     /// `createTicket`.
     CreateTicket,
+    /// `changePassword` and `changeEmail`: a signed-in caller's password
+    /// checks (each costs a password hash).
+    PasswordCheck,
 }
 
 impl Action {
@@ -62,6 +67,7 @@ impl Action {
             Self::ResetPassword => "reset_password",
             Self::RequestAccountDeletion => "request_account_deletion",
             Self::CreateTicket => "create_ticket",
+            Self::PasswordCheck => "password_check",
         }
     }
 }
@@ -92,6 +98,19 @@ impl ClientKey {
             }
             None => Self::Unknown,
         }
+    }
+}
+
+/// Whose share of the password-hashing queue a request spends: the
+/// client's address, or its /64 for IPv6, as the buckets here count it
+/// (see [`crate::crypto::passwords`]).
+pub fn hash_caller(ip: Option<IpAddr>) -> crate::crypto::passwords::Caller {
+    use crate::crypto::passwords::Caller;
+    // A tag above the 64 bits of address keeps the three kinds apart.
+    match ClientKey::of(ip) {
+        ClientKey::V4(v4) => Caller::new((1 << 64) | u128::from(u32::from(v4))),
+        ClientKey::V6Prefix(prefix) => Caller::new((2 << 64) | u128::from(prefix)),
+        ClientKey::Unknown => Caller::new(3 << 64),
     }
 }
 
@@ -393,6 +412,25 @@ mod tests {
         let limits = RateLimits::new(NonZeroU32::new(1).unwrap());
         assert!(limits.check(Action::Login, None).is_ok());
         assert!(limits.check(Action::Login, None).is_err());
+    }
+
+    #[test]
+    fn hash_callers_follow_the_buckets() {
+        let v4 = hash_caller(Some(ip("192.0.2.1")));
+        assert_eq!(v4, hash_caller(Some(ip("::ffff:192.0.2.1"))));
+        assert_ne!(v4, hash_caller(Some(ip("192.0.2.2"))));
+        let v6 = hash_caller(Some(ip("2001:db8:1:2::1")));
+        assert_eq!(v6, hash_caller(Some(ip("2001:db8:1:2:ffff::9"))));
+        assert_ne!(v6, hash_caller(Some(ip("2001:db8:1:3::1"))));
+        let unknown = hash_caller(None);
+        assert_ne!(unknown, crate::crypto::passwords::Caller::LOCAL);
+        assert_ne!(unknown, v4);
+        // 0.0.0.0 and ::/64 are not the unknown client either.
+        assert_ne!(hash_caller(Some(ip("0.0.0.0"))), unknown);
+        assert_ne!(
+            hash_caller(Some(ip("::2"))),
+            hash_caller(Some(ip("0.0.0.2")))
+        );
     }
 
     #[test]

@@ -29,7 +29,7 @@ impl From<RecoveryError> for ApiError {
                 api
             }
             RecoveryError::Database(err) => ApiError::internal(&err),
-            RecoveryError::Crypto(err) => ApiError::internal(&err),
+            RecoveryError::Crypto(err) => err.into(),
             RecoveryError::Mail(err) => ApiError::internal(&err),
         }
     }

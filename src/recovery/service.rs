@@ -1,8 +1,6 @@
 //! Password reset rules (see [`super`]) and their transactions. Addresses
 //! are looked up by blind index and decrypted only to address the mail.
 
-use std::time::Duration as StdDuration;
-
 use entity::{account, account_token};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, IntoActiveModel,
@@ -26,15 +24,9 @@ use crate::{
         outbox::{self, OutgoingMail},
         templates,
     },
-    ratelimit::login as throttle,
+    ratelimit::{login as throttle, password_check},
     state::AppState,
 };
-
-/// Every well-formed `requestPasswordReset` answers this long after it
-/// began, whether the address has an account or not. The work for a known
-/// address (a few statements in one transaction) normally takes a few
-/// milliseconds, far below this; a request that outruns it is logged.
-pub const ANSWER_FLOOR: StdDuration = StdDuration::from_millis(250);
 
 /// What can go wrong in recovery.
 #[derive(Debug, thiserror::Error)]
@@ -62,21 +54,11 @@ pub enum RecoveryError {
 /// Handles `requestPasswordReset`: mails a reset link to the bound address
 /// of the `ACTIVE` account that has `email`, if any and if the hourly mail
 /// cap allows. `Ok(())` for every well-formed address, answered no sooner
-/// than [`ANSWER_FLOOR`] after the call so that timing tells nothing.
+/// than [`crate::timing::ANSWER_FLOOR`] after the call so that timing tells
+/// nothing.
 pub async fn request_password_reset(state: &AppState, email: &str) -> Result<(), RecoveryError> {
     let email = Email::parse(email)?;
-    let started = tokio::time::Instant::now();
-    let outcome = send_reset_link(state, &email).await;
-    let elapsed = started.elapsed();
-    if elapsed > ANSWER_FLOOR {
-        tracing::warn!(
-            target: "security",
-            elapsed_ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX),
-            "password reset request outran its answer floor: its timing may differ for known and unknown addresses"
-        );
-    }
-    tokio::time::sleep_until(started + ANSWER_FLOOR).await;
-    outcome
+    crate::timing::with_answer_floor("request_password_reset", send_reset_link(state, &email)).await
 }
 
 /// The work behind [`request_password_reset`], without the answer floor.
@@ -222,7 +204,9 @@ pub async fn reset_password(
         .filter(|row| row.status == status::ACTIVE)
         .ok_or(RecoveryError::InvalidToken)?;
     // From the row read in this transaction: its names are the current ones.
-    let subjects = sessions::throttle_subjects(state, &open_in(state, &txn, &row).await?);
+    let mut subjects = sessions::throttle_subjects(state, &open_in(state, &txn, &row).await?);
+    // The reset proves the address: a wait on password checks ends too.
+    subjects.push(password_check::subject(state.blind().active(), row.id));
     let account_id = row.id;
     let mut update = row.into_active_model();
     update.password_hash = Set(password_hash);

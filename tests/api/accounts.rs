@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, error_code, link_token, spawn_app};
+use crate::helpers::{TestApp, error_code, link_token, spawn_app, spawn_app_with};
 
 pub const PASSWORD: &str = "a fine long passphrase";
 
@@ -708,6 +708,186 @@ async fn change_email_needs_the_password_and_the_new_address_proven() {
         )
         .await;
     assert_eq!(error_code(&body), Some("INVALID_CREDENTIALS"));
+}
+
+const CHANGE_EMAIL: &str =
+    "mutation($e: String!, $p: String!) { changeEmail(newEmail: $e, password: $p) }";
+const CHANGE_PASSWORD: &str =
+    "mutation($c: String!, $n: String!) { changePassword(currentPassword: $c, newPassword: $n) }";
+/// Subject of the notice an email change sends to the old address.
+const EMAIL_CHANGE_NOTICE: &str = "你的账号申请了更换邮箱地址";
+/// Subject of the notice a registered address gets instead of a link.
+const REGISTERED_ADDRESS_NOTICE: &str = "有人想把另一个账号的邮箱改为你的地址";
+
+fn with_subject(app: &TestApp, address: &str, subject: &str) -> Vec<String> {
+    app.mail_to(address)
+        .iter()
+        .filter(|m| m.subject() == subject)
+        .map(|m| m.decoded_text())
+        .collect()
+}
+
+/// Whoever knew the old password may have started moving the account to
+/// their own address, or asked for a reset link: changing the password,
+/// as the notices advise, ends both.
+#[tokio::test]
+async fn a_password_change_voids_pending_email_change_and_reset_links() {
+    let app = spawn_app().await;
+    let session = signed_in(&app, "wary_person", "wary@example.org").await;
+    let body = app
+        .gql_with_token(
+            Some(&session),
+            CHANGE_EMAIL,
+            json!({ "e": "intruder@example.org", "p": PASSWORD }),
+        )
+        .await;
+    assert_eq!(body["data"]["changeEmail"], true, "{body}");
+    app.deliver_mail().await;
+    let move_link = link_token(
+        &app.last_mail_to("intruder@example.org").unwrap(),
+        "/verify-email",
+    )
+    .unwrap();
+    let reset_link = crate::recovery::reset_token(&app, "wary@example.org").await;
+
+    let body = app
+        .gql_with_token(
+            Some(&session),
+            CHANGE_PASSWORD,
+            json!({ "c": PASSWORD, "n": "a brand new passphrase" }),
+        )
+        .await;
+    assert_eq!(body["data"]["changePassword"], true, "{body}");
+
+    let body = app
+        .gql(
+            "mutation($t: String!) { verifyEmail(token: $t) }",
+            json!({ "t": move_link }),
+        )
+        .await;
+    assert_eq!(error_code(&body), Some("INVALID_TOKEN"), "{body}");
+    let body = crate::recovery::reset(&app, &reset_link, "an intruder's passphrase").await;
+    assert_eq!(error_code(&body), Some("INVALID_TOKEN"), "{body}");
+    let me = app
+        .gql_with_token(Some(&session), "{ me { email } }", json!({}))
+        .await;
+    assert_eq!(me["data"]["me"]["email"], "wary@example.org");
+    login(&app, "wary_person", "a brand new passphrase").await;
+}
+
+/// An email change to a registered address looks, to the caller and in
+/// the old address's mail, exactly like one to a free address: only the
+/// new address's owner hears, without a link.
+#[tokio::test]
+async fn an_email_change_to_a_registered_address_looks_like_any_other() {
+    let app = spawn_app().await;
+    let token = signed_in(&app, "prober", "prober@example.org").await;
+    signed_in(&app, "resident", "resident@example.org").await;
+    app.deliver_mail().await;
+    let resident_mail = app.mail_to("resident@example.org").len();
+
+    let to_registered = app
+        .gql_with_token(
+            Some(&token),
+            CHANGE_EMAIL,
+            json!({ "e": "Resident@Example.org", "p": PASSWORD }),
+        )
+        .await;
+    let to_free = app
+        .gql_with_token(
+            Some(&token),
+            CHANGE_EMAIL,
+            json!({ "e": "vacant@example.org", "p": PASSWORD }),
+        )
+        .await;
+    assert_eq!(to_registered, to_free);
+    assert_eq!(to_free, json!({ "data": { "changeEmail": true } }));
+
+    app.deliver_mail().await;
+    // The old address heard of both, in the same words.
+    let notices = with_subject(&app, "prober@example.org", EMAIL_CHANGE_NOTICE);
+    assert_eq!(notices.len(), 2, "{notices:?}");
+    assert_eq!(notices[0], notices[1]);
+    // The registered address was told, with no link and no name.
+    let told = app.mail_to("resident@example.org");
+    assert_eq!(told.len(), resident_mail + 1);
+    let notice = told.last().unwrap();
+    assert_eq!(notice.subject(), REGISTERED_ADDRESS_NOTICE);
+    assert!(link_token(notice, "/verify-email").is_none());
+    assert!(!notice.decoded_text().contains("prober"));
+    // The free address got its link, which works.
+    let link = link_token(
+        &app.last_mail_to("vacant@example.org").unwrap(),
+        "/verify-email",
+    )
+    .unwrap();
+    let body = app
+        .gql(
+            "mutation($t: String!) { verifyEmail(token: $t) }",
+            json!({ "t": link }),
+        )
+        .await;
+    assert_eq!(body["data"]["verifyEmail"], true, "{body}");
+    let me = app
+        .gql_with_token(Some(&token), "{ me { email } }", json!({}))
+        .await;
+    assert_eq!(me["data"]["me"]["email"], "vacant@example.org");
+}
+
+/// The hourly cap counts every email change, whatever its target: probing
+/// registered addresses spends it as links do.
+#[tokio::test]
+async fn the_email_change_cap_counts_attempts_not_links() {
+    let app = spawn_app_with(|s| s.rate_limit_per_minute = 1000).await;
+    let token = signed_in(&app, "busy_mover", "busy@example.org").await;
+    signed_in(&app, "occupant", "occupant@example.org").await;
+    app.deliver_mail().await;
+    for _ in 0..3 {
+        let body = app
+            .gql_with_token(
+                Some(&token),
+                CHANGE_EMAIL,
+                json!({ "e": "occupant@example.org", "p": PASSWORD }),
+            )
+            .await;
+        assert_eq!(body["data"]["changeEmail"], true, "{body}");
+    }
+    // Past the cap: the same answer, and nothing sent anywhere.
+    for target in ["occupant@example.org", "elsewhere@example.org"] {
+        let body = app
+            .gql_with_token(
+                Some(&token),
+                CHANGE_EMAIL,
+                json!({ "e": target, "p": PASSWORD }),
+            )
+            .await;
+        assert_eq!(body, json!({ "data": { "changeEmail": true } }));
+    }
+    app.deliver_mail().await;
+    assert!(app.mail_to("elsewhere@example.org").is_empty());
+    assert_eq!(
+        with_subject(&app, "occupant@example.org", REGISTERED_ADDRESS_NOTICE).len(),
+        3
+    );
+    assert_eq!(
+        with_subject(&app, "busy@example.org", EMAIL_CHANGE_NOTICE).len(),
+        3
+    );
+
+    // A new hour, a new allowance (and a new session: the old one idled out).
+    app.clock.advance(chrono::Duration::minutes(61));
+    let token = login(&app, "busy_mover", PASSWORD).await;
+    let body = app
+        .gql_with_token(
+            Some(&token),
+            CHANGE_EMAIL,
+            json!({ "e": "elsewhere@example.org", "p": PASSWORD }),
+        )
+        .await;
+    assert_eq!(body["data"]["changeEmail"], true, "{body}");
+    app.deliver_mail().await;
+    let mail = app.last_mail_to("elsewhere@example.org").unwrap();
+    assert!(link_token(&mail, "/verify-email").is_some());
 }
 
 #[tokio::test]

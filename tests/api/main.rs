@@ -13,6 +13,7 @@ mod erasure;
 mod health;
 mod mail;
 mod notices;
+mod password_checks;
 mod recovery;
 mod roles;
 mod rotation;

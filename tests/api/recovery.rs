@@ -235,7 +235,7 @@ async fn an_unknown_address_gets_the_same_answer_and_no_mail() {
     );
     assert_eq!(known, br#"{"data":{"requestPasswordReset":true}}"#);
     // Both wait for the same floor, so neither answers early.
-    let floor = custos::recovery::service::ANSWER_FLOOR;
+    let floor = custos::timing::ANSWER_FLOOR;
     assert!(known_took >= floor, "{known_took:?}");
     assert!(unknown_took >= floor, "{unknown_took:?}");
 
