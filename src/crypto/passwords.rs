@@ -68,9 +68,9 @@ const DUMMY_PASSWORD: &[u8] = b"custos dummy password for unknown accounts";
 
 /// Most hashes waiting in all, per hashing thread.
 pub const WAITING_PER_THREAD: usize = 32;
-/// Most hashes one caller may have waiting, per hashing thread: enough for
-/// a whole office behind one address signing in at once, an eighth of the
-/// queue.
+/// Most hashes one caller may have waiting, per hashing thread: room for
+/// several people behind one address signing in at the same moment, and an
+/// eighth of the queue.
 pub const WAITING_PER_CALLER_PER_THREAD: usize = 4;
 
 /// The dummy PHC string, hashed once on first need.

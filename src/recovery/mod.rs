@@ -20,7 +20,8 @@
 //!   token, so a weak choice leaves the link usable. On success, in one
 //!   transaction: the token is used, every other reset token and every
 //!   pending email-change link dies, every session ends, the sign-in
-//!   throttle of the account's names is cleared, the address counts as
+//!   throttle of the account's names and the throttle of its password
+//!   checks are cleared, the address counts as
 //!   verified (the link proved it) and a "your password was changed" notice
 //!   is queued. Nobody is signed in automatically.
 //! - Unknown, used and expired tokens are all `INVALID_TOKEN`.
