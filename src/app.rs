@@ -86,7 +86,18 @@ impl Application {
                 settings.database_url.expose_secret().to_owned(),
             )))
         });
-        tracing::info!(addr = %self.addr, "serving GraphQL at http://{}/graphql", self.addr);
+        // Named by the public URL, the origin mailed links use: a browser
+        // keeps one cookie jar per host, so opening `127.0.0.1` while links
+        // say `localhost` would sign people in twice.
+        let public_url = &settings.public_url;
+        if settings.account_console {
+            tracing::info!(
+                addr = %self.addr,
+                "serving the account console at {public_url}/ and GraphQL at {public_url}/graphql (listening on {})", self.addr
+            );
+        } else {
+            tracing::info!(addr = %self.addr, "serving GraphQL at {public_url}/graphql (listening on {})", self.addr);
+        }
         let served = Server::new_with_acceptor(self.acceptor)
             .run_with_graceful_shutdown(
                 crate::http::routes(self.state.clone(), schema),

@@ -87,6 +87,9 @@ pub struct RawSettings {
     pub log_format: String,
     /// `CUSTOS_PLAYGROUND`: serve GraphiQL (defaults to on outside production).
     pub playground: Option<bool>,
+    /// `CUSTOS_ACCOUNT_CONSOLE`: serve the account console at `/` and the
+    /// emailed paths (defaults to on outside production).
+    pub account_console: Option<bool>,
     /// `CUSTOS_INTROSPECTION`: allow introspection (defaults to on outside production).
     pub introspection: Option<bool>,
     /// `CUSTOS_OUTBOX_BATCH`: mails claimed per outbox tick.
@@ -146,6 +149,7 @@ impl Default for RawSettings {
             allowed_origins: String::new(),
             log_format: "pretty".into(),
             playground: None,
+            account_console: None,
             introspection: None,
             outbox_batch: 50,
             outbox_max_attempts: 12,
@@ -327,6 +331,9 @@ pub struct Settings {
     pub log_format: LogFormat,
     /// Serve the GraphiQL page.
     pub playground: bool,
+    /// Serve the account console; when off, the emailed paths answer a
+    /// short page that says where to go.
+    pub account_console: bool,
     /// Answer introspection queries.
     pub introspection: bool,
     /// Mails claimed per outbox tick.
@@ -612,6 +619,7 @@ impl Settings {
             allowed_origins,
             log_format,
             playground: raw.playground.unwrap_or(!production),
+            account_console: raw.account_console.unwrap_or(!production),
             introspection: raw.introspection.unwrap_or(!production),
             outbox_batch: raw.outbox_batch,
             outbox_max_attempts: raw.outbox_max_attempts,
@@ -792,6 +800,7 @@ mod tests {
         assert_eq!(settings.public_url, "http://localhost:8000");
         assert!(matches!(settings.keys, KeySource::DevFile(_)));
         assert!(settings.playground && settings.introspection);
+        assert!(settings.account_console);
     }
 
     #[test]
@@ -808,6 +817,30 @@ mod tests {
         r.smtp_url = Some("smtp://127.0.0.1:25".into());
         let err = Settings::validate(r.clone()).err().map(|e| e.setting);
         assert_eq!(err, Some("CUSTOS_ENCRYPTION_KEYS"));
+    }
+
+    #[test]
+    fn the_account_console_is_off_in_production_unless_asked_for() {
+        let Ok(keys) = crate::crypto::keys::generate("p1") else {
+            panic!("keys generate");
+        };
+        let mut r = raw();
+        r.env = "production".into();
+        r.public_url = Some("https://example.org".into());
+        r.smtp_url = Some("smtp://127.0.0.1:25".into());
+        r.encryption_keys = Some(keys.encryption_keys.expose_secret().to_owned());
+        r.blind_index_key = Some(keys.blind_index_key.expose_secret().to_owned());
+        let settings = Settings::validate(r.clone());
+        assert!(
+            settings.as_ref().is_ok_and(|s| !s.account_console),
+            "{settings:?}"
+        );
+        r.account_console = Some(true);
+        let settings = Settings::validate(r);
+        assert!(
+            settings.as_ref().is_ok_and(|s| s.account_console),
+            "{settings:?}"
+        );
     }
 
     #[test]

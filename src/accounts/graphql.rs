@@ -17,6 +17,7 @@ use crate::{
         active_viewer, errors::ApiError, errors::ApiResult, errors::ErrorCode, parse_id,
         request_language, state, viewer,
     },
+    mail::Language,
 };
 
 /// Name of the session cookie set by `login`.
@@ -414,6 +415,30 @@ impl AccountMutation {
         let session_id = parse_id(&id, "id")?;
         sessions::revoke(state(ctx)?, viewer.account_id, session_id).await?;
         Ok(true)
+    }
+
+    /// Ends every session of the caller but the current one; returns how many ended.
+    async fn revoke_other_sessions(&self, ctx: &Context<'_>) -> ApiResult<i32> {
+        let viewer = viewer(ctx)?;
+        let ended =
+            sessions::revoke_others(state(ctx)?, viewer.account_id, viewer.session_id).await?;
+        Ok(i32::try_from(ended).unwrap_or(i32::MAX))
+    }
+
+    /// The language of the account's mail and messages (zh-CN or en).
+    async fn set_language(&self, ctx: &Context<'_>, language: String) -> ApiResult<Account> {
+        let viewer = viewer(ctx)?;
+        // Exactly the two tags: a look-alike such as `fr` or `zh-TW` is
+        // refused rather than quietly mapped to something else.
+        let language = match language.as_str() {
+            "zh-CN" => Language::ZhCn,
+            "en" => Language::En,
+            _ => {
+                return Err(ApiError::bad_input("language", "Choose zh-CN or en."));
+            }
+        };
+        let record = service::set_language(state(ctx)?, viewer.account_id, language).await?;
+        Ok(Account::from(record))
     }
 
     /// Changes the password; other sessions end, pending reset and

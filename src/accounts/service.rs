@@ -1048,6 +1048,27 @@ pub async fn change_password(
     Ok(())
 }
 
+/// Sets the language of the account's mail and messages.
+pub async fn set_language(
+    state: &AppState,
+    account_id: Uuid,
+    language: Language,
+) -> Result<AccountRecord, AccountError> {
+    let row = account::Entity::find_by_id(account_id)
+        .one(state.db())
+        .await?
+        .ok_or(AccountError::NotFound)?;
+    let mut update = row.into_active_model();
+    update.language = Set(language.as_tag().to_owned());
+    update.updated_at = Set(state.clock().now());
+    let updated = update.update(state.db()).await?;
+    // The session cache holds the account row; a request after this one
+    // must see the new language.
+    state.session_cache().forget_account(account_id);
+    tracing::info!(account_id = %account_id, language = language.as_tag(), "language set");
+    Ok(open(state, &updated).await?)
+}
+
 /// Creates a verified ADMIN account (`custos create-admin`). Reserved names
 /// are allowed here: the operator is the one person who may use them.
 pub async fn create_admin(

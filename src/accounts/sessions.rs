@@ -384,6 +384,34 @@ pub async fn revoke(
     Ok(())
 }
 
+/// Ends every live session of the account but `keep` (the caller's own);
+/// returns how many ended. The session cache forgets the account, so the
+/// ended sessions stop working on this instance at once.
+pub async fn revoke_others(
+    state: &AppState,
+    account_id: Uuid,
+    keep: Uuid,
+) -> Result<u64, AccountError> {
+    let now = state.clock().now();
+    // Only sessions `mySessions` would list count: expired ones have ended.
+    let ended = session::Entity::update_many()
+        .col_expr(
+            session::Column::RevokedAt,
+            sea_orm::sea_query::Expr::value(now),
+        )
+        .filter(session::Column::AccountId.eq(account_id))
+        .filter(session::Column::RevokedAt.is_null())
+        .filter(session::Column::ExpiresAt.gt(now))
+        .filter(session::Column::LastSeenAt.gt(now - state.settings().session_idle))
+        .filter(session::Column::Id.ne(keep))
+        .exec(state.db())
+        .await?
+        .rows_affected;
+    state.session_cache().forget_account(account_id);
+    tracing::info!(account_id = %account_id, ended, "other sessions ended");
+    Ok(ended)
+}
+
 /// Ends every session of the account but `keep`.
 pub async fn revoke_all_except<C: ConnectionTrait>(
     conn: &C,

@@ -89,6 +89,53 @@ impl ConsentQuery {
         let current = super::versions::current(state.db()).await?;
         Ok(PolicyVersion::localized(&current.document, language))
     }
+
+    /// Every published version, newest first: the policy page's public
+    /// history. Texts follow `language` as for `policy`.
+    async fn policy_versions(
+        &self,
+        ctx: &Context<'_>,
+        language: Option<String>,
+    ) -> ApiResult<Vec<PolicyVersion>> {
+        let language = language
+            .as_deref()
+            .map(Language::from_tag)
+            .unwrap_or_else(|| request_language(ctx));
+        let versions = super::versions::all(state(ctx)?.db()).await?;
+        Ok(versions
+            .iter()
+            .map(|published| PolicyVersion::localized(&published.document, language))
+            .collect())
+    }
+
+    /// Public: what the holder of a `/guardian-consent` link is asked to
+    /// agree to. Null for an unknown, used or expired token.
+    async fn guardian_consent_request(
+        &self,
+        ctx: &Context<'_>,
+        token: String,
+    ) -> ApiResult<Option<GuardianConsentRequest>> {
+        let language = request_language(ctx);
+        let request = super::guardian::request(state(ctx)?, &token).await?;
+        Ok(request.map(|request| GuardianConsentRequest {
+            username: request.username,
+            purposes: request
+                .purposes
+                .iter()
+                .map(|p| Purpose::localized(p, language))
+                .collect(),
+        }))
+    }
+}
+
+/// What a guardian is asked to agree to, and nothing more about the minor.
+#[derive(SimpleObject)]
+pub struct GuardianConsentRequest {
+    /// The minor's username.
+    username: String,
+    /// The purposes the minor's account would be used for: the required
+    /// ones and the optional ones the minor chose.
+    purposes: Vec<Purpose>,
 }
 
 /// The current state of one purpose for the caller.

@@ -8,6 +8,7 @@ use sea_orm::{
     TransactionTrait,
 };
 
+use super::policy::PurposeDefinition;
 use crate::{
     accounts::service::{guardian, status, token_purpose},
     audit::service::{self as audit, AuditRecord},
@@ -15,6 +16,61 @@ use crate::{
     erasure::service::{ErasureError, ErasureReason, schedule_immediately},
     state::AppState,
 };
+
+/// What a guardian is asked to agree to: the minor's username and the
+/// purposes their account is set to be used for. Nothing else about the
+/// minor is shown to whoever holds the link.
+#[derive(Debug)]
+pub struct GuardianRequest {
+    /// The minor's username.
+    pub username: String,
+    /// The purposes the account would be used for: the required ones and
+    /// the optional ones the minor chose.
+    pub purposes: Vec<PurposeDefinition>,
+}
+
+/// The request behind a `/guardian-consent` token; `None` when the token
+/// is unknown, used or expired, or the account no longer waits.
+pub async fn request(
+    state: &AppState,
+    token: &str,
+) -> Result<Option<GuardianRequest>, ErasureError> {
+    let now = state.clock().now();
+    let db = state.db();
+    let Some(row) = account_token::Entity::find()
+        .filter(account_token::Column::TokenHash.eq(tokens::hash_token(token.trim())))
+        .filter(account_token::Column::Purpose.eq(token_purpose::GUARDIAN_CONSENT))
+        .one(db)
+        .await?
+        .filter(|t| t.used_at.is_none() && t.expires_at > now)
+    else {
+        return Ok(None);
+    };
+    let Some(minor) = account::Entity::find_by_id(row.account_id)
+        .one(db)
+        .await?
+        .filter(|a| a.guardian_consent == guardian::PENDING && a.status == status::ACTIVE)
+    else {
+        return Ok(None);
+    };
+    let account = crate::accounts::service::open(state, &minor).await?;
+    let policy = super::versions::current(db).await?.document;
+    let states = super::service::current_states(db, minor.id, &policy).await?;
+    let purposes = policy
+        .purposes
+        .into_iter()
+        .filter(|purpose| {
+            purpose.required
+                || states
+                    .iter()
+                    .any(|s| s.purpose == purpose.code && s.granted)
+        })
+        .collect();
+    Ok(Some(GuardianRequest {
+        username: account.username,
+        purposes,
+    }))
+}
 
 /// Records the guardian's answer given through a `/guardian-consent` link.
 pub async fn confirm(state: &AppState, token: &str, granted: bool) -> Result<(), ErasureError> {

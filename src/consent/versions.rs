@@ -39,6 +39,17 @@ pub async fn current<C: ConnectionTrait>(conn: &C) -> Result<PublishedPolicy, Db
     decode(row)
 }
 
+/// Every published version, newest first.
+pub async fn all<C: ConnectionTrait>(conn: &C) -> Result<Vec<PublishedPolicy>, DbErr> {
+    policy_version::Entity::find()
+        .order_by_desc(policy_version::Column::Seq)
+        .all(conn)
+        .await?
+        .into_iter()
+        .map(decode)
+        .collect()
+}
+
 /// The publication order of `version`, if it was published.
 pub async fn seq_of<C: ConnectionTrait>(conn: &C, version: &str) -> Result<Option<i64>, DbErr> {
     Ok(policy_version::Entity::find()

@@ -1,4 +1,5 @@
-//! HTTP routes: the GraphQL endpoint, the playground, health checks.
+//! HTTP routes: the GraphQL endpoint, the playground, the account console,
+//! health checks.
 //!
 //! Rules: `POST /graphql` takes `application/json` only — refusing
 //! `text/plain` and form bodies is the CSRF guard for cookie sessions, since
@@ -6,6 +7,7 @@
 //! over GET. Array batches are refused. Every response carries a request id
 //! and `nosniff`; API answers are never cached.
 
+pub mod console;
 pub mod documents;
 pub mod metrics;
 pub mod playground;
@@ -53,7 +55,7 @@ pub fn routes(
 ) -> poem::endpoint::BoxEndpoint<'static, Response> {
     let playground_enabled = state.settings().playground;
     let origins = state.settings().allowed_origins.clone();
-    let route = Route::new()
+    let route = console::mount(Route::new(), state.settings().account_console)
         .at("/graphql", get(graphql_get).post(graphql_post))
         .nest("/graphql/assets", playground::assets())
         .at("/healthz", get(healthz))

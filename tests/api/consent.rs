@@ -9,9 +9,9 @@ use crate::{
 };
 
 const RECORD: &str = "mutation($p: String!, $g: Boolean!) { recordConsent(purpose: $p, granted: $g) { purpose granted policyVersion } }";
-const PUBLISH: &str = "mutation($input: PublishPolicyInput!) { publishPolicy(input: $input) { version major purposes { code required sensitive } } }";
+pub const PUBLISH: &str = "mutation($input: PublishPolicyInput!) { publishPolicy(input: $input) { version major purposes { code required sensitive } } }";
 
-async fn current_purposes(app: &TestApp) -> Vec<Value> {
+pub async fn current_purposes(app: &TestApp) -> Vec<Value> {
     let body = app
         .gql("{ policy(language: \"en\") { purposes { code title description required sensitive dataCategories } } }", json!({}))
         .await;
@@ -21,7 +21,7 @@ async fn current_purposes(app: &TestApp) -> Vec<Value> {
         .clone()
 }
 
-fn new_version(
+pub fn new_version(
     version: &str,
     major: bool,
     mut purposes: Vec<Value>,
@@ -42,7 +42,7 @@ fn new_version(
 
 /// The same version with the current Chinese texts of the shipped
 /// purposes, so only what the test changes is new.
-async fn with_chinese(app: &TestApp, mut input: Value) -> Value {
+pub async fn with_chinese(app: &TestApp, mut input: Value) -> Value {
     let body = app
         .gql(
             "{ policy(language: \"zh-CN\") { purposes { code title description } } }",

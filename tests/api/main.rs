@@ -9,6 +9,7 @@ mod accounts;
 mod audit;
 mod cli;
 mod consent;
+mod console;
 mod erasure;
 mod health;
 mod mail;
