@@ -28,6 +28,8 @@ export async function gql(document, variables = {}) {
   }
   const body = await response.json().catch(() => null);
   if (!body) throw new ApiError([{ message: `HTTP ${response.status}`, extensions: { code: 'INTERNAL' } }]);
+  // The server cleared a dead session cookie: the page is signed out.
+  if (body.extensions?.session === 'EXPIRED') window.dispatchEvent(new Event('custos:session-expired'));
   if (body.errors?.length) throw new ApiError(body.errors);
   return body.data;
 }

@@ -58,6 +58,11 @@ const app = {
   rerender() {
     return render({ focus: false });
   },
+  /** The session ended elsewhere (a confirmed deletion, a reset password). */
+  forget() {
+    app.me = null;
+    renderChrome();
+  },
   async signOut() {
     await gql(LOGOUT).catch(() => {});
     app.me = null;
@@ -153,6 +158,7 @@ document.addEventListener('click', (event) => {
   app.navigate(link.getAttribute('href'));
 });
 window.addEventListener('popstate', () => render({ focus: true }));
+window.addEventListener('custos:session-expired', () => app.forget());
 
 useLanguage(fromBrowser(navigator.languages || [navigator.language]));
 try {

@@ -202,6 +202,7 @@ export default {
   'data.key.policyVersion': '政策版本',
   'data.key.source': '来源',
   'data.key.at': '时间',
+  'data.key.policyTextSha256': '政策文本摘要（SHA-256）',
   'data.key.purposeDefinitionSha256': '用途定义摘要（SHA-256）',
   'data.key.lastSeenAt': '最后使用',
   'data.key.expiresAt': '过期时间',

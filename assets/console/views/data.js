@@ -3,7 +3,7 @@
 import { h } from '../dom.js';
 import { gql } from '../api.js';
 import { MY_DATA } from '../documents.js';
-import { t } from '../i18n.js';
+import { t, formatDateTime } from '../i18n.js';
 
 export async function render() {
   const { myData } = await gql(MY_DATA);
@@ -43,5 +43,6 @@ function show(value) {
     return h('dl', { class: 'data' }, Object.entries(value).map(([key, item]) => [h('dt', {}, label(key)), h('dd', {}, show(item))]));
   }
   if (typeof value === 'boolean') return t(value ? 'data.yes' : 'data.no');
+  if (typeof value === 'string' && /^\d{4}-\d\d-\d\dT\d\d:\d\d/.test(value)) return formatDateTime(value);
   return String(value);
 }

@@ -49,7 +49,7 @@ export async function resetPassword({ app, token }) {
       status.replaceChildren(linkFailed(error, 'reset.again'));
       return;
     }
-    app.me = null;
+    app.forget();
     form.replaceWith(h('p', {}, h('a', { href: '/signin' }, t('nav.signin'))));
     say(status, 'ok', t('reset.done'));
   });
@@ -64,7 +64,7 @@ export async function confirmDeletion({ app, token }) {
     button.disabled = true;
     try {
       const request = (await gql(CONFIRM_DELETION, { token })).confirmAccountDeletion;
-      app.me = null;
+      app.forget();
       button.remove();
       say(status, 'ok', h('p', {}, t('confirm.done')),
         h('p', {}, h('strong', {}, t('deletion.purgeAfter', { date: formatDateTime(request.purgeAfter) }))),

@@ -27,6 +27,8 @@ export async function centre({ app }) {
   const granted = new Map(app.me.consents.map((c) => [c.purpose, c.granted]));
   const decided = new Set(myConsentHistory.map((e) => e.purpose));
   const title = (code) => policy.purposes.find((p) => p.code === code)?.title || code;
+  const history = h('section', { 'aria-labelledby': 'history-heading' },
+    h('h2', { id: 'history-heading' }, t('privacy.history')), historyTable(myConsentHistory, title));
 
   const review = app.me.needsPolicyAcceptance && h('section', { 'aria-labelledby': 'review-heading' },
     h('h2', { id: 'review-heading' }, t('review.title', { version: policy.version })),
@@ -62,6 +64,8 @@ export async function centre({ app }) {
       try {
         await gql(RECORD_CONSENT, { purpose: purpose.code, granted: want });
         say(status, 'ok', t(want ? 'consent.granted' : 'consent.withdrawn', { purpose: purpose.title }));
+        // Only the history changes on the page: the switch keeps its focus.
+        history.lastChild.replaceWith(historyTable((await gql(CONSENT_HISTORY)).myConsentHistory, title));
         await app.refresh();
       } catch (error) {
         input.checked = !want;
@@ -82,18 +86,22 @@ export async function centre({ app }) {
       h('p', { class: 'hint' }, t('privacy.purposesHint', { version: policy.version })),
       switches),
     status,
-    h('section', { 'aria-labelledby': 'history-heading' },
-      h('h2', { id: 'history-heading' }, t('privacy.history')),
-      myConsentHistory.length === 0 ? h('p', {}, t('privacy.noHistory')) : h('table', {},
-        h('caption', { class: 'visually-hidden' }, t('privacy.history')),
-        h('thead', {}, h('tr', {}, ['history.when', 'history.purpose', 'history.decision', 'history.version', 'history.source']
-          .map((key) => h('th', { scope: 'col' }, t(key))))),
-        h('tbody', {}, [...myConsentHistory].reverse().map((event) => h('tr', {},
-          h('td', {}, formatDateTime(event.at)), h('td', {}, title(event.purpose)),
-          h('td', {}, t(event.granted ? 'history.granted' : 'history.withdrawn')),
-          h('td', {}, event.policyVersion), h('td', {}, t(`source.${event.source}`))))))),
+    history,
     h('p', {}, h('a', { href: '/privacy' }, t('privacy.policyLink'))),
   ];
+}
+
+/** The consent decisions, newest first. */
+function historyTable(events, title) {
+  if (events.length === 0) return h('p', {}, t('privacy.noHistory'));
+  return h('table', {},
+    h('caption', { class: 'visually-hidden' }, t('privacy.history')),
+    h('thead', {}, h('tr', {}, ['history.when', 'history.purpose', 'history.decision', 'history.version', 'history.source']
+      .map((key) => h('th', { scope: 'col' }, t(key))))),
+    h('tbody', {}, [...events].reverse().map((event) => h('tr', {},
+      h('td', {}, formatDateTime(event.at)), h('td', {}, title(event.purpose)),
+      h('td', {}, t(event.granted ? 'history.granted' : 'history.withdrawn')),
+      h('td', {}, event.policyVersion), h('td', {}, t(`source.${event.source}`))))));
 }
 
 export async function policy() {
