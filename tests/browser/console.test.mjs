@@ -12,7 +12,7 @@
 //
 // Usage: CUSTOS_BIN=target/debug/custos node console.test.mjs
 import { chromium } from 'playwright-core';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, mkdirSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -58,24 +58,62 @@ const smtp = await startSmtpSink();
 const port = await freePort();
 const base = `http://127.0.0.1:${port}`;
 const work = mkdtempSync(join(tmpdir(), 'custos-console-'));
+const serverEnv = {
+  PATH: process.env.PATH,
+  CUSTOS_BIND: `127.0.0.1:${port}`,
+  CUSTOS_PUBLIC_URL: base,
+  CUSTOS_DATABASE_URL: `sqlite://${join(work, 'custos.db')}?mode=rwc`,
+  CUSTOS_SMTP_URL: `smtp://127.0.0.1:${smtp.port}`,
+  CUSTOS_RATE_LIMIT_PER_MINUTE: '1000',
+  CUSTOS_LOG_FORMAT: 'json',
+};
 const server = spawn(bin, ['serve'], {
   cwd: work,
   stdio: ['ignore', openSync(join(work, 'server.log'), 'w'), openSync(join(work, 'server.log'), 'a')],
-  env: {
-    PATH: process.env.PATH,
-    CUSTOS_BIND: `127.0.0.1:${port}`,
-    CUSTOS_PUBLIC_URL: base,
-    CUSTOS_DATABASE_URL: `sqlite://${join(work, 'custos.db')}?mode=rwc`,
-    CUSTOS_SMTP_URL: `smtp://127.0.0.1:${smtp.port}`,
-    CUSTOS_RATE_LIMIT_PER_MINUTE: '1000',
-    CUSTOS_LOG_FORMAT: 'json',
-  },
+  env: serverEnv,
 });
 for (let i = 0; ; i += 1) {
   const up = await fetch(`${base}/readyz`).then((r) => r.ok, () => false);
   if (up) break;
   if (i > 150) throw new Error(`the server did not start:\n${readFileSync(join(work, 'server.log'), 'utf8')}`);
   await new Promise((resolve) => setTimeout(resolve, 200));
+}
+
+/** Runs one GraphQL operation outside the browser (the admin's part). */
+async function api(query, variables, token) {
+  const response = await fetch(`${base}/graphql`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
+    body: JSON.stringify({ query, variables }),
+  });
+  const body = await response.json();
+  if (body.errors) throw new Error(JSON.stringify(body.errors));
+  return body.data;
+}
+
+/** As an admin: publishes a major policy version with a new purpose. */
+async function publishMajorPolicy() {
+  const made = spawnSync(bin, ['create-admin', '--username', 'walk_admin', '--email', 'walk.admin@example.org', '--password-stdin'],
+    { cwd: work, env: serverEnv, input: `${PASSWORD}\n` });
+  if (made.status !== 0) throw new Error(`create-admin failed: ${made.stderr}`);
+  const { login } = await api('mutation($i: LoginInput!) { login(input: $i) { token } }',
+    { i: { login: 'walk_admin', password: PASSWORD } });
+  const { policy } = await api('{ policy(language: "en") { purposes { code title description required sensitive dataCategories } } }');
+  const fields = (await api('{ __type(name: "PublishPolicyInput") { inputFields { name } } }'))
+    .__type.inputFields.map((f) => f.name);
+  const input = {
+    version: '2027-01-01',
+    major: true,
+    language: 'en',
+    summaryOfChanges: 'Adds suggestions of friends who are near you.',
+    text: 'The updated policy text.',
+    purposes: [...policy.purposes, {
+      code: 'nearby_friends', title: 'Nearby friends', description: 'Suggests friends who are near you.',
+      required: false, sensitive: false, dataCategories: ['approximate_location'],
+    }],
+  };
+  if (fields.includes('changeKinds')) input.changeKinds = ['SERVICE_MODEL'];
+  await api('mutation($i: PublishPolicyInput!) { publishPolicy(input: $i) { version } }', { i: input }, login.token);
 }
 
 /** The newest link to `path` mailed to `address`, waiting for it to arrive. */
@@ -272,6 +310,21 @@ try {
     await page.getByRole('button', { name: 'Set the new password' }).click();
     await status(page, 'Your password is changed');
     await signIn(page, 'walker', 'third long passphrase');
+  });
+
+  await step('a major policy change: banner, review, new purpose off, accept', async () => {
+    await publishMajorPolicy();
+    await open(page, '/');
+    await page.getByText('The privacy policy has changed').waitFor();
+    await page.getByRole('link', { name: 'Review the changes' }).click();
+    await page.getByRole('heading', { name: 'Review policy version 2027-01-01' }).waitFor();
+    await page.getByText('Adds suggestions of friends who are near you.').waitFor();
+    if (await page.locator('#purpose-nearby_friends').isChecked()) throw new Error('a new purpose started on');
+    await accessible(page, '/settings/privacy with a review');
+    await shoot(page, 'en-policy-review');
+    await page.getByRole('button', { name: 'Accept version 2027-01-01' }).click();
+    await status(page, 'You accepted version 2027-01-01');
+    if (await page.getByText('The privacy policy has changed').count()) throw new Error('the banner stayed');
   });
 
   await step('a guardian refuses through their link', async () => {
