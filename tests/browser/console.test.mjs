@@ -327,6 +327,23 @@ try {
     if (await page.getByText('The privacy policy has changed').count()) throw new Error('the banner stayed');
   });
 
+  await step('file a ticket signed in, read its thread, reply', async () => {
+    await open(page, '/support');
+    await page.getByRole('button', { name: 'Turn on support replies' }).click();
+    await page.getByText('needs the "support replies" purpose').waitFor({ state: 'detached' });
+    await page.getByLabel('Subject').fill('Export question');
+    await page.getByLabel('Message').fill('Does the export include my sessions?');
+    await page.getByRole('button', { name: 'Send', exact: true }).click();
+    await status(page, 'Your reference is');
+    const thread = page.locator('details', { hasText: 'Export question' });
+    await thread.locator('summary').click();
+    await thread.getByText('Does the export include my sessions?').waitFor();
+    await thread.getByLabel('Your reply').fill('And my consent history?');
+    await thread.getByRole('button', { name: 'Send reply' }).click();
+    await page.locator('details[open] .message', { hasText: 'And my consent history?' }).waitFor();
+    await accessible(page, '/support signed in');
+  });
+
   await step('a guardian refuses through their link', async () => {
     const minor = await newPage('en-GB');
     await open(minor, '/signup');

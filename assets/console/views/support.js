@@ -2,16 +2,21 @@
 // reply is possible), and, signed in, read and answer one's tickets.
 import { h, field } from '../dom.js';
 import { gql } from '../api.js';
-import { CREATE_TICKET, MY_TICKETS, REPLY_TICKET, CLOSE_TICKET } from '../documents.js';
+import { CREATE_TICKET, MY_TICKETS, REPLY_TICKET, CLOSE_TICKET, RECORD_CONSENT } from '../documents.js';
 import { t, formatDateTime } from '../i18n.js';
-import { liveRegion, notice, onSubmit, say } from '../forms.js';
+import { liveRegion, notice, onSubmit, say, errorNotice } from '../forms.js';
 
 const CATEGORIES = ['CONSULTATION', 'COMPLAINT', 'APPEAL', 'DATA_REQUEST', 'OTHER'];
 
+// The thread last answered stays open when the list is drawn again.
+let openTicket = null;
+
 export async function render({ app }) {
   const tickets = app.me ? (await gql(MY_TICKETS)).myTickets : [];
+  const consented = app.me?.consents.some((c) => c.purpose === 'support' && c.granted);
   return [
     h('h1', {}, t('support.title')),
+    app.me && !consented && consentNotice(app),
     newTicket(app),
     app.me && h('section', { 'aria-labelledby': 'tickets-heading' },
       h('h2', { id: 'tickets-heading' }, t('support.mine')),
@@ -19,8 +24,28 @@ export async function render({ app }) {
   ];
 }
 
-function newTicket(app) {
+// Signed-in tickets use the account's username and email, which the
+// policy allows only under the `support` purpose: ask before the form fails.
+function consentNotice(app) {
   const status = liveRegion();
+  return notice('warn', h('p', {}, t('support.needsConsent')),
+    h('button', {
+      type: 'button',
+      onclick: async () => {
+        try {
+          await gql(RECORD_CONSENT, { purpose: 'support', granted: true });
+          await app.refresh();
+          await app.rerender();
+        } catch (error) {
+          status.replaceChildren(errorNotice(error));
+        }
+      },
+    }, t('support.grantConsent')), status);
+}
+
+function newTicket(app) {
+  let status = liveRegion();
+  status.id = 'new-ticket-status';
   const guest = !app.me && h('fieldset', { class: 'box' }, h('legend', {}, t('support.contact')),
     h('p', { class: 'hint' }, t('support.guestHint')),
     field(t('support.contactUsername'), h('input', { type: 'text', name: 'contactUsername', autocomplete: 'username' })),
@@ -40,10 +65,14 @@ function newTicket(app) {
     }
     const ticket = (await gql(CREATE_TICKET, { input })).createTicket;
     form.reset();
+    if (app.me) {
+      // Signed in: the new ticket joins "My tickets" below.
+      await app.rerender();
+      status = document.getElementById('new-ticket-status');
+    }
     say(status, ticket.canReply ? 'ok' : 'warn',
       h('p', {}, t('support.filed', { reference: ticket.reference })),
       !ticket.canReply && h('p', {}, t('support.noReply'), ' ', ticket.cannotReplyReason || ''));
-    if (app.me) setTimeout(() => app.rerender(), 0);
   });
   return h('section', { 'aria-labelledby': 'new-ticket-heading' },
     h('h2', { id: 'new-ticket-heading' }, t('support.new')), form, status);
@@ -65,9 +94,10 @@ function thread(app, ticket) {
       }, t('support.close'))));
   onSubmit(reply, status, async (values) => {
     await gql(REPLY_TICKET, { ticketId: ticket.id, body: values.get('body') });
+    openTicket = ticket.id;
     await app.rerender();
   });
-  return h('details', {},
+  return h('details', { open: ticket.id === openTicket },
     h('summary', {}, `${ticket.reference} · ${ticket.subject} · ${t(`ticketStatus.${ticket.status}`)}`),
     h('p', { class: 'hint' }, t(`category.${ticket.category}`), ' · ', formatDateTime(ticket.createdAt)),
     ticket.messages.map((message) => h('div', { class: `message ${message.author === 'STAFF' ? 'staff' : ''}` },
