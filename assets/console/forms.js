@@ -22,10 +22,12 @@ export function errorText(error) {
   const extensions = error.extensions || {};
   const code = extensions.code || 'INTERNAL';
   if (code === 'WEAK_PASSWORD' && extensions.reason) return t(`password.${extensions.reason}`);
-  return t(`error.${code}`, {
-    seconds: extensions.retryAfterSeconds ?? '?',
-    date: formatDateTime(extensions.purgeAfter),
-  });
+  const text = t(`error.${code}`, { seconds: extensions.retryAfterSeconds ?? '?' });
+  // When the purge runs, where the API says so.
+  if (code === 'ACCOUNT_DELETION_SCHEDULED' && extensions.purgeAfter) {
+    return `${text} ${t('deletion.purgeAfter', { date: formatDateTime(extensions.purgeAfter) })}`;
+  }
+  return text;
 }
 
 /** An error as a notice: the console's text, then the API's message. */

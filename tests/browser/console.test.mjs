@@ -276,6 +276,12 @@ try {
     const text = await page.locator('main [role="status"]').first().textContent();
     if (!/erased after .*20\d\d/.test(text)) throw new Error(`no purge date shown: ${text}`);
     await shoot(page, 'en-deletion-scheduled');
+    // Signing in meanwhile is refused, and says how to cancel.
+    await open(page, '/signin');
+    await page.getByLabel('Username or email').fill('walker');
+    await page.getByLabel('Password', { exact: true }).fill('second long passphrase');
+    await page.getByRole('button', { name: 'Sign in', exact: true }).click();
+    await status(page, 'open the cancel link');
     await open(page, await mailedLink('walker@example.org', '/cancel-deletion', mails));
     tokenGone(page);
     await accessible(page, '/cancel-deletion');
