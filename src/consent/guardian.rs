@@ -19,8 +19,8 @@ use crate::{
 
 /// What a guardian is asked to agree to: the minor's username and the
 /// purposes their account is set to be used for. Nothing else about the
-/// minor is shown to whoever holds the link.
-#[derive(Debug)]
+/// minor is shown to whoever holds the link. No `Debug`: it holds a
+/// username, which must not reach a log.
 pub struct GuardianRequest {
     /// The minor's username.
     pub username: String,

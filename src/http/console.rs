@@ -209,6 +209,32 @@ mod tests {
     }
 
     #[test]
+    fn both_languages_have_every_string() {
+        // Keys are the quoted names before `:` at the start of a line.
+        let keys = |name: &str| -> std::collections::BTreeSet<String> {
+            let asset = EMBEDDED_ASSETS.iter().find(|a| a.name == name);
+            let text = asset.map_or(String::new(), |a| {
+                String::from_utf8_lossy(a.body).into_owned()
+            });
+            text.lines()
+                .filter_map(|line| {
+                    let line = line.trim_start();
+                    let (key, _) = line.split_once(": ")?;
+                    Some(key.trim_matches('\'').to_owned())
+                })
+                .filter(|key| !key.starts_with("//") && !key.starts_with("data.key."))
+                .collect()
+        };
+        let (en, zh) = (keys("strings-en.js"), keys("strings-zh-CN.js"));
+        assert!(en.len() > 200, "only {} English strings read", en.len());
+        assert_eq!(
+            en.symmetric_difference(&zh).collect::<Vec<_>>(),
+            Vec::<&String>::new(),
+            "strings in one language only"
+        );
+    }
+
+    #[test]
     fn the_page_has_no_inline_script_or_style() {
         for page in [INDEX_HTML, OFF_HTML] {
             assert!(!page.contains("<script>"), "inline script");
