@@ -106,7 +106,7 @@ impl AppState {
             None => crate::keystore::KeyStore::shared(),
         };
         let clock = overrides.clock.unwrap_or_else(Clock::system);
-        crate::consent::versions::ensure_shipped_default(&db, clock.now()).await?;
+        crate::consent::versions::ensure_shipped(&db).await?;
         let transport = match overrides.transport {
             Some(transport) => transport,
             None => MailTransport::from_setting(&settings.mail_transport)?,

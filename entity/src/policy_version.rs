@@ -19,8 +19,11 @@ pub struct Model {
     pub major: bool,
     /// The whole document (texts per language, purposes) as JSON.
     pub document: String,
-    /// The admin who published it (none for the shipped default).
+    /// The admin who published it (none for the shipped versions).
     pub published_by: Option<Uuid>,
+    /// The kinds of major change it makes, comma-separated (`SERVICE_MODEL`,
+    /// `OWNERSHIP`, `RECIPIENTS`, `RIGHTS`, `CONTACT`); empty when minor.
+    pub change_kinds: String,
 }
 
 /// Policy versions have no declared relations.

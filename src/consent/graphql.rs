@@ -3,7 +3,7 @@
 use async_graphql::{Context, ID, Object, SimpleObject};
 use chrono::{DateTime, Utc};
 
-use super::policy::{PolicyDocument, PurposeDefinition};
+use super::policy::{MajorChangeKind, PolicyDocument, PurposeDefinition};
 use crate::{
     graphql::{
         active_viewer,
@@ -37,6 +37,46 @@ impl Purpose {
     }
 }
 
+/// The kinds of major policy change the policy itself lists.
+#[derive(async_graphql::Enum, Copy, Clone, Debug, PartialEq, Eq)]
+#[graphql(name = "MajorChangeKind")]
+pub enum MajorChangeKindValue {
+    /// Purposes, categories of data or ways of use.
+    ServiceModel,
+    /// The owner or the organisation running the service.
+    Ownership,
+    /// Who data is shared with, transferred to or disclosed to.
+    Recipients,
+    /// The person's rights or how to exercise them.
+    Rights,
+    /// The responsible department, the contact or the complaint channel.
+    Contact,
+}
+
+impl From<MajorChangeKindValue> for MajorChangeKind {
+    fn from(kind: MajorChangeKindValue) -> Self {
+        match kind {
+            MajorChangeKindValue::ServiceModel => Self::ServiceModel,
+            MajorChangeKindValue::Ownership => Self::Ownership,
+            MajorChangeKindValue::Recipients => Self::Recipients,
+            MajorChangeKindValue::Rights => Self::Rights,
+            MajorChangeKindValue::Contact => Self::Contact,
+        }
+    }
+}
+
+impl From<MajorChangeKind> for MajorChangeKindValue {
+    fn from(kind: MajorChangeKind) -> Self {
+        match kind {
+            MajorChangeKind::ServiceModel => Self::ServiceModel,
+            MajorChangeKind::Ownership => Self::Ownership,
+            MajorChangeKind::Recipients => Self::Recipients,
+            MajorChangeKind::Rights => Self::Rights,
+            MajorChangeKind::Contact => Self::Contact,
+        }
+    }
+}
+
 /// A published version of the privacy policy, in the caller's language.
 #[derive(SimpleObject)]
 pub struct PolicyVersion {
@@ -46,6 +86,8 @@ pub struct PolicyVersion {
     summary_of_changes: String,
     text: String,
     purposes: Vec<Purpose>,
+    /// The kinds of major change this version makes; empty for a minor one.
+    change_kinds: Vec<MajorChangeKindValue>,
     /// The language of the texts (`zh-CN` or `en`).
     language: String,
 }
@@ -63,6 +105,7 @@ impl PolicyVersion {
                 .iter()
                 .map(|p| Purpose::localized(p, language))
                 .collect(),
+            change_kinds: policy.change_kinds.iter().map(|&k| k.into()).collect(),
             language: language.as_tag().to_owned(),
         }
     }
@@ -327,6 +370,8 @@ pub struct PublishPolicyInput {
     /// The texts in further languages; untranslated texts fall back to the main ones.
     #[graphql(default)]
     translations: Vec<PolicyTranslationInput>,
+    /// The kinds of major change this version makes; at least one when major.
+    change_kinds: Option<Vec<MajorChangeKindValue>>,
 }
 
 /// Legal bases for processing without consent.
@@ -391,6 +436,12 @@ impl PolicyMutation {
                         sensitive: p.sensitive,
                         data_categories: p.data_categories,
                     })
+                    .collect(),
+                change_kinds: input
+                    .change_kinds
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(Into::into)
                     .collect(),
             },
         )

@@ -59,6 +59,87 @@ pub struct PurposeDefinition {
     pub data_categories: Vec<String>,
 }
 
+/// A kind of major change, as the policy itself lists them: a version that
+/// makes one is major, mailed to everybody and accepted again.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum MajorChangeKind {
+    /// Purposes, categories of data or ways of use.
+    ServiceModel,
+    /// The owner or the organisation running the service.
+    Ownership,
+    /// Who data is shared with, transferred to or disclosed to.
+    Recipients,
+    /// The person's rights or how to exercise them.
+    Rights,
+    /// The responsible department, the contact or the complaint channel.
+    Contact,
+}
+
+impl MajorChangeKind {
+    /// Every kind, in the order the policy lists them.
+    pub const ALL: [Self; 5] = [
+        Self::ServiceModel,
+        Self::Ownership,
+        Self::Recipients,
+        Self::Rights,
+        Self::Contact,
+    ];
+
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ServiceModel => "SERVICE_MODEL",
+            Self::Ownership => "OWNERSHIP",
+            Self::Recipients => "RECIPIENTS",
+            Self::Rights => "RIGHTS",
+            Self::Contact => "CONTACT",
+        }
+    }
+
+    /// Reads a stored name.
+    pub fn from_stored(value: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|kind| kind.as_str() == value)
+    }
+
+    /// What the kind means, in words for people, as a notice names it.
+    pub fn describe(self, language: Language) -> &'static str {
+        match (self, language) {
+            (Self::ServiceModel, Language::ZhCn) => "处理目的、个人信息种类或使用方式",
+            (Self::Ownership, Language::ZhCn) => "服务的所有者或运营者",
+            (Self::Recipients, Language::ZhCn) => "个人信息的共享、转让或公开披露对象",
+            (Self::Rights, Language::ZhCn) => "您的权利及其行使方式",
+            (Self::Contact, Language::ZhCn) => "负责部门、联系方式或投诉渠道",
+            (Self::ServiceModel, Language::En) => "the purposes, kinds of data or ways we use them",
+            (Self::Ownership, Language::En) => "who owns or runs the service",
+            (Self::Recipients, Language::En) => {
+                "who we share your data with, transfer it to or disclose it to"
+            }
+            (Self::Rights, Language::En) => "your rights or how to exercise them",
+            (Self::Contact, Language::En) => {
+                "the department responsible, how to contact us or where to complain"
+            }
+        }
+    }
+
+    /// Kinds as stored in `policy_versions.change_kinds`: names joined by commas.
+    pub fn join(kinds: &[Self]) -> String {
+        kinds
+            .iter()
+            .map(|kind| kind.as_str())
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// Reads the stored column; unknown names are skipped (none are written).
+    pub fn split(stored: &str) -> Vec<Self> {
+        stored
+            .split(',')
+            .filter_map(|name| Self::from_stored(name.trim()))
+            .collect()
+    }
+}
+
 /// A published version of the privacy policy.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct PolicyDocument {
@@ -74,6 +155,10 @@ pub struct PolicyDocument {
     pub text: Localized,
     /// The purposes of processing.
     pub purposes: Vec<PurposeDefinition>,
+    /// The kinds of major change this version makes (none for a minor one).
+    /// Stored in a column of its own, not in the document's JSON.
+    #[serde(default, skip_serializing)]
+    pub change_kinds: Vec<MajorChangeKind>,
 }
 
 /// Why a policy document could not be read.
@@ -82,6 +167,11 @@ pub struct PolicyDocument {
 pub struct PolicyError(String);
 
 const DEFAULT_POLICY: &str = include_str!("../../data/policy/default.toml");
+/// The versions shipped with the crate, oldest first.
+const SHIPPED_VERSIONS: [&str; 2] = [
+    DEFAULT_POLICY,
+    include_str!("../../data/policy/2026-12-07.toml"),
+];
 
 impl PolicyDocument {
     /// Parses a policy document written in TOML.
@@ -93,10 +183,15 @@ impl PolicyDocument {
         Ok(document)
     }
 
-    /// The policy shipped with the crate, served until an operator publishes
+    /// The versions shipped with the crate, oldest first: a fresh
+    /// installation publishes them all, so the policy's public history is
+    /// the same everywhere, and serves the last until an operator publishes
     /// their own.
-    pub fn shipped_default() -> Result<Self, PolicyError> {
-        Self::from_toml(DEFAULT_POLICY)
+    pub fn shipped_versions() -> Result<Vec<Self>, PolicyError> {
+        SHIPPED_VERSIONS
+            .iter()
+            .map(|text| Self::from_toml(text))
+            .collect()
     }
 
     /// The purpose with this code, if the policy has it.
@@ -145,9 +240,14 @@ mod tests {
 
     #[test]
     fn shipped_policy_parses_with_the_promised_purposes() {
-        let policy = PolicyDocument::shipped_default().unwrap();
+        let versions = PolicyDocument::shipped_versions().unwrap();
+        let first = &versions[0];
+        assert!(!first.purpose("support").unwrap().required);
+        let policy = versions.last().unwrap();
         assert!(policy.purpose("account").unwrap().required);
-        assert!(!policy.purpose("support").unwrap().required);
+        // Tickets need no optional purpose: `support` went in 2026-12-07.
+        assert!(policy.purpose("support").is_none());
+        assert!(!policy.major && policy.change_kinds.is_empty());
         assert!(!policy.purpose("product_updates").unwrap().required);
         assert!(policy.purposes.iter().any(|p| p.sensitive && !p.required));
         assert!(policy.text.get(Language::En).contains("3 working days"));
@@ -161,5 +261,17 @@ mod tests {
             "code = \"precise_location\"\nrequired = true",
         );
         assert!(PolicyDocument::from_toml(&text).is_err());
+    }
+
+    #[test]
+    fn change_kinds_are_stored_as_names_and_read_back() {
+        let kinds = [MajorChangeKind::ServiceModel, MajorChangeKind::Contact];
+        let stored = MajorChangeKind::join(&kinds);
+        assert_eq!(stored, "SERVICE_MODEL,CONTACT");
+        assert_eq!(MajorChangeKind::split(&stored), kinds);
+        assert!(MajorChangeKind::split("").is_empty());
+        for kind in MajorChangeKind::ALL {
+            assert_ne!(kind.describe(Language::ZhCn), kind.describe(Language::En));
+        }
     }
 }

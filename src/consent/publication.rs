@@ -16,7 +16,7 @@ use sea_orm::{
 use uuid::Uuid;
 
 use super::{
-    policy::{Localized, PolicyDocument, PurposeDefinition},
+    policy::{Localized, MajorChangeKind, PolicyDocument, PurposeDefinition},
     service::{self as ledger, ConsentSource},
     templates::{self, NamedPurpose},
     versions,
@@ -117,6 +117,9 @@ pub struct PolicySubmission {
     pub text: String,
     /// Its purposes.
     pub purposes: Vec<PurposeSubmission>,
+    /// The kinds of major change it makes: at least one when major, none
+    /// when minor.
+    pub change_kinds: Vec<MajorChangeKind>,
 }
 
 fn check_code(code: &str) -> bool {
@@ -149,6 +152,21 @@ fn document(
     }
     if submission.text.trim().is_empty() {
         return Err(invalid("text", "the policy text is empty"));
+    }
+    let mut change_kinds = submission.change_kinds;
+    change_kinds.sort();
+    change_kinds.dedup();
+    if submission.major && change_kinds.is_empty() {
+        return Err(invalid(
+            "changeKinds",
+            "a major version names the kinds of major change it makes",
+        ));
+    }
+    if !submission.major && !change_kinds.is_empty() {
+        return Err(invalid(
+            "changeKinds",
+            "a version that makes a major change is major",
+        ));
     }
     let mut purposes = Vec::with_capacity(submission.purposes.len());
     for purpose in submission.purposes {
@@ -213,11 +231,28 @@ fn document(
         summary_of_changes,
         text,
         purposes,
+        change_kinds,
     };
     document
         .check()
         .map_err(|e| invalid("purposes", e.to_string()))?;
     Ok(document)
+}
+
+/// Whether `next` adds a use of data to `previous`: a purpose whose code is
+/// new, or a data category new to a purpose. Such a version must be major
+/// with `SERVICE_MODEL` among its kinds, so a new use of data is never
+/// published silently.
+fn adds_a_use(previous: &PolicyDocument, next: &PolicyDocument) -> bool {
+    next.purposes
+        .iter()
+        .any(|purpose| match previous.purpose(&purpose.code) {
+            None => true,
+            Some(before) => purpose
+                .data_categories
+                .iter()
+                .any(|category| !before.data_categories.contains(category)),
+        })
 }
 
 /// Decrypts one page of active accounts, ordered by id, after `after`.
@@ -261,6 +296,16 @@ pub async fn publish(
     if versions::seq_of(&txn, &document.version).await?.is_some() {
         return Err(invalid("version", "this version was published already"));
     }
+    if adds_a_use(&previous, &document)
+        && !document
+            .change_kinds
+            .contains(&MajorChangeKind::ServiceModel)
+    {
+        return Err(invalid(
+            "changeKinds",
+            "this version adds a purpose or a data category: publish it as major with SERVICE_MODEL",
+        ));
+    }
     let published = versions::insert(&txn, &document, Some(admin_id)).await?;
     let document = published.document;
 
@@ -275,12 +320,12 @@ pub async fn publish(
 
     let mut notified = 0u64;
     if document.major {
-        let summary = document.summary_of_changes.get(Language::ZhCn).to_owned();
+        let announcement = templates::policy_update_announcement(&document);
         publish_announcement(
             &txn,
             AnnouncementKind::PolicyUpdate,
-            &format!("Privacy policy {}", document.version),
-            &summary,
+            &announcement.title,
+            &announcement.body,
             now,
         )
         .await?;
@@ -310,6 +355,7 @@ pub async fn publish(
                             lang,
                             &document.version,
                             document.summary_of_changes.get(lang),
+                            &document.change_kinds,
                             &named,
                             &link,
                         ),
@@ -328,9 +374,10 @@ pub async fn publish(
             action: "policy.publish",
             subject_id: None,
             detail: format!(
-                "version={} major={} new_purposes={} notified={notified}",
+                "version={} major={} change_kinds={} new_purposes={} notified={notified}",
                 document.version,
                 document.major,
+                MajorChangeKind::join(&document.change_kinds),
                 new_purposes.len()
             ),
         },

@@ -1,5 +1,6 @@
 //! Mail about the policy and the purposes people granted.
 
+use super::policy::{MajorChangeKind, PolicyDocument};
 use crate::mail::{Language, RenderedMail, templates::Draft};
 
 /// A purpose as named in a notice.
@@ -10,12 +11,57 @@ pub struct NamedPurpose<'a> {
     pub description: &'a str,
 }
 
-/// The prominent notice of a major policy change: what changed, which
-/// purposes are new (all off until granted), and that acceptance is asked.
+/// The kinds of change as one line in `lang`, e.g. "变更类型：…；…".
+fn kinds_line(lang: Language, kinds: &[MajorChangeKind]) -> String {
+    let (label, separator) = match lang {
+        Language::ZhCn => ("变更类型：", "；"),
+        Language::En => ("What kind of change: ", "; "),
+    };
+    let named: Vec<&str> = kinds.iter().map(|kind| kind.describe(lang)).collect();
+    format!("{label}{}", named.join(separator))
+}
+
+/// The public announcement of a major version: one text for everybody, so
+/// it says what changed and which kinds of change in each language the
+/// service speaks, Chinese first.
+pub struct PolicyAnnouncement {
+    /// Its headline.
+    pub title: String,
+    /// Its text.
+    pub body: String,
+}
+
+/// Writes the announcement of a major version.
+pub fn policy_update_announcement(document: &PolicyDocument) -> PolicyAnnouncement {
+    let version = &document.version;
+    let body = [Language::ZhCn, Language::En]
+        .into_iter()
+        .map(|lang| {
+            let summary = document.summary_of_changes.get(lang);
+            let kinds = kinds_line(lang, &document.change_kinds);
+            match lang {
+                Language::ZhCn => format!("变更内容：{summary}\n{kinds}"),
+                Language::En => format!("What changed: {summary}\n{kinds}"),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n\n");
+    PolicyAnnouncement {
+        title: format!(
+            "隐私政策重要变更（版本 {version}） / Privacy policy {version}: a major change"
+        ),
+        body,
+    }
+}
+
+/// The prominent notice of a major policy change: what changed, the kinds
+/// of major change it makes, which purposes are new (all off until
+/// granted), and that acceptance is asked.
 pub fn policy_update_notice(
     lang: Language,
     version: &str,
     summary: &str,
+    kinds: &[MajorChangeKind],
     new_purposes: &[NamedPurpose<'_>],
     link: &str,
 ) -> RenderedMail {
@@ -25,7 +71,8 @@ pub fn policy_update_notice(
                 .para(format!(
                     "我们的隐私政策发布了新版本 {version}，这是一次重要变更。"
                 ))
-                .para(format!("变更内容：{summary}"));
+                .para(format!("变更内容：{summary}"))
+                .para(kinds_line(lang, kinds));
             if !new_purposes.is_empty() {
                 draft = draft.para(
                     "新增的处理目的如下。它们在您明确同意之前一律关闭，不同意不会影响其他功能：",
@@ -47,7 +94,8 @@ pub fn policy_update_notice(
             .para(format!(
                 "We have published version {version} of our privacy policy. This is a major change."
             ))
-            .para(format!("What changed: {summary}"));
+            .para(format!("What changed: {summary}"))
+            .para(kinds_line(lang, kinds));
             if !new_purposes.is_empty() {
                 draft = draft.para("New purposes of processing, each off until you switch it on; saying no turns off only the feature that needs it:");
                 for purpose in new_purposes {
@@ -97,6 +145,7 @@ mod tests {
                 lang,
                 "v2",
                 "Added <location> features",
+                &[MajorChangeKind::ServiceModel, MajorChangeKind::Recipients],
                 &[NamedPurpose {
                     title: "Nearby",
                     description: "Shows what is near",
@@ -106,6 +155,10 @@ mod tests {
             assert!(mail.subject.contains("v2"));
             assert!(mail.text.contains("Added <location> features"));
             assert!(mail.text.contains("Nearby"));
+            for kind in [MajorChangeKind::ServiceModel, MajorChangeKind::Recipients] {
+                assert!(mail.text.contains(kind.describe(lang)), "{}", mail.text);
+            }
+            assert!(!mail.text.contains(MajorChangeKind::Rights.describe(lang)));
             assert!(mail.html.unwrap_or_default().contains("&lt;location&gt;"));
         }
     }

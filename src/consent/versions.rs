@@ -1,7 +1,6 @@
 //! The policy store: published versions in the database, newest current.
 //! Every instance reads the same table, so a publication is seen by all.
 
-use chrono::{DateTime, Utc};
 use entity::policy_version;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder,
@@ -9,7 +8,7 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-use super::policy::PolicyDocument;
+use super::policy::{MajorChangeKind, PolicyDocument};
 
 /// A published version with its place in the order.
 #[derive(Debug, Clone)]
@@ -21,8 +20,9 @@ pub struct PublishedPolicy {
 }
 
 fn decode(row: policy_version::Model) -> Result<PublishedPolicy, DbErr> {
-    let document: PolicyDocument = serde_json::from_str(&row.document)
+    let mut document: PolicyDocument = serde_json::from_str(&row.document)
         .map_err(|e| DbErr::Custom(format!("stored policy {} is unreadable: {e}", row.seq)))?;
+    document.change_kinds = MajorChangeKind::split(&row.change_kinds);
     Ok(PublishedPolicy {
         seq: row.seq,
         document,
@@ -106,26 +106,34 @@ pub async fn insert<C: ConnectionTrait>(
         major: Set(document.major),
         document: Set(json),
         published_by: Set(published_by),
+        change_kinds: Set(MajorChangeKind::join(&document.change_kinds)),
     }
     .insert(conn)
     .await?;
     decode(row)
 }
 
-/// Publishes the policy shipped with the crate when nothing is published
-/// yet (first start). Two instances starting at once may race: the unique
-/// version keeps one row, and the loser's error is ignored.
-pub async fn ensure_shipped_default<C: ConnectionTrait>(
-    conn: &C,
-    _now: DateTime<Utc>,
-) -> Result<(), DbErr> {
-    if policy_version::Entity::find().one(conn).await?.is_some() {
+/// Publishes the versions shipped with the crate that are not published
+/// yet, oldest first, while the installation serves only shipped versions
+/// (first start, or an upgrade that ships a new version). Once an admin has
+/// published a version of their own, the operator's policy is theirs to
+/// change and nothing shipped is added. Two instances starting at once may
+/// race: the unique version keeps one row, and the loser's error is ignored.
+pub async fn ensure_shipped<C: ConnectionTrait>(conn: &C) -> Result<(), DbErr> {
+    let published = policy_version::Entity::find().all(conn).await?;
+    if published.iter().any(|row| row.published_by.is_some()) {
         return Ok(());
     }
-    let shipped = PolicyDocument::shipped_default().map_err(|e| DbErr::Custom(e.to_string()))?;
-    match insert(conn, &shipped, None).await {
-        Ok(_) => Ok(()),
-        Err(err) if crate::db::is_unique_violation(&err) => Ok(()),
-        Err(err) => Err(err),
+    let shipped = PolicyDocument::shipped_versions().map_err(|e| DbErr::Custom(e.to_string()))?;
+    for document in shipped {
+        if published.iter().any(|row| row.version == document.version) {
+            continue;
+        }
+        match insert(conn, &document, None).await {
+            Ok(_) => {}
+            Err(err) if crate::db::is_unique_violation(&err) => return Ok(()),
+            Err(err) => return Err(err),
+        }
     }
+    Ok(())
 }

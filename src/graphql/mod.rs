@@ -26,8 +26,10 @@ use crate::{
 };
 use errors::{ApiError, ApiResult, ErrorCode};
 
-/// The query root, merged from each domain's queries.
+/// The query root, merged from each domain's queries. Named `Query` in the
+/// schema, as GraphQL clients and tools expect.
 #[derive(MergedObject, Default)]
+#[graphql(name = "Query")]
 pub struct QueryRoot(
     AccountQuery,
     ConsentQuery,
@@ -38,8 +40,10 @@ pub struct QueryRoot(
     ErasureQuery,
 );
 
-/// The mutation root, merged from each domain's mutations.
+/// The mutation root, merged from each domain's mutations. Named
+/// `Mutation` in the schema.
 #[derive(MergedObject, Default)]
+#[graphql(name = "Mutation")]
 pub struct MutationRoot(
     AccountMutation,
     ConsentMutation,

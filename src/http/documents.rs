@@ -518,10 +518,10 @@ mod tests {
         ));
         assert!(changes(r#"mutation { login: logout }"#));
         assert!(changes(
-            "mutation { ...F } fragment F on MutationRoot { login { token } }"
+            "mutation { ...F } fragment F on Mutation { login { token } }"
         ));
         assert!(changes(
-            "mutation { ... on MutationRoot { signup { accepted } } }"
+            "mutation { ... on Mutation { signup { accepted } } }"
         ));
         // Every mutation of a document counts, not only the one that runs.
         assert!(changes(
@@ -531,10 +531,9 @@ mod tests {
 
     #[test]
     fn the_figures_the_limits_need_are_worked_out_with_the_parse() {
-        let document = Document::parse(
-            "query { a: me { b: id } ...F } fragment F on QueryRoot { c: __typename }",
-        )
-        .unwrap();
+        let document =
+            Document::parse("query { a: me { b: id } ...F } fragment F on Query { c: __typename }")
+                .unwrap();
         assert_eq!(document.aliases, 3);
         assert_eq!(document.depth, 2);
         let introspection =

@@ -1,12 +1,16 @@
 //! The consent ledger, policy versions, policy-change notices and the
 //! features guarded by consent.
 
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use serde_json::{Value, json};
 
 use crate::{
     accounts::signed_in,
     helpers::{TestApp, admin_token, error_code, spawn_app},
 };
+
+/// The current version of the policy shipped with the crate.
+const SHIPPED_CURRENT: &str = "2026-12-07";
 
 const RECORD: &str = "mutation($p: String!, $g: Boolean!) { recordConsent(purpose: $p, granted: $g) { purpose granted policyVersion } }";
 pub const PUBLISH: &str = "mutation($input: PublishPolicyInput!) { publishPolicy(input: $input) { version major purposes { code required sensitive } } }";
@@ -55,6 +59,12 @@ pub async fn with_chinese(app: &TestApp, mut input: Value) -> Value {
         "text": "更新后的政策文本。",
         "purposes": body["data"]["policy"]["purposes"].clone(),
     }]);
+    input
+}
+
+/// The same version naming `kinds` of major change.
+fn with_kinds(mut input: Value, kinds: &[&str]) -> Value {
+    input["changeKinds"] = json!(kinds);
     input
 }
 
@@ -170,10 +180,12 @@ async fn a_major_version_with_a_new_purpose_starts_it_ungranted_and_tells_everyo
     let admin = admin_token(&app).await;
     let person = signed_in(&app, "policy_reader", "reader@example.org").await;
     // The person granted everything optional that existed.
-    for purpose in ["support", "product_updates"] {
-        app.gql_with_token(Some(&person), RECORD, json!({ "p": purpose, "g": true }))
-            .await;
-    }
+    app.gql_with_token(
+        Some(&person),
+        RECORD,
+        json!({ "p": "product_updates", "g": true }),
+    )
+    .await;
     app.deliver_mail().await;
     let before = app.mail_to("reader@example.org").len();
 
@@ -182,7 +194,7 @@ async fn a_major_version_with_a_new_purpose_starts_it_ungranted_and_tells_everyo
         .gql_with_token(
             Some(&admin),
             PUBLISH,
-            json!({ "input": with_chinese(&app, new_version("2027-01-01", true, purposes, Some(nearby_purpose()))).await }),
+            json!({ "input": with_kinds(with_chinese(&app, new_version("2027-01-01", true, purposes, Some(nearby_purpose()))).await, &["SERVICE_MODEL"]) }),
         )
         .await;
     assert_eq!(
@@ -352,7 +364,7 @@ async fn publish_policy_is_for_admins_and_checks_its_input() {
     }
     let body = app.gql("{ policy { version } }", json!({})).await;
     assert_eq!(
-        body["data"]["policy"]["version"], "2026-11-01",
+        body["data"]["policy"]["version"], SHIPPED_CURRENT,
         "nothing was published"
     );
 }
@@ -462,5 +474,230 @@ async fn processing_exceptions_are_staff_only_and_audited() {
             .as_str()
             .unwrap()
             .contains("VITAL_INTERESTS")
+    );
+}
+
+#[tokio::test]
+async fn an_upgrade_publishes_the_shipped_version_without_support_and_ledgers_keep_it() {
+    let app = spawn_app().await;
+    // An installation from before the second shipped version: only the
+    // first is published.
+    entity::policy_version::Entity::delete_many()
+        .filter(entity::policy_version::Column::Version.eq(SHIPPED_CURRENT))
+        .exec(app.state.db())
+        .await
+        .unwrap();
+    let body = app.gql("{ policy { version } }", json!({})).await;
+    assert_eq!(body["data"]["policy"]["version"], "2026-11-01", "{body}");
+    let person = signed_in(&app, "old_timer", "old.timer@example.org").await;
+    let body = app
+        .gql_with_token(Some(&person), RECORD, json!({ "p": "support", "g": true }))
+        .await;
+    assert_eq!(body["data"]["recordConsent"]["granted"], true, "{body}");
+
+    // The upgraded server starts: the shipped version is published, minor.
+    let upgraded = app.another_instance().await;
+    let body = upgraded
+        .gql_with_token(
+            Some(&person),
+            "{ policy(language: \"en\") { version major changeKinds summaryOfChanges text purposes { code } } \
+               me { needsPolicyAcceptance consents { purpose } } \
+               myConsentHistory { purpose granted policyVersion } }",
+            json!({}),
+        )
+        .await;
+    let policy = &body["data"]["policy"];
+    assert_eq!(policy["version"], SHIPPED_CURRENT, "{body}");
+    assert_eq!(policy["major"], false);
+    assert_eq!(policy["changeKinds"], json!([]));
+    assert!(
+        policy["summaryOfChanges"]
+            .as_str()
+            .unwrap()
+            .contains("Support replies")
+    );
+    assert!(
+        policy["text"]
+            .as_str()
+            .unwrap()
+            .contains("never waits for a consent")
+    );
+    assert!(
+        policy["purposes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|p| p["code"] != "support")
+    );
+    // Minor: nobody is asked to accept again, and nobody is mailed.
+    assert_eq!(body["data"]["me"]["needsPolicyAcceptance"], false);
+    assert!(
+        body["data"]["me"]["consents"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["purpose"] != "support")
+    );
+    // The ledger keeps the decision made under the earlier version.
+    let history = body["data"]["myConsentHistory"].as_array().unwrap();
+    assert!(
+        history.iter().any(|e| e["purpose"] == "support"
+            && e["granted"] == true
+            && e["policyVersion"] == "2026-11-01"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn a_major_version_names_its_kinds_and_is_refused_without_them() {
+    let app = spawn_app().await;
+    let admin = admin_token(&app).await;
+    let purposes = current_purposes(&app).await;
+    let publish = |input: Value| {
+        let admin = admin.clone();
+        let app = &app;
+        async move {
+            app.gql_with_token(Some(&admin), PUBLISH, json!({ "input": input }))
+                .await
+        }
+    };
+    let refusals = [
+        // Major without kinds.
+        new_version("2027-04-01", true, purposes.clone(), None),
+        with_kinds(new_version("2027-04-01", true, purposes.clone(), None), &[]),
+        // Minor naming kinds.
+        with_kinds(
+            new_version("2027-04-01", false, purposes.clone(), None),
+            &["RIGHTS"],
+        ),
+        // A new purpose in a minor version, or in a major one without
+        // SERVICE_MODEL.
+        new_version(
+            "2027-04-01",
+            false,
+            purposes.clone(),
+            Some(nearby_purpose()),
+        ),
+        with_kinds(
+            new_version("2027-04-01", true, purposes.clone(), Some(nearby_purpose())),
+            &["RIGHTS", "CONTACT"],
+        ),
+    ];
+    for input in refusals {
+        let body = publish(input).await;
+        assert_eq!(error_code(&body), Some("BAD_USER_INPUT"), "{body}");
+        assert_eq!(
+            body["errors"][0]["extensions"]["field"], "changeKinds",
+            "{body}"
+        );
+    }
+    // A data category added to an existing purpose is a new use too.
+    let mut more_data = purposes.clone();
+    for purpose in &mut more_data {
+        if purpose["code"] == "product_updates" {
+            purpose["dataCategories"] = json!(["email", "purchase_history"]);
+        }
+    }
+    let body = publish(new_version("2027-04-01", false, more_data.clone(), None)).await;
+    assert_eq!(error_code(&body), Some("BAD_USER_INPUT"), "{body}");
+    assert_eq!(body["errors"][0]["extensions"]["field"], "changeKinds");
+    let body = app.gql("{ policy { version } }", json!({})).await;
+    assert_eq!(body["data"]["policy"]["version"], SHIPPED_CURRENT);
+
+    // A minor version may drop a category, and a major one with
+    // SERVICE_MODEL may add one.
+    let mut less_data = purposes.clone();
+    for purpose in &mut less_data {
+        if purpose["code"] == "account" {
+            purpose["dataCategories"] = json!(["username", "email", "password_hash"]);
+        }
+    }
+    let body = publish(new_version("2027-04-01", false, less_data, None)).await;
+    assert_eq!(body["data"]["publishPolicy"]["major"], false, "{body}");
+    let body = publish(with_kinds(
+        new_version("2027-05-01", true, more_data, None),
+        &["SERVICE_MODEL", "RECIPIENTS", "SERVICE_MODEL"],
+    ))
+    .await;
+    assert_eq!(body["data"]["publishPolicy"]["major"], true, "{body}");
+    let body = app
+        .gql("{ policy { version changeKinds } }", json!({}))
+        .await;
+    assert_eq!(body["data"]["policy"]["version"], "2027-05-01");
+    assert_eq!(
+        body["data"]["policy"]["changeKinds"],
+        json!(["SERVICE_MODEL", "RECIPIENTS"]),
+        "stored once each, in the policy's order"
+    );
+    let row = entity::policy_version::Entity::find()
+        .filter(entity::policy_version::Column::Version.eq("2027-05-01"))
+        .one(app.state.db())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(row.change_kinds, "SERVICE_MODEL,RECIPIENTS");
+}
+
+#[tokio::test]
+async fn the_notice_and_announcement_name_each_kind_in_the_persons_language() {
+    let app = spawn_app().await;
+    let admin = admin_token(&app).await;
+    signed_in(&app, "zh_reader", "zh.reader@example.org").await;
+    crate::notices::signed_in_in_english(&app, "en_reader", "en.reader@example.org").await;
+    app.deliver_mail().await;
+    let purposes = current_purposes(&app).await;
+    let body = app
+        .gql_with_token(
+            Some(&admin),
+            PUBLISH,
+            json!({ "input": with_kinds(
+                with_chinese(&app, new_version("2027-06-01", true, purposes, None)).await,
+                &["OWNERSHIP", "CONTACT"],
+            ) }),
+        )
+        .await;
+    assert!(body["errors"].is_null(), "{body}");
+    app.deliver_mail().await;
+    let zh = app
+        .last_mail_to("zh.reader@example.org")
+        .unwrap()
+        .decoded_text();
+    assert!(
+        zh.contains("变更类型：服务的所有者或运营者；负责部门、联系方式或投诉渠道"),
+        "{zh}"
+    );
+    let en = app
+        .last_mail_to("en.reader@example.org")
+        .unwrap()
+        .decoded_text();
+    assert!(
+        en.contains("What kind of change: who owns or runs the service; the department responsible, how to contact us or where to complain"),
+        "{en}"
+    );
+    assert!(!en.contains("变更类型"), "{en}");
+
+    let body = app
+        .gql("{ announcements { kind title body } }", json!({}))
+        .await;
+    let announcement = &body["data"]["announcements"][0];
+    assert_eq!(announcement["kind"], "POLICY_UPDATE", "{body}");
+    assert!(
+        announcement["title"]
+            .as_str()
+            .unwrap()
+            .contains("2027-06-01")
+    );
+    let text = announcement["body"].as_str().unwrap();
+    for kind in [
+        "服务的所有者或运营者",
+        "负责部门、联系方式或投诉渠道",
+        "who owns or runs the service",
+        "the department responsible, how to contact us or where to complain",
+    ] {
+        assert!(text.contains(kind), "{text}");
+    }
+    assert!(
+        text.contains("新增附近好友推荐") && text.contains("Adds nearby-friends suggestions"),
+        "{text}"
     );
 }

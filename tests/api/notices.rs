@@ -80,7 +80,7 @@ async fn incident_mails_queued(app: &TestApp) -> u64 {
 }
 
 /// Signs up with `Accept-Language: en`, verifies the address and signs in.
-async fn signed_in_in_english(app: &TestApp, username: &str, email: &str) -> String {
+pub async fn signed_in_in_english(app: &TestApp, username: &str, email: &str) -> String {
     let version = app.gql("{ policy { version } }", json!({})).await["data"]["policy"]["version"]
         .as_str()
         .unwrap()

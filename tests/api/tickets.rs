@@ -56,24 +56,9 @@ fn input(category: &str, subject: &str, body: &str) -> Value {
     json!({ "category": category, "subject": subject, "body": body })
 }
 
-/// Grants the `support` purpose, which filing as a signed-in person needs.
-async fn grant_support(app: &TestApp, token: &str) {
-    let body = app
-        .gql_with_token(
-            Some(token),
-            "mutation { recordConsent(purpose: \"support\", granted: true) { granted } }",
-            json!({}),
-        )
-        .await;
-    assert_eq!(body["data"]["recordConsent"]["granted"], true, "{body}");
-}
-
-/// Files a ticket and returns it, failing the test on any error. A
-/// signed-in filer first grants `support` (see `filing_needs_support_consent`).
+/// Files a ticket and returns it, failing the test on any error. Nobody
+/// grants anything first: filing needs no optional purpose.
 async fn file(app: &TestApp, token: Option<&str>, input: Value) -> Value {
-    if let Some(token) = token {
-        grant_support(app, token).await;
-    }
     let body = app
         .gql_with_token(token, &create_query(), json!({ "input": input }))
         .await;
@@ -261,7 +246,6 @@ async fn contact_details_are_validated_and_for_guests_only() {
     assert_bad_input(&body, "contactUsername");
 
     let alice = signed_in(&app, "alice_t", "alice.t@example.org").await;
-    grant_support(&app, &alice).await;
     let mut own = input("OTHER", "Hello", "Hi");
     own["contactEmail"] = json!("someone.else@example.org");
     let body = app
@@ -932,44 +916,79 @@ async fn a_reference_collision_draws_another_and_endless_collisions_fail() {
 }
 
 #[tokio::test]
-async fn filing_needs_support_consent_and_withdrawing_it_turns_only_this_off() {
+async fn complaints_and_data_requests_need_no_optional_purpose_to_be_filed_and_answered() {
     let app = spawn_app().await;
     let token = signed_in(&app, "private_person", "private@example.org").await;
-    let create = create_query();
-    let ticket = input("CONSULTATION", "A question", "How does it work?");
-    let body = app
-        .gql_with_token(Some(&token), &create, json!({ "input": ticket.clone() }))
-        .await;
-    assert_eq!(
-        body["errors"][0]["extensions"]["code"], "CONSENT_REQUIRED",
-        "{body}"
-    );
-    assert_eq!(body["errors"][0]["extensions"]["purpose"], "support");
-    grant_support(&app, &token).await;
-    let body = app
-        .gql_with_token(Some(&token), &create, json!({ "input": ticket.clone() }))
-        .await;
-    assert!(body["errors"].is_null(), "{body}");
-    app.gql_with_token(
-        Some(&token),
-        "mutation { recordConsent(purpose: \"support\", granted: false) { granted } }",
-        json!({}),
-    )
-    .await;
-    let body = app
-        .gql_with_token(Some(&token), &create, json!({ "input": ticket }))
-        .await;
-    assert_eq!(body["errors"][0]["extensions"]["code"], "CONSENT_REQUIRED");
-    // Everything else keeps working.
+    // The person switched on no optional purpose; the policy has no
+    // `support` purpose any more, and nothing about tickets can be granted.
     let body = app
         .gql_with_token(
             Some(&token),
-            "{ me { username } myTickets { id } }",
+            "{ me { consents { purpose granted } } policy { purposes { code } } }",
             json!({}),
         )
         .await;
-    assert!(body["errors"].is_null(), "{body}");
-    assert_eq!(body["data"]["myTickets"].as_array().unwrap().len(), 1);
+    let consents = body["data"]["me"]["consents"].as_array().unwrap();
+    assert!(
+        consents
+            .iter()
+            .all(|c| c["purpose"] == "account" || c["granted"] == false),
+        "{body}"
+    );
+    assert!(
+        body["data"]["policy"]["purposes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|p| p["code"] != "support"),
+        "{body}"
+    );
+    let body = app
+        .gql_with_token(
+            Some(&token),
+            "mutation { recordConsent(purpose: \"support\", granted: true) { granted } }",
+            json!({}),
+        )
+        .await;
+    assert_bad_input(&body, "purpose");
+
+    let (support, _) = staff(&app, "SUPPORT", "helper_zhou", "helper.zhou@example.org").await;
+    for (category, subject, answer) in [
+        ("COMPLAINT", "I object", "We are sorry: it is fixed."),
+        (
+            "DATA_REQUEST",
+            "Send me my data",
+            "Your export is attached to your account.",
+        ),
+    ] {
+        let ticket = file(&app, Some(&token), input(category, subject, "Please.")).await;
+        assert_eq!(ticket["category"], category);
+        assert_eq!(ticket["canReply"], true, "{ticket}");
+        // The requester writes again in their own ticket.
+        let again = reply(&app, &token, &ticket["id"], "Any news?").await;
+        assert_eq!(again["status"], "OPEN");
+        let answered = reply(&app, &support, &ticket["id"], answer).await;
+        assert_eq!(answered["status"], "ANSWERED");
+        app.deliver_mail().await;
+        let mail = app
+            .last_mail_to("private@example.org")
+            .expect("the answer is mailed to the account's address");
+        assert!(
+            mail.subject()
+                .contains(ticket["reference"].as_str().unwrap()),
+            "{}",
+            mail.subject()
+        );
+        assert!(
+            mail.decoded_text().contains(answer),
+            "{}",
+            mail.decoded_text()
+        );
+    }
+    let body = app
+        .gql_with_token(Some(&token), "{ myTickets { id } }", json!({}))
+        .await;
+    assert_eq!(body["data"]["myTickets"].as_array().unwrap().len(), 2);
 }
 
 async fn audit_entries(app: &TestApp, action: &str) -> Vec<audit_entry::Model> {
