@@ -29,7 +29,9 @@ impl From<AccountError> for ApiError {
             AccountError::UsernameShape(shape) => ApiError::bad_input(
                 "username",
                 match shape {
-                    UsernameShapeError::Length => "A username has 3 to 32 characters.",
+                    UsernameShapeError::Length => {
+                        "A username has 3 to 32 characters; a Chinese character counts as two toward the minimum."
+                    }
                     UsernameShapeError::Characters => {
                         "Use only letters, digits, Chinese characters, _, - and . in a username."
                     }

@@ -13,7 +13,8 @@ use std::fmt;
 
 use unicode_normalization::UnicodeNormalization;
 
-/// Fewest characters in the normal form.
+/// Fewest characters in the normal form, a Chinese character counting two
+/// (see [`min_length_weight`]).
 pub const MIN_USERNAME_CHARS: usize = 3;
 /// Most characters in the normal form.
 pub const MAX_USERNAME_CHARS: usize = 32;
@@ -29,7 +30,9 @@ pub struct Username {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum UsernameShapeError {
     /// Too short or too long after normalisation.
-    #[error("a username has {MIN_USERNAME_CHARS} to {MAX_USERNAME_CHARS} characters")]
+    #[error(
+        "a username has {MIN_USERNAME_CHARS} to {MAX_USERNAME_CHARS} characters; a Chinese character counts as two toward the minimum"
+    )]
     Length,
     /// A character outside letters, digits, CJK, `_`, `-` and `.`.
     #[error("use only letters, digits, Chinese characters, `_`, `-` and `.`")]
@@ -43,6 +46,24 @@ fn is_invisible(c: char) -> bool {
         c,
         '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2064}' | '\u{FEFF}' | '\u{00AD}' | '\u{180E}'
     )
+}
+
+/// CJK ideographs (Chinese characters): the unified blocks and their
+/// extensions, and the compatibility block.
+pub(crate) fn is_han(c: char) -> bool {
+    matches!(
+        c,
+        '\u{3400}'..='\u{4DBF}' | '\u{4E00}'..='\u{9FFF}' | '\u{F900}'..='\u{FAFF}' | '\u{20000}'..='\u{3134F}'
+    )
+}
+
+/// What a character counts toward the minimum length: two for a Chinese
+/// character, which is a syllable and often a whole word (王芳 and 小雨
+/// are ordinary names), one for anything else. Only Chinese characters
+/// count double because only Chinese has word lists that stop the short
+/// insults a longer minimum used to stop (`offensive-zh-tokens.txt`).
+pub fn min_length_weight(c: char) -> usize {
+    if is_han(c) { 2 } else { 1 }
 }
 
 /// The separators a username may contain (`_ - .`) and white space: left out
@@ -77,7 +98,11 @@ impl Username {
         }
         let canonical = canonical(&display);
         let len = canonical.chars().count();
-        if !(MIN_USERNAME_CHARS..=MAX_USERNAME_CHARS).contains(&len)
+        let weight: usize = canonical.chars().map(min_length_weight).sum();
+        // Counting up only for the minimum keeps every name that was valid
+        // valid: no name gets longer than the maximum by it.
+        if weight < MIN_USERNAME_CHARS
+            || len > MAX_USERNAME_CHARS
             || display.chars().count() > MAX_USERNAME_CHARS * 2
         {
             return Err(UsernameShapeError::Length);
@@ -115,6 +140,33 @@ mod tests {
         assert_eq!(b.canonical(), "zhangsan");
         assert_eq!(c.canonical(), "zhangsan");
         assert_eq!(c.as_str(), "zhangsan");
+    }
+
+    #[test]
+    fn two_chinese_characters_are_enough_and_one_is_not() {
+        for name in ["王芳", "小雨", "張三", "王a", "李1"] {
+            assert!(Username::parse(name).is_ok(), "{name}");
+        }
+        for name in ["王", "芳_", "ab", "a1"] {
+            assert_eq!(
+                Username::parse(name).err(),
+                Some(UsernameShapeError::Length),
+                "{name}"
+            );
+        }
+        // The maximum still counts characters: 32 Chinese characters fit.
+        assert!(Username::parse(&"王".repeat(32)).is_ok());
+        assert_eq!(
+            Username::parse(&"王".repeat(33)).err(),
+            Some(UsernameShapeError::Length)
+        );
+    }
+
+    #[test]
+    fn every_name_of_three_characters_or_more_stays_valid() {
+        for name in ["abc", "a_b_c", "张三丰", "x12", &"x".repeat(32)] {
+            assert!(Username::parse(name).is_ok(), "{name}");
+        }
     }
 
     #[test]

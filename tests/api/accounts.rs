@@ -931,3 +931,80 @@ async fn database_holds_no_plaintext_after_signup() {
     signed_in(&app, "hidden_person", "hidden.person@example.org").await;
     crate::storage::assert_no_plaintext(&app, &["hidden_person", "hidden.person", "hidden"]).await;
 }
+
+#[tokio::test]
+async fn two_chinese_characters_make_a_name_and_two_character_insults_are_refused() {
+    let app = spawn_app().await;
+    let version = policy_version(&app).await;
+    for (name, email) in [
+        ("王芳", "wang.fang@example.org"),
+        ("小雨", "xiao.yu@example.org"),
+    ] {
+        let body = app
+            .gql(
+                SIGNUP,
+                json!({ "input": signup_input(&version, name, email) }),
+            )
+            .await;
+        assert_eq!(body["data"]["signup"]["accepted"], true, "{name}: {body}");
+    }
+    app.deliver_mail().await;
+    let token = link_token(
+        &app.last_mail_to("wang.fang@example.org").unwrap(),
+        "/verify-email",
+    )
+    .unwrap();
+    app.gql(
+        "mutation($t: String!) { verifyEmail(token: $t) }",
+        json!({ "t": token }),
+    )
+    .await;
+    let body = app
+        .gql(LOGIN, json!({ "login": "王芳", "password": PASSWORD }))
+        .await;
+    assert_eq!(
+        body["data"]["login"]["account"]["username"], "王芳",
+        "{body}"
+    );
+
+    // What the length rule used to stop, the word lists stop now; hate
+    // terms too, in both languages.
+    for name in [
+        "傻逼",
+        "垃圾",
+        "笨蛋",
+        "王八",
+        "卧槽",
+        "操b",
+        "纳粹",
+        "nazi_1488",
+    ] {
+        let body = app
+            .gql(
+                SIGNUP,
+                json!({ "input": signup_input(&version, name, "someone@example.org") }),
+            )
+            .await;
+        assert_eq!(
+            error_code(&body),
+            Some("USERNAME_NOT_ALLOWED"),
+            "{name}: {body}"
+        );
+    }
+    // One Chinese character is still too short.
+    let body = app
+        .gql(
+            SIGNUP,
+            json!({ "input": signup_input(&version, "王", "someone@example.org") }),
+        )
+        .await;
+    assert_eq!(error_code(&body), Some("BAD_USER_INPUT"), "{body}");
+    // A trailing number is a number.
+    let body = app
+        .gql(
+            SIGNUP,
+            json!({ "input": signup_input(&version, "user_2455", "user.2455@example.org") }),
+        )
+        .await;
+    assert_eq!(body["data"]["signup"]["accepted"], true, "{body}");
+}
