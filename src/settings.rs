@@ -108,6 +108,9 @@ pub struct RawSettings {
     pub session_cache_seconds: u32,
     /// `CUSTOS_VERIFICATION_TOKEN_HOURS`: how long an address-verification link works.
     pub verification_token_hours: u32,
+    /// `CUSTOS_UNVERIFIED_GRACE_DAYS`: days after its last verification
+    /// link expired that a sign-up never verified is erased.
+    pub unverified_grace_days: u32,
     /// `CUSTOS_USERNAME_BLOCKLIST`: extra refused terms (comma-separated, or a file).
     pub username_blocklist: String,
     /// `CUSTOS_USERNAME_RESERVED`: extra reserved names (comma-separated, or a file).
@@ -158,6 +161,7 @@ impl Default for RawSettings {
             session_lifetime_hours: 12,
             session_cache_seconds: 5,
             verification_token_hours: 24,
+            unverified_grace_days: 7,
             username_blocklist: String::new(),
             username_reserved: String::new(),
             reset_token_minutes: 30,
@@ -221,6 +225,7 @@ fn setting_name(key: &str) -> &'static str {
         "CUSTOS_SESSION_LIFETIME_HOURS",
         "CUSTOS_SESSION_CACHE_SECONDS",
         "CUSTOS_VERIFICATION_TOKEN_HOURS",
+        "CUSTOS_UNVERIFIED_GRACE_DAYS",
         "CUSTOS_USERNAME_BLOCKLIST",
         "CUSTOS_USERNAME_RESERVED",
         "CUSTOS_RESET_TOKEN_MINUTES",
@@ -351,6 +356,8 @@ pub struct Settings {
     pub session_cache: chrono::Duration,
     /// How long an address-verification link works.
     pub verification_token_ttl: chrono::Duration,
+    /// How long after its last link expired a sign-up never verified is erased.
+    pub unverified_grace: chrono::Duration,
     /// Operator's extra refused username terms.
     pub username_blocklist: Vec<String>,
     /// Operator's extra reserved usernames.
@@ -630,6 +637,7 @@ impl Settings {
             verification_token_ttl: chrono::Duration::hours(i64::from(
                 raw.verification_token_hours,
             )),
+            unverified_grace: chrono::Duration::days(i64::from(raw.unverified_grace_days)),
             username_blocklist,
             username_reserved,
             reset_token_ttl: chrono::Duration::minutes(i64::from(raw.reset_token_minutes)),

@@ -9,7 +9,8 @@
 //! the purge erases every row in the inventory in one transaction and
 //! leaves a certificate without personal data. Until the purge, a cancel
 //! link restores the account. A guardian's refusal, a guardian's silence
-//! and a staff flag for an unconsented minor schedule erasure at once.
+//! and a staff flag for an unconsented minor schedule erasure at once, and so does a sign-up whose address was never
+//! verified once its link has expired plus `CUSTOS_UNVERIFIED_GRACE_DAYS`.
 
 pub mod calendar;
 pub mod export;
@@ -18,3 +19,4 @@ pub mod inventory;
 pub mod purge;
 pub mod service;
 pub mod templates;
+pub mod unverified;

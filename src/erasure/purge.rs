@@ -23,7 +23,7 @@ use sea_orm::{
 use uuid::Uuid;
 
 use super::{
-    service::{ErasureError, request_status},
+    service::{ErasureError, ErasureReason, request_status},
     templates,
 };
 use crate::{
@@ -269,10 +269,19 @@ pub async fn erase_accounts<C: ConnectionTrait>(
         .keys()
         .take_for_erasure(state.cipher(), txn, &ids, now)
         .await?;
+    // Nobody proved an unverified sign-up's address theirs: it may be a
+    // stranger's, who is not mailed a receipt.
+    let unverified: BTreeSet<Uuid> = requests
+        .iter()
+        .filter(|r| r.reason == ErasureReason::UnverifiedSignup.as_str())
+        .map(|r| r.account_id)
+        .collect();
     for row in &rows {
         let key = keys.get(&row.id).map(|key| &**key);
         let person = open_with(state, row, key)?;
-        receipts.push((row.id, person.email.clone(), person.language));
+        if !unverified.contains(&row.id) {
+            receipts.push((row.id, person.email.clone(), person.language));
+        }
         owner_of_address.insert(row.email_bidx.clone(), row.id);
         account_addresses.insert(row.email_bidx.clone());
         for index in state

@@ -51,6 +51,8 @@ pub enum ErasureReason {
     GuardianTimeout,
     /// Staff found a minor without verifiable guardian consent.
     MinorFlagged,
+    /// The address was never verified before the link and its grace ran out.
+    UnverifiedSignup,
 }
 
 impl ErasureReason {
@@ -61,6 +63,7 @@ impl ErasureReason {
             Self::GuardianRefused => "GUARDIAN_REFUSED",
             Self::GuardianTimeout => "GUARDIAN_TIMEOUT",
             Self::MinorFlagged => "MINOR_FLAGGED",
+            Self::UnverifiedSignup => "UNVERIFIED_SIGNUP",
         }
     }
 }

@@ -1,4 +1,5 @@
-//! Background jobs run on an interval: guardian-consent expiry, the purge
+//! Background jobs run on an interval: guardian-consent expiry, the expiry
+//! of sign-ups never verified, the purge
 //! of due accounts, the mail outbox (last, so an erasure receipt leaves in
 //! the same tick) and throttle pruning. The outbox also runs as soon as
 //! this instance queues mail. A failing tick is logged and retried at the next
@@ -33,6 +34,11 @@ pub async fn tick(state: &AppState, outbox: &OutboxSender) {
             "minors without guardian consent scheduled for erasure"
         ),
         Err(err) => tracing::error!(error = %err, "guardian expiry failed"),
+    }
+    match crate::erasure::unverified::expire_unverified(state).await {
+        Ok(0) => {}
+        Ok(expired) => tracing::info!(expired, "unverified sign-ups scheduled for erasure"),
+        Err(err) => tracing::error!(error = %err, "unverified sign-up expiry failed"),
     }
     let started = std::time::Instant::now();
     let purged = crate::erasure::purge::run_once(state).await;

@@ -936,3 +936,90 @@ async fn purge_benchmark() {
         report.rows
     );
 }
+
+#[tokio::test]
+async fn a_sign_up_never_verified_is_erased_after_its_link_and_the_grace() {
+    let app = spawn_app().await;
+    let outbox = custos::jobs::outbox_sender(&app.state);
+    // Never verified; verified at once; verified late, with a fresh link.
+    let body = crate::accounts::signup(&app, "never_verified", "stranger@example.org").await;
+    assert_eq!(body["data"]["signup"]["accepted"], true, "{body}");
+    crate::accounts::signed_in(&app, "kept_person", "kept@example.org").await;
+    custos::jobs::tick(&app.state, &outbox).await;
+    assert_eq!(app.mail_to("stranger@example.org").len(), 1, "the link");
+
+    // The link lives 24 hours, the grace 7 days: a minute before the end
+    // nothing happens.
+    app.clock.advance(
+        chrono::Duration::hours(24) + chrono::Duration::days(7) - chrono::Duration::minutes(1),
+    );
+    custos::jobs::tick(&app.state, &outbox).await;
+    assert!(
+        error_code(&login(&app, "never_verified").await) != Some("INVALID_CREDENTIALS"),
+        "kept until its window ends"
+    );
+    let body = crate::accounts::signup(&app, "late_verifier", "late.v@example.org").await;
+    assert_eq!(body["data"]["signup"]["accepted"], true, "{body}");
+
+    app.clock.advance(chrono::Duration::minutes(2));
+    custos::jobs::tick(&app.state, &outbox).await;
+    assert_eq!(
+        error_code(&login(&app, "never_verified").await),
+        Some("INVALID_CREDENTIALS")
+    );
+    // Two accounts are left, and nobody mailed the stranger a receipt.
+    assert_eq!(count_rows(&app, "accounts").await, 2);
+    assert_eq!(app.mail_to("stranger@example.org").len(), 1);
+    assert!(login(&app, "kept_person").await["data"]["login"]["token"].is_string());
+    let entries = entity::audit_entry::Entity::find()
+        .all(app.state.db())
+        .await
+        .unwrap();
+    assert_eq!(
+        entries
+            .iter()
+            .filter(|e| e.action == custos::erasure::unverified::UNVERIFIED_EXPIRED_ACTION)
+            .count(),
+        1
+    );
+    crate::storage::assert_no_plaintext(&app, &["never_verified", "stranger@example.org"]).await;
+
+    // The later sign-up is still in its own window, and is verified in time.
+    let token = link_token(
+        &app.last_mail_to("late.v@example.org").unwrap(),
+        "/verify-email",
+    )
+    .unwrap();
+    let body = app
+        .gql(
+            "mutation($t: String!) { verifyEmail(token: $t) }",
+            json!({ "t": token }),
+        )
+        .await;
+    assert_eq!(body["data"]["verifyEmail"], true, "{body}");
+    app.clock.advance(chrono::Duration::days(30));
+    custos::jobs::tick(&app.state, &outbox).await;
+    assert_eq!(count_rows(&app, "accounts").await, 2);
+}
+
+#[tokio::test]
+async fn the_grace_for_unverified_sign_ups_is_a_setting() {
+    let app = spawn_app_with(|raw| raw.unverified_grace_days = 0).await;
+    crate::accounts::signup(&app, "brief_visit", "brief@example.org").await;
+    app.clock
+        .advance(chrono::Duration::hours(24) + chrono::Duration::minutes(1));
+    let expired = custos::erasure::unverified::expire_unverified(&app.state)
+        .await
+        .unwrap();
+    assert_eq!(expired, 1);
+    assert_eq!(
+        custos::erasure::unverified::expire_unverified(&app.state)
+            .await
+            .unwrap(),
+        0,
+        "scheduled once"
+    );
+    let report = custos::erasure::purge::run_once(&app.state).await.unwrap();
+    assert_eq!(report.accounts, 1);
+    assert_eq!(count_rows(&app, "accounts").await, 0);
+}
