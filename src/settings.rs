@@ -377,6 +377,13 @@ pub struct Settings {
 }
 
 impl Settings {
+    /// Whether answers tell browsers to use HTTPS only
+    /// (`Strict-Transport-Security`): when the service is reached at an
+    /// https `CUSTOS_PUBLIC_URL`, usually through a TLS-terminating proxy.
+    pub fn sends_hsts(&self) -> bool {
+        self.public_url.starts_with("https://")
+    }
+
     /// Loads and validates settings from the process's sources.
     pub fn load() -> Result<Self, SettingsError> {
         Self::validate(RawSettings::load()?)
@@ -421,6 +428,14 @@ impl Settings {
                     return Err(SettingsError::new(
                         "CUSTOS_PUBLIC_URL",
                         "must start with http:// or https://",
+                    ));
+                }
+                if production && !url.starts_with("https://") {
+                    // Mailed links carry single-use tokens (verification,
+                    // password reset, deletion): they must travel encrypted.
+                    return Err(SettingsError::new(
+                        "CUSTOS_PUBLIC_URL",
+                        "must be https:// in production: emailed links carry tokens",
                     ));
                 }
                 url
@@ -817,6 +832,11 @@ mod tests {
         r.env = "production".into();
         let err = Settings::validate(r.clone()).err().map(|e| e.setting);
         assert_eq!(err, Some("CUSTOS_PUBLIC_URL"));
+
+        r.public_url = Some("http://example.org".into());
+        let err = Settings::validate(r.clone()).err();
+        assert_eq!(err.as_ref().map(|e| e.setting), Some("CUSTOS_PUBLIC_URL"));
+        assert!(err.is_some_and(|e| e.reason.contains("https://")));
 
         r.public_url = Some("https://example.org".into());
         let err = Settings::validate(r.clone()).err().map(|e| e.setting);

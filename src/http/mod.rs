@@ -55,6 +55,7 @@ pub fn routes(
 ) -> poem::endpoint::BoxEndpoint<'static, Response> {
     let playground_enabled = state.settings().playground;
     let origins = state.settings().allowed_origins.clone();
+    let hsts = state.settings().sends_hsts();
     let route = console::mount(Route::new(), state.settings().account_console)
         .at("/graphql", get(graphql_get).post(graphql_post))
         .nest("/graphql/assets", playground::assets())
@@ -79,18 +80,26 @@ pub fn routes(
             .boxed()
     };
     route
-        .around(|endpoint, request| async move { Ok(with_request_id(endpoint, request).await) })
+        .around(move |endpoint, request| async move {
+            Ok(with_request_id(endpoint, request, hsts).await)
+        })
         .boxed()
 }
 
 #[derive(Clone, Copy)]
 struct PlaygroundEnabled(bool);
 
+/// How long browsers keep to HTTPS after an answer (a year), sent when the
+/// service is reached over HTTPS.
+const STRICT_TRANSPORT_SECURITY: &str = "max-age=31536000";
+
 /// Gives the request an id and a span, logs its outcome without personal
-/// data, and sets the headers every answer carries.
+/// data, and sets the headers every answer carries (`hsts`: tell browsers
+/// to use HTTPS only).
 async fn with_request_id<E: Endpoint>(
     endpoint: std::sync::Arc<E>,
     mut request: Request,
+    hsts: bool,
 ) -> Response {
     let id = RequestId(Uuid::new_v4());
     request.extensions_mut().insert(id);
@@ -117,6 +126,12 @@ async fn with_request_id<E: Endpoint>(
         header::REFERRER_POLICY,
         HeaderValue::from_static("no-referrer"),
     );
+    if hsts {
+        headers.insert(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static(STRICT_TRANSPORT_SECURITY),
+        );
+    }
     span.in_scope(|| {
         tracing::info!(
             status = response.status().as_u16(),

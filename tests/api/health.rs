@@ -106,3 +106,39 @@ async fn internal_errors_carry_a_request_id_and_no_details() {
         assert!(!text.contains(leak), "{leak} leaked: {body}");
     }
 }
+
+#[tokio::test]
+async fn hsts_is_sent_when_the_public_url_is_https_and_not_over_plain_http() {
+    let plain = spawn_app().await;
+    let answer = plain
+        .client
+        .get(format!("{}/healthz", plain.address))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        !answer.headers().contains_key("strict-transport-security"),
+        "not on a plain-HTTP installation"
+    );
+
+    let behind_tls = crate::helpers::spawn_app_with(|raw| {
+        raw.public_url = Some("https://custos.example.org".into());
+    })
+    .await;
+    for path in ["/healthz", "/graphql?query=x", "/metrics"] {
+        let answer = behind_tls
+            .client
+            .get(format!("{}{path}", behind_tls.address))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            answer
+                .headers()
+                .get("strict-transport-security")
+                .and_then(|v| v.to_str().ok()),
+            Some("max-age=31536000"),
+            "{path}"
+        );
+    }
+}
