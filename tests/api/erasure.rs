@@ -142,7 +142,7 @@ async fn confirmed_deletion_stops_processing_and_the_purge_erases_everything() {
     let token = signed_in(&app, "leaving_soon", "leaving@example.org").await;
     app.gql_with_token(
         Some(&token),
-        "mutation { recordConsent(purpose: \"support\", granted: true) { granted } }",
+        "mutation { recordConsent(purpose: \"product_updates\", granted: true) { granted } }",
         json!({}),
     )
     .await;
@@ -668,7 +668,7 @@ async fn my_data_exports_everything_held() {
     let token = signed_in(&app, "curious_person", "curious@example.org").await;
     app.gql_with_token(
         Some(&token),
-        "mutation { recordConsent(purpose: \"support\", granted: true) { granted } }",
+        "mutation { recordConsent(purpose: \"product_updates\", granted: true) { granted } }",
         json!({}),
     )
     .await;

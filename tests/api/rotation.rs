@@ -43,7 +43,7 @@ async fn rotation_moves_every_field_to_the_active_key_and_keeps_it_readable() {
     let token = signed_in(&app, "rotating_person", "rotating@example.org").await;
     app.gql_with_token(
         Some(&token),
-        "mutation { recordConsent(purpose: \"support\", granted: true) { granted } }",
+        "mutation { recordConsent(purpose: \"product_updates\", granted: true) { granted } }",
         json!({}),
     )
     .await;

@@ -50,7 +50,7 @@ async fn person_with_data(app: &TestApp) -> Uuid {
     assert!(response.status().is_success());
     app.gql_with_token(
         Some(&token),
-        "mutation { recordConsent(purpose: \"support\", granted: true) { granted } }",
+        "mutation { recordConsent(purpose: \"product_updates\", granted: true) { granted } }",
         json!({}),
     )
     .await;
