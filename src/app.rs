@@ -4,7 +4,7 @@ use std::{future::Future, net::SocketAddr, time::Duration};
 
 use poem::{
     Server,
-    listener::{Acceptor, Listener, TcpAcceptor, TcpListener},
+    listener::{Acceptor, AcceptorExt, BoxAcceptor, Listener, TcpListener},
 };
 use secrecy::ExposeSecret;
 use tokio::sync::watch;
@@ -18,7 +18,7 @@ use crate::{
 /// A built service, listening but not yet serving.
 pub struct Application {
     state: AppState,
-    acceptor: TcpAcceptor,
+    acceptor: BoxAcceptor,
     addr: SocketAddr,
 }
 
@@ -26,16 +26,25 @@ impl Application {
     /// Connects, migrates and binds the listener.
     pub async fn build(settings: Settings, overrides: Overrides) -> Result<Self, StartError> {
         let bind = settings.bind;
+        // Read before anything else starts, so a bad file stops the start.
+        let tls = match &settings.tls {
+            Some(files) => Some(crate::http::tls::server_config(&files.cert, &files.key)?),
+            None => None,
+        };
         let state = AppState::build(settings, overrides).await?;
-        let acceptor = TcpListener::bind(bind)
+        let tcp = TcpListener::bind(bind)
             .into_acceptor()
             .await
             .map_err(|source| StartError::Bind { addr: bind, source })?;
-        let addr = acceptor
+        let addr = tcp
             .local_addr()
             .first()
             .and_then(|a| a.as_socket_addr().copied())
             .unwrap_or(bind);
+        let acceptor = match tls {
+            Some(config) => crate::http::tls::TlsAcceptor::new(tcp, config).boxed(),
+            None => tcp.boxed(),
+        };
         Ok(Self {
             state,
             acceptor,

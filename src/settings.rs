@@ -126,6 +126,10 @@ pub struct RawSettings {
     /// `CUSTOS_INCIDENT_ANNOUNCE_THRESHOLD`: above this many affected
     /// accounts, an incident is also announced publicly.
     pub incident_announce_threshold: u64,
+    /// `CUSTOS_TLS_CERT`: PEM certificate chain, to serve HTTPS directly.
+    pub tls_cert: Option<String>,
+    /// `CUSTOS_TLS_KEY`: PEM private key of that certificate.
+    pub tls_key: Option<String>,
 }
 
 impl Default for RawSettings {
@@ -169,6 +173,8 @@ impl Default for RawSettings {
             trusted_proxies: String::new(),
             notify_new_signin: false,
             incident_announce_threshold: 10_000,
+            tls_cert: None,
+            tls_key: None,
         }
     }
 }
@@ -233,6 +239,8 @@ fn setting_name(key: &str) -> &'static str {
         "CUSTOS_TRUSTED_PROXIES",
         "CUSTOS_NOTIFY_NEW_SIGNIN",
         "CUSTOS_INCIDENT_ANNOUNCE_THRESHOLD",
+        "CUSTOS_TLS_CERT",
+        "CUSTOS_TLS_KEY",
     ];
     let wanted = format!("CUSTOS_{}", key.to_ascii_uppercase());
     NAMES
@@ -374,6 +382,17 @@ pub struct Settings {
     /// Above this many affected accounts an incident is also announced
     /// publicly, as individual notice is then impractical.
     pub incident_announce_threshold: u64,
+    /// The certificate chain and key files when the binary serves HTTPS.
+    pub tls: Option<TlsFiles>,
+}
+
+/// PEM files of the certificate chain and its key.
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    /// `CUSTOS_TLS_CERT`.
+    pub cert: std::path::PathBuf,
+    /// `CUSTOS_TLS_KEY`.
+    pub key: std::path::PathBuf,
 }
 
 impl Settings {
@@ -381,7 +400,7 @@ impl Settings {
     /// (`Strict-Transport-Security`): when the service is reached at an
     /// https `CUSTOS_PUBLIC_URL`, usually through a TLS-terminating proxy.
     pub fn sends_hsts(&self) -> bool {
-        self.public_url.starts_with("https://")
+        self.tls.is_some() || self.public_url.starts_with("https://")
     }
 
     /// Loads and validates settings from the process's sources.
@@ -447,6 +466,28 @@ impl Settings {
                 ));
             }
             None => "http://localhost:8000".into(),
+        };
+
+        let present =
+            |value: Option<String>| value.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+        let tls = match (present(raw.tls_cert), present(raw.tls_key)) {
+            (Some(cert), Some(key)) => Some(TlsFiles {
+                cert: cert.into(),
+                key: key.into(),
+            }),
+            (None, None) => None,
+            (Some(_), None) => {
+                return Err(SettingsError::new(
+                    "CUSTOS_TLS_KEY",
+                    "must be set with CUSTOS_TLS_CERT",
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(SettingsError::new(
+                    "CUSTOS_TLS_CERT",
+                    "must be set with CUSTOS_TLS_KEY",
+                ));
+            }
         };
 
         let mail_transport = match raw.smtp_url.filter(|url| !url.trim().is_empty()) {
@@ -660,6 +701,7 @@ impl Settings {
             trusted_proxies,
             notify_new_signin: raw.notify_new_signin,
             incident_announce_threshold: raw.incident_announce_threshold,
+            tls,
         })
     }
 }

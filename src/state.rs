@@ -38,6 +38,9 @@ pub enum StartError {
     /// The password hashing threads could not be started.
     #[error("cannot start the password hashing threads: {0}")]
     Threads(std::io::Error),
+    /// The TLS certificate or key cannot be used.
+    #[error(transparent)]
+    Tls(#[from] crate::http::tls::TlsError),
     /// The listener could not bind.
     #[error("cannot listen on {addr}: {source}")]
     Bind {

@@ -384,7 +384,10 @@ impl AccountMutation {
         let max_age = (signed_in.expires_at - state.clock().now())
             .num_seconds()
             .max(0);
-        let secure = if state.settings().env == crate::settings::Environment::Development {
+        // Secure outside development, and whenever the binary serves TLS.
+        let secure = if state.settings().env == crate::settings::Environment::Development
+            && state.settings().tls.is_none()
+        {
             ""
         } else {
             "; Secure"

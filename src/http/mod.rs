@@ -11,6 +11,7 @@ pub mod console;
 pub mod documents;
 pub mod metrics;
 pub mod playground;
+pub mod tls;
 
 use std::time::{Duration, Instant};
 

@@ -23,4 +23,5 @@ mod session_cache;
 mod shredding;
 mod storage;
 mod tickets;
+mod tls;
 mod transport;
