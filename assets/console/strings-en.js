@@ -226,8 +226,6 @@ export default {
   'support.contactUsername': 'Your username (optional)',
   'support.contactEmail': 'Your email address (optional)',
   'support.submit': 'Send',
-  'support.needsConsent': 'To answer your tickets we use your username and email, which needs the "support replies" purpose. You can turn it off again in the privacy centre.',
-  'support.grantConsent': 'Turn on support replies',
   'support.filed': 'Received. Your reference is {reference}.',
   'support.noReply': 'We cannot reply to this ticket.',
   'support.mine': 'My tickets',

@@ -265,8 +265,6 @@ export default {
   'support.contactUsername': '你的用户名（可选）',
   'support.contactEmail': '你的邮箱（可选）',
   'support.submit': '发送',
-  'support.needsConsent': '回复你的工单需要使用你的用户名和邮箱，这需要开启“客服回复”用途。你可以随时在隐私中心再次关闭。',
-  'support.grantConsent': '开启客服回复',
   'support.filed': '已收到。你的工单编号是 {reference}。',
   'support.noReply': '我们无法回复这个工单。',
   'support.mine': '我的工单',

@@ -701,3 +701,61 @@ async fn the_notice_and_announcement_name_each_kind_in_the_persons_language() {
         "{text}"
     );
 }
+
+#[tokio::test]
+async fn policy_versions_lists_what_publish_policy_published_with_its_kinds() {
+    let app = spawn_app().await;
+    let admin = admin_token(&app).await;
+    let purposes = current_purposes(&app).await;
+    let body = app
+        .gql_with_token(
+            Some(&admin),
+            PUBLISH,
+            json!({ "input": with_kinds(
+                new_version("2027-07-01", true, purposes, Some(nearby_purpose())),
+                &["SERVICE_MODEL", "RIGHTS"],
+            ) }),
+        )
+        .await;
+    assert!(body["errors"].is_null(), "{body}");
+    let body = app
+        .gql(
+            "{ policyVersions { version major changeKinds purposes { code } } }",
+            json!({}),
+        )
+        .await;
+    let versions = body["data"]["policyVersions"].as_array().unwrap();
+    let listed: Vec<(&str, bool, Value)> = versions
+        .iter()
+        .map(|v| {
+            (
+                v["version"].as_str().unwrap(),
+                v["major"].as_bool().unwrap(),
+                v["changeKinds"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        listed,
+        vec![
+            ("2027-07-01", true, json!(["SERVICE_MODEL", "RIGHTS"])),
+            (SHIPPED_CURRENT, false, json!([])),
+            ("2026-11-01", true, json!([])),
+        ],
+        "{body}"
+    );
+    let codes = |at: usize| -> Vec<String> {
+        versions[at]["purposes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["code"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert!(codes(0).contains(&"nearby_friends".to_owned()));
+    assert!(
+        codes(2).contains(&"support".to_owned()),
+        "the first version kept its purposes"
+    );
+    assert!(!codes(1).contains(&"support".to_owned()));
+}

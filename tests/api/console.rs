@@ -197,8 +197,10 @@ async fn policy_versions_lists_every_version_newest_first() {
     let app = spawn_app().await;
     let body = app.gql(VERSIONS, json!({})).await;
     let versions = body["data"]["policyVersions"].as_array().unwrap().clone();
-    assert_eq!(versions.len(), 1, "{body}");
+    // The two versions shipped with the crate, newest first.
+    assert_eq!(versions.len(), 2, "{body}");
     let shipped = versions[0]["version"].clone();
+    let first = versions[1]["version"].clone();
 
     let admin = admin_token(&app).await;
     let purposes = current_purposes(&app).await;
@@ -215,7 +217,7 @@ async fn policy_versions_lists_every_version_newest_first() {
     let body = app.gql(VERSIONS, json!({ "l": "en" })).await;
     let versions = body["data"]["policyVersions"].as_array().unwrap();
     let names: Vec<_> = versions.iter().map(|v| v["version"].clone()).collect();
-    assert_eq!(names, vec![json!("2027-01-01"), shipped], "{body}");
+    assert_eq!(names, vec![json!("2027-01-01"), shipped, first], "{body}");
     assert_eq!(
         versions[0]["summaryOfChanges"],
         "Adds nearby-friends suggestions"
@@ -240,7 +242,7 @@ async fn a_guardian_link_shows_the_minor_and_the_purposes_only_while_it_works() 
     let body = app
         .gql(
             "mutation($i: SignupInput!) { signup(input: $i) { accepted } }",
-            json!({ "i": { "username": "young_reader", "email": "young.reader@example.org", "password": PASSWORD, "acceptPolicyVersion": version, "age": "MINOR", "guardianEmail": "parent.of.reader@example.org", "grantPurposes": ["support"] } }),
+            json!({ "i": { "username": "young_reader", "email": "young.reader@example.org", "password": PASSWORD, "acceptPolicyVersion": version, "age": "MINOR", "guardianEmail": "parent.of.reader@example.org", "grantPurposes": ["product_updates"] } }),
         )
         .await;
     assert_eq!(body["data"]["signup"]["accepted"], true, "{body}");
@@ -263,7 +265,7 @@ async fn a_guardian_link_shows_the_minor_and_the_purposes_only_while_it_works() 
         .map(|p| p["code"].as_str().unwrap().to_owned())
         .collect();
     // The required purpose and the one the minor chose; not the others.
-    assert_eq!(codes, vec!["account", "support"], "{body}");
+    assert_eq!(codes, vec!["account", "product_updates"], "{body}");
 
     let body = app
         .gql(GUARDIAN_REQUEST, json!({ "t": "not-a-token" }))

@@ -2,9 +2,9 @@
 // reply is possible), and, signed in, read and answer one's tickets.
 import { h, field } from '../dom.js';
 import { gql } from '../api.js';
-import { CREATE_TICKET, MY_TICKETS, REPLY_TICKET, CLOSE_TICKET, RECORD_CONSENT } from '../documents.js';
+import { CREATE_TICKET, MY_TICKETS, REPLY_TICKET, CLOSE_TICKET } from '../documents.js';
 import { t, formatDateTime } from '../i18n.js';
-import { liveRegion, notice, onSubmit, say, errorNotice } from '../forms.js';
+import { liveRegion, onSubmit, say } from '../forms.js';
 
 const CATEGORIES = ['CONSULTATION', 'COMPLAINT', 'APPEAL', 'DATA_REQUEST', 'OTHER'];
 
@@ -13,10 +13,8 @@ let openTicket = null;
 
 export async function render({ app }) {
   const tickets = app.me ? (await gql(MY_TICKETS)).myTickets : [];
-  const consented = app.me?.consents.some((c) => c.purpose === 'support' && c.granted);
   return [
     h('h1', {}, t('support.title')),
-    app.me && !consented && consentNotice(app),
     newTicket(app),
     app.me && h('section', { 'aria-labelledby': 'tickets-heading' },
       h('h2', { id: 'tickets-heading' }, t('support.mine')),
@@ -24,25 +22,8 @@ export async function render({ app }) {
   ];
 }
 
-// Signed-in tickets use the account's username and email, which the
-// policy allows only under the `support` purpose: ask before the form fails.
-function consentNotice(app) {
-  const status = liveRegion();
-  return notice('warn', h('p', {}, t('support.needsConsent')),
-    h('button', {
-      type: 'button',
-      onclick: async () => {
-        try {
-          await gql(RECORD_CONSENT, { purpose: 'support', granted: true });
-          await app.refresh();
-          await app.rerender();
-        } catch (error) {
-          status.replaceChildren(errorNotice(error));
-        }
-      },
-    }, t('support.grantConsent')), status);
-}
-
+// Filing and being answered need no optional purpose: handling a request
+// is necessary for the request itself, so the form asks for nothing first.
 function newTicket(app) {
   let status = liveRegion();
   status.id = 'new-ticket-status';
