@@ -54,7 +54,9 @@ impl AuditQuery {
         if !(1..=MAX_PAGE).contains(&first) {
             return Err(crate::graphql::errors::ApiError::bad_input(
                 "first",
-                "Ask for 1 to 200 entries.",
+                crate::graphql::messages::Message::new(crate::graphql::messages::Key::PageSize)
+                    .arg("min", 1)
+                    .arg("max", MAX_PAGE),
             ));
         }
         let after = match after {

@@ -13,6 +13,7 @@ mod console;
 mod erasure;
 mod health;
 mod mail;
+mod messages;
 mod notices;
 mod password_checks;
 mod recovery;
