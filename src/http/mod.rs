@@ -252,8 +252,14 @@ async fn graphql_post(
     // A parsed document is handed to the executor, so it does not parse it
     // again (and usually nobody parses it: see `documents`). One that does
     // not parse is answered here, in one line.
+    let started = std::time::Instant::now();
     let Some(document) = state.documents().get(&gql_request.query) else {
         let language = header_language(request).unwrap_or_default();
+        state.metrics().observe_request(
+            gql_request.operation_name.as_deref(),
+            false,
+            started.elapsed(),
+        );
         return answer(parse_failure(&gql_request.query, language), request);
     };
     let forgets_sessions = document.may_change_sessions;
@@ -283,7 +289,6 @@ async fn graphql_post(
     }
     gql_request.set_parsed_query(document.parsed.clone());
     let operation_name = gql_request.operation_name.clone();
-    let started = std::time::Instant::now();
     let mut gql_request = gql_request.data(*request_id);
     if let Some(agent) = request.header(header::USER_AGENT) {
         gql_request = gql_request.data(UserAgent(agent.to_owned()));

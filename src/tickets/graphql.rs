@@ -53,6 +53,10 @@ impl From<TicketError> for ApiError {
                 Message::new(Key::TicketReasonTooLong).arg("max", service::MAX_REVEAL_REASON_CHARS),
             ),
             TicketError::Closed => ApiError::bad_input("ticketId", Key::TicketClosed),
+            TicketError::Invalid(errors) => {
+                ApiError::all_of(errors.into_iter().map(ApiError::from))
+                    .unwrap_or_else(|| ApiError::internal(&"an empty list of invalid fields"))
+            }
             TicketError::NotFound => ApiError::not_found(),
             TicketError::NoContactEmail => {
                 ApiError::new(ErrorCode::NotFound, Key::TicketNoContactEmail)

@@ -206,6 +206,12 @@ async fn a_document_that_does_not_parse_is_one_line_with_its_location() {
     .await;
     assert_eq!(error_code(&body), Some("GRAPHQL_PARSE_FAILED"), "{body}");
     assert!(!body.to_string().contains("hunter22"), "{body}");
+    // Each counts as a failed request.
+    assert!(
+        app.metrics()
+            .await
+            .contains("custos_graphql_requests_total{operation=\"anonymous\",outcome=\"error\"} 3")
+    );
 }
 
 #[tokio::test]
@@ -572,4 +578,76 @@ async fn a_search_that_cannot_be_audited_shows_nothing() {
     assert_eq!(error_code(&body), Some("INTERNAL"), "{body}");
     assert!(first_error(&body)["extensions"]["requestId"].is_string());
     assert!(!body.to_string().contains("hidden"), "{body}");
+}
+
+#[tokio::test]
+async fn a_ticket_reports_every_invalid_field_at_once() {
+    let app = spawn_app().await;
+    let create = "mutation($i: CreateTicketInput!) { createTicket(input: $i) { id } }";
+    let input = json!({ "i": {
+        "category": "OTHER", "subject": " ", "body": "b".repeat(10_001),
+        "contactUsername": "n".repeat(65), "contactEmail": "not-an-address",
+    } });
+    for language in ["en", "zh-CN"] {
+        let body = post(&app, None, Some(language), create, input.clone()).await;
+        let seen: Vec<(&str, &str)> = body["errors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| {
+                (
+                    e["extensions"]["field"].as_str().unwrap(),
+                    e["extensions"]["messageKey"].as_str().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                ("subject", "ticket.subject_empty"),
+                ("body", "ticket.body_too_long"),
+                ("contactUsername", "ticket.contact_username"),
+                ("contactEmail", "email.invalid"),
+            ],
+            "{body}"
+        );
+        for error in body["errors"].as_array().unwrap() {
+            assert_eq!(error["extensions"]["code"], "BAD_USER_INPUT");
+            let text = error["message"].as_str().unwrap();
+            assert_eq!(has_chinese(text), language == "zh-CN", "{text}");
+        }
+    }
+    // A signed-in requester giving both contact fields hears of both.
+    let token = signed_in(&app, "member_one", "member@example.org").await;
+    let body = app
+        .gql_with_token(
+            Some(&token),
+            "mutation { recordConsent(purpose: \"support\", granted: true) { granted } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(body["data"]["recordConsent"]["granted"], true, "{body}");
+    let body = app
+        .gql_with_token(
+            Some(&token),
+            create,
+            json!({ "i": {
+                "category": "OTHER", "subject": "s", "body": "b",
+                "contactUsername": "x", "contactEmail": "x@example.org",
+            } }),
+        )
+        .await;
+    let fields: Vec<&str> = body["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["extensions"]["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(fields, ["contactUsername", "contactEmail"], "{body}");
+    use sea_orm::{EntityTrait, PaginatorTrait};
+    let tickets = entity::ticket::Entity::find()
+        .count(app.state.db())
+        .await
+        .unwrap();
+    assert_eq!(tickets, 0);
 }
