@@ -27,6 +27,10 @@ impl From<NoticeError> for ApiError {
                 };
                 ApiError::bad_input(field, Key::NoticeMissingBlock)
             }
+            NoticeError::Invalid(errors) => {
+                ApiError::all_of(errors.into_iter().map(ApiError::from))
+                    .unwrap_or_else(|| ApiError::internal(&"an empty list of invalid fields"))
+            }
             NoticeError::NoAccountsListed => {
                 ApiError::bad_input("accountIds", Key::NoticeNoAccountsListed)
             }
