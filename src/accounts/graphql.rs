@@ -178,7 +178,8 @@ pub struct Account {
     created_at: DateTime<Utc>,
     guardian_consent: GuardianConsentValue,
     accepted_policy_version: Option<String>,
-    /// Language of the mail Custos sends (`zh-CN` or `en`).
+    /// Language of the mail Custos sends, and of messages to requests that
+    /// name none in `Accept-Language` (`zh-CN` or `en`).
     language: String,
     #[graphql(skip)]
     account_id: uuid::Uuid,
