@@ -514,7 +514,7 @@ impl AccountMutation {
             "zh-CN" => Language::ZhCn,
             "en" => Language::En,
             _ => {
-                return Err(ApiError::bad_input("language", "Choose zh-CN or en."));
+                return Err(ApiError::bad_input("language", Key::UnsupportedLanguage));
             }
         };
         let record = service::set_language(state(ctx)?, viewer.account_id, language).await?;
