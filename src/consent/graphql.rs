@@ -1,13 +1,17 @@
 //! GraphQL types and resolvers for the policy.
 
-use async_graphql::{Context, ID, Object, SimpleObject};
+use async_graphql::{Context, Enum, ID, Object, SimpleObject, connection::Connection};
 use chrono::{DateTime, Utc};
 
-use super::policy::{PolicyDocument, PurposeDefinition};
+use super::{
+    policy::{PolicyDocument, PurposeDefinition},
+    service::ConsentSource,
+};
 use crate::{
     graphql::{
         active_viewer,
         errors::{ApiError, ApiResult, ErrorCode},
+        paging::{self, CONSENT_HISTORY, Cursors, Seq},
         request_language, state,
     },
     mail::Language,
@@ -142,9 +146,14 @@ pub struct GuardianConsentRequest {
 #[derive(SimpleObject)]
 pub struct ConsentState {
     purpose: String,
+    /// False while undecided.
     granted: bool,
+    /// The version the newest decision was made against; the current
+    /// version while undecided.
     policy_version: String,
-    updated_at: DateTime<Utc>,
+    /// When the newest decision was made; null while the person has not
+    /// decided about this purpose (as the current policy defines it).
+    updated_at: Option<DateTime<Utc>>,
 }
 
 impl From<super::service::ConsentState> for ConsentState {
@@ -158,6 +167,29 @@ impl From<super::service::ConsentState> for ConsentState {
     }
 }
 
+/// Where a consent decision was made. The wire values are the strings the
+/// contract documents for `ConsentEvent.source`.
+#[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
+#[graphql(name = "ConsentSource")]
+pub enum ConsentSourceValue {
+    /// At signup.
+    Signup,
+    /// In the person's privacy settings.
+    Settings,
+    /// When accepting a new policy version.
+    PolicyUpdate,
+}
+
+impl From<ConsentSource> for ConsentSourceValue {
+    fn from(source: ConsentSource) -> Self {
+        match source {
+            ConsentSource::Signup => Self::Signup,
+            ConsentSource::Settings => Self::Settings,
+            ConsentSource::PolicyUpdate => Self::PolicyUpdate,
+        }
+    }
+}
+
 /// One decision in the caller's consent ledger.
 #[derive(SimpleObject)]
 pub struct ConsentEvent {
@@ -167,7 +199,25 @@ pub struct ConsentEvent {
     policy_version: String,
     at: DateTime<Utc>,
     /// Where the decision was made: SIGNUP, SETTINGS, POLICY_UPDATE, ...
-    source: String,
+    source: ConsentSourceValue,
+}
+
+impl TryFrom<entity::consent_event::Model> for ConsentEvent {
+    type Error = ApiError;
+
+    fn try_from(event: entity::consent_event::Model) -> Result<Self, ApiError> {
+        let source = ConsentSource::from_stored(&event.source).ok_or_else(|| {
+            ApiError::internal(&format!("consent event {} has an unknown source", event.id))
+        })?;
+        Ok(Self {
+            id: ID(event.id.to_string()),
+            purpose: event.purpose,
+            granted: event.granted,
+            policy_version: event.policy_version,
+            at: event.created_at,
+            source: source.into(),
+        })
+    }
 }
 
 impl From<super::service::ConsentError> for ApiError {
@@ -194,21 +244,37 @@ pub struct ConsentLedgerQuery;
 
 #[Object]
 impl ConsentLedgerQuery {
-    /// Every consent decision the caller made, oldest first.
-    async fn my_consent_history(&self, ctx: &Context<'_>) -> ApiResult<Vec<ConsentEvent>> {
+    /// The caller's consent decisions in the order they were made;
+    /// `first` (0–200, default 50) decisions after the cursor `after`.
+    async fn my_consent_history(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> ApiResult<Connection<String, ConsentEvent>> {
         let viewer = active_viewer(ctx)?;
-        let events = super::service::history(state(ctx)?.db(), viewer.account_id).await?;
-        Ok(events
+        let first = paging::page_size(first)?;
+        let state = state(ctx)?;
+        let cursors = Cursors::owned_by(state.cipher(), viewer.account_id);
+        let position = cursors.open::<Seq<CONSENT_HISTORY>>(after.as_deref())?;
+        let events = super::service::history_page(
+            state.db(),
+            viewer.account_id,
+            first + 1,
+            position.map(|seq| seq.0),
+        )
+        .await?;
+        let (events, more) = paging::split_page(events, first);
+        let items = events
             .into_iter()
-            .map(|e| ConsentEvent {
-                id: ID(e.id.to_string()),
-                purpose: e.purpose,
-                granted: e.granted,
-                policy_version: e.policy_version,
-                at: e.created_at,
-                source: e.source,
+            .map(|event| {
+                Ok((
+                    Seq::<CONSENT_HISTORY>(event.seq),
+                    ConsentEvent::try_from(event)?,
+                ))
             })
-            .collect())
+            .collect::<ApiResult<Vec<_>>>()?;
+        cursors.connection(items, more, position.is_some())
     }
 }
 

@@ -23,7 +23,8 @@ pub enum ErrorCode {
     UsernameNotAllowed,
     /// Another account has that username.
     UsernameTaken,
-    /// The password breaks the password policy.
+    /// The password breaks the password policy; `extensions.reason` is a
+    /// `WeakPasswordReason`.
     WeakPassword,
     /// Sign-in failed.
     InvalidCredentials,
@@ -41,8 +42,11 @@ pub enum ErrorCode {
     PolicyVersionMismatch,
     /// A guardian has not consented yet.
     GuardianConsentPending,
-    /// The account is scheduled for deletion.
+    /// The account is scheduled for deletion; at sign-in,
+    /// `extensions.purgeAfter` says when it is erased.
     AccountDeletionScheduled,
+    /// An automatic persisted query's hash is unknown: send the full text with it.
+    PersistedQueryNotFound,
     /// Something failed on our side; `extensions.requestId` identifies it.
     Internal,
 }
@@ -67,6 +71,7 @@ impl ErrorCode {
             Self::PolicyVersionMismatch => "POLICY_VERSION_MISMATCH",
             Self::GuardianConsentPending => "GUARDIAN_CONSENT_PENDING",
             Self::AccountDeletionScheduled => "ACCOUNT_DELETION_SCHEDULED",
+            Self::PersistedQueryNotFound => "PERSISTED_QUERY_NOT_FOUND",
             Self::Internal => "INTERNAL",
         }
     }

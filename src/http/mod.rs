@@ -10,6 +10,7 @@
 pub mod console;
 pub mod documents;
 pub mod metrics;
+pub mod persisted;
 pub mod playground;
 
 use std::time::{Duration, Instant};
@@ -24,8 +25,8 @@ use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::{
-    accounts::graphql::SESSION_COOKIE,
-    graphql::{CustosSchema, RequestLanguage, UserAgent, errors::ErrorCode},
+    accounts::graphql::{SESSION_COOKIE, cleared_session_cookie},
+    graphql::{CustosSchema, EndedSession, RequestLanguage, UserAgent, errors::ErrorCode},
     mail::Language,
     state::AppState,
 };
@@ -139,6 +140,21 @@ fn refusal(status: StatusCode, code: ErrorCode, message: &str) -> Response {
         .body(body.to_string())
 }
 
+/// A `BAD_USER_INPUT` refusal naming the part of the request at fault.
+fn bad_request_field(field: &str, message: &str) -> Response {
+    let body = serde_json::json!({
+        "errors": [{
+            "message": message,
+            "extensions": { "code": ErrorCode::BadUserInput.as_str(), "field": field },
+        }]
+    });
+    Response::builder()
+        .status(StatusCode::BAD_REQUEST)
+        .content_type("application/json")
+        .header(header::CACHE_CONTROL, "no-store")
+        .body(body.to_string())
+}
+
 #[handler]
 async fn graphql_get(request: &Request, Data(enabled): Data<&PlaygroundEnabled>) -> Response {
     let query = request.uri().query().unwrap_or_default();
@@ -219,6 +235,24 @@ async fn graphql_post(
             );
         }
     };
+    // Automatic persisted queries: a hash alone stands for a kept text.
+    match persisted::requested(&gql_request, &gql_request.query) {
+        Ok(persisted::Persisted::Find(hash)) => match state.documents().text_of(&hash) {
+            Some(text) => gql_request.query = text.to_string(),
+            None => {
+                return refusal(
+                    StatusCode::OK,
+                    ErrorCode::PersistedQueryNotFound,
+                    "PersistedQueryNotFound",
+                );
+            }
+        },
+        // A text sent with its hash is kept (or not) like any other.
+        Ok(persisted::Persisted::Register(_) | persisted::Persisted::No) => {}
+        Err(refused) => {
+            return bad_request_field("extensions.persistedQuery", refused.message());
+        }
+    }
     if gql_request.query.len() > MAX_QUERY_BYTES {
         return refusal(
             StatusCode::BAD_REQUEST,
@@ -282,11 +316,16 @@ async fn graphql_post(
     if let Some(ip) = client {
         gql_request = gql_request.data(crate::ratelimit::ClientIp(ip));
     }
+    let mut session_ended = false;
     if let Some(token) = session_token(request) {
         match crate::accounts::sessions::authenticate(state, &token).await {
             Ok(Some(viewer)) => gql_request = gql_request.data(viewer),
-            // An unknown or expired token is treated as no token at all.
-            Ok(None) => {}
+            // An unknown or expired token signs nobody in; the answer says
+            // so (below), so a page can tell "signed out" from "never was".
+            Ok(None) => {
+                session_ended = true;
+                gql_request = gql_request.data(EndedSession);
+            }
             Err(err) => {
                 tracing::error!(error = %err, "session lookup failed");
                 let mut failed = async_graphql::Response::default();
@@ -326,7 +365,10 @@ async fn graphql_post(
         // request after it on this instance is answered from older rows.
         state.session_cache().forget_all();
     }
-    let response = finish_errors(response, *request_id);
+    let mut response = finish_errors(response, *request_id);
+    if session_ended {
+        say_session_ended(&mut response, state);
+    }
     let metrics = state.metrics();
     metrics.observe_request(
         operation_name.as_deref(),
@@ -358,6 +400,31 @@ async fn graphql_post(
         );
     }
     http
+}
+
+/// Tells the client that the session it sent has ended: removes the
+/// cookie (HttpOnly, so the page cannot) and puts `"session": "EXPIRED"`
+/// in the response's extensions. Not when the request signed in anew
+/// (`login` set a fresh cookie): that answer stands on its own.
+fn say_session_ended(response: &mut async_graphql::Response, state: &AppState) {
+    let fresh_cookie = format!("{SESSION_COOKIE}=");
+    let signed_in = response
+        .http_headers
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .any(|value| {
+            value.starts_with(&fresh_cookie) && !value.starts_with(&format!("{fresh_cookie};"))
+        });
+    if signed_in {
+        return;
+    }
+    response
+        .extensions
+        .insert("session".to_owned(), Value::from("EXPIRED"));
+    if let Ok(cleared) = HeaderValue::from_str(&cleared_session_cookie(state.settings())) {
+        response.http_headers.append(header::SET_COOKIE, cleared);
+    }
 }
 
 /// The session token of a request: `Authorization: Bearer …` first, else
