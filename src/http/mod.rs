@@ -140,6 +140,34 @@ fn refusal(status: StatusCode, code: ErrorCode, message: &str) -> Response {
         .body(body.to_string())
 }
 
+/// Automatic persisted queries: gives a request that sent a hash alone the
+/// kept text with that hash. Answers the refusal to send instead when the
+/// hash is unknown, not its text's, or not in Apollo's form.
+fn resolve_persisted_query(
+    state: &AppState,
+    request: &mut async_graphql::Request,
+) -> Option<Response> {
+    match persisted::requested(request, &request.query) {
+        Ok(persisted::Persisted::Find(hash)) => match state.documents().text_of(&hash) {
+            Some(text) => {
+                request.query = text.to_string();
+                None
+            }
+            None => Some(refusal(
+                StatusCode::OK,
+                ErrorCode::PersistedQueryNotFound,
+                "PersistedQueryNotFound",
+            )),
+        },
+        // A text sent with its hash is kept (or not) like any other.
+        Ok(persisted::Persisted::Register(_) | persisted::Persisted::No) => None,
+        Err(refused) => Some(bad_request_field(
+            "extensions.persistedQuery",
+            refused.message(),
+        )),
+    }
+}
+
 /// A `BAD_USER_INPUT` refusal naming the part of the request at fault.
 fn bad_request_field(field: &str, message: &str) -> Response {
     let body = serde_json::json!({
@@ -235,23 +263,8 @@ async fn graphql_post(
             );
         }
     };
-    // Automatic persisted queries: a hash alone stands for a kept text.
-    match persisted::requested(&gql_request, &gql_request.query) {
-        Ok(persisted::Persisted::Find(hash)) => match state.documents().text_of(&hash) {
-            Some(text) => gql_request.query = text.to_string(),
-            None => {
-                return refusal(
-                    StatusCode::OK,
-                    ErrorCode::PersistedQueryNotFound,
-                    "PersistedQueryNotFound",
-                );
-            }
-        },
-        // A text sent with its hash is kept (or not) like any other.
-        Ok(persisted::Persisted::Register(_) | persisted::Persisted::No) => {}
-        Err(refused) => {
-            return bad_request_field("extensions.persistedQuery", refused.message());
-        }
+    if let Some(refused) = resolve_persisted_query(state, &mut gql_request) {
+        return refused;
     }
     if gql_request.query.len() > MAX_QUERY_BYTES {
         return refusal(
