@@ -151,9 +151,13 @@ pub struct ConsentState {
     /// The version the newest decision was made against; the current
     /// version while undecided.
     policy_version: String,
+    /// When this state began: the newest decision, or the current
+    /// version's publication while the person has not decided (see
+    /// `decidedAt`).
+    updated_at: DateTime<Utc>,
     /// When the newest decision was made; null while the person has not
     /// decided about this purpose (as the current policy defines it).
-    updated_at: Option<DateTime<Utc>>,
+    decided_at: Option<DateTime<Utc>>,
 }
 
 impl From<super::service::ConsentState> for ConsentState {
@@ -163,6 +167,7 @@ impl From<super::service::ConsentState> for ConsentState {
             granted: state.granted,
             policy_version: state.policy_version,
             updated_at: state.updated_at,
+            decided_at: state.decided_at,
         }
     }
 }
@@ -178,6 +183,17 @@ pub enum ConsentSourceValue {
     Settings,
     /// When accepting a new policy version.
     PolicyUpdate,
+}
+
+impl ConsentSourceValue {
+    /// The wire name, as `ConsentEvent.source` carries it.
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Signup => "SIGNUP",
+            Self::Settings => "SETTINGS",
+            Self::PolicyUpdate => "POLICY_UPDATE",
+        }
+    }
 }
 
 impl From<ConsentSource> for ConsentSourceValue {
@@ -198,8 +214,12 @@ pub struct ConsentEvent {
     granted: bool,
     policy_version: String,
     at: DateTime<Utc>,
-    /// Where the decision was made: SIGNUP, SETTINGS, POLICY_UPDATE, ...
-    source: ConsentSourceValue,
+    /// Where the decision was made: SIGNUP, SETTINGS or POLICY_UPDATE
+    /// (the contract types it as a string; `sourceKind` is the same value
+    /// as an enum, for clients that branch on it).
+    source: String,
+    /// Where the decision was made, as an enum.
+    source_kind: ConsentSourceValue,
 }
 
 impl TryFrom<entity::consent_event::Model> for ConsentEvent {
@@ -215,7 +235,8 @@ impl TryFrom<entity::consent_event::Model> for ConsentEvent {
             granted: event.granted,
             policy_version: event.policy_version,
             at: event.created_at,
-            source: source.into(),
+            source: ConsentSourceValue::from(source).as_str().to_owned(),
+            source_kind: source.into(),
         })
     }
 }

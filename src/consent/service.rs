@@ -68,8 +68,12 @@ pub struct ConsentState {
     /// The policy version of the newest decision (the current version
     /// while undecided).
     pub policy_version: String,
+    /// When this state began: the newest decision, or the current
+    /// version's publication while undecided (the contract keeps it
+    /// non-null; `decided_at` tells the two apart).
+    pub updated_at: DateTime<Utc>,
     /// When the newest decision was made; `None` while undecided.
-    pub updated_at: Option<DateTime<Utc>>,
+    pub decided_at: Option<DateTime<Utc>>,
 }
 
 /// A fingerprint of what the person was shown for a purpose: a changed
@@ -168,7 +172,8 @@ pub async fn record<C: ConnectionTrait>(
         purpose: event.purpose,
         granted: event.granted,
         policy_version: event.policy_version,
-        updated_at: Some(event.created_at),
+        updated_at: event.created_at,
+        decided_at: Some(event.created_at),
     })
 }
 
@@ -222,15 +227,17 @@ pub async fn current_states<C: ConnectionTrait>(
                 purpose: purpose.code.clone(),
                 granted: event.granted,
                 policy_version: event.policy_version.clone(),
-                updated_at: Some(event.created_at),
+                updated_at: event.created_at,
+                decided_at: Some(event.created_at),
             },
             _ => ConsentState {
                 purpose: purpose.code.clone(),
                 granted: false,
                 policy_version: policy.version.clone(),
                 // Nobody decided anything about this purpose (as defined
-                // now): there is no date to show.
-                updated_at: None,
+                // now): the state is the one the version began with.
+                updated_at: policy.published_at,
+                decided_at: None,
             },
         })
         .collect())

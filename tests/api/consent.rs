@@ -581,17 +581,21 @@ async fn an_undecided_purpose_has_no_decision_date() {
             .unwrap_or_else(|| panic!("{body}"))
             .clone()
     };
-    let query = "{ me { consents { purpose granted updatedAt policyVersion } } }";
+    let query = "{ me { consents { purpose granted updatedAt decidedAt policyVersion } } }";
     let body = app.gql_with_token(Some(&token), query, json!({})).await;
     let signed_up_at = crate::helpers::start_instant();
     for consent in consents(&body) {
         if consent["purpose"] == "product_updates" {
             assert_eq!(consent["granted"], false, "{consent}");
-            assert!(consent["updatedAt"].is_null(), "{consent}");
+            assert!(consent["decidedAt"].is_null(), "{consent}");
+            // The contract keeps updatedAt non-null: the state began with
+            // the version, not with a decision.
+            assert!(consent["updatedAt"].is_string(), "{consent}");
         } else if consent["granted"] == true {
             let at: chrono::DateTime<chrono::Utc> =
-                consent["updatedAt"].as_str().unwrap().parse().unwrap();
+                consent["decidedAt"].as_str().unwrap().parse().unwrap();
             assert_eq!(at, signed_up_at, "{consent}");
+            assert_eq!(consent["updatedAt"], consent["decidedAt"], "{consent}");
         }
     }
     // A refusal is a decision: it has a date.
@@ -599,7 +603,7 @@ async fn an_undecided_purpose_has_no_decision_date() {
     let body = app
         .gql_with_token(
             Some(&token),
-            "mutation { recordConsent(purpose: \"product_updates\", granted: false) { granted updatedAt } }",
+            "mutation { recordConsent(purpose: \"product_updates\", granted: false) { granted updatedAt decidedAt } }",
             json!({}),
         )
         .await;
@@ -609,6 +613,10 @@ async fn an_undecided_purpose_has_no_decision_date() {
         .parse()
         .unwrap();
     assert_eq!(decided, app.clock.now());
+    assert_eq!(
+        body["data"]["recordConsent"]["decidedAt"],
+        body["data"]["recordConsent"]["updatedAt"]
+    );
     let body = app.gql_with_token(Some(&token), query, json!({})).await;
     let product_updates = consents(&body)
         .into_iter()
@@ -616,7 +624,7 @@ async fn an_undecided_purpose_has_no_decision_date() {
         .unwrap();
     assert_eq!(product_updates["granted"], false);
     assert!(
-        product_updates["updatedAt"].is_string(),
+        product_updates["decidedAt"].is_string(),
         "{product_updates}"
     );
 }

@@ -79,7 +79,7 @@ async fn every_password_refusal_names_a_reason_of_its_enum() {
 }
 
 #[tokio::test]
-async fn consent_sources_are_an_enum_with_the_documented_wire_values() {
+async fn consent_sources_have_an_enum_beside_the_contracts_string() {
     let app = spawn_app().await;
     assert_eq!(
         enum_values(&app, "ConsentSource").await,
@@ -93,15 +93,22 @@ async fn consent_sources_are_an_enum_with_the_documented_wire_values() {
             json!({}),
         )
         .await;
-    let source = body["data"]["__type"]["fields"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|f| f["name"] == "source")
-        .cloned()
-        .unwrap_or(Value::Null);
+    let field_type = |name: &str| {
+        body["data"]["__type"]["fields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["name"] == name)
+            .map(|f| f["type"].clone())
+            .unwrap_or(Value::Null)
+    };
+    // The contract types `source` as a string; `sourceKind` is the enum.
     assert_eq!(
-        source["type"],
+        field_type("source"),
+        json!({ "kind": "NON_NULL", "ofType": { "kind": "SCALAR", "name": "String" } })
+    );
+    assert_eq!(
+        field_type("sourceKind"),
         json!({ "kind": "NON_NULL", "ofType": { "kind": "ENUM", "name": "ConsentSource" } })
     );
     let token = signed_in(&app, "source_li", "source.li@example.org").await;
@@ -116,11 +123,16 @@ async fn consent_sources_are_an_enum_with_the_documented_wire_values() {
     let body = app
         .gql_with_token(
             Some(&token),
-            "{ myConsentHistory { nodes { source } } }",
+            "{ myConsentHistory { nodes { source sourceKind } } }",
             json!({}),
         )
         .await;
-    // On the wire an enum value is the same string the field held before.
+    for event in body["data"]["myConsentHistory"]["nodes"]
+        .as_array()
+        .unwrap()
+    {
+        assert_eq!(event["source"], event["sourceKind"], "{event}");
+    }
     let sources: BTreeSet<&str> = body["data"]["myConsentHistory"]["nodes"]
         .as_array()
         .unwrap()
