@@ -14,16 +14,40 @@ use super::{
 use crate::{
     consent::{graphql::ConsentState, service as consent},
     graphql::{
-        active_viewer,
+        EndedSession, active_viewer,
         errors::{ApiError, ApiResult, ErrorCode},
         messages::{Key, Message},
         parse_id, request_language, state, viewer,
     },
     mail::Language,
+    settings::{Environment, Settings},
 };
 
 /// Name of the session cookie set by `login`.
 pub const SESSION_COOKIE: &str = "custos_session";
+
+/// The cookie's attributes: every `Set-Cookie` of it carries the same ones,
+/// or a browser would keep the one it was meant to replace.
+fn cookie_attributes(settings: &Settings) -> &'static str {
+    if settings.env == Environment::Development {
+        "Path=/; HttpOnly; SameSite=Lax"
+    } else {
+        "Path=/; HttpOnly; SameSite=Lax; Secure"
+    }
+}
+
+/// The `Set-Cookie` value that carries a session token for `max_age` seconds.
+pub fn session_cookie(settings: &Settings, token: &str, max_age: i64) -> String {
+    let attributes = cookie_attributes(settings);
+    format!("{SESSION_COOKIE}={token}; {attributes}; Max-Age={max_age}")
+}
+
+/// The `Set-Cookie` value that removes the session cookie (the page cannot:
+/// it is HttpOnly).
+pub fn cleared_session_cookie(settings: &Settings) -> String {
+    let attributes = cookie_attributes(settings);
+    format!("{SESSION_COOKIE}=; {attributes}; Max-Age=0")
+}
 
 impl From<AccountError> for ApiError {
     fn from(err: AccountError) -> Self {
@@ -51,25 +75,17 @@ impl From<AccountError> for ApiError {
                 },
             ),
             AccountError::WeakPassword(reason) => {
-                let (reason_code, message) = match reason {
-                    WeakPassword::TooShort => (
-                        "TOO_SHORT",
-                        Message::new(Key::PasswordTooShort)
-                            .arg("min", super::password::MIN_PASSWORD_CHARS),
-                    ),
-                    WeakPassword::TooLong => (
-                        "TOO_LONG",
-                        Message::new(Key::PasswordTooLong)
-                            .arg("max", super::password::MAX_PASSWORD_CHARS),
-                    ),
-                    WeakPassword::SameAsIdentity => {
-                        ("SAME_AS_IDENTITY", Key::PasswordSameAsIdentity.into())
-                    }
-                    _ => ("COMMON", Key::PasswordCommon.into()),
+                let message = match &reason {
+                    WeakPassword::TooShort => Message::new(Key::PasswordTooShort)
+                        .arg("min", super::password::MIN_PASSWORD_CHARS),
+                    WeakPassword::TooLong => Message::new(Key::PasswordTooLong)
+                        .arg("max", super::password::MAX_PASSWORD_CHARS),
+                    WeakPassword::SameAsIdentity => Key::PasswordSameAsIdentity.into(),
+                    _ => Key::PasswordCommon.into(),
                 };
                 ApiError::new(ErrorCode::WeakPassword, message)
                     .with_field("password")
-                    .with_extension("reason", reason_code)
+                    .with_extension("reason", WeakPasswordReason::from(&reason).as_str())
             }
             AccountError::UsernameTaken => {
                 ApiError::new(ErrorCode::UsernameTaken, Key::UsernameTaken).with_field("username")
@@ -89,17 +105,60 @@ impl From<AccountError> for ApiError {
                 retry_after_seconds,
             } => crate::ratelimit::rate_limited(retry_after_seconds),
             AccountError::SameEmail => ApiError::bad_input("newEmail", Key::EmailUnchanged),
-            AccountError::DeletionScheduled => {
-                ApiError::new(ErrorCode::AccountDeletionScheduled, Key::DeletionScheduled)
-            }
             AccountError::Invalid(errors) => {
                 ApiError::all_of(errors.into_iter().map(ApiError::from))
                     .unwrap_or_else(|| ApiError::internal(&"an empty list of invalid fields"))
+            }
+            AccountError::DeletionScheduled { purge_after } => {
+                let error =
+                    ApiError::new(ErrorCode::AccountDeletionScheduled, Key::DeletionScheduled);
+                match purge_after {
+                    // The same form as every DateTime field.
+                    Some(at) => error.with_extension("purgeAfter", at.to_rfc3339()),
+                    None => error,
+                }
             }
             AccountError::NotFound => ApiError::not_found(),
             AccountError::Database(err) => ApiError::internal(&err),
             AccountError::Crypto(err) => err.into(),
             AccountError::Mail(err) => ApiError::internal(&err),
+        }
+    }
+}
+
+/// Why a password was refused: `extensions.reason` of a `WEAK_PASSWORD`
+/// error, for forms that say more than the message.
+#[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
+pub enum WeakPasswordReason {
+    /// Fewer than 8 characters.
+    TooShort,
+    /// More than 128 characters.
+    TooLong,
+    /// The same as the username or email.
+    SameAsIdentity,
+    /// One of the most common passwords.
+    Common,
+}
+
+impl WeakPasswordReason {
+    /// The wire name, as in the schema.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::TooShort => "TOO_SHORT",
+            Self::TooLong => "TOO_LONG",
+            Self::SameAsIdentity => "SAME_AS_IDENTITY",
+            Self::Common => "COMMON",
+        }
+    }
+}
+
+impl From<&WeakPassword> for WeakPasswordReason {
+    fn from(reason: &WeakPassword) -> Self {
+        match reason {
+            WeakPassword::TooShort => Self::TooShort,
+            WeakPassword::TooLong => Self::TooLong,
+            WeakPassword::SameAsIdentity => Self::SameAsIdentity,
+            WeakPassword::Common => Self::Common,
         }
     }
 }
@@ -462,14 +521,9 @@ impl AccountMutation {
         let max_age = (signed_in.expires_at - state.clock().now())
             .num_seconds()
             .max(0);
-        let secure = if state.settings().env == crate::settings::Environment::Development {
-            ""
-        } else {
-            "; Secure"
-        };
         ctx.append_http_header(
             "set-cookie",
-            format!("{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}"),
+            session_cookie(state.settings(), &token, max_age),
         );
         Ok(AuthPayload {
             token,
@@ -478,14 +532,22 @@ impl AccountMutation {
         })
     }
 
-    /// Ends the current session.
+    /// Ends the current session and removes the session cookie. With a
+    /// session that had already ended (expired, revoked, unknown) it
+    /// answers true as well: the cookie is removed all the same and nobody
+    /// is signed in afterwards, which is what the page asked for. Without
+    /// any session it is UNAUTHENTICATED: the page sent no credentials.
     async fn logout(&self, ctx: &Context<'_>) -> ApiResult<bool> {
-        let viewer = viewer(ctx)?;
-        sessions::revoke(state(ctx)?, viewer.account_id, viewer.session_id).await?;
-        ctx.append_http_header(
-            "set-cookie",
-            format!("{SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0"),
-        );
+        let state = state(ctx)?;
+        let Ok(viewer) = viewer(ctx) else {
+            // The HTTP layer removes the dead session's cookie.
+            return match ctx.data_opt::<EndedSession>() {
+                Some(_) => Ok(true),
+                None => Err(ApiError::unauthenticated()),
+            };
+        };
+        sessions::revoke(state, viewer.account_id, viewer.session_id).await?;
+        ctx.append_http_header("set-cookie", cleared_session_cookie(state.settings()));
         Ok(true)
     }
 

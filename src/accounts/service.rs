@@ -147,9 +147,12 @@ pub enum AccountError {
     /// first being the one that would have been reported alone.
     #[error("{} invalid fields", .0.len())]
     Invalid(Vec<AccountError>),
-    /// The account is scheduled for deletion.
+    /// The account is scheduled for deletion, to be erased after `purge_after`.
     #[error("deletion scheduled")]
-    DeletionScheduled,
+    DeletionScheduled {
+        /// When the purge may erase it (unknown only if its request is gone).
+        purge_after: Option<DateTime<Utc>>,
+    },
     /// The account no longer exists.
     #[error("account not found")]
     NotFound,
@@ -405,7 +408,9 @@ async fn issue_token<C: ConnectionTrait>(
     Ok(issued.token)
 }
 
-/// Voids every unused token of `purpose` for the account.
+/// Voids every unused token of `purpose` for the account. A voided token
+/// also ends now, so a used token that has not expired is one that was
+/// used, never one that was voided (see [`verify_email`]).
 pub async fn void_tokens<C: ConnectionTrait>(
     conn: &C,
     account_id: Uuid,
@@ -415,6 +420,10 @@ pub async fn void_tokens<C: ConnectionTrait>(
     account_token::Entity::update_many()
         .col_expr(
             account_token::Column::UsedAt,
+            sea_orm::sea_query::Expr::value(now),
+        )
+        .col_expr(
+            account_token::Column::ExpiresAt,
             sea_orm::sea_query::Expr::value(now),
         )
         .filter(account_token::Column::AccountId.eq(account_id))
@@ -731,6 +740,12 @@ pub async fn signup(state: &AppState, request: SignupRequest) -> Result<(), Acco
 
 /// Uses a token from a `/verify-email` link: proves the signup address, or
 /// moves the account to a new address that the link proved.
+///
+/// The link that verified the account's current address answers `Ok`
+/// again until it expires, and changes nothing the second time: pages
+/// call this twice (React's StrictMode does). A voided link, or one whose
+/// address a later link replaced, has ended (see [`void_tokens`] and
+/// [`end_address_links`]), so it is `InvalidToken`.
 pub async fn verify_email(state: &AppState, token: &str) -> Result<(), AccountError> {
     let now = state.clock().now();
     let txn = state.db().begin().await?;
@@ -742,17 +757,43 @@ pub async fn verify_email(state: &AppState, token: &str) -> Result<(), AccountEr
         )
         .one(&txn)
         .await?
-        .filter(|t| t.used_at.is_none() && t.expires_at > now)
+        .filter(|t| t.expires_at > now)
         .ok_or(AccountError::InvalidToken)?;
+    let active = |a: &account::Model| a.status == status::ACTIVE;
     let account = account::Entity::find_by_id(row.account_id)
         .one(&txn)
         .await?
-        .filter(|a| a.status == status::ACTIVE)
+        .filter(active)
         .ok_or(AccountError::InvalidToken)?;
 
-    let mut used = row.clone().into_active_model();
-    used.used_at = Set(Some(now));
-    used.update(&txn).await?;
+    // Claimed only while unused: of two uses at once, one acts.
+    let claimed = account_token::Entity::update_many()
+        .col_expr(
+            account_token::Column::UsedAt,
+            sea_orm::sea_query::Expr::value(now),
+        )
+        .filter(account_token::Column::Id.eq(row.id))
+        .filter(account_token::Column::UsedAt.is_null())
+        .exec(&txn)
+        .await?
+        .rows_affected
+        == 1;
+    if !claimed {
+        // Used, and not ended since: this link verified the current
+        // address. Read again, as a use at the same moment may just have
+        // committed.
+        let verified = account::Entity::find_by_id(row.account_id)
+            .one(&txn)
+            .await?
+            .filter(active)
+            .is_some_and(|a| a.email_verified);
+        return if verified {
+            tracing::info!(account_id = %account.id, purpose = %row.purpose, "email verification link used again");
+            Ok(())
+        } else {
+            Err(AccountError::InvalidToken)
+        };
+    }
 
     let mut update = account.clone().into_active_model();
     if row.purpose == token_purpose::CHANGE_EMAIL {
@@ -784,6 +825,7 @@ pub async fn verify_email(state: &AppState, token: &str) -> Result<(), AccountEr
         update.email_bidx = Set(email_index(state, &new_email));
         void_tokens(&txn, account.id, token_purpose::CHANGE_EMAIL, now).await?;
         void_tokens(&txn, account.id, token_purpose::VERIFY_EMAIL, now).await?;
+        end_address_links(&txn, account.id, row.id, now).await?;
         // Reset links went to the old address, which no longer speaks for
         // the account.
         void_tokens(&txn, account.id, token_purpose::RESET_PASSWORD, now).await?;
@@ -793,6 +835,32 @@ pub async fn verify_email(state: &AppState, token: &str) -> Result<(), AccountEr
     update.update(&txn).await?;
     txn.commit().await?;
     tracing::info!(account_id = %account.id, purpose = %row.purpose, "email verified");
+    Ok(())
+}
+
+/// Ends every verification and email-change link of the account but
+/// `keep`, used or not: the address they proved is no longer the
+/// account's, so none of them may answer that it is verified.
+async fn end_address_links<C: ConnectionTrait>(
+    conn: &C,
+    account_id: Uuid,
+    keep: Uuid,
+    now: DateTime<Utc>,
+) -> Result<(), sea_orm::DbErr> {
+    account_token::Entity::update_many()
+        .col_expr(
+            account_token::Column::ExpiresAt,
+            sea_orm::sea_query::Expr::value(now),
+        )
+        .filter(account_token::Column::AccountId.eq(account_id))
+        .filter(
+            account_token::Column::Purpose
+                .is_in([token_purpose::VERIFY_EMAIL, token_purpose::CHANGE_EMAIL]),
+        )
+        .filter(account_token::Column::Id.ne(keep))
+        .filter(account_token::Column::ExpiresAt.gt(now))
+        .exec(conn)
+        .await?;
     Ok(())
 }
 

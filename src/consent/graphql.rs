@@ -1,15 +1,20 @@
 //! GraphQL types and resolvers for the policy.
 
-use async_graphql::{Context, ID, Object, SimpleObject};
+use async_graphql::{Context, Enum, ID, Object, SimpleObject, connection::Connection};
 use chrono::{DateTime, Utc};
 
-use super::policy::{PolicyDocument, PurposeDefinition};
+use super::{
+    policy::{PolicyDocument, PurposeDefinition},
+    service::ConsentSource,
+};
 use crate::{
     graphql::{
         active_viewer,
         errors::{ApiError, ApiResult, ErrorCode},
         messages::{Key, Message},
-        named_language, request_language, state,
+        named_language,
+        paging::{self, CONSENT_HISTORY, Cursors, Seq},
+        request_language, state,
     },
     mail::Language,
 };
@@ -144,9 +149,18 @@ pub struct GuardianConsentRequest {
 #[derive(SimpleObject)]
 pub struct ConsentState {
     purpose: String,
+    /// False while undecided.
     granted: bool,
+    /// The version the newest decision was made against; the current
+    /// version while undecided.
     policy_version: String,
+    /// When this state began: the newest decision, or the current
+    /// version's publication while the person has not decided (see
+    /// `decidedAt`).
     updated_at: DateTime<Utc>,
+    /// When the newest decision was made; null while the person has not
+    /// decided about this purpose (as the current policy defines it).
+    decided_at: Option<DateTime<Utc>>,
 }
 
 impl From<super::service::ConsentState> for ConsentState {
@@ -156,6 +170,41 @@ impl From<super::service::ConsentState> for ConsentState {
             granted: state.granted,
             policy_version: state.policy_version,
             updated_at: state.updated_at,
+            decided_at: state.decided_at,
+        }
+    }
+}
+
+/// Where a consent decision was made. The wire values are the strings the
+/// contract documents for `ConsentEvent.source`.
+#[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
+#[graphql(name = "ConsentSource")]
+pub enum ConsentSourceValue {
+    /// At signup.
+    Signup,
+    /// In the person's privacy settings.
+    Settings,
+    /// When accepting a new policy version.
+    PolicyUpdate,
+}
+
+impl ConsentSourceValue {
+    /// The wire name, as `ConsentEvent.source` carries it.
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Signup => "SIGNUP",
+            Self::Settings => "SETTINGS",
+            Self::PolicyUpdate => "POLICY_UPDATE",
+        }
+    }
+}
+
+impl From<ConsentSource> for ConsentSourceValue {
+    fn from(source: ConsentSource) -> Self {
+        match source {
+            ConsentSource::Signup => Self::Signup,
+            ConsentSource::Settings => Self::Settings,
+            ConsentSource::PolicyUpdate => Self::PolicyUpdate,
         }
     }
 }
@@ -168,8 +217,31 @@ pub struct ConsentEvent {
     granted: bool,
     policy_version: String,
     at: DateTime<Utc>,
-    /// Where the decision was made: SIGNUP, SETTINGS, POLICY_UPDATE, ...
+    /// Where the decision was made: SIGNUP, SETTINGS or POLICY_UPDATE
+    /// (the contract types it as a string; `sourceKind` is the same value
+    /// as an enum, for clients that branch on it).
     source: String,
+    /// Where the decision was made, as an enum.
+    source_kind: ConsentSourceValue,
+}
+
+impl TryFrom<entity::consent_event::Model> for ConsentEvent {
+    type Error = ApiError;
+
+    fn try_from(event: entity::consent_event::Model) -> Result<Self, ApiError> {
+        let source = ConsentSource::from_stored(&event.source).ok_or_else(|| {
+            ApiError::internal(&format!("consent event {} has an unknown source", event.id))
+        })?;
+        Ok(Self {
+            id: ID(event.id.to_string()),
+            purpose: event.purpose,
+            granted: event.granted,
+            policy_version: event.policy_version,
+            at: event.created_at,
+            source: ConsentSourceValue::from(source).as_str().to_owned(),
+            source_kind: source.into(),
+        })
+    }
 }
 
 impl From<super::service::ConsentError> for ApiError {
@@ -193,21 +265,37 @@ pub struct ConsentLedgerQuery;
 
 #[Object]
 impl ConsentLedgerQuery {
-    /// Every consent decision the caller made, oldest first.
-    async fn my_consent_history(&self, ctx: &Context<'_>) -> ApiResult<Vec<ConsentEvent>> {
+    /// The caller's consent decisions in the order they were made;
+    /// `first` (0–200, default 50) decisions after the cursor `after`.
+    async fn my_consent_history(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> ApiResult<Connection<String, ConsentEvent>> {
         let viewer = active_viewer(ctx)?;
-        let events = super::service::history(state(ctx)?.db(), viewer.account_id).await?;
-        Ok(events
+        let first = paging::page_size(first)?;
+        let state = state(ctx)?;
+        let cursors = Cursors::owned_by(state.cipher(), viewer.account_id);
+        let position = cursors.open::<Seq<CONSENT_HISTORY>>(after.as_deref())?;
+        let events = super::service::history_page(
+            state.db(),
+            viewer.account_id,
+            first + 1,
+            position.map(|seq| seq.0),
+        )
+        .await?;
+        let (events, more) = paging::split_page(events, first);
+        let items = events
             .into_iter()
-            .map(|e| ConsentEvent {
-                id: ID(e.id.to_string()),
-                purpose: e.purpose,
-                granted: e.granted,
-                policy_version: e.policy_version,
-                at: e.created_at,
-                source: e.source,
+            .map(|event| {
+                Ok((
+                    Seq::<CONSENT_HISTORY>(event.seq),
+                    ConsentEvent::try_from(event)?,
+                ))
             })
-            .collect())
+            .collect::<ApiResult<Vec<_>>>()?;
+        cursors.connection(items, more, position.is_some())
     }
 }
 

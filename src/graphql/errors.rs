@@ -34,7 +34,8 @@ pub enum ErrorCode {
     UsernameNotAllowed,
     /// Another account has that username.
     UsernameTaken,
-    /// The password breaks the password policy.
+    /// The password breaks the password policy; `extensions.reason` is a
+    /// `WeakPasswordReason`.
     WeakPassword,
     /// Sign-in failed.
     InvalidCredentials,
@@ -52,7 +53,8 @@ pub enum ErrorCode {
     PolicyVersionMismatch,
     /// A guardian has not consented yet.
     GuardianConsentPending,
-    /// The account is scheduled for deletion.
+    /// The account is scheduled for deletion; at sign-in,
+    /// `extensions.purgeAfter` says when it is erased.
     AccountDeletionScheduled,
     /// The document does not parse.
     GraphqlParseFailed,
@@ -61,6 +63,8 @@ pub enum ErrorCode {
     /// The HTTP request is not a GraphQL request this endpoint takes (wrong
     /// media type, method, body or size): the client's error, not the person's.
     BadRequest,
+    /// An automatic persisted query's hash is unknown: send the full text with it.
+    PersistedQueryNotFound,
     /// Something failed on our side; `extensions.requestId` identifies it.
     Internal,
 }
@@ -88,6 +92,7 @@ impl ErrorCode {
             Self::GraphqlParseFailed => "GRAPHQL_PARSE_FAILED",
             Self::GraphqlValidationFailed => "GRAPHQL_VALIDATION_FAILED",
             Self::BadRequest => "BAD_REQUEST",
+            Self::PersistedQueryNotFound => "PERSISTED_QUERY_NOT_FOUND",
             Self::Internal => "INTERNAL",
         }
     }

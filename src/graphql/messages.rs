@@ -91,6 +91,18 @@ catalog! {
         zh: "每页数量须在 {min} 到 {max} 之间。",
         en: "Ask for {min} to {max} items."
     }
+    CursorUnknown = "common.cursor_unknown" {
+        zh: "此游标不属于该列表，请从第一页重新开始。",
+        en: "This cursor was not given out for this list. Start again from the first page."
+    }
+    PersistedQueryMalformed = "graphql.persisted_query_malformed" {
+        zh: "extensions.persistedQuery 的格式须为 { version: 1, sha256Hash: <64 位十六进制> }。",
+        en: "extensions.persistedQuery must be { version: 1, sha256Hash: <64 hex digits> }."
+    }
+    PersistedQueryHashMismatch = "graphql.persisted_query_hash_mismatch" {
+        zh: "持久化查询的 sha256Hash 与其文本的哈希不符。",
+        en: "The persisted query's sha256Hash is not the hash of its text."
+    }
     UnsupportedLanguage = "common.unsupported_language" {
         zh: "不支持该语言，请选择 zh-CN 或 en。",
         en: "This language is not supported: choose zh-CN or en."

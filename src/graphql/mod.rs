@@ -3,6 +3,7 @@
 
 pub mod errors;
 pub mod messages;
+pub mod paging;
 
 use async_graphql::{Context, EmptySubscription, ID, MergedObject, Schema};
 use uuid::Uuid;
@@ -72,6 +73,13 @@ pub const MAX_DIRECTIVES: usize = 50;
 #[derive(Debug, Clone)]
 pub struct UserAgent(pub String);
 
+/// Request data: the request came with a session token that no longer
+/// signs anyone in (unknown, revoked, idle, expired, or its account not
+/// active). The request runs as anonymous; the HTTP layer removes the
+/// cookie and says `"session": "EXPIRED"` in the response's extensions.
+#[derive(Debug, Clone, Copy)]
+pub struct EndedSession;
+
 /// The language a request is answered in: `Accept-Language` when it names
 /// a supported one, else the signed-in account's language, else zh-CN.
 #[derive(Debug, Clone, Copy)]
@@ -93,6 +101,8 @@ pub fn build_schema(state: Option<AppState>, options: SchemaOptions) -> CustosSc
         EmptySubscription,
     )
     .register_output_type::<ErrorCode>()
+    // Values of error extensions that clients branch on, so codegen sees them.
+    .register_output_type::<crate::accounts::graphql::WeakPasswordReason>()
     .limit_depth(MAX_INTROSPECTION_DEPTH)
     .limit_complexity(MAX_COMPLEXITY)
     .limit_directives(MAX_DIRECTIVES)

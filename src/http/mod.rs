@@ -10,6 +10,7 @@
 pub mod console;
 pub mod documents;
 pub mod metrics;
+pub mod persisted;
 pub mod playground;
 
 use std::time::{Duration, Instant};
@@ -24,9 +25,9 @@ use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::{
-    accounts::graphql::SESSION_COOKIE,
+    accounts::graphql::{SESSION_COOKIE, cleared_session_cookie},
     graphql::{
-        CustosSchema, RequestLanguage, UserAgent,
+        CustosSchema, EndedSession, RequestLanguage, UserAgent,
         errors::{ApiError, ErrorCode},
         messages::{Key, Message},
     },
@@ -155,6 +156,74 @@ fn refusal(request: &Request, status: StatusCode, code: ErrorCode, key: Key) -> 
         .body(body.to_string())
 }
 
+/// Automatic persisted queries: gives a request that sent a hash alone the
+/// kept text with that hash. Answers the refusal to send instead when the
+/// hash is unknown, not its text's, or not in Apollo's form.
+fn resolve_persisted_query(
+    http: &Request,
+    state: &AppState,
+    request: &mut async_graphql::Request,
+) -> Option<Response> {
+    match persisted::requested(request, &request.query) {
+        Ok(persisted::Persisted::Find(hash)) => match state.documents().text_of(&hash) {
+            Some(text) => {
+                request.query = text.to_string();
+                None
+            }
+            None => Some(persisted_query_not_found()),
+        },
+        // A text sent with its hash is kept (or not) like any other.
+        Ok(persisted::Persisted::Register(_) | persisted::Persisted::No) => None,
+        Err(refused) => Some(bad_request_field(
+            http,
+            "extensions.persistedQuery",
+            refused.message(),
+        )),
+    }
+}
+
+/// `PERSISTED_QUERY_NOT_FOUND`, with HTTP 200 (Apollo clients give up on
+/// persisted queries for good after a 4xx) and the message Apollo's
+/// clients match on, the same in every language; the key is the catalog's
+/// convention for the code.
+fn persisted_query_not_found() -> Response {
+    let body = serde_json::json!({
+        "errors": [{
+            "message": "PersistedQueryNotFound",
+            "extensions": {
+                "code": ErrorCode::PersistedQueryNotFound.as_str(),
+                "messageKey": "graphql.persisted_query_not_found",
+            },
+        }]
+    });
+    Response::builder()
+        .status(StatusCode::OK)
+        .content_type("application/json")
+        .header(header::CACHE_CONTROL, "no-store")
+        .body(body.to_string())
+}
+
+/// A `BAD_USER_INPUT` refusal naming the part of the request at fault,
+/// worded in the request's language.
+fn bad_request_field(http: &Request, field: &str, key: Key) -> Response {
+    let language = header_language(http).unwrap_or_default();
+    let body = serde_json::json!({
+        "errors": [{
+            "message": Message::new(key).render(language),
+            "extensions": {
+                "code": ErrorCode::BadUserInput.as_str(),
+                "field": field,
+                "messageKey": key.as_str(),
+            },
+        }]
+    });
+    Response::builder()
+        .status(StatusCode::BAD_REQUEST)
+        .content_type("application/json")
+        .header(header::CACHE_CONTROL, "no-store")
+        .body(body.to_string())
+}
+
 #[handler]
 async fn graphql_get(request: &Request, Data(enabled): Data<&PlaygroundEnabled>) -> Response {
     let query = request.uri().query().unwrap_or_default();
@@ -241,6 +310,9 @@ async fn graphql_post(
             );
         }
     };
+    if let Some(refused) = resolve_persisted_query(request, state, &mut gql_request) {
+        return refused;
+    }
     if gql_request.query.len() > MAX_QUERY_BYTES {
         return refusal(
             request,
@@ -310,14 +382,19 @@ async fn graphql_post(
     }
     // Accept-Language first; else the language the account chose.
     let mut language = header_language(request);
+    let mut session_ended = false;
     if let Some(token) = session_token(request) {
         match crate::accounts::sessions::authenticate(state, &token).await {
             Ok(Some(viewer)) => {
                 language = language.or(Some(Language::from_tag(&viewer.account.language)));
                 gql_request = gql_request.data(viewer);
             }
-            // An unknown or expired token is treated as no token at all.
-            Ok(None) => {}
+            // An unknown or expired token signs nobody in; the answer says
+            // so (below), so a page can tell "signed out" from "never was".
+            Ok(None) => {
+                session_ended = true;
+                gql_request = gql_request.data(EndedSession);
+            }
             Err(err) => {
                 let failed = lone_error(
                     ApiError::internal(&format!("session lookup failed: {err}")),
@@ -351,7 +428,10 @@ async fn graphql_post(
         // request after it on this instance is answered from older rows.
         state.session_cache().forget_all();
     }
-    let response = finish_errors(response, *request_id, language);
+    let mut response = finish_errors(response, *request_id, language);
+    if session_ended {
+        say_session_ended(&mut response, state);
+    }
     let metrics = state.metrics();
     metrics.observe_request(
         operation_name.as_deref(),
@@ -389,6 +469,31 @@ fn answer(response: async_graphql::Response, request: &Request) -> Response {
         );
     }
     http
+}
+
+/// Tells the client that the session it sent has ended: removes the
+/// cookie (HttpOnly, so the page cannot) and puts `"session": "EXPIRED"`
+/// in the response's extensions. Not when the request signed in anew
+/// (`login` set a fresh cookie): that answer stands on its own.
+fn say_session_ended(response: &mut async_graphql::Response, state: &AppState) {
+    let fresh_cookie = format!("{SESSION_COOKIE}=");
+    let signed_in = response
+        .http_headers
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .any(|value| {
+            value.starts_with(&fresh_cookie) && !value.starts_with(&format!("{fresh_cookie};"))
+        });
+    if signed_in {
+        return;
+    }
+    response
+        .extensions
+        .insert("session".to_owned(), Value::from("EXPIRED"));
+    if let Ok(cleared) = HeaderValue::from_str(&cleared_session_cookie(state.settings())) {
+        response.http_headers.append(header::SET_COOKIE, cleared);
+    }
 }
 
 /// The session token of a request: `Authorization: Bearer …` first, else

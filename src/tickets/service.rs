@@ -716,27 +716,48 @@ async fn log_staff_read(
     Ok(())
 }
 
-/// The staff queue: data requests first, then oldest first; `first` tickets
-/// after the ticket `after`, optionally of one status. Callers check that
-/// the viewer is staff. Each page read is audit-logged with the tickets it
-/// showed.
+/// Where a ticket stands in the staff queue: data requests first, then
+/// oldest first, ties broken by id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueuePosition {
+    /// Whether the ticket is a data request (the first group).
+    pub data_request: bool,
+    /// When it was filed.
+    pub created_at: DateTime<Utc>,
+    /// Its id.
+    pub id: Uuid,
+}
+
+impl QueuePosition {
+    /// The position of a ticket.
+    pub fn of(ticket: &TicketRecord) -> Self {
+        Self {
+            data_request: ticket.category == Category::DataRequest,
+            created_at: ticket.created_at,
+            id: ticket.id,
+        }
+    }
+}
+
+/// The staff queue: data requests first, then oldest first; `first`
+/// tickets after the position `after` (which need not be a ticket that
+/// still exists), optionally of one status, and whether more follow.
+/// Callers check that the viewer is staff. Each page read is audit-logged
+/// with the tickets it showed.
 pub async fn queue(
     state: &AppState,
     staff: &Viewer,
     status: Option<Status>,
     first: u64,
-    after: Option<Uuid>,
-) -> Result<Vec<TicketRecord>, TicketError> {
+    after: Option<QueuePosition>,
+) -> Result<(Vec<TicketRecord>, bool), TicketError> {
     let data_request = || ticket::Column::Category.eq(Category::DataRequest.as_str());
     let other_category = || ticket::Column::Category.ne(Category::DataRequest.as_str());
     let mut query = ticket::Entity::find();
     if let Some(status) = status {
         query = query.filter(ticket::Column::Status.eq(status.as_str()));
     }
-    if let Some(after) = after {
-        let Some(cursor) = ticket::Entity::find_by_id(after).one(state.db()).await? else {
-            return Ok(Vec::new());
-        };
+    if let Some(cursor) = after {
         // Everything that sorts after the cursor: later in its own group,
         // or in the later group when the cursor is a data request.
         let later_in_group = Condition::any()
@@ -746,7 +767,7 @@ pub async fn queue(
                     .add(ticket::Column::CreatedAt.eq(cursor.created_at))
                     .add(ticket::Column::Id.gt(cursor.id)),
             );
-        query = if cursor.category == Category::DataRequest.as_str() {
+        query = if cursor.data_request {
             query.filter(
                 Condition::any()
                     .add(other_category())
@@ -757,20 +778,25 @@ pub async fn queue(
         };
     }
     let group: Expr = Expr::case(data_request(), 0).finally(1).into();
-    let rows = query
+    let mut rows = query
         .order_by(group, Order::Asc)
         .order_by_asc(ticket::Column::CreatedAt)
         .order_by_asc(ticket::Column::Id)
-        .limit(first)
+        .limit(first.saturating_add(1))
         .all(state.db())
         .await?;
+    // One row more than the page says whether another follows; it is not
+    // shown, so neither decrypted nor logged.
+    let page = usize::try_from(first).unwrap_or(usize::MAX);
+    let more = rows.len() > page;
+    rows.truncate(page);
     let shown = records(state, state.db(), rows, true).await?;
     if !shown.is_empty() {
         let ids: Vec<String> = shown.iter().map(|t| t.id.to_string()).collect();
         let detail = format!("tickets={}", ids.join(","));
         log_staff_read(state, staff, QUEUE_READ_ACTION, None, detail).await?;
     }
-    Ok(shown)
+    Ok((shown, more))
 }
 
 /// Adds a message by the owner (the ticket opens again) or by staff (the

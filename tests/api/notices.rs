@@ -298,11 +298,11 @@ async fn every_active_account_gets_the_notice_in_its_language_over_smtp() {
     let log = app
         .gql_with_token(
             Some(&admin),
-            "{ auditLog(first: 200) { actorId action subjectId detail } }",
+            "{ auditLog(first: 200) { nodes { actorId action subjectId detail } } }",
             json!({}),
         )
         .await;
-    let entry = log["data"]["auditLog"]
+    let entry = log["data"]["auditLog"]["nodes"]
         .as_array()
         .unwrap()
         .iter()
