@@ -535,11 +535,11 @@ async fn staff_find_an_account_by_exact_username_or_email_and_it_is_audited() {
     let body = app
         .gql_with_token(
             Some(&admin),
-            "{ auditLog(first: 200) { action subjectId detail } }",
+            "{ auditLog(first: 200) { nodes { action subjectId detail } } }",
             json!({}),
         )
         .await;
-    let finds: Vec<&Value> = body["data"]["auditLog"]
+    let finds: Vec<&Value> = body["data"]["auditLog"]["nodes"]
         .as_array()
         .unwrap_or_else(|| panic!("{body}"))
         .iter()
