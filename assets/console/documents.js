@@ -30,7 +30,10 @@ export const SET_LANGUAGE = `mutation SetLanguage($language: String!) { setLangu
 export const RECORD_CONSENT = `mutation RecordConsent($purpose: String!, $granted: Boolean!) {
   recordConsent(purpose: $purpose, granted: $granted) { purpose granted policyVersion updatedAt } }`;
 export const ACCEPT_POLICY = `mutation AcceptPolicy($version: String!) { acceptPolicy(version: $version) { ${ACCOUNT} } }`;
-export const CONSENT_HISTORY = 'query ConsentHistory { myConsentHistory { id purpose granted policyVersion at source } }';
+export const CONSENT_HISTORY = `query ConsentHistory($after: String) {
+  myConsentHistory(first: 200, after: $after) {
+    nodes { id purpose granted policyVersion at source }
+    pageInfo { hasNextPage endCursor } } }`;
 
 export const MY_DATA = 'query MyData { myData }';
 

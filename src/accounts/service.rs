@@ -143,9 +143,16 @@ pub enum AccountError {
     /// The new email equals the current one.
     #[error("same email")]
     SameEmail,
-    /// The account is scheduled for deletion.
+    /// Several fields of one input are invalid: every one of them, the
+    /// first being the one that would have been reported alone.
+    #[error("{} invalid fields", .0.len())]
+    Invalid(Vec<AccountError>),
+    /// The account is scheduled for deletion, to be erased after `purge_after`.
     #[error("deletion scheduled")]
-    DeletionScheduled,
+    DeletionScheduled {
+        /// When the purge may erase it (unknown only if its request is gone).
+        purge_after: Option<DateTime<Utc>>,
+    },
     /// The account no longer exists.
     #[error("account not found")]
     NotFound,
@@ -323,7 +330,7 @@ pub fn username_lookup(state: &AppState, username: &Username) -> Vec<Vec<u8>> {
 /// key. Checked before inserting, not only from the unique violation: a row
 /// indexed under the previous key does not collide with the active key's
 /// index of the same name.
-async fn ensure_username_free<C: ConnectionTrait>(
+pub(crate) async fn ensure_username_free<C: ConnectionTrait>(
     state: &AppState,
     conn: &C,
     username: &Username,
@@ -401,7 +408,9 @@ async fn issue_token<C: ConnectionTrait>(
     Ok(issued.token)
 }
 
-/// Voids every unused token of `purpose` for the account.
+/// Voids every unused token of `purpose` for the account. A voided token
+/// also ends now, so a used token that has not expired is one that was
+/// used, never one that was voided (see [`verify_email`]).
 pub async fn void_tokens<C: ConnectionTrait>(
     conn: &C,
     account_id: Uuid,
@@ -411,6 +420,10 @@ pub async fn void_tokens<C: ConnectionTrait>(
     account_token::Entity::update_many()
         .col_expr(
             account_token::Column::UsedAt,
+            sea_orm::sea_query::Expr::value(now),
+        )
+        .col_expr(
+            account_token::Column::ExpiresAt,
             sea_orm::sea_query::Expr::value(now),
         )
         .filter(account_token::Column::AccountId.eq(account_id))
@@ -456,47 +469,111 @@ pub struct SignupRequest {
     pub language: Language,
 }
 
-/// Signs a person up. Answers `Ok(())` for any valid input, including an
-/// address that already has an account (whose owner is told by mail
-/// instead), so the answer reveals nothing about which addresses exist.
-pub async fn signup(state: &AppState, request: SignupRequest) -> Result<(), AccountError> {
-    let username = check_username(state, &request.username, false)?;
-    let email = Email::parse(&request.email)?;
-    password::check(&request.password, &[username.as_str(), email.as_str()])?;
-    let policy = &crate::consent::versions::current(state.db())
+/// What a valid sign-up input yields: the username, the address, the
+/// optional purposes granted, the guardian's address and the policy.
+type CheckedSignup = (
+    Username,
+    Email,
+    Vec<crate::consent::policy::PurposeDefinition>,
+    Option<Email>,
+    crate::consent::policy::PolicyDocument,
+);
+
+/// Checks every field of a sign-up input and reports every invalid one
+/// (in field order, as [`AccountError::Invalid`] when there are several).
+/// When other fields are invalid, a well-formed username is also looked up
+/// and a taken one reported last: a form learns everything in one answer,
+/// and a valid input still reaches the taken check only after the hash.
+async fn check_signup(
+    state: &AppState,
+    request: &SignupRequest,
+) -> Result<CheckedSignup, AccountError> {
+    let mut faults = Vec::new();
+    let username = check_username(state, &request.username, false)
+        .map_err(|err| faults.push(err))
+        .ok();
+    let email = Email::parse(&request.email)
+        .map_err(|err| faults.push(err.into()))
+        .ok();
+    let identities = [
+        username
+            .as_ref()
+            .map_or(request.username.as_str(), Username::as_str),
+        email.as_ref().map_or(request.email.as_str(), Email::as_str),
+    ];
+    if let Err(weak) = password::check(&request.password, &identities) {
+        faults.push(weak.into());
+    }
+    let policy = crate::consent::versions::current(state.db())
         .await?
         .document;
     if request.accept_policy_version != policy.version {
-        return Err(AccountError::PolicyVersionMismatch);
+        faults.push(AccountError::PolicyVersionMismatch);
     }
-    let mut granted = Vec::new();
+    let mut granted: Vec<crate::consent::policy::PurposeDefinition> = Vec::new();
     for code in &request.grant_purposes {
         match policy.purpose(code) {
             Some(purpose) if !purpose.required => {
-                if !granted
-                    .iter()
-                    .any(|p: &&crate::consent::policy::PurposeDefinition| p.code == *code)
-                {
-                    granted.push(purpose);
+                if !granted.iter().any(|p| p.code == *code) {
+                    granted.push(purpose.clone());
                 }
             }
             // Required purposes come with the account anyway.
             Some(_) => {}
-            None => return Err(AccountError::UnknownPurpose),
+            None => {
+                faults.push(AccountError::UnknownPurpose);
+                break;
+            }
         }
     }
     let guardian_email = match (request.age, request.guardian_email.as_deref()) {
-        (AgeDeclaration::Minor, None) => return Err(AccountError::GuardianEmail("required")),
-        (AgeDeclaration::Minor, Some(raw)) => {
-            let guardian = Email::parse(raw).map_err(|_| AccountError::GuardianEmail("invalid"))?;
-            if guardian.normalised() == email.normalised() {
-                return Err(AccountError::GuardianEmail("same as the account's"));
-            }
-            Some(guardian)
+        (AgeDeclaration::Minor, None) => {
+            faults.push(AccountError::GuardianEmail("required"));
+            None
         }
+        (AgeDeclaration::Minor, Some(raw)) => match Email::parse(raw) {
+            Err(_) => {
+                faults.push(AccountError::GuardianEmail("invalid"));
+                None
+            }
+            Ok(guardian)
+                if email
+                    .as_ref()
+                    .is_some_and(|own| own.normalised() == guardian.normalised()) =>
+            {
+                faults.push(AccountError::GuardianEmail("same as the account's"));
+                None
+            }
+            Ok(guardian) => Some(guardian),
+        },
         // A guardian address given by an adult is not needed: not stored.
         (_, _) => None,
     };
+    match (username, email) {
+        (Some(username), Some(email)) if faults.is_empty() => {
+            Ok((username, email, granted, guardian_email, policy))
+        }
+        (username, _) => {
+            if let Some(username) = username
+                && let Err(taken) = ensure_username_free(state, state.db(), &username).await
+            {
+                faults.push(taken);
+            }
+            Err(if faults.len() == 1 {
+                faults.remove(0)
+            } else {
+                AccountError::Invalid(faults)
+            })
+        }
+    }
+}
+
+/// Signs a person up. Answers `Ok(())` for any valid input, including an
+/// address that already has an account (whose owner is told by mail
+/// instead), so the answer reveals nothing about which addresses exist.
+pub async fn signup(state: &AppState, request: SignupRequest) -> Result<(), AccountError> {
+    let (username, email, granted, guardian_email, policy) = check_signup(state, &request).await?;
+    let policy = &policy;
 
     // Hash before looking anything up, so both answers cost the same.
     let password_hash = state.passwords().hash(&request.password).await?;
@@ -587,7 +664,7 @@ pub async fn signup(state: &AppState, request: SignupRequest) -> Result<(), Acco
     for purpose in policy.purposes.iter().filter(|p| p.required) {
         consent::append(&txn, id, policy, purpose, true, ConsentSource::Signup, now).await?;
     }
-    for purpose in granted {
+    for purpose in &granted {
         consent::append(&txn, id, policy, purpose, true, ConsentSource::Signup, now).await?;
     }
 
@@ -663,6 +740,12 @@ pub async fn signup(state: &AppState, request: SignupRequest) -> Result<(), Acco
 
 /// Uses a token from a `/verify-email` link: proves the signup address, or
 /// moves the account to a new address that the link proved.
+///
+/// The link that verified the account's current address answers `Ok`
+/// again until it expires, and changes nothing the second time: pages
+/// call this twice (React's StrictMode does). A voided link, or one whose
+/// address a later link replaced, has ended (see [`void_tokens`] and
+/// [`end_address_links`]), so it is `InvalidToken`.
 pub async fn verify_email(state: &AppState, token: &str) -> Result<(), AccountError> {
     let now = state.clock().now();
     let txn = state.db().begin().await?;
@@ -674,17 +757,43 @@ pub async fn verify_email(state: &AppState, token: &str) -> Result<(), AccountEr
         )
         .one(&txn)
         .await?
-        .filter(|t| t.used_at.is_none() && t.expires_at > now)
+        .filter(|t| t.expires_at > now)
         .ok_or(AccountError::InvalidToken)?;
+    let active = |a: &account::Model| a.status == status::ACTIVE;
     let account = account::Entity::find_by_id(row.account_id)
         .one(&txn)
         .await?
-        .filter(|a| a.status == status::ACTIVE)
+        .filter(active)
         .ok_or(AccountError::InvalidToken)?;
 
-    let mut used = row.clone().into_active_model();
-    used.used_at = Set(Some(now));
-    used.update(&txn).await?;
+    // Claimed only while unused: of two uses at once, one acts.
+    let claimed = account_token::Entity::update_many()
+        .col_expr(
+            account_token::Column::UsedAt,
+            sea_orm::sea_query::Expr::value(now),
+        )
+        .filter(account_token::Column::Id.eq(row.id))
+        .filter(account_token::Column::UsedAt.is_null())
+        .exec(&txn)
+        .await?
+        .rows_affected
+        == 1;
+    if !claimed {
+        // Used, and not ended since: this link verified the current
+        // address. Read again, as a use at the same moment may just have
+        // committed.
+        let verified = account::Entity::find_by_id(row.account_id)
+            .one(&txn)
+            .await?
+            .filter(active)
+            .is_some_and(|a| a.email_verified);
+        return if verified {
+            tracing::info!(account_id = %account.id, purpose = %row.purpose, "email verification link used again");
+            Ok(())
+        } else {
+            Err(AccountError::InvalidToken)
+        };
+    }
 
     let mut update = account.clone().into_active_model();
     if row.purpose == token_purpose::CHANGE_EMAIL {
@@ -716,6 +825,7 @@ pub async fn verify_email(state: &AppState, token: &str) -> Result<(), AccountEr
         update.email_bidx = Set(email_index(state, &new_email));
         void_tokens(&txn, account.id, token_purpose::CHANGE_EMAIL, now).await?;
         void_tokens(&txn, account.id, token_purpose::VERIFY_EMAIL, now).await?;
+        end_address_links(&txn, account.id, row.id, now).await?;
         // Reset links went to the old address, which no longer speaks for
         // the account.
         void_tokens(&txn, account.id, token_purpose::RESET_PASSWORD, now).await?;
@@ -725,6 +835,32 @@ pub async fn verify_email(state: &AppState, token: &str) -> Result<(), AccountEr
     update.update(&txn).await?;
     txn.commit().await?;
     tracing::info!(account_id = %account.id, purpose = %row.purpose, "email verified");
+    Ok(())
+}
+
+/// Ends every verification and email-change link of the account but
+/// `keep`, used or not: the address they proved is no longer the
+/// account's, so none of them may answer that it is verified.
+async fn end_address_links<C: ConnectionTrait>(
+    conn: &C,
+    account_id: Uuid,
+    keep: Uuid,
+    now: DateTime<Utc>,
+) -> Result<(), sea_orm::DbErr> {
+    account_token::Entity::update_many()
+        .col_expr(
+            account_token::Column::ExpiresAt,
+            sea_orm::sea_query::Expr::value(now),
+        )
+        .filter(account_token::Column::AccountId.eq(account_id))
+        .filter(
+            account_token::Column::Purpose
+                .is_in([token_purpose::VERIFY_EMAIL, token_purpose::CHANGE_EMAIL]),
+        )
+        .filter(account_token::Column::Id.ne(keep))
+        .filter(account_token::Column::ExpiresAt.gt(now))
+        .exec(conn)
+        .await?;
     Ok(())
 }
 

@@ -188,7 +188,12 @@ pub async fn login(
     // The password was right: the count starts over, for both names.
     throttle::clear(state.db(), &throttle_subjects(state, &account)).await?;
     if row.status == status::DELETION_SCHEDULED {
-        return Err(AccountError::DeletionScheduled);
+        // The person is told when the erasure runs: until then a
+        // cancellation link still works.
+        let purge_after = crate::erasure::service::open_request(state.db(), row.id)
+            .await?
+            .and_then(|request| request.purge_after);
+        return Err(AccountError::DeletionScheduled { purge_after });
     }
     let now = state.clock().now();
     let issued = tokens::issue()?;

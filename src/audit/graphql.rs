@@ -1,15 +1,16 @@
 //! The audit trail as staff read it.
 
-use async_graphql::{Context, ID, Object, SimpleObject};
+use async_graphql::{Context, ID, Object, SimpleObject, connection::Connection};
 use chrono::{DateTime, Utc};
 
 use crate::{
     accounts::Role,
-    graphql::{errors::ApiResult, parse_id, require_role, state},
+    graphql::{
+        errors::ApiResult,
+        paging::{self, AUDIT_LOG, Cursors, Seq},
+        require_role, state,
+    },
 };
-
-/// Largest page of `auditLog`.
-pub const MAX_PAGE: i32 = 200;
 
 /// One entry of the audit trail.
 #[derive(SimpleObject)]
@@ -41,29 +42,26 @@ pub struct AuditQuery;
 
 #[Object]
 impl AuditQuery {
-    /// ADMIN. The trail oldest first; `first` (1–200, default 50) entries
-    /// after the entry `after`.
+    /// ADMIN. The trail oldest first (in chain order); `first` (0–200,
+    /// default 50) entries after the cursor `after`.
     async fn audit_log(
         &self,
         ctx: &Context<'_>,
         first: Option<i32>,
-        after: Option<ID>,
-    ) -> ApiResult<Vec<AuditEntry>> {
+        after: Option<String>,
+    ) -> ApiResult<Connection<String, AuditEntry>> {
         require_role(ctx, &[Role::Admin])?;
-        let first = first.unwrap_or(50);
-        if !(1..=MAX_PAGE).contains(&first) {
-            return Err(crate::graphql::errors::ApiError::bad_input(
-                "first",
-                "Ask for 1 to 200 entries.",
-            ));
-        }
-        let after = match after {
-            Some(id) => Some(parse_id(&id, "after")?),
-            None => None,
-        };
+        let first = paging::page_size(first)?;
+        let state = state(ctx)?;
+        let cursors = Cursors::shared(state.cipher());
+        let position = cursors.open::<Seq<AUDIT_LOG>>(after.as_deref())?;
         let entries =
-            crate::audit::service::page(state(ctx)?.db(), first.unsigned_abs().into(), after)
-                .await?;
-        Ok(entries.into_iter().map(AuditEntry::from).collect())
+            crate::audit::service::page(state.db(), first + 1, position.map(|seq| seq.0)).await?;
+        let (entries, more) = paging::split_page(entries, first);
+        let items = entries
+            .into_iter()
+            .map(|entry| (Seq::<AUDIT_LOG>(entry.seq), AuditEntry::from(entry)))
+            .collect();
+        cursors.connection(items, more, position.is_some())
     }
 }

@@ -193,24 +193,18 @@ pub async fn verify<C: ConnectionTrait>(
     }
 }
 
-/// A page of the trail, oldest first, after the entry with id `after`.
+/// A page of the trail in chain order: `limit` entries after the one at
+/// sequence number `after`.
 pub async fn page<C: ConnectionTrait>(
     conn: &C,
-    first: u64,
-    after: Option<Uuid>,
+    limit: u64,
+    after: Option<i64>,
 ) -> Result<Vec<audit_entry::Model>, sea_orm::DbErr> {
     let mut query = audit_entry::Entity::find().order_by_asc(audit_entry::Column::Seq);
     if let Some(after) = after {
-        let Some(cursor) = audit_entry::Entity::find()
-            .filter(audit_entry::Column::Id.eq(after))
-            .one(conn)
-            .await?
-        else {
-            return Ok(Vec::new());
-        };
-        query = query.filter(audit_entry::Column::Seq.gt(cursor.seq));
+        query = query.filter(audit_entry::Column::Seq.gt(after));
     }
-    query.limit(first).all(conn).await
+    query.limit(limit).all(conn).await
 }
 
 #[cfg(test)]
@@ -245,7 +239,7 @@ mod tests {
         assert_eq!(verify(&db).await.unwrap(), Ok(3));
         let page_one = page(&db, 2, None).await.unwrap();
         assert_eq!(page_one.len(), 2);
-        let page_two = page(&db, 2, Some(page_one[1].id)).await.unwrap();
+        let page_two = page(&db, 2, Some(page_one[1].seq)).await.unwrap();
         assert_eq!(
             page_two.iter().map(|e| e.id).collect::<Vec<_>>(),
             vec![ids[2]]

@@ -1,13 +1,19 @@
 //! GraphQL types and resolvers for the policy.
 
-use async_graphql::{Context, ID, Object, SimpleObject};
+use async_graphql::{Context, Enum, ID, Object, SimpleObject, connection::Connection};
 use chrono::{DateTime, Utc};
 
-use super::policy::{MajorChangeKind, PolicyDocument, PurposeDefinition};
+use super::{
+    policy::{MajorChangeKind, PolicyDocument, PurposeDefinition},
+    service::ConsentSource,
+};
 use crate::{
     graphql::{
         active_viewer,
         errors::{ApiError, ApiResult, ErrorCode},
+        messages::{Key, Message},
+        named_language,
+        paging::{self, CONSENT_HISTORY, Cursors, Seq},
         request_language, state,
     },
     mail::Language,
@@ -117,17 +123,18 @@ pub struct ConsentQuery;
 
 #[Object]
 impl ConsentQuery {
-    /// The current privacy policy. Texts follow `language` when given,
-    /// else the request's `Accept-Language` (default zh-CN).
+    /// The current privacy policy. Texts follow `language` when given
+    /// (`zh-CN` or `en`; any other is BAD_USER_INPUT on `language`), else
+    /// the request's language.
     async fn policy(
         &self,
         ctx: &Context<'_>,
         language: Option<String>,
     ) -> ApiResult<PolicyVersion> {
-        let language = language
-            .as_deref()
-            .map(Language::from_tag)
-            .unwrap_or_else(|| request_language(ctx));
+        let language = match language.as_deref() {
+            Some(tag) => named_language(tag, "language")?,
+            None => request_language(ctx),
+        };
         let state = state(ctx)?;
         let current = super::versions::current(state.db()).await?;
         Ok(PolicyVersion::localized(&current.document, language))
@@ -185,9 +192,18 @@ pub struct GuardianConsentRequest {
 #[derive(SimpleObject)]
 pub struct ConsentState {
     purpose: String,
+    /// False while undecided.
     granted: bool,
+    /// The version the newest decision was made against; the current
+    /// version while undecided.
     policy_version: String,
+    /// When this state began: the newest decision, or the current
+    /// version's publication while the person has not decided (see
+    /// `decidedAt`).
     updated_at: DateTime<Utc>,
+    /// When the newest decision was made; null while the person has not
+    /// decided about this purpose (as the current policy defines it).
+    decided_at: Option<DateTime<Utc>>,
 }
 
 impl From<super::service::ConsentState> for ConsentState {
@@ -197,6 +213,41 @@ impl From<super::service::ConsentState> for ConsentState {
             granted: state.granted,
             policy_version: state.policy_version,
             updated_at: state.updated_at,
+            decided_at: state.decided_at,
+        }
+    }
+}
+
+/// Where a consent decision was made. The wire values are the strings the
+/// contract documents for `ConsentEvent.source`.
+#[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
+#[graphql(name = "ConsentSource")]
+pub enum ConsentSourceValue {
+    /// At signup.
+    Signup,
+    /// In the person's privacy settings.
+    Settings,
+    /// When accepting a new policy version.
+    PolicyUpdate,
+}
+
+impl ConsentSourceValue {
+    /// The wire name, as `ConsentEvent.source` carries it.
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Signup => "SIGNUP",
+            Self::Settings => "SETTINGS",
+            Self::PolicyUpdate => "POLICY_UPDATE",
+        }
+    }
+}
+
+impl From<ConsentSource> for ConsentSourceValue {
+    fn from(source: ConsentSource) -> Self {
+        match source {
+            ConsentSource::Signup => Self::Signup,
+            ConsentSource::Settings => Self::Settings,
+            ConsentSource::PolicyUpdate => Self::PolicyUpdate,
         }
     }
 }
@@ -209,23 +260,43 @@ pub struct ConsentEvent {
     granted: bool,
     policy_version: String,
     at: DateTime<Utc>,
-    /// Where the decision was made: SIGNUP, SETTINGS, POLICY_UPDATE, ...
+    /// Where the decision was made: SIGNUP, SETTINGS or POLICY_UPDATE
+    /// (the contract types it as a string; `sourceKind` is the same value
+    /// as an enum, for clients that branch on it).
     source: String,
+    /// Where the decision was made, as an enum.
+    source_kind: ConsentSourceValue,
+}
+
+impl TryFrom<entity::consent_event::Model> for ConsentEvent {
+    type Error = ApiError;
+
+    fn try_from(event: entity::consent_event::Model) -> Result<Self, ApiError> {
+        let source = ConsentSource::from_stored(&event.source).ok_or_else(|| {
+            ApiError::internal(&format!("consent event {} has an unknown source", event.id))
+        })?;
+        Ok(Self {
+            id: ID(event.id.to_string()),
+            purpose: event.purpose,
+            granted: event.granted,
+            policy_version: event.policy_version,
+            at: event.created_at,
+            source: ConsentSourceValue::from(source).as_str().to_owned(),
+            source_kind: source.into(),
+        })
+    }
 }
 
 impl From<super::service::ConsentError> for ApiError {
     fn from(err: super::service::ConsentError) -> Self {
         use super::service::ConsentError;
         match err {
-            ConsentError::UnknownPurpose(_) => {
-                ApiError::bad_input("purpose", "There is no such purpose in the current policy.")
+            ConsentError::UnknownPurpose(_) => ApiError::bad_input("purpose", Key::PurposeUnknown),
+            ConsentError::RequiredPurpose => {
+                ApiError::new(ErrorCode::RequiredPurpose, Key::PurposeRequired)
+                    .with_field("purpose")
+                    .with_extension("alternative", "requestAccountDeletion")
             }
-            ConsentError::RequiredPurpose => ApiError::new(
-                ErrorCode::RequiredPurpose,
-                "This purpose is needed to run your account and cannot be withdrawn. To stop all processing, delete your account.",
-            )
-            .with_field("purpose")
-            .with_extension("alternative", "requestAccountDeletion"),
             ConsentError::Database(err) => ApiError::internal(&err),
         }
     }
@@ -237,21 +308,37 @@ pub struct ConsentLedgerQuery;
 
 #[Object]
 impl ConsentLedgerQuery {
-    /// Every consent decision the caller made, oldest first.
-    async fn my_consent_history(&self, ctx: &Context<'_>) -> ApiResult<Vec<ConsentEvent>> {
+    /// The caller's consent decisions in the order they were made;
+    /// `first` (0–200, default 50) decisions after the cursor `after`.
+    async fn my_consent_history(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> ApiResult<Connection<String, ConsentEvent>> {
         let viewer = active_viewer(ctx)?;
-        let events = super::service::history(state(ctx)?.db(), viewer.account_id).await?;
-        Ok(events
+        let first = paging::page_size(first)?;
+        let state = state(ctx)?;
+        let cursors = Cursors::owned_by(state.cipher(), viewer.account_id);
+        let position = cursors.open::<Seq<CONSENT_HISTORY>>(after.as_deref())?;
+        let events = super::service::history_page(
+            state.db(),
+            viewer.account_id,
+            first + 1,
+            position.map(|seq| seq.0),
+        )
+        .await?;
+        let (events, more) = paging::split_page(events, first);
+        let items = events
             .into_iter()
-            .map(|e| ConsentEvent {
-                id: ID(e.id.to_string()),
-                purpose: e.purpose,
-                granted: e.granted,
-                policy_version: e.policy_version,
-                at: e.created_at,
-                source: e.source,
+            .map(|event| {
+                Ok((
+                    Seq::<CONSENT_HISTORY>(event.seq),
+                    ConsentEvent::try_from(event)?,
+                ))
             })
-            .collect())
+            .collect::<ApiResult<Vec<_>>>()?;
+        cursors.connection(items, more, position.is_some())
     }
 }
 
@@ -299,11 +386,10 @@ pub async fn require_consent(
     if super::service::is_granted(state.db(), account_id, &policy, purpose).await? {
         Ok(())
     } else {
-        Err(ApiError::new(
-            ErrorCode::ConsentRequired,
-            "This feature needs your consent first. You can grant it in your privacy settings.",
+        Err(
+            ApiError::new(ErrorCode::ConsentRequired, Key::ConsentRequired)
+                .with_extension("purpose", purpose.to_owned()),
         )
-        .with_extension("purpose", purpose.to_owned()))
     }
 }
 
@@ -311,19 +397,46 @@ impl From<super::publication::PublicationError> for ApiError {
     fn from(err: super::publication::PublicationError) -> Self {
         use super::publication::PublicationError;
         match err {
-            PublicationError::Invalid { field, reason } => {
-                ApiError::bad_input(field, format!("Invalid {field}: {reason}."))
+            PublicationError::Invalid { field, rule } => {
+                ApiError::bad_input(field, rule_message(rule))
             }
-            PublicationError::VersionMismatch => ApiError::new(
-                ErrorCode::PolicyVersionMismatch,
-                "That is not the current policy version.",
-            )
-            .with_field("version"),
+            PublicationError::VersionMismatch => {
+                ApiError::new(ErrorCode::PolicyVersionMismatch, Key::PolicyNotCurrent)
+                    .with_field("version")
+            }
             PublicationError::Account(err) => err.into(),
             PublicationError::Database(err) => ApiError::internal(&err),
             PublicationError::Mail(err) => ApiError::internal(&err),
             PublicationError::Crypto(err) => ApiError::internal(&err),
         }
+    }
+}
+
+/// What a person is told about a broken publication rule.
+fn rule_message(rule: super::publication::Rule) -> Message {
+    use super::publication::{self as publication, Rule};
+    match rule {
+        Rule::VersionShape => Key::PolicyVersionShape.into(),
+        Rule::VersionPublished => Key::PolicyVersionPublished.into(),
+        Rule::SummaryMissing => Key::PolicySummaryMissing.into(),
+        Rule::TextEmpty => Key::PolicyTextEmpty.into(),
+        Rule::PurposeCode => Key::PolicyPurposeCode.into(),
+        Rule::PurposeTexts => Key::PolicyPurposeTexts.into(),
+        Rule::PurposeSet(detail) => Message::new(Key::PolicyPurposeSet).arg("detail", detail),
+        Rule::TranslationPurposeTexts => Key::PolicyTranslationPurposeTexts.into(),
+        Rule::TranslationTexts => Key::PolicyTranslationTexts.into(),
+        Rule::TranslationRepeatsMain => Key::PolicyTranslationRepeatsMain.into(),
+        Rule::MajorWithoutKinds => Key::PolicyMajorWithoutKinds.into(),
+        Rule::KindsWithoutMajor => Key::PolicyKindsWithoutMajor.into(),
+        Rule::NewUseNotServiceModel => Key::PolicyNewUseNotServiceModel.into(),
+        Rule::SubjectLength => Message::new(Key::ProductUpdateSubject)
+            .arg("max", publication::MAX_UPDATE_SUBJECT_CHARS),
+        Rule::BodyLength => {
+            Message::new(Key::ProductUpdateBody).arg("max", publication::MAX_UPDATE_BODY_CHARS)
+        }
+        Rule::JustificationLength => Message::new(Key::JustificationLength)
+            .arg("min", publication::MIN_JUSTIFICATION_CHARS)
+            .arg("max", publication::MAX_JUSTIFICATION_CHARS),
     }
 }
 
@@ -402,25 +515,26 @@ impl PolicyMutation {
         input: PublishPolicyInput,
     ) -> ApiResult<PolicyVersion> {
         let admin = crate::graphql::require_role(ctx, &[crate::accounts::Role::Admin])?;
+        let language = named_language(&input.language, "language")?;
+        let mut translations = Vec::with_capacity(input.translations.len());
+        for t in input.translations {
+            translations.push(super::publication::TranslationSubmission {
+                language: named_language(&t.language, "translations")?,
+                summary_of_changes: t.summary_of_changes,
+                text: t.text,
+                purposes: t
+                    .purposes
+                    .into_iter()
+                    .map(|p| (p.code, p.title, p.description))
+                    .collect(),
+            });
+        }
         let document = super::publication::publish(
             state(ctx)?,
             admin.account_id,
             super::publication::PolicySubmission {
-                language: Language::from_tag(&input.language),
-                translations: input
-                    .translations
-                    .into_iter()
-                    .map(|t| super::publication::TranslationSubmission {
-                        language: Language::from_tag(&t.language),
-                        summary_of_changes: t.summary_of_changes,
-                        text: t.text,
-                        purposes: t
-                            .purposes
-                            .into_iter()
-                            .map(|p| (p.code, p.title, p.description))
-                            .collect(),
-                    })
-                    .collect(),
+                language,
+                translations,
                 version: input.version,
                 major: input.major,
                 summary_of_changes: input.summary_of_changes,

@@ -166,6 +166,13 @@ pub struct PolicyDocument {
 #[error("policy document is malformed: {0}")]
 pub struct PolicyError(String);
 
+impl PolicyError {
+    /// What is wrong, without the prefix of its `Display`.
+    pub fn detail(&self) -> &str {
+        &self.0
+    }
+}
+
 const DEFAULT_POLICY: &str = include_str!("../../data/policy/default.toml");
 /// The versions shipped with the crate, oldest first.
 const SHIPPED_VERSIONS: [&str; 2] = [

@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use entity::consent_event;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, Set,
 };
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
@@ -33,6 +34,14 @@ impl ConsentSource {
             Self::PolicyUpdate => "POLICY_UPDATE",
         }
     }
+
+    /// The source a stored name stands for; `None` for a name no version
+    /// of this code writes.
+    pub fn from_stored(stored: &str) -> Option<Self> {
+        [Self::Signup, Self::Settings, Self::PolicyUpdate]
+            .into_iter()
+            .find(|source| source.as_str() == stored)
+    }
 }
 
 /// Why a consent decision was refused.
@@ -56,10 +65,15 @@ pub struct ConsentState {
     pub purpose: String,
     /// Whether it is granted now.
     pub granted: bool,
-    /// The policy version of the newest decision.
+    /// The policy version of the newest decision (the current version
+    /// while undecided).
     pub policy_version: String,
-    /// When the newest decision was made.
+    /// When this state began: the newest decision, or the current
+    /// version's publication while undecided (the contract keeps it
+    /// non-null; `decided_at` tells the two apart).
     pub updated_at: DateTime<Utc>,
+    /// When the newest decision was made; `None` while undecided.
+    pub decided_at: Option<DateTime<Utc>>,
 }
 
 /// A fingerprint of what the person was shown for a purpose: a changed
@@ -159,6 +173,7 @@ pub async fn record<C: ConnectionTrait>(
         granted: event.granted,
         policy_version: event.policy_version,
         updated_at: event.created_at,
+        decided_at: Some(event.created_at),
     })
 }
 
@@ -172,6 +187,23 @@ pub async fn history<C: ConnectionTrait>(
         .order_by_asc(consent_event::Column::Seq)
         .all(conn)
         .await
+}
+
+/// A page of a person's decisions in the order they were made: `limit`
+/// decisions after the one at ledger sequence number `after`.
+pub async fn history_page<C: ConnectionTrait>(
+    conn: &C,
+    account_id: Uuid,
+    limit: u64,
+    after: Option<i64>,
+) -> Result<Vec<consent_event::Model>, sea_orm::DbErr> {
+    let mut query = consent_event::Entity::find()
+        .filter(consent_event::Column::AccountId.eq(account_id))
+        .order_by_asc(consent_event::Column::Seq);
+    if let Some(after) = after {
+        query = query.filter(consent_event::Column::Seq.gt(after));
+    }
+    query.limit(limit).all(conn).await
 }
 
 /// The current state of every purpose of the current policy. A purpose
@@ -196,12 +228,16 @@ pub async fn current_states<C: ConnectionTrait>(
                 granted: event.granted,
                 policy_version: event.policy_version.clone(),
                 updated_at: event.created_at,
+                decided_at: Some(event.created_at),
             },
             _ => ConsentState {
                 purpose: purpose.code.clone(),
                 granted: false,
                 policy_version: policy.version.clone(),
+                // Nobody decided anything about this purpose (as defined
+                // now): the state is the one the version began with.
                 updated_at: policy.published_at,
+                decided_at: None,
             },
         })
         .collect())

@@ -23,6 +23,9 @@
 //!   the new one fits), so a stream of one-off texts costs an occasional
 //!   sort, and the texts in use come back after one parse.
 //! - A text that does not parse is not kept; the executor reports it.
+//! - Each kept text is also found by its SHA-256: those are the automatic
+//!   persisted queries ([`super::persisted`]), so they obey every rule
+//!   above and go when their text goes.
 
 use std::{
     collections::HashMap,
@@ -37,6 +40,7 @@ use async_graphql::{
     parser::types::{Directive, ExecutableDocument, OperationType, Selection, SelectionSet},
 };
 use async_graphql_value::{ConstValue, Value};
+use sha2::{Digest, Sha256};
 
 /// Most documents kept.
 pub const MAX_ENTRIES: usize = 512;
@@ -49,6 +53,14 @@ pub const MAX_DOCUMENT_BYTES: usize = 256 * 1024;
 pub const MAX_BYTES: usize = 4 * 1024 * 1024;
 /// Estimated bytes of one parsed node (measured: about 240 for a field).
 const NODE_BYTES: usize = 256;
+/// Estimated bytes of a text's entry by hash (the hash, a pointer, the
+/// map's own overhead).
+const HASH_ENTRY_BYTES: usize = 64;
+
+/// The SHA-256 of a query text, as automatic persisted queries name it.
+pub fn text_hash(query: &str) -> [u8; 32] {
+    Sha256::digest(query.as_bytes()).into()
+}
 
 /// A parsed query text and what the endpoint checks before running it.
 #[derive(Debug)]
@@ -92,8 +104,10 @@ pub struct DocumentCache {
 
 #[derive(Debug, Default)]
 struct Entries {
-    by_text: HashMap<Box<str>, Slot>,
-    /// Estimated size of everything in `by_text`.
+    by_text: HashMap<Arc<str>, Slot>,
+    /// The same texts by their SHA-256.
+    by_hash: HashMap<[u8; 32], Arc<str>>,
+    /// Estimated size of everything in `by_text` and `by_hash`.
     bytes: usize,
 }
 
@@ -101,6 +115,7 @@ struct Entries {
 struct Slot {
     document: Arc<Document>,
     last_used: AtomicU64,
+    hash: [u8; 32],
     bytes: usize,
 }
 
@@ -117,8 +132,9 @@ impl DocumentCache {
         self.misses.fetch_add(1, Ordering::Relaxed);
         let document = Arc::new(Document::parse(query)?);
         let survey = Survey::of(&document.parsed);
-        let bytes = query.len() + NODE_BYTES * survey.nodes;
+        let bytes = query.len() + NODE_BYTES * survey.nodes + HASH_ENTRY_BYTES;
         if query.len() <= MAX_TEXT_BYTES && bytes <= MAX_DOCUMENT_BYTES && !survey.string_literal {
+            let hash = text_hash(query);
             let mut entries = self.entries.write().unwrap_or_else(PoisonError::into_inner);
             while !entries.by_text.is_empty()
                 && (entries.by_text.len() >= MAX_ENTRIES || entries.bytes + bytes > MAX_BYTES)
@@ -128,15 +144,29 @@ impl DocumentCache {
             let slot = Slot {
                 document: document.clone(),
                 last_used: AtomicU64::new(tick),
+                hash,
                 bytes,
             };
-            if let Some(replaced) = entries.by_text.insert(query.into(), slot) {
+            let text: Arc<str> = query.into();
+            if let Some(replaced) = entries.by_text.insert(text.clone(), slot) {
                 // Parsed by two requests at once; the first copy goes.
                 entries.bytes -= replaced.bytes;
             }
+            entries.by_hash.insert(hash, text);
             entries.bytes += bytes;
         }
         Some(document)
+    }
+
+    /// The kept text whose SHA-256 is `hash`, if any (and it counts as a use).
+    pub fn text_of(&self, hash: &[u8; 32]) -> Option<Arc<str>> {
+        let tick = self.ticks.fetch_add(1, Ordering::Relaxed);
+        let entries = self.read();
+        let text = entries.by_hash.get(hash)?;
+        if let Some(slot) = entries.by_text.get(text) {
+            slot.last_used.store(tick, Ordering::Relaxed);
+        }
+        Some(text.clone())
     }
 
     /// Documents kept now.
@@ -182,6 +212,9 @@ impl Entries {
         let threshold = *ticks.select_nth_unstable(cut - 1).1;
         self.by_text
             .retain(|_, slot| slot.last_used.load(Ordering::Relaxed) > threshold);
+        let kept: std::collections::HashSet<[u8; 32]> =
+            self.by_text.values().map(|slot| slot.hash).collect();
+        self.by_hash.retain(|hash, _| kept.contains(hash));
         self.bytes = self.by_text.values().map(|slot| slot.bytes).sum();
     }
 }
@@ -626,7 +659,10 @@ mod tests {
         let narrower = format!("{{ {} }}", "a ".repeat(900));
         cache.get(&narrower).unwrap();
         assert_eq!(cache.len(), 1);
-        assert_eq!(cache.bytes(), narrower.len() + NODE_BYTES * 901);
+        assert_eq!(
+            cache.bytes(),
+            narrower.len() + NODE_BYTES * 901 + HASH_ENTRY_BYTES
+        );
     }
 
     #[test]
@@ -665,5 +701,40 @@ mod tests {
         cache.get(&text(1)).unwrap();
         cache.get(&text(MAX_ENTRIES / 4 + 1)).unwrap();
         assert_eq!(cache.hits_and_misses(), (hits + 3, misses + 1));
+    }
+
+    #[test]
+    fn a_kept_text_is_found_by_its_hash_until_it_goes() {
+        let cache = DocumentCache::default();
+        let query = "query Me { me { id } }";
+        assert_eq!(cache.text_of(&text_hash(query)), None);
+        cache.get(query).unwrap();
+        assert_eq!(cache.text_of(&text_hash(query)).as_deref(), Some(query));
+        // A text with a literal is run, never kept, so never found by hash.
+        let literal = r#"{ usernameCheck(username: "ann") { allowed } }"#;
+        cache.get(literal).unwrap();
+        assert_eq!(cache.text_of(&text_hash(literal)), None);
+        // When the text goes, its hash goes with it.
+        let text = |i: usize| format!("query Q{i} {{ me {{ id }} }}");
+        for i in 0..MAX_ENTRIES {
+            cache.get(&text(i)).unwrap();
+        }
+        assert_eq!(cache.text_of(&text_hash(query)), None);
+        let entries = cache.read();
+        assert_eq!(entries.by_hash.len(), entries.by_text.len());
+    }
+
+    #[test]
+    fn a_hash_in_use_keeps_its_text() {
+        let cache = DocumentCache::default();
+        let text = |i: usize| format!("query Q{i} {{ me {{ id }} }}");
+        for i in 0..MAX_ENTRIES {
+            cache.get(&text(i)).unwrap();
+            // The first text is used by hash alone, as a persisted query.
+            assert!(cache.text_of(&text_hash(&text(0))).is_some(), "{i}");
+        }
+        cache.get(&text(MAX_ENTRIES)).unwrap();
+        assert!(cache.text_of(&text_hash(&text(0))).is_some());
+        assert!(cache.text_of(&text_hash(&text(1))).is_none());
     }
 }

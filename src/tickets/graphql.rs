@@ -1,61 +1,64 @@
 //! GraphQL types and thin resolvers for the support desk.
 
-use async_graphql::{Context, Enum, ID, InputObject, Object, SimpleObject};
+use async_graphql::{Context, Enum, ID, InputObject, Object, SimpleObject, connection::Connection};
 use chrono::{DateTime, Utc};
+use uuid::Uuid;
 
 use super::{
     Author, Category, Status,
-    service::{self, CannotReply, MessageRecord, NewTicket, TicketError, TicketRecord},
+    service::{
+        self, CannotReply, MessageRecord, NewTicket, QueuePosition, TicketError, TicketRecord,
+    },
 };
 use crate::{
     accounts::{Role, sessions::Viewer},
     graphql::{
         errors::{ApiError, ApiResult, ErrorCode},
+        messages::{Key, Message},
+        paging::{self, Cursors, Position},
         parse_id, request_language, require_role, state, viewer,
     },
 };
-
-/// Largest page of `supportQueue`.
-pub const MAX_PAGE: i32 = 200;
-/// Page size of `supportQueue` when `first` is not given.
-pub const DEFAULT_PAGE: i32 = 50;
 
 const STAFF: &[Role] = &[Role::Support, Role::Admin];
 
 impl From<TicketError> for ApiError {
     fn from(err: TicketError) -> Self {
         match err {
-            TicketError::Subject("empty") => ApiError::bad_input("subject", "Enter a subject."),
-            TicketError::Subject(_) => {
-                ApiError::bad_input("subject", "A subject has at most 200 characters.")
+            TicketError::Subject("empty") => {
+                ApiError::bad_input("subject", Key::TicketSubjectEmpty)
             }
-            TicketError::Body("empty") => ApiError::bad_input("body", "Enter a message."),
-            TicketError::Body(_) => {
-                ApiError::bad_input("body", "A message has at most 10,000 characters.")
-            }
+            TicketError::Subject(_) => ApiError::bad_input(
+                "subject",
+                Message::new(Key::TicketSubjectTooLong).arg("max", service::MAX_SUBJECT_CHARS),
+            ),
+            TicketError::Body("empty") => ApiError::bad_input("body", Key::TicketBodyEmpty),
+            TicketError::Body(_) => ApiError::bad_input(
+                "body",
+                Message::new(Key::TicketBodyTooLong).arg("max", service::MAX_BODY_CHARS),
+            ),
             TicketError::ContactUsername => ApiError::bad_input(
                 "contactUsername",
-                "A name has at most 64 characters and no control characters.",
+                Message::new(Key::TicketContactUsername)
+                    .arg("max", service::MAX_CONTACT_USERNAME_CHARS),
             ),
-            TicketError::ContactEmail => {
-                ApiError::bad_input("contactEmail", "Enter a valid email address.")
+            TicketError::ContactEmail => ApiError::bad_input("contactEmail", Key::EmailInvalid),
+            TicketError::ContactForGuestsOnly(field) => {
+                ApiError::bad_input(field, Key::TicketContactForGuestsOnly)
             }
-            TicketError::ContactForGuestsOnly(field) => ApiError::bad_input(
-                field,
-                "Signed-in requests use your account's username and email; leave this out.",
+            TicketError::Reason("empty") => ApiError::bad_input("reason", Key::TicketReasonEmpty),
+            TicketError::Reason(_) => ApiError::bad_input(
+                "reason",
+                Message::new(Key::TicketReasonTooLong).arg("max", service::MAX_REVEAL_REASON_CHARS),
             ),
-            TicketError::Reason("empty") => {
-                ApiError::bad_input("reason", "Say why you need the full email address.")
-            }
-            TicketError::Reason(_) => {
-                ApiError::bad_input("reason", "A reason has at most 500 characters.")
-            }
-            TicketError::Closed => {
-                ApiError::bad_input("ticketId", "This ticket is closed. Please file a new one.")
+            TicketError::Closed => ApiError::bad_input("ticketId", Key::TicketClosed),
+            TicketError::Invalid(errors) => {
+                ApiError::all_of(errors.into_iter().map(ApiError::from))
+                    .unwrap_or_else(|| ApiError::internal(&"an empty list of invalid fields"))
             }
             TicketError::NotFound => ApiError::not_found(),
             TicketError::NoContactEmail => {
-                ApiError::new(ErrorCode::NotFound, "This ticket has no email address.")
+                ApiError::new(ErrorCode::NotFound, Key::TicketNoContactEmail)
             }
             TicketError::ReferencesExhausted => ApiError::internal(&err),
             TicketError::Database(err) => ApiError::internal(&err),
@@ -273,42 +276,91 @@ impl TicketQuery {
         Ok(tickets(service::mine(state(ctx)?, viewer).await?))
     }
 
-    /// One of the caller's tickets (staff: any ticket). Anyone else's, or an
-    /// unknown or malformed id, is NOT_FOUND.
-    async fn ticket(&self, ctx: &Context<'_>, id: ID) -> ApiResult<Ticket> {
+    /// One of the caller's tickets (staff: any ticket); null for anyone
+    /// else's, and for an unknown or malformed id.
+    async fn ticket(&self, ctx: &Context<'_>, id: ID) -> ApiResult<Option<Ticket>> {
         let viewer = viewer(ctx)?;
-        let id = parse_id(&id, "id")?;
-        Ok(service::get(state(ctx)?, viewer, id).await?.into())
+        let Ok(id) = parse_id(&id, "id") else {
+            return Ok(None);
+        };
+        match service::get(state(ctx)?, viewer, id).await {
+            Ok(record) => Ok(Some(record.into())),
+            Err(TicketError::NotFound) => Ok(None),
+            Err(err) => Err(err.into()),
+        }
     }
 
-    /// SUPPORT or ADMIN. Data requests first, then oldest first; `first`
-    /// (1–200, default 50) tickets after the ticket `after`; all statuses
-    /// unless `status` is given.
+    /// SUPPORT or ADMIN. Data requests first, then oldest first (ties by
+    /// id); `first` (0–200, default 50) tickets after the cursor `after`;
+    /// all statuses unless `status` is given.
     async fn support_queue(
         &self,
         ctx: &Context<'_>,
         status: Option<TicketStatusValue>,
         first: Option<i32>,
-        after: Option<ID>,
-    ) -> ApiResult<Vec<Ticket>> {
+        after: Option<String>,
+    ) -> ApiResult<Connection<String, Ticket>> {
         let staff = require_role(ctx, STAFF)?;
-        let first = first.unwrap_or(DEFAULT_PAGE);
-        if !(1..=MAX_PAGE).contains(&first) {
-            return Err(ApiError::bad_input("first", "Ask for 1 to 200 tickets."));
-        }
-        let after = match after {
-            Some(id) => Some(parse_id(&id, "after")?),
-            None => None,
-        };
-        let records = service::queue(
-            state(ctx)?,
+        let first = paging::page_size(first)?;
+        let state = state(ctx)?;
+        let cursors = Cursors::shared(state.cipher());
+        let position = cursors.open::<QueueCursor>(after.as_deref())?;
+        let (records, more) = service::queue(
+            state,
             staff,
             status.map(Status::from),
-            first.unsigned_abs().into(),
-            after,
+            first,
+            position.map(|cursor| cursor.0),
         )
         .await?;
-        Ok(tickets(records))
+        let items = records
+            .into_iter()
+            .map(|record| {
+                (
+                    QueueCursor(QueuePosition::of(&record)),
+                    Ticket::from(record),
+                )
+            })
+            .collect();
+        cursors.connection(items, more, position.is_some())
+    }
+}
+
+/// A position in the staff queue, as its cursors carry it: the group
+/// (1 byte), the filing instant (seconds and nanoseconds, 12 bytes, so it
+/// compares equal to the stored one) and the id (16 bytes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct QueueCursor(QueuePosition);
+
+impl Position for QueueCursor {
+    const LIST: &'static str = "support_queue";
+
+    fn to_bytes(&self) -> Vec<u8> {
+        let position = &self.0;
+        let mut bytes = Vec::with_capacity(29);
+        bytes.push(u8::from(position.data_request));
+        bytes.extend_from_slice(&position.created_at.timestamp().to_be_bytes());
+        bytes.extend_from_slice(&position.created_at.timestamp_subsec_nanos().to_be_bytes());
+        bytes.extend_from_slice(position.id.as_bytes());
+        bytes
+    }
+
+    fn from_bytes(bytes: &[u8]) -> Option<Self> {
+        let (&group, rest) = bytes.split_first()?;
+        let (secs, rest) = rest.split_first_chunk::<8>()?;
+        let (nanos, id) = rest.split_first_chunk::<4>()?;
+        let data_request = match group {
+            0 => false,
+            1 => true,
+            _ => return None,
+        };
+        let created_at =
+            DateTime::from_timestamp(i64::from_be_bytes(*secs), u32::from_be_bytes(*nanos))?;
+        Some(Self(QueuePosition {
+            data_request,
+            created_at,
+            id: Uuid::from_slice(id).ok()?,
+        }))
     }
 }
 

@@ -75,6 +75,10 @@ pub enum TicketError {
     /// The guest's address is malformed.
     #[error("contact email")]
     ContactEmail,
+    /// Several fields of one input are invalid: every one of them, in
+    /// field order.
+    #[error("{} invalid fields", .0.len())]
+    Invalid(Vec<TicketError>),
     /// A signed-in person gave contact details (their account's are used).
     #[error("contact details are for guests only")]
     ContactForGuestsOnly(&'static str),
@@ -267,21 +271,39 @@ fn checked_body(raw: &str) -> Result<String, TicketError> {
 fn checked_guest_contact(
     username: Option<&str>,
     email: Option<&str>,
-) -> Result<(Option<String>, Option<Email>), TicketError> {
+    faults: &mut Vec<TicketError>,
+) -> Option<(Option<String>, Option<Email>)> {
     let username = match username.map(str::trim).filter(|u| !u.is_empty()) {
         Some(name)
             if name.chars().count() > MAX_CONTACT_USERNAME_CHARS
                 || name.chars().any(char::is_control) =>
         {
-            return Err(TicketError::ContactUsername);
+            faults.push(TicketError::ContactUsername);
+            None
         }
-        other => other.map(str::to_owned),
+        other => Some(other.map(str::to_owned)),
     };
     let email = match email.map(str::trim).filter(|e| !e.is_empty()) {
-        Some(raw) => Some(Email::parse(raw).map_err(|_| TicketError::ContactEmail)?),
-        None => None,
+        Some(raw) => match Email::parse(raw) {
+            Ok(email) => Some(Some(email)),
+            Err(_) => {
+                faults.push(TicketError::ContactEmail);
+                None
+            }
+        },
+        None => Some(None),
     };
-    Ok((username, email))
+    Some((username?, email?))
+}
+
+/// One error for the invalid fields of an input: the only one, or all of
+/// them as [`TicketError::Invalid`].
+fn all_of(mut faults: Vec<TicketError>) -> TicketError {
+    if faults.len() == 1 {
+        faults.remove(0)
+    } else {
+        TicketError::Invalid(faults)
+    }
 }
 
 /// A fresh random reference such as `T-7K3Q9M`.
@@ -496,24 +518,36 @@ pub async fn create_with_references(
     request: NewTicket,
     mut next_reference: impl FnMut() -> Result<String, CryptoError>,
 ) -> Result<TicketRecord, TicketError> {
-    let subject = checked_subject(&request.subject)?;
-    let body = checked_body(&request.body)?;
-    let (contact_username, contact_email) = match viewer {
+    // Every invalid field is reported, in the order of the input.
+    let mut faults = Vec::new();
+    let subject = checked_subject(&request.subject)
+        .map_err(|err| faults.push(err))
+        .ok();
+    let body = checked_body(&request.body)
+        .map_err(|err| faults.push(err))
+        .ok();
+    let contact = match viewer {
         Some(_) => {
             let given =
                 |value: &Option<String>| value.as_deref().is_some_and(|v| !v.trim().is_empty());
-            if given(&request.contact_email) {
-                return Err(TicketError::ContactForGuestsOnly("contactEmail"));
-            }
             if given(&request.contact_username) {
-                return Err(TicketError::ContactForGuestsOnly("contactUsername"));
+                faults.push(TicketError::ContactForGuestsOnly("contactUsername"));
             }
-            (None, None)
+            if given(&request.contact_email) {
+                faults.push(TicketError::ContactForGuestsOnly("contactEmail"));
+            }
+            Some((None, None))
         }
         None => checked_guest_contact(
             request.contact_username.as_deref(),
             request.contact_email.as_deref(),
-        )?,
+            &mut faults,
+        ),
+    };
+    let (Some(subject), Some(body), Some((contact_username, contact_email)), true) =
+        (subject, body, contact, faults.is_empty())
+    else {
+        return Err(all_of(faults));
     };
 
     // A signed-in requester's ticket is theirs: under their data key.
@@ -682,27 +716,48 @@ async fn log_staff_read(
     Ok(())
 }
 
-/// The staff queue: data requests first, then oldest first; `first` tickets
-/// after the ticket `after`, optionally of one status. Callers check that
-/// the viewer is staff. Each page read is audit-logged with the tickets it
-/// showed.
+/// Where a ticket stands in the staff queue: data requests first, then
+/// oldest first, ties broken by id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueuePosition {
+    /// Whether the ticket is a data request (the first group).
+    pub data_request: bool,
+    /// When it was filed.
+    pub created_at: DateTime<Utc>,
+    /// Its id.
+    pub id: Uuid,
+}
+
+impl QueuePosition {
+    /// The position of a ticket.
+    pub fn of(ticket: &TicketRecord) -> Self {
+        Self {
+            data_request: ticket.category == Category::DataRequest,
+            created_at: ticket.created_at,
+            id: ticket.id,
+        }
+    }
+}
+
+/// The staff queue: data requests first, then oldest first; `first`
+/// tickets after the position `after` (which need not be a ticket that
+/// still exists), optionally of one status, and whether more follow.
+/// Callers check that the viewer is staff. Each page read is audit-logged
+/// with the tickets it showed.
 pub async fn queue(
     state: &AppState,
     staff: &Viewer,
     status: Option<Status>,
     first: u64,
-    after: Option<Uuid>,
-) -> Result<Vec<TicketRecord>, TicketError> {
+    after: Option<QueuePosition>,
+) -> Result<(Vec<TicketRecord>, bool), TicketError> {
     let data_request = || ticket::Column::Category.eq(Category::DataRequest.as_str());
     let other_category = || ticket::Column::Category.ne(Category::DataRequest.as_str());
     let mut query = ticket::Entity::find();
     if let Some(status) = status {
         query = query.filter(ticket::Column::Status.eq(status.as_str()));
     }
-    if let Some(after) = after {
-        let Some(cursor) = ticket::Entity::find_by_id(after).one(state.db()).await? else {
-            return Ok(Vec::new());
-        };
+    if let Some(cursor) = after {
         // Everything that sorts after the cursor: later in its own group,
         // or in the later group when the cursor is a data request.
         let later_in_group = Condition::any()
@@ -712,7 +767,7 @@ pub async fn queue(
                     .add(ticket::Column::CreatedAt.eq(cursor.created_at))
                     .add(ticket::Column::Id.gt(cursor.id)),
             );
-        query = if cursor.category == Category::DataRequest.as_str() {
+        query = if cursor.data_request {
             query.filter(
                 Condition::any()
                     .add(other_category())
@@ -723,20 +778,25 @@ pub async fn queue(
         };
     }
     let group: Expr = Expr::case(data_request(), 0).finally(1).into();
-    let rows = query
+    let mut rows = query
         .order_by(group, Order::Asc)
         .order_by_asc(ticket::Column::CreatedAt)
         .order_by_asc(ticket::Column::Id)
-        .limit(first)
+        .limit(first.saturating_add(1))
         .all(state.db())
         .await?;
+    // One row more than the page says whether another follows; it is not
+    // shown, so neither decrypted nor logged.
+    let page = usize::try_from(first).unwrap_or(usize::MAX);
+    let more = rows.len() > page;
+    rows.truncate(page);
     let shown = records(state, state.db(), rows, true).await?;
     if !shown.is_empty() {
         let ids: Vec<String> = shown.iter().map(|t| t.id.to_string()).collect();
         let detail = format!("tickets={}", ids.join(","));
         log_staff_read(state, staff, QUEUE_READ_ACTION, None, detail).await?;
     }
-    Ok(shown)
+    Ok((shown, more))
 }
 
 /// Adds a message by the owner (the ticket opens again) or by staff (the
@@ -937,22 +997,29 @@ mod tests {
 
     #[test]
     fn guest_contact_blank_means_not_given() {
-        let (name, email) = checked_guest_contact(Some("  "), Some(" ")).unwrap();
+        let mut faults = Vec::new();
+        let (name, email) = checked_guest_contact(Some("  "), Some(" "), &mut faults).unwrap();
         assert!(name.is_none() && email.is_none());
-        let (name, email) = checked_guest_contact(Some(" Li "), Some(" li@example.org ")).unwrap();
+        let (name, email) =
+            checked_guest_contact(Some(" Li "), Some(" li@example.org "), &mut faults).unwrap();
         assert_eq!(name.as_deref(), Some("Li"));
         assert_eq!(email.unwrap().as_str(), "li@example.org");
+        assert!(faults.is_empty());
+        assert!(checked_guest_contact(None, Some("nope"), &mut faults).is_none());
+        assert!(matches!(faults.as_slice(), [TicketError::ContactEmail]));
+        faults.clear();
+        assert!(checked_guest_contact(Some("a\u{0}b"), None, &mut faults).is_none());
+        assert!(checked_guest_contact(Some(&"n".repeat(65)), None, &mut faults).is_none());
         assert!(matches!(
-            checked_guest_contact(None, Some("nope")),
-            Err(TicketError::ContactEmail)
+            faults.as_slice(),
+            [TicketError::ContactUsername, TicketError::ContactUsername]
         ));
+        // Both at fault: both reported.
+        faults.clear();
+        assert!(checked_guest_contact(Some(&"n".repeat(65)), Some("nope"), &mut faults).is_none());
         assert!(matches!(
-            checked_guest_contact(Some("a\u{0}b"), None),
-            Err(TicketError::ContactUsername)
-        ));
-        assert!(matches!(
-            checked_guest_contact(Some(&"n".repeat(65)), None),
-            Err(TicketError::ContactUsername)
+            faults.as_slice(),
+            [TicketError::ContactUsername, TicketError::ContactEmail]
         ));
     }
 }

@@ -16,8 +16,12 @@ use crate::{
     roles::{my_id, staff},
 };
 
-const AUDIT_LOG: &str = "query($first: Int, $after: ID) {
-  auditLog(first: $first, after: $after) { id at actorId action subjectId detail }
+const AUDIT_LOG: &str = "query($first: Int, $after: String) {
+  auditLog(first: $first, after: $after) {
+    edges { cursor node { id at actorId action subjectId detail } }
+    nodes { id }
+    pageInfo { hasNextPage hasPreviousPage startCursor endCursor }
+  }
 }";
 
 /// Runs `custos audit verify` against the app's database, with nothing
@@ -43,10 +47,7 @@ async fn some_entries(app: &TestApp, admin: &str) -> String {
 }
 
 fn entries(body: &Value) -> Vec<Value> {
-    body["data"]["auditLog"]
-        .as_array()
-        .unwrap_or_else(|| panic!("{body}"))
-        .clone()
+    crate::paging::nodes(body, "auditLog")
 }
 
 #[tokio::test]
@@ -75,35 +76,31 @@ async fn audit_log_pages_oldest_first_for_admins_only() {
     );
 
     // Pages of two, following `after`, cover the whole trail in order.
-    let mut paged = Vec::new();
-    let mut after: Option<String> = None;
-    loop {
-        let page = entries(
-            &app.gql_with_token(
-                Some(&admin),
-                AUDIT_LOG,
-                json!({ "first": 2, "after": after }),
-            )
-            .await,
-        );
-        assert!(page.len() <= 2);
-        let Some(last) = page.last() else { break };
-        after = Some(last["id"].as_str().unwrap().to_owned());
-        paged.extend(page);
-    }
+    let paged = crate::paging::walk(&app, Some(&admin), AUDIT_LOG, json!({}), "auditLog", 2).await;
     assert_eq!(paged, all);
-
-    for first in [0, 201, -1] {
-        let body = app
-            .gql_with_token(Some(&admin), AUDIT_LOG, json!({ "first": first }))
-            .await;
-        assert_eq!(error_code(&body), Some("BAD_USER_INPUT"), "{body}");
-        assert_eq!(body["errors"][0]["extensions"]["field"], "first");
-    }
-    let body = app
-        .gql_with_token(Some(&admin), AUDIT_LOG, json!({ "after": "nonsense" }))
+    crate::paging::assert_bounds_and_bad_cursors(
+        &app,
+        Some(&admin),
+        AUDIT_LOG,
+        json!({}),
+        "auditLog",
+    )
+    .await;
+    // Only this list's cursors open here: not one of a person's ledger.
+    let user = signed_in(&app, "chen_qi", "chen.qi@example.org").await;
+    let history = app
+        .gql_with_token(
+            Some(&user),
+            "{ myConsentHistory(first: 1) { pageInfo { endCursor } } }",
+            json!({}),
+        )
         .await;
-    assert_eq!(error_code(&body), Some("NOT_FOUND"), "{body}");
+    let foreign = history["data"]["myConsentHistory"]["pageInfo"]["endCursor"].clone();
+    assert!(foreign.is_string(), "{history}");
+    let body = app
+        .gql_with_token(Some(&admin), AUDIT_LOG, json!({ "after": foreign }))
+        .await;
+    crate::paging::assert_bad_cursor(&body);
 
     let body = app.gql(AUDIT_LOG, json!({})).await;
     assert_eq!(error_code(&body), Some("UNAUTHENTICATED"), "{body}");

@@ -103,11 +103,11 @@ async fn grant_and_withdraw_are_one_call_each_and_both_stay_in_the_ledger() {
     let body = app
         .gql_with_token(
             Some(&token),
-            "{ myConsentHistory { purpose granted source } me { consents { purpose granted } } }",
+            "{ myConsentHistory { nodes { purpose granted source } } me { consents { purpose granted } } }",
             json!({}),
         )
         .await;
-    let history: Vec<(String, bool, String)> = body["data"]["myConsentHistory"]
+    let history: Vec<(String, bool, String)> = body["data"]["myConsentHistory"]["nodes"]
         .as_array()
         .unwrap()
         .iter()
@@ -269,12 +269,12 @@ async fn a_major_version_with_a_new_purpose_starts_it_ungranted_and_tells_everyo
     let log = app
         .gql_with_token(
             Some(&admin),
-            "{ auditLog(first: 50) { action detail } }",
+            "{ auditLog(first: 50) { nodes { action detail } } }",
             json!({}),
         )
         .await;
     assert!(
-        log["data"]["auditLog"]
+        log["data"]["auditLog"]["nodes"]
             .as_array()
             .unwrap()
             .iter()
@@ -502,7 +502,7 @@ async fn an_upgrade_publishes_the_shipped_version_without_support_and_ledgers_ke
             Some(&person),
             "{ policy(language: \"en\") { version major changeKinds summaryOfChanges text purposes { code } } \
                me { needsPolicyAcceptance consents { purpose } } \
-               myConsentHistory { purpose granted policyVersion } }",
+               myConsentHistory(first: 50) { nodes { purpose granted policyVersion } } }",
             json!({}),
         )
         .await;
@@ -539,7 +539,9 @@ async fn an_upgrade_publishes_the_shipped_version_without_support_and_ledgers_ke
             .all(|c| c["purpose"] != "support")
     );
     // The ledger keeps the decision made under the earlier version.
-    let history = body["data"]["myConsentHistory"].as_array().unwrap();
+    let history = body["data"]["myConsentHistory"]["nodes"]
+        .as_array()
+        .unwrap();
     assert!(
         history.iter().any(|e| e["purpose"] == "support"
             && e["granted"] == true
@@ -758,4 +760,168 @@ async fn policy_versions_lists_what_publish_policy_published_with_its_kinds() {
         "the first version kept its purposes"
     );
     assert!(!codes(1).contains(&"support".to_owned()));
+}
+
+const HISTORY: &str = "query($first: Int, $after: String) {
+  myConsentHistory(first: $first, after: $after) {
+    edges { cursor node { id purpose granted source at policyVersion } }
+    nodes { id }
+    pageInfo { hasNextPage hasPreviousPage startCursor endCursor }
+  }
+}";
+
+#[tokio::test]
+async fn the_consent_history_pages_in_order_and_its_cursors_are_the_owners_alone() {
+    let app = spawn_app().await;
+    let token = signed_in(&app, "ledger_li", "ledger.li@example.org").await;
+    let signup_events = crate::paging::walk(
+        &app,
+        Some(&token),
+        HISTORY,
+        json!({}),
+        "myConsentHistory",
+        50,
+    )
+    .await;
+    assert!(!signup_events.is_empty());
+    assert!(signup_events.iter().all(|e| e["source"] == "SIGNUP"));
+    for granted in [true, false, true, false, true] {
+        app.clock.advance(chrono::Duration::seconds(1));
+        let body = app
+            .gql_with_token(
+                Some(&token),
+                RECORD,
+                json!({ "p": "product_updates", "g": granted }),
+            )
+            .await;
+        assert!(body["errors"].is_null(), "{body}");
+    }
+
+    let one_page = app
+        .gql_with_token(Some(&token), HISTORY, json!({ "first": 200 }))
+        .await;
+    let all = crate::paging::nodes(&one_page, "myConsentHistory");
+    assert_eq!(all.len(), signup_events.len() + 5);
+    let info = &one_page["data"]["myConsentHistory"]["pageInfo"];
+    assert_eq!(info["hasNextPage"], false, "{one_page}");
+    assert_eq!(info["hasPreviousPage"], false, "{one_page}");
+    // The order the decisions were made in, in pages of two just the same.
+    let settings: Vec<(Value, Value)> = all[signup_events.len()..]
+        .iter()
+        .map(|e| (e["granted"].clone(), e["source"].clone()))
+        .collect();
+    assert_eq!(
+        settings,
+        [true, false, true, false, true].map(|g| (json!(g), json!("SETTINGS")))
+    );
+    let paged = crate::paging::walk(
+        &app,
+        Some(&token),
+        HISTORY,
+        json!({}),
+        "myConsentHistory",
+        2,
+    )
+    .await;
+    assert_eq!(paged, all);
+    crate::paging::assert_bounds_and_bad_cursors(
+        &app,
+        Some(&token),
+        HISTORY,
+        json!({}),
+        "myConsentHistory",
+    )
+    .await;
+
+    // Another person cannot use Li's cursors, even to page their own list.
+    let other = signed_in(&app, "ledger_wu", "ledger.wu@example.org").await;
+    let body = app
+        .gql_with_token(Some(&token), HISTORY, json!({ "first": 1 }))
+        .await;
+    let cursor = body["data"]["myConsentHistory"]["pageInfo"]["endCursor"].clone();
+    let body = app
+        .gql_with_token(
+            Some(&token),
+            HISTORY,
+            json!({ "first": 1, "after": cursor }),
+        )
+        .await;
+    assert!(body["errors"].is_null(), "{body}");
+    let body = app
+        .gql_with_token(Some(&other), HISTORY, json!({ "after": cursor }))
+        .await;
+    crate::paging::assert_bad_cursor(&body);
+    // A cursor survives a restart (it is sealed with the keyring, not kept).
+    let settings = app.settings.clone();
+    let app = app.restart_with(move |raw| *raw = settings).await;
+    let body = app
+        .gql_with_token(
+            Some(&token),
+            HISTORY,
+            json!({ "first": 1, "after": cursor }),
+        )
+        .await;
+    assert_eq!(
+        crate::paging::nodes(&body, "myConsentHistory")[0]["id"],
+        all[1]["id"],
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn an_undecided_purpose_has_no_decision_date() {
+    let app = spawn_app().await;
+    let token = signed_in(&app, "undecided_li", "undecided.li@example.org").await;
+    let consents = |body: &Value| -> Vec<Value> {
+        body["data"]["me"]["consents"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{body}"))
+            .clone()
+    };
+    let query = "{ me { consents { purpose granted updatedAt decidedAt policyVersion } } }";
+    let body = app.gql_with_token(Some(&token), query, json!({})).await;
+    let signed_up_at = crate::helpers::start_instant();
+    for consent in consents(&body) {
+        if consent["purpose"] == "product_updates" {
+            assert_eq!(consent["granted"], false, "{consent}");
+            assert!(consent["decidedAt"].is_null(), "{consent}");
+            // The contract keeps updatedAt non-null: the state began with
+            // the version, not with a decision.
+            assert!(consent["updatedAt"].is_string(), "{consent}");
+        } else if consent["granted"] == true {
+            let at: chrono::DateTime<chrono::Utc> =
+                consent["decidedAt"].as_str().unwrap().parse().unwrap();
+            assert_eq!(at, signed_up_at, "{consent}");
+            assert_eq!(consent["updatedAt"], consent["decidedAt"], "{consent}");
+        }
+    }
+    // A refusal is a decision: it has a date.
+    app.clock.advance(chrono::Duration::minutes(5));
+    let body = app
+        .gql_with_token(
+            Some(&token),
+            "mutation { recordConsent(purpose: \"product_updates\", granted: false) { granted updatedAt decidedAt } }",
+            json!({}),
+        )
+        .await;
+    let decided: chrono::DateTime<chrono::Utc> = body["data"]["recordConsent"]["updatedAt"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{body}"))
+        .parse()
+        .unwrap();
+    assert_eq!(decided, app.clock.now());
+    assert_eq!(
+        body["data"]["recordConsent"]["decidedAt"],
+        body["data"]["recordConsent"]["updatedAt"]
+    );
+    let body = app.gql_with_token(Some(&token), query, json!({})).await;
+    let product_updates = consents(&body)
+        .into_iter()
+        .find(|c| c["purpose"] == "product_updates")
+        .unwrap();
+    assert_eq!(product_updates["granted"], false);
+    assert!(
+        product_updates["decidedAt"].is_string(),
+        "{product_updates}"
+    );
 }

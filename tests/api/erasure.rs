@@ -200,6 +200,13 @@ async fn confirmed_deletion_stops_processing_and_the_purge_erases_everything() {
     assert!(me["data"]["me"].is_null());
     let body = login(&app, "leaving_soon").await;
     assert_eq!(error_code(&body), Some("ACCOUNT_DELETION_SCHEDULED"));
+    // The refusal says when the erasure runs, as the confirmation did.
+    let told: DateTime<Utc> = body["errors"][0]["extensions"]["purgeAfter"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no purgeAfter: {body}"))
+        .parse()
+        .unwrap();
+    assert_eq!(told, purge_after);
     let report = custos::erasure::purge::run_once(&app.state).await.unwrap();
     assert_eq!(report.accounts, 0, "not before the deadline");
 
@@ -569,6 +576,13 @@ async fn a_guardian_refusal_erases_the_minors_account() {
     assert_eq!(error_code(&body), Some("INVALID_TOKEN"), "single use");
     let body = login(&app, "young_person").await;
     assert_eq!(error_code(&body), Some("ACCOUNT_DELETION_SCHEDULED"));
+    // Erased at the next purge: due now.
+    let told: DateTime<Utc> = body["errors"][0]["extensions"]["purgeAfter"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no purgeAfter: {body}"))
+        .parse()
+        .unwrap();
+    assert_eq!(told, app.clock.now());
     let report = custos::erasure::purge::run_once(&app.state).await.unwrap();
     assert_eq!(report.accounts, 1, "erased at once");
     assert_eq!(count_rows(&app, "accounts").await, 0);

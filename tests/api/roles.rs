@@ -41,11 +41,11 @@ async fn audit_entries(app: &TestApp, admin: &str) -> Vec<Value> {
     let body = app
         .gql_with_token(
             Some(admin),
-            "{ auditLog(first: 200) { id actorId action subjectId detail } }",
+            "{ auditLog(first: 200) { nodes { id actorId action subjectId detail } } }",
             json!({}),
         )
         .await;
-    body["data"]["auditLog"]
+    body["data"]["auditLog"]["nodes"]
         .as_array()
         .unwrap_or_else(|| panic!("{body}"))
         .clone()
@@ -250,6 +250,7 @@ const CONTRACT_STAFF_FIELDS: &[&str] = &[
     "setRole",
     "flagMinorWithoutGuardianConsent",
     "recordProcessingException",
+    "findAccount",
 ];
 
 const TYPE_REF: &str = "kind name ofType { kind name ofType { kind name ofType { kind name } } }";

@@ -217,7 +217,7 @@ async fn a_role_taken_away_is_refused_at_once() {
     cache_ready(&app).await;
     let admin = admin_token(&app).await;
     let (support, support_id) = staff(&app, &admin, "helper_one", "SUPPORT").await;
-    let queue = "{ supportQueue(first: 5) { id } }";
+    let queue = "{ supportQueue(first: 5) { nodes { id } } }";
     let body = app.gql_with_token(Some(&support), queue, json!({})).await;
     assert!(body["errors"].is_null(), "{body}");
     warm(&app, &support).await;

@@ -45,8 +45,15 @@ fn mine_query() -> String {
 
 fn queue_query() -> String {
     format!(
-        "query($status: TicketStatus, $first: Int, $after: ID) {{ supportQueue(status: $status, first: $first, after: $after) {{ {TICKET_FIELDS} }} }}"
+        "query($status: TicketStatus, $first: Int, $after: String) {{ supportQueue(status: $status, first: $first, after: $after) {{ \
+         edges {{ cursor node {{ {TICKET_FIELDS} }} }} nodes {{ id }} \
+         pageInfo {{ hasNextPage hasPreviousPage startCursor endCursor }} }} }}"
     )
+}
+
+/// The tickets of a `supportQueue` answer.
+fn queue_page(body: &Value) -> Vec<Value> {
+    crate::paging::nodes(body, "supportQueue")
 }
 
 const REVEAL: &str =
@@ -334,7 +341,8 @@ async fn people_see_only_their_own_tickets_and_staff_see_all() {
         .await;
     assert_eq!(own["data"]["ticket"]["subject"], "Unban me", "{own}");
 
-    // Another user: nothing, and every attempt is NOT_FOUND, never FORBIDDEN.
+    // Another user: nothing. Reading says null, as for a ticket that does
+    // not exist; acting is NOT_FOUND, never FORBIDDEN.
     let theirs = app
         .gql_with_token(Some(&bob), &mine_query(), json!({}))
         .await;
@@ -348,7 +356,8 @@ async fn people_see_only_their_own_tickets_and_staff_see_all() {
         let body = app
             .gql_with_token(Some(&bob), &get_query(), json!({ "id": id }))
             .await;
-        assert_eq!(error_code(&body), Some("NOT_FOUND"), "{body}");
+        assert!(body["errors"].is_null(), "{body}");
+        assert!(body["data"]["ticket"].is_null(), "{body}");
         let body = app
             .gql_with_token(
                 Some(&bob),
@@ -393,11 +402,7 @@ async fn people_see_only_their_own_tickets_and_staff_see_all() {
     let queue = app
         .gql_with_token(Some(&support), &queue_query(), json!({}))
         .await;
-    assert_eq!(
-        queue["data"]["supportQueue"].as_array().unwrap().len(),
-        2,
-        "{queue}"
-    );
+    assert_eq!(queue_page(&queue).len(), 2, "{queue}");
 
     let row = ticket::Entity::find_by_id(Uuid::parse_str(ticket["id"].as_str().unwrap()).unwrap())
         .one(app.state.db())
@@ -547,7 +552,7 @@ async fn the_queue_and_reveal_are_for_staff_only() {
             .await;
         assert_eq!(error_code(&body), Some("NOT_FOUND"), "{body}");
     }
-    for first in [0, 201] {
+    for first in [-1, 201] {
         let body = app
             .gql_with_token(Some(&support), &queue_query(), json!({ "first": first }))
             .await;
@@ -556,7 +561,7 @@ async fn the_queue_and_reveal_are_for_staff_only() {
     let body = app
         .gql_with_token(Some(&support), &queue_query(), json!({ "after": "nope" }))
         .await;
-    assert_eq!(error_code(&body), Some("NOT_FOUND"), "{body}");
+    crate::paging::assert_bad_cursor(&body);
     // None of the refused reveals left an audit entry.
     let entries = audit_entry::Entity::find()
         .filter(audit_entry::Column::Action.eq("ticket.reveal_contact"))
@@ -677,59 +682,64 @@ async fn the_queue_puts_data_requests_first_then_oldest_and_pages() {
     let body = app
         .gql_with_token(Some(&support), &queue_query(), json!({}))
         .await;
-    let subjects: Vec<&str> = body["data"]["supportQueue"]
-        .as_array()
-        .unwrap()
+    let subjects: Vec<String> = queue_page(&body)
         .iter()
-        .map(|t| t["subject"].as_str().unwrap())
+        .map(|t| t["subject"].as_str().unwrap().to_owned())
         .collect();
     assert_eq!(subjects, expected, "{body}");
 
     // One at a time, each page after the last one seen.
-    let mut paged = Vec::new();
-    let mut after = Value::Null;
-    loop {
-        let body = app
-            .gql_with_token(
-                Some(&support),
-                &queue_query(),
-                json!({ "first": 1, "after": after }),
-            )
-            .await;
-        let page = body["data"]["supportQueue"].as_array().unwrap().clone();
-        assert!(page.len() <= 1, "{body}");
-        let Some(ticket) = page.first() else { break };
-        paged.push(ticket["subject"].as_str().unwrap().to_owned());
-        after = ticket["id"].clone();
-    }
+    let paged: Vec<String> = crate::paging::walk(
+        &app,
+        Some(&support),
+        &queue_query(),
+        json!({}),
+        "supportQueue",
+        1,
+    )
+    .await
+    .iter()
+    .map(|t| t["subject"].as_str().unwrap().to_owned())
+    .collect();
     assert_eq!(paged, expected);
 
-    // Tickets of one creation instant still page without loss or repeats.
+    // Tickets of one creation instant still page without loss or repeats,
+    // in the order of their ids.
     for subject in ["same time a", "same time b", "same time c"] {
         file(&app, None, input("OTHER", subject, "text")).await;
     }
-    let mut seen = Vec::new();
-    let mut after = Value::Null;
-    loop {
-        let body = app
-            .gql_with_token(
-                Some(&support),
-                &queue_query(),
-                json!({ "first": 2, "after": after }),
-            )
-            .await;
-        let page = body["data"]["supportQueue"].as_array().unwrap().clone();
-        if page.is_empty() {
-            break;
-        }
-        seen.extend(page.iter().map(|t| t["id"].clone()));
-        after = page.last().unwrap()["id"].clone();
+    let whole = queue_page(
+        &app.gql_with_token(Some(&support), &queue_query(), json!({}))
+            .await,
+    );
+    assert_eq!(whole.len(), 7);
+    let same_time: Vec<String> = whole[4..]
+        .iter()
+        .map(|t| t["id"].as_str().unwrap().to_owned())
+        .collect();
+    let mut by_id = same_time.clone();
+    by_id.sort();
+    assert_eq!(same_time, by_id);
+    for first in [2, 3] {
+        let seen = crate::paging::walk(
+            &app,
+            Some(&support),
+            &queue_query(),
+            json!({}),
+            "supportQueue",
+            first,
+        )
+        .await;
+        assert_eq!(seen, whole);
     }
-    assert_eq!(seen.len(), 7);
-    let mut unique = seen.clone();
-    unique.sort_by_key(|v| v.as_str().unwrap().to_owned());
-    unique.dedup();
-    assert_eq!(unique.len(), 7);
+    crate::paging::assert_bounds_and_bad_cursors(
+        &app,
+        Some(&support),
+        &queue_query(),
+        json!({}),
+        "supportQueue",
+    )
+    .await;
 
     // The status filter.
     reply(&app, &support, &ids[2], "Answer.").await;
@@ -740,17 +750,13 @@ async fn the_queue_puts_data_requests_first_then_oldest_and_pages() {
             json!({ "status": "ANSWERED" }),
         )
         .await;
-    let answered = body["data"]["supportQueue"].as_array().unwrap();
+    let answered = queue_page(&body);
     assert_eq!(answered.len(), 1, "{body}");
     assert_eq!(answered[0]["id"], ids[2]);
     let body = app
         .gql_with_token(Some(&support), &queue_query(), json!({ "status": "OPEN" }))
         .await;
-    assert_eq!(
-        body["data"]["supportQueue"].as_array().unwrap().len(),
-        6,
-        "{body}"
-    );
+    assert_eq!(queue_page(&body).len(), 6, "{body}");
 }
 
 #[tokio::test]
@@ -1020,11 +1026,7 @@ async fn staff_reads_of_tickets_are_audit_logged_and_owners_reads_are_not() {
     let body = app
         .gql_with_token(Some(&support), &queue_query(), json!({}))
         .await;
-    assert_eq!(
-        body["data"]["supportQueue"].as_array().map(Vec::len),
-        Some(2),
-        "{body}"
-    );
+    assert_eq!(queue_page(&body).len(), 2, "{body}");
     let queue_reads = audit_entries(&app, tickets::QUEUE_READ_ACTION).await;
     assert_eq!(queue_reads.len(), 1);
     assert_eq!(queue_reads[0].actor_id, Some(support_id));
@@ -1044,7 +1046,7 @@ async fn staff_reads_of_tickets_are_audit_logged_and_owners_reads_are_not() {
             json!({ "status": "CLOSED" }),
         )
         .await;
-    assert_eq!(body["data"]["supportQueue"], json!([]), "{body}");
+    assert_eq!(queue_page(&body), Vec::<Value>::new(), "{body}");
     assert_eq!(
         audit_entries(&app, tickets::QUEUE_READ_ACTION).await.len(),
         1
@@ -1092,4 +1094,73 @@ async fn a_staff_read_that_cannot_be_logged_shows_nothing() {
         .gql_with_token(Some(&alice), &get_query(), json!({ "id": ticket["id"] }))
         .await;
     assert_eq!(body["data"]["ticket"]["subject"], "Private", "{body}");
+}
+
+#[tokio::test]
+async fn a_queue_cursor_outlives_its_ticket_and_a_page_logs_only_what_it_shows() {
+    let app = spawn_app().await;
+    let (support, _) = staff(&app, "SUPPORT", "helper_li", "helper.li@example.org").await;
+    let mut filed = Vec::new();
+    for subject in ["one", "two", "three"] {
+        filed.push(file(&app, None, input("OTHER", subject, "text")).await["id"].clone());
+        app.clock.advance(chrono::Duration::minutes(1));
+    }
+    let body = app
+        .gql_with_token(Some(&support), &queue_query(), json!({ "first": 1 }))
+        .await;
+    assert_eq!(queue_page(&body)[0]["id"], filed[0], "{body}");
+    assert_eq!(
+        body["data"]["supportQueue"]["pageInfo"]["hasNextPage"],
+        true
+    );
+    // The row read to know that a next page exists was neither shown nor logged.
+    let reads = audit_entries(&app, tickets::QUEUE_READ_ACTION).await;
+    assert_eq!(reads.len(), 1);
+    assert_eq!(
+        reads[0].detail,
+        format!("tickets={}", filed[0].as_str().unwrap())
+    );
+
+    // The first ticket goes (its requester's account was erased, say):
+    // its cursor still says where the next page starts.
+    let cursor = body["data"]["supportQueue"]["pageInfo"]["endCursor"].clone();
+    ticket::Entity::delete_by_id(Uuid::parse_str(filed[0].as_str().unwrap()).unwrap())
+        .exec(app.state.db())
+        .await
+        .unwrap();
+    let body = app
+        .gql_with_token(
+            Some(&support),
+            &queue_query(),
+            json!({ "first": 5, "after": cursor }),
+        )
+        .await;
+    let rest: Vec<Value> = queue_page(&body).iter().map(|t| t["id"].clone()).collect();
+    assert_eq!(rest, filed[1..], "{body}");
+    let info = &body["data"]["supportQueue"]["pageInfo"];
+    assert_eq!(info["hasNextPage"], false, "{body}");
+    assert_eq!(info["hasPreviousPage"], true, "{body}");
+}
+
+#[tokio::test]
+async fn a_missing_or_hidden_ticket_reads_as_null_on_both_sides() {
+    let app = spawn_app().await;
+    let alice = signed_in(&app, "alice_t", "alice.t@example.org").await;
+    let ticket = file(&app, Some(&alice), input("OTHER", "Mine", "text")).await;
+    let (support, _) = staff(&app, "SUPPORT", "helper_li", "helper.li@example.org").await;
+    for token in [&alice, &support] {
+        for id in [json!(Uuid::new_v4().to_string()), json!("not-a-uuid")] {
+            let body = app
+                .gql_with_token(Some(token), &get_query(), json!({ "id": id }))
+                .await;
+            assert_eq!(body["data"], json!({ "ticket": null }), "{body}");
+            assert!(body["errors"].is_null(), "{body}");
+        }
+    }
+    // Nothing was shown, so no staff read was logged.
+    assert!(audit_entries(&app, tickets::READ_ACTION).await.is_empty());
+    let body = app
+        .gql_with_token(Some(&support), &get_query(), json!({ "id": ticket["id"] }))
+        .await;
+    assert_eq!(body["data"]["ticket"]["id"], ticket["id"], "{body}");
 }

@@ -19,9 +19,21 @@ export function purposeText(purpose) {
   ];
 }
 
+/** Every consent decision, page by page (200 a page, as the API allows). */
+async function loadHistory() {
+  const events = [];
+  let after = null;
+  for (;;) {
+    const { myConsentHistory: page } = await gql(CONSENT_HISTORY, { after });
+    events.push(...page.nodes);
+    if (!page.pageInfo.hasNextPage) return events;
+    after = page.pageInfo.endCursor;
+  }
+}
+
 export async function centre({ app }) {
-  const [{ policy }, { myConsentHistory }] = await Promise.all([
-    gql(POLICY_NOW, { language: currentLanguage() }), gql(CONSENT_HISTORY),
+  const [{ policy }, myConsentHistory] = await Promise.all([
+    gql(POLICY_NOW, { language: currentLanguage() }), loadHistory(),
   ]);
   const status = liveRegion();
   const granted = new Map(app.me.consents.map((c) => [c.purpose, c.granted]));
@@ -65,7 +77,7 @@ export async function centre({ app }) {
         await gql(RECORD_CONSENT, { purpose: purpose.code, granted: want });
         say(status, 'ok', t(want ? 'consent.granted' : 'consent.withdrawn', { purpose: purpose.title }));
         // Only the history changes on the page: the switch keeps its focus.
-        history.lastChild.replaceWith(historyTable((await gql(CONSENT_HISTORY)).myConsentHistory, title));
+        history.lastChild.replaceWith(historyTable(await loadHistory(), title));
         await app.refresh();
       } catch (error) {
         input.checked = !want;
