@@ -231,6 +231,12 @@ async fn purge_once(settings: Settings) -> Result<(), String> {
     let state = AppState::build(settings, Overrides::default())
         .await
         .map_err(|e| e.to_string())?;
+    let reapplied = custos::erasure::reapply::run(&state)
+        .await
+        .map_err(|e| format!("re-applying recorded erasures: {e}"))?;
+    if reapplied > 0 {
+        println!("erasures re-applied after a restore: {reapplied}");
+    }
     let report = custos::erasure::purge::run_once(&state)
         .await
         .map_err(|e| format!("purge: {e}"))?;

@@ -15,6 +15,8 @@ pub mod calendar;
 pub mod export;
 pub mod graphql;
 pub mod inventory;
+pub mod journal;
 pub mod purge;
+pub mod reapply;
 pub mod service;
 pub mod templates;

@@ -15,7 +15,7 @@ use super::{calendar::WorkingCalendar, templates};
 use crate::{
     accounts::{
         email::Email,
-        service::{AccountError, EMAIL_INDEX, USERNAME_INDEX, open_in, status},
+        service::{AccountError, EMAIL_INDEX, USERNAME_INDEX, open_readable_in, status},
         sessions::revoke_all_except,
         username::Username,
     },
@@ -183,6 +183,10 @@ async fn send_deletion_confirmation(
     else {
         return Ok(());
     };
+    // An account whose data key is gone is answered as no account.
+    let Some(person) = open_readable_in(state, &txn, &row).await? else {
+        return Ok(());
+    };
     let recent = deletion_request::Entity::find()
         .filter(deletion_request::Column::AccountId.eq(row.id))
         .filter(deletion_request::Column::RequestedAt.gt(now - chrono::Duration::hours(1)))
@@ -234,7 +238,6 @@ async fn send_deletion_confirmation(
             id
         }
     };
-    let person = open_in(state, &txn, &row).await?;
     let public_url = &state.settings().public_url;
     outbox::queue(
         state,
@@ -301,7 +304,11 @@ pub async fn confirm(
     let Some(row) = stop_processing(&txn, request.account_id, now).await? else {
         return Err(ErasureError::InvalidToken);
     };
-    let person = open_in(state, &txn, &row).await?;
+    // A restored link of an account whose data key is gone confirms
+    // nothing (the transaction rolls back).
+    let Some(person) = open_readable_in(state, &txn, &row).await? else {
+        return Err(ErasureError::InvalidToken);
+    };
     let purge_after = purge_deadline(state, now);
     let cancel = tokens::issue()?;
     let mut update = request.into_active_model();
