@@ -10,6 +10,9 @@
 //! leaves a certificate without personal data. Until the purge, a cancel
 //! link restores the account. A guardian's refusal, a guardian's silence
 //! and a staff flag for an unconsented minor schedule erasure at once.
+//! Every purge is recorded in the erasure journal, kept apart from the main
+//! database, and re-applied to a restored database before it serves anyone
+//! ([`journal`], [`reapply`]).
 
 pub mod calendar;
 pub mod export;
