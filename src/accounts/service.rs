@@ -772,6 +772,11 @@ pub async fn verify_email(state: &AppState, token: &str) -> Result<(), AccountEr
         .await?
         .filter(active)
         .ok_or(AccountError::InvalidToken)?;
+    // A restored link of an account whose data key is gone proves nothing
+    // (and must not make the account a new key).
+    if !is_readable_in(state, &txn, &account).await? {
+        return Err(AccountError::InvalidToken);
+    }
 
     // Claimed only while unused: of two uses at once, one acts.
     let claimed = account_token::Entity::update_many()

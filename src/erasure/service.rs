@@ -15,7 +15,9 @@ use super::{calendar::WorkingCalendar, templates};
 use crate::{
     accounts::{
         email::Email,
-        service::{AccountError, EMAIL_INDEX, USERNAME_INDEX, open_readable_in, status},
+        service::{
+            AccountError, EMAIL_INDEX, USERNAME_INDEX, is_readable_in, open_readable_in, status,
+        },
         sessions::revoke_all_except,
         username::Username,
     },
@@ -367,6 +369,11 @@ pub async fn cancel(
         .one(&txn)
         .await?
     {
+        // A restored link of an account whose data key is gone cancels
+        // nothing.
+        if !is_readable_in(state, &txn, &row).await? {
+            return Err(ErasureError::InvalidToken);
+        }
         let mut update = row.into_active_model();
         update.status = Set(status::ACTIVE.to_owned());
         update.updated_at = Set(now);

@@ -14,8 +14,8 @@ use crate::{
         email::{Email, InvalidEmail},
         password::{self, WeakPassword},
         service::{
-            self as accounts, EMAIL_INDEX, MAX_MAILS_PER_HOUR, open, open_readable_in, status,
-            token_purpose,
+            self as accounts, EMAIL_INDEX, MAX_MAILS_PER_HOUR, open_readable, open_readable_in,
+            status, token_purpose,
         },
         sessions,
     },
@@ -181,7 +181,10 @@ pub async fn reset_password(
         .await?
         .filter(|row| row.status == status::ACTIVE)
         .ok_or(RecoveryError::InvalidToken)?;
-    let account = open(state, &row).await?;
+    // A restored link of an account whose data key is gone opens nothing.
+    let Some(account) = open_readable(state, &row).await? else {
+        return Err(RecoveryError::InvalidToken);
+    };
     password::check(
         new_password,
         &[account.username.as_str(), account.email.as_str()],

@@ -17,7 +17,7 @@ use uuid::Uuid;
 use crate::{
     accounts::{login, signed_in},
     erasure::due_for_purge,
-    helpers::{TestApp, TestDatabase, admin_token, error_code, spawn_app_with},
+    helpers::{TestApp, TestDatabase, admin_token, error_code, link_token, spawn_app_with},
 };
 
 const PASSWORD: &str = "a fine long passphrase";
@@ -253,6 +253,52 @@ async fn audited(app: &TestApp, action: &str, account: Uuid) -> Vec<String> {
         .collect()
 }
 
+/// Tokens of links mailed to alice.
+struct Links {
+    reset: String,
+    confirm: String,
+    cancel: String,
+    change_email: String,
+}
+
+/// Has alice mailed a reset link, an email-change link, and the confirm
+/// and cancel links of a deletion request.
+async fn links_mailed_to_alice(app: &TestApp, token: &str) -> Links {
+    let newest = |address: &str, path: &str| {
+        let mail = app.last_mail_to(address).expect("mail");
+        link_token(&mail, path).unwrap_or_else(|| panic!("{path} link"))
+    };
+    app.gql(
+        "mutation($e: String!) { requestPasswordReset(email: $e) }",
+        json!({ "e": ALICE.1 }),
+    )
+    .await;
+    app.deliver_mail().await;
+    let reset = newest(ALICE.1, "/reset-password");
+    let body = app
+        .gql_with_token(
+            Some(token),
+            "mutation($e: String!, $p: String!) { changeEmail(newEmail: $e, password: $p) }",
+            json!({ "e": "alice.new@example.org", "p": PASSWORD }),
+        )
+        .await;
+    assert_eq!(body["data"]["changeEmail"], true, "{body}");
+    app.deliver_mail().await;
+    let change_email = newest("alice.new@example.org", "/verify-email");
+    app.gql(
+        "mutation($u: String!, $e: String!) { requestAccountDeletion(input: { username: $u, email: $e }) }",
+        json!({ "u": ALICE.0, "e": ALICE.1 }),
+    )
+    .await;
+    app.deliver_mail().await;
+    Links {
+        reset,
+        confirm: newest(ALICE.1, "/confirm-deletion"),
+        cancel: newest(ALICE.1, "/cancel-deletion"),
+        change_email,
+    }
+}
+
 /// Where the test keeps keys or the journal besides the main database.
 enum Beside {
     /// `CUSTOS_KEY_STORE_URL`: keys and journal in a store of their own.
@@ -467,7 +513,6 @@ async fn an_account_whose_key_is_gone_is_absent_on_every_path_and_never_internal
     let admin = admin_token(&app).await;
     let (alice_token, alice) = person_with_data(&app, ALICE).await;
     let (_, bob) = person_with_data(&app, BOB).await;
-    let mails_before = app.smtp.messages().len();
     let queue = "{ supportQueue { id } }";
     let tickets_before =
         app.gql_with_token(Some(&admin), queue, json!({})).await["data"]["supportQueue"]
@@ -475,6 +520,10 @@ async fn an_account_whose_key_is_gone_is_absent_on_every_path_and_never_internal
             .unwrap()
             .len();
     assert_eq!(tickets_before, 2);
+    // Links mailed to her before the loss: reset, deletion (confirm and
+    // cancel, of two requests) and an email change.
+    let links = links_mailed_to_alice(&app, &alice_token).await;
+    let mails_before = app.smtp.messages().len();
 
     // Her key is destroyed and nothing recorded an erasure (a key store
     // restored without its journal, a key deleted by hand).
@@ -519,6 +568,40 @@ async fn an_account_whose_key_is_gone_is_absent_on_every_path_and_never_internal
     assert_eq!(
         deletion["data"]["requestAccountDeletion"], true,
         "{deletion}"
+    );
+    // Her links open nothing.
+    for (mutation, token) in [
+        (
+            "mutation($t: String!) { resetPassword(token: $t, newPassword: \"another long passphrase\") }",
+            &links.reset,
+        ),
+        (
+            "mutation($t: String!) { confirmAccountDeletion(token: $t) { id } }",
+            &links.confirm,
+        ),
+        (
+            "mutation($t: String!) { cancelAccountDeletion(token: $t) { id } }",
+            &links.cancel,
+        ),
+        (
+            "mutation($t: String!) { verifyEmail(token: $t) }",
+            &links.change_email,
+        ),
+    ] {
+        let body = app.gql(mutation, json!({ "t": token })).await;
+        assert_eq!(
+            error_code(&body),
+            Some("INVALID_TOKEN"),
+            "{mutation}: {body}"
+        );
+    }
+    assert_eq!(
+        entity::account_key::Entity::find_by_id(alice)
+            .count(&store)
+            .await
+            .unwrap(),
+        0,
+        "no path made her a new key"
     );
     // Staff queues skip her ticket; an admin cannot give her a role.
     let shown = app.gql_with_token(Some(&admin), queue, json!({})).await;
