@@ -156,6 +156,14 @@ async fn migrate(settings: Settings) -> Result<(), String> {
             .await
             .map_err(|e| format!("key store migration: {e}"))?;
     }
+    if let Some(url) = &settings.erasure_journal_url {
+        let journal = custos::db::connect(url)
+            .await
+            .map_err(|e| format!("erasure journal: {e}"))?;
+        custos::db::migrate_erasure_journal(&journal)
+            .await
+            .map_err(|e| format!("erasure journal migration: {e}"))?;
+    }
     println!("migrations applied");
     Ok(())
 }

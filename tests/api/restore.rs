@@ -658,3 +658,50 @@ async fn an_account_whose_key_is_gone_is_absent_on_every_path_and_never_internal
     login(&app, BOB.0, PASSWORD).await;
     logs.assert_no_error();
 }
+
+#[tokio::test]
+async fn the_cli_migrates_a_journal_and_purge_once_re_applies_what_it_names() {
+    let (_journal, journal_url) = TestDatabase::create().await;
+    let app = spawn_app_with(|_| {}).await;
+    let (_, alice) = person_with_data(&app, ALICE).await;
+    let (_, bob) = person_with_data(&app, BOB).await;
+    let custos::settings::KeySource::Given {
+        encryption_keys,
+        blind_index_key,
+    } = &app.state.settings().keys
+    else {
+        panic!("test apps use given keys")
+    };
+    use secrecy::ExposeSecret;
+    let env = [
+        ("CUSTOS_ENCRYPTION_KEYS", encryption_keys.expose_secret()),
+        ("CUSTOS_BLIND_INDEX_KEY", blind_index_key.expose_secret()),
+        ("CUSTOS_ERASURE_JOURNAL_URL", journal_url.as_str()),
+        ("CUSTOS_MAIL_DIR", "mail"),
+    ];
+    let migrated = crate::helpers::run_custos(&app, &["migrate"], &env).await;
+    assert!(migrated.status.success(), "{migrated:?}");
+    let journal = sea_orm::Database::connect(&journal_url).await.unwrap();
+    assert_eq!(
+        entity::erasure_journal::Entity::find()
+            .count(&journal)
+            .await
+            .unwrap(),
+        0,
+        "the journal's table exists (and is empty)"
+    );
+    // The journal names alice, whom the database still holds.
+    custos::erasure::journal::ErasureJournal::kept_in(journal)
+        .record(&[alice], app.clock.now())
+        .await
+        .unwrap();
+    let purged = crate::helpers::run_custos(&app, &["purge", "--once"], &env).await;
+    assert!(purged.status.success(), "{purged:?}");
+    let out = String::from_utf8_lossy(&purged.stdout);
+    assert!(
+        out.contains("erasures re-applied after a restore: 1"),
+        "{out}"
+    );
+    assert_eq!(rows_of(&app, alice).await, vec![]);
+    assert!(rows_of(&app, bob).await.len() >= 4);
+}
