@@ -705,3 +705,23 @@ async fn the_cli_migrates_a_journal_and_purge_once_re_applies_what_it_names() {
     assert_eq!(rows_of(&app, alice).await, vec![]);
     assert!(rows_of(&app, bob).await.len() >= 4);
 }
+
+#[tokio::test]
+async fn production_without_a_journal_warns_at_start_and_with_one_does_not() {
+    const WARNING: &str = "no erasure journal";
+    let (logs, _guard) = Logs::capture();
+    let without = spawn_app_with(|raw| raw.env = "production".into()).await;
+    assert!(logs.text().contains(WARNING), "{}", logs.text());
+    drop(without);
+
+    let (logs, _guard) = Logs::capture();
+    let (_journal, journal_url) = TestDatabase::create().await;
+    let with = spawn_app_with(move |raw| {
+        raw.env = "production".into();
+        raw.erasure_journal_url = Some(journal_url);
+    })
+    .await;
+    assert!(with.state.journal().is_kept());
+    assert!(!logs.text().contains(WARNING), "{}", logs.text());
+    logs.assert_no_error();
+}
