@@ -14,6 +14,7 @@ mod erasure;
 mod fixed_values;
 mod health;
 mod mail;
+mod messages;
 mod notices;
 mod page_sessions;
 mod paging;
