@@ -23,7 +23,8 @@ pub struct Application {
 }
 
 impl Application {
-    /// Connects, migrates and binds the listener.
+    /// Connects, migrates, re-applies the erasures the journal records
+    /// (see [`crate::erasure::reapply`]) and binds the listener.
     pub async fn build(settings: Settings, overrides: Overrides) -> Result<Self, StartError> {
         let bind = settings.bind;
         // Read before anything else starts, so a bad file stops the start.
@@ -32,6 +33,12 @@ impl Application {
             None => None,
         };
         let state = AppState::build(settings, overrides).await?;
+        // Before anything is served: a restored database must not answer
+        // for a person erased since its backup was taken.
+        let reapplied = crate::erasure::reapply::run(&state)
+            .await
+            .map_err(StartError::Reapply)?;
+        state.metrics().count_reapplied(reapplied);
         let tcp = TcpListener::bind(bind)
             .into_acceptor()
             .await

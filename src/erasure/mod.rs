@@ -9,14 +9,20 @@
 //! the purge erases every row in the inventory in one transaction and
 //! leaves a certificate without personal data. Until the purge, a cancel
 //! link restores the account. A guardian's refusal, a guardian's silence
-//! and a staff flag for an unconsented minor schedule erasure at once, and so does a sign-up whose address was never
-//! verified once its link has expired plus `CUSTOS_UNVERIFIED_GRACE_DAYS`.
+//! and a staff flag for an unconsented minor schedule erasure at once, and
+//! so does a sign-up whose address was never verified once its link has
+//! expired plus `CUSTOS_UNVERIFIED_GRACE_DAYS`.
+//! Every purge is recorded in the erasure journal, kept apart from the main
+//! database, and re-applied to a restored database before it serves anyone
+//! ([`journal`], [`reapply`]).
 
 pub mod calendar;
 pub mod export;
 pub mod graphql;
 pub mod inventory;
+pub mod journal;
 pub mod purge;
+pub mod reapply;
 pub mod service;
 pub mod templates;
 pub mod unverified;
