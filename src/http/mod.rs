@@ -183,6 +183,12 @@ fn bad_request_field(field: &str, message: &str) -> Response {
         .body(body.to_string())
 }
 
+/// The answer to a query text refused before anything parses it. Its
+/// code is the one every document the server cannot read gets.
+fn document_refused(message: &str) -> Response {
+    refusal(StatusCode::BAD_REQUEST, ErrorCode::BadUserInput, message)
+}
+
 #[handler]
 async fn graphql_get(request: &Request, Data(enabled): Data<&PlaygroundEnabled>) -> Response {
     let query = request.uri().query().unwrap_or_default();
@@ -237,6 +243,15 @@ async fn graphql_post(
     };
     let json: serde_json::Value = match serde_json::from_slice(&bytes) {
         Ok(json) => json,
+        // serde_json stops at 128 levels of nesting (its recursion limit),
+        // so deep variables never reach anything that recurses further.
+        Err(err) if err.to_string().starts_with("recursion limit exceeded") => {
+            return refusal(
+                StatusCode::BAD_REQUEST,
+                ErrorCode::BadUserInput,
+                "The request body nests deeper than 128 levels.",
+            );
+        }
         Err(_) => {
             return refusal(
                 StatusCode::BAD_REQUEST,
@@ -272,6 +287,14 @@ async fn graphql_post(
             ErrorCode::BadUserInput,
             "The query text is too long.",
         );
+    }
+    if documents::nests_too_deep(&gql_request.query) {
+        // Neither the cache nor the executor may parse it: the parser
+        // recurses once a level and would overflow the worker's stack.
+        return document_refused(&format!(
+            "The query nests brackets, braces or parentheses deeper than {} levels.",
+            documents::MAX_NESTING
+        ));
     }
     // A document that does not parse is left to the executor's own error.
     // One that does is handed to the executor, so it does not parse it

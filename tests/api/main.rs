@@ -13,6 +13,7 @@ mod console;
 mod erasure;
 mod fixed_values;
 mod health;
+mod hostile;
 mod mail;
 mod notices;
 mod page_sessions;
