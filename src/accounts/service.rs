@@ -243,6 +243,22 @@ pub async fn open_in<C: ConnectionTrait>(
     open_with(state, row, key.as_deref())
 }
 
+/// Decrypts the account's guardian address, if it has one, reading its
+/// key with `conn` (which may hold an open transaction).
+pub async fn open_guardian_in<C: ConnectionTrait>(
+    state: &AppState,
+    conn: &C,
+    row: &account::Model,
+) -> Result<Option<String>, CryptoError> {
+    let Some(sealed) = &row.guardian_email_ct else {
+        return Ok(None);
+    };
+    let key = state
+        .read_key_in(conn, row.id, &[sealed.as_slice()])
+        .await?;
+    guardian_email(state, row, key.as_deref())
+}
+
 /// Decrypts the account's guardian address, if it has one; `key` is the
 /// account's data key (needed when the value is under it).
 pub fn guardian_email(

@@ -1,6 +1,6 @@
 //! Deletion requests: proof of ownership by the bound address, the grace
 //! window in working days, cancellation, and erasure decided by others
-//! (a guardian's refusal, staff finding an unconsented minor).
+//! (a guardian's refusal or silence; staff flags are in `minor_flag`).
 
 use chrono::{DateTime, Utc};
 use entity::{account, deletion_request};
@@ -86,6 +86,12 @@ pub enum ErasureError {
     /// Mail could not be queued.
     #[error("mail: {0}")]
     Mail(#[from] MailError),
+    /// Staff accounts are never flagged.
+    #[error("staff account")]
+    StaffAccount,
+    /// The account has no minor flag to lift.
+    #[error("not flagged")]
+    NotFlagged,
     /// Account decryption failed.
     #[error("account: {0}")]
     Account(#[from] AccountError),
@@ -265,7 +271,7 @@ async fn send_deletion_confirmation(
 }
 
 /// Stops processing at once: the account is marked, every session ends.
-async fn stop_processing<C: ConnectionTrait>(
+pub(crate) async fn stop_processing<C: ConnectionTrait>(
     conn: &C,
     account_id: Uuid,
     now: DateTime<Utc>,
@@ -421,30 +427,5 @@ pub async fn schedule_immediately<C: ConnectionTrait>(
         }
     };
     tracing::info!(account_id = %account_id, request_id = %request.id, reason = reason.as_str(), "erasure scheduled at once");
-    Ok(request)
-}
-
-/// Staff flag an account as a minor without verifiable guardian consent:
-/// erasure is scheduled at once and the flag is audit-logged.
-pub async fn flag_minor(
-    state: &AppState,
-    staff_id: Uuid,
-    account_id: Uuid,
-) -> Result<deletion_request::Model, ErasureError> {
-    let now = state.clock().now();
-    let txn = state.db().begin().await?;
-    let request = schedule_immediately(&txn, account_id, ErasureReason::MinorFlagged, now).await?;
-    crate::audit::service::append(
-        &txn,
-        crate::audit::service::AuditRecord {
-            actor_id: Some(staff_id),
-            action: "minor.flag",
-            subject_id: Some(account_id),
-            detail: format!("request={}", request.id),
-        },
-        now,
-    )
-    .await?;
-    txn.commit().await?;
     Ok(request)
 }
