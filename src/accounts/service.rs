@@ -446,6 +446,28 @@ pub async fn void_tokens<C: ConnectionTrait>(
     Ok(())
 }
 
+/// Marks the single-use token `token_id` used, if it is not yet: whether
+/// this call did. Two uses at once both read it unused; the conditional
+/// update lets only one of them through (on PostgreSQL the second waits
+/// for the first's row lock and then finds `used_at` set), so a caller
+/// that gets `false` must do nothing and answer as for a used token.
+pub async fn claim_token<C: ConnectionTrait>(
+    conn: &C,
+    token_id: Uuid,
+    now: DateTime<Utc>,
+) -> Result<bool, sea_orm::DbErr> {
+    let claimed = account_token::Entity::update_many()
+        .col_expr(
+            account_token::Column::UsedAt,
+            sea_orm::sea_query::Expr::value(now),
+        )
+        .filter(account_token::Column::Id.eq(token_id))
+        .filter(account_token::Column::UsedAt.is_null())
+        .exec(conn)
+        .await?;
+    Ok(claimed.rows_affected == 1)
+}
+
 /// How many tokens of `purpose` were issued to the account in the last hour.
 pub async fn tokens_issued_last_hour<C: ConnectionTrait>(
     conn: &C,

@@ -27,6 +27,7 @@ mod rotation;
 mod schema_file;
 mod session_cache;
 mod shredding;
+mod single_use;
 mod storage;
 mod tickets;
 mod transport;
