@@ -939,7 +939,14 @@ async fn check_current_password(
     password: &SecretString,
 ) -> Result<(), AccountError> {
     let subject = password_check::subject(state.blind().active(), row.id);
-    let admission = throttle::begin_attempt(state.db(), &subject, state.clock().now()).await?;
+    // The sign-in's schedule from one network: five free, then waits.
+    let admission = throttle::begin_attempt(
+        state.db(),
+        &subject,
+        throttle::PER_NETWORK,
+        state.clock().now(),
+    )
+    .await?;
     if let Admission::Refused { retry_after } = admission {
         tracing::info!(target: "security", account_id = %row.id, event = "password_check_throttled", "password check refused");
         let wait = RetryAfter(retry_after.to_std().unwrap_or_default());

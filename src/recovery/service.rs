@@ -155,6 +155,7 @@ pub async fn reset_password(
     state: &AppState,
     token: &str,
     new_password: &SecretString,
+    client: Option<std::net::IpAddr>,
 ) -> Result<(), RecoveryError> {
     let now = state.clock().now();
     let Some(token_row) = account_token::Entity::find()
@@ -204,7 +205,8 @@ pub async fn reset_password(
         .filter(|row| row.status == status::ACTIVE)
         .ok_or(RecoveryError::InvalidToken)?;
     // From the row read in this transaction: its names are the current ones.
-    let mut subjects = sessions::throttle_subjects(state, &open_in(state, &txn, &row).await?);
+    let mut subjects =
+        sessions::throttle_subjects_from(state, &open_in(state, &txn, &row).await?, client);
     // The reset proves the address: a wait on password checks ends too.
     subjects.push(password_check::subject(state.blind().active(), row.id));
     let account_id = row.id;
