@@ -143,6 +143,10 @@ pub enum AccountError {
     /// The new email equals the current one.
     #[error("same email")]
     SameEmail,
+    /// Several fields of one input are invalid: every one of them, the
+    /// first being the one that would have been reported alone.
+    #[error("{} invalid fields", .0.len())]
+    Invalid(Vec<AccountError>),
     /// The account is scheduled for deletion, to be erased after `purge_after`.
     #[error("deletion scheduled")]
     DeletionScheduled {
@@ -342,7 +346,7 @@ pub fn username_lookup(state: &AppState, username: &Username) -> Vec<Vec<u8>> {
 /// key. Checked before inserting, not only from the unique violation: a row
 /// indexed under the previous key does not collide with the active key's
 /// index of the same name.
-async fn ensure_username_free<C: ConnectionTrait>(
+pub(crate) async fn ensure_username_free<C: ConnectionTrait>(
     state: &AppState,
     conn: &C,
     username: &Username,
@@ -503,47 +507,111 @@ pub struct SignupRequest {
     pub language: Language,
 }
 
-/// Signs a person up. Answers `Ok(())` for any valid input, including an
-/// address that already has an account (whose owner is told by mail
-/// instead), so the answer reveals nothing about which addresses exist.
-pub async fn signup(state: &AppState, request: SignupRequest) -> Result<(), AccountError> {
-    let username = check_username(state, &request.username, false)?;
-    let email = Email::parse(&request.email)?;
-    password::check(&request.password, &[username.as_str(), email.as_str()])?;
-    let policy = &crate::consent::versions::current(state.db())
+/// What a valid sign-up input yields: the username, the address, the
+/// optional purposes granted, the guardian's address and the policy.
+type CheckedSignup = (
+    Username,
+    Email,
+    Vec<crate::consent::policy::PurposeDefinition>,
+    Option<Email>,
+    crate::consent::policy::PolicyDocument,
+);
+
+/// Checks every field of a sign-up input and reports every invalid one
+/// (in field order, as [`AccountError::Invalid`] when there are several).
+/// When other fields are invalid, a well-formed username is also looked up
+/// and a taken one reported last: a form learns everything in one answer,
+/// and a valid input still reaches the taken check only after the hash.
+async fn check_signup(
+    state: &AppState,
+    request: &SignupRequest,
+) -> Result<CheckedSignup, AccountError> {
+    let mut faults = Vec::new();
+    let username = check_username(state, &request.username, false)
+        .map_err(|err| faults.push(err))
+        .ok();
+    let email = Email::parse(&request.email)
+        .map_err(|err| faults.push(err.into()))
+        .ok();
+    let identities = [
+        username
+            .as_ref()
+            .map_or(request.username.as_str(), Username::as_str),
+        email.as_ref().map_or(request.email.as_str(), Email::as_str),
+    ];
+    if let Err(weak) = password::check(&request.password, &identities) {
+        faults.push(weak.into());
+    }
+    let policy = crate::consent::versions::current(state.db())
         .await?
         .document;
     if request.accept_policy_version != policy.version {
-        return Err(AccountError::PolicyVersionMismatch);
+        faults.push(AccountError::PolicyVersionMismatch);
     }
-    let mut granted = Vec::new();
+    let mut granted: Vec<crate::consent::policy::PurposeDefinition> = Vec::new();
     for code in &request.grant_purposes {
         match policy.purpose(code) {
             Some(purpose) if !purpose.required => {
-                if !granted
-                    .iter()
-                    .any(|p: &&crate::consent::policy::PurposeDefinition| p.code == *code)
-                {
-                    granted.push(purpose);
+                if !granted.iter().any(|p| p.code == *code) {
+                    granted.push(purpose.clone());
                 }
             }
             // Required purposes come with the account anyway.
             Some(_) => {}
-            None => return Err(AccountError::UnknownPurpose),
+            None => {
+                faults.push(AccountError::UnknownPurpose);
+                break;
+            }
         }
     }
     let guardian_email = match (request.age, request.guardian_email.as_deref()) {
-        (AgeDeclaration::Minor, None) => return Err(AccountError::GuardianEmail("required")),
-        (AgeDeclaration::Minor, Some(raw)) => {
-            let guardian = Email::parse(raw).map_err(|_| AccountError::GuardianEmail("invalid"))?;
-            if guardian.normalised() == email.normalised() {
-                return Err(AccountError::GuardianEmail("same as the account's"));
-            }
-            Some(guardian)
+        (AgeDeclaration::Minor, None) => {
+            faults.push(AccountError::GuardianEmail("required"));
+            None
         }
+        (AgeDeclaration::Minor, Some(raw)) => match Email::parse(raw) {
+            Err(_) => {
+                faults.push(AccountError::GuardianEmail("invalid"));
+                None
+            }
+            Ok(guardian)
+                if email
+                    .as_ref()
+                    .is_some_and(|own| own.normalised() == guardian.normalised()) =>
+            {
+                faults.push(AccountError::GuardianEmail("same as the account's"));
+                None
+            }
+            Ok(guardian) => Some(guardian),
+        },
         // A guardian address given by an adult is not needed: not stored.
         (_, _) => None,
     };
+    match (username, email) {
+        (Some(username), Some(email)) if faults.is_empty() => {
+            Ok((username, email, granted, guardian_email, policy))
+        }
+        (username, _) => {
+            if let Some(username) = username
+                && let Err(taken) = ensure_username_free(state, state.db(), &username).await
+            {
+                faults.push(taken);
+            }
+            Err(if faults.len() == 1 {
+                faults.remove(0)
+            } else {
+                AccountError::Invalid(faults)
+            })
+        }
+    }
+}
+
+/// Signs a person up. Answers `Ok(())` for any valid input, including an
+/// address that already has an account (whose owner is told by mail
+/// instead), so the answer reveals nothing about which addresses exist.
+pub async fn signup(state: &AppState, request: SignupRequest) -> Result<(), AccountError> {
+    let (username, email, granted, guardian_email, policy) = check_signup(state, &request).await?;
+    let policy = &policy;
 
     // Hash before looking anything up, so both answers cost the same.
     let password_hash = state.passwords().hash(&request.password).await?;
@@ -634,7 +702,7 @@ pub async fn signup(state: &AppState, request: SignupRequest) -> Result<(), Acco
     for purpose in policy.purposes.iter().filter(|p| p.required) {
         consent::append(&txn, id, policy, purpose, true, ConsentSource::Signup, now).await?;
     }
-    for purpose in granted {
+    for purpose in &granted {
         consent::append(&txn, id, policy, purpose, true, ConsentSource::Signup, now).await?;
     }
 

@@ -11,6 +11,7 @@ use crate::{
     accounts::Role,
     graphql::{
         errors::{ApiError, ApiResult, ErrorCode},
+        messages::Key,
         parse_id, require_role, state,
     },
 };
@@ -18,21 +19,14 @@ use crate::{
 impl From<ErasureError> for ApiError {
     fn from(err: ErasureError) -> Self {
         match err {
-            ErasureError::InvalidToken => ApiError::new(
-                ErrorCode::InvalidToken,
-                "This link is invalid or has expired.",
-            ),
+            ErasureError::InvalidToken => ApiError::new(ErrorCode::InvalidToken, Key::TokenInvalid),
             ErasureError::NotFound => ApiError::not_found(),
-            ErasureError::Invalid(field) => ApiError::bad_input(field, "This value is not valid."),
+            ErasureError::Invalid(field) => ApiError::bad_input(field, Key::InvalidValue),
             ErasureError::Database(err) => ApiError::internal(&err),
             ErasureError::Crypto(err) => ApiError::internal(&err),
             ErasureError::Mail(err) => ApiError::internal(&err),
-            ErasureError::StaffAccount => {
-                ApiError::bad_input("accountId", "Staff accounts cannot be flagged.")
-            }
-            ErasureError::NotFlagged => {
-                ApiError::bad_input("accountId", "This account has no minor flag to lift.")
-            }
+            ErasureError::StaffAccount => ApiError::bad_input("accountId", Key::StaffNotFlaggable),
+            ErasureError::NotFlagged => ApiError::bad_input("accountId", Key::NoMinorFlag),
             ErasureError::Account(err) => err.into(),
         }
     }

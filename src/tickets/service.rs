@@ -75,6 +75,10 @@ pub enum TicketError {
     /// The guest's address is malformed.
     #[error("contact email")]
     ContactEmail,
+    /// Several fields of one input are invalid: every one of them, in
+    /// field order.
+    #[error("{} invalid fields", .0.len())]
+    Invalid(Vec<TicketError>),
     /// A signed-in person gave contact details (their account's are used).
     #[error("contact details are for guests only")]
     ContactForGuestsOnly(&'static str),
@@ -267,21 +271,39 @@ fn checked_body(raw: &str) -> Result<String, TicketError> {
 fn checked_guest_contact(
     username: Option<&str>,
     email: Option<&str>,
-) -> Result<(Option<String>, Option<Email>), TicketError> {
+    faults: &mut Vec<TicketError>,
+) -> Option<(Option<String>, Option<Email>)> {
     let username = match username.map(str::trim).filter(|u| !u.is_empty()) {
         Some(name)
             if name.chars().count() > MAX_CONTACT_USERNAME_CHARS
                 || name.chars().any(char::is_control) =>
         {
-            return Err(TicketError::ContactUsername);
+            faults.push(TicketError::ContactUsername);
+            None
         }
-        other => other.map(str::to_owned),
+        other => Some(other.map(str::to_owned)),
     };
     let email = match email.map(str::trim).filter(|e| !e.is_empty()) {
-        Some(raw) => Some(Email::parse(raw).map_err(|_| TicketError::ContactEmail)?),
-        None => None,
+        Some(raw) => match Email::parse(raw) {
+            Ok(email) => Some(Some(email)),
+            Err(_) => {
+                faults.push(TicketError::ContactEmail);
+                None
+            }
+        },
+        None => Some(None),
     };
-    Ok((username, email))
+    Some((username?, email?))
+}
+
+/// One error for the invalid fields of an input: the only one, or all of
+/// them as [`TicketError::Invalid`].
+fn all_of(mut faults: Vec<TicketError>) -> TicketError {
+    if faults.len() == 1 {
+        faults.remove(0)
+    } else {
+        TicketError::Invalid(faults)
+    }
 }
 
 /// A fresh random reference such as `T-7K3Q9M`.
@@ -496,24 +518,36 @@ pub async fn create_with_references(
     request: NewTicket,
     mut next_reference: impl FnMut() -> Result<String, CryptoError>,
 ) -> Result<TicketRecord, TicketError> {
-    let subject = checked_subject(&request.subject)?;
-    let body = checked_body(&request.body)?;
-    let (contact_username, contact_email) = match viewer {
+    // Every invalid field is reported, in the order of the input.
+    let mut faults = Vec::new();
+    let subject = checked_subject(&request.subject)
+        .map_err(|err| faults.push(err))
+        .ok();
+    let body = checked_body(&request.body)
+        .map_err(|err| faults.push(err))
+        .ok();
+    let contact = match viewer {
         Some(_) => {
             let given =
                 |value: &Option<String>| value.as_deref().is_some_and(|v| !v.trim().is_empty());
-            if given(&request.contact_email) {
-                return Err(TicketError::ContactForGuestsOnly("contactEmail"));
-            }
             if given(&request.contact_username) {
-                return Err(TicketError::ContactForGuestsOnly("contactUsername"));
+                faults.push(TicketError::ContactForGuestsOnly("contactUsername"));
             }
-            (None, None)
+            if given(&request.contact_email) {
+                faults.push(TicketError::ContactForGuestsOnly("contactEmail"));
+            }
+            Some((None, None))
         }
         None => checked_guest_contact(
             request.contact_username.as_deref(),
             request.contact_email.as_deref(),
-        )?,
+            &mut faults,
+        ),
+    };
+    let (Some(subject), Some(body), Some((contact_username, contact_email)), true) =
+        (subject, body, contact, faults.is_empty())
+    else {
+        return Err(all_of(faults));
     };
 
     // A signed-in requester's ticket is theirs: under their data key.
@@ -963,22 +997,29 @@ mod tests {
 
     #[test]
     fn guest_contact_blank_means_not_given() {
-        let (name, email) = checked_guest_contact(Some("  "), Some(" ")).unwrap();
+        let mut faults = Vec::new();
+        let (name, email) = checked_guest_contact(Some("  "), Some(" "), &mut faults).unwrap();
         assert!(name.is_none() && email.is_none());
-        let (name, email) = checked_guest_contact(Some(" Li "), Some(" li@example.org ")).unwrap();
+        let (name, email) =
+            checked_guest_contact(Some(" Li "), Some(" li@example.org "), &mut faults).unwrap();
         assert_eq!(name.as_deref(), Some("Li"));
         assert_eq!(email.unwrap().as_str(), "li@example.org");
+        assert!(faults.is_empty());
+        assert!(checked_guest_contact(None, Some("nope"), &mut faults).is_none());
+        assert!(matches!(faults.as_slice(), [TicketError::ContactEmail]));
+        faults.clear();
+        assert!(checked_guest_contact(Some("a\u{0}b"), None, &mut faults).is_none());
+        assert!(checked_guest_contact(Some(&"n".repeat(65)), None, &mut faults).is_none());
         assert!(matches!(
-            checked_guest_contact(None, Some("nope")),
-            Err(TicketError::ContactEmail)
+            faults.as_slice(),
+            [TicketError::ContactUsername, TicketError::ContactUsername]
         ));
+        // Both at fault: both reported.
+        faults.clear();
+        assert!(checked_guest_contact(Some(&"n".repeat(65)), Some("nope"), &mut faults).is_none());
         assert!(matches!(
-            checked_guest_contact(Some("a\u{0}b"), None),
-            Err(TicketError::ContactUsername)
-        ));
-        assert!(matches!(
-            checked_guest_contact(Some(&"n".repeat(65)), None),
-            Err(TicketError::ContactUsername)
+            faults.as_slice(),
+            [TicketError::ContactUsername, TicketError::ContactEmail]
         ));
     }
 }

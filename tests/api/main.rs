@@ -15,6 +15,7 @@ mod fixed_values;
 mod health;
 mod hostile;
 mod mail;
+mod messages;
 mod minor_flag;
 mod notices;
 mod page_sessions;
