@@ -230,6 +230,79 @@ fn sealed_fields(row: &account::Model) -> [&[u8]; 2] {
     [&row.username_ct, &row.email_ct]
 }
 
+/// Whether `err` says an account's data key is gone (destroyed by an
+/// erasure, and the row since brought back by a restore): such an account
+/// can never be read again, and every path treats it as no account.
+pub fn is_unreadable(err: &CryptoError) -> bool {
+    matches!(
+        err,
+        CryptoError::AccountKeyDestroyed | CryptoError::AccountKeyNeeded
+    )
+}
+
+/// Notes `err` for `account` when it says the account is unreadable
+/// (see [`is_unreadable`]) and answers `None` then; any other error stays.
+pub fn absent_if_unreadable<T>(
+    state: &AppState,
+    account: Uuid,
+    opened: Result<T, CryptoError>,
+) -> Result<Option<T>, CryptoError> {
+    match opened {
+        Ok(value) => Ok(Some(value)),
+        Err(err) if is_unreadable(&err) => {
+            state.account_unreadable(account);
+            Ok(None)
+        }
+        Err(err) => Err(err),
+    }
+}
+
+/// Decrypts an account row outside any open transaction; `None` when its
+/// data key is gone and the account counts as absent.
+pub async fn open_readable(
+    state: &AppState,
+    row: &account::Model,
+) -> Result<Option<AccountRecord>, CryptoError> {
+    absent_if_unreadable(state, row.id, open(state, row).await)
+}
+
+/// Decrypts an account row, reading its key with `conn`; `None` when its
+/// data key is gone and the account counts as absent.
+pub async fn open_readable_in<C: ConnectionTrait>(
+    state: &AppState,
+    conn: &C,
+    row: &account::Model,
+) -> Result<Option<AccountRecord>, CryptoError> {
+    absent_if_unreadable(state, row.id, open_in(state, conn, row).await)
+}
+
+/// Whether the account's data can still be read (its key is there, or
+/// its fields predate per-account keys); `false` is noted for `/metrics`.
+pub async fn is_readable(state: &AppState, row: &account::Model) -> Result<bool, CryptoError> {
+    let key = state.read_key(row.id, &sealed_fields(row)).await;
+    Ok(absent_if_unreadable(state, row.id, key)?.is_some())
+}
+
+/// Like [`is_readable`], reading the key with `conn` (which may hold an
+/// open transaction).
+pub async fn is_readable_in<C: ConnectionTrait>(
+    state: &AppState,
+    conn: &C,
+    row: &account::Model,
+) -> Result<bool, CryptoError> {
+    let key = state.read_key_in(conn, row.id, &sealed_fields(row)).await;
+    Ok(absent_if_unreadable(state, row.id, key)?.is_some())
+}
+
+/// Whether the row's fields are under the account's own data key (rows
+/// written before per-account keys are under the keyring until
+/// `custos keys rotate`).
+pub fn needs_account_key(row: &account::Model) -> bool {
+    sealed_fields(row)
+        .iter()
+        .any(|value| crate::crypto::fields::is_under_account_key(value))
+}
+
 /// Decrypts an account row, outside any open transaction.
 pub async fn open(state: &AppState, row: &account::Model) -> Result<AccountRecord, CryptoError> {
     let key = state.read_key(row.id, &sealed_fields(row)).await?;
@@ -323,7 +396,9 @@ pub async fn find<C: ConnectionTrait>(
         .one(conn)
         .await?
         .ok_or(AccountError::NotFound)?;
-    Ok(open_in(state, conn, &row).await?)
+    open_readable_in(state, conn, &row)
+        .await?
+        .ok_or(AccountError::NotFound)
 }
 
 /// The username's blind index under the active key: what is stored.
@@ -803,6 +878,11 @@ pub async fn verify_email(state: &AppState, token: &str) -> Result<(), AccountEr
         .await?
         .filter(active)
         .ok_or(AccountError::InvalidToken)?;
+    // A restored link of an account whose data key is gone proves nothing
+    // (and must not make the account a new key).
+    if !is_readable_in(state, &txn, &account).await? {
+        return Err(AccountError::InvalidToken);
+    }
 
     // Claimed only while unused: of two uses at once, one acts.
     let claimed = account_token::Entity::update_many()

@@ -15,7 +15,10 @@ use uuid::Uuid;
 use super::{
     Role,
     email::Email,
-    service::{AccountError, AccountRecord, EMAIL_INDEX, USERNAME_INDEX, open, status},
+    service::{
+        AccountError, AccountRecord, EMAIL_INDEX, USERNAME_INDEX, is_readable, open_readable,
+        status,
+    },
     session_cache::CachedSession,
     username::Username,
 };
@@ -202,7 +205,11 @@ pub async fn login(
             return Err(AccountError::InvalidCredentials);
         }
     };
-    let account = open(state, &row).await?;
+    // An account whose data key is gone is no account.
+    let Some(account) = open_readable(state, &row).await? else {
+        tracing::info!(target: "security", account_id = %row.id, event = "login_failed_unreadable", "account data key destroyed");
+        return Err(AccountError::InvalidCredentials);
+    };
     // The password was right: the count starts over, for both names.
     throttle::clear(state.db(), &throttle_subjects_from(state, &account, client)).await?;
     if row.status == status::DELETION_SCHEDULED {
@@ -347,6 +354,11 @@ pub async fn authenticate(state: &AppState, token: &str) -> Result<Option<Viewer
     let Some(viewer) = admit(state, row.clone(), account, now) else {
         return Ok(None);
     };
+    // A session restored with the rows of an account whose key is gone
+    // signs nobody in.
+    if !is_readable(state, &viewer.account).await? {
+        return Ok(None);
+    }
     if now - row.last_seen_at >= LAST_SEEN_GRANULARITY {
         let mut touched = row.clone().into_active_model();
         touched.last_seen_at = Set(now);

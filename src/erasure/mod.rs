@@ -11,13 +11,17 @@
 //! link restores the account. A guardian's refusal or silence schedules
 //! erasure at once; a staff flag for an unconsented minor stops processing
 //! at once and erases after the same window, unless an admin lifts it
-//! (`minor_flag`).
+//! (`minor_flag`). Every purge is recorded in the erasure journal, kept
+//! apart from the main database, and re-applied to a restored database
+//! before it serves anyone ([`journal`], [`reapply`]).
 
 pub mod calendar;
 pub mod export;
 pub mod graphql;
 pub mod inventory;
+pub mod journal;
 pub mod minor_flag;
 pub mod purge;
+pub mod reapply;
 pub mod service;
 pub mod templates;

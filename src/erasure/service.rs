@@ -15,7 +15,9 @@ use super::{calendar::WorkingCalendar, templates};
 use crate::{
     accounts::{
         email::Email,
-        service::{AccountError, EMAIL_INDEX, USERNAME_INDEX, open_in, status},
+        service::{
+            AccountError, EMAIL_INDEX, USERNAME_INDEX, is_readable_in, open_readable_in, status,
+        },
         sessions::revoke_all_except,
         username::Username,
     },
@@ -189,6 +191,10 @@ async fn send_deletion_confirmation(
     else {
         return Ok(());
     };
+    // An account whose data key is gone is answered as no account.
+    let Some(person) = open_readable_in(state, &txn, &row).await? else {
+        return Ok(());
+    };
     let recent = deletion_request::Entity::find()
         .filter(deletion_request::Column::AccountId.eq(row.id))
         .filter(deletion_request::Column::RequestedAt.gt(now - chrono::Duration::hours(1)))
@@ -240,7 +246,6 @@ async fn send_deletion_confirmation(
             id
         }
     };
-    let person = open_in(state, &txn, &row).await?;
     let public_url = &state.settings().public_url;
     outbox::queue(
         state,
@@ -342,7 +347,11 @@ pub async fn confirm(
     let Some(row) = stop_processing(&txn, request.account_id, now).await? else {
         return Err(ErasureError::InvalidToken);
     };
-    let person = open_in(state, &txn, &row).await?;
+    // A restored link of an account whose data key is gone confirms
+    // nothing (the transaction rolls back).
+    let Some(person) = open_readable_in(state, &txn, &row).await? else {
+        return Err(ErasureError::InvalidToken);
+    };
     let scheduled = deletion_request::Entity::find_by_id(request.id)
         .one(&txn)
         .await?
@@ -423,6 +432,11 @@ pub async fn cancel(
         .one(&txn)
         .await?
     {
+        // A restored link of an account whose data key is gone cancels
+        // nothing.
+        if !is_readable_in(state, &txn, &row).await? {
+            return Err(ErasureError::InvalidToken);
+        }
         let mut update = row.into_active_model();
         update.status = Set(status::ACTIVE.to_owned());
         update.updated_at = Set(now);

@@ -23,6 +23,7 @@ mod paging;
 mod password_checks;
 mod persisted_queries;
 mod recovery;
+mod restore;
 mod roles;
 mod rotation;
 mod schema_file;
