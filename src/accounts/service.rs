@@ -320,6 +320,22 @@ pub async fn open_in<C: ConnectionTrait>(
     open_with(state, row, key.as_deref())
 }
 
+/// Decrypts the account's guardian address, if it has one, reading its
+/// key with `conn` (which may hold an open transaction).
+pub async fn open_guardian_in<C: ConnectionTrait>(
+    state: &AppState,
+    conn: &C,
+    row: &account::Model,
+) -> Result<Option<String>, CryptoError> {
+    let Some(sealed) = &row.guardian_email_ct else {
+        return Ok(None);
+    };
+    let key = state
+        .read_key_in(conn, row.id, &[sealed.as_slice()])
+        .await?;
+    guardian_email(state, row, key.as_deref())
+}
+
 /// Decrypts the account's guardian address, if it has one; `key` is the
 /// account's data key (needed when the value is under it).
 pub fn guardian_email(
@@ -507,6 +523,28 @@ pub async fn void_tokens<C: ConnectionTrait>(
         .exec(conn)
         .await?;
     Ok(())
+}
+
+/// Marks the single-use token `token_id` used, if it is not yet: whether
+/// this call did. Two uses at once both read it unused; the conditional
+/// update lets only one of them through (on PostgreSQL the second waits
+/// for the first's row lock and then finds `used_at` set), so a caller
+/// that gets `false` must do nothing and answer as for a used token.
+pub async fn claim_token<C: ConnectionTrait>(
+    conn: &C,
+    token_id: Uuid,
+    now: DateTime<Utc>,
+) -> Result<bool, sea_orm::DbErr> {
+    let claimed = account_token::Entity::update_many()
+        .col_expr(
+            account_token::Column::UsedAt,
+            sea_orm::sea_query::Expr::value(now),
+        )
+        .filter(account_token::Column::Id.eq(token_id))
+        .filter(account_token::Column::UsedAt.is_null())
+        .exec(conn)
+        .await?;
+    Ok(claimed.rows_affected == 1)
 }
 
 /// How many tokens of `purpose` were issued to the account in the last hour.
@@ -1049,7 +1087,14 @@ async fn check_current_password(
     password: &SecretString,
 ) -> Result<(), AccountError> {
     let subject = password_check::subject(state.blind().active(), row.id);
-    let admission = throttle::begin_attempt(state.db(), &subject, state.clock().now()).await?;
+    // The sign-in's schedule from one network: five free, then waits.
+    let admission = throttle::begin_attempt(
+        state.db(),
+        &subject,
+        throttle::PER_NETWORK,
+        state.clock().now(),
+    )
+    .await?;
     if let Admission::Refused { retry_after } = admission {
         tracing::info!(target: "security", account_id = %row.id, event = "password_check_throttled", "password check refused");
         let wait = RetryAfter(retry_after.to_std().unwrap_or_default());

@@ -142,20 +142,38 @@ pub fn throttle_subjects(state: &AppState, person: &AccountRecord) -> Vec<Vec<u8
         .collect()
 }
 
+/// [`throttle_subjects`] and, for each, its count from `client`'s network
+/// (what a correct password or a completed reset clears: other networks'
+/// counts stay, so a stranger's network stays backed off).
+pub fn throttle_subjects_from(
+    state: &AppState,
+    person: &AccountRecord,
+    client: Option<std::net::IpAddr>,
+) -> Vec<Vec<u8>> {
+    let names = throttle_subjects(state, person);
+    let networks: Vec<Vec<u8>> = names
+        .iter()
+        .map(|name| throttle::network_subject(state.blind().active(), name, client))
+        .collect();
+    names.into_iter().chain(networks).collect()
+}
+
 /// Signs in by username or email. Every failure is `InvalidCredentials`,
 /// and an unknown login costs a dummy hash so timing tells nothing. Each
-/// attempt is counted against the login name first (see
-/// [`crate::ratelimit::login`]): too many answer `RateLimited`, for known
-/// and unknown names alike, before any password is checked.
+/// attempt is counted against the login name and the `client`'s network
+/// first (see [`crate::ratelimit::login`]): too many answer `RateLimited`,
+/// for known and unknown names alike, before any password is checked.
 pub async fn login(
     state: &AppState,
     login: &str,
     password: &SecretString,
     user_agent: Option<&str>,
+    client: Option<std::net::IpAddr>,
 ) -> Result<SignedIn, AccountError> {
     let lookup = login_lookup(state, login);
+    let network = throttle::network_subject(state.blind().active(), &lookup.subject, client);
     let admission =
-        throttle::begin_attempt(state.db(), &lookup.subject, state.clock().now()).await?;
+        throttle::begin_sign_in(state.db(), &lookup.subject, &network, state.clock().now()).await?;
     if let Admission::Refused { retry_after } = admission {
         tracing::info!(target: "security", event = "login_throttled", "sign-in attempt refused");
         let millis = u64::try_from(retry_after.num_milliseconds()).unwrap_or(0);
@@ -193,7 +211,7 @@ pub async fn login(
         return Err(AccountError::InvalidCredentials);
     };
     // The password was right: the count starts over, for both names.
-    throttle::clear(state.db(), &throttle_subjects(state, &account)).await?;
+    throttle::clear(state.db(), &throttle_subjects_from(state, &account, client)).await?;
     if row.status == status::DELETION_SCHEDULED {
         // The person is told when the erasure runs: until then a
         // cancellation link still works.

@@ -160,6 +160,7 @@ pub async fn reset_password(
     state: &AppState,
     token: &str,
     new_password: &SecretString,
+    client: Option<std::net::IpAddr>,
 ) -> Result<(), RecoveryError> {
     let now = state.clock().now();
     let Some(token_row) = account_token::Entity::find()
@@ -216,7 +217,7 @@ pub async fn reset_password(
     let Some(person) = open_readable_in(state, &txn, &row).await? else {
         return Err(RecoveryError::InvalidToken);
     };
-    let mut subjects = sessions::throttle_subjects(state, &person);
+    let mut subjects = sessions::throttle_subjects_from(state, &person, client);
     // The reset proves the address: a wait on password checks ends too.
     subjects.push(password_check::subject(state.blind().active(), row.id));
     let account_id = row.id;
