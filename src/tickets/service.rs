@@ -682,6 +682,30 @@ async fn log_staff_read(
     Ok(())
 }
 
+/// Writes the `ticket.read` entry of a staff member's write that answers
+/// with the ticket (its thread and the requester's details), inside that
+/// write's transaction: the answer is given only if the entry commits.
+async fn log_staff_read_in<C: ConnectionTrait>(
+    txn: &C,
+    staff: &Viewer,
+    owner: Option<Uuid>,
+    ticket_id: Uuid,
+    now: DateTime<Utc>,
+) -> Result<(), TicketError> {
+    audit::append(
+        txn,
+        AuditRecord {
+            actor_id: Some(staff.account_id),
+            action: READ_ACTION,
+            subject_id: owner,
+            detail: format!("ticket={ticket_id}"),
+        },
+        now,
+    )
+    .await?;
+    Ok(())
+}
+
 /// Where a ticket stands in the staff queue: data requests first, then
 /// oldest first, ties broken by id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -809,6 +833,10 @@ pub async fn add_message(
         .await?
         .ok_or(TicketError::NotFound)?;
     let record = record(state, &txn, updated, Some(viewer)).await?;
+    if author == Author::Staff {
+        // The answer carries the whole thread and the requester's details.
+        log_staff_read_in(&txn, viewer, row.account_id, ticket_id, now).await?;
+    }
     txn.commit().await?;
     tracing::info!(ticket_id = %ticket_id, author = author.as_str(), "ticket message added");
     Ok(record)
@@ -863,7 +891,8 @@ async fn mail_reply<C: ConnectionTrait>(
 }
 
 /// Closes a ticket, by its owner or by staff. Closing a closed ticket
-/// changes nothing.
+/// changes nothing, but staff still read the thread it answers with: that
+/// read is audit-logged like any other.
 pub async fn close(
     state: &AppState,
     viewer: &Viewer,
@@ -871,13 +900,16 @@ pub async fn close(
 ) -> Result<TicketRecord, TicketError> {
     let now = state.clock().now();
     let txn = state.db().begin().await?;
-    accessible(&txn, viewer, ticket_id).await?;
+    let (row, author) = accessible(&txn, viewer, ticket_id).await?;
     set_status_unless_closed(&txn, ticket_id, Status::Closed, now).await?;
     let updated = ticket::Entity::find_by_id(ticket_id)
         .one(&txn)
         .await?
         .ok_or(TicketError::NotFound)?;
     let record = record(state, &txn, updated, Some(viewer)).await?;
+    if author == Author::Staff {
+        log_staff_read_in(&txn, viewer, row.account_id, ticket_id, now).await?;
+    }
     txn.commit().await?;
     tracing::info!(ticket_id = %ticket_id, "ticket closed");
     Ok(record)

@@ -1064,17 +1064,87 @@ async fn a_staff_read_that_cannot_be_logged_shows_nothing() {
     for (query, vars) in [
         (queue_query(), json!({})),
         (get_query(), json!({ "id": ticket["id"] })),
+        (add_query(), json!({ "id": ticket["id"], "body": "Answer" })),
+        (close_query(), json!({ "id": ticket["id"] })),
     ] {
         let body = app.gql_with_token(Some(&support), &query, vars).await;
         assert_eq!(error_code(&body), Some("INTERNAL"), "{body}");
         assert!(!body.to_string().contains("Secret text"), "{body}");
         assert!(!body.to_string().contains("Private"), "{body}");
     }
-    // The owner still reads her own ticket: nothing to log.
+    // The owner still reads her own ticket: nothing to log. The refused
+    // answer and close changed nothing.
     let body = app
         .gql_with_token(Some(&alice), &get_query(), json!({ "id": ticket["id"] }))
         .await;
     assert_eq!(body["data"]["ticket"]["subject"], "Private", "{body}");
+    assert_eq!(body["data"]["ticket"]["status"], "OPEN", "{body}");
+    assert_eq!(
+        body["data"]["ticket"]["messages"].as_array().map(Vec::len),
+        Some(1),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn staff_answers_and_closes_are_audit_logged_reads_even_of_a_closed_ticket() {
+    let app = spawn_app().await;
+    let alice = signed_in(&app, "alice_t", "alice.t@example.org").await;
+    let alice_id = account_id(&app, &alice).await;
+    let ticket = file(&app, Some(&alice), input("OTHER", "Mine", "Help")).await;
+    let (support, support_id) = staff(&app, "SUPPORT", "helper_li", "helper.li@example.org").await;
+
+    // The owner's own writes read nothing of anyone else's.
+    reply(&app, &alice, &ticket["id"], "More detail").await;
+    assert!(audit_entries(&app, tickets::READ_ACTION).await.is_empty());
+
+    let answered = reply(&app, &support, &ticket["id"], "Answer").await;
+    assert_eq!(answered["requesterUsername"], "alice_t", "{answered}");
+    assert_eq!(audit_entries(&app, tickets::READ_ACTION).await.len(), 1);
+    for _ in 0..2 {
+        // The second close changes nothing but still shows the thread.
+        let body = app
+            .gql_with_token(
+                Some(&support),
+                &close_query(),
+                json!({ "id": ticket["id"] }),
+            )
+            .await;
+        assert_eq!(body["data"]["closeTicket"]["status"], "CLOSED", "{body}");
+        assert_eq!(
+            body["data"]["closeTicket"]["messages"]
+                .as_array()
+                .map(Vec::len),
+            Some(3),
+            "{body}"
+        );
+    }
+    let reads = audit_entries(&app, tickets::READ_ACTION).await;
+    assert_eq!(reads.len(), 3);
+    let id = ticket["id"].as_str().unwrap();
+    for read in &reads {
+        assert_eq!(read.actor_id, Some(support_id));
+        assert_eq!(read.subject_id, Some(alice_id), "the owner is the subject");
+        assert!(read.detail.contains(id), "{}", read.detail);
+    }
+    // The owner closing her closed ticket again is not a staff read.
+    let body = app
+        .gql_with_token(Some(&alice), &close_query(), json!({ "id": ticket["id"] }))
+        .await;
+    assert!(body["errors"].is_null(), "{body}");
+    assert_eq!(audit_entries(&app, tickets::READ_ACTION).await.len(), 3);
+    assert_eq!(
+        custos::audit::service::verify(app.state.db())
+            .await
+            .unwrap(),
+        Ok(u64::try_from(
+            audit_entry::Entity::find()
+                .count(app.state.db())
+                .await
+                .unwrap()
+        )
+        .unwrap())
+    );
 }
 
 #[tokio::test]
