@@ -8,7 +8,7 @@
 //! transaction. A runner killed midway rolls back: the account stays whole
 //! and the next run erases it. Runs catch up on everything overdue.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use entity::{
@@ -27,7 +27,7 @@ use super::{
     templates,
 };
 use crate::{
-    accounts::service::{guardian_email, open_with},
+    accounts::service::open_with,
     audit::service::{self as audit, AuditRecord},
     crypto::blind_index::normalise_email,
     mail::outbox::{self, OutgoingMail},
@@ -258,9 +258,11 @@ pub async fn erase_accounts<C: ConnectionTrait>(
     // Which account an address index, or a throttle subject, belongs to.
     // Indexes are computed from the decrypted addresses under every
     // blind-index key in use: while a rotation runs, a person's tickets and
-    // mail may be indexed under either key, and both must go.
+    // mail may be indexed under either key, and both must go. Only the
+    // account's own address counts: a guardian's address is someone else's
+    // (mail to it about this account carries the account's id), and that
+    // person's own mail must survive the purge.
     let mut owner_of_address: BTreeMap<Vec<u8>, Uuid> = BTreeMap::new();
-    let mut account_addresses: BTreeSet<Vec<u8>> = BTreeSet::new();
     let mut owner_of_subject: BTreeMap<Vec<u8>, Uuid> = BTreeMap::new();
     // The accounts' data keys, read for the last time and destroyed with
     // the rest (crypto-shredding: without its key, no copy of an account's
@@ -274,18 +276,11 @@ pub async fn erase_accounts<C: ConnectionTrait>(
         let person = open_with(state, row, key)?;
         receipts.push((row.id, person.email.clone(), person.language));
         owner_of_address.insert(row.email_bidx.clone(), row.id);
-        account_addresses.insert(row.email_bidx.clone());
         for index in state
             .blind()
             .lookup("email", &normalise_email(&person.email))
         {
-            owner_of_address.insert(index.clone(), row.id);
-            account_addresses.insert(index);
-        }
-        if let Some(guardian) = guardian_email(state, row, key)? {
-            for index in state.blind().lookup("email", &normalise_email(&guardian)) {
-                owner_of_address.insert(index, row.id);
-            }
+            owner_of_address.insert(index, row.id);
         }
         for subject in crate::accounts::sessions::throttle_subjects(state, &person) {
             owner_of_subject.insert(subject, row.id);
@@ -298,7 +293,7 @@ pub async fn erase_accounts<C: ConnectionTrait>(
     let mut ticket_owner: BTreeMap<Uuid, Uuid> = BTreeMap::new();
     for condition in [
         ticket::Column::AccountId.is_in(ids.clone()),
-        ticket::Column::ContactEmailBidx.is_in(account_addresses),
+        ticket::Column::ContactEmailBidx.is_in(addresses.clone()),
     ] {
         let found: Vec<(Uuid, Option<Uuid>, Option<Vec<u8>>)> = ticket::Entity::find()
             .select_only()
@@ -387,7 +382,10 @@ pub async fn erase_accounts<C: ConnectionTrait>(
     // Two index-friendly deletes instead of one `a IN (..) OR b IN (..)`:
     // PostgreSQL planned the OR as a scan of the whole outbox, which grows
     // by a receipt per erased account (nine minutes for 100,000 accounts).
-    // A row matching both goes with the first and is counted once.
+    // A row matching both goes with the first and is counted once. By
+    // address, only mail that concerns no account goes (replies to the
+    // person's guest tickets): a row about another account is that
+    // account's, whatever address it is going to.
     erase_owned::<outbox_row::Entity, _>(
         txn,
         outbox_row::Column::AccountId,
@@ -398,7 +396,9 @@ pub async fn erase_accounts<C: ConnectionTrait>(
     .await?;
     let to_addresses: Vec<Vec<u8>> = delete_returning::<outbox_row::Entity, _, _>(
         txn,
-        outbox_row::Column::RecipientBidx.is_in(addresses),
+        outbox_row::Column::RecipientBidx
+            .is_in(addresses)
+            .and(outbox_row::Column::AccountId.is_null()),
         outbox_row::Column::RecipientBidx,
     )
     .await?;

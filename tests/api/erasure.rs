@@ -590,6 +590,45 @@ async fn a_guardian_refusal_erases_the_minors_account() {
 }
 
 #[tokio::test]
+async fn the_purge_leaves_a_named_guardians_own_mail_alone() {
+    let app = spawn_app().await;
+    // Someone with an account of her own, named as guardian below.
+    signed_in(&app, "real_parent", "parent@example.org").await;
+    let version =
+        app.gql("{ policy { version } }", json!({})).await["data"]["policy"]["version"].clone();
+    let body = app
+        .gql(
+            "mutation($i: SignupInput!) { signup(input: $i) { accepted } }",
+            json!({ "i": { "username": "named_child", "email": "named.child@example.org", "password": PASSWORD, "acceptPolicyVersion": version, "age": "MINOR", "guardianEmail": "parent@example.org" } }),
+        )
+        .await;
+    assert_eq!(body["data"]["signup"]["accepted"], true, "{body}");
+    due_for_purge(&app, "named_child", "named.child@example.org").await;
+
+    // Her own reset link, not yet sent when the purge runs.
+    let body = app
+        .gql(
+            "mutation($e: String!) { requestPasswordReset(email: $e) }",
+            json!({ "e": "parent@example.org" }),
+        )
+        .await;
+    assert_eq!(body["data"]["requestPasswordReset"], true, "{body}");
+    let pending = "outbox WHERE status = 'PENDING' AND kind = 'password_reset'";
+    assert_eq!(count_rows(&app, pending).await, 1);
+
+    let report = custos::erasure::purge::run_once(&app.state).await.unwrap();
+    assert_eq!(report.accounts, 1);
+    assert_eq!(
+        count_rows(&app, pending).await,
+        1,
+        "the guardian's own mail survives the purge"
+    );
+    app.deliver_mail().await;
+    let mail = app.last_mail_to("parent@example.org").expect("reset mail");
+    assert!(link_token(&mail, "/reset-password").is_some());
+}
+
+#[tokio::test]
 async fn a_guardian_consent_unlocks_the_account_and_silence_erases_it() {
     let app = spawn_app().await;
     let version =
