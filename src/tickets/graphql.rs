@@ -52,6 +52,11 @@ impl From<TicketError> for ApiError {
             TicketError::Closed => {
                 ApiError::bad_input("ticketId", "This ticket is closed. Please file a new one.")
             }
+            TicketError::ThreadFull => ApiError::bad_input(
+                "ticketId",
+                "This ticket holds as many messages as it can. Please file a new one.",
+            ),
+            TicketError::TooManyMessages(seconds) => crate::ratelimit::rate_limited(seconds),
             TicketError::NotFound => ApiError::not_found(),
             TicketError::NoContactEmail => {
                 ApiError::new(ErrorCode::NotFound, "This ticket has no email address.")

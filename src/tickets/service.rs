@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use entity::{account, ticket, ticket_message};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait, Order, PaginatorTrait,
-    QueryFilter, QueryOrder, QuerySelect, Set, TransactionTrait, sea_query::Expr,
+    QueryFilter, QueryOrder, QuerySelect, QueryTrait, Set, TransactionTrait, sea_query::Expr,
 };
 use uuid::Uuid;
 
@@ -37,6 +37,14 @@ pub const MAX_BODY_CHARS: usize = 10_000;
 pub const MAX_CONTACT_USERNAME_CHARS: usize = 64;
 /// Longest reason staff may give for revealing an address, in characters.
 pub const MAX_REVEAL_REASON_CHARS: usize = 500;
+/// Messages a thread holds at most; a longer conversation goes on in a
+/// new ticket.
+pub const MAX_MESSAGES_PER_TICKET: u64 = 200;
+/// Messages a person may write (on all their tickets, first messages
+/// included) within [`MESSAGE_WINDOW`]. Staff answers are not counted.
+pub const MAX_REQUESTER_MESSAGES_PER_WINDOW: u64 = 30;
+/// The window [`MAX_REQUESTER_MESSAGES_PER_WINDOW`] is counted over.
+pub const MESSAGE_WINDOW: chrono::Duration = chrono::Duration::hours(1);
 /// The audit action of [`reveal_contact`].
 pub const REVEAL_CONTACT_ACTION: &str = "ticket.reveal_contact";
 /// `audit_log.action` of staff reading someone else's ticket.
@@ -84,6 +92,13 @@ pub enum TicketError {
     /// The ticket is closed and takes no more messages.
     #[error("ticket closed")]
     Closed,
+    /// The thread holds [`MAX_MESSAGES_PER_TICKET`] messages.
+    #[error("ticket full")]
+    ThreadFull,
+    /// The person wrote too many messages lately; the next is possible
+    /// after this many seconds.
+    #[error("too many messages")]
+    TooManyMessages(u64),
     /// No such ticket, or not one the caller may see.
     #[error("ticket not found")]
     NotFound,
@@ -603,7 +618,10 @@ async fn append_message<C: ConnectionTrait>(
         .filter(ticket_message::Column::TicketId.eq(ticket_id))
         .count(conn)
         .await?;
-    let seq = i32::try_from(count + 1).map_err(|_| TicketError::Body("too many messages"))?;
+    if count >= MAX_MESSAGES_PER_TICKET {
+        return Err(TicketError::ThreadFull);
+    }
+    let seq = i32::try_from(count + 1).map_err(|_| TicketError::ThreadFull)?;
     let id = Uuid::new_v4();
     ticket_message::ActiveModel {
         id: Set(id),
@@ -803,7 +821,10 @@ pub async fn add_message(
     let txn = state.db().begin().await?;
     let (row, author) = accessible(&txn, viewer, ticket_id).await?;
     let status = match author {
-        Author::Requester => Status::Open,
+        Author::Requester => {
+            check_requester_rate(&txn, viewer.account_id, now).await?;
+            Status::Open
+        }
         Author::Staff => Status::Answered,
     };
     if !set_status_unless_closed(&txn, ticket_id, status, now).await? {
@@ -840,6 +861,46 @@ pub async fn add_message(
     txn.commit().await?;
     tracing::info!(ticket_id = %ticket_id, author = author.as_str(), "ticket message added");
     Ok(record)
+}
+
+/// Refuses a requester's message when `account` wrote
+/// [`MAX_REQUESTER_MESSAGES_PER_WINDOW`] on its tickets in the last
+/// [`MESSAGE_WINDOW`], saying when the oldest of them leaves the window.
+/// Counted in the database, so every instance sees the same count.
+async fn check_requester_rate<C: ConnectionTrait>(
+    conn: &C,
+    account: Uuid,
+    now: DateTime<Utc>,
+) -> Result<(), TicketError> {
+    let recent = || {
+        ticket_message::Entity::find()
+            .filter(ticket_message::Column::Author.eq(Author::Requester.as_str()))
+            .filter(ticket_message::Column::CreatedAt.gt(now - MESSAGE_WINDOW))
+            .filter(
+                ticket_message::Column::TicketId.in_subquery(
+                    ticket::Entity::find()
+                        .select_only()
+                        .column(ticket::Column::Id)
+                        .filter(ticket::Column::AccountId.eq(account))
+                        .into_query(),
+                ),
+            )
+    };
+    if recent().count(conn).await? < MAX_REQUESTER_MESSAGES_PER_WINDOW {
+        return Ok(());
+    }
+    let oldest: Option<DateTime<Utc>> = recent()
+        .select_only()
+        .column(ticket_message::Column::CreatedAt)
+        .order_by_asc(ticket_message::Column::CreatedAt)
+        .limit(1)
+        .into_tuple()
+        .one(conn)
+        .await?;
+    let wait = oldest.map_or(MESSAGE_WINDOW, |at| at + MESSAGE_WINDOW - now);
+    Err(TicketError::TooManyMessages(
+        u64::try_from(wait.num_seconds()).unwrap_or(0).max(1),
+    ))
 }
 
 /// Queues the reply mail in the caller's transaction when a reply can be

@@ -1215,3 +1215,117 @@ async fn a_missing_or_hidden_ticket_reads_as_null_on_both_sides() {
         .await;
     assert_eq!(body["data"]["ticket"]["id"], ticket["id"], "{body}");
 }
+
+#[tokio::test]
+async fn a_person_writes_a_bounded_number_of_messages_an_hour() {
+    let app = spawn_app().await;
+    let alice = signed_in(&app, "alice_t", "alice.t@example.org").await;
+    let (support, _) = staff(&app, "SUPPORT", "helper_li", "helper.li@example.org").await;
+    let ticket = file(&app, Some(&alice), input("OTHER", "Chatty", "First")).await;
+    let limit = tickets::MAX_REQUESTER_MESSAGES_PER_WINDOW;
+    // The first message counts: limit − 1 more are taken.
+    for i in 1..limit {
+        reply(&app, &alice, &ticket["id"], &format!("Message {i}")).await;
+        app.clock.advance(chrono::Duration::seconds(60));
+    }
+    let body = app
+        .gql_with_token(
+            Some(&alice),
+            &add_query(),
+            json!({ "id": ticket["id"], "body": "One too many" }),
+        )
+        .await;
+    assert_eq!(error_code(&body), Some("RATE_LIMITED"), "{body}");
+    // The first message was written (limit − 1) minutes ago.
+    let retry = body["errors"][0]["extensions"]["retryAfterSeconds"]
+        .as_u64()
+        .unwrap();
+    assert_eq!(retry, 3_600 - (limit - 1) * 60, "{body}");
+    // Staff answers are not counted against anyone.
+    let answered = reply(&app, &support, &ticket["id"], "Answer").await;
+    assert_eq!(
+        answered["messages"].as_array().map(Vec::len),
+        Some(limit as usize + 1)
+    );
+    app.clock
+        .advance(chrono::Duration::seconds(i64::try_from(retry).unwrap()));
+    // (The session has been idle too long meanwhile: sign in again.)
+    let alice = crate::accounts::login(&app, "alice_t", crate::accounts::PASSWORD).await;
+    reply(&app, &alice, &ticket["id"], "Later").await;
+}
+
+#[tokio::test]
+async fn a_thread_holds_a_bounded_number_of_messages() {
+    use sea_orm::{ActiveValue::Set, EntityTrait};
+    let app = spawn_app().await;
+    let alice = signed_in(&app, "alice_t", "alice.t@example.org").await;
+    let (support, _) = staff(&app, "SUPPORT", "helper_li", "helper.li@example.org").await;
+    let ticket = file(&app, Some(&alice), input("OTHER", "Long", "First")).await;
+    let ticket_id = Uuid::parse_str(ticket["id"].as_str().unwrap()).unwrap();
+    let cap = tickets::MAX_MESSAGES_PER_TICKET;
+    // Fill the thread to one below the cap straight in the database, as an
+    // hour-by-hour conversation would over weeks.
+    let key = app
+        .state
+        .keys()
+        .cached(
+            app.state.cipher(),
+            app.state.db(),
+            account_id(&app, &alice).await,
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    let rows = (2..cap).map(|seq| {
+        let id = Uuid::new_v4();
+        entity::ticket_message::ActiveModel {
+            id: Set(id),
+            ticket_id: Set(ticket_id),
+            seq: Set(i32::try_from(seq).unwrap()),
+            author: Set("REQUESTER".into()),
+            staff_id: Set(None),
+            body_ct: Set(app
+                .state
+                .cipher()
+                .encrypt_str_under(
+                    Some(&key),
+                    &custos::crypto::FieldContext {
+                        table: "ticket_messages",
+                        column: "body",
+                        row_id: id,
+                    },
+                    "Earlier",
+                )
+                .unwrap()),
+            created_at: Set(app.clock.now() - chrono::Duration::days(30)),
+        }
+    });
+    entity::ticket_message::Entity::insert_many(rows)
+        .exec_without_returning(app.state.db())
+        .await
+        .unwrap();
+    let full = reply(&app, &support, &ticket["id"], "The last one").await;
+    assert_eq!(
+        full["messages"].as_array().map(Vec::len),
+        Some(cap as usize)
+    );
+    for token in [&alice, &support] {
+        let body = app
+            .gql_with_token(
+                Some(token),
+                &add_query(),
+                json!({ "id": ticket["id"], "body": "Still more" }),
+            )
+            .await;
+        assert_bad_input(&body, "ticketId");
+    }
+    // The refused messages changed nothing: the ticket is still answered.
+    let body = app
+        .gql_with_token(Some(&alice), &get_query(), json!({ "id": ticket["id"] }))
+        .await;
+    assert_eq!(body["data"]["ticket"]["status"], "ANSWERED", "{body}");
+    assert_eq!(
+        body["data"]["ticket"]["messages"].as_array().map(Vec::len),
+        Some(cap as usize)
+    );
+}
