@@ -1137,13 +1137,10 @@ async fn staff_answers_and_closes_are_audit_logged_reads_even_of_a_closed_ticket
         custos::audit::service::verify(app.state.db())
             .await
             .unwrap(),
-        Ok(u64::try_from(
-            audit_entry::Entity::find()
-                .count(app.state.db())
-                .await
-                .unwrap()
-        )
-        .unwrap())
+        Ok(audit_entry::Entity::find()
+            .count(app.state.db())
+            .await
+            .unwrap())
     );
 }
 
