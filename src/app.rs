@@ -78,11 +78,12 @@ impl Application {
             .run_jobs
             .then(|| crate::jobs::spawn(self.state.clone(), jobs_stopped));
         let settings = self.state.settings();
-        let change_listener = (settings.database_kind == DatabaseKind::Postgres
-            && settings.session_cache > chrono::Duration::zero())
-        .then(|| {
+        // On PostgreSQL the listener runs even with the session cache off:
+        // the account-key cache needs to hear of erasures too.
+        let change_listener = (settings.database_kind == DatabaseKind::Postgres).then(|| {
             AbortOnDrop(tokio::spawn(crate::accounts::session_cache::listen(
                 self.state.session_cache().clone(),
+                self.state.keys().clone(),
                 settings.database_url.expose_secret().to_owned(),
             )))
         });
