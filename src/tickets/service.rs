@@ -666,6 +666,26 @@ pub async fn mine(state: &AppState, viewer: &Viewer) -> Result<Vec<TicketRecord>
     records(state, state.db(), rows, is_staff(viewer)).await
 }
 
+/// Tickets filed as a guest from `email` (matched by its blind index
+/// under every key in use), newest first: a person's export includes what
+/// they sent before, or without, signing in.
+pub async fn filed_as_guest_from(
+    state: &AppState,
+    email: &str,
+) -> Result<Vec<TicketRecord>, TicketError> {
+    let rows = ticket::Entity::find()
+        .filter(ticket::Column::AccountId.is_null())
+        .filter(
+            ticket::Column::ContactEmailBidx
+                .is_in(state.blind().lookup(EMAIL_INDEX, &normalise_email(email))),
+        )
+        .order_by_desc(ticket::Column::CreatedAt)
+        .order_by_desc(ticket::Column::Id)
+        .all(state.db())
+        .await?;
+    records(state, state.db(), rows, false).await
+}
+
 /// One ticket: the owner's, or any for staff; otherwise `NotFound`.
 pub async fn get(state: &AppState, viewer: &Viewer, id: Uuid) -> Result<TicketRecord, TicketError> {
     let (row, author) = accessible(state.db(), viewer, id).await?;

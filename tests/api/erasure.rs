@@ -768,6 +768,125 @@ async fn my_data_exports_everything_held() {
     assert_eq!(error_code(&body), Some("UNAUTHENTICATED"));
 }
 
+#[tokio::test]
+async fn my_data_includes_guest_tickets_a_pending_address_and_staff_reads() {
+    use sea_orm::{ActiveModelTrait, IntoActiveModel, Set};
+    let app = spawn_app().await;
+    // Before signing up, the person wrote to support as a guest; so did
+    // somebody else.
+    for (email, subject) in [
+        ("open.book@example.org", "Asked as a guest"),
+        ("someone.else@example.org", "Not theirs"),
+    ] {
+        let body = app
+            .gql(
+                "mutation($i: CreateTicketInput!) { createTicket(input: $i) { id } }",
+                json!({ "i": { "category": "CONSULTATION", "subject": subject, "body": "Hello", "contactEmail": email } }),
+            )
+            .await;
+        assert!(body["errors"].is_null(), "{body}");
+    }
+    let token = signed_in(&app, "open_book", "open.book@example.org").await;
+    let body = app
+        .gql_with_token(
+            Some(&token),
+            "mutation($e: String!, $p: String!) { changeEmail(newEmail: $e, password: $p) }",
+            json!({ "e": "new.book@example.org", "p": PASSWORD }),
+        )
+        .await;
+    assert_eq!(body["data"]["changeEmail"], true, "{body}");
+    // A member of support reads the person's ticket and reveals the address.
+    let ticket_body = app
+        .gql_with_token(
+            Some(&token),
+            "mutation { recordConsent(purpose: \"support\", granted: true) { granted } }",
+            json!({}),
+        )
+        .await;
+    assert!(ticket_body["errors"].is_null(), "{ticket_body}");
+    let filed = app
+        .gql_with_token(
+            Some(&token),
+            "mutation { createTicket(input: { category: OTHER, subject: \"Signed in\", body: \"Hi\" }) { id } }",
+            json!({}),
+        )
+        .await;
+    let ticket_id = filed["data"]["createTicket"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let support = signed_in(&app, "desk_agent", "desk.agent@example.org").await;
+    let support_id = app
+        .gql_with_token(Some(&support), "{ me { id } }", json!({}))
+        .await["data"]["me"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let row = entity::account::Entity::find_by_id(uuid::Uuid::parse_str(&support_id).unwrap())
+        .one(app.state.db())
+        .await
+        .unwrap()
+        .unwrap();
+    let mut staff = row.into_active_model();
+    staff.role = Set("SUPPORT".into());
+    staff.update(app.state.db()).await.unwrap();
+    app.state.session_cache().forget_all();
+    let body = app
+        .gql_with_token(
+            Some(&support),
+            "query($id: ID!) { ticket(id: $id) { id } }",
+            json!({ "id": ticket_id }),
+        )
+        .await;
+    assert!(body["errors"].is_null(), "{body}");
+    let body = app
+        .gql_with_token(
+            Some(&support),
+            "mutation($id: ID!) { revealTicketContact(ticketId: $id, reason: \"Phone call\") }",
+            json!({ "id": ticket_id }),
+        )
+        .await;
+    assert!(body["errors"].is_null(), "{body}");
+
+    let body = app
+        .gql_with_token(Some(&token), "{ myData }", json!({}))
+        .await;
+    let data = &body["data"]["myData"];
+    let guest = data["guestTickets"].as_array().unwrap();
+    assert_eq!(guest.len(), 1, "{body}");
+    assert_eq!(guest[0]["subject"], "Asked as a guest");
+    assert_eq!(guest[0]["messages"][0]["body"], "Hello");
+    let pending = data["account"]["pendingEmailChanges"].as_array().unwrap();
+    assert_eq!(pending.len(), 1, "{body}");
+    assert_eq!(pending[0]["email"], "new.book@example.org");
+    let reads = data["staffReads"].as_array().unwrap();
+    assert_eq!(reads.len(), 2, "{body}");
+    assert_eq!(reads[0]["action"], "ticket.read");
+    assert_eq!(reads[1]["action"], "ticket.reveal_contact");
+    for read in reads {
+        assert_eq!(read["byRole"], "SUPPORT", "{read}");
+        assert_eq!(read["ticket"], ticket_id.as_str(), "{read}");
+    }
+    // Who read is not shown, nor the reason they gave.
+    let staff_reads = data["staffReads"].to_string();
+    assert!(!staff_reads.contains(&support_id), "{staff_reads}");
+    assert!(!staff_reads.contains("Phone call"), "{staff_reads}");
+    // Once the link has expired the change is no longer in flight.
+    app.clock.advance(chrono::Duration::days(2));
+    let token = login(&app, "open_book").await["data"]["login"]["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let body = app
+        .gql_with_token(Some(&token), "{ myData }", json!({}))
+        .await;
+    assert_eq!(
+        body["data"]["myData"]["account"]["pendingEmailChanges"],
+        json!([]),
+        "{body}"
+    );
+}
+
 /// Seeds `accounts` accounts whose erasure is due at `purge_after`, each
 /// with a ticket and its message and three consent events, straight into
 /// the database (1,000 per transaction). Returns their email addresses.
