@@ -548,13 +548,27 @@ pub async fn record_processing_exception(
         .one(&txn)
         .await?
         .ok_or(AccountError::NotFound)?;
+    // The justification is staff free text about the person: kept beside
+    // the chain under their data key, erased with them.
+    let note = crate::audit::notes::seal(
+        state,
+        &txn,
+        crate::audit::notes::NoteSubject::Account(account_id),
+        justification,
+        now,
+    )
+    .await
+    .map_err(|err| match err {
+        crate::audit::notes::NoteError::Database(err) => PublicationError::Database(err),
+        crate::audit::notes::NoteError::Crypto(err) => PublicationError::Crypto(err),
+    })?;
     let entry = audit::append(
         &txn,
         AuditRecord {
             actor_id: Some(staff_id),
             action: PROCESSING_EXCEPTION_ACTION,
             subject_id: Some(account_id),
-            detail: format!("basis={}; justification={justification}", basis.as_str()),
+            detail: format!("basis={} {note}", basis.as_str()),
         },
         now,
     )

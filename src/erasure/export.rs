@@ -150,15 +150,26 @@ pub async fn my_data(state: &AppState, viewer: &Viewer) -> Result<Value, ExportE
         })
         .collect();
 
-    let exceptions: Vec<Value> = audit_entry::Entity::find()
+    let mut exceptions = Vec::new();
+    for e in audit_entry::Entity::find()
         .filter(audit_entry::Column::SubjectId.eq(id))
         .filter(audit_entry::Column::Action.eq(PROCESSING_EXCEPTION_ACTION))
         .order_by_asc(audit_entry::Column::Seq)
         .all(db)
         .await?
-        .into_iter()
-        .map(|e| json!({ "id": e.id, "at": e.at, "byStaff": e.actor_id, "detail": e.detail }))
-        .collect();
+    {
+        // The justification is kept beside the chain (crate::audit::notes).
+        let justification = crate::audit::notes::open(state, db, &e.detail)
+            .await
+            .map_err(|err| match err {
+                crate::audit::notes::NoteError::Database(err) => ExportError::Database(err),
+                crate::audit::notes::NoteError::Crypto(err) => ExportError::Crypto(err),
+            })?;
+        exceptions.push(json!({
+            "id": e.id, "at": e.at, "byStaff": e.actor_id, "detail": e.detail,
+            "justification": justification,
+        }));
+    }
 
     let mut notices = Vec::new();
     for m in outbox_row::Entity::find()

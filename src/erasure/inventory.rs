@@ -25,6 +25,12 @@ pub const INVENTORY: &[(&str, Coverage)] = &[
         ),
     ),
     (
+        "audit_notes",
+        Coverage::Erased(
+            "by subject_id, and guests' notes by the contact address's blind index; the chain keeps only a salted hash",
+        ),
+    ),
+    (
         "tickets",
         Coverage::Erased("by account_id, and guest tickets by the contact email's blind index"),
     ),

@@ -12,8 +12,8 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use entity::{
-    account, account_token, consent_event, deletion_request, erasure_record, login_throttle,
-    outbox as outbox_row, session, ticket, ticket_message,
+    account, account_token, audit_note, consent_event, deletion_request, erasure_record,
+    login_throttle, outbox as outbox_row, session, ticket, ticket_message,
 };
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
@@ -397,7 +397,7 @@ pub async fn erase_accounts<C: ConnectionTrait>(
     let to_addresses: Vec<Vec<u8>> = delete_returning::<outbox_row::Entity, _, _>(
         txn,
         outbox_row::Column::RecipientBidx
-            .is_in(addresses)
+            .is_in(addresses.clone())
             .and(outbox_row::Column::AccountId.is_null()),
         outbox_row::Column::RecipientBidx,
     )
@@ -407,6 +407,30 @@ pub async fn erase_accounts<C: ConnectionTrait>(
             .iter()
             .map(|bidx| owner_of_address.get(bidx).copied()),
         "outbox",
+        &mut counts,
+    );
+
+    // Staff notes about the accounts, and about their guest tickets; the
+    // audit entries naming them stay, and the chain still verifies.
+    erase_owned::<audit_note::Entity, _>(
+        txn,
+        audit_note::Column::SubjectId,
+        &ids,
+        "audit_notes",
+        &mut counts,
+    )
+    .await?;
+    let guest_notes: Vec<Option<Vec<u8>>> = delete_returning::<audit_note::Entity, _, _>(
+        txn,
+        audit_note::Column::ContactBidx.is_in(addresses.clone()),
+        audit_note::Column::ContactBidx,
+    )
+    .await?;
+    tally(
+        guest_notes
+            .iter()
+            .map(|bidx| bidx.as_ref().and_then(|b| owner_of_address.get(b).copied())),
+        "audit_notes",
         &mut counts,
     );
 

@@ -20,7 +20,10 @@ use crate::{
         service::{self as accounts, AccountError, status as account_status},
         sessions::Viewer,
     },
-    audit::service::{self as audit, AuditRecord},
+    audit::{
+        notes::{self, NoteSubject},
+        service::{self as audit, AuditRecord},
+    },
     crypto::{AccountKey, CryptoError, FieldContext, normalise_email, random_bytes},
     mail::{
         Language, MailError,
@@ -117,6 +120,15 @@ pub enum TicketError {
     /// Mail could not be queued.
     #[error("mail: {0}")]
     Mail(#[from] MailError),
+}
+
+impl From<notes::NoteError> for TicketError {
+    fn from(err: notes::NoteError) -> Self {
+        match err {
+            notes::NoteError::Database(err) => Self::Database(err),
+            notes::NoteError::Crypto(err) => Self::Crypto(err),
+        }
+    }
 }
 
 impl From<AccountError> for TicketError {
@@ -1017,13 +1029,20 @@ pub async fn reveal_contact(
         (None, Some(ct)) => unseal(state, None, TICKETS, "contact_email", row.id, ct)?,
         (None, None) => return Err(TicketError::NoContactEmail),
     };
+    // The reason is staff free text: kept beside the chain, erasable.
+    let subject = match (row.account_id, &row.contact_email_bidx) {
+        (Some(account), _) => NoteSubject::Account(account),
+        (None, Some(bidx)) => NoteSubject::Guest(bidx),
+        (None, None) => NoteSubject::Nobody,
+    };
+    let note = notes::seal(state, &txn, subject, &reason, now).await?;
     audit::append(
         &txn,
         AuditRecord {
             actor_id: Some(staff.account_id),
             action: REVEAL_CONTACT_ACTION,
             subject_id: row.account_id,
-            detail: format!("ticket={} reason={reason}", row.id),
+            detail: format!("ticket={} {note}", row.id),
         },
         now,
     )

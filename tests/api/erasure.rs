@@ -887,6 +887,85 @@ async fn my_data_includes_guest_tickets_a_pending_address_and_staff_reads() {
     );
 }
 
+#[tokio::test]
+async fn staff_free_text_stays_out_of_the_chain_and_goes_with_the_person() {
+    let app = spawn_app().await;
+    let admin = admin_token(&app).await;
+    let token = signed_in(&app, "noted_person", "noted@example.org").await;
+    let id = app
+        .gql_with_token(Some(&token), "{ me { id } }", json!({}))
+        .await["data"]["me"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let justification = "Court order 42 names this person by their nickname Xiaoming";
+    let body = app
+        .gql_with_token(
+            Some(&admin),
+            "mutation($a: ID!, $j: String!) { recordProcessingException(accountId: $a, basis: LEGAL_OBLIGATION, justification: $j) { detail } }",
+            json!({ "a": id, "j": justification }),
+        )
+        .await;
+    let detail = body["data"]["recordProcessingException"]["detail"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{body}"))
+        .to_owned();
+    assert!(detail.contains("LEGAL_OBLIGATION"), "{detail}");
+    assert!(!detail.contains("Xiaoming"), "{detail}");
+    app.gql_with_token(
+        Some(&token),
+        "mutation { recordConsent(purpose: \"support\", granted: true) { granted } }",
+        json!({}),
+    )
+    .await;
+    let filed = app
+        .gql_with_token(
+            Some(&token),
+            "mutation { createTicket(input: { category: OTHER, subject: \"Call me\", body: \"Please\" }) { id } }",
+            json!({}),
+        )
+        .await;
+    let reason = "Xiaoming asked for a call about his debts";
+    let body = app
+        .gql_with_token(
+            Some(&admin),
+            "mutation($id: ID!, $r: String!) { revealTicketContact(ticketId: $id, reason: $r) }",
+            json!({ "id": filed["data"]["createTicket"]["id"], "r": reason }),
+        )
+        .await;
+    assert_eq!(
+        body["data"]["revealTicketContact"], "noted@example.org",
+        "{body}"
+    );
+    // Neither text is stored in clear anywhere, the chain included.
+    crate::storage::assert_no_plaintext(&app, &["Xiaoming"]).await;
+    assert_eq!(count_rows(&app, "audit_notes").await, 2);
+    // The person sees the justification in their export.
+    let body = app
+        .gql_with_token(Some(&token), "{ myData }", json!({}))
+        .await;
+    assert_eq!(
+        body["data"]["myData"]["processingExceptions"][0]["justification"], justification,
+        "{body}"
+    );
+
+    due_for_purge(&app, "noted_person", "noted@example.org").await;
+    let report = custos::erasure::purge::run_once(&app.state).await.unwrap();
+    assert_eq!(report.accounts, 1);
+    assert_eq!(report.rows.get("audit_notes"), Some(&2));
+    assert_eq!(count_rows(&app, "audit_notes").await, 0);
+    // The entries stay and the chain still verifies.
+    let entries = u64::try_from(count_rows(&app, "audit_log").await).unwrap();
+    assert_eq!(
+        custos::audit::service::verify(app.state.db())
+            .await
+            .unwrap(),
+        Ok(entries)
+    );
+    let output = crate::helpers::run_custos(&app, &["audit", "verify"], &[]).await;
+    assert!(output.status.success(), "{output:?}");
+}
+
 /// Seeds `accounts` accounts whose erasure is due at `purge_after`, each
 /// with a ticket and its message and three consent events, straight into
 /// the database (1,000 per transaction). Returns their email addresses.
