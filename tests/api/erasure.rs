@@ -966,6 +966,40 @@ async fn staff_free_text_stays_out_of_the_chain_and_goes_with_the_person() {
     assert!(output.status.success(), "{output:?}");
 }
 
+#[tokio::test]
+async fn a_note_about_a_guest_ticket_goes_with_the_account_of_that_address() {
+    let app = spawn_app().await;
+    let admin = admin_token(&app).await;
+    let filed = app
+        .gql(
+            "mutation($i: CreateTicketInput!) { createTicket(input: $i) { id } }",
+            json!({ "i": { "category": "OTHER", "subject": "Hi", "body": "Hello", "contactEmail": "later.member@example.org" } }),
+        )
+        .await;
+    let body = app
+        .gql_with_token(
+            Some(&admin),
+            "mutation($id: ID!) { revealTicketContact(ticketId: $id, reason: \"Guest asked Zhangwei\") }",
+            json!({ "id": filed["data"]["createTicket"]["id"] }),
+        )
+        .await;
+    assert!(body["errors"].is_null(), "{body}");
+    crate::storage::assert_no_plaintext(&app, &["Zhangwei"]).await;
+    assert_eq!(count_rows(&app, "audit_notes").await, 1);
+    signed_in(&app, "later_member", "later.member@example.org").await;
+    due_for_purge(&app, "later_member", "later.member@example.org").await;
+    let report = custos::erasure::purge::run_once(&app.state).await.unwrap();
+    assert_eq!(report.accounts, 1);
+    assert_eq!(report.rows.get("audit_notes"), Some(&1));
+    assert_eq!(count_rows(&app, "audit_notes").await, 0);
+    assert!(
+        custos::audit::service::verify(app.state.db())
+            .await
+            .unwrap()
+            .is_ok()
+    );
+}
+
 /// Seeds `accounts` accounts whose erasure is due at `purge_after`, each
 /// with a ticket and its message and three consent events, straight into
 /// the database (1,000 per transaction). Returns their email addresses.
