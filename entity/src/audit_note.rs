@@ -13,9 +13,9 @@ pub struct Model {
     pub id: Uuid,
     /// The account the entry concerns, if any (erased with it).
     pub subject_id: Option<Uuid>,
-    /// For a guest's ticket: the blind index of the guest's address, so
-    /// erasing the account with that address erases the note.
-    pub contact_bidx: Option<Vec<u8>>,
+    /// For a guest's ticket: the ticket, so erasing the account with the
+    /// guest's address (which erases the ticket) erases the note.
+    pub ticket_id: Option<Uuid>,
     /// Random salt of the chained hash, so the hash left after erasure
     /// says nothing about the text.
     pub salt: Vec<u8>,

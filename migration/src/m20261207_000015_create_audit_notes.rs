@@ -20,7 +20,7 @@ impl MigrationTrait for Migration {
                     .if_not_exists()
                     .col(pk_uuid(AuditNotes::Id))
                     .col(uuid_null(AuditNotes::SubjectId))
-                    .col(blob_null(AuditNotes::ContactBidx))
+                    .col(uuid_null(AuditNotes::TicketId))
                     .col(blob(AuditNotes::Salt))
                     .col(blob(AuditNotes::NoteCt))
                     .col(timestamp_with_time_zone(AuditNotes::CreatedAt))
@@ -39,9 +39,9 @@ impl MigrationTrait for Migration {
         manager
             .create_index(
                 Index::create()
-                    .name("idx_audit_notes_contact")
+                    .name("idx_audit_notes_ticket")
                     .table(AuditNotes::Table)
-                    .col(AuditNotes::ContactBidx)
+                    .col(AuditNotes::TicketId)
                     .to_owned(),
             )
             .await
@@ -59,7 +59,7 @@ enum AuditNotes {
     Table,
     Id,
     SubjectId,
-    ContactBidx,
+    TicketId,
     Salt,
     NoteCt,
     CreatedAt,

@@ -8,8 +8,8 @@
 //!   being over a random salt stored with the note and the text: the chain
 //!   proves the note was not changed while it exists, and once the purge
 //!   has deleted the note (with the salt) the hash says nothing about it.
-//! - The purge deletes the notes of erased accounts, and those of guest
-//!   tickets from their addresses (by `contact_bidx`); the chain still
+//! - The purge deletes the notes of erased accounts, and those of the
+//!   guest tickets it erases with them (by `ticket_id`); the chain still
 //!   verifies, since no entry changes.
 
 use chrono::{DateTime, Utc};
@@ -25,12 +25,12 @@ use crate::{
 
 /// Whom a note concerns, which decides its key and how the purge finds it.
 #[derive(Debug, Clone, Copy)]
-pub enum NoteSubject<'a> {
+pub enum NoteSubject {
     /// An account: under its data key, erased with it.
     Account(Uuid),
-    /// A guest, by the blind index of their address: under the keyring,
-    /// erased with the account that has that address.
-    Guest(&'a [u8]),
+    /// A guest's ticket: under the keyring, erased with the ticket (the
+    /// purge erases a guest's tickets with the account of their address).
+    GuestTicket(Uuid),
     /// Nobody in particular.
     Nobody,
 }
@@ -69,7 +69,7 @@ fn note_hash(salt: &[u8], text: &str) -> Vec<u8> {
 pub async fn seal<C: ConnectionTrait>(
     state: &AppState,
     conn: &C,
-    subject: NoteSubject<'_>,
+    subject: NoteSubject,
     text: &str,
     now: DateTime<Utc>,
 ) -> Result<String, NoteError> {
@@ -77,7 +77,7 @@ pub async fn seal<C: ConnectionTrait>(
     let salt = random_bytes::<16>()?.to_vec();
     let key = match subject {
         NoteSubject::Account(account) => Some(state.write_key(conn, account).await?),
-        NoteSubject::Guest(_) | NoteSubject::Nobody => None,
+        NoteSubject::GuestTicket(_) | NoteSubject::Nobody => None,
     };
     let note_ct = state
         .cipher()
@@ -89,8 +89,8 @@ pub async fn seal<C: ConnectionTrait>(
             NoteSubject::Account(account) => Some(account),
             _ => None,
         }),
-        contact_bidx: Set(match subject {
-            NoteSubject::Guest(bidx) => Some(bidx.to_vec()),
+        ticket_id: Set(match subject {
+            NoteSubject::GuestTicket(ticket) => Some(ticket),
             _ => None,
         }),
         salt: Set(salt),

@@ -27,7 +27,7 @@ pub const INVENTORY: &[(&str, Coverage)] = &[
     (
         "audit_notes",
         Coverage::Erased(
-            "by subject_id, and guests' notes by the contact address's blind index; the chain keeps only a salted hash",
+            "by subject_id, and notes on erased guest tickets by ticket_id; the chain keeps only a salted hash",
         ),
     ),
     (

@@ -420,16 +420,14 @@ pub async fn erase_accounts<C: ConnectionTrait>(
         &mut counts,
     )
     .await?;
-    let guest_notes: Vec<Option<Vec<u8>>> = delete_returning::<audit_note::Entity, _, _>(
+    let guest_notes: Vec<Uuid> = delete_returning::<audit_note::Entity, _, _>(
         txn,
-        audit_note::Column::ContactBidx.is_in(addresses.clone()),
-        audit_note::Column::ContactBidx,
+        audit_note::Column::TicketId.is_in(ticket_owner.keys().copied().collect::<Vec<_>>()),
+        audit_note::Column::TicketId,
     )
     .await?;
     tally(
-        guest_notes
-            .iter()
-            .map(|bidx| bidx.as_ref().and_then(|b| owner_of_address.get(b).copied())),
+        guest_notes.iter().map(|t| ticket_owner.get(t).copied()),
         "audit_notes",
         &mut counts,
     );

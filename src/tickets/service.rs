@@ -1030,10 +1030,9 @@ pub async fn reveal_contact(
         (None, None) => return Err(TicketError::NoContactEmail),
     };
     // The reason is staff free text: kept beside the chain, erasable.
-    let subject = match (row.account_id, &row.contact_email_bidx) {
-        (Some(account), _) => NoteSubject::Account(account),
-        (None, Some(bidx)) => NoteSubject::Guest(bidx),
-        (None, None) => NoteSubject::Nobody,
+    let subject = match row.account_id {
+        Some(account) => NoteSubject::Account(account),
+        None => NoteSubject::GuestTicket(row.id),
     };
     let note = notes::seal(state, &txn, subject, &reason, now).await?;
     audit::append(

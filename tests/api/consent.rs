@@ -749,9 +749,9 @@ async fn product_news_goes_out_a_page_per_transaction_and_a_failure_keeps_the_pa
     let admin = admin_token(&app).await;
     let page = usize::try_from(custos::consent::publication::MAIL_BATCH).unwrap();
     crate::notices::seed_accounts(&app, page * 2 + 10).await;
-    decide_product_updates_for_all(&app, true).await;
-    // One seeded person withdrew later: the newest decision counts.
+    // One person withdraws later: the newest decision counts.
     let withdrawn = signed_in(&app, "changed_mind", "changed.mind@example.org").await;
+    decide_product_updates_for_all(&app, true).await;
     // The database fails once the first page is in.
     crate::helpers::refuse(
         app.state.db(),
