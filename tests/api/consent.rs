@@ -664,11 +664,11 @@ async fn consent_decisions_are_limited_per_account_and_hour() {
     let history = app
         .gql_with_token(
             Some(&busy),
-            "{ myConsentHistory { purpose source } }",
+            "{ myConsentHistory(first: 100) { nodes { purpose source } } }",
             json!({}),
         )
         .await;
-    let from_settings = history["data"]["myConsentHistory"]
+    let from_settings = history["data"]["myConsentHistory"]["nodes"]
         .as_array()
         .unwrap()
         .iter()
