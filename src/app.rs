@@ -39,11 +39,18 @@ async fn bind(addr: SocketAddr) -> Result<(TcpAcceptor, SocketAddr), StartError>
 }
 
 impl Application {
-    /// Connects, migrates and binds the listener.
+    /// Connects, migrates, re-applies the erasures the journal records
+    /// (see [`crate::erasure::reapply`]) and binds the listener.
     pub async fn build(settings: Settings, overrides: Overrides) -> Result<Self, StartError> {
         let main_bind = settings.bind;
         let metrics_bind = settings.metrics_bind;
         let state = AppState::build(settings, overrides).await?;
+        // Before anything is served: a restored database must not answer
+        // for a person erased since its backup was taken.
+        let reapplied = crate::erasure::reapply::run(&state)
+            .await
+            .map_err(StartError::Reapply)?;
+        state.metrics().count_reapplied(reapplied);
         let (acceptor, addr) = bind(main_bind).await?;
         let metrics = match metrics_bind {
             Some(addr) => Some(bind(addr).await?),

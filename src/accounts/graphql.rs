@@ -14,7 +14,9 @@ use super::{
 use crate::{
     consent::{graphql::ConsentState, service as consent},
     graphql::{
-        EndedSession, active_viewer, errors::ApiError, errors::ApiResult, errors::ErrorCode,
+        EndedSession, active_viewer,
+        errors::{ApiError, ApiResult, ErrorCode},
+        messages::{Key, Message},
         parse_id, request_language, state, viewer,
     },
     mail::Language,
@@ -53,66 +55,63 @@ impl From<AccountError> for ApiError {
             AccountError::UsernameShape(shape) => ApiError::bad_input(
                 "username",
                 match shape {
-                    UsernameShapeError::Length => "A username has 3 to 32 characters.",
-                    UsernameShapeError::Characters => {
-                        "Use only letters, digits, Chinese characters, _, - and . in a username."
-                    }
+                    UsernameShapeError::Length => Message::new(Key::UsernameLength)
+                        .arg("min", super::username::MIN_USERNAME_CHARS)
+                        .arg("max", super::username::MAX_USERNAME_CHARS),
+                    UsernameShapeError::Characters => Key::UsernameCharacters.into(),
                 },
             ),
-            AccountError::UsernameNotAllowed => ApiError::new(
-                ErrorCode::UsernameNotAllowed,
-                "This username is not allowed. Please choose another.",
-            )
-            .with_field("username"),
-            AccountError::Email(_) => ApiError::bad_input("email", "Enter a valid email address."),
+            AccountError::UsernameNotAllowed => {
+                ApiError::new(ErrorCode::UsernameNotAllowed, Key::UsernameNotAllowed)
+                    .with_field("username")
+            }
+            AccountError::Email(_) => ApiError::bad_input("email", Key::EmailInvalid),
             AccountError::GuardianEmail(reason) => ApiError::bad_input(
                 "guardianEmail",
                 match reason {
-                    "required" => "A guardian's email address is required for people under 18.",
-                    "same as the account's" => {
-                        "The guardian's email address must differ from your own."
-                    }
-                    _ => "Enter a valid email address for your guardian.",
+                    "required" => Key::GuardianEmailRequired,
+                    "same as the account's" => Key::GuardianEmailSame,
+                    _ => Key::GuardianEmailInvalid,
                 },
             ),
-            AccountError::WeakPassword(reason) => ApiError::new(
-                ErrorCode::WeakPassword,
-                format!("Choose a stronger password: {reason}."),
-            )
-            .with_field("password")
-            .with_extension("reason", WeakPasswordReason::from(&reason).as_str()),
-            AccountError::UsernameTaken => {
-                ApiError::new(ErrorCode::UsernameTaken, "This username is taken.")
-                    .with_field("username")
+            AccountError::WeakPassword(reason) => {
+                let message = match &reason {
+                    WeakPassword::TooShort => Message::new(Key::PasswordTooShort)
+                        .arg("min", super::password::MIN_PASSWORD_CHARS),
+                    WeakPassword::TooLong => Message::new(Key::PasswordTooLong)
+                        .arg("max", super::password::MAX_PASSWORD_CHARS),
+                    WeakPassword::SameAsIdentity => Key::PasswordSameAsIdentity.into(),
+                    _ => Key::PasswordCommon.into(),
+                };
+                ApiError::new(ErrorCode::WeakPassword, message)
+                    .with_field("password")
+                    .with_extension("reason", WeakPasswordReason::from(&reason).as_str())
             }
-            AccountError::PolicyVersionMismatch => ApiError::new(
-                ErrorCode::PolicyVersionMismatch,
-                "The privacy policy has changed. Please read the current version.",
-            )
-            .with_field("acceptPolicyVersion"),
-            AccountError::UnknownPurpose => ApiError::bad_input(
-                "grantPurposes",
-                "One of the purposes is not in the current policy.",
-            ),
-            AccountError::InvalidToken => ApiError::new(
-                ErrorCode::InvalidToken,
-                "This link is invalid or has expired.",
-            ),
-            AccountError::InvalidCredentials => ApiError::new(
-                ErrorCode::InvalidCredentials,
-                "The login or password is wrong.",
-            ),
+            AccountError::UsernameTaken => {
+                ApiError::new(ErrorCode::UsernameTaken, Key::UsernameTaken).with_field("username")
+            }
+            AccountError::PolicyVersionMismatch => {
+                ApiError::new(ErrorCode::PolicyVersionMismatch, Key::PolicyChanged)
+                    .with_field("acceptPolicyVersion")
+            }
+            AccountError::UnknownPurpose => {
+                ApiError::bad_input("grantPurposes", Key::GrantedPurposeUnknown)
+            }
+            AccountError::InvalidToken => ApiError::new(ErrorCode::InvalidToken, Key::TokenInvalid),
+            AccountError::InvalidCredentials => {
+                ApiError::new(ErrorCode::InvalidCredentials, Key::InvalidCredentials)
+            }
             AccountError::RateLimited {
                 retry_after_seconds,
             } => crate::ratelimit::rate_limited(retry_after_seconds),
-            AccountError::SameEmail => {
-                ApiError::bad_input("newEmail", "That is already your email address.")
+            AccountError::SameEmail => ApiError::bad_input("newEmail", Key::EmailUnchanged),
+            AccountError::Invalid(errors) => {
+                ApiError::all_of(errors.into_iter().map(ApiError::from))
+                    .unwrap_or_else(|| ApiError::internal(&"an empty list of invalid fields"))
             }
             AccountError::DeletionScheduled { purge_after } => {
-                let error = ApiError::new(
-                    ErrorCode::AccountDeletionScheduled,
-                    "This account is scheduled for deletion.",
-                );
+                let error =
+                    ApiError::new(ErrorCode::AccountDeletionScheduled, Key::DeletionScheduled);
                 match purge_after {
                     // The same form as every DateTime field.
                     Some(at) => error.with_extension("purgeAfter", at.to_rfc3339()),
@@ -238,7 +237,8 @@ pub struct Account {
     created_at: DateTime<Utc>,
     guardian_consent: GuardianConsentValue,
     accepted_policy_version: Option<String>,
-    /// Language of the mail Custos sends (`zh-CN` or `en`).
+    /// Language of the mail Custos sends, and of messages to requests that
+    /// name none in `Accept-Language` (`zh-CN` or `en`).
     language: String,
     #[graphql(skip)]
     account_id: uuid::Uuid,
@@ -355,6 +355,27 @@ pub struct AuthPayload {
     account: Account,
 }
 
+/// Whether a username can be taken, with the same code signup would give.
+#[derive(SimpleObject)]
+pub struct UsernameCheck {
+    allowed: bool,
+    /// USERNAME_TAKEN, USERNAME_NOT_ALLOWED or BAD_USER_INPUT when not allowed.
+    code: Option<ErrorCode>,
+    /// Why, in the request's language.
+    message: Option<String>,
+    /// The catalog key of `message` (as `extensions.messageKey` of errors).
+    message_key: Option<String>,
+}
+
+/// What staff see of an account they looked up: enough to act on it, no more.
+#[derive(SimpleObject)]
+pub struct StaffAccount {
+    id: ID,
+    username: String,
+    email_masked: String,
+    role: RoleValue,
+}
+
 /// Account queries.
 #[derive(Default)]
 pub struct AccountQuery;
@@ -371,6 +392,64 @@ impl AccountQuery {
             .await
             .map_err(AccountError::from)?;
         Ok(Some(Account::from(record)))
+    }
+
+    /// Public: whether a username can be taken, for sign-up and rename
+    /// forms. Answers what `signup` would for that name (shape, policy,
+    /// taken), worded in the request's language; rate-limited like sign-up.
+    async fn username_check(
+        &self,
+        ctx: &Context<'_>,
+        username: String,
+    ) -> ApiResult<UsernameCheck> {
+        crate::ratelimit::check(ctx, crate::ratelimit::Action::UsernameCheck)?;
+        match super::lookup::check_username_free(state(ctx)?, &username).await {
+            Ok(()) => Ok(UsernameCheck {
+                allowed: true,
+                code: None,
+                message: None,
+                message_key: None,
+            }),
+            Err(
+                err @ (AccountError::UsernameShape(_)
+                | AccountError::UsernameNotAllowed
+                | AccountError::UsernameTaken),
+            ) => {
+                let refusal = ApiError::from(err);
+                Ok(UsernameCheck {
+                    allowed: false,
+                    code: Some(refusal.code),
+                    message: Some(refusal.message.render(request_language(ctx))),
+                    message_key: Some(refusal.message.key().as_str().to_owned()),
+                })
+            }
+            Err(other) => Err(other.into()),
+        }
+    }
+
+    /// SUPPORT or ADMIN: the account with this exact username or email,
+    /// audit-logged (`account.find`); null when none has it. A value that
+    /// is neither a username nor an address is BAD_USER_INPUT on `login`.
+    async fn find_account(
+        &self,
+        ctx: &Context<'_>,
+        login: String,
+    ) -> ApiResult<Option<StaffAccount>> {
+        let staff = crate::graphql::require_role(ctx, &[Role::Support, Role::Admin])?;
+        let found = super::lookup::find_for_staff(state(ctx)?, staff.account_id, &login)
+            .await
+            .map_err(|err| match err {
+                AccountError::Email(_) | AccountError::UsernameShape(_) => {
+                    ApiError::bad_input("login", Key::LoginShape)
+                }
+                other => other.into(),
+            })?;
+        Ok(found.map(|view| StaffAccount {
+            id: ID(view.id.to_string()),
+            username: view.username,
+            email_masked: view.email_masked,
+            role: view.role.into(),
+        }))
     }
 
     /// The caller's live sessions, newest first.
@@ -436,8 +515,15 @@ impl AccountMutation {
         let user_agent = ctx
             .data_opt::<crate::graphql::UserAgent>()
             .map(|ua| ua.0.as_str());
-        let signed_in =
-            sessions::login(state, &input.login, &secret(input.password), user_agent).await?;
+        let client = ctx.data_opt::<crate::ratelimit::ClientIp>().map(|ip| ip.0);
+        let signed_in = sessions::login(
+            state,
+            &input.login,
+            &secret(input.password),
+            user_agent,
+            client,
+        )
+        .await?;
         let token = signed_in.token.expose_secret().to_owned();
         let max_age = (signed_in.expires_at - state.clock().now())
             .num_seconds()
@@ -497,7 +583,7 @@ impl AccountMutation {
             "zh-CN" => Language::ZhCn,
             "en" => Language::En,
             _ => {
-                return Err(ApiError::bad_input("language", "Choose zh-CN or en."));
+                return Err(ApiError::bad_input("language", Key::UnsupportedLanguage));
             }
         };
         let record = service::set_language(state(ctx)?, viewer.account_id, language).await?;
@@ -562,9 +648,7 @@ impl AccountMutation {
         )
         .await
         .map_err(|err| match err {
-            AccountError::Email(_) => {
-                ApiError::bad_input("newEmail", "Enter a valid email address.")
-            }
+            AccountError::Email(_) => ApiError::bad_input("newEmail", Key::EmailInvalid),
             other => other.into(),
         })?;
         Ok(true)
@@ -575,10 +659,7 @@ impl From<super::roles::RoleError> for ApiError {
     fn from(err: super::roles::RoleError) -> Self {
         use super::roles::RoleError;
         match err {
-            RoleError::LastAdmin => ApiError::bad_input(
-                "role",
-                "The last administrator cannot be given another role. Make someone else an administrator first.",
-            ),
+            RoleError::LastAdmin => ApiError::bad_input("role", Key::LastAdmin),
             RoleError::NotAdmin => ApiError::forbidden(),
             RoleError::NotFound => ApiError::not_found(),
             RoleError::Database(err) => ApiError::internal(&err),

@@ -8,6 +8,7 @@
 
 pub mod email;
 pub mod graphql;
+pub mod lookup;
 pub mod password;
 pub mod roles;
 pub mod service;

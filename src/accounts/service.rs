@@ -143,6 +143,10 @@ pub enum AccountError {
     /// The new email equals the current one.
     #[error("same email")]
     SameEmail,
+    /// Several fields of one input are invalid: every one of them, the
+    /// first being the one that would have been reported alone.
+    #[error("{} invalid fields", .0.len())]
+    Invalid(Vec<AccountError>),
     /// The account is scheduled for deletion, to be erased after `purge_after`.
     #[error("deletion scheduled")]
     DeletionScheduled {
@@ -226,6 +230,79 @@ fn sealed_fields(row: &account::Model) -> [&[u8]; 2] {
     [&row.username_ct, &row.email_ct]
 }
 
+/// Whether `err` says an account's data key is gone (destroyed by an
+/// erasure, and the row since brought back by a restore): such an account
+/// can never be read again, and every path treats it as no account.
+pub fn is_unreadable(err: &CryptoError) -> bool {
+    matches!(
+        err,
+        CryptoError::AccountKeyDestroyed | CryptoError::AccountKeyNeeded
+    )
+}
+
+/// Notes `err` for `account` when it says the account is unreadable
+/// (see [`is_unreadable`]) and answers `None` then; any other error stays.
+pub fn absent_if_unreadable<T>(
+    state: &AppState,
+    account: Uuid,
+    opened: Result<T, CryptoError>,
+) -> Result<Option<T>, CryptoError> {
+    match opened {
+        Ok(value) => Ok(Some(value)),
+        Err(err) if is_unreadable(&err) => {
+            state.account_unreadable(account);
+            Ok(None)
+        }
+        Err(err) => Err(err),
+    }
+}
+
+/// Decrypts an account row outside any open transaction; `None` when its
+/// data key is gone and the account counts as absent.
+pub async fn open_readable(
+    state: &AppState,
+    row: &account::Model,
+) -> Result<Option<AccountRecord>, CryptoError> {
+    absent_if_unreadable(state, row.id, open(state, row).await)
+}
+
+/// Decrypts an account row, reading its key with `conn`; `None` when its
+/// data key is gone and the account counts as absent.
+pub async fn open_readable_in<C: ConnectionTrait>(
+    state: &AppState,
+    conn: &C,
+    row: &account::Model,
+) -> Result<Option<AccountRecord>, CryptoError> {
+    absent_if_unreadable(state, row.id, open_in(state, conn, row).await)
+}
+
+/// Whether the account's data can still be read (its key is there, or
+/// its fields predate per-account keys); `false` is noted for `/metrics`.
+pub async fn is_readable(state: &AppState, row: &account::Model) -> Result<bool, CryptoError> {
+    let key = state.read_key(row.id, &sealed_fields(row)).await;
+    Ok(absent_if_unreadable(state, row.id, key)?.is_some())
+}
+
+/// Like [`is_readable`], reading the key with `conn` (which may hold an
+/// open transaction).
+pub async fn is_readable_in<C: ConnectionTrait>(
+    state: &AppState,
+    conn: &C,
+    row: &account::Model,
+) -> Result<bool, CryptoError> {
+    let key = state.read_key_in(conn, row.id, &sealed_fields(row)).await;
+    Ok(absent_if_unreadable(state, row.id, key)?.is_some())
+}
+
+/// Whether the row's fields are under the account's own data key (rows
+/// written before per-account keys are under the keyring until
+/// `custos keys rotate`).
+pub fn needs_account_key(row: &account::Model) -> bool {
+    sealed_fields(row)
+        .iter()
+        .any(|value| crate::crypto::fields::is_under_account_key(value))
+}
+
 /// Decrypts an account row, outside any open transaction.
 pub async fn open(state: &AppState, row: &account::Model) -> Result<AccountRecord, CryptoError> {
     let key = state.read_key(row.id, &sealed_fields(row)).await?;
@@ -241,6 +318,22 @@ pub async fn open_in<C: ConnectionTrait>(
 ) -> Result<AccountRecord, CryptoError> {
     let key = state.read_key_in(conn, row.id, &sealed_fields(row)).await?;
     open_with(state, row, key.as_deref())
+}
+
+/// Decrypts the account's guardian address, if it has one, reading its
+/// key with `conn` (which may hold an open transaction).
+pub async fn open_guardian_in<C: ConnectionTrait>(
+    state: &AppState,
+    conn: &C,
+    row: &account::Model,
+) -> Result<Option<String>, CryptoError> {
+    let Some(sealed) = &row.guardian_email_ct else {
+        return Ok(None);
+    };
+    let key = state
+        .read_key_in(conn, row.id, &[sealed.as_slice()])
+        .await?;
+    guardian_email(state, row, key.as_deref())
 }
 
 /// Decrypts the account's guardian address, if it has one; `key` is the
@@ -303,7 +396,9 @@ pub async fn find<C: ConnectionTrait>(
         .one(conn)
         .await?
         .ok_or(AccountError::NotFound)?;
-    Ok(open_in(state, conn, &row).await?)
+    open_readable_in(state, conn, &row)
+        .await?
+        .ok_or(AccountError::NotFound)
 }
 
 /// The username's blind index under the active key: what is stored.
@@ -326,7 +421,7 @@ pub fn username_lookup(state: &AppState, username: &Username) -> Vec<Vec<u8>> {
 /// key. Checked before inserting, not only from the unique violation: a row
 /// indexed under the previous key does not collide with the active key's
 /// index of the same name.
-async fn ensure_username_free<C: ConnectionTrait>(
+pub(crate) async fn ensure_username_free<C: ConnectionTrait>(
     state: &AppState,
     conn: &C,
     username: &Username,
@@ -462,6 +557,28 @@ pub async fn void_tokens<C: ConnectionTrait>(
     Ok(())
 }
 
+/// Marks the single-use token `token_id` used, if it is not yet: whether
+/// this call did. Two uses at once both read it unused; the conditional
+/// update lets only one of them through (on PostgreSQL the second waits
+/// for the first's row lock and then finds `used_at` set), so a caller
+/// that gets `false` must do nothing and answer as for a used token.
+pub async fn claim_token<C: ConnectionTrait>(
+    conn: &C,
+    token_id: Uuid,
+    now: DateTime<Utc>,
+) -> Result<bool, sea_orm::DbErr> {
+    let claimed = account_token::Entity::update_many()
+        .col_expr(
+            account_token::Column::UsedAt,
+            sea_orm::sea_query::Expr::value(now),
+        )
+        .filter(account_token::Column::Id.eq(token_id))
+        .filter(account_token::Column::UsedAt.is_null())
+        .exec(conn)
+        .await?;
+    Ok(claimed.rows_affected == 1)
+}
+
 /// How many tokens of `purpose` were issued to the account in the last hour.
 pub async fn tokens_issued_last_hour<C: ConnectionTrait>(
     conn: &C,
@@ -497,47 +614,111 @@ pub struct SignupRequest {
     pub language: Language,
 }
 
-/// Signs a person up. Answers `Ok(())` for any valid input, including an
-/// address that already has an account (whose owner is told by mail
-/// instead), so the answer reveals nothing about which addresses exist.
-pub async fn signup(state: &AppState, request: SignupRequest) -> Result<(), AccountError> {
-    let username = check_username(state, &request.username, false)?;
-    let email = Email::parse(&request.email)?;
-    password::check(&request.password, &[username.as_str(), email.as_str()])?;
-    let policy = &crate::consent::versions::current(state.db())
+/// What a valid sign-up input yields: the username, the address, the
+/// optional purposes granted, the guardian's address and the policy.
+type CheckedSignup = (
+    Username,
+    Email,
+    Vec<crate::consent::policy::PurposeDefinition>,
+    Option<Email>,
+    crate::consent::policy::PolicyDocument,
+);
+
+/// Checks every field of a sign-up input and reports every invalid one
+/// (in field order, as [`AccountError::Invalid`] when there are several).
+/// When other fields are invalid, a well-formed username is also looked up
+/// and a taken one reported last: a form learns everything in one answer,
+/// and a valid input still reaches the taken check only after the hash.
+async fn check_signup(
+    state: &AppState,
+    request: &SignupRequest,
+) -> Result<CheckedSignup, AccountError> {
+    let mut faults = Vec::new();
+    let username = check_username(state, &request.username, false)
+        .map_err(|err| faults.push(err))
+        .ok();
+    let email = Email::parse(&request.email)
+        .map_err(|err| faults.push(err.into()))
+        .ok();
+    let identities = [
+        username
+            .as_ref()
+            .map_or(request.username.as_str(), Username::as_str),
+        email.as_ref().map_or(request.email.as_str(), Email::as_str),
+    ];
+    if let Err(weak) = password::check(&request.password, &identities) {
+        faults.push(weak.into());
+    }
+    let policy = crate::consent::versions::current(state.db())
         .await?
         .document;
     if request.accept_policy_version != policy.version {
-        return Err(AccountError::PolicyVersionMismatch);
+        faults.push(AccountError::PolicyVersionMismatch);
     }
-    let mut granted = Vec::new();
+    let mut granted: Vec<crate::consent::policy::PurposeDefinition> = Vec::new();
     for code in &request.grant_purposes {
         match policy.purpose(code) {
             Some(purpose) if !purpose.required => {
-                if !granted
-                    .iter()
-                    .any(|p: &&crate::consent::policy::PurposeDefinition| p.code == *code)
-                {
-                    granted.push(purpose);
+                if !granted.iter().any(|p| p.code == *code) {
+                    granted.push(purpose.clone());
                 }
             }
             // Required purposes come with the account anyway.
             Some(_) => {}
-            None => return Err(AccountError::UnknownPurpose),
+            None => {
+                faults.push(AccountError::UnknownPurpose);
+                break;
+            }
         }
     }
     let guardian_email = match (request.age, request.guardian_email.as_deref()) {
-        (AgeDeclaration::Minor, None) => return Err(AccountError::GuardianEmail("required")),
-        (AgeDeclaration::Minor, Some(raw)) => {
-            let guardian = Email::parse(raw).map_err(|_| AccountError::GuardianEmail("invalid"))?;
-            if guardian.normalised() == email.normalised() {
-                return Err(AccountError::GuardianEmail("same as the account's"));
-            }
-            Some(guardian)
+        (AgeDeclaration::Minor, None) => {
+            faults.push(AccountError::GuardianEmail("required"));
+            None
         }
+        (AgeDeclaration::Minor, Some(raw)) => match Email::parse(raw) {
+            Err(_) => {
+                faults.push(AccountError::GuardianEmail("invalid"));
+                None
+            }
+            Ok(guardian)
+                if email
+                    .as_ref()
+                    .is_some_and(|own| own.normalised() == guardian.normalised()) =>
+            {
+                faults.push(AccountError::GuardianEmail("same as the account's"));
+                None
+            }
+            Ok(guardian) => Some(guardian),
+        },
         // A guardian address given by an adult is not needed: not stored.
         (_, _) => None,
     };
+    match (username, email) {
+        (Some(username), Some(email)) if faults.is_empty() => {
+            Ok((username, email, granted, guardian_email, policy))
+        }
+        (username, _) => {
+            if let Some(username) = username
+                && let Err(taken) = ensure_username_free(state, state.db(), &username).await
+            {
+                faults.push(taken);
+            }
+            Err(if faults.len() == 1 {
+                faults.remove(0)
+            } else {
+                AccountError::Invalid(faults)
+            })
+        }
+    }
+}
+
+/// Signs a person up. Answers `Ok(())` for any valid input, including an
+/// address that already has an account (whose owner is told by mail
+/// instead), so the answer reveals nothing about which addresses exist.
+pub async fn signup(state: &AppState, request: SignupRequest) -> Result<(), AccountError> {
+    let (username, email, granted, guardian_email, policy) = check_signup(state, &request).await?;
+    let policy = &policy;
 
     // Hash before looking anything up, so both answers cost the same.
     let password_hash = state.passwords().hash(&request.password).await?;
@@ -628,7 +809,7 @@ pub async fn signup(state: &AppState, request: SignupRequest) -> Result<(), Acco
     for purpose in policy.purposes.iter().filter(|p| p.required) {
         consent::append(&txn, id, policy, purpose, true, ConsentSource::Signup, now).await?;
     }
-    for purpose in granted {
+    for purpose in &granted {
         consent::append(&txn, id, policy, purpose, true, ConsentSource::Signup, now).await?;
     }
 
@@ -729,6 +910,11 @@ pub async fn verify_email(state: &AppState, token: &str) -> Result<(), AccountEr
         .await?
         .filter(active)
         .ok_or(AccountError::InvalidToken)?;
+    // A restored link of an account whose data key is gone proves nothing
+    // (and must not make the account a new key).
+    if !is_readable_in(state, &txn, &account).await? {
+        return Err(AccountError::InvalidToken);
+    }
 
     // Claimed only while unused: of two uses at once, one acts.
     let claimed = account_token::Entity::update_many()
@@ -933,7 +1119,14 @@ async fn check_current_password(
     password: &SecretString,
 ) -> Result<(), AccountError> {
     let subject = password_check::subject(state.blind().active(), row.id);
-    let admission = throttle::begin_attempt(state.db(), &subject, state.clock().now()).await?;
+    // The sign-in's schedule from one network: five free, then waits.
+    let admission = throttle::begin_attempt(
+        state.db(),
+        &subject,
+        throttle::PER_NETWORK,
+        state.clock().now(),
+    )
+    .await?;
     if let Admission::Refused { retry_after } = admission {
         tracing::info!(target: "security", account_id = %row.id, event = "password_check_throttled", "password check refused");
         let wait = RetryAfter(retry_after.to_std().unwrap_or_default());

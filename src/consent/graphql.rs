@@ -11,6 +11,8 @@ use crate::{
     graphql::{
         active_viewer,
         errors::{ApiError, ApiResult, ErrorCode},
+        messages::{Key, Message},
+        named_language,
         paging::{self, CONSENT_HISTORY, Cursors, Seq},
         request_language, state,
     },
@@ -78,17 +80,18 @@ pub struct ConsentQuery;
 
 #[Object]
 impl ConsentQuery {
-    /// The current privacy policy. Texts follow `language` when given,
-    /// else the request's `Accept-Language` (default zh-CN).
+    /// The current privacy policy. Texts follow `language` when given
+    /// (`zh-CN` or `en`; any other is BAD_USER_INPUT on `language`), else
+    /// the request's language.
     async fn policy(
         &self,
         ctx: &Context<'_>,
         language: Option<String>,
     ) -> ApiResult<PolicyVersion> {
-        let language = language
-            .as_deref()
-            .map(Language::from_tag)
-            .unwrap_or_else(|| request_language(ctx));
+        let language = match language.as_deref() {
+            Some(tag) => named_language(tag, "language")?,
+            None => request_language(ctx),
+        };
         let state = state(ctx)?;
         let current = super::versions::current(state.db()).await?;
         Ok(PolicyVersion::localized(&current.document, language))
@@ -245,18 +248,13 @@ impl From<super::service::ConsentError> for ApiError {
     fn from(err: super::service::ConsentError) -> Self {
         use super::service::ConsentError;
         match err {
-            ConsentError::UnknownPurpose(_) => {
-                ApiError::bad_input("purpose", "There is no such purpose in the current policy.")
+            ConsentError::UnknownPurpose(_) => ApiError::bad_input("purpose", Key::PurposeUnknown),
+            ConsentError::RequiredPurpose => {
+                ApiError::new(ErrorCode::RequiredPurpose, Key::PurposeRequired)
+                    .with_field("purpose")
+                    .with_extension("alternative", "requestAccountDeletion")
             }
-            ConsentError::RequiredPurpose => ApiError::new(
-                ErrorCode::RequiredPurpose,
-                "This purpose is needed to run your account and cannot be withdrawn. To stop all processing, delete your account.",
-            )
-            .with_field("purpose")
-            .with_extension("alternative", "requestAccountDeletion"),
-            ConsentError::TooManyDecisions(seconds) => {
-                crate::ratelimit::rate_limited(seconds)
-            }
+            ConsentError::TooManyDecisions(seconds) => crate::ratelimit::rate_limited(seconds),
             ConsentError::Database(err) => ApiError::internal(&err),
         }
     }
@@ -346,11 +344,10 @@ pub async fn require_consent(
     if super::service::is_granted(state.db(), account_id, &policy, purpose).await? {
         Ok(())
     } else {
-        Err(ApiError::new(
-            ErrorCode::ConsentRequired,
-            "This feature needs your consent first. You can grant it in your privacy settings.",
+        Err(
+            ApiError::new(ErrorCode::ConsentRequired, Key::ConsentRequired)
+                .with_extension("purpose", purpose.to_owned()),
         )
-        .with_extension("purpose", purpose.to_owned()))
     }
 }
 
@@ -358,19 +355,43 @@ impl From<super::publication::PublicationError> for ApiError {
     fn from(err: super::publication::PublicationError) -> Self {
         use super::publication::PublicationError;
         match err {
-            PublicationError::Invalid { field, reason } => {
-                ApiError::bad_input(field, format!("Invalid {field}: {reason}."))
+            PublicationError::Invalid { field, rule } => {
+                ApiError::bad_input(field, rule_message(rule))
             }
-            PublicationError::VersionMismatch => ApiError::new(
-                ErrorCode::PolicyVersionMismatch,
-                "That is not the current policy version.",
-            )
-            .with_field("version"),
+            PublicationError::VersionMismatch => {
+                ApiError::new(ErrorCode::PolicyVersionMismatch, Key::PolicyNotCurrent)
+                    .with_field("version")
+            }
             PublicationError::Account(err) => err.into(),
             PublicationError::Database(err) => ApiError::internal(&err),
             PublicationError::Mail(err) => ApiError::internal(&err),
             PublicationError::Crypto(err) => ApiError::internal(&err),
         }
+    }
+}
+
+/// What a person is told about a broken publication rule.
+fn rule_message(rule: super::publication::Rule) -> Message {
+    use super::publication::{self as publication, Rule};
+    match rule {
+        Rule::VersionShape => Key::PolicyVersionShape.into(),
+        Rule::VersionPublished => Key::PolicyVersionPublished.into(),
+        Rule::SummaryMissing => Key::PolicySummaryMissing.into(),
+        Rule::TextEmpty => Key::PolicyTextEmpty.into(),
+        Rule::PurposeCode => Key::PolicyPurposeCode.into(),
+        Rule::PurposeTexts => Key::PolicyPurposeTexts.into(),
+        Rule::PurposeSet(detail) => Message::new(Key::PolicyPurposeSet).arg("detail", detail),
+        Rule::TranslationPurposeTexts => Key::PolicyTranslationPurposeTexts.into(),
+        Rule::TranslationTexts => Key::PolicyTranslationTexts.into(),
+        Rule::TranslationRepeatsMain => Key::PolicyTranslationRepeatsMain.into(),
+        Rule::SubjectLength => Message::new(Key::ProductUpdateSubject)
+            .arg("max", publication::MAX_UPDATE_SUBJECT_CHARS),
+        Rule::BodyLength => {
+            Message::new(Key::ProductUpdateBody).arg("max", publication::MAX_UPDATE_BODY_CHARS)
+        }
+        Rule::JustificationLength => Message::new(Key::JustificationLength)
+            .arg("min", publication::MIN_JUSTIFICATION_CHARS)
+            .arg("max", publication::MAX_JUSTIFICATION_CHARS),
     }
 }
 
@@ -447,25 +468,26 @@ impl PolicyMutation {
         input: PublishPolicyInput,
     ) -> ApiResult<PolicyVersion> {
         let admin = crate::graphql::require_role(ctx, &[crate::accounts::Role::Admin])?;
+        let language = named_language(&input.language, "language")?;
+        let mut translations = Vec::with_capacity(input.translations.len());
+        for t in input.translations {
+            translations.push(super::publication::TranslationSubmission {
+                language: named_language(&t.language, "translations")?,
+                summary_of_changes: t.summary_of_changes,
+                text: t.text,
+                purposes: t
+                    .purposes
+                    .into_iter()
+                    .map(|p| (p.code, p.title, p.description))
+                    .collect(),
+            });
+        }
         let document = super::publication::publish(
             state(ctx)?,
             admin.account_id,
             super::publication::PolicySubmission {
-                language: Language::from_tag(&input.language),
-                translations: input
-                    .translations
-                    .into_iter()
-                    .map(|t| super::publication::TranslationSubmission {
-                        language: Language::from_tag(&t.language),
-                        summary_of_changes: t.summary_of_changes,
-                        text: t.text,
-                        purposes: t
-                            .purposes
-                            .into_iter()
-                            .map(|p| (p.code, p.title, p.description))
-                            .collect(),
-                    })
-                    .collect(),
+                language,
+                translations,
                 version: input.version,
                 major: input.major,
                 summary_of_changes: input.summary_of_changes,

@@ -81,6 +81,13 @@ pub struct PolicyDocument {
 #[error("policy document is malformed: {0}")]
 pub struct PolicyError(String);
 
+impl PolicyError {
+    /// What is wrong, without the prefix of its `Display`.
+    pub fn detail(&self) -> &str {
+        &self.0
+    }
+}
+
 const DEFAULT_POLICY: &str = include_str!("../../data/policy/default.toml");
 
 impl PolicyDocument {

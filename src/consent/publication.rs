@@ -22,7 +22,7 @@ use super::{
     versions,
 };
 use crate::{
-    accounts::service::{AccountError, AccountRecord, find, open_with, status},
+    accounts::service::{AccountError, AccountRecord, find, needs_account_key, open_with, status},
     audit::service::{self as audit, AuditRecord},
     mail::{
         Language, MailError,
@@ -41,12 +41,12 @@ pub const PRODUCT_UPDATES: &str = "product_updates";
 #[derive(Debug, thiserror::Error)]
 pub enum PublicationError {
     /// A field of the new version is unusable.
-    #[error("invalid {field}: {reason}")]
+    #[error("invalid {field}: {rule:?}")]
     Invalid {
         /// The input field at fault.
         field: &'static str,
-        /// Why, for the admin.
-        reason: String,
+        /// The rule it breaks.
+        rule: Rule,
     },
     /// The version accepted is not the current one.
     #[error("policy version mismatch")]
@@ -65,11 +65,50 @@ pub enum PublicationError {
     Crypto(#[from] crate::crypto::CryptoError),
 }
 
-fn invalid(field: &'static str, reason: impl Into<String>) -> PublicationError {
-    PublicationError::Invalid {
-        field,
-        reason: reason.into(),
-    }
+/// The rules a submission to this module can break.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rule {
+    /// A version is 1 to 64 letters, digits, `.`, `-` or `_`.
+    VersionShape,
+    /// A version is published once.
+    VersionPublished,
+    /// A version says what changed.
+    SummaryMissing,
+    /// A version has a text.
+    TextEmpty,
+    /// Purpose codes use a-z, 0-9 and `_`.
+    PurposeCode,
+    /// Every purpose has a title and a description.
+    PurposeTexts,
+    /// The purposes fit together (no code twice, nothing both required and
+    /// sensitive, the `account` purpose required); the admin's detail.
+    PurposeSet(String),
+    /// Every translated purpose has a title and a description.
+    TranslationPurposeTexts,
+    /// A translation has its summary and text.
+    TranslationTexts,
+    /// A translation is in another language than the main texts.
+    TranslationRepeatsMain,
+    /// A product update's subject has 1 to [`MAX_UPDATE_SUBJECT_CHARS`] characters.
+    SubjectLength,
+    /// A product update's body has 1 to [`MAX_UPDATE_BODY_CHARS`] characters.
+    BodyLength,
+    /// A justification has [`MIN_JUSTIFICATION_CHARS`] to
+    /// [`MAX_JUSTIFICATION_CHARS`] characters.
+    JustificationLength,
+}
+
+/// Longest subject of a product update.
+pub const MAX_UPDATE_SUBJECT_CHARS: usize = 200;
+/// Longest body of a product update.
+pub const MAX_UPDATE_BODY_CHARS: usize = 20_000;
+/// Shortest justification of a processing exception.
+pub const MIN_JUSTIFICATION_CHARS: usize = 10;
+/// Longest justification of a processing exception.
+pub const MAX_JUSTIFICATION_CHARS: usize = 2_000;
+
+fn invalid(field: &'static str, rule: Rule) -> PublicationError {
+    PublicationError::Invalid { field, rule }
 }
 
 /// A purpose as an admin submits it.
@@ -139,27 +178,21 @@ fn document(
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
     {
-        return Err(invalid(
-            "version",
-            "use 1 to 64 letters, digits, '.', '-' or '_'",
-        ));
+        return Err(invalid("version", Rule::VersionShape));
     }
     if submission.summary_of_changes.trim().is_empty() {
-        return Err(invalid("summaryOfChanges", "say what changed"));
+        return Err(invalid("summaryOfChanges", Rule::SummaryMissing));
     }
     if submission.text.trim().is_empty() {
-        return Err(invalid("text", "the policy text is empty"));
+        return Err(invalid("text", Rule::TextEmpty));
     }
     let mut purposes = Vec::with_capacity(submission.purposes.len());
     for purpose in submission.purposes {
         if !check_code(&purpose.code) {
-            return Err(invalid("purposes", "purpose codes use a-z, 0-9 and _"));
+            return Err(invalid("purposes", Rule::PurposeCode));
         }
         if purpose.title.trim().is_empty() || purpose.description.trim().is_empty() {
-            return Err(invalid(
-                "purposes",
-                "every purpose needs a title and a description",
-            ));
+            return Err(invalid("purposes", Rule::PurposeTexts));
         }
         let mut title = Localized::uniform(purpose.title.trim());
         let mut description = Localized::uniform(purpose.description.trim());
@@ -170,10 +203,7 @@ fn document(
                 .find(|(code, _, _)| *code == purpose.code)
             {
                 if t.trim().is_empty() || d.trim().is_empty() {
-                    return Err(invalid(
-                        "translations",
-                        "every translated purpose needs a title and a description",
-                    ));
+                    return Err(invalid("translations", Rule::TranslationPurposeTexts));
                 }
                 title.set(translation.language, t.trim());
                 description.set(translation.language, d.trim());
@@ -192,16 +222,10 @@ fn document(
     let mut text = Localized::uniform(&submission.text);
     for translation in &submission.translations {
         if translation.summary_of_changes.trim().is_empty() || translation.text.trim().is_empty() {
-            return Err(invalid(
-                "translations",
-                "a translation needs its summary and text",
-            ));
+            return Err(invalid("translations", Rule::TranslationTexts));
         }
         if translation.language == submission.language {
-            return Err(invalid(
-                "translations",
-                "a translation repeats the main language",
-            ));
+            return Err(invalid("translations", Rule::TranslationRepeatsMain));
         }
         summary_of_changes.set(translation.language, translation.summary_of_changes.trim());
         text.set(translation.language, &translation.text);
@@ -216,17 +240,19 @@ fn document(
     };
     document
         .check()
-        .map_err(|e| invalid("purposes", e.to_string()))?;
+        .map_err(|e| invalid("purposes", Rule::PurposeSet(e.detail().to_owned())))?;
     Ok(document)
 }
 
-/// Decrypts one page of active accounts, ordered by id, after `after`.
+/// Decrypts one page of active accounts, ordered by id, after `after`;
+/// also answers the last id read (the next page's `after`; `None` at the
+/// end), since accounts whose data key is gone are left out of the page.
 async fn active_accounts_page<C: ConnectionTrait>(
     state: &AppState,
     conn: &C,
     after: Option<Uuid>,
     verified_only: bool,
-) -> Result<Vec<AccountRecord>, PublicationError> {
+) -> Result<(Vec<AccountRecord>, Option<Uuid>), PublicationError> {
     let mut query = account::Entity::find()
         .filter(account::Column::Status.eq(status::ACTIVE))
         .order_by_asc(account::Column::Id)
@@ -242,9 +268,15 @@ async fn active_accounts_page<C: ConnectionTrait>(
     let keys = state.keys().find_many(state.cipher(), conn, &ids).await?;
     let mut records = Vec::with_capacity(rows.len());
     for row in &rows {
-        records.push(open_with(state, row, keys.get(&row.id).map(|key| &**key))?);
+        let key = keys.get(&row.id).map(|key| &**key);
+        // An account whose data key is gone is nobody to tell.
+        if key.is_none() && needs_account_key(row) {
+            state.account_unreadable(row.id);
+            continue;
+        }
+        records.push(open_with(state, row, key)?);
     }
-    Ok(records)
+    Ok((records, rows.last().map(|row| row.id)))
 }
 
 /// Publishes a new version (ADMIN). A major version is mailed to every
@@ -259,7 +291,7 @@ pub async fn publish(
     let txn = state.db().begin().await?;
     let previous = versions::current(&txn).await?.document;
     if versions::seq_of(&txn, &document.version).await?.is_some() {
-        return Err(invalid("version", "this version was published already"));
+        return Err(invalid("version", Rule::VersionPublished));
     }
     let published = versions::insert(&txn, &document, Some(admin_id)).await?;
     let document = published.document;
@@ -287,9 +319,9 @@ pub async fn publish(
         let link = format!("{}/privacy", state.settings().public_url);
         let mut after = None;
         loop {
-            let page = active_accounts_page(state, &txn, after, false).await?;
-            let Some(last) = page.last() else { break };
-            after = Some(last.id);
+            let (page, last) = active_accounts_page(state, &txn, after, false).await?;
+            let Some(last) = last else { break };
+            after = Some(last);
             for person in &page {
                 let lang = person.language;
                 let named: Vec<NamedPurpose<'_>> = new_purposes
@@ -397,11 +429,11 @@ pub async fn send_product_update(
 ) -> Result<u64, PublicationError> {
     let subject = subject.trim();
     let body = body.trim();
-    if subject.is_empty() || subject.chars().count() > 200 {
-        return Err(invalid("subject", "1 to 200 characters"));
+    if subject.is_empty() || subject.chars().count() > MAX_UPDATE_SUBJECT_CHARS {
+        return Err(invalid("subject", Rule::SubjectLength));
     }
-    if body.is_empty() || body.chars().count() > 20_000 {
-        return Err(invalid("body", "1 to 20,000 characters"));
+    if body.is_empty() || body.chars().count() > MAX_UPDATE_BODY_CHARS {
+        return Err(invalid("body", Rule::BodyLength));
     }
     let now = state.clock().now();
     let policy = versions::current(state.db()).await?.document;
@@ -464,8 +496,10 @@ async fn product_update_page(
     now: DateTime<Utc>,
 ) -> Result<Option<(Uuid, u64)>, PublicationError> {
     let txn = state.db().begin().await?;
-    let page = active_accounts_page(state, &txn, after, true).await?;
-    let Some(last) = page.last().map(|person| person.id) else {
+    // `last` is the page's last row, readable or not, so a page of
+    // accounts whose keys are gone still moves the cursor on.
+    let (page, last) = active_accounts_page(state, &txn, after, true).await?;
+    let Some(last) = last else {
         return Ok(None);
     };
     let ids: Vec<Uuid> = page.iter().map(|person| person.id).collect();
@@ -536,11 +570,9 @@ pub async fn record_processing_exception(
     justification: &str,
 ) -> Result<entity::audit_entry::Model, PublicationError> {
     let justification = justification.trim();
-    if justification.chars().count() < 10 || justification.chars().count() > 2_000 {
-        return Err(invalid(
-            "justification",
-            "explain the basis in 10 to 2,000 characters",
-        ));
+    let length = justification.chars().count();
+    if !(MIN_JUSTIFICATION_CHARS..=MAX_JUSTIFICATION_CHARS).contains(&length) {
+        return Err(invalid("justification", Rule::JustificationLength));
     }
     let now = state.clock().now();
     let txn = state.db().begin().await?;

@@ -1,12 +1,23 @@
 //! The contract's error codes and the one error type every resolver returns.
 //!
 //! Every failure reaches the client as a GraphQL error whose
-//! `extensions.code` is an [`ErrorCode`]. Internal causes are logged here,
-//! inside the request's span (which carries the request id), and never shown:
-//! the client sees a short message and, for `INTERNAL`, the request id (added
-//! by the HTTP layer, which knows it).
+//! `extensions.code` is an [`ErrorCode`] and whose `extensions.messageKey`
+//! names its message in the catalog ([`super::messages`]). Internal causes
+//! are logged here, inside the request's span (which carries the request
+//! id), and never shown: the client sees a short message and, for
+//! `INTERNAL`, the request id (added by the HTTP layer, which knows it).
+//!
+//! An [`ApiError`] is put into words by the HTTP layer, in the request's
+//! language: it travels to it as the `source` of the GraphQL error, with
+//! any further field errors of the same input ([`ApiError::also`]), which
+//! the HTTP layer turns into errors of their own.
 
-use async_graphql::{Enum, ErrorExtensions};
+use std::sync::Arc;
+
+use async_graphql::Enum;
+
+use super::messages::{Key, Message};
+use crate::mail::Language;
 
 /// The error codes of the public contract.
 #[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
@@ -45,6 +56,13 @@ pub enum ErrorCode {
     /// The account is scheduled for deletion; at sign-in,
     /// `extensions.purgeAfter` says when it is erased.
     AccountDeletionScheduled,
+    /// The document does not parse.
+    GraphqlParseFailed,
+    /// The document does not validate against the schema (a developer's error, not the person's).
+    GraphqlValidationFailed,
+    /// The HTTP request is not a GraphQL request this endpoint takes (wrong
+    /// media type, method, body or size): the client's error, not the person's.
+    BadRequest,
     /// An automatic persisted query's hash is unknown: send the full text with it.
     PersistedQueryNotFound,
     /// Something failed on our side; `extensions.requestId` identifies it.
@@ -71,6 +89,9 @@ impl ErrorCode {
             Self::PolicyVersionMismatch => "POLICY_VERSION_MISMATCH",
             Self::GuardianConsentPending => "GUARDIAN_CONSENT_PENDING",
             Self::AccountDeletionScheduled => "ACCOUNT_DELETION_SCHEDULED",
+            Self::GraphqlParseFailed => "GRAPHQL_PARSE_FAILED",
+            Self::GraphqlValidationFailed => "GRAPHQL_VALIDATION_FAILED",
+            Self::BadRequest => "BAD_REQUEST",
             Self::PersistedQueryNotFound => "PERSISTED_QUERY_NOT_FOUND",
             Self::Internal => "INTERNAL",
         }
@@ -83,28 +104,44 @@ impl ErrorCode {
 pub struct ApiError {
     /// The contract code.
     pub code: ErrorCode,
-    /// A short human message with nobody's personal data in it.
-    pub message: String,
+    /// What a person is told, as a catalog key and its arguments, with
+    /// nobody's personal data in it.
+    pub message: Message,
     /// For `BAD_USER_INPUT` and its kin: the input field at fault.
     pub field: Option<&'static str>,
     /// Further extensions, e.g. `retryAfterSeconds` or `purpose`.
     pub extra: Vec<(&'static str, async_graphql::Value)>,
+    /// The other invalid fields of the same input, each answered as an
+    /// error of its own after this one, so a form learns all of them at
+    /// once while a client that reads only the first error sees what it
+    /// always saw.
+    pub also: Vec<ApiError>,
 }
 
 impl ApiError {
     /// An error with a code and message.
-    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+    pub fn new(code: ErrorCode, message: impl Into<Message>) -> Self {
         Self {
             code,
             message: message.into(),
             field: None,
             extra: Vec::new(),
+            also: Vec::new(),
         }
     }
 
     /// A `BAD_USER_INPUT` naming the field at fault.
-    pub fn bad_input(field: &'static str, message: impl Into<String>) -> Self {
+    pub fn bad_input(field: &'static str, message: impl Into<Message>) -> Self {
         Self::new(ErrorCode::BadUserInput, message).with_field(field)
+    }
+
+    /// The first of `errors`, carrying the others (see [`ApiError::also`]);
+    /// `None` when there are none.
+    pub fn all_of(errors: impl IntoIterator<Item = ApiError>) -> Option<Self> {
+        let mut errors = errors.into_iter();
+        let mut first = errors.next()?;
+        first.also.extend(errors);
+        Some(first)
     }
 
     /// Names the input field at fault.
@@ -125,40 +162,70 @@ impl ApiError {
 
     /// `UNAUTHENTICATED`.
     pub fn unauthenticated() -> Self {
-        Self::new(ErrorCode::Unauthenticated, "Please sign in first.")
+        Self::new(ErrorCode::Unauthenticated, Key::Unauthenticated)
     }
 
     /// `FORBIDDEN`.
     pub fn forbidden() -> Self {
-        Self::new(ErrorCode::Forbidden, "You are not allowed to do that.")
+        Self::new(ErrorCode::Forbidden, Key::Forbidden)
     }
 
     /// `NOT_FOUND`.
     pub fn not_found() -> Self {
-        Self::new(ErrorCode::NotFound, "Not found.")
+        Self::new(ErrorCode::NotFound, Key::NotFound)
     }
 
     /// `INTERNAL`, logging the cause (never shown) in the request's span.
     pub fn internal(cause: &dyn std::fmt::Display) -> Self {
         tracing::error!(error = %cause, "internal error");
-        Self::new(
-            ErrorCode::Internal,
-            "Something went wrong on our side. Quote the request id if you contact support.",
-        )
+        Self::new(ErrorCode::Internal, Key::Internal)
+    }
+
+    /// The extensions of this error alone (not of [`ApiError::also`]):
+    /// `code`, `messageKey`, `field` and the extra ones.
+    pub fn extensions(&self) -> async_graphql::ErrorExtensionValues {
+        let mut ext = async_graphql::ErrorExtensionValues::default();
+        ext.set("code", self.code.as_str());
+        ext.set("messageKey", self.message.key().as_str());
+        if let Some(field) = self.field {
+            ext.set("field", field);
+        }
+        for (name, value) in &self.extra {
+            ext.set(*name, value.clone());
+        }
+        ext
+    }
+
+    /// The GraphQL errors this error answers, in `language`: itself, then
+    /// each of [`ApiError::also`], all at `template`'s path and locations.
+    pub fn server_errors(
+        &self,
+        template: &async_graphql::ServerError,
+        language: Language,
+    ) -> Vec<async_graphql::ServerError> {
+        std::iter::once(self)
+            .chain(self.also.iter())
+            .map(|error| {
+                let mut server =
+                    async_graphql::ServerError::new(error.message.render(language), None);
+                server.locations = template.locations.clone();
+                server.path = template.path.clone();
+                server.extensions = Some(error.extensions());
+                server
+            })
+            .collect()
     }
 }
 
 impl From<ApiError> for async_graphql::Error {
     fn from(err: ApiError) -> Self {
-        async_graphql::Error::new(err.message).extend_with(|_, ext| {
-            ext.set("code", err.code.as_str());
-            if let Some(field) = err.field {
-                ext.set("field", field);
-            }
-            for (name, value) in err.extra {
-                ext.set(name, value);
-            }
-        })
+        // Worded in the default language until the HTTP layer, which knows
+        // the request's, words it again from the source.
+        async_graphql::Error {
+            message: err.message.render(Language::default()),
+            extensions: Some(err.extensions()),
+            source: Some(Arc::new(err)),
+        }
     }
 }
 

@@ -2,6 +2,7 @@
 //! roots, the limits every request runs under, and context helpers.
 
 pub mod errors;
+pub mod messages;
 pub mod paging;
 
 use async_graphql::{Context, EmptySubscription, ID, MergedObject, Schema};
@@ -79,7 +80,8 @@ pub struct UserAgent(pub String);
 #[derive(Debug, Clone, Copy)]
 pub struct EndedSession;
 
-/// The language a request asked for via `Accept-Language`.
+/// The language a request is answered in: `Accept-Language` when it names
+/// a supported one, else the signed-in account's language, else zh-CN.
 #[derive(Debug, Clone, Copy)]
 pub struct RequestLanguage(pub Language);
 
@@ -134,7 +136,7 @@ pub fn state<'a>(ctx: &Context<'a>) -> ApiResult<&'a AppState> {
         .map_err(|_| ApiError::internal(&"schema built without state"))
 }
 
-/// The language of the current request (zh-CN unless it asked otherwise).
+/// The language of the current request (see [`RequestLanguage`]).
 pub fn request_language(ctx: &Context<'_>) -> Language {
     ctx.data_opt::<RequestLanguage>()
         .map(|l| l.0)
@@ -156,10 +158,17 @@ pub fn active_viewer<'a>(ctx: &Context<'a>) -> ApiResult<&'a Viewer> {
     {
         return Err(ApiError::new(
             ErrorCode::GuardianConsentPending,
-            "A parent or guardian must agree before this account can be used.",
+            messages::Key::GuardianConsentPending,
         ));
     }
     Ok(viewer)
+}
+
+/// A language a caller named in `field`: `BAD_USER_INPUT` on that field
+/// when it is not one the platform writes in, never a silent fallback.
+pub fn named_language(tag: &str, field: &'static str) -> ApiResult<Language> {
+    Language::parse(tag)
+        .ok_or_else(|| ApiError::bad_input(field, messages::Key::UnsupportedLanguage))
 }
 
 /// Parses an `ID` argument; a malformed id is `NOT_FOUND`, like an unknown one.

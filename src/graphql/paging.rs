@@ -26,7 +26,10 @@ use async_graphql::{
 use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
 use uuid::Uuid;
 
-use super::errors::{ApiError, ApiResult};
+use super::{
+    errors::{ApiError, ApiResult},
+    messages::{Key, Message},
+};
 use crate::crypto::{FieldCipher, FieldContext};
 
 /// Page size when `first` is left out.
@@ -44,7 +47,9 @@ pub fn page_size(first: Option<i32>) -> ApiResult<u64> {
     if !(0..=MAX_FIRST).contains(&first) {
         return Err(ApiError::bad_input(
             "first",
-            format!("Ask for 0 to {MAX_FIRST} items."),
+            Message::new(Key::PageSize)
+                .arg("min", 0)
+                .arg("max", MAX_FIRST),
         ));
     }
     Ok(u64::from(first.unsigned_abs()))
@@ -119,10 +124,7 @@ impl<'a> Cursors<'a> {
             .and_then(|bytes| P::from_bytes(&bytes));
         match position {
             Some(position) => Ok(Some(position)),
-            None => Err(ApiError::bad_input(
-                "after",
-                "This cursor was not given out for this list. Start again from the first page.",
-            )),
+            None => Err(ApiError::bad_input("after", Key::CursorUnknown)),
         }
     }
 

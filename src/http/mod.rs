@@ -15,7 +15,7 @@ pub mod playground;
 
 use std::time::{Duration, Instant};
 
-use async_graphql::{ErrorExtensionValues, ServerError, Value};
+use async_graphql::{ServerError, Value};
 use poem::{
     Body, Endpoint, EndpointExt, IntoResponse, Request, Response, Route, get, handler,
     http::{HeaderValue, StatusCode, header},
@@ -26,7 +26,11 @@ use uuid::Uuid;
 
 use crate::{
     accounts::graphql::{SESSION_COOKIE, cleared_session_cookie},
-    graphql::{CustosSchema, EndedSession, RequestLanguage, UserAgent, errors::ErrorCode},
+    graphql::{
+        CustosSchema, EndedSession, RequestLanguage, UserAgent,
+        errors::{ApiError, ErrorCode},
+        messages::{Key, Message},
+    },
     mail::Language,
     state::AppState,
 };
@@ -144,10 +148,22 @@ async fn with_request_id<E: Endpoint>(
     response
 }
 
-/// A GraphQL-shaped error answer for requests refused before execution.
-fn refusal(status: StatusCode, code: ErrorCode, message: &str) -> Response {
+/// The language `Accept-Language` asks for, when it names one of ours.
+fn header_language(request: &Request) -> Option<Language> {
+    request
+        .header(header::ACCEPT_LANGUAGE)
+        .and_then(Language::preferred)
+}
+
+/// A GraphQL-shaped error answer for requests refused before execution,
+/// worded in the language `Accept-Language` asks for.
+fn refusal(request: &Request, status: StatusCode, code: ErrorCode, key: Key) -> Response {
+    let language = header_language(request).unwrap_or_default();
     let body = serde_json::json!({
-        "errors": [{ "message": message, "extensions": { "code": code.as_str() } }]
+        "errors": [{
+            "message": Message::new(key).render(language),
+            "extensions": { "code": code.as_str(), "messageKey": key.as_str() },
+        }]
     });
     Response::builder()
         .status(status)
@@ -160,6 +176,7 @@ fn refusal(status: StatusCode, code: ErrorCode, message: &str) -> Response {
 /// kept text with that hash. Answers the refusal to send instead when the
 /// hash is unknown, not its text's, or not in Apollo's form.
 fn resolve_persisted_query(
+    http: &Request,
     state: &AppState,
     request: &mut async_graphql::Request,
 ) -> Option<Response> {
@@ -169,27 +186,51 @@ fn resolve_persisted_query(
                 request.query = text.to_string();
                 None
             }
-            None => Some(refusal(
-                StatusCode::OK,
-                ErrorCode::PersistedQueryNotFound,
-                "PersistedQueryNotFound",
-            )),
+            None => Some(persisted_query_not_found()),
         },
         // A text sent with its hash is kept (or not) like any other.
         Ok(persisted::Persisted::Register(_) | persisted::Persisted::No) => None,
         Err(refused) => Some(bad_request_field(
+            http,
             "extensions.persistedQuery",
             refused.message(),
         )),
     }
 }
 
-/// A `BAD_USER_INPUT` refusal naming the part of the request at fault.
-fn bad_request_field(field: &str, message: &str) -> Response {
+/// `PERSISTED_QUERY_NOT_FOUND`, with HTTP 200 (Apollo clients give up on
+/// persisted queries for good after a 4xx) and the message Apollo's
+/// clients match on, the same in every language; the key is the catalog's
+/// convention for the code.
+fn persisted_query_not_found() -> Response {
     let body = serde_json::json!({
         "errors": [{
-            "message": message,
-            "extensions": { "code": ErrorCode::BadUserInput.as_str(), "field": field },
+            "message": "PersistedQueryNotFound",
+            "extensions": {
+                "code": ErrorCode::PersistedQueryNotFound.as_str(),
+                "messageKey": "graphql.persisted_query_not_found",
+            },
+        }]
+    });
+    Response::builder()
+        .status(StatusCode::OK)
+        .content_type("application/json")
+        .header(header::CACHE_CONTROL, "no-store")
+        .body(body.to_string())
+}
+
+/// A `BAD_USER_INPUT` refusal naming the part of the request at fault,
+/// worded in the request's language.
+fn bad_request_field(http: &Request, field: &str, key: Key) -> Response {
+    let language = header_language(http).unwrap_or_default();
+    let body = serde_json::json!({
+        "errors": [{
+            "message": Message::new(key).render(language),
+            "extensions": {
+                "code": ErrorCode::BadUserInput.as_str(),
+                "field": field,
+                "messageKey": key.as_str(),
+            },
         }]
     });
     Response::builder()
@@ -206,9 +247,10 @@ async fn graphql_get(request: &Request, Data(enabled): Data<&PlaygroundEnabled>)
         // Running operations from a URL would let any page trigger them
         // with the person's cookie.
         return refusal(
+            request,
             StatusCode::METHOD_NOT_ALLOWED,
-            ErrorCode::BadUserInput,
-            "GraphQL operations are accepted only as POST with application/json.",
+            ErrorCode::BadRequest,
+            Key::PostOnly,
         )
         .with_header(header::ALLOW, "POST")
         .into_response();
@@ -236,97 +278,126 @@ async fn graphql_post(
         .unwrap_or(false);
     if !is_json {
         return refusal(
+            request,
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ErrorCode::BadUserInput,
-            "Send GraphQL requests as application/json.",
+            ErrorCode::BadRequest,
+            Key::JsonOnly,
         );
     }
     let bytes = match body.into_bytes_limit(MAX_BODY_BYTES).await {
         Ok(bytes) => bytes,
         Err(_) => {
             return refusal(
+                request,
                 StatusCode::PAYLOAD_TOO_LARGE,
-                ErrorCode::BadUserInput,
-                "The request body is too large.",
+                ErrorCode::BadRequest,
+                Key::BodyTooLarge,
             );
         }
     };
     let json: serde_json::Value = match serde_json::from_slice(&bytes) {
         Ok(json) => json,
+        // serde_json stops at 128 levels of nesting (its recursion limit),
+        // so deep variables never reach anything that recurses further.
+        Err(err) if err.to_string().starts_with("recursion limit exceeded") => {
+            return refusal(
+                request,
+                StatusCode::BAD_REQUEST,
+                ErrorCode::BadRequest,
+                Key::BodyNestedTooDeep,
+            );
+        }
         Err(_) => {
             return refusal(
+                request,
                 StatusCode::BAD_REQUEST,
-                ErrorCode::BadUserInput,
-                "The request body is not valid JSON.",
+                ErrorCode::BadRequest,
+                Key::BodyNotJson,
             );
         }
     };
     if json.is_array() {
         // Batches multiply every limit by their length; one operation a request.
         return refusal(
+            request,
             StatusCode::BAD_REQUEST,
-            ErrorCode::BadUserInput,
-            "Batched requests are not accepted: send one operation per request.",
+            ErrorCode::BadRequest,
+            Key::Batched,
         );
     }
     let mut gql_request: async_graphql::Request = match serde_json::from_value(json) {
         Ok(req) => req,
         Err(_) => {
             return refusal(
+                request,
                 StatusCode::BAD_REQUEST,
-                ErrorCode::BadUserInput,
-                "The body must be a GraphQL request: {\"query\": \"...\", \"variables\": {...}}.",
+                ErrorCode::BadRequest,
+                Key::NotGraphqlRequest,
             );
         }
     };
-    if let Some(refused) = resolve_persisted_query(state, &mut gql_request) {
+    if let Some(refused) = resolve_persisted_query(request, state, &mut gql_request) {
         return refused;
     }
     if gql_request.query.len() > MAX_QUERY_BYTES {
         return refusal(
+            request,
             StatusCode::BAD_REQUEST,
-            ErrorCode::BadUserInput,
-            "The query text is too long.",
+            ErrorCode::BadRequest,
+            Key::QueryTooLong,
         );
     }
-    // A document that does not parse is left to the executor's own error.
-    // One that does is handed to the executor, so it does not parse it
-    // again (and usually nobody parses it: see `documents`).
-    let mut forgets_sessions = false;
-    if let Some(document) = state.documents().get(&gql_request.query) {
-        forgets_sessions = document.may_change_sessions;
-        if document.aliases > MAX_ALIASES {
-            return refusal(
-                StatusCode::BAD_REQUEST,
-                ErrorCode::BadUserInput,
-                "Too many aliased fields in one request.",
-            );
-        }
-        if document.password_checks > 1 {
-            return refusal(
-                StatusCode::BAD_REQUEST,
-                ErrorCode::BadUserInput,
-                "One request may check the password once: send changePassword and changeEmail in requests of their own, without aliases.",
-            );
-        }
-        if document.depth > crate::graphql::MAX_DEPTH {
-            return refusal(
-                StatusCode::BAD_REQUEST,
-                ErrorCode::BadUserInput,
-                "The query is nested too deep.",
-            );
-        }
-        gql_request.set_parsed_query(document.parsed.clone());
+    if documents::nests_too_deep(&gql_request.query) {
+        // Neither the cache nor the executor may parse it: the parser
+        // recurses once a level and would overflow the worker's stack.
+        return refusal(
+            request,
+            StatusCode::BAD_REQUEST,
+            ErrorCode::GraphqlParseFailed,
+            Key::NestedTooDeep,
+        );
     }
-    let operation_name = gql_request.operation_name.clone();
+    // A parsed document is handed to the executor, so it does not parse it
+    // again (and usually nobody parses it: see `documents`). One that does
+    // not parse is answered here, in one line.
     let started = std::time::Instant::now();
-    let language = request
-        .header(header::ACCEPT_LANGUAGE)
-        .map(Language::from_accept_language)
-        .unwrap_or_default();
-    let mut gql_request = gql_request
-        .data(RequestLanguage(language))
-        .data(*request_id);
+    let Some(document) = state.documents().get(&gql_request.query) else {
+        let language = header_language(request).unwrap_or_default();
+        state.metrics().observe_request(
+            gql_request.operation_name.as_deref(),
+            false,
+            started.elapsed(),
+        );
+        return answer(parse_failure(&gql_request.query, language), request);
+    };
+    let forgets_sessions = document.may_change_sessions;
+    if document.aliases > MAX_ALIASES {
+        return refusal(
+            request,
+            StatusCode::BAD_REQUEST,
+            ErrorCode::GraphqlValidationFailed,
+            Key::TooManyAliases,
+        );
+    }
+    if document.password_checks > 1 {
+        return refusal(
+            request,
+            StatusCode::BAD_REQUEST,
+            ErrorCode::GraphqlValidationFailed,
+            Key::OnePasswordCheck,
+        );
+    }
+    if document.depth > crate::graphql::MAX_DEPTH {
+        return refusal(
+            request,
+            StatusCode::BAD_REQUEST,
+            ErrorCode::GraphqlValidationFailed,
+            Key::TooDeep,
+        );
+    }
+    gql_request.set_parsed_query(document.parsed.clone());
+    let operation_name = gql_request.operation_name.clone();
+    let mut gql_request = gql_request.data(*request_id);
     if let Some(agent) = request.header(header::USER_AGENT) {
         gql_request = gql_request.data(UserAgent(agent.to_owned()));
     }
@@ -345,10 +416,15 @@ async fn graphql_post(
     if let Some(ip) = client {
         gql_request = gql_request.data(crate::ratelimit::ClientIp(ip));
     }
+    // Accept-Language first; else the language the account chose.
+    let mut language = header_language(request);
     let mut session_ended = false;
     if let Some(token) = session_token(request) {
         match crate::accounts::sessions::authenticate(state, &token).await {
-            Ok(Some(viewer)) => gql_request = gql_request.data(viewer),
+            Ok(Some(viewer)) => {
+                language = language.or(Some(Language::from_tag(&viewer.account.language)));
+                gql_request = gql_request.data(viewer);
+            }
             // An unknown or expired token signs nobody in; the answer says
             // so (below), so a page can tell "signed out" from "never was".
             Ok(None) => {
@@ -356,20 +432,19 @@ async fn graphql_post(
                 gql_request = gql_request.data(EndedSession);
             }
             Err(err) => {
-                tracing::error!(error = %err, "session lookup failed");
-                let mut failed = async_graphql::Response::default();
-                failed.errors.push(coded_error(
-                    ErrorCode::Internal,
-                    "Something went wrong on our side. Quote the request id if you contact support.",
-                ));
-                let failed = finish_errors(failed, *request_id);
-                let mut http = async_graphql_poem::GraphQLResponse(failed).into_response();
-                http.headers_mut()
-                    .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-                return http;
+                let failed = lone_error(
+                    ApiError::internal(&format!("session lookup failed: {err}")),
+                    language.unwrap_or_default(),
+                );
+                return answer(
+                    finish_errors(failed, *request_id, Language::default()),
+                    request,
+                );
             }
         }
     }
+    let language = language.unwrap_or_default();
+    let gql_request = gql_request.data(RequestLanguage(language));
 
     // Every password hash of the request spends its client's share of the
     // hashing queue, however deep in a service it is asked for.
@@ -381,12 +456,7 @@ async fn graphql_post(
         Ok(response) => response,
         Err(_) => {
             tracing::warn!("GraphQL request timed out");
-            let mut timed_out = async_graphql::Response::default();
-            timed_out.errors.push(coded_error(
-                ErrorCode::Internal,
-                "The request took too long.",
-            ));
-            timed_out
+            lone_error(ApiError::new(ErrorCode::Internal, Key::TimedOut), language)
         }
     };
     if forgets_sessions {
@@ -394,7 +464,7 @@ async fn graphql_post(
         // request after it on this instance is answered from older rows.
         state.session_cache().forget_all();
     }
-    let mut response = finish_errors(response, *request_id);
+    let mut response = finish_errors(response, *request_id, language);
     if session_ended {
         say_session_ended(&mut response, state);
     }
@@ -415,6 +485,12 @@ async fn graphql_post(
     if rate_limited > 0 {
         metrics.count_rate_limited(rate_limited as u64);
     }
+    answer(response, request)
+}
+
+/// The HTTP answer for a GraphQL response: never cached, and in the
+/// GraphQL-over-HTTP media type for clients that ask for it.
+fn answer(response: async_graphql::Response, request: &Request) -> Response {
     let mut http = async_graphql_poem::GraphQLResponse(response).into_response();
     http.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -472,30 +548,73 @@ fn session_token(request: &Request) -> Option<String> {
     })
 }
 
-fn coded_error(code: ErrorCode, message: &str) -> ServerError {
-    let mut error = ServerError::new(message, None);
-    let mut extensions = ErrorExtensionValues::default();
-    extensions.set("code", code.as_str());
-    error.extensions = Some(extensions);
-    error
+/// A response holding `error` alone, worded in `language`.
+fn lone_error(error: ApiError, language: Language) -> async_graphql::Response {
+    let mut response = async_graphql::Response::default();
+    response.errors = error.server_errors(&ServerError::new("", None), language);
+    response
 }
 
-/// Gives every error a contract code (parse and validation errors become
-/// `BAD_USER_INPUT`) and puts the request id on `INTERNAL` ones.
+/// `GRAPHQL_PARSE_FAILED` for a text that does not parse: one line in
+/// `language`, the parser's expectation in `extensions.detail` (its last
+/// line: never the echo of the text, which may hold what a person typed),
+/// and where it stopped in `locations`.
+fn parse_failure(query: &str, language: Language) -> async_graphql::Response {
+    use async_graphql::parser::Error;
+    let (detail, locations) = match async_graphql::parser::parse_query(query) {
+        Err(err) => {
+            let detail = match &err {
+                Error::Syntax { message, .. } => message
+                    .lines()
+                    .rev()
+                    .find_map(|line| line.trim().strip_prefix("= "))
+                    .unwrap_or("syntax error")
+                    .to_owned(),
+                other => other.to_string(),
+            };
+            (detail, err.positions().collect())
+        }
+        // Only a text that failed to parse comes here.
+        Ok(_) => ("syntax error".to_owned(), Vec::new()),
+    };
+    let mut template = ServerError::new("", None);
+    template.locations = locations;
+    let mut response = async_graphql::Response::default();
+    response.errors = ApiError::new(ErrorCode::GraphqlParseFailed, Key::ParseFailed)
+        .with_extension("detail", detail)
+        .server_errors(&template, language);
+    response
+}
+
+/// Words every error in `language` and gives it a contract code: an
+/// [`ApiError`] becomes its errors (one per invalid field); an error of the
+/// executor without a code (validation, limits, variables that do not fit
+/// their types) becomes `GRAPHQL_VALIDATION_FAILED`, its own text kept in
+/// `extensions.detail`. `INTERNAL` ones get the request id.
 fn finish_errors(
     mut response: async_graphql::Response,
     request_id: RequestId,
+    language: Language,
 ) -> async_graphql::Response {
+    let errors = std::mem::take(&mut response.errors);
+    for error in errors {
+        if let Some(api) = error.source::<ApiError>() {
+            response.errors.extend(api.server_errors(&error, language));
+        } else if error
+            .extensions
+            .as_ref()
+            .is_some_and(|ext| ext.get("code").is_some())
+        {
+            response.errors.push(error);
+        } else {
+            let api = ApiError::new(ErrorCode::GraphqlValidationFailed, Key::ValidationFailed)
+                .with_extension("detail", error.message.clone());
+            response.errors.extend(api.server_errors(&error, language));
+        }
+    }
     for error in &mut response.errors {
         let extensions = error.extensions.get_or_insert_with(Default::default);
-        let code = match extensions.get("code") {
-            Some(Value::String(code)) => code.clone(),
-            _ => {
-                extensions.set("code", ErrorCode::BadUserInput.as_str());
-                ErrorCode::BadUserInput.as_str().to_owned()
-            }
-        };
-        if code == ErrorCode::Internal.as_str() {
+        if extensions.get("code") == Some(&Value::from(ErrorCode::Internal.as_str())) {
             extensions.set("requestId", request_id.0.to_string());
         }
     }

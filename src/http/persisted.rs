@@ -48,13 +48,12 @@ pub enum Refused {
 }
 
 impl Refused {
-    /// What the client is told.
-    pub fn message(self) -> &'static str {
+    /// What the client is told, from the message catalog.
+    pub fn message(self) -> crate::graphql::messages::Key {
+        use crate::graphql::messages::Key;
         match self {
-            Self::Malformed => {
-                "extensions.persistedQuery must be { version: 1, sha256Hash: <64 hex digits> }."
-            }
-            Self::HashMismatch => "The persisted query's sha256Hash is not the hash of its text.",
+            Self::Malformed => Key::PersistedQueryMalformed,
+            Self::HashMismatch => Key::PersistedQueryHashMismatch,
         }
     }
 }

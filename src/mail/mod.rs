@@ -52,10 +52,31 @@ impl Language {
         Self::supported(tag).unwrap_or_default()
     }
 
+    /// The language a person or caller named: `zh-CN` (also `zh`,
+    /// `zh-Hans`, `zh-Hans-CN`) or `en` (also `en-US` and other English
+    /// regions), in any case; `None` for anything else, so a caller's
+    /// unknown language is refused rather than replaced.
+    pub fn parse(tag: &str) -> Option<Language> {
+        let tag = tag.trim().to_ascii_lowercase().replace('_', "-");
+        if tag == "en" || tag.starts_with("en-") {
+            Some(Language::En)
+        } else if matches!(tag.as_str(), "zh" | "zh-cn" | "zh-hans" | "zh-hans-cn") {
+            Some(Language::ZhCn)
+        } else {
+            None
+        }
+    }
+
     /// Picks the supported language with the highest `q` from an HTTP
     /// `Accept-Language` header (earlier entries win ties); zh-CN when none
     /// is supported or the header is malformed.
     pub fn from_accept_language(header: &str) -> Language {
+        Self::preferred(header).unwrap_or_default()
+    }
+
+    /// The supported language with the highest `q` in an `Accept-Language`
+    /// header, or `None` when it names none of ours.
+    pub fn preferred(header: &str) -> Option<Language> {
         let mut best: Option<(u16, Language)> = None;
         for entry in header.split(',') {
             let mut parts = entry.split(';');
@@ -81,7 +102,7 @@ impl Language {
                 best = Some((quality, language));
             }
         }
-        best.map(|(_, language)| language).unwrap_or_default()
+        best.map(|(_, language)| language)
     }
 
     /// The supported language for a tag, or `None` when it is not one of ours.
@@ -192,6 +213,16 @@ mod tests {
         assert_eq!(Language::from_tag("fr"), Language::ZhCn);
         assert_eq!(Language::from_tag(""), Language::ZhCn);
         assert_eq!(Language::from_tag("english"), Language::ZhCn);
+        // Named by a caller: only ours, never a fallback.
+        assert_eq!(Language::parse("zh-CN"), Some(Language::ZhCn));
+        assert_eq!(Language::parse("ZH_hans"), Some(Language::ZhCn));
+        assert_eq!(Language::parse("en-GB"), Some(Language::En));
+        assert_eq!(Language::parse("fr"), None);
+        assert_eq!(Language::parse("zh-TW"), None);
+        assert_eq!(Language::parse("english"), None);
+        assert_eq!(Language::parse(""), None);
+        assert_eq!(Language::preferred("fr, de;q=0.5"), None);
+        assert_eq!(Language::preferred("fr, en;q=0.5"), Some(Language::En));
     }
 
     #[test]

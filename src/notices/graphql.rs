@@ -8,6 +8,7 @@ use crate::{
     accounts::Role,
     graphql::{
         errors::{ApiError, ApiResult},
+        messages::Key,
         require_role, state,
     },
 };
@@ -24,14 +25,17 @@ impl From<NoticeError> for ApiError {
                     ContentBlock::AdviceToUsers => "adviceToUsers",
                     ContentBlock::Remedies => "remedies",
                 };
-                ApiError::bad_input(field, "Every part of an incident notice must be filled in.")
+                ApiError::bad_input(field, Key::NoticeMissingBlock)
             }
-            NoticeError::NoAccountsListed => ApiError::bad_input(
-                "accountIds",
-                "List the affected accounts, or choose ALL_ACCOUNTS.",
-            ),
+            NoticeError::Invalid(errors) => {
+                ApiError::all_of(errors.into_iter().map(ApiError::from))
+                    .unwrap_or_else(|| ApiError::internal(&"an empty list of invalid fields"))
+            }
+            NoticeError::NoAccountsListed => {
+                ApiError::bad_input("accountIds", Key::NoticeNoAccountsListed)
+            }
             NoticeError::UnknownAccount => {
-                ApiError::bad_input("accountIds", "One of the listed accounts does not exist.")
+                ApiError::bad_input("accountIds", Key::NoticeUnknownAccount)
             }
             NoticeError::Database(err) => ApiError::internal(&err),
             NoticeError::Mail(err) => ApiError::internal(&err),

@@ -22,7 +22,7 @@ use uuid::Uuid;
 
 use super::templates;
 use crate::{
-    accounts::service::{open_with, status},
+    accounts::service::{needs_account_key, open_with, status},
     audit::service::{AuditRecord, append, append_alone},
     crypto::AccountKey,
     mail::{
@@ -147,8 +147,8 @@ impl IncidentContent {
         }
     }
 
-    /// Trims every block; the first empty one, in the order a reader meets
-    /// them, is refused.
+    /// Trims every block; empty ones are refused, all of them, in the order
+    /// a reader meets them.
     pub fn checked(self) -> Result<Self, NoticeError> {
         let trimmed = Self {
             title: self.title.trim().to_owned(),
@@ -158,19 +158,23 @@ impl IncidentContent {
             advice_to_users: self.advice_to_users.trim().to_owned(),
             remedies: self.remedies.trim().to_owned(),
         };
-        for block in [
+        let mut missing: Vec<NoticeError> = [
             ContentBlock::Title,
             ContentBlock::WhatHappened,
             ContentBlock::PossibleImpact,
             ContentBlock::MeasuresTaken,
             ContentBlock::AdviceToUsers,
             ContentBlock::Remedies,
-        ] {
-            if trimmed.block(block).is_empty() {
-                return Err(NoticeError::MissingBlock(block));
-            }
+        ]
+        .into_iter()
+        .filter(|block| trimmed.block(*block).is_empty())
+        .map(NoticeError::MissingBlock)
+        .collect();
+        match missing.len() {
+            0 => Ok(trimmed),
+            1 => Err(missing.remove(0)),
+            _ => Err(NoticeError::Invalid(missing)),
         }
-        Ok(trimmed)
     }
 }
 
@@ -213,6 +217,9 @@ pub enum NoticeError {
     /// A content block is empty.
     #[error("the {0:?} block is empty")]
     MissingBlock(ContentBlock),
+    /// Several blocks are empty: every one of them, in reading order.
+    #[error("{} blocks are empty", .0.len())]
+    Invalid(Vec<NoticeError>),
     /// LISTED_ACCOUNTS with no accounts.
     #[error("no accounts listed")]
     NoAccountsListed,
@@ -358,6 +365,11 @@ fn seal_page(
     let mut failed = 0;
     for row in rows {
         let key = keys.get(&row.id).map(|key| &**key);
+        // An account whose data key is gone is nobody to tell.
+        if key.is_none() && needs_account_key(&row) {
+            state.account_unreadable(row.id);
+            continue;
+        }
         let attempt = open_with(state, &row, key)
             .map_err(MailError::from)
             .and_then(|record| {
@@ -564,7 +576,7 @@ mod tests {
     }
 
     #[test]
-    fn blocks_are_trimmed_and_the_first_empty_one_is_named() {
+    fn blocks_are_trimmed_and_every_empty_one_is_named() {
         assert_eq!(
             content().checked().map(|c| c.title).ok(),
             Some("Title".into())
@@ -572,9 +584,21 @@ mod tests {
         let mut blank = content();
         blank.possible_impact = " \n\t".into();
         blank.remedies = String::new();
+        let Err(NoticeError::Invalid(missing)) = blank.checked() else {
+            panic!("two blocks are empty");
+        };
         assert!(matches!(
-            blank.checked(),
-            Err(NoticeError::MissingBlock(ContentBlock::PossibleImpact))
+            missing.as_slice(),
+            [
+                NoticeError::MissingBlock(ContentBlock::PossibleImpact),
+                NoticeError::MissingBlock(ContentBlock::Remedies)
+            ]
+        ));
+        let mut one = content();
+        one.title = " ".into();
+        assert!(matches!(
+            one.checked(),
+            Err(NoticeError::MissingBlock(ContentBlock::Title))
         ));
     }
 

@@ -55,6 +55,9 @@ pub enum Action {
     /// `changePassword` and `changeEmail`: a signed-in caller's password
     /// checks (each costs a password hash).
     PasswordCheck,
+    /// `usernameCheck` (its own bucket, as large as sign-up's, so a form
+    /// that checks as the person types does not use up their sign-up).
+    UsernameCheck,
 }
 
 impl Action {
@@ -68,6 +71,7 @@ impl Action {
             Self::RequestAccountDeletion => "request_account_deletion",
             Self::CreateTicket => "create_ticket",
             Self::PasswordCheck => "password_check",
+            Self::UsernameCheck => "username_check",
         }
     }
 }
@@ -173,7 +177,8 @@ impl RateLimits {
 pub fn rate_limited(retry_after_seconds: u64) -> ApiError {
     ApiError::new(
         ErrorCode::RateLimited,
-        "Too many attempts. Please wait a moment and try again.",
+        crate::graphql::messages::Message::new(crate::graphql::messages::Key::RateLimited)
+            .arg("seconds", retry_after_seconds.max(1)),
     )
     .with_extension(
         "retryAfterSeconds",

@@ -8,6 +8,7 @@ use crate::{
     accounts::service::AccountError,
     graphql::{
         errors::{ApiError, ApiResult, ErrorCode},
+        messages::Key,
         state,
     },
     ratelimit::{self, Action},
@@ -16,11 +17,10 @@ use crate::{
 impl From<RecoveryError> for ApiError {
     fn from(err: RecoveryError) -> Self {
         match err {
-            RecoveryError::Email(_) => ApiError::bad_input("email", "Enter a valid email address."),
-            RecoveryError::InvalidToken => ApiError::new(
-                ErrorCode::InvalidToken,
-                "This link is invalid or has expired. Please ask for a new one.",
-            ),
+            RecoveryError::Email(_) => ApiError::bad_input("email", Key::EmailInvalid),
+            RecoveryError::InvalidToken => {
+                ApiError::new(ErrorCode::InvalidToken, Key::ResetTokenInvalid)
+            }
             RecoveryError::WeakPassword(reason) => {
                 // Same message and reason codes as everywhere else a
                 // password is chosen; only the field differs.
@@ -57,7 +57,9 @@ impl RecoveryMutation {
         new_password: String,
     ) -> ApiResult<bool> {
         ratelimit::check(ctx, Action::ResetPassword)?;
-        service::reset_password(state(ctx)?, &token, &SecretString::from(new_password)).await?;
+        let client = ctx.data_opt::<ratelimit::ClientIp>().map(|ip| ip.0);
+        let password = SecretString::from(new_password);
+        service::reset_password(state(ctx)?, &token, &password, client).await?;
         Ok(true)
     }
 }

@@ -14,6 +14,7 @@ use crate::{
     accounts::{Role, sessions::Viewer},
     graphql::{
         errors::{ApiError, ApiResult, ErrorCode},
+        messages::{Key, Message},
         paging::{self, Cursors, Position},
         parse_id, request_language, require_role, state, viewer,
     },
@@ -24,42 +25,42 @@ const STAFF: &[Role] = &[Role::Support, Role::Admin];
 impl From<TicketError> for ApiError {
     fn from(err: TicketError) -> Self {
         match err {
-            TicketError::Subject("empty") => ApiError::bad_input("subject", "Enter a subject."),
-            TicketError::Subject(_) => {
-                ApiError::bad_input("subject", "A subject has at most 200 characters.")
+            TicketError::Subject("empty") => {
+                ApiError::bad_input("subject", Key::TicketSubjectEmpty)
             }
-            TicketError::Body("empty") => ApiError::bad_input("body", "Enter a message."),
-            TicketError::Body(_) => {
-                ApiError::bad_input("body", "A message has at most 10,000 characters.")
-            }
+            TicketError::Subject(_) => ApiError::bad_input(
+                "subject",
+                Message::new(Key::TicketSubjectTooLong).arg("max", service::MAX_SUBJECT_CHARS),
+            ),
+            TicketError::Body("empty") => ApiError::bad_input("body", Key::TicketBodyEmpty),
+            TicketError::Body(_) => ApiError::bad_input(
+                "body",
+                Message::new(Key::TicketBodyTooLong).arg("max", service::MAX_BODY_CHARS),
+            ),
             TicketError::ContactUsername => ApiError::bad_input(
                 "contactUsername",
-                "A name has at most 64 characters and no control characters.",
+                Message::new(Key::TicketContactUsername)
+                    .arg("max", service::MAX_CONTACT_USERNAME_CHARS),
             ),
-            TicketError::ContactEmail => {
-                ApiError::bad_input("contactEmail", "Enter a valid email address.")
+            TicketError::ContactEmail => ApiError::bad_input("contactEmail", Key::EmailInvalid),
+            TicketError::ContactForGuestsOnly(field) => {
+                ApiError::bad_input(field, Key::TicketContactForGuestsOnly)
             }
-            TicketError::ContactForGuestsOnly(field) => ApiError::bad_input(
-                field,
-                "Signed-in requests use your account's username and email; leave this out.",
+            TicketError::Reason("empty") => ApiError::bad_input("reason", Key::TicketReasonEmpty),
+            TicketError::Reason(_) => ApiError::bad_input(
+                "reason",
+                Message::new(Key::TicketReasonTooLong).arg("max", service::MAX_REVEAL_REASON_CHARS),
             ),
-            TicketError::Reason("empty") => {
-                ApiError::bad_input("reason", "Say why you need the full email address.")
+            TicketError::Closed => ApiError::bad_input("ticketId", Key::TicketClosed),
+            TicketError::Invalid(errors) => {
+                ApiError::all_of(errors.into_iter().map(ApiError::from))
+                    .unwrap_or_else(|| ApiError::internal(&"an empty list of invalid fields"))
             }
-            TicketError::Reason(_) => {
-                ApiError::bad_input("reason", "A reason has at most 500 characters.")
-            }
-            TicketError::Closed => {
-                ApiError::bad_input("ticketId", "This ticket is closed. Please file a new one.")
-            }
-            TicketError::ThreadFull => ApiError::bad_input(
-                "ticketId",
-                "This ticket holds as many messages as it can. Please file a new one.",
-            ),
+            TicketError::ThreadFull => ApiError::bad_input("ticketId", Key::TicketThreadFull),
             TicketError::TooManyMessages(seconds) => crate::ratelimit::rate_limited(seconds),
             TicketError::NotFound => ApiError::not_found(),
             TicketError::NoContactEmail => {
-                ApiError::new(ErrorCode::NotFound, "This ticket has no email address.")
+                ApiError::new(ErrorCode::NotFound, Key::TicketNoContactEmail)
             }
             TicketError::ReferencesExhausted => ApiError::internal(&err),
             TicketError::Database(err) => ApiError::internal(&err),

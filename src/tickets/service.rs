@@ -86,6 +86,10 @@ pub enum TicketError {
     /// The guest's address is malformed.
     #[error("contact email")]
     ContactEmail,
+    /// Several fields of one input are invalid: every one of them, in
+    /// field order.
+    #[error("{} invalid fields", .0.len())]
+    Invalid(Vec<TicketError>),
     /// A signed-in person gave contact details (their account's are used).
     #[error("contact details are for guests only")]
     ContactForGuestsOnly(&'static str),
@@ -294,21 +298,39 @@ fn checked_body(raw: &str) -> Result<String, TicketError> {
 fn checked_guest_contact(
     username: Option<&str>,
     email: Option<&str>,
-) -> Result<(Option<String>, Option<Email>), TicketError> {
+    faults: &mut Vec<TicketError>,
+) -> Option<(Option<String>, Option<Email>)> {
     let username = match username.map(str::trim).filter(|u| !u.is_empty()) {
         Some(name)
             if name.chars().count() > MAX_CONTACT_USERNAME_CHARS
                 || name.chars().any(char::is_control) =>
         {
-            return Err(TicketError::ContactUsername);
+            faults.push(TicketError::ContactUsername);
+            None
         }
-        other => other.map(str::to_owned),
+        other => Some(other.map(str::to_owned)),
     };
     let email = match email.map(str::trim).filter(|e| !e.is_empty()) {
-        Some(raw) => Some(Email::parse(raw).map_err(|_| TicketError::ContactEmail)?),
-        None => None,
+        Some(raw) => match Email::parse(raw) {
+            Ok(email) => Some(Some(email)),
+            Err(_) => {
+                faults.push(TicketError::ContactEmail);
+                None
+            }
+        },
+        None => Some(None),
     };
-    Ok((username, email))
+    Some((username?, email?))
+}
+
+/// One error for the invalid fields of an input: the only one, or all of
+/// them as [`TicketError::Invalid`].
+fn all_of(mut faults: Vec<TicketError>) -> TicketError {
+    if faults.len() == 1 {
+        faults.remove(0)
+    } else {
+        TicketError::Invalid(faults)
+    }
 }
 
 /// A fresh random reference such as `T-7K3Q9M`.
@@ -369,7 +391,6 @@ async fn records<C: ConnectionTrait>(
         .find_many(state.cipher(), conn, &account_ids)
         .await?;
     let key_of = |owner: Option<Uuid>| owner.and_then(|id| keys.get(&id)).map(|key| &**key);
-    let owners: HashMap<Uuid, Option<Uuid>> = rows.iter().map(|r| (r.id, r.account_id)).collect();
     let accounts: HashMap<Uuid, account::Model> = if account_ids.is_empty() {
         HashMap::new()
     } else {
@@ -381,6 +402,23 @@ async fn records<C: ConnectionTrait>(
             .map(|a| (a.id, a))
             .collect()
     };
+    // Tickets of an account whose data key is gone are nobody's: skipped.
+    let rows: Vec<ticket::Model> = rows
+        .into_iter()
+        .filter(|row| {
+            let unreadable =
+                row.account_id
+                    .and_then(|id| accounts.get(&id))
+                    .is_some_and(|account| {
+                        accounts::needs_account_key(account) && !keys.contains_key(&account.id)
+                    });
+            if let (true, Some(owner)) = (unreadable, row.account_id) {
+                state.account_unreadable(owner);
+            }
+            !unreadable
+        })
+        .collect();
+    let owners: HashMap<Uuid, Option<Uuid>> = rows.iter().map(|r| (r.id, r.account_id)).collect();
     let mut threads: HashMap<Uuid, Vec<MessageRecord>> = HashMap::new();
     for message in ticket_message::Entity::find()
         .filter(ticket_message::Column::TicketId.is_in(rows.iter().map(|r| r.id)))
@@ -484,8 +522,10 @@ async fn record<C: ConnectionTrait>(
 
 /// Loads a ticket the viewer may act on, with the role they act in: the
 /// owner as requester, else staff; anyone else gets `NotFound`, like an
-/// unknown id.
+/// unknown id. So does a ticket of an account whose data key is gone: it
+/// is nobody's any more, and writing to it would make the account a key.
 async fn accessible<C: ConnectionTrait>(
+    state: &AppState,
     conn: &C,
     viewer: &Viewer,
     id: Uuid,
@@ -494,6 +534,12 @@ async fn accessible<C: ConnectionTrait>(
         .one(conn)
         .await?
         .ok_or(TicketError::NotFound)?;
+    if let Some(owner) = row.account_id
+        && let Some(account) = account::Entity::find_by_id(owner).one(conn).await?
+        && !accounts::is_readable_in(state, conn, &account).await?
+    {
+        return Err(TicketError::NotFound);
+    }
     if row.account_id == Some(viewer.account_id) {
         Ok((row, Author::Requester))
     } else if is_staff(viewer) {
@@ -523,24 +569,36 @@ pub async fn create_with_references(
     request: NewTicket,
     mut next_reference: impl FnMut() -> Result<String, CryptoError>,
 ) -> Result<TicketRecord, TicketError> {
-    let subject = checked_subject(&request.subject)?;
-    let body = checked_body(&request.body)?;
-    let (contact_username, contact_email) = match viewer {
+    // Every invalid field is reported, in the order of the input.
+    let mut faults = Vec::new();
+    let subject = checked_subject(&request.subject)
+        .map_err(|err| faults.push(err))
+        .ok();
+    let body = checked_body(&request.body)
+        .map_err(|err| faults.push(err))
+        .ok();
+    let contact = match viewer {
         Some(_) => {
             let given =
                 |value: &Option<String>| value.as_deref().is_some_and(|v| !v.trim().is_empty());
-            if given(&request.contact_email) {
-                return Err(TicketError::ContactForGuestsOnly("contactEmail"));
-            }
             if given(&request.contact_username) {
-                return Err(TicketError::ContactForGuestsOnly("contactUsername"));
+                faults.push(TicketError::ContactForGuestsOnly("contactUsername"));
             }
-            (None, None)
+            if given(&request.contact_email) {
+                faults.push(TicketError::ContactForGuestsOnly("contactEmail"));
+            }
+            Some((None, None))
         }
         None => checked_guest_contact(
             request.contact_username.as_deref(),
             request.contact_email.as_deref(),
-        )?,
+            &mut faults,
+        ),
+    };
+    let (Some(subject), Some(body), Some((contact_username, contact_email)), true) =
+        (subject, body, contact, faults.is_empty())
+    else {
+        return Err(all_of(faults));
     };
 
     // A signed-in requester's ticket is theirs: under their data key.
@@ -700,7 +758,7 @@ pub async fn filed_as_guest_from(
 
 /// One ticket: the owner's, or any for staff; otherwise `NotFound`.
 pub async fn get(state: &AppState, viewer: &Viewer, id: Uuid) -> Result<TicketRecord, TicketError> {
-    let (row, author) = accessible(state.db(), viewer, id).await?;
+    let (row, author) = accessible(state, state.db(), viewer, id).await?;
     let owner = row.account_id;
     let record = record(state, state.db(), row, Some(viewer)).await?;
     if matches!(author, Author::Staff) {
@@ -851,7 +909,7 @@ pub async fn add_message(
     let body = checked_body(body)?;
     let now = state.clock().now();
     let txn = state.db().begin().await?;
-    let (row, author) = accessible(&txn, viewer, ticket_id).await?;
+    let (row, author) = accessible(state, &txn, viewer, ticket_id).await?;
     let status = match author {
         Author::Requester => {
             check_requester_rate(&txn, viewer.account_id, now).await?;
@@ -954,7 +1012,9 @@ async fn mail_reply<C: ConnectionTrait>(
     }
     let (to, language) = match (&account, &row.contact_email_ct) {
         (Some(account), _) => {
-            let account = accounts::open_in(state, conn, account).await?;
+            let Some(account) = accounts::open_readable_in(state, conn, account).await? else {
+                return Ok(());
+            };
             (account.email, account.language)
         }
         (None, Some(ct)) => (
@@ -993,7 +1053,7 @@ pub async fn close(
 ) -> Result<TicketRecord, TicketError> {
     let now = state.clock().now();
     let txn = state.db().begin().await?;
-    let (row, author) = accessible(&txn, viewer, ticket_id).await?;
+    let (row, author) = accessible(state, &txn, viewer, ticket_id).await?;
     set_status_unless_closed(&txn, ticket_id, Status::Closed, now).await?;
     let updated = ticket::Entity::find_by_id(ticket_id)
         .one(&txn)
@@ -1094,22 +1154,29 @@ mod tests {
 
     #[test]
     fn guest_contact_blank_means_not_given() {
-        let (name, email) = checked_guest_contact(Some("  "), Some(" ")).unwrap();
+        let mut faults = Vec::new();
+        let (name, email) = checked_guest_contact(Some("  "), Some(" "), &mut faults).unwrap();
         assert!(name.is_none() && email.is_none());
-        let (name, email) = checked_guest_contact(Some(" Li "), Some(" li@example.org ")).unwrap();
+        let (name, email) =
+            checked_guest_contact(Some(" Li "), Some(" li@example.org "), &mut faults).unwrap();
         assert_eq!(name.as_deref(), Some("Li"));
         assert_eq!(email.unwrap().as_str(), "li@example.org");
+        assert!(faults.is_empty());
+        assert!(checked_guest_contact(None, Some("nope"), &mut faults).is_none());
+        assert!(matches!(faults.as_slice(), [TicketError::ContactEmail]));
+        faults.clear();
+        assert!(checked_guest_contact(Some("a\u{0}b"), None, &mut faults).is_none());
+        assert!(checked_guest_contact(Some(&"n".repeat(65)), None, &mut faults).is_none());
         assert!(matches!(
-            checked_guest_contact(None, Some("nope")),
-            Err(TicketError::ContactEmail)
+            faults.as_slice(),
+            [TicketError::ContactUsername, TicketError::ContactUsername]
         ));
+        // Both at fault: both reported.
+        faults.clear();
+        assert!(checked_guest_contact(Some(&"n".repeat(65)), Some("nope"), &mut faults).is_none());
         assert!(matches!(
-            checked_guest_contact(Some("a\u{0}b"), None),
-            Err(TicketError::ContactUsername)
-        ));
-        assert!(matches!(
-            checked_guest_contact(Some(&"n".repeat(65)), None),
-            Err(TicketError::ContactUsername)
+            faults.as_slice(),
+            [TicketError::ContactUsername, TicketError::ContactEmail]
         ));
     }
 }

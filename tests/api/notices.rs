@@ -189,6 +189,18 @@ async fn an_incident_missing_any_block_is_refused_naming_it() {
             assert_eq!(body["errors"][0]["extensions"]["field"], field, "{body}");
         }
     }
+    // Several blank blocks: one error each, in reading order.
+    let mut input = incident("ALL_ACCOUNTS", true);
+    input["remedies"] = json!(" ");
+    input["title"] = json!("");
+    let body = report(&app, &admin, input).await;
+    let fields: Vec<&str> = body["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["extensions"]["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(fields, ["title", "remedies"], "{body}");
     assert_eq!(incident_mails_queued(&app).await, 0);
     let body = app.gql(ANNOUNCEMENTS, json!({})).await;
     assert_eq!(body["data"]["announcements"], json!([]));

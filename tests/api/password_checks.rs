@@ -198,7 +198,11 @@ async fn a_request_may_check_the_password_once() {
             .unwrap();
         assert_eq!(response.status().as_u16(), 400, "{document}");
         let body: Value = response.json().await.unwrap();
-        assert_eq!(error_code(&body), Some("BAD_USER_INPUT"), "{body}");
+        assert_eq!(
+            error_code(&body),
+            Some("GRAPHQL_VALIDATION_FAILED"),
+            "{body}"
+        );
         assert!(body["data"].is_null(), "nothing ran: {body}");
         let message = body["errors"][0]["message"].as_str().unwrap();
         assert!(message.contains("changePassword"), "{message}");

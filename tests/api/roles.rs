@@ -250,6 +250,7 @@ const CONTRACT_STAFF_FIELDS: &[&str] = &[
     "setRole",
     "flagMinorWithoutGuardianConsent",
     "recordProcessingException",
+    "findAccount",
 ];
 
 const TYPE_REF: &str = "kind name ofType { kind name ofType { kind name ofType { kind name } } }";

@@ -41,7 +41,7 @@ async fn text_plain_and_form_posts_are_refused_with_415() {
             .unwrap();
         assert_eq!(response.status(), 415, "{content_type}");
         let body: Value = response.json().await.unwrap();
-        assert_eq!(error_code(&body), Some("BAD_USER_INPUT"));
+        assert_eq!(error_code(&body), Some("BAD_REQUEST"));
     }
 }
 
@@ -69,7 +69,7 @@ async fn batches_are_refused() {
         .unwrap();
     assert_eq!(response.status(), 400);
     let body: Value = response.json().await.unwrap();
-    assert_eq!(error_code(&body), Some("BAD_USER_INPUT"));
+    assert_eq!(error_code(&body), Some("BAD_REQUEST"));
 }
 
 #[tokio::test]
@@ -88,7 +88,7 @@ async fn oversized_bodies_and_queries_are_refused() {
     let long_query = format!("{{ __typename {} }}", "__typename ".repeat(2000));
     let (status, body) = app.post_query(&long_query).await;
     assert_eq!(status, 400);
-    assert_eq!(error_code(&body), Some("BAD_USER_INPUT"));
+    assert_eq!(error_code(&body), Some("BAD_REQUEST"));
 }
 
 #[tokio::test]
@@ -105,7 +105,7 @@ async fn malformed_json_and_bad_queries_get_contract_codes() {
     assert_eq!(response.status(), 400);
 
     let body = app.gql("{ noSuchField }", json!({})).await;
-    assert_eq!(error_code(&body), Some("BAD_USER_INPUT"));
+    assert_eq!(error_code(&body), Some("GRAPHQL_VALIDATION_FAILED"));
 }
 
 /// The introspection query GraphiQL sends to draw its docs and autocomplete.
@@ -131,7 +131,7 @@ async fn deep_queries_are_refused_but_graphiql_introspection_works() {
     }
     let (status, body) = app.post_query(&format!("{{ {deep} }}")).await;
     assert_eq!(status, 400);
-    assert_eq!(error_code(&body), Some("BAD_USER_INPUT"));
+    assert_eq!(error_code(&body), Some("GRAPHQL_VALIDATION_FAILED"));
 
     // Introspection nesting is bounded too.
     let mut chain = String::from("name");
@@ -144,7 +144,11 @@ async fn deep_queries_are_refused_but_graphiql_introspection_works() {
             json!({}),
         )
         .await;
-    assert_eq!(error_code(&body), Some("BAD_USER_INPUT"), "{body}");
+    assert_eq!(
+        error_code(&body),
+        Some("GRAPHQL_VALIDATION_FAILED"),
+        "{body}"
+    );
 }
 
 #[tokio::test]
@@ -194,11 +198,11 @@ async fn a_hundred_aliases_are_refused_and_a_few_are_fine() {
     let many: String = (0..100).map(|i| format!("a{i}: __typename ")).collect();
     let (status, body) = app.post_query(&format!("{{ {many} }}")).await;
     assert_eq!(status, 400);
-    assert_eq!(error_code(&body), Some("BAD_USER_INPUT"));
+    assert_eq!(error_code(&body), Some("GRAPHQL_VALIDATION_FAILED"));
     // The same text again is found parsed, and refused again.
     let (status, body) = app.post_query(&format!("{{ {many} }}")).await;
     assert_eq!(status, 400);
-    assert_eq!(error_code(&body), Some("BAD_USER_INPUT"));
+    assert_eq!(error_code(&body), Some("GRAPHQL_VALIDATION_FAILED"));
     assert!(
         app.metrics()
             .await
@@ -208,7 +212,7 @@ async fn a_hundred_aliases_are_refused_and_a_few_are_fine() {
     let fragment = format!("query {{ ...F }} fragment F on QueryRoot {{ {many} }}");
     let (status, body) = app.post_query(&fragment).await;
     assert_eq!(status, 400);
-    assert_eq!(error_code(&body), Some("BAD_USER_INPUT"));
+    assert_eq!(error_code(&body), Some("GRAPHQL_VALIDATION_FAILED"));
     let body = app.gql("{ a: __typename b: __typename }", json!({})).await;
     assert_eq!(body["data"]["b"], "QueryRoot");
 }
