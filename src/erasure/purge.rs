@@ -440,7 +440,7 @@ pub async fn erase_rows<C: ConnectionTrait>(
     erase_owned::<audit_note::Entity, _>(
         txn,
         audit_note::Column::SubjectId,
-        &ids,
+        ids,
         "audit_notes",
         &mut counts,
     )
