@@ -4,7 +4,7 @@ use std::{future::Future, net::SocketAddr, time::Duration};
 
 use poem::{
     Server,
-    listener::{Acceptor, AcceptorExt, BoxAcceptor, Listener, TcpListener},
+    listener::{Acceptor, AcceptorExt, BoxAcceptor, Listener, TcpAcceptor, TcpListener},
 };
 use secrecy::ExposeSecret;
 use tokio::sync::watch;
@@ -20,13 +20,30 @@ pub struct Application {
     state: AppState,
     acceptor: BoxAcceptor,
     addr: SocketAddr,
+    /// The `/metrics` listener, when `CUSTOS_METRICS_BIND` asks for one.
+    metrics: Option<(TcpAcceptor, SocketAddr)>,
+}
+
+/// Binds `addr`, answering the address actually bound.
+async fn bind(addr: SocketAddr) -> Result<(TcpAcceptor, SocketAddr), StartError> {
+    let acceptor = TcpListener::bind(addr)
+        .into_acceptor()
+        .await
+        .map_err(|source| StartError::Bind { addr, source })?;
+    let bound = acceptor
+        .local_addr()
+        .first()
+        .and_then(|a| a.as_socket_addr().copied())
+        .unwrap_or(addr);
+    Ok((acceptor, bound))
 }
 
 impl Application {
     /// Connects, migrates, re-applies the erasures the journal records
     /// (see [`crate::erasure::reapply`]) and binds the listener.
     pub async fn build(settings: Settings, overrides: Overrides) -> Result<Self, StartError> {
-        let bind = settings.bind;
+        let main_bind = settings.bind;
+        let metrics_bind = settings.metrics_bind;
         // Read before anything else starts, so a bad file stops the start.
         let tls = match &settings.tls {
             Some(files) => Some(crate::http::tls::server_config(&files.cert, &files.key)?),
@@ -39,24 +56,27 @@ impl Application {
             .await
             .map_err(StartError::Reapply)?;
         state.metrics().count_reapplied(reapplied);
-        let tcp = TcpListener::bind(bind)
-            .into_acceptor()
-            .await
-            .map_err(|source| StartError::Bind { addr: bind, source })?;
-        let addr = tcp
-            .local_addr()
-            .first()
-            .and_then(|a| a.as_socket_addr().copied())
-            .unwrap_or(bind);
+        let (tcp, addr) = bind(main_bind).await?;
         let acceptor = match tls {
             Some(config) => crate::http::tls::TlsAcceptor::new(tcp, config).boxed(),
             None => tcp.boxed(),
+        };
+        let metrics = match metrics_bind {
+            Some(addr) => Some(bind(addr).await?),
+            None => None,
         };
         Ok(Self {
             state,
             acceptor,
             addr,
+            metrics,
         })
+    }
+
+    /// The address `/metrics` is served on alone, when it has a listener
+    /// of its own.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().map(|(_, addr)| *addr)
     }
 
     /// The port actually bound (useful with `:0`).
@@ -94,13 +114,24 @@ impl Application {
             .run_jobs
             .then(|| crate::jobs::spawn(self.state.clone(), jobs_stopped));
         let settings = self.state.settings();
-        let change_listener = (settings.database_kind == DatabaseKind::Postgres
-            && settings.session_cache > chrono::Duration::zero())
-        .then(|| {
+        // On PostgreSQL the listener runs even with the session cache off:
+        // the account-key cache needs to hear of erasures too.
+        let change_listener = (settings.database_kind == DatabaseKind::Postgres).then(|| {
             AbortOnDrop(tokio::spawn(crate::accounts::session_cache::listen(
                 self.state.session_cache().clone(),
+                self.state.keys().clone(),
                 settings.database_url.expose_secret().to_owned(),
             )))
+        });
+        // The metrics listener lives as long as the main one.
+        let metrics_server = self.metrics.map(|(acceptor, addr)| {
+            tracing::info!(addr = %addr, "serving metrics at http://{addr}/metrics");
+            let routes = crate::http::metrics_routes(self.state.clone());
+            AbortOnDrop(tokio::spawn(async move {
+                if let Err(err) = Server::new_with_acceptor(acceptor).run(routes).await {
+                    tracing::error!(error = %err, "metrics listener stopped");
+                }
+            }))
         });
         // Named by the public URL, the origin mailed links use: a browser
         // keeps one cookie jar per host, so opening `127.0.0.1` while links
@@ -121,6 +152,7 @@ impl Application {
                 Some(Duration::from_secs(10)),
             )
             .await;
+        drop(metrics_server);
         drop(change_listener);
         let _ = stop_jobs.send(true);
         if let Some(jobs) = jobs

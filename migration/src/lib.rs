@@ -20,6 +20,7 @@ mod m20261129_000012_create_account_keys;
 mod m20261129_000013_create_pending_key_destruction;
 mod m20261130_000014_notify_auth_changes;
 mod m20261207_000015_add_policy_change_kinds;
+mod m20261207_000015_create_audit_notes;
 mod m20261207_024500_create_erasure_journal;
 
 /// The ordered list of migrations.
@@ -43,6 +44,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_000012_create_account_keys::Migration),
             Box::new(m20261129_000013_create_pending_key_destruction::Migration),
             Box::new(m20261130_000014_notify_auth_changes::Migration),
+            Box::new(m20261207_000015_create_audit_notes::Migration),
             Box::new(m20261207_000015_add_policy_change_kinds::Migration),
         ]
     }

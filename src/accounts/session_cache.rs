@@ -257,14 +257,24 @@ const PROBE_PREFIX: &str = "probe:";
 /// from another connection has come back to the listener: behind a pooler
 /// in transaction mode `LISTEN` succeeds but nothing is delivered, and the
 /// cache then stays off (with a warning) instead of serving changes late.
-pub async fn listen(cache: std::sync::Arc<SessionCache>, database_url: String) {
-    listen_probing(cache, database_url, CHANNEL, PROBE_TIMEOUT).await;
+///
+/// The instance's account-key cache follows the same notifications: an
+/// account's key is forgotten with its sessions (an erased account's
+/// unwrapped key must not outlive it on any instance), and keys are only
+/// kept while the listener is informed.
+pub async fn listen(
+    cache: std::sync::Arc<SessionCache>,
+    keys: std::sync::Arc<crate::keystore::KeyStore>,
+    database_url: String,
+) {
+    listen_probing(cache, keys, database_url, CHANNEL, PROBE_TIMEOUT).await;
 }
 
 /// [`listen`], sending its probe on `probe_channel` (tests send it where
 /// nobody listens) and waiting `probe_timeout` for it.
 async fn listen_probing(
     cache: std::sync::Arc<SessionCache>,
+    keys: std::sync::Arc<crate::keystore::KeyStore>,
     database_url: String,
     probe_channel: &str,
     probe_timeout: std::time::Duration,
@@ -302,13 +312,20 @@ async fn listen_probing(
         };
         wait = std::time::Duration::from_millis(250);
         cache.set_informed(true);
+        keys.set_informed(true);
         tracing::debug!("session cache: listening for changes");
         loop {
             match listener.try_recv().await {
                 Ok(Some(notice)) if notice.payload().starts_with(PROBE_PREFIX) => {}
                 Ok(Some(notice)) => match Uuid::parse_str(notice.payload()) {
-                    Ok(account) => cache.forget_account(account),
-                    Err(_) => cache.forget_all(),
+                    Ok(account) => {
+                        cache.forget_account(account);
+                        keys.forget_account(account);
+                    }
+                    Err(_) => {
+                        cache.forget_all();
+                        keys.forget_all();
+                    }
                 },
                 Ok(None) => {
                     tracing::warn!("session cache: change listener disconnected");
@@ -321,6 +338,7 @@ async fn listen_probing(
             }
         }
         cache.set_informed(false);
+        keys.set_informed(false);
         // A database that dropped us is likely restarting: give it a moment.
         tokio::time::sleep(wait).await;
     }
@@ -553,6 +571,7 @@ mod tests {
         let delivered = std::sync::Arc::new(SessionCache::new(Duration::seconds(5), false));
         let task = tokio::spawn(listen_probing(
             delivered.clone(),
+            std::sync::Arc::new(crate::keystore::KeyStore::shared()),
             url.clone(),
             CHANNEL,
             std::time::Duration::from_secs(5),
@@ -563,6 +582,7 @@ mod tests {
         let lost = std::sync::Arc::new(SessionCache::new(Duration::seconds(5), false));
         let task = tokio::spawn(listen_probing(
             lost.clone(),
+            std::sync::Arc::new(crate::keystore::KeyStore::shared()),
             url,
             "custos_probe_to_nobody",
             std::time::Duration::from_millis(300),

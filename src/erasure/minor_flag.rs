@@ -7,7 +7,8 @@
 //!   ADMIN) never, so one agent cannot erase a colleague or the last admin.
 //!   That refusal is `BAD_USER_INPUT` on `accountId`: the request is wrong
 //!   whoever makes it.
-//! - A flag needs a reason, kept in the audit trail.
+//! - A flag needs a reason, kept as an audit note beside the trail (the
+//!   chain holds its hash; the purge erases it with the account).
 //! - A flag stops processing at once (sessions end, sign-in is refused, the
 //!   session cache forgets the account) and schedules erasure after the
 //!   normal working-day window, not at once: a mistake can still be undone.
@@ -58,6 +59,25 @@ pub const FLAG_ACTION: &str = "minor.flag";
 pub const LIFT_ACTION: &str = "minor.lift";
 /// Longest reason accepted, in characters.
 pub const MAX_REASON_CHARS: usize = 500;
+
+/// Stores a flag's or a lift's reason as an audit note about the account
+/// (sealed under its data key, erased with it) and answers the detail
+/// fragment the chain holds instead of the text.
+async fn reason_note<C: sea_orm::ConnectionTrait>(
+    state: &AppState,
+    txn: &C,
+    account_id: Uuid,
+    reason: &str,
+    now: DateTime<Utc>,
+) -> Result<String, ErasureError> {
+    use crate::audit::notes::{self, NoteError, NoteSubject};
+    notes::seal(state, txn, NoteSubject::Account(account_id), reason, now)
+        .await
+        .map_err(|err| match err {
+            NoteError::Database(err) => ErasureError::Database(err),
+            NoteError::Crypto(err) => ErasureError::Crypto(err),
+        })
+}
 
 /// A reason with its blanks trimmed, refused when missing, blank or long.
 fn checked_reason(reason: Option<&str>) -> Result<String, ErasureError> {
@@ -112,6 +132,9 @@ pub async fn flag(
         }
     };
     let purge_after = request.purge_after.unwrap_or(now);
+    // The reason is staff free text about the person: kept beside the
+    // chain under their data key, erased with them.
+    let note = reason_note(state, &txn, account_id, &reason, now).await?;
     audit::append(
         &txn,
         AuditRecord {
@@ -119,7 +142,7 @@ pub async fn flag(
             action: FLAG_ACTION,
             subject_id: Some(account_id),
             detail: format!(
-                "request={} purge_after={} reason={reason}",
+                "request={} purge_after={} {note}",
                 request.id,
                 purge_after.to_rfc3339()
             ),
@@ -238,13 +261,14 @@ pub async fn lift(
     restored.status = Set(status::ACTIVE.to_owned());
     restored.updated_at = Set(now);
     restored.update(&txn).await?;
+    let note = reason_note(state, &txn, account_id, &reason, now).await?;
     audit::append(
         &txn,
         AuditRecord {
             actor_id: Some(admin_id),
             action: LIFT_ACTION,
             subject_id: Some(account_id),
-            detail: format!("request={} reason={reason}", request.id),
+            detail: format!("request={} {note}", request.id),
         },
         now,
     )

@@ -157,17 +157,19 @@ async fn a_flag_stops_processing_at_once_and_erases_only_after_the_window() {
     assert!(text.contains("young_looking"), "{text}");
     assert!(text.contains("2026-12-03 10:00"), "{text}");
 
-    // Audited with the staff member, the subject and the reason.
+    // Audited with the staff member and the subject; the reason is a
+    // note beside the chain (its hash chained), not chained text.
     let entries = audit_entries(&app, &admin, "minor.flag").await;
     assert_eq!(entries.len(), 1);
     assert_eq!(entries[0]["actorId"], support_id.as_str());
     assert_eq!(entries[0]["subjectId"], person_id.as_str());
-    assert!(
-        entries[0]["detail"]
-            .as_str()
-            .unwrap()
-            .contains("said in ticket T-1 they are 13")
-    );
+    let detail = entries[0]["detail"].as_str().unwrap();
+    assert!(!detail.contains("said in ticket T-1"), "{detail}");
+    assert!(detail.contains("note_sha256="), "{detail}");
+    let note = custos::audit::notes::open(&app.state, app.state.db(), detail)
+        .await
+        .unwrap();
+    assert_eq!(note.as_deref(), Some("said in ticket T-1 they are 13"));
 
     // Not erased before the window ends; erased after.
     let purge = || custos::erasure::purge::run_once(&app.state);
@@ -272,12 +274,12 @@ async fn an_admin_lifts_a_mistaken_flag_and_support_cannot() {
     assert_eq!(entries.len(), 1);
     assert_eq!(entries[0]["actorId"], admin_id.as_str());
     assert_eq!(entries[0]["subjectId"], minor_id.as_str());
-    assert!(
-        entries[0]["detail"]
-            .as_str()
-            .unwrap()
-            .contains("guardian consent verified by phone")
-    );
+    let detail = entries[0]["detail"].as_str().unwrap();
+    assert!(!detail.contains("verified by phone"), "{detail}");
+    let note = custos::audit::notes::open(&app.state, app.state.db(), detail)
+        .await
+        .unwrap();
+    assert_eq!(note.as_deref(), Some("guardian consent verified by phone"));
     app.deliver_mail().await;
     for address in ["teen_person@example.org", "parent@example.org"] {
         let mail = app.last_mail_to(address).unwrap();

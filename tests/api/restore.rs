@@ -149,7 +149,7 @@ async fn person_with_data(app: &TestApp, (username, email): (&str, &str)) -> (St
     let token = signed_in(app, username, email).await;
     app.gql_with_token(
         Some(&token),
-        "mutation { recordConsent(purpose: \"support\", granted: true) { granted } }",
+        "mutation { recordConsent(purpose: \"product_updates\", granted: true) { granted } }",
         json!({}),
     )
     .await;
