@@ -78,11 +78,14 @@ impl Application {
             .run_jobs
             .then(|| crate::jobs::spawn(self.state.clone(), jobs_stopped));
         let settings = self.state.settings();
-        let change_listener = (settings.database_kind == DatabaseKind::Postgres
-            && settings.session_cache > chrono::Duration::zero())
-        .then(|| {
-            AbortOnDrop(tokio::spawn(crate::accounts::session_cache::listen(
-                self.state.session_cache().clone(),
+        // On PostgreSQL the listener runs even with the session cache off:
+        // the policy kept in memory needs to hear of publications too.
+        let change_listener = (settings.database_kind == DatabaseKind::Postgres).then(|| {
+            AbortOnDrop(tokio::spawn(crate::changes::listen(
+                crate::changes::Listeners {
+                    sessions: self.state.session_cache().clone(),
+                    policy: self.state.policy().clone(),
+                },
                 settings.database_url.expose_secret().to_owned(),
             )))
         });

@@ -265,22 +265,25 @@ impl From<AccountRecord> for Account {
 impl Account {
     /// True when a newer policy version than the accepted one awaits acceptance.
     async fn needs_policy_acceptance(&self, ctx: &Context<'_>) -> ApiResult<bool> {
-        Ok(crate::consent::versions::needs_acceptance(
-            state(ctx)?.db(),
-            self.accepted_policy_version.as_deref(),
-        )
-        .await?)
+        let state = state(ctx)?;
+        Ok(state
+            .policy()
+            .needs_acceptance(state.db(), self.accepted_policy_version.as_deref())
+            .await?)
     }
 
     /// The current state of every purpose of the current policy.
     async fn consents(&self, ctx: &Context<'_>) -> ApiResult<Vec<ConsentState>> {
-        let db = state(ctx)?.db();
-        let policy = crate::consent::versions::current(db).await?.document;
-        Ok(consent::current_states(db, self.account_id, &policy)
-            .await?
-            .into_iter()
-            .map(ConsentState::from)
-            .collect())
+        let state = state(ctx)?;
+        let db = state.db();
+        let current = state.policy().current(db).await?;
+        Ok(
+            consent::current_states(db, self.account_id, &current.document)
+                .await?
+                .into_iter()
+                .map(ConsentState::from)
+                .collect(),
+        )
     }
 
     /// The open deletion request, or else the latest one.
@@ -472,7 +475,7 @@ fn secret(value: String) -> SecretString {
 impl AccountMutation {
     /// Opens an account.
     async fn signup(&self, ctx: &Context<'_>, input: SignupInput) -> ApiResult<SignupPayload> {
-        crate::ratelimit::check(ctx, crate::ratelimit::Action::Signup)?;
+        crate::ratelimit::check(ctx, crate::ratelimit::Action::Signup).await?;
         let state = state(ctx)?;
         service::signup(
             state,
@@ -510,7 +513,7 @@ impl AccountMutation {
 
     /// Signs in by username or email.
     async fn login(&self, ctx: &Context<'_>, input: LoginInput) -> ApiResult<AuthPayload> {
-        crate::ratelimit::check(ctx, crate::ratelimit::Action::Login)?;
+        crate::ratelimit::check(ctx, crate::ratelimit::Action::Login).await?;
         let state = state(ctx)?;
         let user_agent = ctx
             .data_opt::<crate::graphql::UserAgent>()
@@ -593,7 +596,7 @@ impl AccountMutation {
         new_password: String,
     ) -> ApiResult<bool> {
         let viewer = active_viewer(ctx)?;
-        crate::ratelimit::check(ctx, crate::ratelimit::Action::PasswordCheck)?;
+        crate::ratelimit::check(ctx, crate::ratelimit::Action::PasswordCheck).await?;
         service::change_password(
             state(ctx)?,
             viewer.account_id,
@@ -632,7 +635,7 @@ impl AccountMutation {
         password: String,
     ) -> ApiResult<bool> {
         let viewer = active_viewer(ctx)?;
-        crate::ratelimit::check(ctx, crate::ratelimit::Action::PasswordCheck)?;
+        crate::ratelimit::check(ctx, crate::ratelimit::Action::PasswordCheck).await?;
         service::change_email(
             state(ctx)?,
             viewer.account_id,

@@ -244,6 +244,13 @@ pub async fn render(state: &AppState) -> Result<String, sea_orm::DbErr> {
          custos_session_cache_active {}",
         u8::from(cache.is_active())
     );
+    let _ = writeln!(
+        out,
+        "# HELP custos_policy_cache_active Whether the current policy may be answered from memory (0 while the PostgreSQL change listener is down).\n\
+         # TYPE custos_policy_cache_active gauge\n\
+         custos_policy_cache_active {}",
+        u8::from(state.policy().is_active())
+    );
     let (cached, parsed) = state.documents().hits_and_misses();
     let _ = writeln!(
         out,

@@ -377,7 +377,7 @@ impl TicketMutation {
         ctx: &Context<'_>,
         input: CreateTicketInput,
     ) -> ApiResult<Ticket> {
-        crate::ratelimit::check(ctx, crate::ratelimit::Action::CreateTicket)?;
+        crate::ratelimit::check(ctx, crate::ratelimit::Action::CreateTicket).await?;
         // Answering a signed-in person uses their account's contact data:
         // that is the `support` purpose, which they may have refused.
         // Guests give their contact data for this ticket alone.

@@ -13,6 +13,7 @@ mod console;
 mod erasure;
 mod fixed_values;
 mod health;
+mod instances;
 mod mail;
 mod messages;
 mod notices;
