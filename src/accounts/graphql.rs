@@ -405,7 +405,7 @@ impl AccountQuery {
         ctx: &Context<'_>,
         username: String,
     ) -> ApiResult<UsernameCheck> {
-        crate::ratelimit::check(ctx, crate::ratelimit::Action::UsernameCheck)?;
+        crate::ratelimit::check(ctx, crate::ratelimit::Action::UsernameCheck).await?;
         match super::lookup::check_username_free(state(ctx)?, &username).await {
             Ok(()) => Ok(UsernameCheck {
                 allowed: true,
