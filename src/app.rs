@@ -23,10 +23,17 @@ pub struct Application {
 }
 
 impl Application {
-    /// Connects, migrates and binds the listener.
+    /// Connects, migrates, re-applies the erasures the journal records
+    /// (see [`crate::erasure::reapply`]) and binds the listener.
     pub async fn build(settings: Settings, overrides: Overrides) -> Result<Self, StartError> {
         let bind = settings.bind;
         let state = AppState::build(settings, overrides).await?;
+        // Before anything is served: a restored database must not answer
+        // for a person erased since its backup was taken.
+        let reapplied = crate::erasure::reapply::run(&state)
+            .await
+            .map_err(StartError::Reapply)?;
+        state.metrics().count_reapplied(reapplied);
         let acceptor = TcpListener::bind(bind)
             .into_acceptor()
             .await

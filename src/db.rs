@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use migration::{KeyStoreMigrator, Migrator, MigratorTrait};
+use migration::{ErasureJournalMigrator, KeyStoreMigrator, Migrator, MigratorTrait};
 use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbErr, sqlx};
 use secrecy::{ExposeSecret, SecretString};
 
@@ -46,6 +46,11 @@ pub async fn migrate(db: &DatabaseConnection) -> Result<(), DbErr> {
 /// Applies every pending migration of a separate key store.
 pub async fn migrate_key_store(db: &DatabaseConnection) -> Result<(), DbErr> {
     KeyStoreMigrator::up(db, None).await
+}
+
+/// Applies every pending migration of an erasure journal of its own.
+pub async fn migrate_erasure_journal(db: &DatabaseConnection) -> Result<(), DbErr> {
+    ErasureJournalMigrator::up(db, None).await
 }
 
 /// True when `err` is a unique-constraint violation, which services turn

@@ -13,7 +13,8 @@
 //! - With `CUSTOS_KEY_STORE_URL`, in a database of their own. Backed up on a
 //!   retention no longer than the erasure window (or not at all), every
 //!   older backup of the main database becomes unreadable for erased
-//!   accounts once the key store has forgotten them.
+//!   accounts once the key store has forgotten them. The store also keeps
+//!   the erasure journal (see `crate::erasure::journal`).
 //!
 //! Rules:
 //! - A key is made the first time something is written for the account,

@@ -156,6 +156,14 @@ async fn migrate(settings: Settings) -> Result<(), String> {
             .await
             .map_err(|e| format!("key store migration: {e}"))?;
     }
+    if let Some(url) = &settings.erasure_journal_url {
+        let journal = custos::db::connect(url)
+            .await
+            .map_err(|e| format!("erasure journal: {e}"))?;
+        custos::db::migrate_erasure_journal(&journal)
+            .await
+            .map_err(|e| format!("erasure journal migration: {e}"))?;
+    }
     println!("migrations applied");
     Ok(())
 }
@@ -231,6 +239,12 @@ async fn purge_once(settings: Settings) -> Result<(), String> {
     let state = AppState::build(settings, Overrides::default())
         .await
         .map_err(|e| e.to_string())?;
+    let reapplied = custos::erasure::reapply::run(&state)
+        .await
+        .map_err(|e| format!("re-applying recorded erasures: {e}"))?;
+    if reapplied > 0 {
+        println!("erasures re-applied after a restore: {reapplied}");
+    }
     let report = custos::erasure::purge::run_once(&state)
         .await
         .map_err(|e| format!("purge: {e}"))?;

@@ -449,10 +449,16 @@ pub async fn reindex(
                     row_id: id,
                 };
                 let key = match owner {
-                    Some(owner) => state
-                        .read_key(owner, &[&stored_value])
-                        .await
-                        .map_err(crypto_error)?,
+                    Some(owner) => match state.read_key(owner, &[&stored_value]).await {
+                        Ok(key) => key,
+                        // Its account's data key is gone: nothing to
+                        // re-index, as nothing can read it.
+                        Err(err) if crate::accounts::service::is_unreadable(&err) => {
+                            state.account_unreadable(owner);
+                            continue;
+                        }
+                        Err(err) => return Err(crypto_error(err)),
+                    },
                     None => None,
                 };
                 let plain = cipher

@@ -52,6 +52,9 @@ pub struct RawSettings {
     pub database_url: String,
     /// `CUSTOS_KEY_STORE_URL`: a separate database for account data keys.
     pub key_store_url: Option<String>,
+    /// `CUSTOS_ERASURE_JOURNAL_URL`: where the erasure journal lives when
+    /// there is no separate key store.
+    pub erasure_journal_url: Option<String>,
     /// `CUSTOS_PUBLIC_URL`; `None` means "not given" (refused in production).
     pub public_url: Option<String>,
     /// `CUSTOS_SMTP_URL`.
@@ -132,6 +135,7 @@ impl Default for RawSettings {
             bind: "127.0.0.1:8000".into(),
             database_url: "sqlite://custos.db?mode=rwc".into(),
             key_store_url: None,
+            erasure_journal_url: None,
             public_url: None,
             smtp_url: None,
             mail_from: "Custos <no-reply@localhost>".into(),
@@ -302,6 +306,9 @@ pub struct Settings {
     /// Where account data keys live when not in the main database; a
     /// sea-orm database URL (see [`crate::keystore`]).
     pub key_store_url: Option<SecretString>,
+    /// Where the erasure journal lives when there is no separate key store;
+    /// a sea-orm database URL (see [`crate::erasure::journal`]).
+    pub erasure_journal_url: Option<SecretString>,
     /// Base of every link in an email, without a trailing slash.
     pub public_url: String,
     /// Where mail goes.
@@ -401,6 +408,28 @@ impl Settings {
                     return Err(SettingsError::new(
                         "CUSTOS_KEY_STORE_URL",
                         "names the main database; leave it unset to keep keys there",
+                    ));
+                }
+                Some(SecretString::from(url))
+            }
+        };
+        let erasure_journal_url = match raw.erasure_journal_url.map(|url| url.trim().to_owned()) {
+            None => None,
+            Some(url) if url.is_empty() => None,
+            Some(url) => {
+                database_kind_of("CUSTOS_ERASURE_JOURNAL_URL", &url)?;
+                if url == raw.database_url.trim() {
+                    return Err(SettingsError::new(
+                        "CUSTOS_ERASURE_JOURNAL_URL",
+                        "names the main database; a restored backup of it would restore the journal too",
+                    ));
+                }
+                // The key store keeps the journal: a second place could
+                // only disagree with it.
+                if key_store_url.is_some() {
+                    return Err(SettingsError::new(
+                        "CUSTOS_ERASURE_JOURNAL_URL",
+                        "is for deployments without CUSTOS_KEY_STORE_URL; the key store keeps the journal",
                     ));
                 }
                 Some(SecretString::from(url))
@@ -605,6 +634,7 @@ impl Settings {
             database_url: SecretString::from(raw.database_url),
             database_kind,
             key_store_url,
+            erasure_journal_url,
             public_url,
             mail_transport,
             mail_from,
@@ -869,6 +899,37 @@ mod tests {
                 .ok()
                 .is_some_and(|s| s.key_store_url.is_some())
         );
+    }
+
+    #[test]
+    fn erasure_journal_url_is_optional_checked_and_not_beside_a_key_store() {
+        let mut r = raw();
+        assert!(
+            Settings::validate(r.clone())
+                .ok()
+                .is_some_and(|s| s.erasure_journal_url.is_none())
+        );
+        r.erasure_journal_url = Some(" ".into());
+        assert!(
+            Settings::validate(r.clone())
+                .ok()
+                .is_some_and(|s| s.erasure_journal_url.is_none())
+        );
+        let main = r.database_url.clone();
+        for bad in ["mysql://journal", main.as_str()] {
+            r.erasure_journal_url = Some(bad.into());
+            let err = Settings::validate(r.clone()).err().map(|e| e.setting);
+            assert_eq!(err, Some("CUSTOS_ERASURE_JOURNAL_URL"), "{bad}");
+        }
+        r.erasure_journal_url = Some("sqlite://journal.db?mode=rwc".into());
+        assert!(
+            Settings::validate(r.clone())
+                .ok()
+                .is_some_and(|s| s.erasure_journal_url.is_some())
+        );
+        r.key_store_url = Some("sqlite://keys.db?mode=rwc".into());
+        let err = Settings::validate(r).err().map(|e| e.setting);
+        assert_eq!(err, Some("CUSTOS_ERASURE_JOURNAL_URL"));
     }
 
     #[test]

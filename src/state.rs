@@ -16,8 +16,9 @@ use crate::{
         fields::{AccountKey, FieldCipher, Keyring, is_under_account_key},
         passwords::PasswordHasher,
     },
+    erasure::journal::ErasureJournal,
     mail::transport::MailTransport,
-    settings::{DatabaseKind, KeySource, Settings},
+    settings::{DatabaseKind, Environment, KeySource, Settings},
 };
 
 /// Why the service could not start.
@@ -38,6 +39,10 @@ pub enum StartError {
     /// The password hashing threads could not be started.
     #[error("cannot start the password hashing threads: {0}")]
     Threads(std::io::Error),
+    /// The erasures the journal records could not be re-applied, so a
+    /// restored database might serve someone who was erased.
+    #[error("re-applying recorded erasures: {0}")]
+    Reapply(#[source] crate::erasure::service::ErasureError),
     /// The listener could not bind.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -62,6 +67,8 @@ struct Inner {
     db: DatabaseConnection,
     cipher: Arc<FieldCipher>,
     keys: Arc<crate::keystore::KeyStore>,
+    journal: crate::erasure::journal::ErasureJournal,
+    unreadable: std::sync::atomic::AtomicU64,
     blind: Arc<BlindIndexKeys>,
     passwords: PasswordHasher,
     clock: Clock,
@@ -98,13 +105,17 @@ impl AppState {
         }
         let db = crate::db::connect(&settings.database_url).await?;
         crate::db::migrate(&db).await?;
-        let keys = match &settings.key_store_url {
+        let (keys, journal) = match &settings.key_store_url {
             Some(url) => {
                 let store = crate::db::connect(url).await?;
                 crate::db::migrate_key_store(&store).await?;
-                crate::keystore::KeyStore::separate(store)
+                let journal = ErasureJournal::kept_in(store.clone());
+                (crate::keystore::KeyStore::separate(store), journal)
             }
-            None => crate::keystore::KeyStore::shared(),
+            None => (
+                crate::keystore::KeyStore::shared(),
+                journal(&settings).await?,
+            ),
         };
         let clock = overrides.clock.unwrap_or_else(Clock::system);
         crate::consent::versions::ensure_shipped_default(&db, clock.now()).await?;
@@ -129,6 +140,8 @@ impl AppState {
             db,
             cipher: Arc::new(FieldCipher::new(keyring)),
             keys: Arc::new(keys),
+            journal,
+            unreadable: std::sync::atomic::AtomicU64::new(0),
             blind: Arc::new(BlindIndexKeys::new(blind, previous_blind)),
             passwords: PasswordHasher::new(cpus).map_err(StartError::Threads)?,
             clock,
@@ -244,6 +257,29 @@ impl AppState {
             .await
     }
 
+    /// Where erasures are recorded for re-applying after a restore.
+    pub fn journal(&self) -> &ErasureJournal {
+        &self.0.journal
+    }
+
+    /// Notes that `account` was met with its data key gone and treated as
+    /// absent (counted in `/metrics`).
+    pub fn account_unreadable(&self, account: Uuid) {
+        self.0
+            .unreadable
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        tracing::warn!(
+            account_id = %account,
+            "account data key destroyed: the account is treated as absent"
+        );
+    }
+
+    /// How many times an account was treated as absent because its data
+    /// key is gone, since start.
+    pub fn unreadable_accounts(&self) -> u64 {
+        self.0.unreadable.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// Blind-index keys: `active()` for what is written, `lookup()` for
     /// what is searched (both keys while a rotation is under way).
     pub fn blind(&self) -> &BlindIndexKeys {
@@ -326,6 +362,28 @@ fn load_keys(settings: &Settings) -> Result<(Keyring, BlindIndex), StartError> {
                 Keyring::parse(material.encryption_keys.expose_secret())?,
                 BlindIndex::parse(material.blind_index_key.expose_secret())?,
             ))
+        }
+    }
+}
+
+/// The erasure journal of a deployment without a separate key store: the
+/// database `CUSTOS_ERASURE_JOURNAL_URL` names, or none (with a warning in
+/// production, where restores are expected).
+async fn journal(settings: &Settings) -> Result<ErasureJournal, StartError> {
+    match &settings.erasure_journal_url {
+        Some(url) => {
+            let db = crate::db::connect(url).await?;
+            crate::db::migrate_erasure_journal(&db).await?;
+            Ok(ErasureJournal::kept_in(db))
+        }
+        None => {
+            if settings.env == Environment::Production {
+                tracing::warn!(
+                    "no erasure journal (set CUSTOS_KEY_STORE_URL or CUSTOS_ERASURE_JOURNAL_URL): \
+                     a restored backup of the database cannot re-apply the erasures made since it was taken"
+                );
+            }
+            Ok(ErasureJournal::none())
         }
     }
 }

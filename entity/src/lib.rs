@@ -13,6 +13,7 @@ pub mod announcement;
 pub mod audit_entry;
 pub mod consent_event;
 pub mod deletion_request;
+pub mod erasure_journal;
 pub mod erasure_record;
 pub mod login_throttle;
 pub mod outbox;

@@ -19,6 +19,7 @@ mod m20261129_000011_outbox_body_format;
 mod m20261129_000012_create_account_keys;
 mod m20261129_000013_create_pending_key_destruction;
 mod m20261130_000014_notify_auth_changes;
+mod m20261207_024500_create_erasure_journal;
 mod m20261207_035000_create_client_rate_windows;
 mod m20261207_035100_notify_policy_changes;
 
@@ -49,8 +50,8 @@ impl MigratorTrait for Migrator {
     }
 }
 
-/// The migrations of a separate key store (`CUSTOS_KEY_STORE_URL`): only
-/// the account-key table, tracked in a table of its own so the store may
+/// The migrations of a separate key store (`CUSTOS_KEY_STORE_URL`): the
+/// account-key table and the erasure journal, tracked in a table of its own so the store may
 /// also be a schema of a database that holds other things.
 pub struct KeyStoreMigrator;
 
@@ -61,6 +62,25 @@ impl MigratorTrait for KeyStoreMigrator {
     }
 
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m20261129_000012_create_account_keys::Migration)]
+        vec![
+            Box::new(m20261129_000012_create_account_keys::Migration),
+            Box::new(m20261207_024500_create_erasure_journal::Migration),
+        ]
+    }
+}
+
+/// The migrations of an erasure journal of its own
+/// (`CUSTOS_ERASURE_JOURNAL_URL`): only the journal table, tracked in a
+/// table of its own so the journal may share a database with other things.
+pub struct ErasureJournalMigrator;
+
+#[sea_orm_migration::async_trait::async_trait]
+impl MigratorTrait for ErasureJournalMigrator {
+    fn migration_table_name() -> DynIden {
+        Alias::new("custos_erasure_journal_migrations").into_iden()
+    }
+
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261207_024500_create_erasure_journal::Migration)]
     }
 }

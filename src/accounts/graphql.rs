@@ -518,8 +518,15 @@ impl AccountMutation {
         let user_agent = ctx
             .data_opt::<crate::graphql::UserAgent>()
             .map(|ua| ua.0.as_str());
-        let signed_in =
-            sessions::login(state, &input.login, &secret(input.password), user_agent).await?;
+        let client = ctx.data_opt::<crate::ratelimit::ClientIp>().map(|ip| ip.0);
+        let signed_in = sessions::login(
+            state,
+            &input.login,
+            &secret(input.password),
+            user_agent,
+            client,
+        )
+        .await?;
         let token = signed_in.token.expose_secret().to_owned();
         let max_age = (signed_in.expires_at - state.clock().now())
             .num_seconds()

@@ -20,7 +20,7 @@ use uuid::Uuid;
 
 use super::{
     Role,
-    service::{AccountRecord, open_in, status},
+    service::{AccountRecord, open_in, open_readable_in, status},
 };
 use crate::{
     audit::service::{AuditRecord, append},
@@ -92,6 +92,10 @@ pub async fn set_role(
         .one(&txn)
         .await?
         .ok_or(RoleError::NotFound)?;
+    // An account whose data key is gone is no account.
+    if open_readable_in(state, &txn, &row).await?.is_none() {
+        return Err(RoleError::NotFound);
+    }
     let previous = Role::from_stored(&row.role);
     if previous == Role::Admin && role != Role::Admin && others == 0 {
         return Err(RoleError::LastAdmin);

@@ -230,6 +230,79 @@ fn sealed_fields(row: &account::Model) -> [&[u8]; 2] {
     [&row.username_ct, &row.email_ct]
 }
 
+/// Whether `err` says an account's data key is gone (destroyed by an
+/// erasure, and the row since brought back by a restore): such an account
+/// can never be read again, and every path treats it as no account.
+pub fn is_unreadable(err: &CryptoError) -> bool {
+    matches!(
+        err,
+        CryptoError::AccountKeyDestroyed | CryptoError::AccountKeyNeeded
+    )
+}
+
+/// Notes `err` for `account` when it says the account is unreadable
+/// (see [`is_unreadable`]) and answers `None` then; any other error stays.
+pub fn absent_if_unreadable<T>(
+    state: &AppState,
+    account: Uuid,
+    opened: Result<T, CryptoError>,
+) -> Result<Option<T>, CryptoError> {
+    match opened {
+        Ok(value) => Ok(Some(value)),
+        Err(err) if is_unreadable(&err) => {
+            state.account_unreadable(account);
+            Ok(None)
+        }
+        Err(err) => Err(err),
+    }
+}
+
+/// Decrypts an account row outside any open transaction; `None` when its
+/// data key is gone and the account counts as absent.
+pub async fn open_readable(
+    state: &AppState,
+    row: &account::Model,
+) -> Result<Option<AccountRecord>, CryptoError> {
+    absent_if_unreadable(state, row.id, open(state, row).await)
+}
+
+/// Decrypts an account row, reading its key with `conn`; `None` when its
+/// data key is gone and the account counts as absent.
+pub async fn open_readable_in<C: ConnectionTrait>(
+    state: &AppState,
+    conn: &C,
+    row: &account::Model,
+) -> Result<Option<AccountRecord>, CryptoError> {
+    absent_if_unreadable(state, row.id, open_in(state, conn, row).await)
+}
+
+/// Whether the account's data can still be read (its key is there, or
+/// its fields predate per-account keys); `false` is noted for `/metrics`.
+pub async fn is_readable(state: &AppState, row: &account::Model) -> Result<bool, CryptoError> {
+    let key = state.read_key(row.id, &sealed_fields(row)).await;
+    Ok(absent_if_unreadable(state, row.id, key)?.is_some())
+}
+
+/// Like [`is_readable`], reading the key with `conn` (which may hold an
+/// open transaction).
+pub async fn is_readable_in<C: ConnectionTrait>(
+    state: &AppState,
+    conn: &C,
+    row: &account::Model,
+) -> Result<bool, CryptoError> {
+    let key = state.read_key_in(conn, row.id, &sealed_fields(row)).await;
+    Ok(absent_if_unreadable(state, row.id, key)?.is_some())
+}
+
+/// Whether the row's fields are under the account's own data key (rows
+/// written before per-account keys are under the keyring until
+/// `custos keys rotate`).
+pub fn needs_account_key(row: &account::Model) -> bool {
+    sealed_fields(row)
+        .iter()
+        .any(|value| crate::crypto::fields::is_under_account_key(value))
+}
+
 /// Decrypts an account row, outside any open transaction.
 pub async fn open(state: &AppState, row: &account::Model) -> Result<AccountRecord, CryptoError> {
     let key = state.read_key(row.id, &sealed_fields(row)).await?;
@@ -245,6 +318,22 @@ pub async fn open_in<C: ConnectionTrait>(
 ) -> Result<AccountRecord, CryptoError> {
     let key = state.read_key_in(conn, row.id, &sealed_fields(row)).await?;
     open_with(state, row, key.as_deref())
+}
+
+/// Decrypts the account's guardian address, if it has one, reading its
+/// key with `conn` (which may hold an open transaction).
+pub async fn open_guardian_in<C: ConnectionTrait>(
+    state: &AppState,
+    conn: &C,
+    row: &account::Model,
+) -> Result<Option<String>, CryptoError> {
+    let Some(sealed) = &row.guardian_email_ct else {
+        return Ok(None);
+    };
+    let key = state
+        .read_key_in(conn, row.id, &[sealed.as_slice()])
+        .await?;
+    guardian_email(state, row, key.as_deref())
 }
 
 /// Decrypts the account's guardian address, if it has one; `key` is the
@@ -307,7 +396,9 @@ pub async fn find<C: ConnectionTrait>(
         .one(conn)
         .await?
         .ok_or(AccountError::NotFound)?;
-    Ok(open_in(state, conn, &row).await?)
+    open_readable_in(state, conn, &row)
+        .await?
+        .ok_or(AccountError::NotFound)
 }
 
 /// The username's blind index under the active key: what is stored.
@@ -432,6 +523,28 @@ pub async fn void_tokens<C: ConnectionTrait>(
         .exec(conn)
         .await?;
     Ok(())
+}
+
+/// Marks the single-use token `token_id` used, if it is not yet: whether
+/// this call did. Two uses at once both read it unused; the conditional
+/// update lets only one of them through (on PostgreSQL the second waits
+/// for the first's row lock and then finds `used_at` set), so a caller
+/// that gets `false` must do nothing and answer as for a used token.
+pub async fn claim_token<C: ConnectionTrait>(
+    conn: &C,
+    token_id: Uuid,
+    now: DateTime<Utc>,
+) -> Result<bool, sea_orm::DbErr> {
+    let claimed = account_token::Entity::update_many()
+        .col_expr(
+            account_token::Column::UsedAt,
+            sea_orm::sea_query::Expr::value(now),
+        )
+        .filter(account_token::Column::Id.eq(token_id))
+        .filter(account_token::Column::UsedAt.is_null())
+        .exec(conn)
+        .await?;
+    Ok(claimed.rows_affected == 1)
 }
 
 /// How many tokens of `purpose` were issued to the account in the last hour.
@@ -763,6 +876,11 @@ pub async fn verify_email(state: &AppState, token: &str) -> Result<(), AccountEr
         .await?
         .filter(active)
         .ok_or(AccountError::InvalidToken)?;
+    // A restored link of an account whose data key is gone proves nothing
+    // (and must not make the account a new key).
+    if !is_readable_in(state, &txn, &account).await? {
+        return Err(AccountError::InvalidToken);
+    }
 
     // Claimed only while unused: of two uses at once, one acts.
     let claimed = account_token::Entity::update_many()
@@ -967,7 +1085,14 @@ async fn check_current_password(
     password: &SecretString,
 ) -> Result<(), AccountError> {
     let subject = password_check::subject(state.blind().active(), row.id);
-    let admission = throttle::begin_attempt(state.db(), &subject, state.clock().now()).await?;
+    // The sign-in's schedule from one network: five free, then waits.
+    let admission = throttle::begin_attempt(
+        state.db(),
+        &subject,
+        throttle::PER_NETWORK,
+        state.clock().now(),
+    )
+    .await?;
     if let Admission::Refused { retry_after } = admission {
         tracing::info!(target: "security", account_id = %row.id, event = "password_check_throttled", "password check refused");
         let wait = RetryAfter(retry_after.to_std().unwrap_or_default());

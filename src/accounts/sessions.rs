@@ -15,7 +15,10 @@ use uuid::Uuid;
 use super::{
     Role,
     email::Email,
-    service::{AccountError, AccountRecord, EMAIL_INDEX, USERNAME_INDEX, open, status},
+    service::{
+        AccountError, AccountRecord, EMAIL_INDEX, USERNAME_INDEX, is_readable, open_readable,
+        status,
+    },
     session_cache::CachedSession,
     username::Username,
 };
@@ -139,20 +142,38 @@ pub fn throttle_subjects(state: &AppState, person: &AccountRecord) -> Vec<Vec<u8
         .collect()
 }
 
+/// [`throttle_subjects`] and, for each, its count from `client`'s network
+/// (what a correct password or a completed reset clears: other networks'
+/// counts stay, so a stranger's network stays backed off).
+pub fn throttle_subjects_from(
+    state: &AppState,
+    person: &AccountRecord,
+    client: Option<std::net::IpAddr>,
+) -> Vec<Vec<u8>> {
+    let names = throttle_subjects(state, person);
+    let networks: Vec<Vec<u8>> = names
+        .iter()
+        .map(|name| throttle::network_subject(state.blind().active(), name, client))
+        .collect();
+    names.into_iter().chain(networks).collect()
+}
+
 /// Signs in by username or email. Every failure is `InvalidCredentials`,
 /// and an unknown login costs a dummy hash so timing tells nothing. Each
-/// attempt is counted against the login name first (see
-/// [`crate::ratelimit::login`]): too many answer `RateLimited`, for known
-/// and unknown names alike, before any password is checked.
+/// attempt is counted against the login name and the `client`'s network
+/// first (see [`crate::ratelimit::login`]): too many answer `RateLimited`,
+/// for known and unknown names alike, before any password is checked.
 pub async fn login(
     state: &AppState,
     login: &str,
     password: &SecretString,
     user_agent: Option<&str>,
+    client: Option<std::net::IpAddr>,
 ) -> Result<SignedIn, AccountError> {
     let lookup = login_lookup(state, login);
+    let network = throttle::network_subject(state.blind().active(), &lookup.subject, client);
     let admission =
-        throttle::begin_attempt(state.db(), &lookup.subject, state.clock().now()).await?;
+        throttle::begin_sign_in(state.db(), &lookup.subject, &network, state.clock().now()).await?;
     if let Admission::Refused { retry_after } = admission {
         tracing::info!(target: "security", event = "login_throttled", "sign-in attempt refused");
         let millis = u64::try_from(retry_after.num_milliseconds()).unwrap_or(0);
@@ -184,9 +205,13 @@ pub async fn login(
             return Err(AccountError::InvalidCredentials);
         }
     };
-    let account = open(state, &row).await?;
+    // An account whose data key is gone is no account.
+    let Some(account) = open_readable(state, &row).await? else {
+        tracing::info!(target: "security", account_id = %row.id, event = "login_failed_unreadable", "account data key destroyed");
+        return Err(AccountError::InvalidCredentials);
+    };
     // The password was right: the count starts over, for both names.
-    throttle::clear(state.db(), &throttle_subjects(state, &account)).await?;
+    throttle::clear(state.db(), &throttle_subjects_from(state, &account, client)).await?;
     if row.status == status::DELETION_SCHEDULED {
         // The person is told when the erasure runs: until then a
         // cancellation link still works.
@@ -329,6 +354,11 @@ pub async fn authenticate(state: &AppState, token: &str) -> Result<Option<Viewer
     let Some(viewer) = admit(state, row.clone(), account, now) else {
         return Ok(None);
     };
+    // A session restored with the rows of an account whose key is gone
+    // signs nobody in.
+    if !is_readable(state, &viewer.account).await? {
+        return Ok(None);
+    }
     if now - row.last_seen_at >= LAST_SEEN_GRANULARITY {
         let mut touched = row.clone().into_active_model();
         touched.last_seen_at = Set(now);

@@ -10,7 +10,7 @@ use sea_orm::{
 
 use super::policy::PurposeDefinition;
 use crate::{
-    accounts::service::{guardian, status, token_purpose},
+    accounts::service::{claim_token, guardian, status, token_purpose},
     audit::service::{self as audit, AuditRecord},
     crypto::tokens,
     erasure::service::{ErasureError, ErasureReason, schedule_immediately},
@@ -89,9 +89,10 @@ pub async fn confirm(state: &AppState, token: &str, granted: bool) -> Result<(),
         .filter(|a| a.guardian_consent == guardian::PENDING && a.status == status::ACTIVE)
         .ok_or(ErasureError::InvalidToken)?;
     let account_id = minor.id;
-    let mut used = row.into_active_model();
-    used.used_at = Set(Some(now));
-    used.update(&txn).await?;
+    if !claim_token(&txn, row.id, now).await? {
+        // Answered by a request running at the same time.
+        return Err(ErasureError::InvalidToken);
+    }
     let mut update = minor.into_active_model();
     update.guardian_consent = Set(if granted {
         guardian::GRANTED

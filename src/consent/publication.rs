@@ -22,7 +22,7 @@ use super::{
     versions,
 };
 use crate::{
-    accounts::service::{AccountError, AccountRecord, find, open_with, status},
+    accounts::service::{AccountError, AccountRecord, find, needs_account_key, open_with, status},
     audit::service::{self as audit, AuditRecord},
     mail::{
         Language, MailError,
@@ -244,13 +244,15 @@ fn document(
     Ok(document)
 }
 
-/// Decrypts one page of active accounts, ordered by id, after `after`.
+/// Decrypts one page of active accounts, ordered by id, after `after`;
+/// also answers the last id read (the next page's `after`; `None` at the
+/// end), since accounts whose data key is gone are left out of the page.
 async fn active_accounts_page<C: ConnectionTrait>(
     state: &AppState,
     conn: &C,
     after: Option<Uuid>,
     verified_only: bool,
-) -> Result<Vec<AccountRecord>, PublicationError> {
+) -> Result<(Vec<AccountRecord>, Option<Uuid>), PublicationError> {
     let mut query = account::Entity::find()
         .filter(account::Column::Status.eq(status::ACTIVE))
         .order_by_asc(account::Column::Id)
@@ -266,9 +268,15 @@ async fn active_accounts_page<C: ConnectionTrait>(
     let keys = state.keys().find_many(state.cipher(), conn, &ids).await?;
     let mut records = Vec::with_capacity(rows.len());
     for row in &rows {
-        records.push(open_with(state, row, keys.get(&row.id).map(|key| &**key))?);
+        let key = keys.get(&row.id).map(|key| &**key);
+        // An account whose data key is gone is nobody to tell.
+        if key.is_none() && needs_account_key(row) {
+            state.account_unreadable(row.id);
+            continue;
+        }
+        records.push(open_with(state, row, key)?);
     }
-    Ok(records)
+    Ok((records, rows.last().map(|row| row.id)))
 }
 
 /// Publishes a new version (ADMIN). A major version is mailed to every
@@ -311,9 +319,9 @@ pub async fn publish(
         let link = format!("{}/privacy", state.settings().public_url);
         let mut after = None;
         loop {
-            let page = active_accounts_page(state, &txn, after, false).await?;
-            let Some(last) = page.last() else { break };
-            after = Some(last.id);
+            let (page, last) = active_accounts_page(state, &txn, after, false).await?;
+            let Some(last) = last else { break };
+            after = Some(last);
             for person in &page {
                 let lang = person.language;
                 let named: Vec<NamedPurpose<'_>> = new_purposes
@@ -431,9 +439,9 @@ pub async fn send_product_update(
     let mut queued = 0u64;
     let mut after = None;
     loop {
-        let page = active_accounts_page(state, &txn, after, true).await?;
-        let Some(last) = page.last() else { break };
-        after = Some(last.id);
+        let (page, last) = active_accounts_page(state, &txn, after, true).await?;
+        let Some(last) = last else { break };
+        after = Some(last);
         for person in &page {
             if !ledger::is_granted(&txn, person.id, &policy, PRODUCT_UPDATES).await? {
                 continue;

@@ -43,7 +43,12 @@ pub async fn my_data(state: &AppState, viewer: &Viewer) -> Result<Value, ExportE
     // they are all still under the keyring).
     let key = state.keys().cached(state.cipher(), db, id).await?;
     let key = key.as_deref();
-    let account = accounts::open_with(state, &row, key)?;
+    // An account whose data key is gone has nothing left to export.
+    let Some(account) =
+        accounts::absent_if_unreadable(state, id, accounts::open_with(state, &row, key))?
+    else {
+        return Err(accounts::AccountError::NotFound.into());
+    };
     let guardian_email = accounts::guardian_email(state, &row, key)?;
 
     let ledger: Vec<Value> = consent::history(db, id)

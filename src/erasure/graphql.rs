@@ -3,7 +3,10 @@
 use async_graphql::{Context, Enum, ID, InputObject, Json, Object, SimpleObject};
 use chrono::{DateTime, Utc};
 
-use super::service::{self, ErasureError, request_status};
+use super::{
+    minor_flag,
+    service::{self, ErasureError, request_status},
+};
 use crate::{
     accounts::Role,
     graphql::{
@@ -22,6 +25,8 @@ impl From<ErasureError> for ApiError {
             ErasureError::Database(err) => ApiError::internal(&err),
             ErasureError::Crypto(err) => ApiError::internal(&err),
             ErasureError::Mail(err) => ApiError::internal(&err),
+            ErasureError::StaffAccount => ApiError::bad_input("accountId", Key::StaffNotFlaggable),
+            ErasureError::NotFlagged => ApiError::bad_input("accountId", Key::NoMinorFlag),
             ErasureError::Account(err) => err.into(),
         }
     }
@@ -129,19 +134,36 @@ impl ErasureMutation {
         Ok(service::cancel(state(ctx)?, &token).await?.into())
     }
 
-    /// SUPPORT or ADMIN: an account found to belong to a minor without verifiable guardian consent is scheduled for erasure at once.
+    /// SUPPORT or ADMIN: an account found to belong to a minor without verifiable guardian consent stops being processed at once and is erased after the working-day window, unless an ADMIN lifts a mistaken flag. Never staff accounts.
     async fn flag_minor_without_guardian_consent(
         &self,
         ctx: &Context<'_>,
         account_id: ID,
+        #[graphql(
+            desc = "Why: kept in the audit trail. Required (nullable only so older calls still parse, and are refused)."
+        )]
+        reason: Option<String>,
     ) -> ApiResult<DeletionRequest> {
         let staff = require_role(ctx, &[Role::Support, Role::Admin])?;
         let account_id = parse_id(&account_id, "accountId")?;
-        Ok(
-            service::flag_minor(state(ctx)?, staff.account_id, account_id)
-                .await?
-                .into(),
-        )
+        let state = state(ctx)?;
+        let request =
+            minor_flag::flag(state, staff.account_id, account_id, reason.as_deref()).await?;
+        Ok(request.into())
+    }
+
+    /// ADMIN. Lifts a mistaken minor flag before the purge: the erasure is cancelled and the account active again; the account and its guardian are told.
+    async fn lift_minor_flag(
+        &self,
+        ctx: &Context<'_>,
+        account_id: ID,
+        #[graphql(desc = "Why: kept in the audit trail.")] reason: String,
+    ) -> ApiResult<DeletionRequest> {
+        let admin = require_role(ctx, &[Role::Admin])?;
+        let account_id = parse_id(&account_id, "accountId")?;
+        let request =
+            minor_flag::lift(state(ctx)?, admin.account_id, account_id, Some(&reason)).await?;
+        Ok(request.into())
     }
 }
 

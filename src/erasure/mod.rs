@@ -8,13 +8,20 @@
 //! `CUSTOS_TIMEZONE`, weekends and holidays skipped, make-up days counted)
 //! the purge erases every row in the inventory in one transaction and
 //! leaves a certificate without personal data. Until the purge, a cancel
-//! link restores the account. A guardian's refusal, a guardian's silence
-//! and a staff flag for an unconsented minor schedule erasure at once.
+//! link restores the account. A guardian's refusal or silence schedules
+//! erasure at once; a staff flag for an unconsented minor stops processing
+//! at once and erases after the same window, unless an admin lifts it
+//! (`minor_flag`). Every purge is recorded in the erasure journal, kept
+//! apart from the main database, and re-applied to a restored database
+//! before it serves anyone ([`journal`], [`reapply`]).
 
 pub mod calendar;
 pub mod export;
 pub mod graphql;
 pub mod inventory;
+pub mod journal;
+pub mod minor_flag;
 pub mod purge;
+pub mod reapply;
 pub mod service;
 pub mod templates;

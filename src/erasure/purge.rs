@@ -27,7 +27,7 @@ use super::{
     templates,
 };
 use crate::{
-    accounts::service::{guardian_email, open_with},
+    accounts::service::{guardian_email, is_unreadable, open_with},
     audit::service::{self as audit, AuditRecord},
     crypto::blind_index::normalise_email,
     mail::outbox::{self, OutgoingMail},
@@ -180,7 +180,19 @@ async fn erase_next_batch(
         return Ok((Vec::new(), next));
     }
     let counts = erase_accounts(state, &txn, &requests, now).await?;
-    txn.commit().await?;
+    let erased: Vec<Uuid> = requests.iter().map(|r| r.account_id).collect();
+    // Recorded before the commit, so no erasure commits that the journal
+    // does not name (a journal that does not answer fails the batch, and
+    // the next run tries again).
+    state.journal().record(&erased, now).await?;
+    if let Err(err) = txn.commit().await {
+        // Nothing was erased: an entry left behind would have these
+        // accounts erased again later without their receipt.
+        if let Err(withdraw) = state.journal().withdraw(&erased).await {
+            tracing::error!(error = %withdraw, "erasure journal entries of a failed batch not withdrawn");
+        }
+        return Err(err.into());
+    }
     destroy_pending_keys(state).await;
     for request in &requests {
         tracing::info!(request_id = %request.id, account_id = %request.account_id, "account erased");
@@ -239,20 +251,26 @@ fn tally<K>(
     }
 }
 
-/// Erases the accounts of `requests` inside `txn` and completes the
-/// requests, returning per-account row counts in request order. The caller
-/// commits; a process killed before that rolls everything back.
-pub async fn erase_accounts<C: ConnectionTrait>(
+/// What [`erase_rows`] did: rows erased per account and table, and the
+/// receipt each readable account is owed (id, address, language).
+pub struct Erased {
+    /// Rows erased per account, per table.
+    pub counts: BTreeMap<Uuid, BTreeMap<&'static str, u64>>,
+    /// Where each readable account's receipt goes.
+    pub receipts: Vec<(Uuid, String, crate::mail::Language)>,
+}
+
+/// Erases every row of the accounts `ids` (whose account rows, read in
+/// `txn`, are `rows`) and destroys their data keys, inside `txn`. An
+/// account whose key is already gone is erased by its ids and stored
+/// indexes alone, and gets no receipt.
+pub async fn erase_rows<C: ConnectionTrait>(
     state: &AppState,
     txn: &C,
-    requests: &[deletion_request::Model],
+    ids: &[Uuid],
+    rows: &[account::Model],
     now: DateTime<Utc>,
-) -> Result<Vec<BTreeMap<&'static str, u64>>, ErasureError> {
-    let ids: Vec<Uuid> = requests.iter().map(|r| r.account_id).collect();
-    let rows = account::Entity::find()
-        .filter(account::Column::Id.is_in(ids.clone()))
-        .all(txn)
-        .await?;
+) -> Result<Erased, ErasureError> {
     let mut counts: BTreeMap<Uuid, BTreeMap<&'static str, u64>> = BTreeMap::new();
     let mut receipts = Vec::new();
     // Which account an address index, or a throttle subject, belongs to.
@@ -267,14 +285,21 @@ pub async fn erase_accounts<C: ConnectionTrait>(
     // rows, a backup or a replica, can be read again).
     let keys = state
         .keys()
-        .take_for_erasure(state.cipher(), txn, &ids, now)
+        .take_for_erasure(state.cipher(), txn, ids, now)
         .await?;
-    for row in &rows {
-        let key = keys.get(&row.id).map(|key| &**key);
-        let person = open_with(state, row, key)?;
-        receipts.push((row.id, person.email.clone(), person.language));
+    for row in rows {
         owner_of_address.insert(row.email_bidx.clone(), row.id);
         account_addresses.insert(row.email_bidx.clone());
+        let key = keys.get(&row.id).map(|key| &**key);
+        let person = match open_with(state, row, key) {
+            Ok(person) => person,
+            // Its key is gone (a restored backup of an account erased
+            // since): what the stored index names still goes, and there
+            // is nobody to send a receipt to.
+            Err(err) if is_unreadable(&err) => continue,
+            Err(err) => return Err(err.into()),
+        };
+        receipts.push((row.id, person.email.clone(), person.language));
         for index in state
             .blind()
             .lookup("email", &normalise_email(&person.email))
@@ -297,7 +322,7 @@ pub async fn erase_accounts<C: ConnectionTrait>(
     // Two index-friendly reads, not one OR (see the outbox below).
     let mut ticket_owner: BTreeMap<Uuid, Uuid> = BTreeMap::new();
     for condition in [
-        ticket::Column::AccountId.is_in(ids.clone()),
+        ticket::Column::AccountId.is_in(ids.to_vec()),
         ticket::Column::ContactEmailBidx.is_in(account_addresses),
     ] {
         let found: Vec<(Uuid, Option<Uuid>, Option<Vec<u8>>)> = ticket::Entity::find()
@@ -350,7 +375,7 @@ pub async fn erase_accounts<C: ConnectionTrait>(
     erase_owned::<session::Entity, _>(
         txn,
         session::Column::AccountId,
-        &ids,
+        ids,
         "sessions",
         &mut counts,
     )
@@ -358,7 +383,7 @@ pub async fn erase_accounts<C: ConnectionTrait>(
     erase_owned::<account_token::Entity, _>(
         txn,
         account_token::Column::AccountId,
-        &ids,
+        ids,
         "account_tokens",
         &mut counts,
     )
@@ -366,7 +391,7 @@ pub async fn erase_accounts<C: ConnectionTrait>(
     erase_owned::<consent_event::Entity, _>(
         txn,
         consent_event::Column::AccountId,
-        &ids,
+        ids,
         "consent_events",
         &mut counts,
     )
@@ -391,7 +416,7 @@ pub async fn erase_accounts<C: ConnectionTrait>(
     erase_owned::<outbox_row::Entity, _>(
         txn,
         outbox_row::Column::AccountId,
-        &ids,
+        ids,
         "outbox",
         &mut counts,
     )
@@ -411,12 +436,33 @@ pub async fn erase_accounts<C: ConnectionTrait>(
     );
 
     account::Entity::delete_many()
-        .filter(account::Column::Id.is_in(ids.clone()))
+        .filter(account::Column::Id.is_in(ids.to_vec()))
         .exec(txn)
         .await?;
     tally(rows.iter().map(|r| Some(r.id)), "accounts", &mut counts);
     // A separate key store deletes them after the commit (`run_once`).
     tally(keys.keys().map(|id| Some(*id)), "account_keys", &mut counts);
+    Ok(Erased { counts, receipts })
+}
+
+/// Erases the accounts of `requests` inside `txn` and completes the
+/// requests, returning per-account row counts in request order. The caller
+/// commits; a process killed before that rolls everything back.
+pub async fn erase_accounts<C: ConnectionTrait>(
+    state: &AppState,
+    txn: &C,
+    requests: &[deletion_request::Model],
+    now: DateTime<Utc>,
+) -> Result<Vec<BTreeMap<&'static str, u64>>, ErasureError> {
+    let ids: Vec<Uuid> = requests.iter().map(|r| r.account_id).collect();
+    let rows = account::Entity::find()
+        .filter(account::Column::Id.is_in(ids.clone()))
+        .all(txn)
+        .await?;
+    let Erased {
+        mut counts,
+        receipts,
+    } = erase_rows(state, txn, &ids, &rows, now).await?;
 
     deletion_request::Entity::update_many()
         .col_expr(

@@ -1,12 +1,12 @@
 //! Deletion requests: proof of ownership by the bound address, the grace
 //! window in working days, cancellation, and erasure decided by others
-//! (a guardian's refusal, staff finding an unconsented minor).
+//! (a guardian's refusal or silence; staff flags are in `minor_flag`).
 
 use chrono::{DateTime, Utc};
 use entity::{account, deletion_request};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, PaginatorTrait,
-    QueryFilter, QueryOrder, Set, TransactionTrait,
+    QueryFilter, QueryOrder, Set, TransactionTrait, sea_query::Expr,
 };
 use secrecy::ExposeSecret;
 use uuid::Uuid;
@@ -15,7 +15,9 @@ use super::{calendar::WorkingCalendar, templates};
 use crate::{
     accounts::{
         email::Email,
-        service::{AccountError, EMAIL_INDEX, USERNAME_INDEX, open_in, status},
+        service::{
+            AccountError, EMAIL_INDEX, USERNAME_INDEX, is_readable_in, open_readable_in, status,
+        },
         sessions::revoke_all_except,
         username::Username,
     },
@@ -86,6 +88,12 @@ pub enum ErasureError {
     /// Mail could not be queued.
     #[error("mail: {0}")]
     Mail(#[from] MailError),
+    /// Staff accounts are never flagged.
+    #[error("staff account")]
+    StaffAccount,
+    /// The account has no minor flag to lift.
+    #[error("not flagged")]
+    NotFlagged,
     /// Account decryption failed.
     #[error("account: {0}")]
     Account(#[from] AccountError),
@@ -183,6 +191,10 @@ async fn send_deletion_confirmation(
     else {
         return Ok(());
     };
+    // An account whose data key is gone is answered as no account.
+    let Some(person) = open_readable_in(state, &txn, &row).await? else {
+        return Ok(());
+    };
     let recent = deletion_request::Entity::find()
         .filter(deletion_request::Column::AccountId.eq(row.id))
         .filter(deletion_request::Column::RequestedAt.gt(now - chrono::Duration::hours(1)))
@@ -234,7 +246,6 @@ async fn send_deletion_confirmation(
             id
         }
     };
-    let person = open_in(state, &txn, &row).await?;
     let public_url = &state.settings().public_url;
     outbox::queue(
         state,
@@ -265,7 +276,7 @@ async fn send_deletion_confirmation(
 }
 
 /// Stops processing at once: the account is marked, every session ends.
-async fn stop_processing<C: ConnectionTrait>(
+pub(crate) async fn stop_processing<C: ConnectionTrait>(
     conn: &C,
     account_id: Uuid,
     now: DateTime<Utc>,
@@ -298,20 +309,53 @@ pub async fn confirm(
                 && r.confirm_expires_at.is_some_and(|at| at > now)
         })
         .ok_or(ErasureError::InvalidToken)?;
+    let purge_after = purge_deadline(state, now);
+    let cancel = tokens::issue()?;
+    // Claimed by a conditional update: of two uses at once, or a use and
+    // a cancel, only the first to write goes on (on PostgreSQL the other
+    // waits for its row lock, then finds the request changed).
+    let claimed = deletion_request::Entity::update_many()
+        .col_expr(
+            deletion_request::Column::Status,
+            Expr::value(request_status::SCHEDULED),
+        )
+        .col_expr(
+            deletion_request::Column::ConfirmTokenHash,
+            Expr::value(Option::<Vec<u8>>::None),
+        )
+        .col_expr(
+            deletion_request::Column::ConfirmExpiresAt,
+            Expr::value(Option::<DateTime<Utc>>::None),
+        )
+        .col_expr(
+            deletion_request::Column::CancelTokenHash,
+            Expr::value(cancel.hash),
+        )
+        .col_expr(deletion_request::Column::ConfirmedAt, Expr::value(now))
+        .col_expr(
+            deletion_request::Column::PurgeAfter,
+            Expr::value(purge_after),
+        )
+        .filter(deletion_request::Column::Id.eq(request.id))
+        .filter(deletion_request::Column::Status.eq(request_status::AWAITING_CONFIRMATION))
+        .filter(deletion_request::Column::ConfirmTokenHash.eq(tokens::hash_token(token.trim())))
+        .exec(&txn)
+        .await?;
+    if claimed.rows_affected != 1 {
+        return Err(ErasureError::InvalidToken);
+    }
     let Some(row) = stop_processing(&txn, request.account_id, now).await? else {
         return Err(ErasureError::InvalidToken);
     };
-    let person = open_in(state, &txn, &row).await?;
-    let purge_after = purge_deadline(state, now);
-    let cancel = tokens::issue()?;
-    let mut update = request.into_active_model();
-    update.status = Set(request_status::SCHEDULED.to_owned());
-    update.confirm_token_hash = Set(None);
-    update.confirm_expires_at = Set(None);
-    update.cancel_token_hash = Set(Some(cancel.hash));
-    update.confirmed_at = Set(Some(now));
-    update.purge_after = Set(Some(purge_after));
-    let scheduled = update.update(&txn).await?;
+    // A restored link of an account whose data key is gone confirms
+    // nothing (the transaction rolls back).
+    let Some(person) = open_readable_in(state, &txn, &row).await? else {
+        return Err(ErasureError::InvalidToken);
+    };
+    let scheduled = deletion_request::Entity::find_by_id(request.id)
+        .one(&txn)
+        .await?
+        .ok_or(ErasureError::InvalidToken)?;
     outbox::queue(
         state,
         &txn,
@@ -356,28 +400,59 @@ pub async fn cancel(
                     || r.status == request_status::SCHEDULED)
         })
         .ok_or(ErasureError::InvalidToken)?;
+    // Claimed by a conditional update (see `confirm`): a confirmation or a
+    // purge that changed the request meanwhile leaves nothing to cancel.
+    let claimed = deletion_request::Entity::update_many()
+        .col_expr(
+            deletion_request::Column::Status,
+            Expr::value(request_status::CANCELLED),
+        )
+        .col_expr(
+            deletion_request::Column::ConfirmTokenHash,
+            Expr::value(Option::<Vec<u8>>::None),
+        )
+        .col_expr(
+            deletion_request::Column::CancelTokenHash,
+            Expr::value(Option::<Vec<u8>>::None),
+        )
+        .col_expr(deletion_request::Column::CancelledAt, Expr::value(now))
+        .filter(deletion_request::Column::Id.eq(request.id))
+        .filter(deletion_request::Column::Reason.eq(ErasureReason::PersonRequest.as_str()))
+        .filter(deletion_request::Column::Status.is_in([
+            request_status::AWAITING_CONFIRMATION,
+            request_status::SCHEDULED,
+        ]))
+        .filter(deletion_request::Column::CancelTokenHash.eq(tokens::hash_token(token.trim())))
+        .exec(&txn)
+        .await?;
+    if claimed.rows_affected != 1 {
+        return Err(ErasureError::InvalidToken);
+    }
     if let Some(row) = account::Entity::find_by_id(request.account_id)
         .one(&txn)
         .await?
     {
+        // A restored link of an account whose data key is gone cancels
+        // nothing.
+        if !is_readable_in(state, &txn, &row).await? {
+            return Err(ErasureError::InvalidToken);
+        }
         let mut update = row.into_active_model();
         update.status = Set(status::ACTIVE.to_owned());
         update.updated_at = Set(now);
         update.update(&txn).await?;
     }
-    let mut update = request.into_active_model();
-    update.status = Set(request_status::CANCELLED.to_owned());
-    update.confirm_token_hash = Set(None);
-    update.cancel_token_hash = Set(None);
-    update.cancelled_at = Set(Some(now));
-    let cancelled = update.update(&txn).await?;
+    let cancelled = deletion_request::Entity::find_by_id(request.id)
+        .one(&txn)
+        .await?
+        .ok_or(ErasureError::InvalidToken)?;
     txn.commit().await?;
     tracing::info!(account_id = %cancelled.account_id, request_id = %cancelled.id, "deletion cancelled");
     Ok(cancelled)
 }
 
 /// Schedules erasure at once, without a grace window or a way to cancel
-/// (a guardian refused, never answered, or staff flagged a minor).
+/// (a guardian refused or never answered).
 /// Idempotent: an open request is turned into an immediate one.
 pub async fn schedule_immediately<C: ConnectionTrait>(
     conn: &C,
@@ -421,30 +496,5 @@ pub async fn schedule_immediately<C: ConnectionTrait>(
         }
     };
     tracing::info!(account_id = %account_id, request_id = %request.id, reason = reason.as_str(), "erasure scheduled at once");
-    Ok(request)
-}
-
-/// Staff flag an account as a minor without verifiable guardian consent:
-/// erasure is scheduled at once and the flag is audit-logged.
-pub async fn flag_minor(
-    state: &AppState,
-    staff_id: Uuid,
-    account_id: Uuid,
-) -> Result<deletion_request::Model, ErasureError> {
-    let now = state.clock().now();
-    let txn = state.db().begin().await?;
-    let request = schedule_immediately(&txn, account_id, ErasureReason::MinorFlagged, now).await?;
-    crate::audit::service::append(
-        &txn,
-        crate::audit::service::AuditRecord {
-            actor_id: Some(staff_id),
-            action: "minor.flag",
-            subject_id: Some(account_id),
-            detail: format!("request={}", request.id),
-        },
-        now,
-    )
-    .await?;
-    txn.commit().await?;
     Ok(request)
 }

@@ -64,6 +64,49 @@ pub fn scheduled(
     }
 }
 
+/// Tells the account's address (and its guardian's) that staff found the
+/// account to belong to a minor without a guardian's consent: what stopped,
+/// when it is erased, and how to contest it before then.
+pub fn minor_flagged(lang: Language, username: &str, erase_after: &str) -> RenderedMail {
+    match lang {
+        Language::ZhCn => Draft::new(lang, "账号已因未成年人未获监护人同意而停用")
+            .para(format!("关于账号 {username}："))
+            .para("我们的工作人员认定该账号属于未获得监护人可核实同意的未成年人。我们已立即停止处理该账号的个人信息，结束了它的所有登录会话，登录也会被拒绝。")
+            .para(format!(
+                "如无异议，我们将在 {erase_after} 之后删除该账号的全部个人信息。"
+            ))
+            .para(format!(
+                "如果这是误判（账号持有人已满 18 周岁，或监护人已经同意），请在 {erase_after} 之前联系我们的客服（无需登录，并注明账号名）。管理员核实后可以撤销这一认定，账号随即恢复。"
+            ))
+            .render(),
+        Language::En => Draft::new(lang, "An account was stopped: a minor without a guardian's consent")
+            .para(format!("About the account {username}:"))
+            .para("Our staff found that this account belongs to a minor without a guardian's verifiable consent. We stopped processing its personal data at once, ended all its sessions, and sign-in is refused.")
+            .para(format!(
+                "Unless this is contested, we erase all of the account's personal data after {erase_after}."
+            ))
+            .para(format!(
+                "If this is a mistake (the account holder is 18 or older, or a guardian has agreed), contact our support before {erase_after} (no sign-in needed; name the account). An administrator can lift the finding, and the account is restored."
+            ))
+            .render(),
+    }
+}
+
+/// Tells the account's address (and its guardian's) that a mistaken
+/// minor flag was lifted and the account is active again.
+pub fn minor_flag_lifted(lang: Language, username: &str) -> RenderedMail {
+    match lang {
+        Language::ZhCn => Draft::new(lang, "账号已恢复")
+            .para(format!("关于账号 {username}："))
+            .para("管理员撤销了对该账号属于未获监护人同意的未成年人的认定。删除已取消，账号已恢复，可以重新登录。")
+            .render(),
+        Language::En => Draft::new(lang, "The account is restored")
+            .para(format!("About the account {username}:"))
+            .para("An administrator lifted the finding that this account belongs to a minor without a guardian's consent. The erasure is cancelled and the account is active again: you can sign in again.")
+            .render(),
+    }
+}
+
 /// The last mail: the data is gone. It names nothing personal.
 pub fn erased(lang: Language, completed: &str, certificate_id: &str) -> RenderedMail {
     match lang {
@@ -114,6 +157,11 @@ mod tests {
             assert!(mail.text.contains("cancel-deletion?token=c"));
             let mail = erased(lang, "2026-12-02", "cert-1");
             assert!(mail.text.contains("cert-1"));
+            let mail = minor_flagged(lang, "<u>", "2026-12-03 10:00");
+            assert!(mail.text.contains("2026-12-03 10:00"));
+            assert!(mail.html.unwrap_or_default().contains("&lt;u&gt;"));
+            let mail = minor_flag_lifted(lang, "<u>");
+            assert!(mail.html.unwrap_or_default().contains("&lt;u&gt;"));
         }
     }
 }

@@ -91,6 +91,22 @@ catalog! {
         zh: "每页数量须在 {min} 到 {max} 之间。",
         en: "Ask for {min} to {max} items."
     }
+    NestedTooDeep = "graphql.nested_too_deep" {
+        zh: "查询中的方括号、花括号或圆括号嵌套超过 64 层。",
+        en: "The query nests brackets, braces or parentheses deeper than 64 levels."
+    }
+    BodyNestedTooDeep = "request.body_nested_too_deep" {
+        zh: "请求正文的嵌套超过 128 层。",
+        en: "The request body nests deeper than 128 levels."
+    }
+    StaffNotFlaggable = "minor_flag.staff_account" {
+        zh: "员工账号不能被标记。",
+        en: "Staff accounts cannot be flagged."
+    }
+    NoMinorFlag = "minor_flag.not_flagged" {
+        zh: "此账号没有可解除的未成年人标记。",
+        en: "This account has no minor flag to lift."
+    }
     CursorUnknown = "common.cursor_unknown" {
         zh: "此游标不属于该列表，请从第一页重新开始。",
         en: "This cursor was not given out for this list. Start again from the first page."

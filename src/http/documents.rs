@@ -26,6 +26,10 @@
 //! - Each kept text is also found by its SHA-256: those are the automatic
 //!   persisted queries ([`super::persisted`]), so they obey every rule
 //!   above and go when their text goes.
+//! - A text whose brackets, braces or parentheses nest deeper than
+//!   [`MAX_NESTING`] is never parsed (see [`nests_too_deep`]): the parser
+//!   recurses once a level, and about 2,000 levels (4 KB of `[[[…`)
+//!   overflowed a worker's stack and aborted the process.
 
 use std::{
     collections::HashMap,
@@ -60,6 +64,91 @@ const HASH_ENTRY_BYTES: usize = 64;
 /// The SHA-256 of a query text, as automatic persisted queries name it.
 pub fn text_hash(query: &str) -> [u8; 32] {
     Sha256::digest(query.as_bytes()).into()
+}
+
+/// Deepest nesting of `[`, `{` and `(` (counted together) a query text may
+/// have. The deepest useful documents stay far below it: application
+/// fields nest at most [`crate::graphql::MAX_DEPTH`] deep, introspection
+/// [`crate::graphql::MAX_INTROSPECTION_DEPTH`], and input values a few
+/// levels more; the parser's stack use at this depth is small even in a
+/// debug build.
+pub const MAX_NESTING: usize = 64;
+
+/// Whether `query` nests brackets, braces and parentheses (counted
+/// together) deeper than [`MAX_NESTING`], by one pass over its bytes.
+/// String literals, block strings and comments are skipped as the GraphQL
+/// grammar reads them, so a bracket written in text does not count, and
+/// none the parser would read as code is missed: where this scan and the
+/// grammar could disagree (a raw line break ends a string here, which the
+/// parser refuses) the scan counts more, never less. Closing more than was
+/// opened does not lower the count below zero.
+pub fn nests_too_deep(query: &str) -> bool {
+    let bytes = query.as_bytes();
+    let mut depth = 0usize;
+    let mut at = 0;
+    while let Some(&byte) = bytes.get(at) {
+        at += 1;
+        match byte {
+            b'[' | b'{' | b'(' => {
+                depth += 1;
+                if depth > MAX_NESTING {
+                    return true;
+                }
+            }
+            b']' | b'}' | b')' => depth = depth.saturating_sub(1),
+            b'#' => at = line_end(bytes, at),
+            b'"' => {
+                // A block string needs its closing quotes; without them the
+                // grammar reads `""` as an empty string and goes on.
+                at = match bytes[at..].starts_with(b"\"\"") {
+                    true => {
+                        block_string_end(bytes, at + 2).unwrap_or_else(|| string_end(bytes, at))
+                    }
+                    false => string_end(bytes, at),
+                }
+            }
+            _ => {}
+        }
+    }
+    false
+}
+
+/// Where a comment that runs to the end of its line stops.
+fn line_end(bytes: &[u8], mut at: usize) -> usize {
+    while bytes.get(at).is_some_and(|b| *b != b'\n' && *b != b'\r') {
+        at += 1;
+    }
+    at
+}
+
+/// Just past the closing `"` of a string whose body starts at `at`, or at
+/// the line break or end that cuts it short. `\` escapes the next byte.
+fn string_end(bytes: &[u8], mut at: usize) -> usize {
+    while let Some(&byte) = bytes.get(at) {
+        match byte {
+            b'"' => return at + 1,
+            b'\n' | b'\r' => return at,
+            b'\\' => at += 2,
+            _ => at += 1,
+        }
+    }
+    // An escape as the last byte steps past the end.
+    at.min(bytes.len())
+}
+
+/// Just past the closing `"""` of a block string whose body starts at
+/// `at` (`\"""` inside it is an escaped quote); `None` if it never closes.
+fn block_string_end(bytes: &[u8], mut at: usize) -> Option<usize> {
+    while at < bytes.len() {
+        if bytes[at..].starts_with(b"\\\"\"\"") {
+            at += 4;
+        } else if bytes[at..].starts_with(b"\"\"\"") {
+            return Some(at + 3);
+        } else {
+            at += 1;
+        }
+    }
+    None
 }
 
 /// A parsed query text and what the endpoint checks before running it.
@@ -470,6 +559,65 @@ fn count_aliases(document: &ExecutableDocument) -> usize {
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn nesting_past_the_bound_is_found_in_every_kind_of_bracket() {
+        let nested = |open: &str, close: &str, levels: usize| {
+            format!("{}x{}", open.repeat(levels), close.repeat(levels))
+        };
+        for (open, close) in [
+            ("[", "]"),
+            ("{a:", "}"),
+            ("(", ")"),
+            ("{a", "}"),
+            ("[{(", ")}]"),
+        ] {
+            let per_level = open.matches(['[', '{', '(']).count();
+            let at_bound = MAX_NESTING / per_level;
+            assert!(!nests_too_deep(&nested(open, close, at_bound)), "{open}");
+            assert!(nests_too_deep(&nested(open, close, at_bound + 1)), "{open}");
+        }
+        // Siblings do not add up; closing more than was opened does not
+        // make room for more.
+        assert!(!nests_too_deep(&"[[]]".repeat(10_000)));
+        let unbalanced = format!("{}{}", "]})".repeat(100), "[".repeat(MAX_NESTING + 1));
+        assert!(nests_too_deep(&unbalanced));
+    }
+
+    #[test]
+    fn brackets_in_text_and_comments_do_not_count_and_nothing_hides_code() {
+        let deep = "[".repeat(MAX_NESTING + 1);
+        // Text the grammar reads as a string, a block string or a comment.
+        for hidden in [
+            format!(r#"{{ a(x: "{deep}") }}"#),
+            format!(r#"{{ a(x: "\"{deep}") }}"#),
+            format!(r#"{{ a(x: "\\\"{deep}") }}"#),
+            format!("{{ a(x: \"\"\"\n{deep}\n\"\"\") }}"),
+            format!(r#"{{ a(x: """ \""" {deep} """) }}"#),
+            format!("{{ a # {deep}\n }}"),
+            format!("{{ a # {deep}\r b }}"),
+        ] {
+            assert!(!nests_too_deep(&hidden), "{hidden}");
+        }
+        // Text the grammar reads as code, though it looks like text.
+        for code in [
+            // A line break ends a string (the parser refuses it).
+            format!("{{ a(x: \"ab\n{deep}"),
+            // `\\` is an escaped backslash, so the quote after it closes.
+            format!(r#"{{ a(x: "\\" {deep}"#),
+            // A block string never closed is read as `""` and a string.
+            format!(r#"{{ a(x: ["""x" {deep}"#),
+            // A comment ends at a carriage return too.
+            format!("# note\r{deep}"),
+            // An escape as the very last byte.
+            format!("{deep}\"\\"),
+        ] {
+            assert!(nests_too_deep(&code), "{code}");
+        }
+        for short in ["\"\\", "\"\"\"", "\"\"\"\\", "\"", "#"] {
+            assert!(!nests_too_deep(short), "{short}");
+        }
+    }
 
     fn changes(query: &str) -> bool {
         Document::parse(query).unwrap().may_change_sessions

@@ -1,5 +1,6 @@
 //! Prometheus metrics: request counts and latency per GraphQL operation,
-//! rate-limit refusals and purge runs counted in process; outbox depth,
+//! rate-limit refusals, purge runs, erasures re-applied after a restore
+//! and accounts met with their data key gone counted in process; outbox depth,
 //! given-up mail and due/overdue erasures read from the database at each
 //! scrape, so every instance reports the shared truth; password hashes
 //! waiting for this instance's hashing threads.
@@ -35,6 +36,7 @@ struct Inner {
     rate_limited: u64,
     purge_runs: u64,
     purged_accounts: u64,
+    reapplied_erasures: u64,
     last_purge_seconds: f64,
 }
 
@@ -96,6 +98,12 @@ impl Metrics {
         inner.last_purge_seconds = elapsed.as_secs_f64();
     }
 
+    /// Counts accounts erased again after a restore (the journal named
+    /// them and the database still held them).
+    pub fn count_reapplied(&self, accounts: u64) {
+        self.lock().reapplied_erasures += accounts;
+    }
+
     fn render_local(&self, out: &mut String) {
         let inner = self.lock();
         let _ = writeln!(
@@ -152,6 +160,11 @@ impl Metrics {
                 "custos_purged_accounts_total",
                 "Accounts erased by the purge.",
                 inner.purged_accounts,
+            ),
+            (
+                "custos_erasures_reapplied_total",
+                "Accounts the erasure journal names that a restored database still held, erased again.",
+                inner.reapplied_erasures,
             ),
         ];
         for (name, help, value) in counters {
@@ -250,6 +263,13 @@ pub async fn render(state: &AppState) -> Result<String, sea_orm::DbErr> {
          # TYPE custos_policy_cache_active gauge\n\
          custos_policy_cache_active {}",
         u8::from(state.policy().is_active())
+    );
+    let _ = writeln!(
+        out,
+        "# HELP custos_unreadable_accounts_total Times an account whose data key is gone was met and treated as absent.\n\
+         # TYPE custos_unreadable_accounts_total counter\n\
+         custos_unreadable_accounts_total {}",
+        state.unreadable_accounts()
     );
     let (cached, parsed) = state.documents().hits_and_misses();
     let _ = writeln!(

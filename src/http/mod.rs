@@ -281,6 +281,16 @@ async fn graphql_post(
     };
     let json: serde_json::Value = match serde_json::from_slice(&bytes) {
         Ok(json) => json,
+        // serde_json stops at 128 levels of nesting (its recursion limit),
+        // so deep variables never reach anything that recurses further.
+        Err(err) if err.to_string().starts_with("recursion limit exceeded") => {
+            return refusal(
+                request,
+                StatusCode::BAD_REQUEST,
+                ErrorCode::BadRequest,
+                Key::BodyNestedTooDeep,
+            );
+        }
         Err(_) => {
             return refusal(
                 request,
@@ -319,6 +329,16 @@ async fn graphql_post(
             StatusCode::BAD_REQUEST,
             ErrorCode::BadRequest,
             Key::QueryTooLong,
+        );
+    }
+    if documents::nests_too_deep(&gql_request.query) {
+        // Neither the cache nor the executor may parse it: the parser
+        // recurses once a level and would overflow the worker's stack.
+        return refusal(
+            request,
+            StatusCode::BAD_REQUEST,
+            ErrorCode::GraphqlParseFailed,
+            Key::NestedTooDeep,
         );
     }
     // A parsed document is handed to the executor, so it does not parse it

@@ -1,4 +1,5 @@
-//! Background jobs run on an interval: guardian-consent expiry, the purge
+//! Background jobs run on an interval: erasures re-applied after a
+//! restore (see [`crate::erasure::reapply`]), guardian-consent expiry, the purge
 //! of due accounts, the mail outbox (last, so an erasure receipt leaves in
 //! the same tick), and the pruning of sign-in throttles and of shared
 //! rate-limit windows. The outbox also runs as soon as this instance queues
@@ -27,6 +28,10 @@ pub fn outbox_sender(state: &AppState) -> OutboxSender {
 
 /// Runs every job once, in order: what the scheduler does each tick.
 pub async fn tick(state: &AppState, outbox: &OutboxSender) {
+    match crate::erasure::reapply::run(state).await {
+        Ok(reapplied) => state.metrics().count_reapplied(reapplied),
+        Err(err) => tracing::error!(error = %err, "re-applying recorded erasures failed"),
+    }
     match crate::consent::guardian::expire_unanswered(state).await {
         Ok(0) => {}
         Ok(expired) => tracing::info!(

@@ -496,7 +496,13 @@ impl OutboxSender {
             .await;
         match read {
             Ok(Some(key)) => Ok(Some(key)),
-            Ok(None) => Err(decrypt_failure(row.id, &CryptoError::AccountKeyDestroyed)),
+            Ok(None) => {
+                // The account's data key is gone (it was erased, and a
+                // restore brought this row back): nobody to send to, and
+                // nothing wrong with Custos.
+                tracing::warn!(outbox_id = %row.id, account_id = %owner, "mail of an account whose data key is gone; given up");
+                Err(SendFailure::permanent("account data key destroyed"))
+            }
             Err(CryptoError::KeyStore(err)) => {
                 tracing::warn!(outbox_id = %row.id, error = %err, "key store unavailable");
                 Err(SendFailure::transient("key store"))

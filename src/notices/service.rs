@@ -22,7 +22,7 @@ use uuid::Uuid;
 
 use super::templates;
 use crate::{
-    accounts::service::{open_with, status},
+    accounts::service::{needs_account_key, open_with, status},
     audit::service::{AuditRecord, append, append_alone},
     crypto::AccountKey,
     mail::{
@@ -365,6 +365,11 @@ fn seal_page(
     let mut failed = 0;
     for row in rows {
         let key = keys.get(&row.id).map(|key| &**key);
+        // An account whose data key is gone is nobody to tell.
+        if key.is_none() && needs_account_key(&row) {
+            state.account_unreadable(row.id);
+            continue;
+        }
         let attempt = open_with(state, &row, key)
             .map_err(MailError::from)
             .and_then(|record| {

@@ -16,21 +16,29 @@
 //!   further attempt waits. A row that vanishes between the two (pruned, or
 //!   cleared by a correct password) means the attempt is counted afresh;
 //!   no attempt goes ahead uncounted.
-//! - The first [`FREE_ATTEMPTS`] attempts of a one-hour window are free.
-//!   From the fifth on, the next attempt must wait 1 s, then 2 s, 4 s, …,
-//!   doubling up to [`MAX_DELAY`] (15 minutes). The cap is what keeps this
-//!   from being a lockout tool: someone guessing at another person's
-//!   account can delay them, by at most 15 minutes per guess they spend,
-//!   never shut them out; and the reset link is never throttled here, and a
-//!   completed reset clears the count.
+//! - Each attempt is counted twice: per name and client network (an IPv4
+//!   /24, an IPv6 /64; [`network_subject`]) under [`PER_NETWORK`], and per
+//!   name alone under the higher [`PER_NAME`]. The network count is
+//!   decided first, and an attempt it refuses is not counted per name, so
+//!   a stranger guessing from one network backs off only that network:
+//!   the owner, from another, still signs in. The per-name count still
+//!   meets a guesser spread over many networks.
+//! - Under each schedule the first `free` attempts of a one-hour window
+//!   are free (5 per network, 50 per name). Then the next attempt must
+//!   wait 1 s, then 2 s, 4 s, …, doubling up to [`MAX_DELAY`] (15
+//!   minutes), never longer; the reset link is never throttled here, and a
+//!   completed reset clears the per-name count.
 //! - A refused attempt is not counted and does not extend the wait:
 //!   otherwise hammering during a wait would keep the owner out for good.
-//! - At most [`MAX_ATTEMPTS_PER_WINDOW`] (100) attempts count in one window;
-//!   past that, attempts wait until the window ends. With the back-off above
-//!   this ceiling cannot be reached in an hour (about 18 attempts can); it
-//!   stays as a bound that holds whatever the delays are tuned to.
+//! - At most `max_per_window` attempts count in one window (100 per
+//!   network, 200 per name); past that, attempts wait until the window
+//!   ends. With the back-off above this ceiling cannot be reached in an
+//!   hour from one network (about 18 attempts can); it stays as a bound
+//!   that holds whatever the delays are tuned to.
 //! - Rows whose window and wait have both passed carry nothing and are
 //!   pruned by the job runner ([`prune`]).
+
+use std::net::IpAddr;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use entity::login_throttle;
@@ -43,10 +51,26 @@ use uuid::Uuid;
 
 use crate::crypto::blind_index::BlindIndex;
 
-/// Attempts in a window before the back-off starts.
-pub const FREE_ATTEMPTS: i32 = 5;
-/// Most attempts counted in one window.
-pub const MAX_ATTEMPTS_PER_WINDOW: i32 = 100;
+/// How many attempts a subject gets before it backs off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Schedule {
+    /// Attempts in a window before the back-off starts.
+    pub free: i32,
+    /// Most attempts counted in one window.
+    pub max_per_window: i32,
+}
+
+/// Attempts on one name from one client network.
+pub const PER_NETWORK: Schedule = Schedule {
+    free: 5,
+    max_per_window: 100,
+};
+/// Attempts on one name from anywhere: ten networks' worth, so it backs
+/// off only a guesser spread over many networks.
+pub const PER_NAME: Schedule = Schedule {
+    free: 50,
+    max_per_window: 200,
+};
 /// The counting window.
 pub const WINDOW: TimeDelta = TimeDelta::hours(1);
 /// The longest wait the back-off imposes.
@@ -55,6 +79,8 @@ pub const MAX_DELAY: TimeDelta = TimeDelta::minutes(15);
 /// Blind-index field of throttle subjects. Derived from the lookup index
 /// rather than equal to it, so the table cannot be joined to `accounts`.
 const SUBJECT_INDEX: &str = "login_throttle";
+/// Blind-index field of per-network subjects.
+const NETWORK_SUBJECT_INDEX: &str = "login_throttle_network";
 /// Blind-index field for login names that are neither a valid username nor
 /// a valid email (they have no lookup index of their own).
 const OTHER_LOGIN_INDEX: &str = "login_other";
@@ -70,6 +96,24 @@ pub fn other_subject(blind: &BlindIndex, login: &str) -> Vec<u8> {
     subject(
         blind,
         &blind.compute(OTHER_LOGIN_INDEX, &login.trim().to_lowercase()),
+    )
+}
+
+/// The per-network subject of attempts on the name whose subject is
+/// `name_subject` from `client`: its IPv4 /24 or IPv6 /64 (clients of
+/// unknown address share one).
+pub fn network_subject(blind: &BlindIndex, name_subject: &[u8], client: Option<IpAddr>) -> Vec<u8> {
+    let network = match client.map(|ip| ip.to_canonical()) {
+        Some(IpAddr::V4(v4)) => {
+            let [a, b, c, _] = v4.octets();
+            format!("{a}.{b}.{c}.0/24")
+        }
+        Some(IpAddr::V6(v6)) => format!("{:x}/64", u128::from(v6) >> 64),
+        None => "unknown".to_owned(),
+    };
+    blind.compute(
+        NETWORK_SUBJECT_INDEX,
+        &format!("{}|{network}", hex::encode(name_subject)),
     )
 }
 
@@ -94,34 +138,36 @@ impl Counter {
     }
 }
 
-/// The wait imposed after the `attempts`-th attempt of a window.
-pub fn delay_after(attempts: i32) -> Option<TimeDelta> {
-    if attempts < FREE_ATTEMPTS {
-        return None;
+impl Schedule {
+    /// The wait imposed after the `attempts`-th attempt of a window.
+    pub fn delay_after(self, attempts: i32) -> Option<TimeDelta> {
+        if attempts < self.free {
+            return None;
+        }
+        // 2^20 s is far past the cap already; the bound keeps the shift sane.
+        let exponent = u32::try_from(attempts - self.free).unwrap_or(0).min(20);
+        Some(TimeDelta::seconds(1_i64 << exponent).min(MAX_DELAY))
     }
-    // 2^20 s is far past the cap already; the bound keeps the shift sane.
-    let exponent = u32::try_from(attempts - FREE_ATTEMPTS).unwrap_or(0).min(20);
-    Some(TimeDelta::seconds(1_i64 << exponent).min(MAX_DELAY))
-}
 
-/// Decides one attempt: the counter to store if it may go ahead, or how
-/// long to wait. Pure, so the schedule is tested without a database.
-pub fn admit(current: Option<Counter>, now: DateTime<Utc>) -> Result<Counter, TimeDelta> {
-    let mut counter = current.unwrap_or_else(|| Counter::fresh(now));
-    if let Some(until) = counter.locked_until
-        && until > now
-    {
-        return Err(until - now);
+    /// Decides one attempt: the counter to store if it may go ahead, or how
+    /// long to wait. Pure, so the schedule is tested without a database.
+    pub fn admit(self, current: Option<Counter>, now: DateTime<Utc>) -> Result<Counter, TimeDelta> {
+        let mut counter = current.unwrap_or_else(|| Counter::fresh(now));
+        if let Some(until) = counter.locked_until
+            && until > now
+        {
+            return Err(until - now);
+        }
+        let window_end = counter.window_started_at + WINDOW;
+        if now >= window_end {
+            counter = Counter::fresh(now);
+        } else if counter.failures >= self.max_per_window {
+            return Err(window_end - now);
+        }
+        counter.failures += 1;
+        counter.locked_until = self.delay_after(counter.failures).map(|delay| now + delay);
+        Ok(counter)
     }
-    let window_end = counter.window_started_at + WINDOW;
-    if now >= window_end {
-        counter = Counter::fresh(now);
-    } else if counter.failures >= MAX_ATTEMPTS_PER_WINDOW {
-        return Err(window_end - now);
-    }
-    counter.failures += 1;
-    counter.locked_until = delay_after(counter.failures).map(|delay| now + delay);
-    Ok(counter)
 }
 
 /// What [`begin_attempt`] decided.
@@ -144,19 +190,35 @@ const PLACEMENT_TRIES: usize = 3;
 /// What a busy subject is told when its attempt could not be placed.
 const BUSY_RETRY: TimeDelta = TimeDelta::seconds(1);
 
-/// Counts an attempt for `subject`, or refuses it. Runs in its own short
-/// transactions on `db` and commits before returning, so the count holds
-/// even if the caller fails later.
+/// Counts a sign-in attempt on a name from a network, or refuses it: the
+/// network's count first, then, only if that admits it, the name's (see
+/// the module's rules). Either count refusing refuses the attempt.
+pub async fn begin_sign_in(
+    db: &DatabaseConnection,
+    name_subject: &[u8],
+    network_subject: &[u8],
+    now: DateTime<Utc>,
+) -> Result<Admission, DbErr> {
+    match begin_attempt(db, network_subject, PER_NETWORK, now).await? {
+        Admission::Allowed => begin_attempt(db, name_subject, PER_NAME, now).await,
+        refused => Ok(refused),
+    }
+}
+
+/// Counts an attempt for `subject` under `schedule`, or refuses it. Runs
+/// in its own short transactions on `db` and commits before returning, so
+/// the count holds even if the caller fails later.
 pub async fn begin_attempt(
     db: &DatabaseConnection,
     subject: &[u8],
+    schedule: Schedule,
     now: DateTime<Utc>,
 ) -> Result<Admission, DbErr> {
     place(|| async {
-        if count_first(db, subject, now).await? {
+        if count_first(db, subject, schedule, now).await? {
             return Ok(Some(Admission::Allowed));
         }
-        count_under_lock(db, subject, now).await
+        count_under_lock(db, subject, schedule, now).await
     })
     .await
 }
@@ -190,9 +252,10 @@ where
 async fn count_first(
     db: &DatabaseConnection,
     subject: &[u8],
+    schedule: Schedule,
     now: DateTime<Utc>,
 ) -> Result<bool, DbErr> {
-    let Ok(first) = admit(None, now) else {
+    let Ok(first) = schedule.admit(None, now) else {
         return Ok(false);
     };
     let inserted = login_throttle::Entity::insert(new_row(subject, first, now))
@@ -207,6 +270,7 @@ async fn count_first(
 async fn count_under_lock(
     db: &DatabaseConnection,
     subject: &[u8],
+    schedule: Schedule,
     now: DateTime<Utc>,
 ) -> Result<Option<Admission>, DbErr> {
     let txn = db.begin().await?;
@@ -225,7 +289,7 @@ async fn count_under_lock(
         window_started_at: row.window_started_at,
         locked_until: row.locked_until,
     };
-    let admission = match admit(Some(current), now) {
+    let admission = match schedule.admit(Some(current), now) {
         Ok(next) => {
             let mut update = row.into_active_model();
             update.failures = Set(next.failures);
@@ -288,13 +352,13 @@ mod tests {
 
     #[test]
     fn five_attempts_are_free_then_the_wait_doubles_up_to_the_cap() {
-        assert_eq!(delay_after(4), None);
-        assert_eq!(delay_after(5), Some(TimeDelta::seconds(1)));
-        assert_eq!(delay_after(6), Some(TimeDelta::seconds(2)));
-        assert_eq!(delay_after(14), Some(TimeDelta::seconds(512)));
-        assert_eq!(delay_after(15), Some(MAX_DELAY));
-        assert_eq!(delay_after(99), Some(MAX_DELAY));
-        assert_eq!(delay_after(i32::MAX), Some(MAX_DELAY));
+        assert_eq!(PER_NETWORK.delay_after(4), None);
+        assert_eq!(PER_NETWORK.delay_after(5), Some(TimeDelta::seconds(1)));
+        assert_eq!(PER_NETWORK.delay_after(6), Some(TimeDelta::seconds(2)));
+        assert_eq!(PER_NETWORK.delay_after(14), Some(TimeDelta::seconds(512)));
+        assert_eq!(PER_NETWORK.delay_after(15), Some(MAX_DELAY));
+        assert_eq!(PER_NETWORK.delay_after(99), Some(MAX_DELAY));
+        assert_eq!(PER_NETWORK.delay_after(i32::MAX), Some(MAX_DELAY));
     }
 
     #[test]
@@ -302,16 +366,19 @@ mod tests {
         let now = t0();
         let mut counter = None;
         for _ in 0..4 {
-            counter = Some(admit(counter, now).unwrap());
+            counter = Some(PER_NETWORK.admit(counter, now).unwrap());
             assert_eq!(counter.unwrap().locked_until, None);
         }
-        let fifth = admit(counter, now).unwrap();
+        let fifth = PER_NETWORK.admit(counter, now).unwrap();
         assert_eq!(fifth.failures, 5);
         assert_eq!(fifth.locked_until, Some(now + TimeDelta::seconds(1)));
         // Refused, and the refusal changes nothing.
-        assert_eq!(admit(Some(fifth), now), Err(TimeDelta::seconds(1)));
+        assert_eq!(
+            PER_NETWORK.admit(Some(fifth), now),
+            Err(TimeDelta::seconds(1))
+        );
         let later = now + TimeDelta::seconds(1);
-        let sixth = admit(Some(fifth), later).unwrap();
+        let sixth = PER_NETWORK.admit(Some(fifth), later).unwrap();
         assert_eq!(sixth.failures, 6);
         assert_eq!(sixth.locked_until, Some(later + TimeDelta::seconds(2)));
     }
@@ -322,7 +389,7 @@ mod tests {
         let mut counter = None;
         let mut longest = TimeDelta::zero();
         for _ in 0..40 {
-            let next = admit(counter, now).unwrap();
+            let next = PER_NETWORK.admit(counter, now).unwrap();
             if let Some(until) = next.locked_until {
                 longest = longest.max(until - now);
                 now = until;
@@ -341,7 +408,7 @@ mod tests {
             locked_until: Some(now + TimeDelta::minutes(2)),
         };
         let later = now + WINDOW;
-        let next = admit(Some(counter), later).unwrap();
+        let next = PER_NETWORK.admit(Some(counter), later).unwrap();
         assert_eq!(next.failures, 1);
         assert_eq!(next.window_started_at, later);
         assert_eq!(next.locked_until, None);
@@ -351,12 +418,17 @@ mod tests {
     fn the_hourly_ceiling_holds_whatever_the_delays() {
         let now = t0();
         let counter = Counter {
-            failures: MAX_ATTEMPTS_PER_WINDOW,
+            failures: PER_NETWORK.max_per_window,
             window_started_at: now - TimeDelta::minutes(50),
             locked_until: None,
         };
-        assert_eq!(admit(Some(counter), now), Err(TimeDelta::minutes(10)));
-        let next = admit(Some(counter), now + TimeDelta::minutes(10)).unwrap();
+        assert_eq!(
+            PER_NETWORK.admit(Some(counter), now),
+            Err(TimeDelta::minutes(10))
+        );
+        let next = PER_NETWORK
+            .admit(Some(counter), now + TimeDelta::minutes(10))
+            .unwrap();
         assert_eq!(next.failures, 1);
     }
 
@@ -387,6 +459,100 @@ mod tests {
             .unwrap()
     }
 
+    #[test]
+    fn networks_are_a_v4_slash_24_and_a_v6_slash_64() {
+        let blind = BlindIndex::new([7; 32]);
+        let name = subject(&blind, b"name");
+        let at = |ip: &str| network_subject(&blind, &name, Some(ip.parse().unwrap()));
+        assert_eq!(at("192.0.2.1"), at("192.0.2.254"));
+        assert_ne!(at("192.0.2.1"), at("192.0.3.1"));
+        assert_eq!(at("::ffff:192.0.2.9"), at("192.0.2.1"));
+        assert_eq!(at("2001:db8:1:2::1"), at("2001:db8:1:2:ffff::9"));
+        assert_ne!(at("2001:db8:1:2::1"), at("2001:db8:1:3::1"));
+        assert_ne!(at("192.0.2.1"), network_subject(&blind, &name, None));
+        let other = subject(&blind, b"other");
+        assert_ne!(
+            at("192.0.2.1"),
+            network_subject(&blind, &other, Some("192.0.2.1".parse().unwrap()))
+        );
+        assert_ne!(at("192.0.2.1"), name);
+    }
+
+    #[tokio::test]
+    async fn a_stranger_backing_off_one_network_never_keeps_the_owner_out() {
+        let db = throttle_db().await;
+        let blind = BlindIndex::new([7; 32]);
+        let name = subject(&blind, b"owner");
+        let attacker = network_subject(&blind, &name, Some("198.51.100.7".parse().unwrap()));
+        let owner = network_subject(&blind, &name, Some("203.0.113.20".parse().unwrap()));
+        // A guess timed to every wait, for two hours.
+        let mut now = t0();
+        let mut refused = 0;
+        while now < t0() + WINDOW * 2 {
+            match begin_sign_in(&db, &name, &attacker, now).await.unwrap() {
+                Admission::Allowed => {}
+                Admission::Refused { retry_after } => {
+                    refused += 1;
+                    now += retry_after;
+                    continue;
+                }
+            }
+            // The owner, from home, is never refused meanwhile.
+            assert_eq!(
+                begin_sign_in(&db, &name, &owner, now).await.unwrap(),
+                Admission::Allowed,
+                "at {now}"
+            );
+            // ... and signs in (a correct password clears the owner's counts
+            // but not the stranger's network).
+            clear(&db, &[name.clone(), owner.clone()]).await.unwrap();
+            now += TimeDelta::milliseconds(1);
+        }
+        assert!(refused > 10, "the stranger's network was backed off");
+        // Without the owner's sign-ins, the stranger alone never meets the
+        // per-name ceiling: their network backs off first.
+        let lone = subject(&blind, b"lone");
+        let stranger = network_subject(&blind, &lone, Some("198.51.100.7".parse().unwrap()));
+        let mut now = t0();
+        while now < t0() + WINDOW {
+            if let Admission::Refused { retry_after } =
+                begin_sign_in(&db, &lone, &stranger, now).await.unwrap()
+            {
+                now += retry_after;
+            }
+        }
+        let counted = stored(&db, &lone).await.unwrap().failures;
+        assert!(counted < PER_NAME.free, "{counted}");
+    }
+
+    #[tokio::test]
+    async fn a_guesser_spread_over_many_networks_meets_the_per_name_ceiling() {
+        let db = throttle_db().await;
+        let blind = BlindIndex::new([7; 32]);
+        let name = subject(&blind, b"target");
+        let now = t0();
+        let from =
+            |i: usize| network_subject(&blind, &name, Some(format!("10.0.{i}.1").parse().unwrap()));
+        // Each network stays within its free attempts.
+        for attempt in 0..PER_NAME.free {
+            let network = from(usize::try_from(attempt).unwrap() / 4);
+            assert_eq!(
+                begin_sign_in(&db, &name, &network, now).await.unwrap(),
+                Admission::Allowed
+            );
+        }
+        // The name now backs off, for every network, fresh ones included.
+        assert_eq!(
+            begin_sign_in(&db, &name, &from(200), now).await.unwrap(),
+            Admission::Refused {
+                retry_after: TimeDelta::seconds(1)
+            }
+        );
+        // The refused network was counted once; the name not again.
+        assert_eq!(stored(&db, &from(200)).await.unwrap().failures, 1);
+        assert_eq!(stored(&db, &name).await.unwrap().failures, PER_NAME.free);
+    }
+
     #[tokio::test]
     async fn a_row_that_vanishes_before_its_lock_is_counted_afresh() {
         let db = throttle_db().await;
@@ -394,7 +560,9 @@ mod tests {
         let now = t0();
         // A count is there, so the first insert finds it.
         assert_eq!(
-            begin_attempt(&db, &subject, now).await.unwrap(),
+            begin_attempt(&db, &subject, PER_NETWORK, now)
+                .await
+                .unwrap(),
             Admission::Allowed
         );
         let mut steps = 0;
@@ -403,13 +571,13 @@ mod tests {
             let (db, subject) = (&db, &subject);
             let first_step = steps == 1;
             async move {
-                if count_first(db, subject, now).await? {
+                if count_first(db, subject, PER_NETWORK, now).await? {
                     return Ok(Some(Admission::Allowed));
                 }
                 assert!(first_step, "the row was there only for the first step");
                 // A correct password clears it between insert and lock.
                 clear(db, std::slice::from_ref(subject)).await?;
-                count_under_lock(db, subject, now).await
+                count_under_lock(db, subject, PER_NETWORK, now).await
             }
         })
         .await
@@ -424,7 +592,12 @@ mod tests {
     #[tokio::test]
     async fn no_row_to_lock_decides_nothing_and_writes_nothing() {
         let db = throttle_db().await;
-        assert_eq!(count_under_lock(&db, b"nobody", t0()).await.unwrap(), None);
+        assert_eq!(
+            count_under_lock(&db, b"nobody", PER_NETWORK, t0())
+                .await
+                .unwrap(),
+            None
+        );
         assert!(stored(&db, b"nobody").await.is_none());
     }
 
@@ -465,7 +638,9 @@ mod tests {
         let stored = || async { stored(&db, &subject).await.unwrap() };
         let now = t0();
         assert_eq!(
-            begin_attempt(&db, &subject, now).await.unwrap(),
+            begin_attempt(&db, &subject, PER_NETWORK, now)
+                .await
+                .unwrap(),
             Admission::Allowed
         );
         let first = stored().await;
@@ -473,26 +648,32 @@ mod tests {
             (first.failures, first.window_started_at, first.locked_until),
             (1, now, None)
         );
-        for _ in 1..FREE_ATTEMPTS {
+        for _ in 1..PER_NETWORK.free {
             assert_eq!(
-                begin_attempt(&db, &subject, now).await.unwrap(),
+                begin_attempt(&db, &subject, PER_NETWORK, now)
+                    .await
+                    .unwrap(),
                 Admission::Allowed
             );
         }
         let fifth = stored().await;
-        assert_eq!(fifth.failures, FREE_ATTEMPTS);
+        assert_eq!(fifth.failures, PER_NETWORK.free);
         assert_eq!(fifth.locked_until, Some(now + TimeDelta::seconds(1)));
         assert_eq!(
-            begin_attempt(&db, &subject, now).await.unwrap(),
+            begin_attempt(&db, &subject, PER_NETWORK, now)
+                .await
+                .unwrap(),
             Admission::Refused {
                 retry_after: TimeDelta::seconds(1)
             }
         );
-        assert_eq!(stored().await.failures, FREE_ATTEMPTS);
+        assert_eq!(stored().await.failures, PER_NETWORK.free);
         // A correct password clears the count: the next attempt is a first one.
         clear(&db, std::slice::from_ref(&subject)).await.unwrap();
         assert_eq!(
-            begin_attempt(&db, &subject, now).await.unwrap(),
+            begin_attempt(&db, &subject, PER_NETWORK, now)
+                .await
+                .unwrap(),
             Admission::Allowed
         );
         assert_eq!(stored().await.failures, 1);

@@ -57,7 +57,9 @@ impl RecoveryMutation {
         new_password: String,
     ) -> ApiResult<bool> {
         ratelimit::check(ctx, Action::ResetPassword).await?;
-        service::reset_password(state(ctx)?, &token, &SecretString::from(new_password)).await?;
+        let client = ctx.data_opt::<ratelimit::ClientIp>().map(|ip| ip.0);
+        let password = SecretString::from(new_password);
+        service::reset_password(state(ctx)?, &token, &password, client).await?;
         Ok(true)
     }
 }

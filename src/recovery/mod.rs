@@ -20,10 +20,10 @@
 //!   token, so a weak choice leaves the link usable. On success, in one
 //!   transaction: the token is used, every other reset token and every
 //!   pending email-change link dies, every session ends, the sign-in
-//!   throttle of the account's names and the throttle of its password
-//!   checks are cleared, the address counts as
-//!   verified (the link proved it) and a "your password was changed" notice
-//!   is queued. Nobody is signed in automatically.
+//!   throttle of the account's names (and of the resetting client's
+//!   network) and the throttle of its password checks are cleared, the
+//!   address counts as verified (the link proved it) and a "your password
+//!   was changed" notice is queued. Nobody is signed in automatically.
 //! - Unknown, used and expired tokens are all `INVALID_TOKEN`.
 //! - Every step is logged as a security event with ids only: never an
 //!   address, a token or a password.

@@ -14,7 +14,8 @@ use crate::{
         email::{Email, InvalidEmail},
         password::{self, WeakPassword},
         service::{
-            self as accounts, EMAIL_INDEX, MAX_MAILS_PER_HOUR, open, open_in, status, token_purpose,
+            self as accounts, EMAIL_INDEX, MAX_MAILS_PER_HOUR, open_readable, open_readable_in,
+            status, token_purpose,
         },
         sessions,
     },
@@ -99,7 +100,11 @@ async fn send_reset_link(state: &AppState, email: &Email) -> Result<(), Recovery
         );
         return Ok(());
     }
-    let account = open_in(state, &txn, &row).await?;
+    let Some(account) = open_readable_in(state, &txn, &row).await? else {
+        // Its data key is gone: answered as for an unknown address.
+        txn.rollback().await?;
+        return Ok(());
+    };
     // Only the newest link works.
     accounts::void_tokens(&txn, row.id, token_purpose::RESET_PASSWORD, now).await?;
     let settings = state.settings();
@@ -155,6 +160,7 @@ pub async fn reset_password(
     state: &AppState,
     token: &str,
     new_password: &SecretString,
+    client: Option<std::net::IpAddr>,
 ) -> Result<(), RecoveryError> {
     let now = state.clock().now();
     let Some(token_row) = account_token::Entity::find()
@@ -176,7 +182,10 @@ pub async fn reset_password(
         .await?
         .filter(|row| row.status == status::ACTIVE)
         .ok_or(RecoveryError::InvalidToken)?;
-    let account = open(state, &row).await?;
+    // A restored link of an account whose data key is gone opens nothing.
+    let Some(account) = open_readable(state, &row).await? else {
+        return Err(RecoveryError::InvalidToken);
+    };
     password::check(
         new_password,
         &[account.username.as_str(), account.email.as_str()],
@@ -204,7 +213,11 @@ pub async fn reset_password(
         .filter(|row| row.status == status::ACTIVE)
         .ok_or(RecoveryError::InvalidToken)?;
     // From the row read in this transaction: its names are the current ones.
-    let mut subjects = sessions::throttle_subjects(state, &open_in(state, &txn, &row).await?);
+    // A restored link of an account whose data key is gone opens nothing.
+    let Some(person) = open_readable_in(state, &txn, &row).await? else {
+        return Err(RecoveryError::InvalidToken);
+    };
+    let mut subjects = sessions::throttle_subjects_from(state, &person, client);
     // The reset proves the address: a wait on password checks ends too.
     subjects.push(password_check::subject(state.blind().active(), row.id));
     let account_id = row.id;

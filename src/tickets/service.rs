@@ -364,7 +364,6 @@ async fn records<C: ConnectionTrait>(
         .find_many(state.cipher(), conn, &account_ids)
         .await?;
     let key_of = |owner: Option<Uuid>| owner.and_then(|id| keys.get(&id)).map(|key| &**key);
-    let owners: HashMap<Uuid, Option<Uuid>> = rows.iter().map(|r| (r.id, r.account_id)).collect();
     let accounts: HashMap<Uuid, account::Model> = if account_ids.is_empty() {
         HashMap::new()
     } else {
@@ -376,6 +375,23 @@ async fn records<C: ConnectionTrait>(
             .map(|a| (a.id, a))
             .collect()
     };
+    // Tickets of an account whose data key is gone are nobody's: skipped.
+    let rows: Vec<ticket::Model> = rows
+        .into_iter()
+        .filter(|row| {
+            let unreadable =
+                row.account_id
+                    .and_then(|id| accounts.get(&id))
+                    .is_some_and(|account| {
+                        accounts::needs_account_key(account) && !keys.contains_key(&account.id)
+                    });
+            if let (true, Some(owner)) = (unreadable, row.account_id) {
+                state.account_unreadable(owner);
+            }
+            !unreadable
+        })
+        .collect();
+    let owners: HashMap<Uuid, Option<Uuid>> = rows.iter().map(|r| (r.id, r.account_id)).collect();
     let mut threads: HashMap<Uuid, Vec<MessageRecord>> = HashMap::new();
     for message in ticket_message::Entity::find()
         .filter(ticket_message::Column::TicketId.is_in(rows.iter().map(|r| r.id)))
@@ -479,8 +495,10 @@ async fn record<C: ConnectionTrait>(
 
 /// Loads a ticket the viewer may act on, with the role they act in: the
 /// owner as requester, else staff; anyone else gets `NotFound`, like an
-/// unknown id.
+/// unknown id. So does a ticket of an account whose data key is gone: it
+/// is nobody's any more, and writing to it would make the account a key.
 async fn accessible<C: ConnectionTrait>(
+    state: &AppState,
     conn: &C,
     viewer: &Viewer,
     id: Uuid,
@@ -489,6 +507,12 @@ async fn accessible<C: ConnectionTrait>(
         .one(conn)
         .await?
         .ok_or(TicketError::NotFound)?;
+    if let Some(owner) = row.account_id
+        && let Some(account) = account::Entity::find_by_id(owner).one(conn).await?
+        && !accounts::is_readable_in(state, conn, &account).await?
+    {
+        return Err(TicketError::NotFound);
+    }
     if row.account_id == Some(viewer.account_id) {
         Ok((row, Author::Requester))
     } else if is_staff(viewer) {
@@ -684,7 +708,7 @@ pub async fn mine(state: &AppState, viewer: &Viewer) -> Result<Vec<TicketRecord>
 
 /// One ticket: the owner's, or any for staff; otherwise `NotFound`.
 pub async fn get(state: &AppState, viewer: &Viewer, id: Uuid) -> Result<TicketRecord, TicketError> {
-    let (row, author) = accessible(state.db(), viewer, id).await?;
+    let (row, author) = accessible(state, state.db(), viewer, id).await?;
     let owner = row.account_id;
     let record = record(state, state.db(), row, Some(viewer)).await?;
     if matches!(author, Author::Staff) {
@@ -811,7 +835,7 @@ pub async fn add_message(
     let body = checked_body(body)?;
     let now = state.clock().now();
     let txn = state.db().begin().await?;
-    let (row, author) = accessible(&txn, viewer, ticket_id).await?;
+    let (row, author) = accessible(state, &txn, viewer, ticket_id).await?;
     let status = match author {
         Author::Requester => Status::Open,
         Author::Staff => Status::Answered,
@@ -867,7 +891,9 @@ async fn mail_reply<C: ConnectionTrait>(
     }
     let (to, language) = match (&account, &row.contact_email_ct) {
         (Some(account), _) => {
-            let account = accounts::open_in(state, conn, account).await?;
+            let Some(account) = accounts::open_readable_in(state, conn, account).await? else {
+                return Ok(());
+            };
             (account.email, account.language)
         }
         (None, Some(ct)) => (
@@ -905,7 +931,7 @@ pub async fn close(
 ) -> Result<TicketRecord, TicketError> {
     let now = state.clock().now();
     let txn = state.db().begin().await?;
-    accessible(&txn, viewer, ticket_id).await?;
+    accessible(state, &txn, viewer, ticket_id).await?;
     set_status_unless_closed(&txn, ticket_id, Status::Closed, now).await?;
     let updated = ticket::Entity::find_by_id(ticket_id)
         .one(&txn)

@@ -649,7 +649,7 @@ async fn staff_can_flag_an_unconsented_minor() {
         .gql_with_token(Some(&person), "{ me { id } }", json!({}))
         .await["data"]["me"]["id"]
         .clone();
-    let flag = "mutation($a: ID!) { flagMinorWithoutGuardianConsent(accountId: $a) { status purgeAfter } }";
+    let flag = "mutation($a: ID!) { flagMinorWithoutGuardianConsent(accountId: $a, reason: \"said so\") { status purgeAfter } }";
     let body = app
         .gql_with_token(Some(&person), flag, json!({ "a": id }))
         .await;
@@ -671,6 +671,10 @@ async fn staff_can_flag_an_unconsented_minor() {
         body["data"]["flagMinorWithoutGuardianConsent"]["status"], "SCHEDULED",
         "{body}"
     );
+    // Erased after the working-day window (see minor_flag.rs), not at once.
+    let report = custos::erasure::purge::run_once(&app.state).await.unwrap();
+    assert_eq!(report.accounts, 0);
+    app.clock.advance(chrono::Duration::days(3));
     let report = custos::erasure::purge::run_once(&app.state).await.unwrap();
     assert_eq!(report.accounts, 1);
 }

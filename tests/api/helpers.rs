@@ -271,6 +271,34 @@ impl TestApp {
         start(database, database_url, smtp, clock, adjust).await
     }
 
+    /// Stops this server and closes its database pool, runs `between` on
+    /// the database while nothing is connected to it (as an operator
+    /// restores a backup), and starts the server again with the same
+    /// settings, keys included.
+    pub async fn restart_after<F>(
+        self,
+        between: impl FnOnce(Arc<TestDatabase>, String) -> F,
+    ) -> TestApp
+    where
+        F: std::future::Future<Output = ()>,
+    {
+        let database = self.database.clone();
+        let database_url = self.database_url.clone();
+        let smtp = self.smtp.clone();
+        let clock = self.clock.clone();
+        let settings = self.settings.clone();
+        self.server.abort();
+        // Closed, not only dropped: a SQLite connection still open would
+        // checkpoint into the replaced file when it finally closes.
+        let _ = self.state.db().clone().close().await;
+        drop(self);
+        between(database.clone(), database_url.clone()).await;
+        start(database, database_url, smtp, clock, move |raw| {
+            *raw = settings
+        })
+        .await
+    }
+
     /// Starts a second server on the same database, SMTP server, clock and
     /// settings (keys included), as an operator scales out.
     pub async fn another_instance(&self) -> TestApp {

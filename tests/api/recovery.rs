@@ -432,23 +432,90 @@ async fn two_hundred_guesses_from_many_addresses_end_in_rate_limited_for_that_ac
     let body = login(&app, "bystander", PASSWORD).await;
     assert!(body["data"]["login"]["token"].is_string(), "{body}");
 
-    // The owner is delayed, not shut out: after the wait the right
-    // password works, and the count starts over.
+    // The guesses all came from one /24 (127.0.1.0/24): the owner, from
+    // another network (127.0.0.1), is not held up at all.
     let body = login(&app, "guessed_at", PASSWORD).await;
+    assert!(body["data"]["login"]["token"].is_string(), "{body}");
+    // From the guessers' network the right password waits like a guess:
+    // delayed, not shut out; after the wait it works, and that network's
+    // count starts over.
+    let guessers = client_from(IpAddr::from([127, 0, 1, 2]));
+    let owner_there = |password: &'static str, name: &'static str| {
+        gql_from(
+            &app,
+            &guessers,
+            LOGIN,
+            json!({ "login": name, "password": password }),
+        )
+    };
+    let body = owner_there(PASSWORD, "guessed_at").await;
     assert_eq!(error_code(&body), Some("RATE_LIMITED"));
     app.clock.advance(chrono::Duration::seconds(
         i64::try_from(retry_after(&body)).unwrap(),
     ));
-    let body = login(&app, "guessed_at", PASSWORD).await;
+    let body = owner_there(PASSWORD, "guessed_at").await;
     assert!(body["data"]["login"]["token"].is_string(), "{body}");
-    let body = login(&app, "guessed_at", "wrong again").await;
+    let body = owner_there("wrong again", "guessed_at").await;
     assert_eq!(error_code(&body), Some("INVALID_CREDENTIALS"));
-    let body = login(&app, "guessed@example.org", "wrong again").await;
+    let body = owner_there("wrong again", "guessed@example.org").await;
     assert_eq!(
         error_code(&body),
         Some("INVALID_CREDENTIALS"),
         "the email name was cleared too"
     );
+}
+
+/// A sign-in as the client at `forwarded` behind the trusted proxy.
+async fn login_via(app: &TestApp, forwarded: &str, name: &str, password: &str) -> Value {
+    app.client
+        .post(format!("{}/graphql", app.address))
+        .header("x-forwarded-for", forwarded)
+        .json(&json!({ "query": LOGIN, "variables": { "login": name, "password": password } }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_stranger_backed_off_on_one_network_does_not_keep_the_owner_out() {
+    let app = spawn_app_with(|s| s.trusted_proxies = "127.0.0.1".into()).await;
+    signed_in(&app, "kept_out", "kept.out@example.org").await;
+    // A stranger guesses from one network until it is backed off, again
+    // at every wait, for half of the counting window.
+    let stranger = "198.51.100.7";
+    for _ in 0..5 {
+        let body = login_via(&app, stranger, "kept_out", "a wrong guess").await;
+        assert_eq!(error_code(&body), Some("INVALID_CREDENTIALS"), "{body}");
+    }
+    let started = app.clock.now();
+    let mut backed_off = 0;
+    while app.clock.now() < started + chrono::Duration::minutes(30) {
+        let body = login_via(&app, stranger, "kept_out", "a wrong guess").await;
+        match error_code(&body) {
+            Some("RATE_LIMITED") => {
+                backed_off += 1;
+                let wait = i64::try_from(retry_after(&body)).unwrap();
+                // The owner, from another network, signs in meanwhile.
+                let owner = login_via(&app, "203.0.113.20", "kept_out", PASSWORD).await;
+                assert!(owner["data"]["login"]["token"].is_string(), "{owner}");
+                app.clock.advance(chrono::Duration::seconds(wait));
+            }
+            Some("INVALID_CREDENTIALS") => {}
+            other => panic!("unexpected {other:?}: {body}"),
+        }
+    }
+    assert!(backed_off > 5, "{backed_off}");
+    // The owner's sign-ins did not clear the stranger's network: once it
+    // guesses again, its whole /24 waits.
+    let body = login_via(&app, stranger, "kept_out", "a wrong guess").await;
+    assert_eq!(error_code(&body), Some("INVALID_CREDENTIALS"), "{body}");
+    let body = login_via(&app, "198.51.100.200", "kept_out", "another guess").await;
+    assert_eq!(error_code(&body), Some("RATE_LIMITED"), "{body}");
+    let body = login_via(&app, "198.51.100.200", "kept_out", PASSWORD).await;
+    assert_eq!(error_code(&body), Some("RATE_LIMITED"), "{body}");
 }
 
 #[tokio::test]
@@ -778,7 +845,8 @@ async fn spent_throttle_rows_are_pruned() {
     }
     login(&app, "somebody_else", "wrong guess here").await;
     let rows = || entity::login_throttle::Entity::find().count(app.state.db());
-    assert_eq!(rows().await.unwrap(), 2);
+    // Per name, and per name and network.
+    assert_eq!(rows().await.unwrap(), 4);
     // No name is stored, only blind indexes.
     assert_no_plaintext(&app, &["someone@example.org", "somebody_else"]).await;
 
@@ -791,7 +859,7 @@ async fn spent_throttle_rows_are_pruned() {
     let pruned = custos::ratelimit::login::prune(app.state.db(), app.state.clock().now())
         .await
         .unwrap();
-    assert_eq!(pruned, 2);
+    assert_eq!(pruned, 4);
     assert_eq!(rows().await.unwrap(), 0);
     // A fresh start for the name.
     let body = login(&app, "someone@example.org", "wrong guess here").await;
