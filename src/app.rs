@@ -20,13 +20,30 @@ pub struct Application {
     state: AppState,
     acceptor: TcpAcceptor,
     addr: SocketAddr,
+    /// The `/metrics` listener, when `CUSTOS_METRICS_BIND` asks for one.
+    metrics: Option<(TcpAcceptor, SocketAddr)>,
+}
+
+/// Binds `addr`, answering the address actually bound.
+async fn bind(addr: SocketAddr) -> Result<(TcpAcceptor, SocketAddr), StartError> {
+    let acceptor = TcpListener::bind(addr)
+        .into_acceptor()
+        .await
+        .map_err(|source| StartError::Bind { addr, source })?;
+    let bound = acceptor
+        .local_addr()
+        .first()
+        .and_then(|a| a.as_socket_addr().copied())
+        .unwrap_or(addr);
+    Ok((acceptor, bound))
 }
 
 impl Application {
     /// Connects, migrates, re-applies the erasures the journal records
     /// (see [`crate::erasure::reapply`]) and binds the listener.
     pub async fn build(settings: Settings, overrides: Overrides) -> Result<Self, StartError> {
-        let bind = settings.bind;
+        let main_bind = settings.bind;
+        let metrics_bind = settings.metrics_bind;
         let state = AppState::build(settings, overrides).await?;
         // Before anything is served: a restored database must not answer
         // for a person erased since its backup was taken.
@@ -34,20 +51,23 @@ impl Application {
             .await
             .map_err(StartError::Reapply)?;
         state.metrics().count_reapplied(reapplied);
-        let acceptor = TcpListener::bind(bind)
-            .into_acceptor()
-            .await
-            .map_err(|source| StartError::Bind { addr: bind, source })?;
-        let addr = acceptor
-            .local_addr()
-            .first()
-            .and_then(|a| a.as_socket_addr().copied())
-            .unwrap_or(bind);
+        let (acceptor, addr) = bind(main_bind).await?;
+        let metrics = match metrics_bind {
+            Some(addr) => Some(bind(addr).await?),
+            None => None,
+        };
         Ok(Self {
             state,
             acceptor,
             addr,
+            metrics,
         })
+    }
+
+    /// The address `/metrics` is served on alone, when it has a listener
+    /// of its own.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().map(|(_, addr)| *addr)
     }
 
     /// The port actually bound (useful with `:0`).
@@ -86,15 +106,27 @@ impl Application {
             .then(|| crate::jobs::spawn(self.state.clone(), jobs_stopped));
         let settings = self.state.settings();
         // On PostgreSQL the listener runs even with the session cache off:
-        // the policy kept in memory needs to hear of publications too.
+        // the policy kept in memory and the account-key cache need to hear of
+        // publications and erasures too.
         let change_listener = (settings.database_kind == DatabaseKind::Postgres).then(|| {
             AbortOnDrop(tokio::spawn(crate::changes::listen(
                 crate::changes::Listeners {
                     sessions: self.state.session_cache().clone(),
                     policy: self.state.policy().clone(),
+                    keys: self.state.keys().clone(),
                 },
                 settings.database_url.expose_secret().to_owned(),
             )))
+        });
+        // The metrics listener lives as long as the main one.
+        let metrics_server = self.metrics.map(|(acceptor, addr)| {
+            tracing::info!(addr = %addr, "serving metrics at http://{addr}/metrics");
+            let routes = crate::http::metrics_routes(self.state.clone());
+            AbortOnDrop(tokio::spawn(async move {
+                if let Err(err) = Server::new_with_acceptor(acceptor).run(routes).await {
+                    tracing::error!(error = %err, "metrics listener stopped");
+                }
+            }))
         });
         // Named by the public URL, the origin mailed links use: a browser
         // keeps one cookie jar per host, so opening `127.0.0.1` while links
@@ -115,6 +147,7 @@ impl Application {
                 Some(Duration::from_secs(10)),
             )
             .await;
+        drop(metrics_server);
         drop(change_listener);
         let _ = stop_jobs.send(true);
         if let Some(jobs) = jobs

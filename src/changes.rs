@@ -30,6 +30,9 @@ pub struct Listeners {
     pub sessions: Arc<SessionCache>,
     /// The current policy.
     pub policy: Arc<PolicyCache>,
+    /// Unwrapped account keys: an erased account's key must not outlive it
+    /// on any instance, and keys are only kept while the listener is informed.
+    pub keys: Arc<crate::keystore::KeyStore>,
 }
 
 impl Listeners {
@@ -37,6 +40,7 @@ impl Listeners {
     fn set_informed(&self, informed: bool) {
         self.sessions.set_informed(informed);
         self.policy.set_informed(informed);
+        self.keys.set_informed(informed);
     }
 
     /// Acts on one notice.
@@ -45,8 +49,14 @@ impl Listeners {
             self.policy.forget();
         } else if channel == session_cache::CHANNEL {
             match Uuid::parse_str(payload) {
-                Ok(account) => self.sessions.forget_account(account),
-                Err(_) => self.sessions.forget_all(),
+                Ok(account) => {
+                    self.sessions.forget_account(account);
+                    self.keys.forget_account(account);
+                }
+                Err(_) => {
+                    self.sessions.forget_all();
+                    self.keys.forget_all();
+                }
             }
         }
     }
@@ -196,6 +206,7 @@ mod tests {
         Listeners {
             sessions: Arc::new(SessionCache::new(chrono::Duration::seconds(5), false)),
             policy: Arc::new(PolicyCache::new(false)),
+            keys: Arc::new(crate::keystore::KeyStore::shared()),
         }
     }
 

@@ -26,10 +26,20 @@
 //! - The purge destroys keys in its own transaction when they share it;
 //!   with a separate store it records the ids in `pending_key_destruction`
 //!   and deletes the keys after the commit, retrying on the next run.
+//! - An erased account's key leaves every instance's cache, not only the
+//!   purging one's: on PostgreSQL the account row's deletion is notified
+//!   (migration 000014) and the session cache's listener
+//!   ([`crate::changes::listen`]) forgets the key too.
+//!   While that listener is not connected, keys are read from the store on
+//!   each use and none is kept; a fill that raced a notification is
+//!   dropped (a generation counter, as in the session cache).
 
 use std::{
     collections::HashMap,
-    sync::{Arc, Mutex},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+    },
 };
 
 use chrono::{DateTime, Utc};
@@ -60,6 +70,10 @@ pub struct KeyStore {
     /// The separate key database, when `CUSTOS_KEY_STORE_URL` names one.
     separate: Option<DatabaseConnection>,
     cache: Mutex<HashMap<Uuid, Arc<AccountKey>>>,
+    /// Whether erasures made elsewhere reach this instance (see the rules).
+    informed: AtomicBool,
+    /// Moves on every forgetting, so a read that raced one is not kept.
+    generation: AtomicU64,
 }
 
 impl std::fmt::Debug for KeyStore {
@@ -76,6 +90,8 @@ impl KeyStore {
         Self {
             separate: None,
             cache: Mutex::new(HashMap::new()),
+            informed: AtomicBool::new(true),
+            generation: AtomicU64::new(0),
         }
     }
 
@@ -84,6 +100,8 @@ impl KeyStore {
         Self {
             separate: Some(db),
             cache: Mutex::new(HashMap::new()),
+            informed: AtomicBool::new(true),
+            generation: AtomicU64::new(0),
         }
     }
 
@@ -104,10 +122,11 @@ impl KeyStore {
         if let Some(key) = self.cache_get(account) {
             return Ok(Some(key));
         }
+        let generation = self.generation.load(Ordering::Acquire);
         let found = self.read(cipher, pool, &[account]).await?;
         let key = found.get(&account).cloned();
         if let Some(key) = &key {
-            self.cache_put([(account, Arc::clone(key))]);
+            self.cache_put_since(generation, [(account, Arc::clone(key))]);
         }
         Ok(key)
     }
@@ -206,7 +225,36 @@ impl KeyStore {
     /// that stored it has committed (so the outbox job and the account's
     /// first requests need not read it).
     pub fn committed(&self, account: Uuid, key: &Arc<AccountKey>) {
-        self.cache_put([(account, Arc::clone(key))]);
+        let generation = self.generation.load(Ordering::Acquire);
+        self.cache_put_since(generation, [(account, Arc::clone(key))]);
+    }
+
+    /// Records whether erasures made by other instances reach this one
+    /// (the change listener is connected); either way the keys held so far
+    /// are forgotten, as some may belong to accounts erased meanwhile.
+    pub fn set_informed(&self, informed: bool) {
+        self.informed.store(informed, Ordering::Release);
+        self.forget_all();
+    }
+
+    /// Forgets the key of `account` (an erasure notified by the database).
+    pub fn forget_account(&self, account: Uuid) {
+        self.forget(&[account]);
+    }
+
+    /// Forgets every key held.
+    pub fn forget_all(&self) {
+        if let Ok(mut cache) = self.cache.lock() {
+            self.generation.fetch_add(1, Ordering::AcqRel);
+            cache.clear();
+        }
+    }
+
+    /// Whether this instance holds the key of `account` unwrapped.
+    pub fn holds(&self, account: Uuid) -> bool {
+        self.cache
+            .lock()
+            .is_ok_and(|cache| cache.contains_key(&account))
     }
 
     /// The keys of `accounts`, read for the last time by the purge inside
@@ -325,14 +373,31 @@ impl KeyStore {
     }
 
     fn cache_get(&self, account: Uuid) -> Option<Arc<AccountKey>> {
+        if !self.informed.load(Ordering::Acquire) {
+            return None;
+        }
         self.cache
             .lock()
             .ok()
             .and_then(|cache| cache.get(&account).cloned())
     }
 
-    fn cache_put(&self, keys: impl IntoIterator<Item = (Uuid, Arc<AccountKey>)>) {
+    /// Keeps `keys` unless something was forgotten since `generation` was
+    /// read (the keys may belong to an account erased meanwhile) or erasures
+    /// elsewhere may go unnoticed now.
+    fn cache_put_since(
+        &self,
+        generation: u64,
+        keys: impl IntoIterator<Item = (Uuid, Arc<AccountKey>)>,
+    ) {
+        if !self.informed.load(Ordering::Acquire) {
+            return;
+        }
         if let Ok(mut cache) = self.cache.lock() {
+            // Forgetting moves the generation while holding the lock.
+            if self.generation.load(Ordering::Acquire) != generation {
+                return;
+            }
             for (account, key) in keys {
                 if cache.len() >= CACHE_LIMIT {
                     cache.clear();
@@ -345,6 +410,7 @@ impl KeyStore {
     /// Drops `accounts` from this instance's cache.
     fn forget(&self, accounts: &[Uuid]) {
         if let Ok(mut cache) = self.cache.lock() {
+            self.generation.fetch_add(1, Ordering::AcqRel);
             for account in accounts {
                 cache.remove(account);
             }
@@ -540,5 +606,35 @@ mod tests {
                 .unwrap(),
             0
         );
+    }
+
+    #[tokio::test]
+    async fn an_uninformed_store_keeps_no_key_and_a_raced_read_is_dropped() {
+        let (db, cipher, store) = (main_db().await, cipher(), KeyStore::shared());
+        let account = Uuid::new_v4();
+        store
+            .get_or_create(&cipher, &db, account, now())
+            .await
+            .unwrap();
+        assert!(store.cached(&cipher, &db, account).await.unwrap().is_some());
+        assert!(store.holds(account));
+
+        // Erasures elsewhere may go unnoticed: nothing kept, reads still work.
+        store.set_informed(false);
+        assert!(!store.holds(account));
+        assert!(store.cached(&cipher, &db, account).await.unwrap().is_some());
+        assert!(!store.holds(account));
+
+        // A read that raced a forgetting is not kept.
+        store.set_informed(true);
+        let before = store.generation.load(Ordering::Acquire);
+        let key = store.read(&cipher, &db, &[account]).await.unwrap();
+        store.forget_account(account);
+        store.cache_put_since(before, key);
+        assert!(!store.holds(account));
+        assert!(store.cached(&cipher, &db, account).await.unwrap().is_some());
+        assert!(store.holds(account));
+        store.forget_account(account);
+        assert!(!store.holds(account));
     }
 }

@@ -194,6 +194,7 @@ pub const OWNER_OF_ROW: &[(&str, &str)] = &[
     ("account_tokens", "account_id"),
     ("outbox", "account_id"),
     ("tickets", "account_id"),
+    ("audit_notes", "subject_id"),
     (
         "ticket_messages",
         "(SELECT t.account_id FROM tickets t WHERE t.id = ticket_messages.ticket_id)",

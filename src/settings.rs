@@ -48,6 +48,8 @@ pub struct RawSettings {
     pub env: String,
     /// `CUSTOS_BIND`.
     pub bind: String,
+    /// `CUSTOS_METRICS_BIND`: a listener of its own for `/metrics`.
+    pub metrics_bind: Option<String>,
     /// `CUSTOS_DATABASE_URL`.
     pub database_url: String,
     /// `CUSTOS_KEY_STORE_URL`: a separate database for account data keys.
@@ -133,6 +135,7 @@ impl Default for RawSettings {
         Self {
             env: "development".into(),
             bind: "127.0.0.1:8000".into(),
+            metrics_bind: None,
             database_url: "sqlite://custos.db?mode=rwc".into(),
             key_store_url: None,
             erasure_journal_url: None,
@@ -198,6 +201,7 @@ fn setting_name(key: &str) -> &'static str {
     const NAMES: &[&str] = &[
         "CUSTOS_ENV",
         "CUSTOS_BIND",
+        "CUSTOS_METRICS_BIND",
         "CUSTOS_DATABASE_URL",
         "CUSTOS_KEY_STORE_URL",
         "CUSTOS_PUBLIC_URL",
@@ -299,6 +303,9 @@ pub struct Settings {
     pub env: Environment,
     /// Listen address.
     pub bind: SocketAddr,
+    /// Where `/metrics` is served alone, off the main listener; `None`
+    /// serves it on the main listener.
+    pub metrics_bind: Option<SocketAddr>,
     /// A sea-orm database URL.
     pub database_url: SecretString,
     /// Which database the URL points at.
@@ -396,7 +403,20 @@ impl Settings {
         };
         let production = env == Environment::Production;
 
-        let bind = parse_bind(&raw.bind)?;
+        let bind = parse_bind("CUSTOS_BIND", &raw.bind)?;
+        let metrics_bind = match raw.metrics_bind.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(text) => {
+                let metrics_bind = parse_bind("CUSTOS_METRICS_BIND", text)?;
+                if metrics_bind == bind && bind.port() != 0 {
+                    return Err(SettingsError::new(
+                        "CUSTOS_METRICS_BIND",
+                        "must differ from CUSTOS_BIND (unset it to serve /metrics there)",
+                    ));
+                }
+                Some(metrics_bind)
+            }
+        };
 
         let database_kind = database_kind_of("CUSTOS_DATABASE_URL", &raw.database_url)?;
         let key_store_url = match raw.key_store_url.map(|url| url.trim().to_owned()) {
@@ -631,6 +651,7 @@ impl Settings {
         Ok(Self {
             env,
             bind,
+            metrics_bind,
             database_url: SecretString::from(raw.database_url),
             database_kind,
             key_store_url,
@@ -694,7 +715,7 @@ fn parse_previous_blind_index_key(
     Ok(Some(value))
 }
 
-fn parse_bind(bind: &str) -> Result<SocketAddr, SettingsError> {
+fn parse_bind(setting: &'static str, bind: &str) -> Result<SocketAddr, SettingsError> {
     let bind = bind.trim();
     // ":0" is shorthand for "any free port on loopback".
     let full = if bind.starts_with(':') {
@@ -703,7 +724,7 @@ fn parse_bind(bind: &str) -> Result<SocketAddr, SettingsError> {
         bind.to_string()
     };
     full.parse()
-        .map_err(|_| SettingsError::new("CUSTOS_BIND", "expected host:port, e.g. 127.0.0.1:8000"))
+        .map_err(|_| SettingsError::new(setting, "expected host:port, e.g. 127.0.0.1:8000"))
 }
 
 fn database_kind_of(setting: &'static str, url: &str) -> Result<DatabaseKind, SettingsError> {
@@ -1057,6 +1078,37 @@ mod tests {
         assert_eq!(
             setting_name("blind_index_previous_key"),
             "CUSTOS_BLIND_INDEX_PREVIOUS_KEY"
+        );
+    }
+
+    #[test]
+    fn a_metrics_bind_is_optional_parsed_and_apart_from_the_main_one() {
+        let unset = Settings::validate(raw()).map(|s| s.metrics_bind);
+        assert!(matches!(unset, Ok(None)), "{unset:?}");
+        let mut r = raw();
+        r.metrics_bind = Some("  ".into());
+        assert!(matches!(
+            Settings::validate(r.clone()).map(|s| s.metrics_bind),
+            Ok(None)
+        ));
+        r.metrics_bind = Some("10.0.0.5:9100".into());
+        let set = Settings::validate(r.clone()).map(|s| s.metrics_bind.map(|a| a.to_string()));
+        assert_eq!(set.ok().flatten().as_deref(), Some("10.0.0.5:9100"));
+        r.metrics_bind = Some(":0".into());
+        assert!(Settings::validate(r.clone()).is_ok());
+        for bad in ["nine thousand", "10.0.0.5"] {
+            r.metrics_bind = Some(bad.into());
+            assert_eq!(
+                Settings::validate(r.clone()).err().map(|e| e.setting),
+                Some("CUSTOS_METRICS_BIND"),
+                "{bad}"
+            );
+        }
+        r.bind = "127.0.0.1:8000".into();
+        r.metrics_bind = Some("127.0.0.1:8000".into());
+        assert_eq!(
+            Settings::validate(r).err().map(|e| e.setting),
+            Some("CUSTOS_METRICS_BIND")
         );
     }
 

@@ -117,6 +117,9 @@ impl AppState {
                 journal(&settings).await?,
             ),
         };
+        // On PostgreSQL other instances erase accounts too: keys are kept
+        // only once the change listener hears of it (crate::changes::listen).
+        keys.set_informed(settings.database_kind == DatabaseKind::Sqlite);
         let clock = overrides.clock.unwrap_or_else(Clock::system);
         crate::consent::versions::ensure_shipped_default(&db, clock.now()).await?;
         let transport = match overrides.transport {

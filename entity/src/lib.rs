@@ -11,6 +11,7 @@ pub mod account_key;
 pub mod account_token;
 pub mod announcement;
 pub mod audit_entry;
+pub mod audit_note;
 pub mod consent_event;
 pub mod deletion_request;
 pub mod erasure_journal;

@@ -19,6 +19,7 @@ mod m20261129_000011_outbox_body_format;
 mod m20261129_000012_create_account_keys;
 mod m20261129_000013_create_pending_key_destruction;
 mod m20261130_000014_notify_auth_changes;
+mod m20261207_000015_create_audit_notes;
 mod m20261207_024500_create_erasure_journal;
 mod m20261207_035000_create_client_rate_windows;
 mod m20261207_035100_notify_policy_changes;
@@ -44,6 +45,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_000012_create_account_keys::Migration),
             Box::new(m20261129_000013_create_pending_key_destruction::Migration),
             Box::new(m20261130_000014_notify_auth_changes::Migration),
+            Box::new(m20261207_000015_create_audit_notes::Migration),
             Box::new(m20261207_035000_create_client_rate_windows::Migration),
             Box::new(m20261207_035100_notify_policy_changes::Migration),
         ]

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use entity::{account, account_token};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DbBackend, EntityTrait,
-    IntoActiveModel, PaginatorTrait, QueryFilter, QuerySelect, Set, TransactionTrait,
+    IntoActiveModel, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set, TransactionTrait,
 };
 use secrecy::{ExposeSecret, SecretString};
 use uuid::Uuid;
@@ -497,6 +497,38 @@ async fn issue_token<C: ConnectionTrait>(
     .insert(conn)
     .await?;
     Ok(issued.token)
+}
+
+/// The new address of the account's email change in flight (an unused,
+/// unexpired `CHANGE_EMAIL` link), newest first, with when it was asked
+/// for and until when the link works.
+pub async fn pending_new_emails(
+    state: &AppState,
+    account_id: Uuid,
+    now: DateTime<Utc>,
+) -> Result<Vec<(String, DateTime<Utc>, DateTime<Utc>)>, AccountError> {
+    let rows = account_token::Entity::find()
+        .filter(account_token::Column::AccountId.eq(account_id))
+        .filter(account_token::Column::Purpose.eq(token_purpose::CHANGE_EMAIL))
+        .filter(account_token::Column::UsedAt.is_null())
+        .filter(account_token::Column::ExpiresAt.gt(now))
+        .order_by_desc(account_token::Column::CreatedAt)
+        .all(state.db())
+        .await?;
+    let mut pending = Vec::with_capacity(rows.len());
+    for row in rows {
+        let Some(ct) = &row.new_email_ct else {
+            continue;
+        };
+        let key = state.read_key(account_id, &[ct]).await?;
+        let email = state.cipher().decrypt_str_under(
+            key.as_deref(),
+            &context("account_tokens", "new_email", row.id),
+            ct,
+        )?;
+        pending.push((email, row.created_at, row.expires_at));
+    }
+    Ok(pending)
 }
 
 /// Voids every unused token of `purpose` for the account. A voided token

@@ -254,6 +254,7 @@ impl From<super::service::ConsentError> for ApiError {
                     .with_field("purpose")
                     .with_extension("alternative", "requestAccountDeletion")
             }
+            ConsentError::TooManyDecisions(seconds) => crate::ratelimit::rate_limited(seconds),
             ConsentError::Database(err) => ApiError::internal(&err),
         }
     }

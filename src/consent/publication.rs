@@ -418,6 +418,12 @@ pub async fn accept(
 
 /// Mails product news to every verified, active account that granted
 /// `product_updates` under its current definition; returns how many.
+///
+/// A page of accounts per transaction, each page's consent read in one
+/// query of that purpose's decisions: no transaction spans every account,
+/// and nobody's whole history is read. When a page fails, the pages before
+/// it are queued and will be sent: the audit entry says how many
+/// (`stopped=true`), since sending again would mail those people twice.
 pub async fn send_product_update(
     state: &AppState,
     admin_id: Uuid,
@@ -433,48 +439,97 @@ pub async fn send_product_update(
         return Err(invalid("body", Rule::BodyLength));
     }
     let now = state.clock().now();
-    let txn = state.db().begin().await?;
-    let policy = versions::current(&txn).await?.document;
-    let link = format!("{}/settings/privacy", state.settings().public_url);
+    let policy = versions::current(state.db()).await?.document;
+    let news = ProductNews {
+        subject,
+        body,
+        link: format!("{}/settings/privacy", state.settings().public_url),
+    };
     let mut queued = 0u64;
     let mut after = None;
     loop {
-        let (page, last) = active_accounts_page(state, &txn, after, true).await?;
-        let Some(last) = last else { break };
-        after = Some(last);
-        for person in &page {
-            if !ledger::is_granted(&txn, person.id, &policy, PRODUCT_UPDATES).await? {
-                continue;
+        match product_update_page(state, &policy, &news, after, now).await {
+            Ok(Some((last, page_queued))) => {
+                queued += page_queued;
+                after = Some(last);
             }
-            outbox::queue(
-                state,
-                &txn,
-                OutgoingMail {
-                    account_id: Some(person.id),
-                    kind: "product_update",
-                    to: person.email.clone(),
-                    content: templates::product_update(person.language, subject, body, &link),
-                },
-                now,
-            )
-            .await?;
-            queued += 1;
+            Ok(None) => break,
+            Err(err) => {
+                tracing::error!(queued, error = %err, "product update stopped");
+                let record =
+                    product_update_record(admin_id, format!("queued={queued} stopped=true"));
+                if let Err(audit_err) = audit::append_alone(state.db(), record, now).await {
+                    tracing::error!(error = %audit_err, "the stopped product update could not be audited");
+                }
+                return Err(err);
+            }
         }
     }
-    audit::append(
-        &txn,
-        AuditRecord {
-            actor_id: Some(admin_id),
-            action: "product_update.send",
-            subject_id: None,
-            detail: format!("queued={queued}"),
-        },
-        now,
-    )
-    .await?;
-    txn.commit().await?;
+    let record = product_update_record(admin_id, format!("queued={queued}"));
+    audit::append_alone(state.db(), record, now).await?;
     tracing::info!(admin_id = %admin_id, queued, "product update queued");
     Ok(queued)
+}
+
+/// What a product update says.
+struct ProductNews<'a> {
+    subject: &'a str,
+    body: &'a str,
+    link: String,
+}
+
+/// The audit entry of a product update, finished or stopped.
+fn product_update_record(admin_id: Uuid, detail: String) -> AuditRecord {
+    AuditRecord {
+        actor_id: Some(admin_id),
+        action: "product_update.send",
+        subject_id: None,
+        detail,
+    }
+}
+
+/// Queues the news for one page of accounts after `after`, in a
+/// transaction of its own: the page's last id and how many were queued,
+/// or `None` past the last account.
+async fn product_update_page(
+    state: &AppState,
+    policy: &PolicyDocument,
+    news: &ProductNews<'_>,
+    after: Option<Uuid>,
+    now: DateTime<Utc>,
+) -> Result<Option<(Uuid, u64)>, PublicationError> {
+    let txn = state.db().begin().await?;
+    // `last` is the page's last row, readable or not, so a page of
+    // accounts whose keys are gone still moves the cursor on.
+    let (page, last) = active_accounts_page(state, &txn, after, true).await?;
+    let Some(last) = last else {
+        return Ok(None);
+    };
+    let ids: Vec<Uuid> = page.iter().map(|person| person.id).collect();
+    let granted = ledger::granted_among(&txn, &ids, policy, PRODUCT_UPDATES).await?;
+    let mut queued = 0u64;
+    for person in page.iter().filter(|person| granted.contains(&person.id)) {
+        outbox::queue(
+            state,
+            &txn,
+            OutgoingMail {
+                account_id: Some(person.id),
+                kind: "product_update",
+                to: person.email.clone(),
+                content: templates::product_update(
+                    person.language,
+                    news.subject,
+                    news.body,
+                    &news.link,
+                ),
+            },
+            now,
+        )
+        .await?;
+        queued += 1;
+    }
+    txn.commit().await?;
+    Ok(Some((last, queued)))
 }
 
 /// Legal bases for processing without consent.
@@ -528,13 +583,27 @@ pub async fn record_processing_exception(
         .one(&txn)
         .await?
         .ok_or(AccountError::NotFound)?;
+    // The justification is staff free text about the person: kept beside
+    // the chain under their data key, erased with them.
+    let note = crate::audit::notes::seal(
+        state,
+        &txn,
+        crate::audit::notes::NoteSubject::Account(account_id),
+        justification,
+        now,
+    )
+    .await
+    .map_err(|err| match err {
+        crate::audit::notes::NoteError::Database(err) => PublicationError::Database(err),
+        crate::audit::notes::NoteError::Crypto(err) => PublicationError::Crypto(err),
+    })?;
     let entry = audit::append(
         &txn,
         AuditRecord {
             actor_id: Some(staff_id),
             action: PROCESSING_EXCEPTION_ACTION,
             subject_id: Some(account_id),
-            detail: format!("basis={}; justification={justification}", basis.as_str()),
+            detail: format!("basis={} {note}", basis.as_str()),
         },
         now,
     )

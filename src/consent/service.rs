@@ -1,13 +1,13 @@
 //! The consent ledger: append-only decisions, current state derived from
 //! the newest decision per purpose.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use entity::consent_event;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, Set,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter,
+    QueryOrder, QuerySelect, Set,
 };
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
@@ -44,9 +44,20 @@ impl ConsentSource {
     }
 }
 
+/// Decisions a person may record in settings within [`DECISION_WINDOW`]:
+/// far more than anyone changes their mind, few enough that a script
+/// cannot grow the ledger without bound.
+pub const MAX_DECISIONS_PER_WINDOW: u64 = 60;
+/// The window [`MAX_DECISIONS_PER_WINDOW`] is counted over.
+pub const DECISION_WINDOW: chrono::Duration = chrono::Duration::hours(1);
+
 /// Why a consent decision was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum ConsentError {
+    /// Too many decisions in the window; the next is possible after this
+    /// many seconds.
+    #[error("too many consent decisions")]
+    TooManyDecisions(u64),
     /// The purpose is not in the current policy.
     #[error("unknown purpose")]
     UnknownPurpose(String),
@@ -158,6 +169,7 @@ pub async fn record<C: ConnectionTrait>(
     if purpose.required && !granted {
         return Err(ConsentError::RequiredPurpose);
     }
+    check_decision_rate(conn, account_id, now).await?;
     let event = append(
         conn,
         account_id,
@@ -175,6 +187,78 @@ pub async fn record<C: ConnectionTrait>(
         updated_at: event.created_at,
         decided_at: Some(event.created_at),
     })
+}
+
+/// Refuses a settings decision when the person made
+/// [`MAX_DECISIONS_PER_WINDOW`] in the last [`DECISION_WINDOW`], saying
+/// when the oldest of them leaves the window. Counted in the database, so
+/// every instance sees the same count.
+async fn check_decision_rate<C: ConnectionTrait>(
+    conn: &C,
+    account_id: Uuid,
+    now: DateTime<Utc>,
+) -> Result<(), ConsentError> {
+    let recent = || {
+        consent_event::Entity::find()
+            .filter(consent_event::Column::AccountId.eq(account_id))
+            .filter(consent_event::Column::Source.eq(ConsentSource::Settings.as_str()))
+            .filter(consent_event::Column::CreatedAt.gt(now - DECISION_WINDOW))
+    };
+    if recent().count(conn).await? < MAX_DECISIONS_PER_WINDOW {
+        return Ok(());
+    }
+    let oldest: Option<DateTime<Utc>> = recent()
+        .select_only()
+        .column(consent_event::Column::CreatedAt)
+        .order_by_asc(consent_event::Column::CreatedAt)
+        .limit(1)
+        .into_tuple()
+        .one(conn)
+        .await?;
+    let wait = oldest.map_or(DECISION_WINDOW, |at| at + DECISION_WINDOW - now);
+    Err(ConsentError::TooManyDecisions(
+        u64::try_from(wait.num_seconds()).unwrap_or(0).max(1),
+    ))
+}
+
+/// Which of `accounts` have `purpose` granted now, by the same rule as
+/// [`current_states`], reading only that purpose's decisions: for mailing
+/// a page of accounts without loading each one's whole history.
+pub async fn granted_among<C: ConnectionTrait>(
+    conn: &C,
+    accounts: &[Uuid],
+    policy: &PolicyDocument,
+    purpose: &str,
+) -> Result<HashSet<Uuid>, sea_orm::DbErr> {
+    let Some(definition) = policy.purpose(purpose) else {
+        return Ok(HashSet::new());
+    };
+    if accounts.is_empty() {
+        return Ok(HashSet::new());
+    }
+    let decisions: Vec<(Uuid, bool, Vec<u8>)> = consent_event::Entity::find()
+        .select_only()
+        .columns([
+            consent_event::Column::AccountId,
+            consent_event::Column::Granted,
+            consent_event::Column::PurposeHash,
+        ])
+        .filter(consent_event::Column::AccountId.is_in(accounts.iter().copied()))
+        .filter(consent_event::Column::Purpose.eq(purpose))
+        .order_by_asc(consent_event::Column::Seq)
+        .into_tuple()
+        .all(conn)
+        .await?;
+    let mut newest: HashMap<Uuid, (bool, Vec<u8>)> = HashMap::new();
+    for (account, granted, hash) in decisions {
+        newest.insert(account, (granted, hash));
+    }
+    let wanted = purpose_hash(definition);
+    Ok(newest
+        .into_iter()
+        .filter(|(_, (granted, hash))| *granted && *hash == wanted)
+        .map(|(account, _)| account)
+        .collect())
 }
 
 /// Every decision of a person, oldest first.

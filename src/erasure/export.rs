@@ -1,7 +1,14 @@
 //! `myData`: everything held about the signed-in person, as one JSON
-//! document — account fields (decrypted), the consent ledger, sessions,
-//! tickets and their messages, deletion requests, processing exceptions
-//! under a legal basis, and the mail sent to them.
+//! document — account fields (decrypted) and a new address waiting for
+//! confirmation, the consent ledger, sessions, tickets and their messages
+//! (those filed as a guest from the person's address too), deletion
+//! requests, processing exceptions under a legal basis, staff reads of
+//! their data, and the mail sent to them.
+//!
+//! Staff reads show the reader's role, the action, the ticket and when,
+//! never who: a member of staff's identity is their own personal data,
+//! and the person's question ("who at the company saw my data?") is
+//! answered by role; the audit trail keeps the identity for inquiries.
 
 use entity::{audit_entry, deletion_request, outbox as outbox_row, session};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
@@ -104,6 +111,35 @@ pub async fn my_data(state: &AppState, viewer: &Viewer) -> Result<Value, ExportE
         })
         .collect();
 
+    let guest_tickets: Vec<Value> = crate::tickets::service::filed_as_guest_from(
+        state,
+        &account.email,
+    )
+    .await?
+    .into_iter()
+    .map(|t| {
+        json!({
+            "id": t.id, "reference": t.reference, "category": t.category.as_str(),
+            "status": t.status.as_str(), "subject": t.subject,
+            "createdAt": t.created_at, "updatedAt": t.updated_at,
+            "messages": t.messages.into_iter().map(|m| json!({
+                "id": m.id, "author": m.author.as_str(), "body": m.body, "createdAt": m.created_at,
+            })).collect::<Vec<_>>(),
+        })
+    })
+    .collect();
+
+    let pending_emails: Vec<Value> =
+        accounts::pending_new_emails(state, id, state.clock().now())
+            .await?
+            .into_iter()
+            .map(|(email, requested_at, expires_at)| {
+                json!({ "email": email, "requestedAt": requested_at, "expiresAt": expires_at })
+            })
+            .collect();
+
+    let staff_reads = staff_reads(state, id).await?;
+
     let deletion_requests: Vec<Value> = deletion_request::Entity::find()
         .filter(deletion_request::Column::AccountId.eq(id))
         .order_by_asc(deletion_request::Column::RequestedAt)
@@ -119,15 +155,26 @@ pub async fn my_data(state: &AppState, viewer: &Viewer) -> Result<Value, ExportE
         })
         .collect();
 
-    let exceptions: Vec<Value> = audit_entry::Entity::find()
+    let mut exceptions = Vec::new();
+    for e in audit_entry::Entity::find()
         .filter(audit_entry::Column::SubjectId.eq(id))
         .filter(audit_entry::Column::Action.eq(PROCESSING_EXCEPTION_ACTION))
         .order_by_asc(audit_entry::Column::Seq)
         .all(db)
         .await?
-        .into_iter()
-        .map(|e| json!({ "id": e.id, "at": e.at, "byStaff": e.actor_id, "detail": e.detail }))
-        .collect();
+    {
+        // The justification is kept beside the chain (crate::audit::notes).
+        let justification = crate::audit::notes::open(state, db, &e.detail)
+            .await
+            .map_err(|err| match err {
+                crate::audit::notes::NoteError::Database(err) => ExportError::Database(err),
+                crate::audit::notes::NoteError::Crypto(err) => ExportError::Crypto(err),
+            })?;
+        exceptions.push(json!({
+            "id": e.id, "at": e.at, "byStaff": e.actor_id, "detail": e.detail,
+            "justification": justification,
+        }));
+    }
 
     let mut notices = Vec::new();
     for m in outbox_row::Entity::find()
@@ -160,12 +207,58 @@ pub async fn my_data(state: &AppState, viewer: &Viewer) -> Result<Value, ExportE
             "guardianConsent": account.guardian_consent, "guardianEmail": guardian_email,
             "acceptedPolicyVersion": account.accepted_policy_version,
             "status": account.status, "createdAt": account.created_at,
+            "pendingEmailChanges": pending_emails,
         },
         "consentLedger": ledger,
         "sessions": sessions,
         "tickets": tickets,
+        "guestTickets": guest_tickets,
+        "staffReads": staff_reads,
         "deletionRequests": deletion_requests,
         "processingExceptions": exceptions,
         "notices": notices,
     }))
+}
+
+/// Staff reads of the person's data (audit entries naming them as the
+/// subject), oldest first: the reader's role now (`STAFF` when the
+/// reader's account is gone), what was read and when.
+async fn staff_reads(state: &AppState, id: uuid::Uuid) -> Result<Vec<Value>, ExportError> {
+    use crate::tickets::service::{READ_ACTION, REVEAL_CONTACT_ACTION};
+    let entries = audit_entry::Entity::find()
+        .filter(audit_entry::Column::SubjectId.eq(id))
+        .filter(audit_entry::Column::Action.is_in([READ_ACTION, REVEAL_CONTACT_ACTION]))
+        .order_by_asc(audit_entry::Column::Seq)
+        .all(state.db())
+        .await?;
+    let readers: Vec<uuid::Uuid> = entries.iter().filter_map(|e| e.actor_id).collect();
+    let roles: std::collections::HashMap<uuid::Uuid, String> = entity::account::Entity::find()
+        .filter(entity::account::Column::Id.is_in(readers))
+        .all(state.db())
+        .await?
+        .into_iter()
+        .map(|a| (a.id, a.role))
+        .collect();
+    Ok(entries
+        .into_iter()
+        .map(|e| {
+            let role = e
+                .actor_id
+                .and_then(|actor| roles.get(&actor).cloned())
+                .unwrap_or_else(|| "STAFF".to_owned());
+            // Details start with `ticket=<id>`; the rest (a reason) is the
+            // staff member's, not the person's.
+            let ticket = e
+                .detail
+                .split_whitespace()
+                .next()
+                .and_then(|first| first.strip_prefix("ticket="))
+                .map(str::to_owned);
+            let what = match e.action.as_str() {
+                REVEAL_CONTACT_ACTION => "your email address on a ticket",
+                _ => "a ticket with your details",
+            };
+            json!({ "at": e.at, "byRole": role, "action": e.action, "what": what, "ticket": ticket })
+        })
+        .collect())
 }

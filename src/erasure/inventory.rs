@@ -20,7 +20,14 @@ pub const INVENTORY: &[(&str, Coverage)] = &[
     (
         "outbox",
         Coverage::Erased(
-            "by account_id, and by recipient blind index of the account and guardian addresses",
+            "by account_id (mail to a guardian about the account included), and mail about no \
+             account by the recipient blind index of the account's own address",
+        ),
+    ),
+    (
+        "audit_notes",
+        Coverage::Erased(
+            "by subject_id, and notes on erased guest tickets by ticket_id; the chain keeps only a salted hash",
         ),
     ),
     (

@@ -8,12 +8,12 @@
 //! transaction. A runner killed midway rolls back: the account stays whole
 //! and the next run erases it. Runs catch up on everything overdue.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use entity::{
-    account, account_token, consent_event, deletion_request, erasure_record, login_throttle,
-    outbox as outbox_row, session, ticket, ticket_message,
+    account, account_token, audit_note, consent_event, deletion_request, erasure_record,
+    login_throttle, outbox as outbox_row, session, ticket, ticket_message,
 };
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
@@ -27,7 +27,7 @@ use super::{
     templates,
 };
 use crate::{
-    accounts::service::{guardian_email, is_unreadable, open_with},
+    accounts::service::{is_unreadable, open_with},
     audit::service::{self as audit, AuditRecord},
     crypto::blind_index::normalise_email,
     mail::outbox::{self, OutgoingMail},
@@ -276,9 +276,11 @@ pub async fn erase_rows<C: ConnectionTrait>(
     // Which account an address index, or a throttle subject, belongs to.
     // Indexes are computed from the decrypted addresses under every
     // blind-index key in use: while a rotation runs, a person's tickets and
-    // mail may be indexed under either key, and both must go.
+    // mail may be indexed under either key, and both must go. Only the
+    // account's own address counts: a guardian's address is someone else's
+    // (mail to it about this account carries the account's id), and that
+    // person's own mail must survive the purge.
     let mut owner_of_address: BTreeMap<Vec<u8>, Uuid> = BTreeMap::new();
-    let mut account_addresses: BTreeSet<Vec<u8>> = BTreeSet::new();
     let mut owner_of_subject: BTreeMap<Vec<u8>, Uuid> = BTreeMap::new();
     // The accounts' data keys, read for the last time and destroyed with
     // the rest (crypto-shredding: without its key, no copy of an account's
@@ -289,7 +291,6 @@ pub async fn erase_rows<C: ConnectionTrait>(
         .await?;
     for row in rows {
         owner_of_address.insert(row.email_bidx.clone(), row.id);
-        account_addresses.insert(row.email_bidx.clone());
         let key = keys.get(&row.id).map(|key| &**key);
         let person = match open_with(state, row, key) {
             Ok(person) => person,
@@ -304,13 +305,7 @@ pub async fn erase_rows<C: ConnectionTrait>(
             .blind()
             .lookup("email", &normalise_email(&person.email))
         {
-            owner_of_address.insert(index.clone(), row.id);
-            account_addresses.insert(index);
-        }
-        if let Some(guardian) = guardian_email(state, row, key)? {
-            for index in state.blind().lookup("email", &normalise_email(&guardian)) {
-                owner_of_address.insert(index, row.id);
-            }
+            owner_of_address.insert(index, row.id);
         }
         for subject in crate::accounts::sessions::throttle_subjects(state, &person) {
             owner_of_subject.insert(subject, row.id);
@@ -323,7 +318,7 @@ pub async fn erase_rows<C: ConnectionTrait>(
     let mut ticket_owner: BTreeMap<Uuid, Uuid> = BTreeMap::new();
     for condition in [
         ticket::Column::AccountId.is_in(ids.to_vec()),
-        ticket::Column::ContactEmailBidx.is_in(account_addresses),
+        ticket::Column::ContactEmailBidx.is_in(addresses.clone()),
     ] {
         let found: Vec<(Uuid, Option<Uuid>, Option<Vec<u8>>)> = ticket::Entity::find()
             .select_only()
@@ -412,7 +407,10 @@ pub async fn erase_rows<C: ConnectionTrait>(
     // Two index-friendly deletes instead of one `a IN (..) OR b IN (..)`:
     // PostgreSQL planned the OR as a scan of the whole outbox, which grows
     // by a receipt per erased account (nine minutes for 100,000 accounts).
-    // A row matching both goes with the first and is counted once.
+    // A row matching both goes with the first and is counted once. By
+    // address, only mail that concerns no account goes (replies to the
+    // person's guest tickets): a row about another account is that
+    // account's, whatever address it is going to.
     erase_owned::<outbox_row::Entity, _>(
         txn,
         outbox_row::Column::AccountId,
@@ -423,7 +421,9 @@ pub async fn erase_rows<C: ConnectionTrait>(
     .await?;
     let to_addresses: Vec<Vec<u8>> = delete_returning::<outbox_row::Entity, _, _>(
         txn,
-        outbox_row::Column::RecipientBidx.is_in(addresses),
+        outbox_row::Column::RecipientBidx
+            .is_in(addresses.clone())
+            .and(outbox_row::Column::AccountId.is_null()),
         outbox_row::Column::RecipientBidx,
     )
     .await?;
@@ -432,6 +432,28 @@ pub async fn erase_rows<C: ConnectionTrait>(
             .iter()
             .map(|bidx| owner_of_address.get(bidx).copied()),
         "outbox",
+        &mut counts,
+    );
+
+    // Staff notes about the accounts, and about their guest tickets; the
+    // audit entries naming them stay, and the chain still verifies.
+    erase_owned::<audit_note::Entity, _>(
+        txn,
+        audit_note::Column::SubjectId,
+        ids,
+        "audit_notes",
+        &mut counts,
+    )
+    .await?;
+    let guest_notes: Vec<Uuid> = delete_returning::<audit_note::Entity, _, _>(
+        txn,
+        audit_note::Column::TicketId.is_in(ticket_owner.keys().copied().collect::<Vec<_>>()),
+        audit_note::Column::TicketId,
+    )
+    .await?;
+    tally(
+        guest_notes.iter().map(|t| ticket_owner.get(t).copied()),
+        "audit_notes",
         &mut counts,
     );
 

@@ -107,6 +107,10 @@ catalog! {
         zh: "此账号没有可解除的未成年人标记。",
         en: "This account has no minor flag to lift."
     }
+    TicketThreadFull = "ticket.thread_full" {
+        zh: "此工单的消息已达上限，请新建一个工单。",
+        en: "This ticket holds as many messages as it can. Please file a new one."
+    }
     CursorUnknown = "common.cursor_unknown" {
         zh: "此游标不属于该列表，请从第一页重新开始。",
         en: "This cursor was not given out for this list. Start again from the first page."

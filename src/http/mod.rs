@@ -64,8 +64,15 @@ pub fn routes(
         .at("/graphql", get(graphql_get).post(graphql_post))
         .nest("/graphql/assets", playground::assets())
         .at("/healthz", get(healthz))
-        .at("/readyz", get(readyz))
-        .at("/metrics", get(metrics_text))
+        .at("/readyz", get(readyz));
+    // With a listener of its own (`CUSTOS_METRICS_BIND`), `/metrics` is
+    // not served here: the public listener answers 404 for it.
+    let route = if state.settings().metrics_bind.is_none() {
+        route.at("/metrics", get(metrics_text))
+    } else {
+        route
+    };
+    let route = route
         .data(schema)
         .data(state)
         .data(PlaygroundEnabled(playground_enabled));
@@ -85,6 +92,15 @@ pub fn routes(
     };
     route
         .around(|endpoint, request| async move { Ok(with_request_id(endpoint, request).await) })
+        .boxed()
+}
+
+/// The routes of the metrics listener (`CUSTOS_METRICS_BIND`): `/metrics`
+/// and nothing else.
+pub fn metrics_routes(state: AppState) -> poem::endpoint::BoxEndpoint<'static, Response> {
+    Route::new()
+        .at("/metrics", get(metrics_text))
+        .data(state)
         .boxed()
 }
 

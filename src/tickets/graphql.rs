@@ -56,6 +56,8 @@ impl From<TicketError> for ApiError {
                 ApiError::all_of(errors.into_iter().map(ApiError::from))
                     .unwrap_or_else(|| ApiError::internal(&"an empty list of invalid fields"))
             }
+            TicketError::ThreadFull => ApiError::bad_input("ticketId", Key::TicketThreadFull),
+            TicketError::TooManyMessages(seconds) => crate::ratelimit::rate_limited(seconds),
             TicketError::NotFound => ApiError::not_found(),
             TicketError::NoContactEmail => {
                 ApiError::new(ErrorCode::NotFound, Key::TicketNoContactEmail)

@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use entity::{account, ticket, ticket_message};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait, Order, PaginatorTrait,
-    QueryFilter, QueryOrder, QuerySelect, Set, TransactionTrait, sea_query::Expr,
+    QueryFilter, QueryOrder, QuerySelect, QueryTrait, Set, TransactionTrait, sea_query::Expr,
 };
 use uuid::Uuid;
 
@@ -20,7 +20,10 @@ use crate::{
         service::{self as accounts, AccountError, status as account_status},
         sessions::Viewer,
     },
-    audit::service::{self as audit, AuditRecord},
+    audit::{
+        notes::{self, NoteSubject},
+        service::{self as audit, AuditRecord},
+    },
     crypto::{AccountKey, CryptoError, FieldContext, normalise_email, random_bytes},
     mail::{
         Language, MailError,
@@ -37,6 +40,14 @@ pub const MAX_BODY_CHARS: usize = 10_000;
 pub const MAX_CONTACT_USERNAME_CHARS: usize = 64;
 /// Longest reason staff may give for revealing an address, in characters.
 pub const MAX_REVEAL_REASON_CHARS: usize = 500;
+/// Messages a thread holds at most; a longer conversation goes on in a
+/// new ticket.
+pub const MAX_MESSAGES_PER_TICKET: u64 = 200;
+/// Messages a person may write (on all their tickets, first messages
+/// included) within [`MESSAGE_WINDOW`]. Staff answers are not counted.
+pub const MAX_REQUESTER_MESSAGES_PER_WINDOW: u64 = 30;
+/// The window [`MAX_REQUESTER_MESSAGES_PER_WINDOW`] is counted over.
+pub const MESSAGE_WINDOW: chrono::Duration = chrono::Duration::hours(1);
 /// The audit action of [`reveal_contact`].
 pub const REVEAL_CONTACT_ACTION: &str = "ticket.reveal_contact";
 /// `audit_log.action` of staff reading someone else's ticket.
@@ -88,6 +99,13 @@ pub enum TicketError {
     /// The ticket is closed and takes no more messages.
     #[error("ticket closed")]
     Closed,
+    /// The thread holds [`MAX_MESSAGES_PER_TICKET`] messages.
+    #[error("ticket full")]
+    ThreadFull,
+    /// The person wrote too many messages lately; the next is possible
+    /// after this many seconds.
+    #[error("too many messages")]
+    TooManyMessages(u64),
     /// No such ticket, or not one the caller may see.
     #[error("ticket not found")]
     NotFound,
@@ -106,6 +124,15 @@ pub enum TicketError {
     /// Mail could not be queued.
     #[error("mail: {0}")]
     Mail(#[from] MailError),
+}
+
+impl From<notes::NoteError> for TicketError {
+    fn from(err: notes::NoteError) -> Self {
+        match err {
+            notes::NoteError::Database(err) => Self::Database(err),
+            notes::NoteError::Crypto(err) => Self::Crypto(err),
+        }
+    }
 }
 
 impl From<AccountError> for TicketError {
@@ -661,7 +688,10 @@ async fn append_message<C: ConnectionTrait>(
         .filter(ticket_message::Column::TicketId.eq(ticket_id))
         .count(conn)
         .await?;
-    let seq = i32::try_from(count + 1).map_err(|_| TicketError::Body("too many messages"))?;
+    if count >= MAX_MESSAGES_PER_TICKET {
+        return Err(TicketError::ThreadFull);
+    }
+    let seq = i32::try_from(count + 1).map_err(|_| TicketError::ThreadFull)?;
     let id = Uuid::new_v4();
     ticket_message::ActiveModel {
         id: Set(id),
@@ -706,6 +736,26 @@ pub async fn mine(state: &AppState, viewer: &Viewer) -> Result<Vec<TicketRecord>
     records(state, state.db(), rows, is_staff(viewer)).await
 }
 
+/// Tickets filed as a guest from `email` (matched by its blind index
+/// under every key in use), newest first: a person's export includes what
+/// they sent before, or without, signing in.
+pub async fn filed_as_guest_from(
+    state: &AppState,
+    email: &str,
+) -> Result<Vec<TicketRecord>, TicketError> {
+    let rows = ticket::Entity::find()
+        .filter(ticket::Column::AccountId.is_null())
+        .filter(
+            ticket::Column::ContactEmailBidx
+                .is_in(state.blind().lookup(EMAIL_INDEX, &normalise_email(email))),
+        )
+        .order_by_desc(ticket::Column::CreatedAt)
+        .order_by_desc(ticket::Column::Id)
+        .all(state.db())
+        .await?;
+    records(state, state.db(), rows, false).await
+}
+
 /// One ticket: the owner's, or any for staff; otherwise `NotFound`.
 pub async fn get(state: &AppState, viewer: &Viewer, id: Uuid) -> Result<TicketRecord, TicketError> {
     let (row, author) = accessible(state, state.db(), viewer, id).await?;
@@ -735,6 +785,30 @@ async fn log_staff_read(
             detail,
         },
         state.clock().now(),
+    )
+    .await?;
+    Ok(())
+}
+
+/// Writes the `ticket.read` entry of a staff member's write that answers
+/// with the ticket (its thread and the requester's details), inside that
+/// write's transaction: the answer is given only if the entry commits.
+async fn log_staff_read_in<C: ConnectionTrait>(
+    txn: &C,
+    staff: &Viewer,
+    owner: Option<Uuid>,
+    ticket_id: Uuid,
+    now: DateTime<Utc>,
+) -> Result<(), TicketError> {
+    audit::append(
+        txn,
+        AuditRecord {
+            actor_id: Some(staff.account_id),
+            action: READ_ACTION,
+            subject_id: owner,
+            detail: format!("ticket={ticket_id}"),
+        },
+        now,
     )
     .await?;
     Ok(())
@@ -837,7 +911,10 @@ pub async fn add_message(
     let txn = state.db().begin().await?;
     let (row, author) = accessible(state, &txn, viewer, ticket_id).await?;
     let status = match author {
-        Author::Requester => Status::Open,
+        Author::Requester => {
+            check_requester_rate(&txn, viewer.account_id, now).await?;
+            Status::Open
+        }
         Author::Staff => Status::Answered,
     };
     if !set_status_unless_closed(&txn, ticket_id, status, now).await? {
@@ -867,9 +944,53 @@ pub async fn add_message(
         .await?
         .ok_or(TicketError::NotFound)?;
     let record = record(state, &txn, updated, Some(viewer)).await?;
+    if author == Author::Staff {
+        // The answer carries the whole thread and the requester's details.
+        log_staff_read_in(&txn, viewer, row.account_id, ticket_id, now).await?;
+    }
     txn.commit().await?;
     tracing::info!(ticket_id = %ticket_id, author = author.as_str(), "ticket message added");
     Ok(record)
+}
+
+/// Refuses a requester's message when `account` wrote
+/// [`MAX_REQUESTER_MESSAGES_PER_WINDOW`] on its tickets in the last
+/// [`MESSAGE_WINDOW`], saying when the oldest of them leaves the window.
+/// Counted in the database, so every instance sees the same count.
+async fn check_requester_rate<C: ConnectionTrait>(
+    conn: &C,
+    account: Uuid,
+    now: DateTime<Utc>,
+) -> Result<(), TicketError> {
+    let recent = || {
+        ticket_message::Entity::find()
+            .filter(ticket_message::Column::Author.eq(Author::Requester.as_str()))
+            .filter(ticket_message::Column::CreatedAt.gt(now - MESSAGE_WINDOW))
+            .filter(
+                ticket_message::Column::TicketId.in_subquery(
+                    ticket::Entity::find()
+                        .select_only()
+                        .column(ticket::Column::Id)
+                        .filter(ticket::Column::AccountId.eq(account))
+                        .into_query(),
+                ),
+            )
+    };
+    if recent().count(conn).await? < MAX_REQUESTER_MESSAGES_PER_WINDOW {
+        return Ok(());
+    }
+    let oldest: Option<DateTime<Utc>> = recent()
+        .select_only()
+        .column(ticket_message::Column::CreatedAt)
+        .order_by_asc(ticket_message::Column::CreatedAt)
+        .limit(1)
+        .into_tuple()
+        .one(conn)
+        .await?;
+    let wait = oldest.map_or(MESSAGE_WINDOW, |at| at + MESSAGE_WINDOW - now);
+    Err(TicketError::TooManyMessages(
+        u64::try_from(wait.num_seconds()).unwrap_or(0).max(1),
+    ))
 }
 
 /// Queues the reply mail in the caller's transaction when a reply can be
@@ -923,7 +1044,8 @@ async fn mail_reply<C: ConnectionTrait>(
 }
 
 /// Closes a ticket, by its owner or by staff. Closing a closed ticket
-/// changes nothing.
+/// changes nothing, but staff still read the thread it answers with: that
+/// read is audit-logged like any other.
 pub async fn close(
     state: &AppState,
     viewer: &Viewer,
@@ -931,13 +1053,16 @@ pub async fn close(
 ) -> Result<TicketRecord, TicketError> {
     let now = state.clock().now();
     let txn = state.db().begin().await?;
-    accessible(state, &txn, viewer, ticket_id).await?;
+    let (row, author) = accessible(state, &txn, viewer, ticket_id).await?;
     set_status_unless_closed(&txn, ticket_id, Status::Closed, now).await?;
     let updated = ticket::Entity::find_by_id(ticket_id)
         .one(&txn)
         .await?
         .ok_or(TicketError::NotFound)?;
     let record = record(state, &txn, updated, Some(viewer)).await?;
+    if author == Author::Staff {
+        log_staff_read_in(&txn, viewer, row.account_id, ticket_id, now).await?;
+    }
     txn.commit().await?;
     tracing::info!(ticket_id = %ticket_id, "ticket closed");
     Ok(record)
@@ -964,13 +1089,19 @@ pub async fn reveal_contact(
         (None, Some(ct)) => unseal(state, None, TICKETS, "contact_email", row.id, ct)?,
         (None, None) => return Err(TicketError::NoContactEmail),
     };
+    // The reason is staff free text: kept beside the chain, erasable.
+    let subject = match row.account_id {
+        Some(account) => NoteSubject::Account(account),
+        None => NoteSubject::GuestTicket(row.id),
+    };
+    let note = notes::seal(state, &txn, subject, &reason, now).await?;
     audit::append(
         &txn,
         AuditRecord {
             actor_id: Some(staff.account_id),
             action: REVEAL_CONTACT_ACTION,
             subject_id: row.account_id,
-            detail: format!("ticket={} reason={reason}", row.id),
+            detail: format!("ticket={} {note}", row.id),
         },
         now,
     )

@@ -630,3 +630,186 @@ async fn an_undecided_purpose_has_no_decision_date() {
         "{product_updates}"
     );
 }
+
+#[tokio::test]
+async fn consent_decisions_are_limited_per_account_and_hour() {
+    let app = spawn_app().await;
+    let busy = signed_in(&app, "busy_toggler", "busy@example.org").await;
+    let other = signed_in(&app, "calm_person", "calm@example.org").await;
+    let limit = custos::consent::service::MAX_DECISIONS_PER_WINDOW;
+    for i in 0..limit {
+        let body = app
+            .gql_with_token(
+                Some(&busy),
+                RECORD,
+                json!({ "p": "product_updates", "g": i % 2 == 0 }),
+            )
+            .await;
+        assert!(body["errors"].is_null(), "decision {i}: {body}");
+        app.clock.advance(chrono::Duration::seconds(10));
+    }
+    let body = app
+        .gql_with_token(
+            Some(&busy),
+            RECORD,
+            json!({ "p": "product_updates", "g": true }),
+        )
+        .await;
+    assert_eq!(error_code(&body), Some("RATE_LIMITED"), "{body}");
+    // The first decision leaves the hour 10 s × 60 = 600 s after it was
+    // made, 3,000 s from now.
+    let retry = body["errors"][0]["extensions"]["retryAfterSeconds"]
+        .as_u64()
+        .unwrap();
+    assert_eq!(retry, 3_000, "{body}");
+    // Nothing was recorded, and another person is not held up.
+    let history = app
+        .gql_with_token(
+            Some(&busy),
+            "{ myConsentHistory(first: 100) { nodes { purpose source } } }",
+            json!({}),
+        )
+        .await;
+    let from_settings = history["data"]["myConsentHistory"]["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["source"] == "SETTINGS")
+        .count();
+    assert_eq!(from_settings as u64, limit);
+    let body = app
+        .gql_with_token(
+            Some(&other),
+            RECORD,
+            json!({ "p": "product_updates", "g": true }),
+        )
+        .await;
+    assert!(body["errors"].is_null(), "{body}");
+    // Once the oldest decision has left the hour, one more is taken.
+    app.clock.advance(chrono::Duration::seconds(3_000));
+    // (The session has been idle too long meanwhile: sign in again.)
+    let busy = crate::accounts::login(&app, "busy_toggler", crate::accounts::PASSWORD).await;
+    let body = app
+        .gql_with_token(
+            Some(&busy),
+            RECORD,
+            json!({ "p": "product_updates", "g": true }),
+        )
+        .await;
+    assert!(body["errors"].is_null(), "{body}");
+}
+
+/// Grants (or withdraws) `product_updates` for every account in the
+/// database straight in the ledger, as `recordConsent` would.
+async fn decide_product_updates_for_all(app: &TestApp, granted: bool) {
+    use sea_orm::{ActiveValue::NotSet, EntityTrait, QuerySelect, Set};
+    let policy = custos::consent::versions::current(app.state.db())
+        .await
+        .unwrap()
+        .document;
+    let purpose = policy.purpose("product_updates").unwrap();
+    let ids: Vec<uuid::Uuid> = entity::account::Entity::find()
+        .select_only()
+        .column(entity::account::Column::Id)
+        .into_tuple()
+        .all(app.state.db())
+        .await
+        .unwrap();
+    for chunk in ids.chunks(500) {
+        let events = chunk.iter().map(|id| entity::consent_event::ActiveModel {
+            seq: NotSet,
+            id: Set(uuid::Uuid::new_v4()),
+            account_id: Set(*id),
+            purpose: Set(purpose.code.clone()),
+            purpose_hash: Set(custos::consent::service::purpose_hash(purpose)),
+            policy_version: Set(policy.version.clone()),
+            policy_text_hash: Set(custos::consent::service::policy_text_hash(&policy)),
+            granted: Set(granted),
+            source: Set("SETTINGS".into()),
+            created_at: Set(app.clock.now()),
+        });
+        entity::consent_event::Entity::insert_many(events)
+            .exec_without_returning(app.state.db())
+            .await
+            .unwrap();
+    }
+}
+
+async fn product_updates_queued(app: &TestApp) -> u64 {
+    use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
+    entity::outbox::Entity::find()
+        .filter(entity::outbox::Column::Kind.eq("product_update"))
+        .count(app.state.db())
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn product_news_goes_out_a_page_per_transaction_and_a_failure_keeps_the_pages_sent() {
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+    let app = spawn_app().await;
+    let admin = admin_token(&app).await;
+    let page = usize::try_from(custos::consent::publication::MAIL_BATCH).unwrap();
+    crate::notices::seed_accounts(&app, page * 2 + 10).await;
+    // One person withdraws later: the newest decision counts.
+    let withdrawn = signed_in(&app, "changed_mind", "changed.mind@example.org").await;
+    decide_product_updates_for_all(&app, true).await;
+    // The database fails once the first page is in.
+    crate::helpers::refuse(
+        app.state.db(),
+        "refuse_news",
+        "INSERT",
+        "outbox",
+        &format!(
+            "NEW.kind = 'product_update' AND (SELECT count(*) FROM outbox WHERE kind = 'product_update') >= {page}"
+        ),
+    )
+    .await;
+    let send = "mutation($s: String!, $b: String!) { sendProductUpdate(subject: $s, body: $b) }";
+    let body = app
+        .gql_with_token(
+            Some(&admin),
+            send,
+            json!({ "s": "News", "b": "Something new" }),
+        )
+        .await;
+    assert_eq!(error_code(&body), Some("INTERNAL"), "{body}");
+    // The first page committed on its own and will be sent.
+    assert_eq!(product_updates_queued(&app).await, page as u64);
+    let entries = entity::audit_entry::Entity::find()
+        .filter(entity::audit_entry::Column::Action.eq("product_update.send"))
+        .all(app.state.db())
+        .await
+        .unwrap();
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    assert_eq!(entries[0].detail, format!("queued={page} stopped=true"));
+
+    // Without the failure, every page goes out; withdrawals count.
+    crate::helpers::lift_refusal(app.state.db(), "refuse_news", "outbox").await;
+    entity::outbox::Entity::delete_many()
+        .filter(entity::outbox::Column::Kind.eq("product_update"))
+        .exec(app.state.db())
+        .await
+        .unwrap();
+    decide_product_updates_for_all(&app, false).await;
+    decide_product_updates_for_all(&app, true).await;
+    let body = app
+        .gql_with_token(
+            Some(&withdrawn),
+            RECORD,
+            json!({ "p": "product_updates", "g": false }),
+        )
+        .await;
+    assert!(body["errors"].is_null(), "{body}");
+    let body = app
+        .gql_with_token(
+            Some(&admin),
+            send,
+            json!({ "s": "News", "b": "Something new" }),
+        )
+        .await;
+    // Every seeded account and the admin; not the one who withdrew.
+    let expected = (page * 2 + 10 + 1) as u64;
+    assert_eq!(body["data"]["sendProductUpdate"], expected, "{body}");
+    assert_eq!(product_updates_queued(&app).await, expected);
+}

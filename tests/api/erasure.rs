@@ -590,6 +590,45 @@ async fn a_guardian_refusal_erases_the_minors_account() {
 }
 
 #[tokio::test]
+async fn the_purge_leaves_a_named_guardians_own_mail_alone() {
+    let app = spawn_app().await;
+    // Someone with an account of her own, named as guardian below.
+    signed_in(&app, "real_parent", "parent@example.org").await;
+    let version =
+        app.gql("{ policy { version } }", json!({})).await["data"]["policy"]["version"].clone();
+    let body = app
+        .gql(
+            "mutation($i: SignupInput!) { signup(input: $i) { accepted } }",
+            json!({ "i": { "username": "named_child", "email": "named.child@example.org", "password": PASSWORD, "acceptPolicyVersion": version, "age": "MINOR", "guardianEmail": "parent@example.org" } }),
+        )
+        .await;
+    assert_eq!(body["data"]["signup"]["accepted"], true, "{body}");
+    due_for_purge(&app, "named_child", "named.child@example.org").await;
+
+    // Her own reset link, not yet sent when the purge runs.
+    let body = app
+        .gql(
+            "mutation($e: String!) { requestPasswordReset(email: $e) }",
+            json!({ "e": "parent@example.org" }),
+        )
+        .await;
+    assert_eq!(body["data"]["requestPasswordReset"], true, "{body}");
+    let pending = "outbox WHERE status = 'PENDING' AND kind = 'password_reset'";
+    assert_eq!(count_rows(&app, pending).await, 1);
+
+    let report = custos::erasure::purge::run_once(&app.state).await.unwrap();
+    assert_eq!(report.accounts, 1);
+    assert_eq!(
+        count_rows(&app, pending).await,
+        1,
+        "the guardian's own mail survives the purge"
+    );
+    app.deliver_mail().await;
+    let mail = app.last_mail_to("parent@example.org").expect("reset mail");
+    assert!(link_token(&mail, "/reset-password").is_some());
+}
+
+#[tokio::test]
 async fn a_guardian_consent_unlocks_the_account_and_silence_erases_it() {
     let app = spawn_app().await;
     let version =
@@ -731,6 +770,238 @@ async fn my_data_exports_everything_held() {
     );
     let body = app.gql("{ myData }", json!({})).await;
     assert_eq!(error_code(&body), Some("UNAUTHENTICATED"));
+}
+
+#[tokio::test]
+async fn my_data_includes_guest_tickets_a_pending_address_and_staff_reads() {
+    use sea_orm::{ActiveModelTrait, IntoActiveModel, Set};
+    let app = spawn_app().await;
+    // Before signing up, the person wrote to support as a guest; so did
+    // somebody else.
+    for (email, subject) in [
+        ("open.book@example.org", "Asked as a guest"),
+        ("someone.else@example.org", "Not theirs"),
+    ] {
+        let body = app
+            .gql(
+                "mutation($i: CreateTicketInput!) { createTicket(input: $i) { id } }",
+                json!({ "i": { "category": "CONSULTATION", "subject": subject, "body": "Hello", "contactEmail": email } }),
+            )
+            .await;
+        assert!(body["errors"].is_null(), "{body}");
+    }
+    let token = signed_in(&app, "open_book", "open.book@example.org").await;
+    let body = app
+        .gql_with_token(
+            Some(&token),
+            "mutation($e: String!, $p: String!) { changeEmail(newEmail: $e, password: $p) }",
+            json!({ "e": "new.book@example.org", "p": PASSWORD }),
+        )
+        .await;
+    assert_eq!(body["data"]["changeEmail"], true, "{body}");
+    // A member of support reads the person's ticket and reveals the address.
+    let ticket_body = app
+        .gql_with_token(
+            Some(&token),
+            "mutation { recordConsent(purpose: \"support\", granted: true) { granted } }",
+            json!({}),
+        )
+        .await;
+    assert!(ticket_body["errors"].is_null(), "{ticket_body}");
+    let filed = app
+        .gql_with_token(
+            Some(&token),
+            "mutation { createTicket(input: { category: OTHER, subject: \"Signed in\", body: \"Hi\" }) { id } }",
+            json!({}),
+        )
+        .await;
+    let ticket_id = filed["data"]["createTicket"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let support = signed_in(&app, "desk_agent", "desk.agent@example.org").await;
+    let support_id = app
+        .gql_with_token(Some(&support), "{ me { id } }", json!({}))
+        .await["data"]["me"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let row = entity::account::Entity::find_by_id(uuid::Uuid::parse_str(&support_id).unwrap())
+        .one(app.state.db())
+        .await
+        .unwrap()
+        .unwrap();
+    let mut staff = row.into_active_model();
+    staff.role = Set("SUPPORT".into());
+    staff.update(app.state.db()).await.unwrap();
+    app.state.session_cache().forget_all();
+    let body = app
+        .gql_with_token(
+            Some(&support),
+            "query($id: ID!) { ticket(id: $id) { id } }",
+            json!({ "id": ticket_id }),
+        )
+        .await;
+    assert!(body["errors"].is_null(), "{body}");
+    let body = app
+        .gql_with_token(
+            Some(&support),
+            "mutation($id: ID!) { revealTicketContact(ticketId: $id, reason: \"Phone call\") }",
+            json!({ "id": ticket_id }),
+        )
+        .await;
+    assert!(body["errors"].is_null(), "{body}");
+
+    let body = app
+        .gql_with_token(Some(&token), "{ myData }", json!({}))
+        .await;
+    let data = &body["data"]["myData"];
+    let guest = data["guestTickets"].as_array().unwrap();
+    assert_eq!(guest.len(), 1, "{body}");
+    assert_eq!(guest[0]["subject"], "Asked as a guest");
+    assert_eq!(guest[0]["messages"][0]["body"], "Hello");
+    let pending = data["account"]["pendingEmailChanges"].as_array().unwrap();
+    assert_eq!(pending.len(), 1, "{body}");
+    assert_eq!(pending[0]["email"], "new.book@example.org");
+    let reads = data["staffReads"].as_array().unwrap();
+    assert_eq!(reads.len(), 2, "{body}");
+    assert_eq!(reads[0]["action"], "ticket.read");
+    assert_eq!(reads[1]["action"], "ticket.reveal_contact");
+    for read in reads {
+        assert_eq!(read["byRole"], "SUPPORT", "{read}");
+        assert_eq!(read["ticket"], ticket_id.as_str(), "{read}");
+    }
+    // Who read is not shown, nor the reason they gave.
+    let staff_reads = data["staffReads"].to_string();
+    assert!(!staff_reads.contains(&support_id), "{staff_reads}");
+    assert!(!staff_reads.contains("Phone call"), "{staff_reads}");
+    // Once the link has expired the change is no longer in flight.
+    app.clock.advance(chrono::Duration::days(2));
+    let token = login(&app, "open_book").await["data"]["login"]["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let body = app
+        .gql_with_token(Some(&token), "{ myData }", json!({}))
+        .await;
+    assert_eq!(
+        body["data"]["myData"]["account"]["pendingEmailChanges"],
+        json!([]),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn staff_free_text_stays_out_of_the_chain_and_goes_with_the_person() {
+    let app = spawn_app().await;
+    let admin = admin_token(&app).await;
+    let token = signed_in(&app, "noted_person", "noted@example.org").await;
+    let id = app
+        .gql_with_token(Some(&token), "{ me { id } }", json!({}))
+        .await["data"]["me"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let justification = "Court order 42 names this person by their nickname Xiaoming";
+    let body = app
+        .gql_with_token(
+            Some(&admin),
+            "mutation($a: ID!, $j: String!) { recordProcessingException(accountId: $a, basis: LEGAL_OBLIGATION, justification: $j) { detail } }",
+            json!({ "a": id, "j": justification }),
+        )
+        .await;
+    let detail = body["data"]["recordProcessingException"]["detail"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{body}"))
+        .to_owned();
+    assert!(detail.contains("LEGAL_OBLIGATION"), "{detail}");
+    assert!(!detail.contains("Xiaoming"), "{detail}");
+    app.gql_with_token(
+        Some(&token),
+        "mutation { recordConsent(purpose: \"support\", granted: true) { granted } }",
+        json!({}),
+    )
+    .await;
+    let filed = app
+        .gql_with_token(
+            Some(&token),
+            "mutation { createTicket(input: { category: OTHER, subject: \"Call me\", body: \"Please\" }) { id } }",
+            json!({}),
+        )
+        .await;
+    let reason = "Xiaoming asked for a call about his debts";
+    let body = app
+        .gql_with_token(
+            Some(&admin),
+            "mutation($id: ID!, $r: String!) { revealTicketContact(ticketId: $id, reason: $r) }",
+            json!({ "id": filed["data"]["createTicket"]["id"], "r": reason }),
+        )
+        .await;
+    assert_eq!(
+        body["data"]["revealTicketContact"], "noted@example.org",
+        "{body}"
+    );
+    // Neither text is stored in clear anywhere, the chain included.
+    crate::storage::assert_no_plaintext(&app, &["Xiaoming"]).await;
+    assert_eq!(count_rows(&app, "audit_notes").await, 2);
+    // The person sees the justification in their export.
+    let body = app
+        .gql_with_token(Some(&token), "{ myData }", json!({}))
+        .await;
+    assert_eq!(
+        body["data"]["myData"]["processingExceptions"][0]["justification"], justification,
+        "{body}"
+    );
+
+    due_for_purge(&app, "noted_person", "noted@example.org").await;
+    let report = custos::erasure::purge::run_once(&app.state).await.unwrap();
+    assert_eq!(report.accounts, 1);
+    assert_eq!(report.rows.get("audit_notes"), Some(&2));
+    assert_eq!(count_rows(&app, "audit_notes").await, 0);
+    // The entries stay and the chain still verifies.
+    let entries = u64::try_from(count_rows(&app, "audit_log").await).unwrap();
+    assert_eq!(
+        custos::audit::service::verify(app.state.db())
+            .await
+            .unwrap(),
+        Ok(entries)
+    );
+    let output = crate::helpers::run_custos(&app, &["audit", "verify"], &[]).await;
+    assert!(output.status.success(), "{output:?}");
+}
+
+#[tokio::test]
+async fn a_note_about_a_guest_ticket_goes_with_the_account_of_that_address() {
+    let app = spawn_app().await;
+    let admin = admin_token(&app).await;
+    let filed = app
+        .gql(
+            "mutation($i: CreateTicketInput!) { createTicket(input: $i) { id } }",
+            json!({ "i": { "category": "OTHER", "subject": "Hi", "body": "Hello", "contactEmail": "later.member@example.org" } }),
+        )
+        .await;
+    let body = app
+        .gql_with_token(
+            Some(&admin),
+            "mutation($id: ID!) { revealTicketContact(ticketId: $id, reason: \"Guest asked Zhangwei\") }",
+            json!({ "id": filed["data"]["createTicket"]["id"] }),
+        )
+        .await;
+    assert!(body["errors"].is_null(), "{body}");
+    crate::storage::assert_no_plaintext(&app, &["Zhangwei"]).await;
+    assert_eq!(count_rows(&app, "audit_notes").await, 1);
+    signed_in(&app, "later_member", "later.member@example.org").await;
+    due_for_purge(&app, "later_member", "later.member@example.org").await;
+    let report = custos::erasure::purge::run_once(&app.state).await.unwrap();
+    assert_eq!(report.accounts, 1);
+    assert_eq!(report.rows.get("audit_notes"), Some(&1));
+    assert_eq!(count_rows(&app, "audit_notes").await, 0);
+    assert!(
+        custos::audit::service::verify(app.state.db())
+            .await
+            .unwrap()
+            .is_ok()
+    );
 }
 
 /// Seeds `accounts` accounts whose erasure is due at `purge_after`, each

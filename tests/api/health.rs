@@ -106,3 +106,36 @@ async fn internal_errors_carry_a_request_id_and_no_details() {
         assert!(!text.contains(leak), "{leak} leaked: {body}");
     }
 }
+
+async fn status_of(app: &crate::helpers::TestApp, url: String) -> (u16, String) {
+    let response = app.client.get(url).send().await.unwrap();
+    let status = response.status().as_u16();
+    (status, response.text().await.unwrap())
+}
+
+#[tokio::test]
+async fn metrics_are_on_the_main_listener_unless_given_their_own() {
+    let app = spawn_app().await;
+    assert!(app.metrics_address.is_none());
+    let (status, text) = status_of(&app, format!("{}/metrics", app.address)).await;
+    assert_eq!(status, 200);
+    assert!(text.contains("custos_"), "{text}");
+
+    let app =
+        crate::helpers::spawn_app_with(|raw| raw.metrics_bind = Some("127.0.0.1:0".into())).await;
+    let metrics = app.metrics_address.clone().expect("a metrics listener");
+    assert_ne!(metrics, app.address);
+    // The public listener no longer shows them, and serves the rest.
+    let (status, _) = status_of(&app, format!("{}/metrics", app.address)).await;
+    assert_eq!(status, 404);
+    let (status, _) = status_of(&app, format!("{}/healthz", app.address)).await;
+    assert_eq!(status, 200);
+    // The metrics listener serves /metrics and nothing else.
+    let (status, text) = status_of(&app, format!("{metrics}/metrics")).await;
+    assert_eq!(status, 200);
+    assert!(text.contains("custos_"), "{text}");
+    for path in ["/healthz", "/graphql", "/"] {
+        let (status, _) = status_of(&app, format!("{metrics}{path}")).await;
+        assert_eq!(status, 404, "{path}");
+    }
+}

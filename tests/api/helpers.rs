@@ -116,6 +116,8 @@ impl Drop for TestDatabase {
 pub struct TestApp {
     /// `http://127.0.0.1:port`.
     pub address: String,
+    /// `http://127.0.0.1:port` of the metrics listener, when it has one.
+    pub metrics_address: Option<String>,
     /// The shared state (database, keys, clock).
     pub state: AppState,
     /// The clock the server reads; tests move it.
@@ -228,6 +230,7 @@ async fn start(
     .await
     .expect("application builds");
     let address = format!("http://127.0.0.1:{}", app.port());
+    let metrics_address = app.metrics_addr().map(|addr| format!("http://{addr}"));
     let state = app.state().clone();
     let server = tokio::spawn(async move {
         let _ = app.run_until_stopped(std::future::pending()).await;
@@ -239,6 +242,7 @@ async fn start(
         .expect("http client");
     TestApp {
         address,
+        metrics_address,
         state,
         clock,
         smtp,

@@ -339,3 +339,85 @@ async fn a_lost_change_listener_turns_the_cache_off_until_it_is_back() {
     assert!(app.state.session_cache().is_empty());
     warm(&app, &token).await;
 }
+
+#[tokio::test]
+async fn an_account_erased_on_one_instance_leaves_no_key_in_anothers_cache() {
+    let one = spawn_app().await;
+    if !one.is_postgres() {
+        // SQLite serves one instance: the purging instance forgets the keys
+        // itself (the key store's unit tests).
+        return;
+    }
+    let two = one.another_instance().await;
+    cache_ready(&one).await;
+    cache_ready(&two).await;
+    let token = signed_in(&one, "erased_elsewhere", "erased.elsewhere@example.org").await;
+    let id = uuid::Uuid::parse_str(&my_id(&one, &token).await).unwrap();
+    // The second instance reads the person's data: their key is unwrapped
+    // and kept there.
+    assert_eq!(
+        username(&two, &token).await.as_deref(),
+        Some("erased_elsewhere")
+    );
+    let key = two
+        .state
+        .keys()
+        .cached(two.state.cipher(), two.state.db(), id)
+        .await
+        .unwrap();
+    assert!(key.is_some());
+    assert!(two.state.keys().holds(id));
+
+    crate::erasure::due_for_purge(&one, "erased_elsewhere", "erased.elsewhere@example.org").await;
+    let report = custos::erasure::purge::run_once(&one.state).await.unwrap();
+    assert_eq!(report.accounts, 1);
+    let mut forgotten = false;
+    for _ in 0..80 {
+        if !two.state.keys().holds(id) {
+            forgotten = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert!(
+        forgotten,
+        "another instance still holds the erased account's key"
+    );
+}
+
+#[tokio::test]
+async fn keys_are_not_kept_while_the_change_listener_is_away() {
+    let app = spawn_app().await;
+    if !app.is_postgres() {
+        return;
+    }
+    cache_ready(&app).await;
+    let token = signed_in(&app, "listener_keys", "listener.keys@example.org").await;
+    let id = uuid::Uuid::parse_str(&my_id(&app, &token).await).unwrap();
+    assert!(username(&app, &token).await.is_some());
+    let keys = app.state.keys();
+    keys.cached(app.state.cipher(), app.state.db(), id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(keys.holds(id));
+    app.state
+        .db()
+        .execute_unprepared(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE datname = current_database() AND query ILIKE 'LISTEN%'",
+        )
+        .await
+        .unwrap();
+    let mut dropped = false;
+    for _ in 0..200 {
+        if !app.state.session_cache().is_active() {
+            dropped = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(dropped, "the listener never noticed");
+    // An erasure could have been missed meanwhile: every key is forgotten.
+    assert!(!keys.holds(id));
+}

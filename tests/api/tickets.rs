@@ -657,7 +657,15 @@ async fn revealing_an_address_returns_it_and_writes_an_audit_entry() {
             .detail
             .contains(ticket["id"].as_str().unwrap())
     );
-    assert!(account_entry.detail.contains("requester asked for a call"));
+    // The reason is staff free text: beside the chain, not in it.
+    assert!(!account_entry.detail.contains("requester asked for a call"));
+    assert_eq!(
+        custos::audit::notes::open(&app.state, app.state.db(), &account_entry.detail)
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("requester asked for a call")
+    );
     assert!(!account_entry.detail.contains("alice.t@example.org"));
     let guest_entry = entries
         .iter()
@@ -1064,17 +1072,84 @@ async fn a_staff_read_that_cannot_be_logged_shows_nothing() {
     for (query, vars) in [
         (queue_query(), json!({})),
         (get_query(), json!({ "id": ticket["id"] })),
+        (add_query(), json!({ "id": ticket["id"], "body": "Answer" })),
+        (close_query(), json!({ "id": ticket["id"] })),
     ] {
         let body = app.gql_with_token(Some(&support), &query, vars).await;
         assert_eq!(error_code(&body), Some("INTERNAL"), "{body}");
         assert!(!body.to_string().contains("Secret text"), "{body}");
         assert!(!body.to_string().contains("Private"), "{body}");
     }
-    // The owner still reads her own ticket: nothing to log.
+    // The owner still reads her own ticket: nothing to log. The refused
+    // answer and close changed nothing.
     let body = app
         .gql_with_token(Some(&alice), &get_query(), json!({ "id": ticket["id"] }))
         .await;
     assert_eq!(body["data"]["ticket"]["subject"], "Private", "{body}");
+    assert_eq!(body["data"]["ticket"]["status"], "OPEN", "{body}");
+    assert_eq!(
+        body["data"]["ticket"]["messages"].as_array().map(Vec::len),
+        Some(1),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn staff_answers_and_closes_are_audit_logged_reads_even_of_a_closed_ticket() {
+    let app = spawn_app().await;
+    let alice = signed_in(&app, "alice_t", "alice.t@example.org").await;
+    let alice_id = account_id(&app, &alice).await;
+    let ticket = file(&app, Some(&alice), input("OTHER", "Mine", "Help")).await;
+    let (support, support_id) = staff(&app, "SUPPORT", "helper_li", "helper.li@example.org").await;
+
+    // The owner's own writes read nothing of anyone else's.
+    reply(&app, &alice, &ticket["id"], "More detail").await;
+    assert!(audit_entries(&app, tickets::READ_ACTION).await.is_empty());
+
+    let answered = reply(&app, &support, &ticket["id"], "Answer").await;
+    assert_eq!(answered["requesterUsername"], "alice_t", "{answered}");
+    assert_eq!(audit_entries(&app, tickets::READ_ACTION).await.len(), 1);
+    for _ in 0..2 {
+        // The second close changes nothing but still shows the thread.
+        let body = app
+            .gql_with_token(
+                Some(&support),
+                &close_query(),
+                json!({ "id": ticket["id"] }),
+            )
+            .await;
+        assert_eq!(body["data"]["closeTicket"]["status"], "CLOSED", "{body}");
+        assert_eq!(
+            body["data"]["closeTicket"]["messages"]
+                .as_array()
+                .map(Vec::len),
+            Some(3),
+            "{body}"
+        );
+    }
+    let reads = audit_entries(&app, tickets::READ_ACTION).await;
+    assert_eq!(reads.len(), 3);
+    let id = ticket["id"].as_str().unwrap();
+    for read in &reads {
+        assert_eq!(read.actor_id, Some(support_id));
+        assert_eq!(read.subject_id, Some(alice_id), "the owner is the subject");
+        assert!(read.detail.contains(id), "{}", read.detail);
+    }
+    // The owner closing her closed ticket again is not a staff read.
+    let body = app
+        .gql_with_token(Some(&alice), &close_query(), json!({ "id": ticket["id"] }))
+        .await;
+    assert!(body["errors"].is_null(), "{body}");
+    assert_eq!(audit_entries(&app, tickets::READ_ACTION).await.len(), 3);
+    assert_eq!(
+        custos::audit::service::verify(app.state.db())
+            .await
+            .unwrap(),
+        Ok(audit_entry::Entity::find()
+            .count(app.state.db())
+            .await
+            .unwrap())
+    );
 }
 
 #[tokio::test]
@@ -1144,4 +1219,118 @@ async fn a_missing_or_hidden_ticket_reads_as_null_on_both_sides() {
         .gql_with_token(Some(&support), &get_query(), json!({ "id": ticket["id"] }))
         .await;
     assert_eq!(body["data"]["ticket"]["id"], ticket["id"], "{body}");
+}
+
+#[tokio::test]
+async fn a_person_writes_a_bounded_number_of_messages_an_hour() {
+    let app = spawn_app().await;
+    let alice = signed_in(&app, "alice_t", "alice.t@example.org").await;
+    let (support, _) = staff(&app, "SUPPORT", "helper_li", "helper.li@example.org").await;
+    let ticket = file(&app, Some(&alice), input("OTHER", "Chatty", "First")).await;
+    let limit = tickets::MAX_REQUESTER_MESSAGES_PER_WINDOW;
+    // The first message counts: limit − 1 more are taken.
+    for i in 1..limit {
+        reply(&app, &alice, &ticket["id"], &format!("Message {i}")).await;
+        app.clock.advance(chrono::Duration::seconds(60));
+    }
+    let body = app
+        .gql_with_token(
+            Some(&alice),
+            &add_query(),
+            json!({ "id": ticket["id"], "body": "One too many" }),
+        )
+        .await;
+    assert_eq!(error_code(&body), Some("RATE_LIMITED"), "{body}");
+    // The first message was written (limit − 1) minutes ago.
+    let retry = body["errors"][0]["extensions"]["retryAfterSeconds"]
+        .as_u64()
+        .unwrap();
+    assert_eq!(retry, 3_600 - (limit - 1) * 60, "{body}");
+    // Staff answers are not counted against anyone.
+    let answered = reply(&app, &support, &ticket["id"], "Answer").await;
+    assert_eq!(
+        answered["messages"].as_array().map(Vec::len),
+        Some(limit as usize + 1)
+    );
+    app.clock
+        .advance(chrono::Duration::seconds(i64::try_from(retry).unwrap()));
+    // (The session has been idle too long meanwhile: sign in again.)
+    let alice = crate::accounts::login(&app, "alice_t", crate::accounts::PASSWORD).await;
+    reply(&app, &alice, &ticket["id"], "Later").await;
+}
+
+#[tokio::test]
+async fn a_thread_holds_a_bounded_number_of_messages() {
+    use sea_orm::{ActiveValue::Set, EntityTrait};
+    let app = spawn_app().await;
+    let alice = signed_in(&app, "alice_t", "alice.t@example.org").await;
+    let (support, _) = staff(&app, "SUPPORT", "helper_li", "helper.li@example.org").await;
+    let ticket = file(&app, Some(&alice), input("OTHER", "Long", "First")).await;
+    let ticket_id = Uuid::parse_str(ticket["id"].as_str().unwrap()).unwrap();
+    let cap = tickets::MAX_MESSAGES_PER_TICKET;
+    // Fill the thread to one below the cap straight in the database, as an
+    // hour-by-hour conversation would over weeks.
+    let key = app
+        .state
+        .keys()
+        .cached(
+            app.state.cipher(),
+            app.state.db(),
+            account_id(&app, &alice).await,
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    let rows = (2..cap).map(|seq| {
+        let id = Uuid::new_v4();
+        entity::ticket_message::ActiveModel {
+            id: Set(id),
+            ticket_id: Set(ticket_id),
+            seq: Set(i32::try_from(seq).unwrap()),
+            author: Set("REQUESTER".into()),
+            staff_id: Set(None),
+            body_ct: Set(app
+                .state
+                .cipher()
+                .encrypt_str_under(
+                    Some(&key),
+                    &custos::crypto::FieldContext {
+                        table: "ticket_messages",
+                        column: "body",
+                        row_id: id,
+                    },
+                    "Earlier",
+                )
+                .unwrap()),
+            created_at: Set(app.clock.now() - chrono::Duration::days(30)),
+        }
+    });
+    entity::ticket_message::Entity::insert_many(rows)
+        .exec_without_returning(app.state.db())
+        .await
+        .unwrap();
+    let full = reply(&app, &support, &ticket["id"], "The last one").await;
+    assert_eq!(
+        full["messages"].as_array().map(Vec::len),
+        Some(cap as usize)
+    );
+    for token in [&alice, &support] {
+        let body = app
+            .gql_with_token(
+                Some(token),
+                &add_query(),
+                json!({ "id": ticket["id"], "body": "Still more" }),
+            )
+            .await;
+        assert_bad_input(&body, "ticketId");
+    }
+    // The refused messages changed nothing: the ticket is still answered.
+    let body = app
+        .gql_with_token(Some(&alice), &get_query(), json!({ "id": ticket["id"] }))
+        .await;
+    assert_eq!(body["data"]["ticket"]["status"], "ANSWERED", "{body}");
+    assert_eq!(
+        body["data"]["ticket"]["messages"].as_array().map(Vec::len),
+        Some(cap as usize)
+    );
 }
