@@ -115,11 +115,15 @@ impl Application {
             .then(|| crate::jobs::spawn(self.state.clone(), jobs_stopped));
         let settings = self.state.settings();
         // On PostgreSQL the listener runs even with the session cache off:
-        // the account-key cache needs to hear of erasures too.
+        // the policy kept in memory and the account-key cache need to hear of
+        // publications and erasures too.
         let change_listener = (settings.database_kind == DatabaseKind::Postgres).then(|| {
-            AbortOnDrop(tokio::spawn(crate::accounts::session_cache::listen(
-                self.state.session_cache().clone(),
-                self.state.keys().clone(),
+            AbortOnDrop(tokio::spawn(crate::changes::listen(
+                crate::changes::Listeners {
+                    sessions: self.state.session_cache().clone(),
+                    policy: self.state.policy().clone(),
+                    keys: self.state.keys().clone(),
+                },
                 settings.database_url.expose_secret().to_owned(),
             )))
         });

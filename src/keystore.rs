@@ -29,7 +29,7 @@
 //! - An erased account's key leaves every instance's cache, not only the
 //!   purging one's: on PostgreSQL the account row's deletion is notified
 //!   (migration 000014) and the session cache's listener
-//!   ([`crate::accounts::session_cache::listen`]) forgets the key too.
+//!   ([`crate::changes::listen`]) forgets the key too.
 //!   While that listener is not connected, keys are read from the store on
 //!   each use and none is kept; a fill that raced a notification is
 //!   dropped (a generation counter, as in the session cache).

@@ -3,6 +3,7 @@
 pub mod accounts;
 pub mod app;
 pub mod audit;
+pub mod changes;
 pub mod clock;
 pub mod consent;
 pub mod crypto;

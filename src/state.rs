@@ -80,6 +80,7 @@ struct Inner {
     metrics: crate::http::metrics::Metrics,
     mail_wake: tokio::sync::Notify,
     session_cache: Arc<SessionCache>,
+    policy: Arc<crate::consent::policy_cache::PolicyCache>,
     documents: crate::http::documents::DocumentCache,
 }
 
@@ -120,7 +121,7 @@ impl AppState {
             ),
         };
         // On PostgreSQL other instances erase accounts too: keys are kept
-        // only once the change listener hears of it (session_cache::listen).
+        // only once the change listener hears of it (crate::changes::listen).
         keys.set_informed(settings.database_kind == DatabaseKind::Sqlite);
         let clock = overrides.clock.unwrap_or_else(Clock::system);
         crate::consent::versions::ensure_shipped(&db).await?;
@@ -130,13 +131,18 @@ impl AppState {
         };
         let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
         // SQLite serves one instance; on PostgreSQL the cache waits for its
-        // change listener (crate::accounts::session_cache::listen).
+        // change listener (crate::changes::listen).
         let session_cache = Arc::new(SessionCache::new(
             settings.session_cache,
             settings.database_kind == DatabaseKind::Sqlite,
         ));
+        // Likewise the policy kept in memory.
+        let policy = Arc::new(crate::consent::policy_cache::PolicyCache::new(
+            settings.database_kind == DatabaseKind::Sqlite,
+        ));
         Ok(Self(Arc::new(Inner {
             session_cache,
+            policy,
             db,
             cipher: Arc::new(FieldCipher::new(keyring)),
             keys: Arc::new(keys),
@@ -165,6 +171,11 @@ impl AppState {
     /// This instance's cache of signed-in callers.
     pub fn session_cache(&self) -> &Arc<SessionCache> {
         &self.0.session_cache
+    }
+
+    /// This instance's copy of the current policy.
+    pub fn policy(&self) -> &Arc<crate::consent::policy_cache::PolicyCache> {
+        &self.0.policy
     }
 
     /// The database pool.

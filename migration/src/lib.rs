@@ -22,6 +22,8 @@ mod m20261130_000014_notify_auth_changes;
 mod m20261207_000015_add_policy_change_kinds;
 mod m20261207_000015_create_audit_notes;
 mod m20261207_024500_create_erasure_journal;
+mod m20261207_035000_create_client_rate_windows;
+mod m20261207_035100_notify_policy_changes;
 
 /// The ordered list of migrations.
 pub struct Migrator;
@@ -46,6 +48,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000014_notify_auth_changes::Migration),
             Box::new(m20261207_000015_create_audit_notes::Migration),
             Box::new(m20261207_000015_add_policy_change_kinds::Migration),
+            Box::new(m20261207_035000_create_client_rate_windows::Migration),
+            Box::new(m20261207_035100_notify_policy_changes::Migration),
         ]
     }
 }

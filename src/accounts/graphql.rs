@@ -267,22 +267,25 @@ impl From<AccountRecord> for Account {
 impl Account {
     /// True when a newer policy version than the accepted one awaits acceptance.
     async fn needs_policy_acceptance(&self, ctx: &Context<'_>) -> ApiResult<bool> {
-        Ok(crate::consent::versions::needs_acceptance(
-            state(ctx)?.db(),
-            self.accepted_policy_version.as_deref(),
-        )
-        .await?)
+        let state = state(ctx)?;
+        Ok(state
+            .policy()
+            .needs_acceptance(state.db(), self.accepted_policy_version.as_deref())
+            .await?)
     }
 
     /// The current state of every purpose of the current policy.
     async fn consents(&self, ctx: &Context<'_>) -> ApiResult<Vec<ConsentState>> {
-        let db = state(ctx)?.db();
-        let policy = crate::consent::versions::current(db).await?.document;
-        Ok(consent::current_states(db, self.account_id, &policy)
-            .await?
-            .into_iter()
-            .map(ConsentState::from)
-            .collect())
+        let state = state(ctx)?;
+        let db = state.db();
+        let current = state.policy().current(db).await?;
+        Ok(
+            consent::current_states(db, self.account_id, &current.document)
+                .await?
+                .into_iter()
+                .map(ConsentState::from)
+                .collect(),
+        )
     }
 
     /// The open deletion request, or else the latest one.
@@ -404,7 +407,7 @@ impl AccountQuery {
         ctx: &Context<'_>,
         username: String,
     ) -> ApiResult<UsernameCheck> {
-        crate::ratelimit::check(ctx, crate::ratelimit::Action::UsernameCheck)?;
+        crate::ratelimit::check(ctx, crate::ratelimit::Action::UsernameCheck).await?;
         match super::lookup::check_username_free(state(ctx)?, &username).await {
             Ok(()) => Ok(UsernameCheck {
                 allowed: true,
@@ -474,7 +477,7 @@ fn secret(value: String) -> SecretString {
 impl AccountMutation {
     /// Opens an account.
     async fn signup(&self, ctx: &Context<'_>, input: SignupInput) -> ApiResult<SignupPayload> {
-        crate::ratelimit::check(ctx, crate::ratelimit::Action::Signup)?;
+        crate::ratelimit::check(ctx, crate::ratelimit::Action::Signup).await?;
         let state = state(ctx)?;
         service::signup(
             state,
@@ -512,7 +515,7 @@ impl AccountMutation {
 
     /// Signs in by username or email.
     async fn login(&self, ctx: &Context<'_>, input: LoginInput) -> ApiResult<AuthPayload> {
-        crate::ratelimit::check(ctx, crate::ratelimit::Action::Login)?;
+        crate::ratelimit::check(ctx, crate::ratelimit::Action::Login).await?;
         let state = state(ctx)?;
         let user_agent = ctx
             .data_opt::<crate::graphql::UserAgent>()
@@ -602,7 +605,7 @@ impl AccountMutation {
         new_password: String,
     ) -> ApiResult<bool> {
         let viewer = active_viewer(ctx)?;
-        crate::ratelimit::check(ctx, crate::ratelimit::Action::PasswordCheck)?;
+        crate::ratelimit::check(ctx, crate::ratelimit::Action::PasswordCheck).await?;
         service::change_password(
             state(ctx)?,
             viewer.account_id,
@@ -641,7 +644,7 @@ impl AccountMutation {
         password: String,
     ) -> ApiResult<bool> {
         let viewer = active_viewer(ctx)?;
-        crate::ratelimit::check(ctx, crate::ratelimit::Action::PasswordCheck)?;
+        crate::ratelimit::check(ctx, crate::ratelimit::Action::PasswordCheck).await?;
         service::change_email(
             state(ctx)?,
             viewer.account_id,

@@ -649,9 +649,7 @@ async fn check_signup(
     if let Err(weak) = password::check(&request.password, &identities) {
         faults.push(weak.into());
     }
-    let policy = crate::consent::versions::current(state.db())
-        .await?
-        .document;
+    let policy = state.policy().current(state.db()).await?.document.clone();
     if request.accept_policy_version != policy.version {
         faults.push(AccountError::PolicyVersionMismatch);
     }
@@ -1376,9 +1374,8 @@ pub async fn create_admin(
     let password_hash = state.passwords().hash(&password).await?;
     let now = state.clock().now();
     let id = Uuid::new_v4();
-    let policy = &crate::consent::versions::current(state.db())
-        .await?
-        .document;
+    let current_policy = state.policy().current(state.db()).await?;
+    let policy = &current_policy.document;
     let txn = state.db().begin().await?;
     ensure_username_free(state, &txn, &username).await?;
     if account::Entity::find()

@@ -18,7 +18,8 @@
 //! - What other instances change arrives as PostgreSQL notifications: a
 //!   trigger (migration 000014) sends the account's id on channel
 //!   [`CHANNEL`] whenever an account row changes or goes, or a session is
-//!   revoked or deleted, and [`listen`] forgets that account's entries. The
+//!   revoked or deleted, and the change listener ([`crate::changes`])
+//!   forgets that account's entries. The
 //!   cache is used only while that listener is connected and has received
 //!   a probe it sent itself on connecting: from the moment it drops until
 //!   it has listened again, and for good when notifications never arrive
@@ -83,7 +84,7 @@ pub struct SessionCache {
     /// Moves on every invalidation.
     generation: AtomicU64,
     /// Whether changes made elsewhere reach this instance (always on SQLite;
-    /// on PostgreSQL, while [`listen`] is connected).
+    /// on PostgreSQL, while [`crate::changes::listen`] is connected).
     informed: AtomicBool,
     hits: AtomicU64,
     misses: AtomicU64,
@@ -234,158 +235,6 @@ impl SessionCache {
     /// Whether no entry is held.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
-    }
-}
-
-/// How long a new listener waits for its own probe notification before
-/// deciding that notifications do not reach it.
-pub const PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
-
-/// How long the listener waits before trying again after its probe was
-/// lost: what loses it (a pooler) does not go away by itself.
-const PROBE_RETRY: std::time::Duration = std::time::Duration::from_secs(60);
-
-/// Payloads that start with this are a listener's probe, not an account.
-const PROBE_PREFIX: &str = "probe:";
-
-/// Keeps `cache` informed of changes made by any instance on the PostgreSQL
-/// database at `database_url`, for as long as the task runs: listens on
-/// [`CHANNEL`], forgets the accounts it names, and reconnects (with the
-/// cache out of use meanwhile) whenever the connection drops.
-///
-/// The cache is turned on only once a notification sent on [`CHANNEL`]
-/// from another connection has come back to the listener: behind a pooler
-/// in transaction mode `LISTEN` succeeds but nothing is delivered, and the
-/// cache then stays off (with a warning) instead of serving changes late.
-///
-/// The instance's account-key cache follows the same notifications: an
-/// account's key is forgotten with its sessions (an erased account's
-/// unwrapped key must not outlive it on any instance), and keys are only
-/// kept while the listener is informed.
-pub async fn listen(
-    cache: std::sync::Arc<SessionCache>,
-    keys: std::sync::Arc<crate::keystore::KeyStore>,
-    database_url: String,
-) {
-    listen_probing(cache, keys, database_url, CHANNEL, PROBE_TIMEOUT).await;
-}
-
-/// [`listen`], sending its probe on `probe_channel` (tests send it where
-/// nobody listens) and waiting `probe_timeout` for it.
-async fn listen_probing(
-    cache: std::sync::Arc<SessionCache>,
-    keys: std::sync::Arc<crate::keystore::KeyStore>,
-    database_url: String,
-    probe_channel: &str,
-    probe_timeout: std::time::Duration,
-) {
-    use sea_orm::sqlx::postgres::PgListener;
-    let mut wait = std::time::Duration::from_millis(250);
-    loop {
-        let listener = async {
-            let mut listener = PgListener::connect(&database_url).await?;
-            // Report a lost connection at once (the cache must go off then),
-            // rather than reconnecting inside `try_recv` first.
-            listener.eager_reconnect(false);
-            listener.listen(CHANNEL).await?;
-            let delivered =
-                probe(&mut listener, &database_url, probe_channel, probe_timeout).await?;
-            Ok::<_, sea_orm::sqlx::Error>((listener, delivered))
-        }
-        .await;
-        let mut listener = match listener {
-            Ok((listener, true)) => listener,
-            Ok((_, false)) => {
-                tracing::warn!(
-                    "session cache: notifications do not reach this instance (a pooler in \
-                     transaction mode?); reading sessions from the database"
-                );
-                tokio::time::sleep(PROBE_RETRY).await;
-                continue;
-            }
-            Err(err) => {
-                tracing::warn!(error = %err, "session cache: cannot listen for changes; reading sessions from the database");
-                tokio::time::sleep(wait).await;
-                wait = (wait * 2).min(std::time::Duration::from_secs(10));
-                continue;
-            }
-        };
-        wait = std::time::Duration::from_millis(250);
-        cache.set_informed(true);
-        keys.set_informed(true);
-        tracing::debug!("session cache: listening for changes");
-        loop {
-            match listener.try_recv().await {
-                Ok(Some(notice)) if notice.payload().starts_with(PROBE_PREFIX) => {}
-                Ok(Some(notice)) => match Uuid::parse_str(notice.payload()) {
-                    Ok(account) => {
-                        cache.forget_account(account);
-                        keys.forget_account(account);
-                    }
-                    Err(_) => {
-                        cache.forget_all();
-                        keys.forget_all();
-                    }
-                },
-                Ok(None) => {
-                    tracing::warn!("session cache: change listener disconnected");
-                    break;
-                }
-                Err(err) => {
-                    tracing::warn!(error = %err, "session cache: change listener failed");
-                    break;
-                }
-            }
-        }
-        cache.set_informed(false);
-        keys.set_informed(false);
-        // A database that dropped us is likely restarting: give it a moment.
-        tokio::time::sleep(wait).await;
-    }
-}
-
-/// Sends a notification on `channel` from a connection of its own and
-/// waits up to `timeout` for `listener` to receive it: whether
-/// notifications reach the listener. What else arrives meanwhile is
-/// dropped; the cache is not in use yet, and is emptied when it is turned on.
-async fn probe(
-    listener: &mut sea_orm::sqlx::postgres::PgListener,
-    database_url: &str,
-    channel: &str,
-    timeout: std::time::Duration,
-) -> Result<bool, sea_orm::sqlx::Error> {
-    use sea_orm::sqlx::Connection as _;
-    let payload = format!("{PROBE_PREFIX}{}", Uuid::new_v4());
-    let mut sender = sea_orm::sqlx::PgConnection::connect(database_url).await?;
-    // A plain query, not a prepared statement, so that a pooler in
-    // transaction mode passes it on: then only the delivery is tested.
-    // Both names are ours (a constant channel, a uuid payload).
-    let sent = sea_orm::sqlx::raw_sql(sea_orm::sqlx::AssertSqlSafe(format!(
-        "NOTIFY \"{channel}\", '{payload}'"
-    )))
-    .execute(&mut sender)
-    .await;
-    match sent {
-        // The notification came back to the sender: behind a pooler in
-        // transaction mode it ran on the server session the listener's
-        // LISTEN was left on, which the pooler handed to the sender.
-        Err(sea_orm::sqlx::Error::Protocol(_)) => return Ok(false),
-        Err(err) => return Err(err),
-        Ok(_) => sender.close().await?,
-    }
-    let deadline = tokio::time::Instant::now() + timeout;
-    loop {
-        match tokio::time::timeout_at(deadline, listener.try_recv()).await {
-            Err(_) => return Ok(false),
-            Ok(Ok(Some(notice))) if notice.payload() == payload => return Ok(true),
-            Ok(Ok(Some(_))) => {}
-            Ok(Ok(None)) => {
-                return Err(sea_orm::sqlx::Error::Protocol(
-                    "the listener was disconnected during its probe".into(),
-                ));
-            }
-            Ok(Err(err)) => return Err(err),
-        }
     }
 }
 
@@ -544,50 +393,5 @@ mod tests {
         cache.put(b"one more".to_vec(), cached(account), 0, at(0));
         assert_eq!(cache.len(), 1);
         assert!(cache.get(b"one more", at(1)).is_some());
-    }
-
-    /// Polls for up to `seconds` of wall time whether the cache is on.
-    async fn turns_on_within(cache: &SessionCache, seconds: u64) -> bool {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(seconds);
-        while std::time::Instant::now() < deadline {
-            if cache.is_active() {
-                return true;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
-        cache.is_active()
-    }
-
-    /// On PostgreSQL only (passes trivially elsewhere): the listener turns
-    /// the cache on once its probe came back, and leaves it off when
-    /// notifications do not reach it (here: the probe goes to a channel
-    /// nobody listens on, as a pooler in transaction mode would lose it).
-    #[tokio::test]
-    async fn the_cache_goes_on_only_when_notifications_arrive() {
-        // LISTEN and NOTIFY need no tables: the server's own database will do.
-        let Some(url) = crate::db::test_postgres_url() else {
-            return;
-        };
-        let delivered = std::sync::Arc::new(SessionCache::new(Duration::seconds(5), false));
-        let task = tokio::spawn(listen_probing(
-            delivered.clone(),
-            std::sync::Arc::new(crate::keystore::KeyStore::shared()),
-            url.clone(),
-            CHANNEL,
-            std::time::Duration::from_secs(5),
-        ));
-        assert!(turns_on_within(&delivered, 10).await);
-        task.abort();
-
-        let lost = std::sync::Arc::new(SessionCache::new(Duration::seconds(5), false));
-        let task = tokio::spawn(listen_probing(
-            lost.clone(),
-            std::sync::Arc::new(crate::keystore::KeyStore::shared()),
-            url,
-            "custos_probe_to_nobody",
-            std::time::Duration::from_millis(300),
-        ));
-        assert!(!turns_on_within(&lost, 2).await);
-        task.abort();
     }
 }

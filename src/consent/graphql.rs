@@ -136,7 +136,7 @@ impl ConsentQuery {
             None => request_language(ctx),
         };
         let state = state(ctx)?;
-        let current = super::versions::current(state.db()).await?;
+        let current = state.policy().current(state.db()).await?;
         Ok(PolicyVersion::localized(&current.document, language))
     }
 
@@ -358,11 +358,11 @@ impl ConsentMutation {
     ) -> ApiResult<ConsentState> {
         let viewer = active_viewer(ctx)?;
         let state = state(ctx)?;
-        let policy = super::versions::current(state.db()).await?.document;
+        let current = state.policy().current(state.db()).await?;
         let recorded = super::service::record(
             state.db(),
             viewer.account_id,
-            &policy,
+            &current.document,
             &purpose,
             granted,
             state.clock().now(),
@@ -383,8 +383,8 @@ pub async fn require_consent(
     purpose: &str,
 ) -> ApiResult<()> {
     let state = state(ctx)?;
-    let policy = super::versions::current(state.db()).await?.document;
-    if super::service::is_granted(state.db(), account_id, &policy, purpose).await? {
+    let current = state.policy().current(state.db()).await?;
+    if super::service::is_granted(state.db(), account_id, &current.document, purpose).await? {
         Ok(())
     } else {
         Err(

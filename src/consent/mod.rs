@@ -8,6 +8,7 @@
 pub mod graphql;
 pub mod guardian;
 pub mod policy;
+pub mod policy_cache;
 pub mod publication;
 pub mod service;
 pub mod templates;

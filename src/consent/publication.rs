@@ -415,6 +415,9 @@ pub async fn publish(
     )
     .await?;
     txn.commit().await?;
+    // Committed: no request here is answered from the older policy (other
+    // instances hear of it from the trigger, see `policy_cache`).
+    state.policy().forget();
     tracing::info!(admin_id = %admin_id, version = %document.version, notified, "policy published");
     Ok(document)
 }

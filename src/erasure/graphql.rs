@@ -111,7 +111,7 @@ impl ErasureMutation {
         ctx: &Context<'_>,
         input: RequestDeletionInput,
     ) -> ApiResult<bool> {
-        crate::ratelimit::check(ctx, crate::ratelimit::Action::RequestAccountDeletion)?;
+        crate::ratelimit::check(ctx, crate::ratelimit::Action::RequestAccountDeletion).await?;
         service::request_deletion(state(ctx)?, &input.username, &input.email).await?;
         Ok(true)
     }

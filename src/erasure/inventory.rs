@@ -70,6 +70,13 @@ pub const INVENTORY: &[(&str, Coverage)] = &[
         ),
     ),
     (
+        "client_rate_windows",
+        Coverage::NoPersonalData(
+            "attempt counts per action and minute, by a keyed hash of the client's address \
+             (never the address); pruned after two minutes",
+        ),
+    ),
+    (
         "policy_versions",
         Coverage::NoPersonalData("published policy texts"),
     ),

@@ -259,6 +259,13 @@ pub async fn render(state: &AppState) -> Result<String, sea_orm::DbErr> {
     );
     let _ = writeln!(
         out,
+        "# HELP custos_policy_cache_active Whether the current policy may be answered from memory (0 while the PostgreSQL change listener is down).\n\
+         # TYPE custos_policy_cache_active gauge\n\
+         custos_policy_cache_active {}",
+        u8::from(state.policy().is_active())
+    );
+    let _ = writeln!(
+        out,
         "# HELP custos_unreadable_accounts_total Times an account whose data key is gone was met and treated as absent.\n\
          # TYPE custos_unreadable_accounts_total counter\n\
          custos_unreadable_accounts_total {}",

@@ -2,10 +2,11 @@
 //! restore (see [`crate::erasure::reapply`]), guardian-consent expiry, the
 //! expiry of sign-ups never verified, the purge
 //! of due accounts, the mail outbox (last, so an erasure receipt leaves in
-//! the same tick) and throttle pruning. The outbox also runs as soon as
-//! this instance queues mail. A failing tick is logged and retried at the next
-//! one; it never stops the runner. On shutdown the tick in flight finishes
-//! before the runner returns.
+//! the same tick), and the pruning of sign-in throttles and of shared
+//! rate-limit windows. The outbox also runs as soon as this instance queues
+//! mail. A failing tick is logged and retried at the next one; it never
+//! stops the runner. On shutdown the tick in flight finishes before the
+//! runner returns.
 
 use tokio::{sync::watch, task::JoinHandle};
 
@@ -68,6 +69,11 @@ pub async fn tick(state: &AppState, outbox: &OutboxSender) {
         Ok(0) => {}
         Ok(pruned) => tracing::debug!(pruned, "login throttle pruned"),
         Err(err) => tracing::error!(error = %err, "login throttle prune failed"),
+    }
+    match crate::ratelimit::shared::prune(state.db(), state.clock().now()).await {
+        Ok(0) => {}
+        Ok(pruned) => tracing::debug!(pruned, "shared rate-limit windows pruned"),
+        Err(err) => tracing::error!(error = %err, "shared rate-limit prune failed"),
     }
 }
 

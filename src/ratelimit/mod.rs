@@ -1,14 +1,16 @@
-//! Rate limits against floods and guessing: per client IP here, in memory;
-//! per login name in [`login`] and per account's password checks in
+//! Rate limits against floods and guessing: per client IP here; per login
+//! name in [`login`] and per account's password checks in
 //! [`password_check`], in the database.
 //!
 //! Rules:
 //! - Each [`Action`] has its own bucket per client: `CUSTOS_RATE_LIMIT_PER_MINUTE`
-//!   attempts a minute, with a burst of the same size (GCRA, from `governor`).
-//!   The buckets live in the memory of each instance: N instances behind a
-//!   balancer allow up to N times the limit, which is fine for a limit whose
-//!   job is to stop floods, not to count exactly. What must be exact and
-//!   shared (sign-in guessing) is counted in the database instead.
+//!   attempts a minute, with a burst of the same size (GCRA, from `governor`),
+//!   in the memory of each instance: a cheap first filter that refuses a
+//!   flood without touching the database.
+//! - On PostgreSQL an attempt the memory lets through is then counted in
+//!   the database ([`shared`]), against the same limit over a sliding
+//!   minute, so N instances behind a balancer allow what one would. SQLite
+//!   serves one instance, whose memory sees every attempt already.
 //! - The check runs inside each resolver call ([`check`]), so every alias of
 //!   a field in one document counts: twenty aliased `login`s are twenty
 //!   attempts, not one request.
@@ -23,6 +25,7 @@
 
 pub mod login;
 pub mod password_check;
+pub mod shared;
 
 use std::{
     hash::Hash,
@@ -35,7 +38,10 @@ use std::{
 use async_graphql::Context;
 use governor::{Quota, RateLimiter, clock::Clock as _};
 
-use crate::graphql::errors::{ApiError, ApiResult, ErrorCode};
+use crate::{
+    graphql::errors::{ApiError, ApiResult, ErrorCode},
+    state::AppState,
+};
 
 /// What a client is limited in doing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -92,6 +98,15 @@ enum ClientKey {
 }
 
 impl ClientKey {
+    /// The text the shared count's blind index is computed over.
+    fn label(self) -> String {
+        match self {
+            Self::V4(v4) => format!("v4:{v4}"),
+            Self::V6Prefix(prefix) => format!("v6:{prefix:016x}"),
+            Self::Unknown => "unknown".to_owned(),
+        }
+    }
+
     fn of(ip: Option<IpAddr>) -> Self {
         match ip.map(|ip| ip.to_canonical()) {
             Some(IpAddr::V4(v4)) => Self::V4(v4),
@@ -135,10 +150,13 @@ const SWEEP_EVERY: u64 = 4096;
 
 type Limiter = governor::DefaultKeyedRateLimiter<(Action, ClientKey)>;
 
-/// The per-client buckets of one server instance.
+/// The per-client buckets of one server instance, and whether attempts
+/// they let through are counted in the database too.
 pub struct RateLimits {
     limiter: Limiter,
     checks: AtomicU64,
+    per_minute: NonZeroU32,
+    shared: bool,
 }
 
 impl std::fmt::Debug for RateLimits {
@@ -150,11 +168,53 @@ impl std::fmt::Debug for RateLimits {
 }
 
 impl RateLimits {
-    /// Allows `per_minute` attempts of each action per client a minute.
+    /// Allows `per_minute` attempts of each action per client a minute, in
+    /// this instance's memory.
     pub fn new(per_minute: NonZeroU32) -> Self {
         Self {
             limiter: RateLimiter::keyed(Quota::per_minute(per_minute)),
             checks: AtomicU64::new(0),
+            per_minute,
+            shared: false,
+        }
+    }
+
+    /// Also counts attempts in the database, shared by every instance
+    /// ([`shared`]): for PostgreSQL.
+    pub fn shared_by_instances(mut self) -> Self {
+        self.shared = true;
+        self
+    }
+
+    /// Whether attempts are also counted in the database.
+    pub fn is_shared(&self) -> bool {
+        self.shared
+    }
+
+    /// Takes one attempt of `action` from the client's bucket in memory
+    /// and, when shared, counts it in the database: the decision of both.
+    pub async fn admit(
+        &self,
+        state: &AppState,
+        action: Action,
+        ip: Option<IpAddr>,
+    ) -> Result<(), RetryAfter> {
+        self.check(action, ip)?;
+        if !self.shared {
+            return Ok(());
+        }
+        let now = state.clock().now();
+        let client = state
+            .blind()
+            .active()
+            .compute(shared::CLIENT_INDEX, &ClientKey::of(ip).label());
+        match shared::count(state.db(), action.as_str(), &client, now).await {
+            Ok(counts) => shared::decide(counts, now, self.per_minute.get()),
+            Err(err) => {
+                // The memory's decision stands (see `shared`).
+                tracing::warn!(error = %err, action = action.as_str(), "shared rate limit not counted");
+                Ok(())
+            }
         }
     }
 
@@ -186,15 +246,17 @@ pub fn rate_limited(retry_after_seconds: u64) -> ApiError {
     )
 }
 
-/// Takes one attempt of `action` from the bucket of the request's client:
-/// call it first thing in every resolver the limit applies to (so each
-/// alias counts). `RATE_LIMITED` when the bucket is empty.
-pub fn check(ctx: &Context<'_>, action: Action) -> ApiResult<()> {
+/// Takes one attempt of `action` from the bucket of the request's client
+/// (and, on PostgreSQL, counts it for every instance): call it first thing
+/// in every resolver the limit applies to (so each alias counts).
+/// `RATE_LIMITED` when the limit is reached.
+pub async fn check(ctx: &Context<'_>, action: Action) -> ApiResult<()> {
     let limits = ctx
         .data::<RateLimits>()
         .map_err(|_| ApiError::internal(&"schema built without rate limits"))?;
+    let state = crate::graphql::state(ctx)?;
     let ip = ctx.data_opt::<ClientIp>().map(|client| client.0);
-    limits.check(action, ip).map_err(|retry| {
+    limits.admit(state, action, ip).await.map_err(|retry| {
         tracing::info!(
             target: "security",
             event = "rate_limited",

@@ -43,7 +43,7 @@ pub struct RecoveryMutation;
 impl RecoveryMutation {
     /// Always true: says nothing about whether the address has an account.
     async fn request_password_reset(&self, ctx: &Context<'_>, email: String) -> ApiResult<bool> {
-        ratelimit::check(ctx, Action::RequestPasswordReset)?;
+        ratelimit::check(ctx, Action::RequestPasswordReset).await?;
         service::request_password_reset(state(ctx)?, &email).await?;
         Ok(true)
     }
@@ -56,7 +56,7 @@ impl RecoveryMutation {
         token: String,
         new_password: String,
     ) -> ApiResult<bool> {
-        ratelimit::check(ctx, Action::ResetPassword)?;
+        ratelimit::check(ctx, Action::ResetPassword).await?;
         let client = ctx.data_opt::<ratelimit::ClientIp>().map(|ip| ip.0);
         let password = SecretString::from(new_password);
         service::reset_password(state(ctx)?, &token, &password, client).await?;

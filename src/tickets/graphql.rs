@@ -379,7 +379,7 @@ impl TicketMutation {
         ctx: &Context<'_>,
         input: CreateTicketInput,
     ) -> ApiResult<Ticket> {
-        crate::ratelimit::check(ctx, crate::ratelimit::Action::CreateTicket)?;
+        crate::ratelimit::check(ctx, crate::ratelimit::Action::CreateTicket).await?;
         // No consent is asked: handling and answering what a person files,
         // at their account's address when signed in, is necessary for the
         // request itself (PIPL art. 50), so it never hangs on an optional

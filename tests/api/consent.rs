@@ -15,6 +15,7 @@ const SHIPPED_CURRENT: &str = "2026-12-07";
 const RECORD: &str = "mutation($p: String!, $g: Boolean!) { recordConsent(purpose: $p, granted: $g) { purpose granted policyVersion } }";
 pub const PUBLISH: &str = "mutation($input: PublishPolicyInput!) { publishPolicy(input: $input) { version major purposes { code required sensitive } } }";
 
+/// The current policy's purposes, in English, as `publishPolicy` takes them.
 pub async fn current_purposes(app: &TestApp) -> Vec<Value> {
     let body = app
         .gql("{ policy(language: \"en\") { purposes { code title description required sensitive dataCategories } } }", json!({}))
@@ -25,6 +26,7 @@ pub async fn current_purposes(app: &TestApp) -> Vec<Value> {
         .clone()
 }
 
+/// A `PublishPolicyInput` for `version` with `purposes` (and `extra`).
 pub fn new_version(
     version: &str,
     major: bool,

@@ -1000,7 +1000,7 @@ async fn a_note_about_a_guest_ticket_goes_with_the_account_of_that_address() {
 /// Seeds `accounts` accounts whose erasure is due at `purge_after`, each
 /// with a ticket and its message and three consent events, straight into
 /// the database (1,000 per transaction). Returns their email addresses.
-async fn seed_due_accounts(
+pub async fn seed_due_accounts(
     app: &TestApp,
     accounts: usize,
     purge_after: DateTime<Utc>,

@@ -14,6 +14,7 @@ mod erasure;
 mod fixed_values;
 mod health;
 mod hostile;
+mod instances;
 mod mail;
 mod messages;
 mod minor_flag;
