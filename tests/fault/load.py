@@ -124,7 +124,7 @@ def judge_graphql(status: int, raw: bytes, op: str) -> tuple[str, dict | None, s
             return f"error-{code}", None, json.dumps(error)[:300]
         if not ext.get("requestId"):
             return "internal-no-request-id", None, json.dumps(error)[:300]
-        unexpected = set(ext) - {"code", "requestId"}
+        unexpected = set(ext) - {"code", "requestId", "messageKey"}
         text = json.dumps({k: v for k, v in error.items() if k != "extensions"})
         if unexpected or LEAK.search(text):
             return "leaky-message", None, json.dumps(error)[:300]
