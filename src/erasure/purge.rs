@@ -494,32 +494,12 @@ pub async fn erase_accounts<C: ConnectionTrait>(
         .collect();
     receipts.retain(|(id, _, _)| !unverified.contains(id));
 
-    deletion_request::Entity::update_many()
-        .col_expr(
-            deletion_request::Column::Status,
-            Expr::value(request_status::COMPLETED),
-        )
-        .col_expr(
-            deletion_request::Column::CompletedAt,
-            Expr::value(Some(now)),
-        )
-        .col_expr(
-            deletion_request::Column::ClaimedUntil,
-            Expr::value(None::<DateTime<Utc>>),
-        )
-        .col_expr(
-            deletion_request::Column::ConfirmTokenHash,
-            Expr::value(None::<Vec<u8>>),
-        )
-        .col_expr(
-            deletion_request::Column::CancelTokenHash,
-            Expr::value(None::<Vec<u8>>),
-        )
-        .filter(
-            deletion_request::Column::Id.is_in(requests.iter().map(|r| r.id).collect::<Vec<_>>()),
-        )
-        .exec(txn)
-        .await?;
+    complete_requests(
+        txn,
+        deletion_request::Column::Id.is_in(requests.iter().map(|r| r.id).collect::<Vec<_>>()),
+        now,
+    )
+    .await?;
 
     let mut certificates = Vec::with_capacity(requests.len());
     let mut audit_records = Vec::with_capacity(requests.len());
@@ -586,4 +566,40 @@ pub async fn erase_accounts<C: ConnectionTrait>(
         .into_iter()
         .map(|(_, _, counts)| counts)
         .collect())
+}
+
+/// Marks the deletion requests `which` selects as completed at `now`,
+/// their claim released and their links voided: what the purge does for
+/// the requests it served, and what a re-applied erasure does for a
+/// restored copy's open ones.
+pub async fn complete_requests<C: ConnectionTrait>(
+    txn: &C,
+    which: impl sea_orm::sea_query::IntoCondition,
+    now: DateTime<Utc>,
+) -> Result<(), sea_orm::DbErr> {
+    deletion_request::Entity::update_many()
+        .col_expr(
+            deletion_request::Column::Status,
+            Expr::value(request_status::COMPLETED),
+        )
+        .col_expr(
+            deletion_request::Column::CompletedAt,
+            Expr::value(Some(now)),
+        )
+        .col_expr(
+            deletion_request::Column::ClaimedUntil,
+            Expr::value(None::<DateTime<Utc>>),
+        )
+        .col_expr(
+            deletion_request::Column::ConfirmTokenHash,
+            Expr::value(None::<Vec<u8>>),
+        )
+        .col_expr(
+            deletion_request::Column::CancelTokenHash,
+            Expr::value(None::<Vec<u8>>),
+        )
+        .filter(which)
+        .exec(txn)
+        .await?;
+    Ok(())
 }

@@ -22,12 +22,12 @@ use entity::{account, deletion_request};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, QuerySelect,
     TransactionTrait,
-    sea_query::{Expr, LockBehavior, LockType},
+    sea_query::{LockBehavior, LockType},
 };
 use uuid::Uuid;
 
 use super::{
-    purge::{Erased, erase_rows},
+    purge::{Erased, complete_requests, erase_rows},
     service::{ErasureError, request_status},
 };
 use crate::{
@@ -105,34 +105,17 @@ async fn erase_again(
     let ids: Vec<Uuid> = rows.iter().map(|row| row.id).collect();
     let Erased { counts, .. } = erase_rows(state, &txn, &ids, &rows, now).await?;
     // The restored copy may still be waiting to confirm or purge: done.
-    deletion_request::Entity::update_many()
-        .col_expr(
-            deletion_request::Column::Status,
-            Expr::value(request_status::COMPLETED),
-        )
-        .col_expr(
-            deletion_request::Column::CompletedAt,
-            Expr::value(Some(now)),
-        )
-        .col_expr(
-            deletion_request::Column::ClaimedUntil,
-            Expr::value(None::<DateTime<Utc>>),
-        )
-        .col_expr(
-            deletion_request::Column::ConfirmTokenHash,
-            Expr::value(None::<Vec<u8>>),
-        )
-        .col_expr(
-            deletion_request::Column::CancelTokenHash,
-            Expr::value(None::<Vec<u8>>),
-        )
-        .filter(deletion_request::Column::AccountId.is_in(ids.clone()))
-        .filter(deletion_request::Column::Status.is_in([
-            request_status::AWAITING_CONFIRMATION,
-            request_status::SCHEDULED,
-        ]))
-        .exec(&txn)
-        .await?;
+    complete_requests(
+        &txn,
+        sea_orm::Condition::all()
+            .add(deletion_request::Column::AccountId.is_in(ids.clone()))
+            .add(deletion_request::Column::Status.is_in([
+                request_status::AWAITING_CONFIRMATION,
+                request_status::SCHEDULED,
+            ])),
+        now,
+    )
+    .await?;
     let records = ids
         .iter()
         .map(|id| AuditRecord {

@@ -602,7 +602,10 @@ async fn change_password_ends_other_sessions_and_mails_a_notice() {
     let me = app
         .gql_with_token(Some(&current), "{ me { id } }", json!({}))
         .await;
-    assert!(me["data"]["me"].is_object(), "this session stays");
+    assert!(
+        me["data"]["me"].is_object(),
+        "the caller's own sign-in stays"
+    );
 
     login(&app, "pw_changer", "another fine passphrase").await;
     let body = app
