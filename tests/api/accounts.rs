@@ -3,70 +3,17 @@
 
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, error_code, link_token, spawn_app, spawn_app_with};
+use crate::helpers::{
+    PASSWORD, SIGNUP, TestApp, adult, assert_no_plaintext, error_code, follow_verify_link,
+    last_link, link_token, login, policy_version, reset, reset_token, signed_in, signup,
+    signup_with, spawn_app, spawn_app_with, verify_email,
+};
 
-pub const PASSWORD: &str = "a fine long passphrase";
-
-const SIGNUP: &str = "mutation($input: SignupInput!) { signup(input: $input) { accepted } }";
 const LOGIN: &str = "mutation($login: String!, $password: String!) {
   login(input: { login: $login, password: $password }) {
     token expiresAt account { id username email emailVerified role guardianConsent needsPolicyAcceptance consents { purpose granted } }
   }
 }";
-
-async fn policy_version(app: &TestApp) -> String {
-    let body = app.gql("{ policy { version } }", json!({})).await;
-    body["data"]["policy"]["version"]
-        .as_str()
-        .unwrap()
-        .to_owned()
-}
-
-fn signup_input(version: &str, username: &str, email: &str) -> Value {
-    json!({
-        "username": username,
-        "email": email,
-        "password": PASSWORD,
-        "acceptPolicyVersion": version,
-        "age": "ADULT",
-    })
-}
-
-pub async fn signup(app: &TestApp, username: &str, email: &str) -> Value {
-    let version = policy_version(app).await;
-    app.gql(
-        SIGNUP,
-        json!({ "input": signup_input(&version, username, email) }),
-    )
-    .await
-}
-
-/// Signs up, verifies the address through the mailed link, signs in.
-pub async fn signed_in(app: &TestApp, username: &str, email: &str) -> String {
-    let body = signup(app, username, email).await;
-    assert_eq!(body["data"]["signup"]["accepted"], true, "{body}");
-    app.deliver_mail().await;
-    let mail = app.last_mail_to(email).expect("verification mail");
-    let token = link_token(&mail, "/verify-email").expect("verify link");
-    let body = app
-        .gql(
-            "mutation($t: String!) { verifyEmail(token: $t) }",
-            json!({ "t": token }),
-        )
-        .await;
-    assert_eq!(body["data"]["verifyEmail"], true, "{body}");
-    login(app, username, PASSWORD).await
-}
-
-pub async fn login(app: &TestApp, login: &str, password: &str) -> String {
-    let body = app
-        .gql(LOGIN, json!({ "login": login, "password": password }))
-        .await;
-    body["data"]["login"]["token"]
-        .as_str()
-        .unwrap_or_else(|| panic!("login failed: {body}"))
-        .to_owned()
-}
 
 #[tokio::test]
 async fn signup_verify_and_login_by_username_or_email() {
@@ -100,11 +47,10 @@ async fn signup_verify_and_login_by_username_or_email() {
     app.deliver_mail().await;
     let mail = app.last_mail_to("zhang.san@example.org").unwrap();
     let token = link_token(&mail, "/verify-email").unwrap();
-    let verify = "mutation($t: String!) { verifyEmail(token: $t) }";
-    let body = app.gql(verify, json!({ "t": token })).await;
+    let body = verify_email(&app, &token).await;
     assert_eq!(body["data"]["verifyEmail"], true);
     // The same link again (a page that calls twice) says the same.
-    let body = app.gql(verify, json!({ "t": token })).await;
+    let body = verify_email(&app, &token).await;
     assert_eq!(body["data"]["verifyEmail"], true, "{body}");
 
     let token = login(&app, "ZHANG.SAN@example.org", PASSWORD).await;
@@ -119,9 +65,9 @@ async fn signup_verify_and_login_by_username_or_email() {
 async fn signup_grants_only_the_purposes_asked_for() {
     let app = spawn_app().await;
     let version = policy_version(&app).await;
-    let mut input = signup_input(&version, "grant_tester", "grant@example.org");
+    let mut input = adult(&version, "grant_tester", "grant@example.org");
     input["grantPurposes"] = json!(["product_updates"]);
-    let body = app.gql(SIGNUP, json!({ "input": input })).await;
+    let body = signup_with(&app, input).await;
     assert_eq!(body["data"]["signup"]["accepted"], true, "{body}");
     let token = login(&app, "grant_tester", PASSWORD).await;
     let body = app
@@ -150,43 +96,43 @@ async fn signup_refusals_carry_contract_codes() {
     let version = policy_version(&app).await;
     let cases: Vec<(Value, &str, Option<&str>)> = vec![
         (
-            signup_input(&version, "ab", "a@example.org"),
+            adult(&version, "ab", "a@example.org"),
             "BAD_USER_INPUT",
             Some("username"),
         ),
         (
-            signup_input(&version, "bad name!", "a@example.org"),
+            adult(&version, "bad name!", "a@example.org"),
             "BAD_USER_INPUT",
             Some("username"),
         ),
         (
-            signup_input(&version, "admin", "a@example.org"),
+            adult(&version, "admin", "a@example.org"),
             "USERNAME_NOT_ALLOWED",
             Some("username"),
         ),
         (
-            signup_input(&version, "Adm1n_official", "a@example.org"),
+            adult(&version, "Adm1n_official", "a@example.org"),
             "USERNAME_NOT_ALLOWED",
             Some("username"),
         ),
         (
-            signup_input(&version, "sha_bi_傻逼", "a@example.org"),
+            adult(&version, "sha_bi_傻逼", "a@example.org"),
             "USERNAME_NOT_ALLOWED",
             Some("username"),
         ),
         (
-            signup_input(&version, "good_name", "not-an-email"),
+            adult(&version, "good_name", "not-an-email"),
             "BAD_USER_INPUT",
             Some("email"),
         ),
         (
-            signup_input("1999-01-01", "good_name", "a@example.org"),
+            adult("1999-01-01", "good_name", "a@example.org"),
             "POLICY_VERSION_MISMATCH",
             Some("acceptPolicyVersion"),
         ),
     ];
     for (input, code, field) in cases {
-        let body = app.gql(SIGNUP, json!({ "input": input })).await;
+        let body = signup_with(&app, input.clone()).await;
         assert_eq!(error_code(&body), Some(code), "{input} -> {body}");
         assert_eq!(
             body["errors"][0]["extensions"]["field"].as_str(),
@@ -195,31 +141,31 @@ async fn signup_refusals_carry_contract_codes() {
         );
     }
 
-    let mut weak = signup_input(&version, "good_name", "a@example.org");
+    let mut weak = adult(&version, "good_name", "a@example.org");
     weak["password"] = json!("short");
-    let body = app.gql(SIGNUP, json!({ "input": weak })).await;
+    let body = signup_with(&app, weak).await;
     assert_eq!(error_code(&body), Some("WEAK_PASSWORD"));
     assert_eq!(body["errors"][0]["extensions"]["reason"], "TOO_SHORT");
 
-    let mut common = signup_input(&version, "good_name", "a@example.org");
+    let mut common = adult(&version, "good_name", "a@example.org");
     common["password"] = json!("password123");
-    let body = app.gql(SIGNUP, json!({ "input": common })).await;
+    let body = signup_with(&app, common).await;
     assert_eq!(error_code(&body), Some("WEAK_PASSWORD"), "{body}");
 
-    let mut same = signup_input(&version, "good_name", "a@example.org");
+    let mut same = adult(&version, "good_name", "a@example.org");
     same["password"] = json!("a@example.org");
-    let body = app.gql(SIGNUP, json!({ "input": same })).await;
+    let body = signup_with(&app, same).await;
     assert_eq!(error_code(&body), Some("WEAK_PASSWORD"));
 
-    let mut unknown = signup_input(&version, "good_name", "a@example.org");
+    let mut unknown = adult(&version, "good_name", "a@example.org");
     unknown["grantPurposes"] = json!(["no_such_purpose"]);
-    let body = app.gql(SIGNUP, json!({ "input": unknown })).await;
+    let body = signup_with(&app, unknown).await;
     assert_eq!(error_code(&body), Some("BAD_USER_INPUT"));
     assert_eq!(body["errors"][0]["extensions"]["field"], "grantPurposes");
 
-    let mut minor = signup_input(&version, "young_one", "young@example.org");
+    let mut minor = adult(&version, "young_one", "young@example.org");
     minor["age"] = json!("MINOR");
-    let body = app.gql(SIGNUP, json!({ "input": minor })).await;
+    let body = signup_with(&app, minor).await;
     assert_eq!(error_code(&body), Some("BAD_USER_INPUT"));
     assert_eq!(body["errors"][0]["extensions"]["field"], "guardianEmail");
 
@@ -256,8 +202,8 @@ async fn taken_email_and_new_email_get_byte_identical_answers() {
                 .unwrap()
         }
     };
-    let taken = raw(signup_input(&version, "second_person", "Owner@Example.org")).await;
-    let fresh = raw(signup_input(&version, "third_person", "fresh@example.org")).await;
+    let taken = raw(adult(&version, "second_person", "Owner@Example.org")).await;
+    let fresh = raw(adult(&version, "third_person", "fresh@example.org")).await;
     assert_eq!(
         taken, fresh,
         "the answer must not reveal which address exists"
@@ -302,7 +248,7 @@ async fn twenty_concurrent_signups_with_one_username_make_one_account() {
             .build()
             .unwrap();
         let url = format!("{}/graphql", app.address);
-        let input = signup_input(&version, "contested", &format!("racer{i}@example.org"));
+        let input = adult(&version, "contested", &format!("racer{i}@example.org"));
         tasks.push(tokio::spawn(async move {
             let response = client
                 .post(url)
@@ -366,11 +312,7 @@ async fn verification_tokens_expire_and_resend_voids_the_old_one() {
     let app = spawn_app().await;
     signup(&app, "slow_reader", "slow@example.org").await;
     app.deliver_mail().await;
-    let first = link_token(
-        &app.last_mail_to("slow@example.org").unwrap(),
-        "/verify-email",
-    )
-    .unwrap();
+    let first = last_link(&app, "slow@example.org", "/verify-email");
     let token = login(&app, "slow_reader", PASSWORD).await;
 
     let body = app
@@ -382,15 +324,9 @@ async fn verification_tokens_expire_and_resend_voids_the_old_one() {
         .await;
     assert_eq!(body["data"]["resendVerificationEmail"], true);
     app.deliver_mail().await;
-    let second = link_token(
-        &app.last_mail_to("slow@example.org").unwrap(),
-        "/verify-email",
-    )
-    .unwrap();
+    let second = last_link(&app, "slow@example.org", "/verify-email");
     assert_ne!(first, second);
-
-    let verify = "mutation($t: String!) { verifyEmail(token: $t) }";
-    let body = app.gql(verify, json!({ "t": first })).await;
+    let body = verify_email(&app, &first).await;
     assert_eq!(
         error_code(&body),
         Some("INVALID_TOKEN"),
@@ -398,10 +334,10 @@ async fn verification_tokens_expire_and_resend_voids_the_old_one() {
     );
 
     app.clock.advance(chrono::Duration::hours(25));
-    let body = app.gql(verify, json!({ "t": second })).await;
+    let body = verify_email(&app, &second).await;
     assert_eq!(error_code(&body), Some("INVALID_TOKEN"), "expired");
 
-    let body = app.gql(verify, json!({ "t": "not-a-token" })).await;
+    let body = verify_email(&app, "not-a-token").await;
     assert_eq!(error_code(&body), Some("INVALID_TOKEN"));
 }
 
@@ -700,18 +636,7 @@ async fn change_email_needs_the_password_and_the_new_address_proven() {
         app.last_mail_to("old.home@example.org").is_some(),
         "notice to the old address"
     );
-    let link = link_token(
-        &app.last_mail_to("new.home@example.org").unwrap(),
-        "/verify-email",
-    )
-    .unwrap();
-    let body = app
-        .gql(
-            "mutation($t: String!) { verifyEmail(token: $t) }",
-            json!({ "t": link }),
-        )
-        .await;
-    assert_eq!(body["data"]["verifyEmail"], true);
+    follow_verify_link(&app, "new.home@example.org").await;
     let me = app
         .gql_with_token(Some(&token), "{ me { email emailVerified } }", json!({}))
         .await;
@@ -759,12 +684,8 @@ async fn a_password_change_voids_pending_email_change_and_reset_links() {
         .await;
     assert_eq!(body["data"]["changeEmail"], true, "{body}");
     app.deliver_mail().await;
-    let move_link = link_token(
-        &app.last_mail_to("intruder@example.org").unwrap(),
-        "/verify-email",
-    )
-    .unwrap();
-    let reset_link = crate::recovery::reset_token(&app, "wary@example.org").await;
+    let move_link = last_link(&app, "intruder@example.org", "/verify-email");
+    let reset_link = reset_token(&app, "wary@example.org").await;
 
     let body = app
         .gql_with_token(
@@ -775,14 +696,9 @@ async fn a_password_change_voids_pending_email_change_and_reset_links() {
         .await;
     assert_eq!(body["data"]["changePassword"], true, "{body}");
 
-    let body = app
-        .gql(
-            "mutation($t: String!) { verifyEmail(token: $t) }",
-            json!({ "t": move_link }),
-        )
-        .await;
+    let body = verify_email(&app, &move_link).await;
     assert_eq!(error_code(&body), Some("INVALID_TOKEN"), "{body}");
-    let body = crate::recovery::reset(&app, &reset_link, "an intruder's passphrase").await;
+    let body = reset(&app, &reset_link, "an intruder's passphrase").await;
     assert_eq!(error_code(&body), Some("INVALID_TOKEN"), "{body}");
     let me = app
         .gql_with_token(Some(&session), "{ me { email } }", json!({}))
@@ -832,18 +748,7 @@ async fn an_email_change_to_a_registered_address_looks_like_any_other() {
     assert!(link_token(notice, "/verify-email").is_none());
     assert!(!notice.decoded_text().contains("prober"));
     // The free address got its link, which works.
-    let link = link_token(
-        &app.last_mail_to("vacant@example.org").unwrap(),
-        "/verify-email",
-    )
-    .unwrap();
-    let body = app
-        .gql(
-            "mutation($t: String!) { verifyEmail(token: $t) }",
-            json!({ "t": link }),
-        )
-        .await;
-    assert_eq!(body["data"]["verifyEmail"], true, "{body}");
+    follow_verify_link(&app, "vacant@example.org").await;
     let me = app
         .gql_with_token(Some(&token), "{ me { email } }", json!({}))
         .await;
@@ -910,10 +815,10 @@ async fn the_email_change_cap_counts_attempts_not_links() {
 async fn minors_wait_for_their_guardian() {
     let app = spawn_app().await;
     let version = policy_version(&app).await;
-    let mut input = signup_input(&version, "young_reader", "young@example.org");
+    let mut input = adult(&version, "young_reader", "young@example.org");
     input["age"] = json!("MINOR");
     input["guardianEmail"] = json!("parent@example.org");
-    let body = app.gql(SIGNUP, json!({ "input": input })).await;
+    let body = signup_with(&app, input).await;
     assert_eq!(body["data"]["signup"]["accepted"], true, "{body}");
     app.deliver_mail().await;
     assert!(
@@ -939,7 +844,7 @@ async fn minors_wait_for_their_guardian() {
 async fn database_holds_no_plaintext_after_signup() {
     let app = spawn_app().await;
     signed_in(&app, "hidden_person", "hidden.person@example.org").await;
-    crate::storage::assert_no_plaintext(&app, &["hidden_person", "hidden.person", "hidden"]).await;
+    assert_no_plaintext(&app, &["hidden_person", "hidden.person", "hidden"]).await;
 }
 
 #[tokio::test]
@@ -950,25 +855,12 @@ async fn two_chinese_characters_make_a_name_and_two_character_insults_are_refuse
         ("王芳", "wang.fang@example.org"),
         ("小雨", "xiao.yu@example.org"),
     ] {
-        let body = app
-            .gql(
-                SIGNUP,
-                json!({ "input": signup_input(&version, name, email) }),
-            )
-            .await;
+        let body = signup_with(&app, adult(&version, name, email)).await;
         assert_eq!(body["data"]["signup"]["accepted"], true, "{name}: {body}");
     }
     app.deliver_mail().await;
-    let token = link_token(
-        &app.last_mail_to("wang.fang@example.org").unwrap(),
-        "/verify-email",
-    )
-    .unwrap();
-    app.gql(
-        "mutation($t: String!) { verifyEmail(token: $t) }",
-        json!({ "t": token }),
-    )
-    .await;
+    let token = last_link(&app, "wang.fang@example.org", "/verify-email");
+    verify_email(&app, &token).await;
     let body = app
         .gql(LOGIN, json!({ "login": "王芳", "password": PASSWORD }))
         .await;
@@ -989,12 +881,7 @@ async fn two_chinese_characters_make_a_name_and_two_character_insults_are_refuse
         "纳粹",
         "nazi_1488",
     ] {
-        let body = app
-            .gql(
-                SIGNUP,
-                json!({ "input": signup_input(&version, name, "someone@example.org") }),
-            )
-            .await;
+        let body = signup_with(&app, adult(&version, name, "someone@example.org")).await;
         assert_eq!(
             error_code(&body),
             Some("USERNAME_NOT_ALLOWED"),
@@ -1002,19 +889,9 @@ async fn two_chinese_characters_make_a_name_and_two_character_insults_are_refuse
         );
     }
     // One Chinese character is still too short.
-    let body = app
-        .gql(
-            SIGNUP,
-            json!({ "input": signup_input(&version, "王", "someone@example.org") }),
-        )
-        .await;
+    let body = signup_with(&app, adult(&version, "王", "someone@example.org")).await;
     assert_eq!(error_code(&body), Some("BAD_USER_INPUT"), "{body}");
     // A trailing number is a number.
-    let body = app
-        .gql(
-            SIGNUP,
-            json!({ "input": signup_input(&version, "user_2455", "user.2455@example.org") }),
-        )
-        .await;
+    let body = signup_with(&app, adult(&version, "user_2455", "user.2455@example.org")).await;
     assert_eq!(body["data"]["signup"]["accepted"], true, "{body}");
 }

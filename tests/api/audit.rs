@@ -10,10 +10,8 @@ use sea_orm::{
 };
 use serde_json::{Value, json};
 
-use crate::{
-    accounts::signed_in,
-    helpers::{TestApp, admin_token, error_code, run_custos, spawn_app},
-    roles::{my_id, staff},
+use crate::helpers::{
+    TestApp, admin_token, error_code, my_id, run_custos, signed_in, spawn_app, staff,
 };
 
 const AUDIT_LOG: &str = "query($first: Int, $after: String) {
@@ -47,7 +45,7 @@ async fn some_entries(app: &TestApp, admin: &str) -> String {
 }
 
 fn entries(body: &Value) -> Vec<Value> {
-    crate::paging::nodes(body, "auditLog")
+    crate::helpers::paging::nodes(body, "auditLog")
 }
 
 #[tokio::test]
@@ -76,9 +74,10 @@ async fn audit_log_pages_oldest_first_for_admins_only() {
     );
 
     // Pages of two, following `after`, cover the whole trail in order.
-    let paged = crate::paging::walk(&app, Some(&admin), AUDIT_LOG, json!({}), "auditLog", 2).await;
+    let paged =
+        crate::helpers::paging::walk(&app, Some(&admin), AUDIT_LOG, json!({}), "auditLog", 2).await;
     assert_eq!(paged, all);
-    crate::paging::assert_bounds_and_bad_cursors(
+    crate::helpers::paging::assert_bounds_and_bad_cursors(
         &app,
         Some(&admin),
         AUDIT_LOG,
@@ -100,7 +99,7 @@ async fn audit_log_pages_oldest_first_for_admins_only() {
     let body = app
         .gql_with_token(Some(&admin), AUDIT_LOG, json!({ "after": foreign }))
         .await;
-    crate::paging::assert_bad_cursor(&body);
+    crate::helpers::paging::assert_bad_cursor(&body);
 
     let body = app.gql(AUDIT_LOG, json!({})).await;
     assert_eq!(error_code(&body), Some("UNAUTHENTICATED"), "{body}");

@@ -4,66 +4,15 @@
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use serde_json::{Value, json};
 
-use crate::{
-    accounts::signed_in,
-    helpers::{TestApp, admin_token, error_code, spawn_app},
+use crate::helpers::{
+    PASSWORD, PUBLISH, TestApp, admin_token, current_purposes, error_code, login, my_id,
+    new_version, policy_version, publish, signed_in, signed_in_in_english, spawn_app, with_chinese,
 };
 
 /// The current version of the policy shipped with the crate.
 const SHIPPED_CURRENT: &str = "2026-12-07";
 
 const RECORD: &str = "mutation($p: String!, $g: Boolean!) { recordConsent(purpose: $p, granted: $g) { purpose granted policyVersion } }";
-pub const PUBLISH: &str = "mutation($input: PublishPolicyInput!) { publishPolicy(input: $input) { version major purposes { code required sensitive } } }";
-
-/// The current policy's purposes, in English, as `publishPolicy` takes them.
-pub async fn current_purposes(app: &TestApp) -> Vec<Value> {
-    let body = app
-        .gql("{ policy(language: \"en\") { purposes { code title description required sensitive dataCategories } } }", json!({}))
-        .await;
-    body["data"]["policy"]["purposes"]
-        .as_array()
-        .unwrap()
-        .clone()
-}
-
-/// A `PublishPolicyInput` for `version` with `purposes` (and `extra`).
-pub fn new_version(
-    version: &str,
-    major: bool,
-    mut purposes: Vec<Value>,
-    extra: Option<Value>,
-) -> Value {
-    if let Some(extra) = extra {
-        purposes.push(extra);
-    }
-    json!({
-        "version": version,
-        "major": major,
-        "summaryOfChanges": "Adds nearby-friends suggestions",
-        "text": "The updated policy text.",
-        "purposes": purposes,
-        "language": "en",
-    })
-}
-
-/// The same version with the current Chinese texts of the shipped
-/// purposes, so only what the test changes is new.
-pub async fn with_chinese(app: &TestApp, mut input: Value) -> Value {
-    let body = app
-        .gql(
-            "{ policy(language: \"zh-CN\") { purposes { code title description } } }",
-            json!({}),
-        )
-        .await;
-    input["translations"] = json!([{
-        "language": "zh-CN",
-        "summaryOfChanges": "新增附近好友推荐",
-        "text": "更新后的政策文本。",
-        "purposes": body["data"]["policy"]["purposes"].clone(),
-    }]);
-    input
-}
-
 /// The same version naming `kinds` of major change.
 fn with_kinds(mut input: Value, kinds: &[&str]) -> Value {
     input["changeKinds"] = json!(kinds);
@@ -192,13 +141,12 @@ async fn a_major_version_with_a_new_purpose_starts_it_ungranted_and_tells_everyo
     let before = app.mail_to("reader@example.org").len();
 
     let purposes = current_purposes(&app).await;
-    let body = app
-        .gql_with_token(
-            Some(&admin),
-            PUBLISH,
-            json!({ "input": with_kinds(with_chinese(&app, new_version("2027-01-01", true, purposes, Some(nearby_purpose()))).await, &["SERVICE_MODEL"]) }),
-        )
-        .await;
+    let input = with_chinese(
+        &app,
+        new_version("2027-01-01", true, purposes, Some(nearby_purpose())),
+    )
+    .await;
+    let body = publish(&app, &admin, with_kinds(input, &["SERVICE_MODEL"])).await;
     assert_eq!(
         body["data"]["publishPolicy"]["version"], "2027-01-01",
         "{body}"
@@ -262,7 +210,7 @@ async fn a_major_version_with_a_new_purpose_starts_it_ungranted_and_tells_everyo
     let body = app
         .gql(
             "mutation($i: SignupInput!) { signup(input: $i) { accepted } }",
-            json!({ "i": { "username": "late_comer", "email": "late@example.org", "password": "a fine long passphrase", "acceptPolicyVersion": "2026-11-01", "age": "ADULT" } }),
+            json!({ "i": { "username": "late_comer", "email": "late@example.org", "password": PASSWORD, "acceptPolicyVersion": "2026-11-01", "age": "ADULT" } }),
         )
         .await;
     assert_eq!(error_code(&body), Some("POLICY_VERSION_MISMATCH"));
@@ -292,13 +240,12 @@ async fn a_minor_version_needs_no_new_acceptance_and_mails_nobody() {
     app.deliver_mail().await;
     let before = app.smtp.messages().len();
     let purposes = current_purposes(&app).await;
-    let body = app
-        .gql_with_token(
-            Some(&admin),
-            PUBLISH,
-            json!({ "input": new_version("2026-12-01", false, purposes, None) }),
-        )
-        .await;
+    let body = publish(
+        &app,
+        &admin,
+        new_version("2026-12-01", false, purposes, None),
+    )
+    .await;
     assert_eq!(body["data"]["publishPolicy"]["major"], false, "{body}");
     let me = app
         .gql_with_token(Some(&person), "{ me { needsPolicyAcceptance } }", json!({}))
@@ -318,9 +265,7 @@ async fn publish_policy_is_for_admins_and_checks_its_input() {
 
     let body = app.gql(PUBLISH, json!({ "input": input })).await;
     assert_eq!(error_code(&body), Some("UNAUTHENTICATED"));
-    let body = app
-        .gql_with_token(Some(&person), PUBLISH, json!({ "input": input }))
-        .await;
+    let body = publish(&app, &person, input.clone()).await;
     assert_eq!(error_code(&body), Some("FORBIDDEN"));
 
     let mut cases: Vec<(Value, &str)> = Vec::new();
@@ -358,15 +303,13 @@ async fn publish_policy_is_for_admins_and_checks_its_input() {
         "purposes",
     ));
     for (input, field) in cases {
-        let body = app
-            .gql_with_token(Some(&admin), PUBLISH, json!({ "input": input }))
-            .await;
+        let body = publish(&app, &admin, input).await;
         assert_eq!(error_code(&body), Some("BAD_USER_INPUT"), "{body}");
         assert_eq!(body["errors"][0]["extensions"]["field"], field, "{body}");
     }
-    let body = app.gql("{ policy { version } }", json!({})).await;
     assert_eq!(
-        body["data"]["policy"]["version"], SHIPPED_CURRENT,
+        policy_version(&app).await,
+        SHIPPED_CURRENT,
         "nothing was published"
     );
 }
@@ -441,10 +384,7 @@ async fn processing_exceptions_are_staff_only_and_audited() {
     let app = spawn_app().await;
     let admin = admin_token(&app).await;
     let person = signed_in(&app, "subject_person", "subject@example.org").await;
-    let me = app
-        .gql_with_token(Some(&person), "{ me { id } }", json!({}))
-        .await;
-    let id = me["data"]["me"]["id"].as_str().unwrap().to_owned();
+    let id = my_id(&app, &person).await;
     let record = "mutation($a: ID!, $b: LegalBasis!, $j: String!) { recordProcessingException(accountId: $a, basis: $b, justification: $j) { id action subjectId detail actorId } }";
     let args = json!({ "a": id, "b": "VITAL_INTERESTS", "j": "Emergency services asked to locate the account holder." });
 
@@ -489,8 +429,7 @@ async fn an_upgrade_publishes_the_shipped_version_without_support_and_ledgers_ke
         .exec(app.state.db())
         .await
         .unwrap();
-    let body = app.gql("{ policy { version } }", json!({})).await;
-    assert_eq!(body["data"]["policy"]["version"], "2026-11-01", "{body}");
+    assert_eq!(policy_version(&app).await, "2026-11-01");
     let person = signed_in(&app, "old_timer", "old.timer@example.org").await;
     let body = app
         .gql_with_token(Some(&person), RECORD, json!({ "p": "support", "g": true }))
@@ -557,14 +496,6 @@ async fn a_major_version_names_its_kinds_and_is_refused_without_them() {
     let app = spawn_app().await;
     let admin = admin_token(&app).await;
     let purposes = current_purposes(&app).await;
-    let publish = |input: Value| {
-        let admin = admin.clone();
-        let app = &app;
-        async move {
-            app.gql_with_token(Some(&admin), PUBLISH, json!({ "input": input }))
-                .await
-        }
-    };
     let refusals = [
         // Major without kinds.
         new_version("2027-04-01", true, purposes.clone(), None),
@@ -588,7 +519,7 @@ async fn a_major_version_names_its_kinds_and_is_refused_without_them() {
         ),
     ];
     for input in refusals {
-        let body = publish(input).await;
+        let body = publish(&app, &admin, input).await;
         assert_eq!(error_code(&body), Some("BAD_USER_INPUT"), "{body}");
         assert_eq!(
             body["errors"][0]["extensions"]["field"], "changeKinds",
@@ -602,11 +533,15 @@ async fn a_major_version_names_its_kinds_and_is_refused_without_them() {
             purpose["dataCategories"] = json!(["email", "purchase_history"]);
         }
     }
-    let body = publish(new_version("2027-04-01", false, more_data.clone(), None)).await;
+    let body = publish(
+        &app,
+        &admin,
+        new_version("2027-04-01", false, more_data.clone(), None),
+    )
+    .await;
     assert_eq!(error_code(&body), Some("BAD_USER_INPUT"), "{body}");
     assert_eq!(body["errors"][0]["extensions"]["field"], "changeKinds");
-    let body = app.gql("{ policy { version } }", json!({})).await;
-    assert_eq!(body["data"]["policy"]["version"], SHIPPED_CURRENT);
+    assert_eq!(policy_version(&app).await, SHIPPED_CURRENT);
 
     // A minor version may drop a category, and a major one with
     // SERVICE_MODEL may add one.
@@ -616,12 +551,21 @@ async fn a_major_version_names_its_kinds_and_is_refused_without_them() {
             purpose["dataCategories"] = json!(["username", "email", "password_hash"]);
         }
     }
-    let body = publish(new_version("2027-04-01", false, less_data, None)).await;
+    let body = publish(
+        &app,
+        &admin,
+        new_version("2027-04-01", false, less_data, None),
+    )
+    .await;
     assert_eq!(body["data"]["publishPolicy"]["major"], false, "{body}");
-    let body = publish(with_kinds(
-        new_version("2027-05-01", true, more_data, None),
-        &["SERVICE_MODEL", "RECIPIENTS", "SERVICE_MODEL"],
-    ))
+    let body = publish(
+        &app,
+        &admin,
+        with_kinds(
+            new_version("2027-05-01", true, more_data, None),
+            &["SERVICE_MODEL", "RECIPIENTS", "SERVICE_MODEL"],
+        ),
+    )
     .await;
     assert_eq!(body["data"]["publishPolicy"]["major"], true, "{body}");
     let body = app
@@ -647,19 +591,11 @@ async fn the_notice_and_announcement_name_each_kind_in_the_persons_language() {
     let app = spawn_app().await;
     let admin = admin_token(&app).await;
     signed_in(&app, "zh_reader", "zh.reader@example.org").await;
-    crate::notices::signed_in_in_english(&app, "en_reader", "en.reader@example.org").await;
+    signed_in_in_english(&app, "en_reader", "en.reader@example.org").await;
     app.deliver_mail().await;
     let purposes = current_purposes(&app).await;
-    let body = app
-        .gql_with_token(
-            Some(&admin),
-            PUBLISH,
-            json!({ "input": with_kinds(
-                with_chinese(&app, new_version("2027-06-01", true, purposes, None)).await,
-                &["OWNERSHIP", "CONTACT"],
-            ) }),
-        )
-        .await;
+    let input = with_chinese(&app, new_version("2027-06-01", true, purposes, None)).await;
+    let body = publish(&app, &admin, with_kinds(input, &["OWNERSHIP", "CONTACT"])).await;
     assert!(body["errors"].is_null(), "{body}");
     app.deliver_mail().await;
     let zh = app
@@ -711,16 +647,13 @@ async fn policy_versions_lists_what_publish_policy_published_with_its_kinds() {
     let app = spawn_app().await;
     let admin = admin_token(&app).await;
     let purposes = current_purposes(&app).await;
-    let body = app
-        .gql_with_token(
-            Some(&admin),
-            PUBLISH,
-            json!({ "input": with_kinds(
-                new_version("2027-07-01", true, purposes, Some(nearby_purpose())),
-                &["SERVICE_MODEL", "RIGHTS"],
-            ) }),
-        )
-        .await;
+    let input = new_version("2027-07-01", true, purposes, Some(nearby_purpose()));
+    let body = publish(
+        &app,
+        &admin,
+        with_kinds(input, &["SERVICE_MODEL", "RIGHTS"]),
+    )
+    .await;
     assert!(body["errors"].is_null(), "{body}");
     let body = app
         .gql(
@@ -776,7 +709,7 @@ const HISTORY: &str = "query($first: Int, $after: String) {
 async fn the_consent_history_pages_in_order_and_its_cursors_are_the_owners_alone() {
     let app = spawn_app().await;
     let token = signed_in(&app, "ledger_li", "ledger.li@example.org").await;
-    let signup_events = crate::paging::walk(
+    let signup_events = crate::helpers::paging::walk(
         &app,
         Some(&token),
         HISTORY,
@@ -802,7 +735,7 @@ async fn the_consent_history_pages_in_order_and_its_cursors_are_the_owners_alone
     let one_page = app
         .gql_with_token(Some(&token), HISTORY, json!({ "first": 200 }))
         .await;
-    let all = crate::paging::nodes(&one_page, "myConsentHistory");
+    let all = crate::helpers::paging::nodes(&one_page, "myConsentHistory");
     assert_eq!(all.len(), signup_events.len() + 5);
     let info = &one_page["data"]["myConsentHistory"]["pageInfo"];
     assert_eq!(info["hasNextPage"], false, "{one_page}");
@@ -816,7 +749,7 @@ async fn the_consent_history_pages_in_order_and_its_cursors_are_the_owners_alone
         settings,
         [true, false, true, false, true].map(|g| (json!(g), json!("SETTINGS")))
     );
-    let paged = crate::paging::walk(
+    let paged = crate::helpers::paging::walk(
         &app,
         Some(&token),
         HISTORY,
@@ -826,7 +759,7 @@ async fn the_consent_history_pages_in_order_and_its_cursors_are_the_owners_alone
     )
     .await;
     assert_eq!(paged, all);
-    crate::paging::assert_bounds_and_bad_cursors(
+    crate::helpers::paging::assert_bounds_and_bad_cursors(
         &app,
         Some(&token),
         HISTORY,
@@ -852,7 +785,7 @@ async fn the_consent_history_pages_in_order_and_its_cursors_are_the_owners_alone
     let body = app
         .gql_with_token(Some(&other), HISTORY, json!({ "after": cursor }))
         .await;
-    crate::paging::assert_bad_cursor(&body);
+    crate::helpers::paging::assert_bad_cursor(&body);
     // A cursor survives a restart (it is sealed with the keyring, not kept).
     let settings = app.settings.clone();
     let app = app.restart_with(move |raw| *raw = settings).await;
@@ -864,7 +797,7 @@ async fn the_consent_history_pages_in_order_and_its_cursors_are_the_owners_alone
         )
         .await;
     assert_eq!(
-        crate::paging::nodes(&body, "myConsentHistory")[0]["id"],
+        crate::helpers::paging::nodes(&body, "myConsentHistory")[0]["id"],
         all[1]["id"],
         "{body}"
     );
@@ -985,7 +918,7 @@ async fn consent_decisions_are_limited_per_account_and_hour() {
     // Once the oldest decision has left the hour, one more is taken.
     app.clock.advance(chrono::Duration::seconds(3_000));
     // (The session has been idle too long meanwhile: sign in again.)
-    let busy = crate::accounts::login(&app, "busy_toggler", crate::accounts::PASSWORD).await;
+    let busy = login(&app, "busy_toggler", PASSWORD).await;
     let body = app
         .gql_with_token(
             Some(&busy),

@@ -4,10 +4,10 @@
 
 use serde_json::json;
 
-use crate::{
-    accounts::{PASSWORD, login, signed_in},
-    consent::{PUBLISH, current_purposes, new_version, with_chinese},
-    helpers::{TestApp, admin_token, error_code, link_token, spawn_app, spawn_app_with},
+use crate::helpers::{
+    PASSWORD, TestApp, admin_token, current_purposes, error_code, last_link, login, minor,
+    new_version, policy_version, publish, signed_in, signup_minor, signup_with, spawn_app,
+    spawn_app_with, with_chinese,
 };
 
 /// Every path Custos puts in a mail.
@@ -205,9 +205,7 @@ async fn policy_versions_lists_every_version_newest_first() {
     let admin = admin_token(&app).await;
     let purposes = current_purposes(&app).await;
     let input = with_chinese(&app, new_version("2027-01-01", false, purposes, None)).await;
-    let body = app
-        .gql_with_token(Some(&admin), PUBLISH, json!({ "input": input }))
-        .await;
+    let body = publish(&app, &admin, input).await;
     assert_eq!(
         body["data"]["publishPolicy"]["version"], "2027-01-01",
         "{body}"
@@ -237,21 +235,18 @@ const GUARDIAN_REQUEST: &str = "query($t: String!) { guardianConsentRequest(toke
 #[tokio::test]
 async fn a_guardian_link_shows_the_minor_and_the_purposes_only_while_it_works() {
     let app = spawn_app().await;
-    let version =
-        app.gql("{ policy { version } }", json!({})).await["data"]["policy"]["version"].clone();
-    let body = app
-        .gql(
-            "mutation($i: SignupInput!) { signup(input: $i) { accepted } }",
-            json!({ "i": { "username": "young_reader", "email": "young.reader@example.org", "password": PASSWORD, "acceptPolicyVersion": version, "age": "MINOR", "guardianEmail": "parent.of.reader@example.org", "grantPurposes": ["product_updates"] } }),
-        )
-        .await;
+    let version = policy_version(&app).await;
+    let mut input = minor(
+        &version,
+        "young_reader",
+        "young.reader@example.org",
+        "parent.of.reader@example.org",
+    );
+    input["grantPurposes"] = json!(["product_updates"]);
+    let body = signup_with(&app, input).await;
     assert_eq!(body["data"]["signup"]["accepted"], true, "{body}");
     app.deliver_mail().await;
-    let token = link_token(
-        &app.last_mail_to("parent.of.reader@example.org").unwrap(),
-        "/guardian-consent",
-    )
-    .unwrap();
+    let token = last_link(&app, "parent.of.reader@example.org", "/guardian-consent");
 
     let body = app
         .gql_with_token(None, GUARDIAN_REQUEST, json!({ "t": token }))
@@ -287,19 +282,15 @@ async fn a_guardian_link_shows_the_minor_and_the_purposes_only_while_it_works() 
 #[tokio::test]
 async fn an_expired_guardian_link_shows_nothing() {
     let app = spawn_app().await;
-    let version =
-        app.gql("{ policy { version } }", json!({})).await["data"]["policy"]["version"].clone();
-    app.gql(
-        "mutation($i: SignupInput!) { signup(input: $i) { accepted } }",
-        json!({ "i": { "username": "late_reader", "email": "late.reader@example.org", "password": PASSWORD, "acceptPolicyVersion": version, "age": "MINOR", "guardianEmail": "late.parent@example.org" } }),
+    signup_minor(
+        &app,
+        "late_reader",
+        "late.reader@example.org",
+        "late.parent@example.org",
     )
     .await;
     app.deliver_mail().await;
-    let token = link_token(
-        &app.last_mail_to("late.parent@example.org").unwrap(),
-        "/guardian-consent",
-    )
-    .unwrap();
+    let token = last_link(&app, "late.parent@example.org", "/guardian-consent");
     app.clock.advance(chrono::Duration::days(30));
     let body = app.gql(GUARDIAN_REQUEST, json!({ "t": token })).await;
     assert!(body["data"]["guardianConsentRequest"].is_null(), "{body}");

@@ -3,65 +3,18 @@
 
 use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, EntityTrait, PaginatorTrait, Statement};
-use serde_json::{Value, json};
+use serde_json::json;
 
-use crate::{
-    accounts::signed_in,
-    helpers::{
-        TestApp, TestDatabase, admin_token, error_code, link_token, spawn_app, spawn_app_with,
-    },
+use crate::helpers::{
+    PASSWORD, REQUEST_DELETION, TestApp, TestDatabase, admin_token, answer_guardian,
+    assert_no_plaintext, count_rows, deletion_tokens, due_for_purge, error_code,
+    follow_verify_link, last_link, link_token, login, minor, my_id, policy_version,
+    request_deletion, sign_in, signed_in, signup, signup_minor, signup_with, spawn_app,
+    spawn_app_with,
 };
 
-const REQUEST: &str = "mutation($u: String!, $e: String!) { requestAccountDeletion(input: { username: $u, email: $e }) }";
 const CONFIRM: &str = "mutation($t: String!) { confirmAccountDeletion(token: $t) { id status requestedAt confirmedAt purgeAfter } }";
 const CANCEL: &str = "mutation($t: String!) { cancelAccountDeletion(token: $t) { status } }";
-const PASSWORD: &str = "a fine long passphrase";
-
-async fn login(app: &TestApp, login: &str) -> Value {
-    app.gql(
-        "mutation($l: String!, $p: String!) { login(input: { login: $l, password: $p }) { token } }",
-        json!({ "l": login, "p": PASSWORD }),
-    )
-    .await
-}
-
-/// Requests deletion and returns the confirm and cancel tokens mailed.
-async fn request_and_read_mail(app: &TestApp, username: &str, email: &str) -> (String, String) {
-    let body = app.gql(REQUEST, json!({ "u": username, "e": email })).await;
-    assert_eq!(body["data"]["requestAccountDeletion"], true, "{body}");
-    app.deliver_mail().await;
-    let mail = app.last_mail_to(email).expect("confirmation mail");
-    (
-        link_token(&mail, "/confirm-deletion").expect("confirm link"),
-        link_token(&mail, "/cancel-deletion").expect("cancel link"),
-    )
-}
-
-/// Requests and confirms the deletion of an account, then moves the clock
-/// past its purge deadline: the next purge run erases it.
-pub async fn due_for_purge(app: &TestApp, username: &str, email: &str) {
-    let (confirm, _cancel) = request_and_read_mail(app, username, email).await;
-    let body = app.gql(CONFIRM, json!({ "t": confirm })).await;
-    let purge_after: DateTime<Utc> = body["data"]["confirmAccountDeletion"]["purgeAfter"]
-        .as_str()
-        .unwrap_or_else(|| panic!("not scheduled: {body}"))
-        .parse()
-        .unwrap();
-    app.clock.set(purge_after + chrono::Duration::seconds(1));
-}
-
-async fn count_rows(app: &TestApp, table: &str) -> i64 {
-    let db = app.state.db();
-    let row = db
-        .query_one_raw(Statement::from_string(
-            db.get_database_backend(),
-            format!("SELECT COUNT(*) AS n FROM {table}"),
-        ))
-        .await
-        .unwrap()
-        .unwrap();
-    row.try_get::<i64>("", "n").unwrap()
-}
 
 #[tokio::test]
 async fn a_wrong_email_gets_the_same_answer_and_no_mail() {
@@ -72,7 +25,7 @@ async fn a_wrong_email_gets_the_same_answer_and_no_mail() {
     let raw = |username: &str, email: &str| {
         let client = app.client.clone();
         let url = format!("{}/graphql", app.address);
-        let body = json!({ "query": REQUEST, "variables": { "u": username, "e": email } });
+        let body = json!({ "query": REQUEST_DELETION, "variables": { "u": username, "e": email } });
         async move {
             client
                 .post(url)
@@ -118,7 +71,7 @@ async fn a_deletion_request_answers_after_the_floor_whatever_it_finds() {
         ("timed_one", "timed@example.org"),
     ] {
         let started = std::time::Instant::now();
-        let body = app.gql(REQUEST, json!({ "u": username, "e": email })).await;
+        let body = request_deletion(&app, username, email).await;
         let took = started.elapsed();
         assert!(took >= floor, "{username}/{email} answered in {took:?}");
         bodies.push(body);
@@ -155,12 +108,11 @@ async fn confirmed_deletion_stops_processing_and_the_purge_erases_everything() {
         .await;
     assert!(ticket["data"]["createTicket"]["id"].is_string(), "{ticket}");
 
-    let (confirm, _cancel) =
-        request_and_read_mail(&app, "leaving_soon", "leaving@example.org").await;
+    let (confirm, _cancel) = deletion_tokens(&app, "leaving_soon", "leaving@example.org").await;
     // A second request while one is pending creates no duplicate.
     let body = app
         .gql(
-            REQUEST,
+            REQUEST_DELETION,
             json!({ "u": "leaving_soon", "e": "leaving@example.org" }),
         )
         .await;
@@ -198,7 +150,7 @@ async fn confirmed_deletion_stops_processing_and_the_purge_erases_everything() {
         .gql_with_token(Some(&token), "{ me { id } }", json!({}))
         .await;
     assert!(me["data"]["me"].is_null());
-    let body = login(&app, "leaving_soon").await;
+    let body = sign_in(&app, "leaving_soon", PASSWORD).await;
     assert_eq!(error_code(&body), Some("ACCOUNT_DELETION_SCHEDULED"));
     // The refusal says when the erasure runs, as the confirmation did.
     let told: DateTime<Utc> = body["errors"][0]["extensions"]["purgeAfter"]
@@ -256,7 +208,7 @@ async fn confirmed_deletion_stops_processing_and_the_purge_erases_everything() {
         assert!(!text.contains(needle));
     }
     assert_eq!(certificates[0].deadline, Some(purge_after));
-    crate::storage::assert_no_plaintext(
+    assert_no_plaintext(
         &app,
         &["leaving_soon", "leaving@example.org", "zebra", "giraffe"],
     )
@@ -270,15 +222,11 @@ async fn confirmed_deletion_stops_processing_and_the_purge_erases_everything() {
 async fn cancelling_within_the_window_restores_the_account() {
     let app = spawn_app().await;
     signed_in(&app, "second_thoughts", "thoughts@example.org").await;
-    let (confirm, _) = request_and_read_mail(&app, "second_thoughts", "thoughts@example.org").await;
+    let (confirm, _) = deletion_tokens(&app, "second_thoughts", "thoughts@example.org").await;
     app.gql(CONFIRM, json!({ "t": confirm })).await;
     app.deliver_mail().await;
     // The "scheduled" notice carries a fresh cancel link.
-    let cancel = link_token(
-        &app.last_mail_to("thoughts@example.org").unwrap(),
-        "/cancel-deletion",
-    )
-    .unwrap();
+    let cancel = last_link(&app, "thoughts@example.org", "/cancel-deletion");
     app.clock.advance(chrono::Duration::days(1));
     let body = app.gql(CANCEL, json!({ "t": cancel })).await;
     assert_eq!(
@@ -287,7 +235,7 @@ async fn cancelling_within_the_window_restores_the_account() {
     );
     let body = app.gql(CANCEL, json!({ "t": cancel })).await;
     assert_eq!(error_code(&body), Some("INVALID_TOKEN"));
-    let body = login(&app, "second_thoughts").await;
+    let body = sign_in(&app, "second_thoughts", PASSWORD).await;
     let token = body["data"]["login"]["token"].as_str().unwrap().to_owned();
     let me = app
         .gql_with_token(
@@ -306,8 +254,7 @@ async fn cancelling_within_the_window_restores_the_account() {
 async fn confirmation_links_expire() {
     let app = spawn_app().await;
     signed_in(&app, "slow_decider", "slow.decider@example.org").await;
-    let (confirm, _) =
-        request_and_read_mail(&app, "slow_decider", "slow.decider@example.org").await;
+    let (confirm, _) = deletion_tokens(&app, "slow_decider", "slow.decider@example.org").await;
     app.clock.advance(chrono::Duration::hours(25));
     let body = app.gql(CONFIRM, json!({ "t": confirm })).await;
     assert_eq!(error_code(&body), Some("INVALID_TOKEN"));
@@ -320,7 +267,7 @@ async fn a_purge_rolled_back_midway_leaves_the_account_whole() {
     use sea_orm::TransactionTrait;
     let app = spawn_app().await;
     signed_in(&app, "interrupted", "interrupted@example.org").await;
-    let (confirm, _) = request_and_read_mail(&app, "interrupted", "interrupted@example.org").await;
+    let (confirm, _) = deletion_tokens(&app, "interrupted", "interrupted@example.org").await;
     app.gql(CONFIRM, json!({ "t": confirm })).await;
     app.clock.advance(chrono::Duration::days(10));
     let request = entity::deletion_request::Entity::find()
@@ -503,7 +450,7 @@ async fn concurrent_purge_runners_erase_each_account_exactly_once() {
         let name = format!("runner_target_{i}");
         let email = format!("target{i}@example.org");
         signed_in(&app, &name, &email).await;
-        let (confirm, _) = request_and_read_mail(&app, &name, &email).await;
+        let (confirm, _) = deletion_tokens(&app, &name, &email).await;
         app.gql(CONFIRM, json!({ "t": confirm })).await;
         names.push(name);
     }
@@ -553,28 +500,23 @@ async fn every_table_is_in_the_erasure_inventory() {
 #[tokio::test]
 async fn a_guardian_refusal_erases_the_minors_account() {
     let app = spawn_app().await;
-    let version =
-        app.gql("{ policy { version } }", json!({})).await["data"]["policy"]["version"].clone();
-    let body = app
-        .gql(
-            "mutation($i: SignupInput!) { signup(input: $i) { accepted } }",
-            json!({ "i": { "username": "young_person", "email": "young.person@example.org", "password": PASSWORD, "acceptPolicyVersion": version, "age": "MINOR", "guardianEmail": "guardian@example.org" } }),
-        )
-        .await;
+    let body = signup_minor(
+        &app,
+        "young_person",
+        "young.person@example.org",
+        "guardian@example.org",
+    )
+    .await;
     assert_eq!(body["data"]["signup"]["accepted"], true);
     app.deliver_mail().await;
-    let token = link_token(
-        &app.last_mail_to("guardian@example.org").unwrap(),
-        "/guardian-consent",
-    )
-    .unwrap();
+    let token = last_link(&app, "guardian@example.org", "/guardian-consent");
     let answer =
         "mutation($t: String!, $g: Boolean!) { confirmGuardianConsent(token: $t, granted: $g) }";
     let body = app.gql(answer, json!({ "t": token, "g": false })).await;
     assert_eq!(body["data"]["confirmGuardianConsent"], true, "{body}");
     let body = app.gql(answer, json!({ "t": token, "g": true })).await;
     assert_eq!(error_code(&body), Some("INVALID_TOKEN"), "single use");
-    let body = login(&app, "young_person").await;
+    let body = sign_in(&app, "young_person", PASSWORD).await;
     assert_eq!(error_code(&body), Some("ACCOUNT_DELETION_SCHEDULED"));
     // Erased at the next purge: due now.
     let told: DateTime<Utc> = body["errors"][0]["extensions"]["purgeAfter"]
@@ -586,7 +528,7 @@ async fn a_guardian_refusal_erases_the_minors_account() {
     let report = custos::erasure::purge::run_once(&app.state).await.unwrap();
     assert_eq!(report.accounts, 1, "erased at once");
     assert_eq!(count_rows(&app, "accounts").await, 0);
-    crate::storage::assert_no_plaintext(&app, &["young_person", "guardian@example.org"]).await;
+    assert_no_plaintext(&app, &["young_person", "guardian@example.org"]).await;
 }
 
 #[tokio::test]
@@ -594,14 +536,13 @@ async fn the_purge_leaves_a_named_guardians_own_mail_alone() {
     let app = spawn_app().await;
     // Someone with an account of her own, named as guardian below.
     signed_in(&app, "real_parent", "parent@example.org").await;
-    let version =
-        app.gql("{ policy { version } }", json!({})).await["data"]["policy"]["version"].clone();
-    let body = app
-        .gql(
-            "mutation($i: SignupInput!) { signup(input: $i) { accepted } }",
-            json!({ "i": { "username": "named_child", "email": "named.child@example.org", "password": PASSWORD, "acceptPolicyVersion": version, "age": "MINOR", "guardianEmail": "parent@example.org" } }),
-        )
-        .await;
+    let body = signup_minor(
+        &app,
+        "named_child",
+        "named.child@example.org",
+        "parent@example.org",
+    )
+    .await;
     assert_eq!(body["data"]["signup"]["accepted"], true, "{body}");
     due_for_purge(&app, "named_child", "named.child@example.org").await;
 
@@ -631,35 +572,21 @@ async fn the_purge_leaves_a_named_guardians_own_mail_alone() {
 #[tokio::test]
 async fn a_guardian_consent_unlocks_the_account_and_silence_erases_it() {
     let app = spawn_app().await;
-    let version =
-        app.gql("{ policy { version } }", json!({})).await["data"]["policy"]["version"].clone();
+    let version = policy_version(&app).await;
     for (name, guardian) in [
         ("kid_granted", "g1@example.org"),
         ("kid_silent", "g2@example.org"),
     ] {
-        app.gql(
-            "mutation($i: SignupInput!) { signup(input: $i) { accepted } }",
-            json!({ "i": { "username": name, "email": format!("{name}@example.org"), "password": PASSWORD, "acceptPolicyVersion": version, "age": "MINOR", "guardianEmail": guardian } }),
+        signup_with(
+            &app,
+            minor(&version, name, &format!("{name}@example.org"), guardian),
         )
         .await;
     }
     app.deliver_mail().await;
-    let token = link_token(
-        &app.last_mail_to("g1@example.org").unwrap(),
-        "/guardian-consent",
-    )
-    .unwrap();
-    let body = app
-        .gql(
-            "mutation($t: String!) { confirmGuardianConsent(token: $t, granted: true) }",
-            json!({ "t": token }),
-        )
-        .await;
-    assert_eq!(body["data"]["confirmGuardianConsent"], true);
-    let session = login(&app, "kid_granted").await["data"]["login"]["token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let body = answer_guardian(&app, "g1@example.org", true).await;
+    assert_eq!(body["data"]["confirmGuardianConsent"], true, "{body}");
+    let session = login(&app, "kid_granted", PASSWORD).await;
     let body = app
         .gql_with_token(Some(&session), "{ mySessions { id } }", json!({}))
         .await;
@@ -672,9 +599,9 @@ async fn a_guardian_consent_unlocks_the_account_and_silence_erases_it() {
     assert_eq!(expired, 1);
     let report = custos::erasure::purge::run_once(&app.state).await.unwrap();
     assert_eq!(report.accounts, 1);
-    assert!(login(&app, "kid_granted").await["data"]["login"]["token"].is_string());
+    assert!(sign_in(&app, "kid_granted", PASSWORD).await["data"]["login"]["token"].is_string());
     assert_eq!(
-        error_code(&login(&app, "kid_silent").await),
+        error_code(&sign_in(&app, "kid_silent", PASSWORD).await),
         Some("INVALID_CREDENTIALS")
     );
 }
@@ -813,12 +740,7 @@ async fn my_data_includes_guest_tickets_a_pending_address_and_staff_reads() {
         .unwrap()
         .to_owned();
     let support = signed_in(&app, "desk_agent", "desk.agent@example.org").await;
-    let support_id = app
-        .gql_with_token(Some(&support), "{ me { id } }", json!({}))
-        .await["data"]["me"]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let support_id = my_id(&app, &support).await;
     let row = entity::account::Entity::find_by_id(uuid::Uuid::parse_str(&support_id).unwrap())
         .one(app.state.db())
         .await
@@ -870,10 +792,7 @@ async fn my_data_includes_guest_tickets_a_pending_address_and_staff_reads() {
     assert!(!staff_reads.contains("Phone call"), "{staff_reads}");
     // Once the link has expired the change is no longer in flight.
     app.clock.advance(chrono::Duration::days(2));
-    let token = login(&app, "open_book").await["data"]["login"]["token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let token = login(&app, "open_book", PASSWORD).await;
     let body = app
         .gql_with_token(Some(&token), "{ myData }", json!({}))
         .await;
@@ -889,12 +808,7 @@ async fn staff_free_text_stays_out_of_the_chain_and_goes_with_the_person() {
     let app = spawn_app().await;
     let admin = admin_token(&app).await;
     let token = signed_in(&app, "noted_person", "noted@example.org").await;
-    let id = app
-        .gql_with_token(Some(&token), "{ me { id } }", json!({}))
-        .await["data"]["me"]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = my_id(&app, &token).await;
     let justification = "Court order 42 names this person by their nickname Xiaoming";
     let body = app
         .gql_with_token(
@@ -935,7 +849,7 @@ async fn staff_free_text_stays_out_of_the_chain_and_goes_with_the_person() {
         "{body}"
     );
     // Neither text is stored in clear anywhere, the chain included.
-    crate::storage::assert_no_plaintext(&app, &["Xiaoming"]).await;
+    assert_no_plaintext(&app, &["Xiaoming"]).await;
     assert_eq!(count_rows(&app, "audit_notes").await, 2);
     // The person sees the justification in their export.
     let body = app
@@ -981,7 +895,7 @@ async fn a_note_about_a_guest_ticket_goes_with_the_account_of_that_address() {
         )
         .await;
     assert!(body["errors"].is_null(), "{body}");
-    crate::storage::assert_no_plaintext(&app, &["Zhangwei"]).await;
+    assert_no_plaintext(&app, &["Zhangwei"]).await;
     assert_eq!(count_rows(&app, "audit_notes").await, 1);
     signed_in(&app, "later_member", "later.member@example.org").await;
     due_for_purge(&app, "later_member", "later.member@example.org").await;
@@ -1224,9 +1138,9 @@ async fn a_sign_up_never_verified_is_erased_after_its_link_and_the_grace() {
     let app = spawn_app().await;
     let outbox = custos::jobs::outbox_sender(&app.state);
     // Never verified; verified at once; verified late, with a fresh link.
-    let body = crate::accounts::signup(&app, "never_verified", "stranger@example.org").await;
+    let body = signup(&app, "never_verified", "stranger@example.org").await;
     assert_eq!(body["data"]["signup"]["accepted"], true, "{body}");
-    crate::accounts::signed_in(&app, "kept_person", "kept@example.org").await;
+    signed_in(&app, "kept_person", "kept@example.org").await;
     custos::jobs::tick(&app.state, &outbox).await;
     assert_eq!(app.mail_to("stranger@example.org").len(), 1, "the link");
 
@@ -1237,22 +1151,22 @@ async fn a_sign_up_never_verified_is_erased_after_its_link_and_the_grace() {
     );
     custos::jobs::tick(&app.state, &outbox).await;
     assert!(
-        error_code(&login(&app, "never_verified").await) != Some("INVALID_CREDENTIALS"),
+        error_code(&sign_in(&app, "never_verified", PASSWORD).await) != Some("INVALID_CREDENTIALS"),
         "kept until its window ends"
     );
-    let body = crate::accounts::signup(&app, "late_verifier", "late.v@example.org").await;
+    let body = signup(&app, "late_verifier", "late.v@example.org").await;
     assert_eq!(body["data"]["signup"]["accepted"], true, "{body}");
 
     app.clock.advance(chrono::Duration::minutes(2));
     custos::jobs::tick(&app.state, &outbox).await;
     assert_eq!(
-        error_code(&login(&app, "never_verified").await),
+        error_code(&sign_in(&app, "never_verified", PASSWORD).await),
         Some("INVALID_CREDENTIALS")
     );
     // Two accounts are left, and nobody mailed the stranger a receipt.
     assert_eq!(count_rows(&app, "accounts").await, 2);
     assert_eq!(app.mail_to("stranger@example.org").len(), 1);
-    assert!(login(&app, "kept_person").await["data"]["login"]["token"].is_string());
+    assert!(sign_in(&app, "kept_person", PASSWORD).await["data"]["login"]["token"].is_string());
     let entries = entity::audit_entry::Entity::find()
         .all(app.state.db())
         .await
@@ -1264,21 +1178,10 @@ async fn a_sign_up_never_verified_is_erased_after_its_link_and_the_grace() {
             .count(),
         1
     );
-    crate::storage::assert_no_plaintext(&app, &["never_verified", "stranger@example.org"]).await;
+    assert_no_plaintext(&app, &["never_verified", "stranger@example.org"]).await;
 
     // The later sign-up is still in its own window, and is verified in time.
-    let token = link_token(
-        &app.last_mail_to("late.v@example.org").unwrap(),
-        "/verify-email",
-    )
-    .unwrap();
-    let body = app
-        .gql(
-            "mutation($t: String!) { verifyEmail(token: $t) }",
-            json!({ "t": token }),
-        )
-        .await;
-    assert_eq!(body["data"]["verifyEmail"], true, "{body}");
+    follow_verify_link(&app, "late.v@example.org").await;
     app.clock.advance(chrono::Duration::days(30));
     custos::jobs::tick(&app.state, &outbox).await;
     assert_eq!(count_rows(&app, "accounts").await, 2);
@@ -1287,7 +1190,7 @@ async fn a_sign_up_never_verified_is_erased_after_its_link_and_the_grace() {
 #[tokio::test]
 async fn the_grace_for_unverified_sign_ups_is_a_setting() {
     let app = spawn_app_with(|raw| raw.unverified_grace_days = 0).await;
-    crate::accounts::signup(&app, "brief_visit", "brief@example.org").await;
+    signup(&app, "brief_visit", "brief@example.org").await;
     app.clock
         .advance(chrono::Duration::hours(24) + chrono::Duration::minutes(1));
     let expired = custos::erasure::unverified::expire_unverified(&app.state)

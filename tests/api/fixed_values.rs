@@ -6,10 +6,7 @@ use std::collections::BTreeSet;
 
 use serde_json::{Value, json};
 
-use crate::{
-    accounts::{PASSWORD, signed_in},
-    helpers::{TestApp, error_code, spawn_app},
-};
+use crate::helpers::{PASSWORD, TestApp, error_code, signed_in, spawn_app};
 
 async fn enum_values(app: &TestApp, name: &str) -> BTreeSet<String> {
     let body = app

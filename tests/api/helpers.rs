@@ -18,6 +18,10 @@ use serde_json::{Value, json};
 #[path = "../support/smtp.rs"]
 pub mod smtp;
 
+mod kit;
+pub mod paging;
+pub use kit::*;
+
 use smtp::{CapturedMail, TestSmtp};
 
 /// Where emailed links point in tests.
@@ -414,40 +418,6 @@ pub fn link_token(mail: &CapturedMail, path: &str) -> Option<String> {
         .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
         .collect();
     (!token.is_empty()).then_some(token)
-}
-
-/// Creates a verified ADMIN through the same path as `custos create-admin`
-/// and signs it in; returns its bearer token.
-pub async fn admin_token(app: &TestApp) -> String {
-    let password = "admin passphrase for tests";
-    // Random hex can spell a refused word (leetspeak included): draw again.
-    let username = loop {
-        let username = format!("root_{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
-        match custos::accounts::service::create_admin(
-            &app.state,
-            &username,
-            &format!("{username}@example.org"),
-            secrecy::SecretString::from(password.to_owned()),
-        )
-        .await
-        {
-            Err(custos::accounts::service::AccountError::UsernameNotAllowed) => continue,
-            created => {
-                created.expect("admin created");
-                break username;
-            }
-        }
-    };
-    let body = app
-        .gql(
-            "mutation($l: String!, $p: String!) { login(input: { login: $l, password: $p }) { token } }",
-            json!({ "l": username, "p": password }),
-        )
-        .await;
-    body["data"]["login"]["token"]
-        .as_str()
-        .expect("admin signs in")
-        .to_owned()
 }
 
 /// A fresh data key for a seeded account, and its `account_keys` row (the

@@ -7,33 +7,20 @@
 
 use std::time::Duration;
 
-use sea_orm::{ConnectionTrait, EntityTrait, Statement};
+use sea_orm::{ConnectionTrait, EntityTrait};
 use serde_json::{Value, json};
 
 use crate::{
-    accounts::{PASSWORD, signed_in},
-    consent::{current_purposes, new_version, with_chinese},
-    erasure::{due_for_purge, seed_due_accounts},
-    helpers::{TestApp, admin_token, error_code, lift_refusal, refuse, spawn_app_with},
+    erasure::seed_due_accounts,
+    helpers::{
+        PASSWORD, SIGN_IN, TestApp, admin_token, becomes_anonymous, count_rows, current_purposes,
+        due_for_purge, error_code, lift_refusal, listening, new_version, policy_version, refuse,
+        sees_policy, signed_in, spawn_app_with, username, warm, with_chinese,
+    },
 };
 
-const SIGN_IN: &str =
-    "mutation($l: String!, $p: String!) { login(input: { login: $l, password: $p }) { token } }";
 const RESET: &str =
     "mutation($t: String!) { resetPassword(token: $t, newPassword: \"a new long passphrase\") }";
-const ME: &str = "{ me { id username } }";
-
-/// Waits until `app` listens for other instances' changes (on PostgreSQL;
-/// on SQLite its caches are in use from the start).
-async fn listening(app: &TestApp) {
-    for _ in 0..200 {
-        if app.state.session_cache().is_active() && app.state.policy().is_active() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("the change listener never connected");
-}
 
 /// A sign-in with a name nobody has (a new one each time, so the per-name
 /// throttle stays out of it): its error code.
@@ -43,19 +30,6 @@ async fn stranger_signs_in(app: &TestApp) -> (Option<String>, Value) {
         .gql(SIGN_IN, json!({ "l": name, "p": "not the password" }))
         .await;
     (error_code(&body).map(str::to_owned), body)
-}
-
-async fn count_rows(app: &TestApp, table: &str) -> i64 {
-    let db = app.state.db();
-    let row = db
-        .query_one_raw(Statement::from_string(
-            db.get_database_backend(),
-            format!("SELECT COUNT(*) AS n FROM {table}"),
-        ))
-        .await
-        .unwrap()
-        .unwrap();
-    row.try_get::<i64>("", "n").unwrap()
 }
 
 const ALLOWED: Option<&str> = Some("INVALID_CREDENTIALS");
@@ -140,26 +114,6 @@ async fn an_attempt_the_database_cannot_count_is_decided_in_memory() {
     assert_eq!(count_rows(&app, "client_rate_windows").await, 1);
     // The memory still holds its own limit.
     assert_eq!(stranger_signs_in(&app).await.0.as_deref(), LIMITED);
-}
-
-async fn policy_version(app: &TestApp) -> String {
-    let body = app.gql("{ policy { version } }", json!({})).await;
-    body["data"]["policy"]["version"]
-        .as_str()
-        .unwrap_or_else(|| panic!("{body}"))
-        .to_owned()
-}
-
-/// Polls `app` for up to two seconds of wall time until it answers
-/// `version` as the current policy (a notification has to travel).
-async fn sees_policy(app: &TestApp, version: &str) -> bool {
-    for _ in 0..80 {
-        if policy_version(app).await == version {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    false
 }
 
 #[tokio::test]
@@ -261,30 +215,6 @@ async fn a_lost_listener_reads_the_policy_from_the_database() {
     listening(&app).await;
     policy_version(&app).await;
     assert!(app.state.policy().is_held());
-}
-
-async fn username(app: &TestApp, token: &str) -> Option<String> {
-    let body = app.gql_with_token(Some(token), ME, json!({})).await;
-    body["data"]["me"]["username"].as_str().map(str::to_owned)
-}
-
-/// Polls `me` on `app` until it is anonymous, for at most two seconds.
-async fn becomes_anonymous(app: &TestApp, token: &str) -> bool {
-    for _ in 0..80 {
-        if username(app, token).await.is_none() {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    false
-}
-
-/// `me` for `token` answered from `app`'s memory (the second of two).
-async fn warm(app: &TestApp, token: &str) {
-    assert!(username(app, token).await.is_some());
-    let (hits, _) = app.state.session_cache().counts();
-    assert!(username(app, token).await.is_some());
-    assert_eq!(app.state.session_cache().counts().0, hits + 1);
 }
 
 /// Accounts seeded for the three-instance purge.

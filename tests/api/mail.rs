@@ -5,7 +5,7 @@ use custos::mail::{
     outbox::{self, OutgoingMail},
 };
 
-use crate::helpers::spawn_app;
+use crate::helpers::{signup, spawn_app};
 
 async fn queue(app: &crate::helpers::TestApp, to: &str, subject: &str) {
     outbox::enqueue(
@@ -88,7 +88,7 @@ async fn mail_queued_by_a_request_leaves_without_waiting_for_the_tick() {
     // The runner's first tick comes at once; after it, the next is an hour
     // away, so only the wake-up of the signup can send its mail.
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    crate::accounts::signup(&app, "zhao_liu", "zhao@example.org").await;
+    signup(&app, "zhao_liu", "zhao@example.org").await;
     let queued = std::time::Instant::now();
     while app.mail_to("zhao@example.org").is_empty() {
         assert!(

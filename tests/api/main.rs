@@ -20,7 +20,6 @@ mod messages;
 mod minor_flag;
 mod notices;
 mod page_sessions;
-mod paging;
 mod password_checks;
 mod persisted_queries;
 mod recovery;

@@ -3,15 +3,11 @@
 
 use serde_json::{Value, json};
 
-use crate::{
-    accounts::{PASSWORD, signed_in},
-    helpers::{TestApp, admin_token, error_code, spawn_app, spawn_app_with},
-    roles::staff,
+use crate::helpers::{
+    PASSWORD, SIGN_IN, SIGNUP, TestApp, admin_token, error_code, login, my_id, policy_version,
+    signed_in, signup, spawn_app, spawn_app_with, staff,
 };
 
-const SIGNUP: &str = "mutation($input: SignupInput!) { signup(input: $input) { accepted } }";
-const LOGIN: &str =
-    "mutation($l: String!, $p: String!) { login(input: { login: $l, password: $p }) { token } }";
 const CHECK: &str =
     "query($u: String!) { usernameCheck(username: $u) { allowed code message messageKey } }";
 const FIND: &str = "query($l: String!) { findAccount(login: $l) { id username emailMasked role } }";
@@ -51,26 +47,18 @@ fn has_chinese(text: &str) -> bool {
     text.chars().any(|c| ('\u{4E00}'..='\u{9FFF}').contains(&c))
 }
 
-async fn policy_version(app: &TestApp) -> String {
-    let body = app.gql("{ policy { version } }", json!({})).await;
-    body["data"]["policy"]["version"]
-        .as_str()
-        .unwrap()
-        .to_owned()
-}
-
 #[tokio::test]
 async fn errors_follow_accept_language_else_the_account_else_zh_cn() {
     let app = spawn_app().await;
     let wrong = json!({ "l": "nobody_here", "p": "not the password" });
-    let en = post(&app, None, Some("en-US,en;q=0.9"), LOGIN, wrong.clone()).await;
+    let en = post(&app, None, Some("en-US,en;q=0.9"), SIGN_IN, wrong.clone()).await;
     assert_eq!(error_code(&en), Some("INVALID_CREDENTIALS"));
     assert_eq!(message(&en), "The login or password is wrong.");
     assert_eq!(
         first_error(&en)["extensions"]["messageKey"],
         "auth.invalid_credentials"
     );
-    let zh = post(&app, None, Some("zh-CN"), LOGIN, wrong.clone()).await;
+    let zh = post(&app, None, Some("zh-CN"), SIGN_IN, wrong.clone()).await;
     assert_eq!(message(&zh), "登录名或密码错误。");
     assert_eq!(
         first_error(&zh)["extensions"]["messageKey"],
@@ -78,7 +66,7 @@ async fn errors_follow_accept_language_else_the_account_else_zh_cn() {
     );
     // No header, or only languages we do not write: the default, zh-CN.
     for language in [None, Some("fr-FR, de;q=0.8")] {
-        let body = post(&app, None, language, LOGIN, wrong.clone()).await;
+        let body = post(&app, None, language, SIGN_IN, wrong.clone()).await;
         assert_eq!(message(&body), "登录名或密码错误。", "{language:?}");
     }
 
@@ -97,7 +85,7 @@ async fn errors_follow_accept_language_else_the_account_else_zh_cn() {
     )
     .await;
     assert_eq!(body["data"]["signup"]["accepted"], true, "{body}");
-    let token = crate::accounts::login(&app, "english_reader", PASSWORD).await;
+    let token = login(&app, "english_reader", PASSWORD).await;
     let change = "mutation { changePassword(currentPassword: \"wrong one\", newPassword: \"another fine passphrase\") }";
     let body = post(&app, Some(&token), None, change, json!({})).await;
     assert_eq!(error_code(&body), Some("INVALID_CREDENTIALS"), "{body}");
@@ -375,7 +363,7 @@ async fn signup_reports_every_invalid_field_at_once() {
 #[tokio::test]
 async fn a_taken_username_is_reported_with_the_other_invalid_fields() {
     let app = spawn_app().await;
-    let body = crate::accounts::signup(&app, "Zhang_San", "zhang@example.org").await;
+    let body = signup(&app, "Zhang_San", "zhang@example.org").await;
     assert_eq!(body["data"]["signup"]["accepted"], true, "{body}");
     let version = policy_version(&app).await;
     let body = app
@@ -405,7 +393,7 @@ async fn a_taken_username_is_reported_with_the_other_invalid_fields() {
         "{body}"
     );
     // A single invalid field is a single error, as before.
-    let body = crate::accounts::signup(&app, "zhangsan", "other@example.org").await;
+    let body = signup(&app, "zhangsan", "other@example.org").await;
     assert_eq!(body["errors"].as_array().unwrap().len(), 1, "{body}");
     assert_eq!(error_code(&body), Some("USERNAME_TAKEN"));
 }
@@ -413,7 +401,7 @@ async fn a_taken_username_is_reported_with_the_other_invalid_fields() {
 #[tokio::test]
 async fn username_check_answers_what_signup_would() {
     let app = spawn_app().await;
-    let body = crate::accounts::signup(&app, "Zhang_San", "zhang@example.org").await;
+    let body = signup(&app, "Zhang_San", "zhang@example.org").await;
     assert_eq!(body["data"]["signup"]["accepted"], true, "{body}");
     let check = |name: &'static str, language: &'static str| {
         let app = &app;
@@ -463,7 +451,7 @@ async fn username_check_answers_what_signup_would() {
         ("admin", "USERNAME_NOT_ALLOWED"),
         ("a_b", "BAD_USER_INPUT"),
     ] {
-        let body = crate::accounts::signup(&app, name, "fresh@example.org").await;
+        let body = signup(&app, name, "fresh@example.org").await;
         assert_eq!(error_code(&body), Some(code), "{name}: {body}");
     }
 }
@@ -486,7 +474,7 @@ async fn username_checks_are_rate_limited_in_their_own_bucket() {
         format!("Too many attempts. Please wait {seconds} seconds and try again.")
     );
     // Sign-up still has its attempts.
-    let body = crate::accounts::signup(&app, "free_name", "free@example.org").await;
+    let body = signup(&app, "free_name", "free@example.org").await;
     assert_eq!(body["data"]["signup"]["accepted"], true, "{body}");
 }
 
@@ -496,7 +484,7 @@ async fn staff_find_an_account_by_exact_username_or_email_and_it_is_audited() {
     let admin = admin_token(&app).await;
     let (support, _) = staff(&app, &admin, "desk_helper", "SUPPORT").await;
     let person = signed_in(&app, "Wang_Wu", "wang.wu@example.org").await;
-    let person_id = crate::roles::my_id(&app, &person).await;
+    let person_id = my_id(&app, &person).await;
 
     for (token, login) in [
         (&support, "wangwu"),

@@ -5,10 +5,9 @@
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
-use crate::{
-    accounts::{PASSWORD, signed_in},
-    helpers::{TestApp, admin_token, error_code, link_token, spawn_app},
-    roles::{my_id, staff},
+use crate::helpers::{
+    PASSWORD, TestApp, admin_token, audit_entries, consented_minor, error_code, login, my_id,
+    sign_in, signed_in, spawn_app, staff,
 };
 
 const FLAG: &str = "mutation($a: ID!, $r: String) { flagMinorWithoutGuardianConsent(accountId: $a, reason: $r) { id status purgeAfter } }";
@@ -18,33 +17,16 @@ const FLAG_BARE: &str =
 const LIFT: &str =
     "mutation($a: ID!, $r: String!) { liftMinorFlag(accountId: $a, reason: $r) { id status } }";
 
-async fn login(app: &TestApp, name: &str) -> Value {
-    app.gql(
-        "mutation($l: String!, $p: String!) { login(input: { login: $l, password: $p }) { token } }",
-        json!({ "l": name, "p": PASSWORD }),
-    )
-    .await
-}
-
 fn field(body: &Value) -> Option<&str> {
     body["errors"][0]["extensions"]["field"].as_str()
 }
 
 /// Audit entries of `action`, newest first, as the admin reads them.
-async fn audit_entries(app: &TestApp, admin: &str, action: &str) -> Vec<Value> {
-    let body = app
-        .gql_with_token(
-            Some(admin),
-            "{ auditLog(first: 200) { nodes { actorId action subjectId detail } } }",
-            json!({}),
-        )
-        .await;
-    body["data"]["auditLog"]["nodes"]
-        .as_array()
-        .unwrap_or_else(|| panic!("{body}"))
-        .iter()
+async fn audit_of(app: &TestApp, admin: &str, action: &str) -> Vec<Value> {
+    audit_entries(app, admin)
+        .await
+        .into_iter()
         .filter(|entry| entry["action"] == action)
-        .cloned()
         .collect()
 }
 
@@ -80,7 +62,7 @@ async fn staff_accounts_are_never_flagged_and_a_reason_is_required() {
         .gql_with_token(Some(&admin), "{ me { role } }", json!({}))
         .await;
     assert_eq!(body["data"]["me"]["role"], "ADMIN", "{body}");
-    assert!(login(&app, "agent_two").await["data"]["login"]["token"].is_string());
+    assert!(sign_in(&app, "agent_two", PASSWORD).await["data"]["login"]["token"].is_string());
 
     // No reason, a blank one, or one too long: refused, nothing changes.
     let body = app
@@ -98,7 +80,7 @@ async fn staff_accounts_are_never_flagged_and_a_reason_is_required() {
         .gql_with_token(Some(&person), "{ me { id } }", json!({}))
         .await;
     assert_eq!(body["data"]["me"]["id"], person_id.as_str(), "{body}");
-    assert!(audit_entries(&app, &admin, "minor.flag").await.is_empty());
+    assert!(audit_of(&app, &admin, "minor.flag").await.is_empty());
 }
 
 #[tokio::test]
@@ -109,10 +91,7 @@ async fn a_flag_stops_processing_at_once_and_erases_only_after_the_window() {
     // Declared an adult: still flaggable.
     let person = signed_in(&app, "young_looking", "young.looking@example.org").await;
     let person_id = my_id(&app, &person).await;
-    let second = login(&app, "young_looking").await["data"]["login"]["token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let second = login(&app, "young_looking", PASSWORD).await;
     // Cached on this instance before the flag.
     let body = app
         .gql_with_token(Some(&second), "{ me { id } }", json!({}))
@@ -144,7 +123,7 @@ async fn a_flag_stops_processing_at_once_and_erases_only_after_the_window() {
         assert!(body["data"]["me"].is_null(), "signed out: {body}");
     }
     assert_eq!(
-        error_code(&login(&app, "young_looking").await),
+        error_code(&sign_in(&app, "young_looking", PASSWORD).await),
         Some("ACCOUNT_DELETION_SCHEDULED")
     );
 
@@ -159,7 +138,7 @@ async fn a_flag_stops_processing_at_once_and_erases_only_after_the_window() {
 
     // Audited with the staff member and the subject; the reason is a
     // note beside the chain (its hash chained), not chained text.
-    let entries = audit_entries(&app, &admin, "minor.flag").await;
+    let entries = audit_of(&app, &admin, "minor.flag").await;
     assert_eq!(entries.len(), 1);
     assert_eq!(entries[0]["actorId"], support_id.as_str());
     assert_eq!(entries[0]["subjectId"], person_id.as_str());
@@ -179,37 +158,9 @@ async fn a_flag_stops_processing_at_once_and_erases_only_after_the_window() {
     app.clock.set(purge_after + chrono::Duration::seconds(1));
     assert_eq!(purge().await.unwrap().accounts, 1);
     assert_eq!(
-        error_code(&login(&app, "young_looking").await),
+        error_code(&sign_in(&app, "young_looking", PASSWORD).await),
         Some("INVALID_CREDENTIALS")
     );
-}
-
-/// Signs a minor up with a guardian who consents; returns the minor's
-/// session token.
-async fn consented_minor(app: &TestApp, name: &str, guardian: &str) -> String {
-    let version =
-        app.gql("{ policy { version } }", json!({})).await["data"]["policy"]["version"].clone();
-    let email = format!("{name}@example.org");
-    let body = app
-        .gql(
-            "mutation($i: SignupInput!) { signup(input: $i) { accepted } }",
-            json!({ "i": { "username": name, "email": email, "password": PASSWORD, "acceptPolicyVersion": version, "age": "MINOR", "guardianEmail": guardian } }),
-        )
-        .await;
-    assert_eq!(body["data"]["signup"]["accepted"], true, "{body}");
-    app.deliver_mail().await;
-    let token = link_token(&app.last_mail_to(guardian).unwrap(), "/guardian-consent").unwrap();
-    let body = app
-        .gql(
-            "mutation($t: String!) { confirmGuardianConsent(token: $t, granted: true) }",
-            json!({ "t": token }),
-        )
-        .await;
-    assert_eq!(body["data"]["confirmGuardianConsent"], true, "{body}");
-    login(app, name).await["data"]["login"]["token"]
-        .as_str()
-        .unwrap()
-        .to_owned()
 }
 
 #[tokio::test]
@@ -268,9 +219,9 @@ async fn an_admin_lifts_a_mistaken_flag_and_support_cannot() {
     );
     assert_eq!(body["data"]["liftMinorFlag"]["id"], request_id);
     // Processing resumes: the minor signs in again.
-    let again = login(&app, "teen_person").await;
+    let again = sign_in(&app, "teen_person", PASSWORD).await;
     assert!(again["data"]["login"]["token"].is_string(), "{again}");
-    let entries = audit_entries(&app, &admin, "minor.lift").await;
+    let entries = audit_of(&app, &admin, "minor.lift").await;
     assert_eq!(entries.len(), 1);
     assert_eq!(entries[0]["actorId"], admin_id.as_str());
     assert_eq!(entries[0]["subjectId"], minor_id.as_str());
@@ -297,5 +248,5 @@ async fn an_admin_lifts_a_mistaken_flag_and_support_cannot() {
     app.clock.advance(chrono::Duration::days(10));
     let report = custos::erasure::purge::run_once(&app.state).await.unwrap();
     assert_eq!(report.accounts, 0);
-    assert!(login(&app, "teen_person").await["data"]["login"]["token"].is_string());
+    assert!(sign_in(&app, "teen_person", PASSWORD).await["data"]["login"]["token"].is_string());
 }

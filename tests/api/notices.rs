@@ -14,12 +14,9 @@ use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, PaginatorTrait, QueryF
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::{
-    accounts::signed_in,
-    helpers::{
-        TestApp, admin_token, error_code, link_token, new_account_key, spawn_app, spawn_app_with,
-    },
-    roles::my_id,
+use crate::helpers::{
+    TestApp, admin_token, error_code, my_id, new_account_key, signed_in, signed_in_in_english,
+    spawn_app, spawn_app_with,
 };
 
 const REPORT: &str = "mutation($input: SecurityIncidentInput!) {
@@ -77,52 +74,6 @@ async fn incident_mails_queued(app: &TestApp) -> u64 {
         .count(app.state.db())
         .await
         .unwrap()
-}
-
-/// Signs up with `Accept-Language: en`, verifies the address and signs in.
-pub async fn signed_in_in_english(app: &TestApp, username: &str, email: &str) -> String {
-    let version = app.gql("{ policy { version } }", json!({})).await["data"]["policy"]["version"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let body: Value = app
-        .client
-        .post(format!("{}/graphql", app.address))
-        .header("Accept-Language", "en-GB,en;q=0.9")
-        .json(&json!({
-            "query": "mutation($input: SignupInput!) { signup(input: $input) { accepted } }",
-            "variables": { "input": {
-                "username": username,
-                "email": email,
-                "password": "a fine long passphrase",
-                "acceptPolicyVersion": version,
-                "age": "ADULT",
-            } },
-        }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(body["data"]["signup"]["accepted"], true, "{body}");
-    app.deliver_mail().await;
-    let token = link_token(&app.last_mail_to(email).unwrap(), "/verify-email").unwrap();
-    let body = app
-        .gql(
-            "mutation($t: String!) { verifyEmail(token: $t) }",
-            json!({ "t": token }),
-        )
-        .await;
-    assert_eq!(body["data"]["verifyEmail"], true, "{body}");
-    let body = app
-        .gql(
-            "mutation($l: String!) { login(input: { login: $l, password: \"a fine long passphrase\" }) { token account { language } } }",
-            json!({ "l": username }),
-        )
-        .await;
-    assert_eq!(body["data"]["login"]["account"]["language"], "en", "{body}");
-    body["data"]["login"]["token"].as_str().unwrap().to_owned()
 }
 
 /// Writes `n` ACTIVE accounts straight into the database (encrypted like

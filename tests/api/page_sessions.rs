@@ -4,14 +4,10 @@
 
 use serde_json::{Value, json};
 
-use crate::{
-    accounts::{PASSWORD, signed_in, signup},
-    helpers::{TestApp, error_code, link_token, spawn_app},
+use crate::helpers::{
+    PASSWORD, SIGN_IN, TestApp, VERIFY_EMAIL, error_code, last_link, signed_in, signup, spawn_app,
+    verify_email,
 };
-
-const LOGIN: &str =
-    "mutation($l: String!, $p: String!) { login(input: { login: $l, password: $p }) { token } }";
-const VERIFY: &str = "mutation($t: String!) { verifyEmail(token: $t) }";
 
 /// A request as a browser sends it: with a cookie and/or a bearer token.
 /// Returns the `Set-Cookie` headers of the answer and its body.
@@ -55,7 +51,14 @@ fn attributes(set_cookie: &str) -> Vec<String> {
 
 /// Signs in as a browser does; the session token and its `Set-Cookie`.
 async fn browser_login(app: &TestApp, login: &str) -> (String, String) {
-    let (cookies, body) = send(app, None, None, LOGIN, json!({ "l": login, "p": PASSWORD })).await;
+    let (cookies, body) = send(
+        app,
+        None,
+        None,
+        SIGN_IN,
+        json!({ "l": login, "p": PASSWORD }),
+    )
+    .await;
     let token = body["data"]["login"]["token"]
         .as_str()
         .unwrap_or_else(|| panic!("{body}"))
@@ -114,7 +117,7 @@ async fn an_ended_session_is_cleared_and_said_to_have_expired() {
         &app,
         Some(&token),
         None,
-        LOGIN,
+        SIGN_IN,
         json!({ "l": "page_li", "p": PASSWORD }),
     )
     .await;
@@ -127,7 +130,7 @@ async fn an_ended_session_is_cleared_and_said_to_have_expired() {
         &app,
         Some(&token),
         None,
-        LOGIN,
+        SIGN_IN,
         json!({ "l": "page_li", "p": "wrong password!" }),
     )
     .await;
@@ -197,16 +200,12 @@ async fn a_verification_link_used_twice_answers_true_twice_and_acts_once() {
     let body = signup(&app, "twice_li", "twice.li@example.org").await;
     assert_eq!(body["data"]["signup"]["accepted"], true, "{body}");
     app.deliver_mail().await;
-    let link = link_token(
-        &app.last_mail_to("twice.li@example.org").unwrap(),
-        "/verify-email",
-    )
-    .unwrap();
+    let link = last_link(&app, "twice.li@example.org", "/verify-email");
 
     // Twice at once, as React's StrictMode does: both true.
     let (first, second) = tokio::join!(
-        app.gql(VERIFY, json!({ "t": link })),
-        app.gql(VERIFY, json!({ "t": link }))
+        app.gql(VERIFY_EMAIL, json!({ "t": link })),
+        app.gql(VERIFY_EMAIL, json!({ "t": link }))
     );
     assert_eq!(first["data"]["verifyEmail"], true, "{first}");
     assert_eq!(second["data"]["verifyEmail"], true, "{second}");
@@ -225,16 +224,16 @@ async fn a_verification_link_used_twice_answers_true_twice_and_acts_once() {
     assert!(verified.email_verified);
     // Later, again: true, and nothing written.
     app.clock.advance(chrono::Duration::hours(23));
-    let body = app.gql(VERIFY, json!({ "t": link })).await;
+    let body = verify_email(&app, &link).await;
     assert_eq!(body["data"]["verifyEmail"], true, "{body}");
     assert_eq!(row(&app).await, verified);
     // Once the link has expired it is just invalid.
     app.clock.advance(chrono::Duration::hours(2));
-    let body = app.gql(VERIFY, json!({ "t": link })).await;
+    let body = verify_email(&app, &link).await;
     assert_eq!(error_code(&body), Some("INVALID_TOKEN"), "{body}");
     assert_eq!(row(&app).await, verified);
     // A link that never was: invalid.
-    let body = app.gql(VERIFY, json!({ "t": "never-issued" })).await;
+    let body = verify_email(&app, "never-issued").await;
     assert_eq!(error_code(&body), Some("INVALID_TOKEN"), "{body}");
 }
 
@@ -244,13 +243,9 @@ async fn only_the_link_that_verified_the_current_address_answers_again() {
     let body = signup(&app, "links_li", "links.li@example.org").await;
     assert_eq!(body["data"]["signup"]["accepted"], true, "{body}");
     app.deliver_mail().await;
-    let old_link = link_token(
-        &app.last_mail_to("links.li@example.org").unwrap(),
-        "/verify-email",
-    )
-    .unwrap();
+    let old_link = last_link(&app, "links.li@example.org", "/verify-email");
     let body = app
-        .gql(LOGIN, json!({ "l": "links_li", "p": PASSWORD }))
+        .gql(SIGN_IN, json!({ "l": "links_li", "p": PASSWORD }))
         .await;
     let token = body["data"]["login"]["token"].as_str().unwrap().to_owned();
 
@@ -264,18 +259,14 @@ async fn only_the_link_that_verified_the_current_address_answers_again() {
         .await;
     assert_eq!(body["data"]["resendVerificationEmail"], true, "{body}");
     app.deliver_mail().await;
-    let new_link = link_token(
-        &app.last_mail_to("links.li@example.org").unwrap(),
-        "/verify-email",
-    )
-    .unwrap();
+    let new_link = last_link(&app, "links.li@example.org", "/verify-email");
     assert_ne!(new_link, old_link);
-    let body = app.gql(VERIFY, json!({ "t": new_link })).await;
+    let body = verify_email(&app, &new_link).await;
     assert_eq!(body["data"]["verifyEmail"], true, "{body}");
     // The voided link did not verify anything: it stays invalid.
-    let body = app.gql(VERIFY, json!({ "t": old_link })).await;
+    let body = verify_email(&app, &old_link).await;
     assert_eq!(error_code(&body), Some("INVALID_TOKEN"), "{body}");
-    let body = app.gql(VERIFY, json!({ "t": new_link })).await;
+    let body = verify_email(&app, &new_link).await;
     assert_eq!(body["data"]["verifyEmail"], true, "{body}");
 
     // A new address proven by its own link: that link answers again, the
@@ -289,13 +280,9 @@ async fn only_the_link_that_verified_the_current_address_answers_again() {
         .await;
     assert_eq!(body["data"]["changeEmail"], true, "{body}");
     app.deliver_mail().await;
-    let change_link = link_token(
-        &app.last_mail_to("links.new@example.org").unwrap(),
-        "/verify-email",
-    )
-    .unwrap();
+    let change_link = last_link(&app, "links.new@example.org", "/verify-email");
     for _ in 0..2 {
-        let body = app.gql(VERIFY, json!({ "t": change_link })).await;
+        let body = verify_email(&app, &change_link).await;
         assert_eq!(body["data"]["verifyEmail"], true, "{body}");
     }
     let body = app
@@ -305,6 +292,6 @@ async fn only_the_link_that_verified_the_current_address_answers_again() {
         body["data"]["me"]["email"], "links.new@example.org",
         "{body}"
     );
-    let body = app.gql(VERIFY, json!({ "t": new_link })).await;
+    let body = verify_email(&app, &new_link).await;
     assert_eq!(error_code(&body), Some("INVALID_TOKEN"), "{body}");
 }

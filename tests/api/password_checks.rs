@@ -5,9 +5,8 @@ use std::net::IpAddr;
 
 use serde_json::{Value, json};
 
-use crate::{
-    accounts::{PASSWORD, login, signed_in},
-    helpers::{TestApp, error_code, spawn_app_with},
+use crate::helpers::{
+    PASSWORD, TestApp, error_code, login, reset, reset_token, signed_in, spawn_app_with,
 };
 
 const CHANGE_PASSWORD: &str =
@@ -90,8 +89,8 @@ async fn a_completed_reset_ends_the_password_check_wait() {
     }
     let body = change_password(&app, &token, PASSWORD).await;
     assert_eq!(error_code(&body), Some("RATE_LIMITED"), "{body}");
-    let link = crate::recovery::reset_token(&app, "waiter@example.org").await;
-    let body = crate::recovery::reset(&app, &link, "a passphrase from the link").await;
+    let link = reset_token(&app, "waiter@example.org").await;
+    let body = reset(&app, &link, "a passphrase from the link").await;
     assert_eq!(body["data"]["resetPassword"], true, "{body}");
     let token = login(&app, "reset_waiter", "a passphrase from the link").await;
     let body = change_password(&app, &token, "a passphrase from the link").await;

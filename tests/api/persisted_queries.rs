@@ -5,10 +5,7 @@
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::{
-    accounts::signed_in,
-    helpers::{TestApp, error_code, spawn_app},
-};
+use crate::helpers::{TestApp, error_code, signed_in, spawn_app};
 
 fn hash_of(query: &str) -> String {
     hex::encode(Sha256::digest(query.as_bytes()))

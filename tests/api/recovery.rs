@@ -8,44 +8,12 @@ use std::net::IpAddr;
 use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter, Set};
 use serde_json::{Value, json};
 
-use crate::{
-    accounts::signed_in,
-    helpers::{PUBLIC_URL, TestApp, error_code, link_token, spawn_app, spawn_app_with},
-    storage::assert_no_plaintext,
+use crate::helpers::{
+    NEW_PASSWORD, PASSWORD, PUBLIC_URL, REQUEST_RESET, RESET_PASSWORD, SIGN_IN, SIGNUP, TestApp,
+    adult, assert_no_plaintext, error_code, last_link, link_token, login, policy_version,
+    request_reset, reset, reset_token, sign_in, signed_in, signup_and_verify, spawn_app,
+    spawn_app_with, verify_email,
 };
-
-/// The password `signed_in` signs up with.
-const PASSWORD: &str = "a fine long passphrase";
-pub const NEW_PASSWORD: &str = "another quite long passphrase";
-
-const REQUEST: &str = "mutation($email: String!) { requestPasswordReset(email: $email) }";
-const RESET: &str = "mutation($token: String!, $password: String!) { resetPassword(token: $token, newPassword: $password) }";
-const LOGIN: &str = "mutation($login: String!, $password: String!) {
-  login(input: { login: $login, password: $password }) { token }
-}";
-
-async fn request_reset(app: &TestApp, email: &str) -> Value {
-    app.gql(REQUEST, json!({ "email": email })).await
-}
-
-pub async fn reset(app: &TestApp, token: &str, password: &str) -> Value {
-    app.gql(RESET, json!({ "token": token, "password": password }))
-        .await
-}
-
-async fn login(app: &TestApp, login: &str, password: &str) -> Value {
-    app.gql(LOGIN, json!({ "login": login, "password": password }))
-        .await
-}
-
-/// Requests a reset for `email`, delivers mail and returns the link's token.
-pub async fn reset_token(app: &TestApp, email: &str) -> String {
-    let body = request_reset(app, email).await;
-    assert_eq!(body["data"]["requestPasswordReset"], true, "{body}");
-    app.deliver_mail().await;
-    let mail = app.last_mail_to(email).expect("reset mail");
-    link_token(&mail, "/reset-password").expect("reset link")
-}
 
 fn reset_mails(app: &TestApp, email: &str) -> usize {
     app.mail_to(email)
@@ -64,10 +32,7 @@ fn retry_after(body: &Value) -> u64 {
 async fn reset_flow_end_to_end_ends_every_session() {
     let app = spawn_app().await;
     let first = signed_in(&app, "forgetful", "forgetful@example.org").await;
-    let second = login(&app, "forgetful", PASSWORD).await["data"]["login"]["token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let second = login(&app, "forgetful", PASSWORD).await;
 
     let body = request_reset(&app, "  Forgetful@Example.org ").await;
     assert_eq!(body, json!({ "data": { "requestPasswordReset": true } }));
@@ -107,9 +72,9 @@ async fn reset_flow_end_to_end_ends_every_session() {
     assert_eq!(notice.subject(), "你的密码已修改");
     assert!(notice.decoded_text().contains("forgetful"));
 
-    let body = login(&app, "forgetful", PASSWORD).await;
+    let body = sign_in(&app, "forgetful", PASSWORD).await;
     assert_eq!(error_code(&body), Some("INVALID_CREDENTIALS"));
-    let body = login(&app, "forgetful@example.org", NEW_PASSWORD).await;
+    let body = sign_in(&app, "forgetful@example.org", NEW_PASSWORD).await;
     assert!(body["data"]["login"]["token"].is_string(), "{body}");
 
     // Single use.
@@ -126,7 +91,7 @@ async fn links_are_built_from_the_public_url_not_the_host_header() {
         .post(format!("{}/graphql", app.address))
         .header("host", "evil.example")
         .header("x-forwarded-host", "evil.example")
-        .json(&json!({ "query": REQUEST, "variables": { "email": "hosted@example.org" } }))
+        .json(&json!({ "query": REQUEST_RESET, "variables": { "email": "hosted@example.org" } }))
         .send()
         .await
         .unwrap();
@@ -210,7 +175,7 @@ async fn raw_request(app: &TestApp, email: &str) -> (Vec<u8>, std::time::Duratio
     let response = app
         .client
         .post(format!("{}/graphql", app.address))
-        .json(&json!({ "query": REQUEST, "variables": { "email": email } }))
+        .json(&json!({ "query": REQUEST_RESET, "variables": { "email": email } }))
         .send()
         .await
         .unwrap();
@@ -272,11 +237,7 @@ async fn at_most_three_reset_mails_an_hour_reach_one_account() {
 
     // The newest link that was sent still works: the capped requests did
     // not void it.
-    let token = link_token(
-        &app.last_mail_to("target@example.org").unwrap(),
-        "/reset-password",
-    )
-    .unwrap();
+    let token = last_link(&app, "target@example.org", "/reset-password");
     let body = reset(&app, &token, NEW_PASSWORD).await;
     assert_eq!(body["data"]["resetPassword"], true, "{body}");
 
@@ -325,32 +286,24 @@ async fn a_reset_kills_a_pending_email_change_and_an_email_change_kills_reset_li
     let body = app
         .gql_with_token(
             Some(&session),
-            "mutation { changeEmail(newEmail: \"thief@example.org\", password: \"a fine long passphrase\") }",
-            json!({}),
+            "mutation($p: String!) { changeEmail(newEmail: \"thief@example.org\", password: $p) }",
+            json!({ "p": PASSWORD }),
         )
         .await;
     assert_eq!(body["data"]["changeEmail"], true, "{body}");
     app.deliver_mail().await;
-    let change = link_token(
-        &app.last_mail_to("thief@example.org").unwrap(),
-        "/verify-email",
-    )
-    .unwrap();
+    let change = last_link(&app, "thief@example.org", "/verify-email");
     // The owner resets the password: the move is off.
     let token = reset_token(&app, "owner@example.org").await;
     let body = reset(&app, &token, NEW_PASSWORD).await;
     assert_eq!(body["data"]["resetPassword"], true, "{body}");
-    let verify = "mutation($t: String!) { verifyEmail(token: $t) }";
-    let body = app.gql(verify, json!({ "t": change })).await;
+    let body = verify_email(&app, &change).await;
     assert_eq!(error_code(&body), Some("INVALID_TOKEN"));
 
     // The other way round: a reset link sent to the old address dies when
     // the address changes.
     let stale = reset_token(&app, "owner@example.org").await;
-    let session = login(&app, "hijacked", NEW_PASSWORD).await["data"]["login"]["token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let session = login(&app, "hijacked", NEW_PASSWORD).await;
     let body = app
         .gql_with_token(
             Some(&session),
@@ -360,12 +313,8 @@ async fn a_reset_kills_a_pending_email_change_and_an_email_change_kills_reset_li
         .await;
     assert_eq!(body["data"]["changeEmail"], true, "{body}");
     app.deliver_mail().await;
-    let moved = link_token(
-        &app.last_mail_to("moved@example.org").unwrap(),
-        "/verify-email",
-    )
-    .unwrap();
-    let body = app.gql(verify, json!({ "t": moved })).await;
+    let moved = last_link(&app, "moved@example.org", "/verify-email");
+    let body = verify_email(&app, &moved).await;
     assert_eq!(body["data"]["verifyEmail"], true, "{body}");
     let body = reset(&app, &stale, "a third long passphrase").await;
     assert_eq!(error_code(&body), Some("INVALID_TOKEN"));
@@ -414,8 +363,8 @@ async fn two_hundred_guesses_from_many_addresses_end_in_rate_limited_for_that_ac
         last = gql_from(
             &app,
             &client,
-            LOGIN,
-            json!({ "login": name, "password": format!("guess number {i}") }),
+            SIGN_IN,
+            json!({ "l": name, "p": format!("guess number {i}") }),
         )
         .await;
         match error_code(&last) {
@@ -429,12 +378,12 @@ async fn two_hundred_guesses_from_many_addresses_end_in_rate_limited_for_that_ac
     assert!((1..=900).contains(&retry_after(&last)), "{last}");
 
     // The other account is untouched.
-    let body = login(&app, "bystander", PASSWORD).await;
+    let body = sign_in(&app, "bystander", PASSWORD).await;
     assert!(body["data"]["login"]["token"].is_string(), "{body}");
 
     // The guesses all came from one /24 (127.0.1.0/24): the owner, from
     // another network (127.0.0.1), is not held up at all.
-    let body = login(&app, "guessed_at", PASSWORD).await;
+    let body = sign_in(&app, "guessed_at", PASSWORD).await;
     assert!(body["data"]["login"]["token"].is_string(), "{body}");
     // From the guessers' network the right password waits like a guess:
     // delayed, not shut out; after the wait it works, and that network's
@@ -444,8 +393,8 @@ async fn two_hundred_guesses_from_many_addresses_end_in_rate_limited_for_that_ac
         gql_from(
             &app,
             &guessers,
-            LOGIN,
-            json!({ "login": name, "password": password }),
+            SIGN_IN,
+            json!({ "l": name, "p": password }),
         )
     };
     let body = owner_there(PASSWORD, "guessed_at").await;
@@ -470,7 +419,7 @@ async fn login_via(app: &TestApp, forwarded: &str, name: &str, password: &str) -
     app.client
         .post(format!("{}/graphql", app.address))
         .header("x-forwarded-for", forwarded)
-        .json(&json!({ "query": LOGIN, "variables": { "login": name, "password": password } }))
+        .json(&json!({ "query": SIGN_IN, "variables": { "l": name, "p": password } }))
         .send()
         .await
         .unwrap()
@@ -529,8 +478,8 @@ async fn parallel_guesses_cannot_slip_past_the_count() {
         tasks.push(tokio::spawn(async move {
             let response = client
                 .post(url)
-                .json(&json!({ "query": LOGIN, "variables": {
-                    "login": "raced_at", "password": format!("parallel guess {i}") } }))
+                .json(&json!({ "query": SIGN_IN, "variables": {
+                    "l": "raced_at", "p": format!("parallel guess {i}") } }))
                 .send()
                 .await
                 .unwrap();
@@ -556,7 +505,7 @@ async fn the_back_off_doubles_and_stops_at_fifteen_minutes() {
     // All from 127.0.0.1: the per-client limit must not be what answers.
     let app = spawn_app_with(|s| s.rate_limit_per_minute = 1000).await;
     signed_in(&app, "patient_person", "patient@example.org").await;
-    let wrong = || login(&app, "patient@example.org", "not the password");
+    let wrong = || sign_in(&app, "patient@example.org", "not the password");
     for attempt in 1..=5 {
         let body = wrong().await;
         assert_eq!(error_code(&body), Some("INVALID_CREDENTIALS"), "{attempt}");
@@ -574,11 +523,11 @@ async fn the_back_off_doubles_and_stops_at_fifteen_minutes() {
     }
     assert_eq!(waits, vec![1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 900, 900]);
     // The owner is delayed by the cap at most, then gets in.
-    let body = login(&app, "patient@example.org", PASSWORD).await;
+    let body = sign_in(&app, "patient@example.org", PASSWORD).await;
     assert_eq!(error_code(&body), Some("RATE_LIMITED"));
     assert_eq!(retry_after(&body), 900, "{body}");
     app.clock.advance(chrono::Duration::seconds(900));
-    let body = login(&app, "patient@example.org", PASSWORD).await;
+    let body = sign_in(&app, "patient@example.org", PASSWORD).await;
     assert!(body["data"]["login"]["token"].is_string(), "{body}");
 }
 
@@ -590,8 +539,8 @@ async fn unknown_names_are_throttled_exactly_like_known_ones() {
     let mut known = Vec::new();
     let mut unknown = Vec::new();
     for _ in 0..7 {
-        known.push(login(&app, "real@example.org", "wrong guess here").await);
-        unknown.push(login(&app, "ghost@example.org", "wrong guess here").await);
+        known.push(sign_in(&app, "real@example.org", "wrong guess here").await);
+        unknown.push(sign_in(&app, "ghost@example.org", "wrong guess here").await);
     }
     assert_eq!(
         known, unknown,
@@ -601,7 +550,7 @@ async fn unknown_names_are_throttled_exactly_like_known_ones() {
     assert_eq!(error_code(&known[5]), Some("RATE_LIMITED"));
     // Names that cannot be accounts at all are counted too.
     for i in 0..6 {
-        let body = login(&app, "not a name!", "wrong guess here").await;
+        let body = sign_in(&app, "not a name!", "wrong guess here").await;
         let expected = if i < 5 {
             "INVALID_CREDENTIALS"
         } else {
@@ -617,14 +566,14 @@ async fn a_completed_reset_clears_the_sign_in_throttle() {
     let app = spawn_app_with(|s| s.rate_limit_per_minute = 1000).await;
     signed_in(&app, "locked_out", "locked@example.org").await;
     for _ in 0..5 {
-        login(&app, "locked_out", "wrong guess here").await;
+        sign_in(&app, "locked_out", "wrong guess here").await;
     }
-    let body = login(&app, "locked_out", PASSWORD).await;
+    let body = sign_in(&app, "locked_out", PASSWORD).await;
     assert_eq!(error_code(&body), Some("RATE_LIMITED"));
     let token = reset_token(&app, "locked@example.org").await;
     let body = reset(&app, &token, NEW_PASSWORD).await;
     assert_eq!(body["data"]["resetPassword"], true, "{body}");
-    let body = login(&app, "locked_out", NEW_PASSWORD).await;
+    let body = sign_in(&app, "locked_out", NEW_PASSWORD).await;
     assert!(body["data"]["login"]["token"].is_string(), "{body}");
 }
 
@@ -655,46 +604,32 @@ async fn an_alias_flood_counts_every_alias() {
         }
     }
     // The flood used up this client's logins: a fresh request is refused too.
-    let body = login(&app, "someone", "whatever it is").await;
+    let body = sign_in(&app, "someone", "whatever it is").await;
     assert_eq!(error_code(&body), Some("RATE_LIMITED"));
 }
 
 #[tokio::test]
 async fn every_limited_action_answers_rate_limited_past_its_limit() {
     let app = spawn_app_with(|s| s.rate_limit_per_minute = 1).await;
-    let version = app.gql("{ policy { version } }", json!({})).await["data"]["policy"]["version"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let signup = "mutation($input: SignupInput!) { signup(input: $input) { accepted } }";
-    let input = |name: &str| {
-        json!({ "input": {
-            "username": name, "email": format!("{name}@example.org"), "password": PASSWORD,
-            "acceptPolicyVersion": version, "age": "ADULT",
-        }})
-    };
-    let first = app.gql(signup, input("first_comer")).await;
+    let version = policy_version(&app).await;
+    let input =
+        |name: &str| json!({ "input": adult(&version, name, &format!("{name}@example.org")) });
+    let first = app.gql(SIGNUP, input("first_comer")).await;
     assert_eq!(first["data"]["signup"]["accepted"], true, "{first}");
     let cases = [
-        (signup, input("second_comer")),
-        (REQUEST, json!({ "email": "first_comer@example.org" })),
-        (REQUEST, json!({ "email": "first_comer@example.org" })),
+        (SIGNUP, input("second_comer")),
+        (REQUEST_RESET, json!({ "email": "first_comer@example.org" })),
+        (REQUEST_RESET, json!({ "email": "first_comer@example.org" })),
         (
-            RESET,
+            RESET_PASSWORD,
             json!({ "token": "whatever", "password": NEW_PASSWORD }),
         ),
         (
-            RESET,
+            RESET_PASSWORD,
             json!({ "token": "whatever", "password": NEW_PASSWORD }),
         ),
-        (
-            LOGIN,
-            json!({ "login": "first_comer", "password": PASSWORD }),
-        ),
-        (
-            LOGIN,
-            json!({ "login": "first_comer", "password": PASSWORD }),
-        ),
+        (SIGN_IN, json!({ "l": "first_comer", "p": PASSWORD })),
+        (SIGN_IN, json!({ "l": "first_comer", "p": PASSWORD })),
     ];
     let mut codes = Vec::new();
     for (query, variables) in cases {
@@ -757,33 +692,6 @@ async fn forwarded_for_counts_only_through_trusted_proxies() {
     );
 }
 
-/// Signs up and verifies an account without signing in.
-async fn signup_and_verify(app: &TestApp, username: &str, email: &str) {
-    let version = app.gql("{ policy { version } }", json!({})).await["data"]["policy"]["version"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let body = app
-        .gql(
-            "mutation($input: SignupInput!) { signup(input: $input) { accepted } }",
-            json!({ "input": {
-                "username": username, "email": email, "password": PASSWORD,
-                "acceptPolicyVersion": version, "age": "ADULT",
-            }}),
-        )
-        .await;
-    assert_eq!(body["data"]["signup"]["accepted"], true, "{body}");
-    app.deliver_mail().await;
-    let token = link_token(&app.last_mail_to(email).unwrap(), "/verify-email").unwrap();
-    let body = app
-        .gql(
-            "mutation($t: String!) { verifyEmail(token: $t) }",
-            json!({ "t": token }),
-        )
-        .await;
-    assert_eq!(body["data"]["verifyEmail"], true, "{body}");
-}
-
 #[tokio::test]
 async fn a_sign_in_from_a_new_browser_is_told_when_asked_for() {
     const NOTICE: &str = "你的账号在新的设备或浏览器上登录";
@@ -792,7 +700,7 @@ async fn a_sign_in_from_a_new_browser_is_told_when_asked_for() {
             .client
             .post(format!("{}/graphql", app.address))
             .header("user-agent", agent)
-            .json(&json!({ "query": LOGIN, "variables": { "login": "traveller", "password": PASSWORD } }));
+            .json(&json!({ "query": SIGN_IN, "variables": { "l": "traveller", "p": PASSWORD } }));
         async move {
             let body: Value = request.send().await.unwrap().json().await.unwrap();
             assert!(body["data"]["login"]["token"].is_string(), "{body}");
@@ -841,9 +749,9 @@ async fn spent_throttle_rows_are_pruned() {
     use sea_orm::PaginatorTrait;
     let app = spawn_app().await;
     for _ in 0..6 {
-        login(&app, "someone@example.org", "wrong guess here").await;
+        sign_in(&app, "someone@example.org", "wrong guess here").await;
     }
-    login(&app, "somebody_else", "wrong guess here").await;
+    sign_in(&app, "somebody_else", "wrong guess here").await;
     let rows = || entity::login_throttle::Entity::find().count(app.state.db());
     // Per name, and per name and network.
     assert_eq!(rows().await.unwrap(), 4);
@@ -862,6 +770,6 @@ async fn spent_throttle_rows_are_pruned() {
     assert_eq!(pruned, 4);
     assert_eq!(rows().await.unwrap(), 0);
     // A fresh start for the name.
-    let body = login(&app, "someone@example.org", "wrong guess here").await;
+    let body = sign_in(&app, "someone@example.org", "wrong guess here").await;
     assert_eq!(error_code(&body), Some("INVALID_CREDENTIALS"));
 }

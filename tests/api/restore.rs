@@ -11,20 +11,16 @@ use std::{
 };
 
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, Statement};
-use serde_json::{Value, json};
+use serde_json::json;
 use uuid::Uuid;
 
-use crate::{
-    accounts::{login, signed_in},
-    erasure::due_for_purge,
-    helpers::{TestApp, TestDatabase, admin_token, error_code, link_token, spawn_app_with},
+use crate::helpers::{
+    PASSWORD, TestApp, TestDatabase, admin_token, due_for_purge, error_code, link_token, login,
+    my_id, sign_in, signed_in, spawn_app_with,
 };
 
-const PASSWORD: &str = "a fine long passphrase";
 const ALICE: (&str, &str) = ("alice_restored", "alice.restored@example.org");
 const BOB: (&str, &str) = ("bob_kept", "bob.kept@example.org");
-const LOGIN: &str =
-    "mutation($l: String!, $p: String!) { login(input: { login: $l, password: $p }) { token } }";
 
 /// Everything the server logs while the guard lives, as text.
 #[derive(Clone, Default)]
@@ -162,13 +158,8 @@ async fn person_with_data(app: &TestApp, (username, email): (&str, &str)) -> (St
         .await;
     assert!(body["data"]["createTicket"]["id"].is_string(), "{body}");
     app.deliver_mail().await;
-    let me = app
-        .gql_with_token(Some(&token), "{ me { id } }", json!({}))
-        .await;
-    (
-        token,
-        me["data"]["me"]["id"].as_str().unwrap().parse().unwrap(),
-    )
+    let id = my_id(app, &token).await.parse().unwrap();
+    (token, id)
 }
 
 /// Rows the account still has, per table that holds them.
@@ -223,10 +214,6 @@ async fn rows_of(app: &TestApp, account: Uuid) -> Vec<(&'static str, u64)> {
     held.push(("account_keys", keys.unwrap()));
     held.retain(|(_, count)| *count > 0);
     held
-}
-
-async fn sign_in(app: &TestApp, name: &str) -> Value {
-    app.gql(LOGIN, json!({ "l": name, "p": PASSWORD })).await
 }
 
 /// The value of an unlabelled metric.
@@ -336,11 +323,11 @@ async fn drill(beside: Beside) {
     // Before anything was served, the journal had her erased again.
     assert_eq!(rows_of(&app, alice).await, vec![]);
     assert_eq!(
-        error_code(&sign_in(&app, ALICE.0).await),
+        error_code(&sign_in(&app, ALICE.0, PASSWORD).await),
         Some("INVALID_CREDENTIALS")
     );
     assert_eq!(
-        error_code(&sign_in(&app, ALICE.1).await),
+        error_code(&sign_in(&app, ALICE.1, PASSWORD).await),
         Some("INVALID_CREDENTIALS")
     );
     let me = app
@@ -445,7 +432,7 @@ async fn a_tick_erases_again_an_account_the_journal_names_and_nothing_else() {
     app.deliver_mail().await;
     assert_eq!(app.smtp.messages().len(), mails_before, "no mail at all");
     assert_eq!(
-        error_code(&sign_in(&app, ALICE.0).await),
+        error_code(&sign_in(&app, ALICE.0, PASSWORD).await),
         Some("INVALID_CREDENTIALS")
     );
     login(&app, BOB.0, PASSWORD).await;
@@ -515,7 +502,10 @@ async fn an_account_whose_key_is_gone_is_absent_on_every_path_and_never_internal
     let (_, bob) = person_with_data(&app, BOB).await;
     let queue = "{ supportQueue { edges { node { id } } } }";
     let before = app.gql_with_token(Some(&admin), queue, json!({})).await;
-    assert_eq!(crate::paging::nodes(&before, "supportQueue").len(), 2);
+    assert_eq!(
+        crate::helpers::paging::nodes(&before, "supportQueue").len(),
+        2
+    );
     // Links mailed to her before the loss: reset, deletion (confirm and
     // cancel, of two requests) and an email change.
     let links = links_mailed_to_alice(&app, &alice_token).await;
@@ -537,7 +527,7 @@ async fn an_account_whose_key_is_gone_is_absent_on_every_path_and_never_internal
     // Sign-in by either name, with the right password.
     for name in [ALICE.0, ALICE.1] {
         assert_eq!(
-            error_code(&sign_in(&app, name).await),
+            error_code(&sign_in(&app, name, PASSWORD).await),
             Some("INVALID_CREDENTIALS")
         );
     }
@@ -602,7 +592,7 @@ async fn an_account_whose_key_is_gone_is_absent_on_every_path_and_never_internal
     // Staff queues skip her ticket; an admin cannot give her a role.
     let shown = app.gql_with_token(Some(&admin), queue, json!({})).await;
     assert_eq!(
-        crate::paging::nodes(&shown, "supportQueue").len(),
+        crate::helpers::paging::nodes(&shown, "supportQueue").len(),
         1,
         "{shown}"
     );

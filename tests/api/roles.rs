@@ -6,50 +6,13 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{Value, json};
 
-use crate::{
-    accounts::signed_in,
-    helpers::{TestApp, admin_token, error_code, spawn_app},
+use crate::helpers::{
+    TestApp, admin_token, audit_entries, error_code, my_id, signed_in, spawn_app, staff,
 };
 
 const SET_ROLE: &str = "mutation($id: ID!, $role: Role!) {
   setRole(accountId: $id, role: $role) { id username email role }
 }";
-
-/// The signed-in caller's account id.
-pub async fn my_id(app: &TestApp, token: &str) -> String {
-    let body = app
-        .gql_with_token(Some(token), "{ me { id } }", json!({}))
-        .await;
-    body["data"]["me"]["id"]
-        .as_str()
-        .unwrap_or_else(|| panic!("no account: {body}"))
-        .to_owned()
-}
-
-/// A signed-in account given `role` by an admin; returns (token, id).
-pub async fn staff(app: &TestApp, admin: &str, name: &str, role: &str) -> (String, String) {
-    let token = signed_in(app, name, &format!("{name}@example.org")).await;
-    let id = my_id(app, &token).await;
-    let body = app
-        .gql_with_token(Some(admin), SET_ROLE, json!({ "id": id, "role": role }))
-        .await;
-    assert_eq!(body["data"]["setRole"]["role"], role, "{body}");
-    (token, id)
-}
-
-async fn audit_entries(app: &TestApp, admin: &str) -> Vec<Value> {
-    let body = app
-        .gql_with_token(
-            Some(admin),
-            "{ auditLog(first: 200) { nodes { id actorId action subjectId detail } } }",
-            json!({}),
-        )
-        .await;
-    body["data"]["auditLog"]["nodes"]
-        .as_array()
-        .unwrap_or_else(|| panic!("{body}"))
-        .clone()
-}
 
 #[tokio::test]
 async fn an_admin_sets_roles_and_every_change_is_audited() {

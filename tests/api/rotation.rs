@@ -11,9 +11,8 @@ use sea_orm::EntityTrait;
 use secrecy::ExposeSecret;
 use serde_json::json;
 
-use crate::{
-    accounts::signed_in,
-    helpers::{error_code, link_token, spawn_app},
+use crate::helpers::{
+    PASSWORD, error_code, link_token, login, signed_in, signup, spawn_app, verify_email,
 };
 
 async fn state_with_keys(app: &crate::helpers::TestApp, keys: &str) -> AppState {
@@ -241,7 +240,6 @@ async fn assert_every_index_under(state: &AppState, key: &BlindIndex) -> [usize;
 
 #[tokio::test]
 async fn blind_indexes_move_to_the_new_key_and_lookups_work_throughout() {
-    use crate::accounts::{PASSWORD, login, signup};
     use sea_orm::PaginatorTrait;
 
     // Under key A: two accounts, a guest ticket, a pending email change
@@ -397,12 +395,7 @@ async fn blind_indexes_move_to_the_new_key_and_lookups_work_throughout() {
         .last_mail_to("Bob.Moved@Example.org")
         .and_then(|mail| link_token(&mail, "/verify-email"))
         .expect("email change link sent under A");
-    let body = app
-        .gql(
-            "mutation($t: String!) { verifyEmail(token: $t) }",
-            json!({ "t": link }),
-        )
-        .await;
+    let body = verify_email(&app, &link).await;
     assert_eq!(body["data"]["verifyEmail"], true, "{body}");
     login(&app, "bob.moved@example.org", PASSWORD).await;
     assert_every_index_under(&app.state, &key_b_index).await;

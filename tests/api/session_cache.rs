@@ -9,52 +9,11 @@ use std::time::Duration;
 use sea_orm::{ConnectionTrait, EntityTrait};
 use serde_json::json;
 
-use crate::{
-    accounts::{PASSWORD, login, signed_in, signup},
-    helpers::{TestApp, admin_token, error_code, spawn_app},
-    recovery::{NEW_PASSWORD, reset, reset_token},
-    roles::{my_id, staff},
+use crate::helpers::{
+    NEW_PASSWORD, PASSWORD, TestApp, admin_token, becomes_anonymous, due_for_purge, error_code,
+    login, my_id, reset, reset_token, session_cache_ready, signed_in, signup, signup_minor,
+    spawn_app, staff, username, warm,
 };
-
-const ME: &str = "{ me { id username } }";
-
-/// Waits until the instance may answer from memory (on PostgreSQL, once
-/// its change listener is connected).
-async fn cache_ready(app: &TestApp) {
-    for _ in 0..200 {
-        if app.state.session_cache().is_active() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("the session cache never became active");
-}
-
-async fn username(app: &TestApp, token: &str) -> Option<String> {
-    let body = app.gql_with_token(Some(token), ME, json!({})).await;
-    body["data"]["me"]["username"].as_str().map(str::to_owned)
-}
-
-/// `me` answered from memory: the second request reads no session.
-async fn warm(app: &TestApp, token: &str) {
-    assert!(username(app, token).await.is_some());
-    let (hits, _) = app.state.session_cache().counts();
-    assert!(username(app, token).await.is_some());
-    let (after, _) = app.state.session_cache().counts();
-    assert_eq!(after, hits + 1, "the second request was a cache hit");
-}
-
-/// Polls `me` on `app` until it is anonymous (a notification has to
-/// travel), for at most two seconds of wall time.
-async fn becomes_anonymous(app: &TestApp, token: &str) -> bool {
-    for _ in 0..80 {
-        if username(app, token).await.is_none() {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    false
-}
 
 /// `app`, which cached `token`'s session, stops answering for it after the
 /// session ended outside it (in SQL, or on another instance): on
@@ -76,7 +35,7 @@ async fn learns_of_the_sign_out(app: &TestApp, token: &str) {
 #[tokio::test]
 async fn repeated_requests_are_answered_from_memory_for_a_few_seconds() {
     let app = spawn_app().await;
-    cache_ready(&app).await;
+    session_cache_ready(&app).await;
     let token = signed_in(&app, "cached_caller", "cached@example.org").await;
     warm(&app, &token).await;
     let metrics = app.metrics().await;
@@ -101,7 +60,7 @@ async fn repeated_requests_are_answered_from_memory_for_a_few_seconds() {
 #[tokio::test]
 async fn other_peoples_sign_ups_and_sign_ins_keep_the_cache_other_mutations_empty_it() {
     let app = spawn_app().await;
-    cache_ready(&app).await;
+    session_cache_ready(&app).await;
     let token = signed_in(&app, "steady_caller", "steady@example.org").await;
     warm(&app, &token).await;
 
@@ -146,7 +105,7 @@ async fn a_cache_of_zero_seconds_reads_the_database_every_time() {
 #[tokio::test]
 async fn changes_through_the_api_are_never_served_stale() {
     let app = spawn_app().await;
-    cache_ready(&app).await;
+    session_cache_ready(&app).await;
     let first = signed_in(&app, "changing_person", "changing@example.org").await;
     let second = login(&app, "changing_person", PASSWORD).await;
     let third = login(&app, "changing_person", PASSWORD).await;
@@ -214,7 +173,7 @@ async fn my_session(app: &TestApp, token: &str) -> serde_json::Value {
 #[tokio::test]
 async fn a_role_taken_away_is_refused_at_once() {
     let app = spawn_app().await;
-    cache_ready(&app).await;
+    session_cache_ready(&app).await;
     let admin = admin_token(&app).await;
     let (support, support_id) = staff(&app, &admin, "helper_one", "SUPPORT").await;
     let queue = "{ supportQueue(first: 5) { nodes { id } } }";
@@ -237,25 +196,14 @@ async fn a_role_taken_away_is_refused_at_once() {
 #[tokio::test]
 async fn a_minor_whose_guardian_never_answered_is_signed_out_by_the_job() {
     let app = spawn_app().await;
-    cache_ready(&app).await;
-    let body = app.gql("{ policy { version } }", json!({})).await;
-    let version = body["data"]["policy"]["version"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let body = app
-        .gql(
-            "mutation($input: SignupInput!) { signup(input: $input) { accepted } }",
-            json!({ "input": {
-                "username": "unanswered_minor",
-                "email": "unanswered@example.org",
-                "password": PASSWORD,
-                "acceptPolicyVersion": version,
-                "age": "MINOR",
-                "guardianEmail": "silent.parent@example.org",
-            }}),
-        )
-        .await;
+    session_cache_ready(&app).await;
+    let body = signup_minor(
+        &app,
+        "unanswered_minor",
+        "unanswered@example.org",
+        "silent.parent@example.org",
+    )
+    .await;
     assert_eq!(body["data"]["signup"]["accepted"], true, "{body}");
     let token = login(&app, "unanswered_minor", PASSWORD).await;
     // Signed up long ago, as far as the job can tell; on SQLite this change
@@ -285,8 +233,8 @@ async fn a_minor_whose_guardian_never_answered_is_signed_out_by_the_job() {
 async fn another_instance_learns_of_a_sign_out() {
     let one = spawn_app().await;
     let two = one.another_instance().await;
-    cache_ready(&one).await;
-    cache_ready(&two).await;
+    session_cache_ready(&one).await;
+    session_cache_ready(&two).await;
     let token = signed_in(&one, "two_places", "two.places@example.org").await;
     warm(&one, &token).await;
     warm(&two, &token).await;
@@ -306,7 +254,7 @@ async fn a_lost_change_listener_turns_the_cache_off_until_it_is_back() {
         assert!(app.state.session_cache().is_active());
         return;
     }
-    cache_ready(&app).await;
+    session_cache_ready(&app).await;
     let token = signed_in(&app, "listener_lost", "listener.lost@example.org").await;
     warm(&app, &token).await;
     // Cut the listener's connection, as a database restart or a network
@@ -335,7 +283,7 @@ async fn a_lost_change_listener_turns_the_cache_off_until_it_is_back() {
     assert_eq!(app.state.session_cache().counts().0, hits);
     assert!(app.state.session_cache().is_empty());
     // It listens again, and only then answers from memory, afresh.
-    cache_ready(&app).await;
+    session_cache_ready(&app).await;
     assert!(app.state.session_cache().is_empty());
     warm(&app, &token).await;
 }
@@ -349,8 +297,8 @@ async fn an_account_erased_on_one_instance_leaves_no_key_in_anothers_cache() {
         return;
     }
     let two = one.another_instance().await;
-    cache_ready(&one).await;
-    cache_ready(&two).await;
+    session_cache_ready(&one).await;
+    session_cache_ready(&two).await;
     let token = signed_in(&one, "erased_elsewhere", "erased.elsewhere@example.org").await;
     let id = uuid::Uuid::parse_str(&my_id(&one, &token).await).unwrap();
     // The second instance reads the person's data: their key is unwrapped
@@ -368,7 +316,7 @@ async fn an_account_erased_on_one_instance_leaves_no_key_in_anothers_cache() {
     assert!(key.is_some());
     assert!(two.state.keys().holds(id));
 
-    crate::erasure::due_for_purge(&one, "erased_elsewhere", "erased.elsewhere@example.org").await;
+    due_for_purge(&one, "erased_elsewhere", "erased.elsewhere@example.org").await;
     let report = custos::erasure::purge::run_once(&one.state).await.unwrap();
     assert_eq!(report.accounts, 1);
     let mut forgotten = false;
@@ -391,7 +339,7 @@ async fn keys_are_not_kept_while_the_change_listener_is_away() {
     if !app.is_postgres() {
         return;
     }
-    cache_ready(&app).await;
+    session_cache_ready(&app).await;
     let token = signed_in(&app, "listener_keys", "listener.keys@example.org").await;
     let id = uuid::Uuid::parse_str(&my_id(&app, &token).await).unwrap();
     assert!(username(&app, &token).await.is_some());

@@ -10,10 +10,9 @@ use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter};
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::{
-    accounts::signed_in,
-    erasure::due_for_purge,
-    helpers::{TestApp, TestDatabase, lift_refusal, refuse, spawn_app_with},
+use crate::helpers::{
+    PASSWORD, SIGN_IN, TestApp, TestDatabase, due_for_purge, lift_refusal, my_id, refuse,
+    signed_in, spawn_app_with,
 };
 
 const USERNAME: &str = "shredded_person";
@@ -41,8 +40,8 @@ async fn person_with_data(app: &TestApp) -> Uuid {
         .post(format!("{}/graphql", app.address))
         .header("User-Agent", AGENT)
         .json(&json!({
-            "query": "mutation($l: String!) { login(input: { login: $l, password: \"a fine long passphrase\" }) { token } }",
-            "variables": { "l": USERNAME },
+            "query": SIGN_IN,
+            "variables": { "l": USERNAME, "p": PASSWORD },
         }))
         .send()
         .await
@@ -63,10 +62,7 @@ async fn person_with_data(app: &TestApp) -> Uuid {
         .await;
     assert!(body["data"]["createTicket"]["id"].is_string(), "{body}");
     app.deliver_mail().await;
-    let me = app
-        .gql_with_token(Some(&token), "{ me { id } }", json!({}))
-        .await;
-    me["data"]["me"]["id"].as_str().unwrap().parse().unwrap()
+    my_id(app, &token).await.parse().unwrap()
 }
 
 /// One encrypted value copied out of the database, with where it was.

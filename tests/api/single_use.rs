@@ -5,12 +5,11 @@
 use sea_orm::EntityTrait;
 use serde_json::{Value, json};
 
-use crate::{
-    accounts::{PASSWORD, signup},
-    helpers::{TestApp, error_code, link_token, spawn_app},
+use crate::helpers::{
+    PASSWORD, SIGN_IN, TestApp, VERIFY_EMAIL, error_code, last_link, link_token, request_deletion,
+    signup, signup_minor, spawn_app,
 };
 
-const VERIFY: &str = "mutation($t: String!) { verifyEmail(token: $t) }";
 const CONFIRM: &str = "mutation($t: String!) { confirmAccountDeletion(token: $t) { status } }";
 const CANCEL: &str = "mutation($t: String!) { cancelAccountDeletion(token: $t) { status } }";
 const GUARDIAN: &str =
@@ -42,9 +41,12 @@ async fn a_verification_link_used_twice_at_once_verifies_once() {
         let email = format!("twice{round}@example.org");
         signup(&app, &format!("twice_{round}"), &email).await;
         app.deliver_mail().await;
-        let token = link_token(&app.last_mail_to(&email).unwrap(), "/verify-email").unwrap();
+        let token = last_link(&app, &email, "/verify-email");
         let vars = json!({ "t": token });
-        let (a, b) = tokio::join!(app.gql(VERIFY, vars.clone()), app.gql(VERIFY, vars.clone()));
+        let (a, b) = tokio::join!(
+            app.gql(VERIFY_EMAIL, vars.clone()),
+            app.gql(VERIFY_EMAIL, vars.clone())
+        );
         // A link that verified the address answers true again; neither
         // use fails, and the token is spent once.
         assert_eq!(successes(&[&a, &b]), 2, "round {round}: {a} {b}");
@@ -63,17 +65,10 @@ async fn a_verification_link_used_twice_at_once_verifies_once() {
 
 /// Signs up a minor; the guardian's consent token.
 async fn guardian_token(app: &TestApp, name: &str, guardian: &str) -> String {
-    let version =
-        app.gql("{ policy { version } }", json!({})).await["data"]["policy"]["version"].clone();
-    let body = app
-        .gql(
-            "mutation($i: SignupInput!) { signup(input: $i) { accepted } }",
-            json!({ "i": { "username": name, "email": format!("{name}@example.org"), "password": PASSWORD, "acceptPolicyVersion": version, "age": "MINOR", "guardianEmail": guardian } }),
-        )
-        .await;
+    let body = signup_minor(app, name, &format!("{name}@example.org"), guardian).await;
     assert_eq!(body["data"]["signup"]["accepted"], true, "{body}");
     app.deliver_mail().await;
-    link_token(&app.last_mail_to(guardian).unwrap(), "/guardian-consent").unwrap()
+    last_link(app, guardian, "/guardian-consent")
 }
 
 #[tokio::test]
@@ -115,15 +110,10 @@ async fn a_guardian_answering_twice_at_once_is_heard_once() {
 
 /// Signs up an account and asks for its deletion; the mailed confirm and
 /// cancel tokens.
-async fn deletion_tokens(app: &TestApp, name: &str) -> (String, String) {
+async fn new_account_deletion_tokens(app: &TestApp, name: &str) -> (String, String) {
     let email = format!("{name}@example.org");
     signup(app, name, &email).await;
-    let body = app
-        .gql(
-            "mutation($u: String!, $e: String!) { requestAccountDeletion(input: { username: $u, email: $e }) }",
-            json!({ "u": name, "e": email }),
-        )
-        .await;
+    let body = request_deletion(app, name, &email).await;
     assert_eq!(body["data"]["requestAccountDeletion"], true, "{body}");
     app.deliver_mail().await;
     // The verification mail may arrive after it.
@@ -143,7 +133,7 @@ async fn a_deletion_confirmed_twice_at_once_is_scheduled_once() {
     let app = spawn_app().await;
     for round in 0..ROUNDS {
         let name = format!("leaving_{round}");
-        let (confirm, _) = deletion_tokens(&app, &name).await;
+        let (confirm, _) = new_account_deletion_tokens(&app, &name).await;
         let vars = json!({ "t": confirm });
         let (a, b) = tokio::join!(
             app.gql(CONFIRM, vars.clone()),
@@ -165,7 +155,7 @@ async fn a_confirmation_racing_a_cancellation_leaves_one_outcome() {
     let app = spawn_app().await;
     for round in 0..ROUNDS {
         let name = format!("undecided_{round}");
-        let (confirm, cancel) = deletion_tokens(&app, &name).await;
+        let (confirm, cancel) = new_account_deletion_tokens(&app, &name).await;
         let (confirmed, cancelled) = tokio::join!(
             app.gql(CONFIRM, json!({ "t": confirm })),
             app.gql(CANCEL, json!({ "t": cancel })),
@@ -180,12 +170,7 @@ async fn a_confirmation_racing_a_cancellation_leaves_one_outcome() {
             .all(app.state.db())
             .await
             .unwrap();
-        let login = app
-            .gql(
-                "mutation($l: String!, $p: String!) { login(input: { login: $l, password: $p }) { token } }",
-                json!({ "l": name, "p": PASSWORD }),
-            )
-            .await;
+        let login = app.gql(SIGN_IN, json!({ "l": name, "p": PASSWORD })).await;
         let accounts = entity::account::Entity::find()
             .all(app.state.db())
             .await

@@ -10,10 +10,8 @@ use sea_orm::{
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::{
-    accounts::signed_in,
-    helpers::{TestApp, error_code, spawn_app},
-    storage::assert_no_plaintext,
+use crate::helpers::{
+    PASSWORD, TestApp, assert_no_plaintext, error_code, login, my_id, signed_in, spawn_app,
 };
 
 const TICKET_FIELDS: &str = "id reference category subject status canReply cannotReplyReason \
@@ -53,7 +51,7 @@ fn queue_query() -> String {
 
 /// The tickets of a `supportQueue` answer.
 fn queue_page(body: &Value) -> Vec<Value> {
-    crate::paging::nodes(body, "supportQueue")
+    crate::helpers::paging::nodes(body, "supportQueue")
 }
 
 const REVEAL: &str =
@@ -82,14 +80,6 @@ async fn reply(app: &TestApp, token: &str, id: &Value, text: &str) -> Value {
     body["data"]["addTicketMessage"].clone()
 }
 
-/// The account id of a signed-in caller.
-async fn account_id(app: &TestApp, token: &str) -> Uuid {
-    let body = app
-        .gql_with_token(Some(token), "{ me { id } }", json!({}))
-        .await;
-    Uuid::parse_str(body["data"]["me"]["id"].as_str().unwrap()).unwrap()
-}
-
 async fn update_account(app: &TestApp, id: Uuid, change: impl FnOnce(&mut account::ActiveModel)) {
     let row = account::Entity::find_by_id(id)
         .one(app.state.db())
@@ -105,10 +95,15 @@ async fn update_account(app: &TestApp, id: Uuid, change: impl FnOnce(&mut accoun
     app.state.session_cache().forget_account(id);
 }
 
+/// The account id of a signed-in caller.
+async fn my_uuid(app: &TestApp, token: &str) -> Uuid {
+    Uuid::parse_str(&my_id(app, token).await).unwrap()
+}
+
 /// A signed-in member of staff with `role` (`SUPPORT` or `ADMIN`).
 async fn staff(app: &TestApp, role: &str, username: &str, email: &str) -> (String, Uuid) {
     let token = signed_in(app, username, email).await;
-    let id = account_id(app, &token).await;
+    let id = my_uuid(app, &token).await;
     let role = role.to_owned();
     update_account(app, id, |a| a.role = Set(role)).await;
     (token, id)
@@ -315,7 +310,7 @@ async fn people_see_only_their_own_tickets_and_staff_see_all() {
     let app = spawn_app().await;
     let alice = signed_in(&app, "alice_t", "zhang.alice@example.com").await;
     let bob = signed_in(&app, "bob_t", "bob.t@example.org").await;
-    let alice_id = account_id(&app, &alice).await;
+    let alice_id = my_uuid(&app, &alice).await;
     let ticket = file(
         &app,
         Some(&alice),
@@ -561,7 +556,7 @@ async fn the_queue_and_reveal_are_for_staff_only() {
     let body = app
         .gql_with_token(Some(&support), &queue_query(), json!({ "after": "nope" }))
         .await;
-    crate::paging::assert_bad_cursor(&body);
+    crate::helpers::paging::assert_bad_cursor(&body);
     // None of the refused reveals left an audit entry.
     let entries = audit_entry::Entity::find()
         .filter(audit_entry::Column::Action.eq("ticket.reveal_contact"))
@@ -575,7 +570,7 @@ async fn the_queue_and_reveal_are_for_staff_only() {
 async fn revealing_an_address_returns_it_and_writes_an_audit_entry() {
     let app = spawn_app().await;
     let alice = signed_in(&app, "alice_t", "alice.t@example.org").await;
-    let alice_id = account_id(&app, &alice).await;
+    let alice_id = my_uuid(&app, &alice).await;
     let ticket = file(
         &app,
         Some(&alice),
@@ -697,7 +692,7 @@ async fn the_queue_puts_data_requests_first_then_oldest_and_pages() {
     assert_eq!(subjects, expected, "{body}");
 
     // One at a time, each page after the last one seen.
-    let paged: Vec<String> = crate::paging::walk(
+    let paged: Vec<String> = crate::helpers::paging::walk(
         &app,
         Some(&support),
         &queue_query(),
@@ -729,7 +724,7 @@ async fn the_queue_puts_data_requests_first_then_oldest_and_pages() {
     by_id.sort();
     assert_eq!(same_time, by_id);
     for first in [2, 3] {
-        let seen = crate::paging::walk(
+        let seen = crate::helpers::paging::walk(
             &app,
             Some(&support),
             &queue_query(),
@@ -740,7 +735,7 @@ async fn the_queue_puts_data_requests_first_then_oldest_and_pages() {
         .await;
         assert_eq!(seen, whole);
     }
-    crate::paging::assert_bounds_and_bad_cursors(
+    crate::helpers::paging::assert_bounds_and_bad_cursors(
         &app,
         Some(&support),
         &queue_query(),
@@ -771,7 +766,7 @@ async fn the_queue_puts_data_requests_first_then_oldest_and_pages() {
 async fn an_unverified_address_gets_replies_only_once_verified() {
     let app = spawn_app().await;
     let alice = signed_in(&app, "alice_t", "alice.t@example.org").await;
-    let alice_id = account_id(&app, &alice).await;
+    let alice_id = my_uuid(&app, &alice).await;
     update_account(&app, alice_id, |a| a.email_verified = Set(false)).await;
     let ticket = file(&app, Some(&alice), input("OTHER", "Hi", "Hello")).await;
     assert_eq!(ticket["canReply"], false, "{ticket}");
@@ -803,7 +798,7 @@ async fn an_unverified_address_gets_replies_only_once_verified() {
 async fn no_ticket_mail_once_deletion_is_scheduled() {
     let app = spawn_app().await;
     let alice = signed_in(&app, "alice_t", "alice.t@example.org").await;
-    let alice_id = account_id(&app, &alice).await;
+    let alice_id = my_uuid(&app, &alice).await;
     let ticket = file(
         &app,
         Some(&alice),
@@ -1017,7 +1012,7 @@ async fn audit_entries(app: &TestApp, action: &str) -> Vec<audit_entry::Model> {
 async fn staff_reads_of_tickets_are_audit_logged_and_owners_reads_are_not() {
     let app = spawn_app().await;
     let alice = signed_in(&app, "alice_t", "alice.t@example.org").await;
-    let alice_id = account_id(&app, &alice).await;
+    let alice_id = my_uuid(&app, &alice).await;
     let first = file(&app, Some(&alice), input("OTHER", "First", "One")).await;
     let mut guest = input("OTHER", "Guest", "Guest text");
     guest["contactEmail"] = json!("guest.g@example.org");
@@ -1117,7 +1112,7 @@ async fn a_staff_read_that_cannot_be_logged_shows_nothing() {
 async fn staff_answers_and_closes_are_audit_logged_reads_even_of_a_closed_ticket() {
     let app = spawn_app().await;
     let alice = signed_in(&app, "alice_t", "alice.t@example.org").await;
-    let alice_id = account_id(&app, &alice).await;
+    let alice_id = my_uuid(&app, &alice).await;
     let ticket = file(&app, Some(&alice), input("OTHER", "Mine", "Help")).await;
     let (support, support_id) = staff(&app, "SUPPORT", "helper_li", "helper.li@example.org").await;
 
@@ -1274,7 +1269,7 @@ async fn a_person_writes_a_bounded_number_of_messages_an_hour() {
     app.clock
         .advance(chrono::Duration::seconds(i64::try_from(retry).unwrap()));
     // (The session has been idle too long meanwhile: sign in again.)
-    let alice = crate::accounts::login(&app, "alice_t", crate::accounts::PASSWORD).await;
+    let alice = login(&app, "alice_t", PASSWORD).await;
     reply(&app, &alice, &ticket["id"], "Later").await;
 }
 
@@ -1295,7 +1290,7 @@ async fn a_thread_holds_a_bounded_number_of_messages() {
         .cached(
             app.state.cipher(),
             app.state.db(),
-            account_id(&app, &alice).await,
+            my_uuid(&app, &alice).await,
         )
         .await
         .unwrap()
