@@ -7,8 +7,8 @@ use serde_json::json;
 
 use crate::helpers::{
     PASSWORD, REQUEST_DELETION, TestApp, TestDatabase, admin_token, answer_guardian,
-    assert_no_plaintext, count_rows, deletion_tokens, due_for_purge, error_code,
-    follow_verify_link, last_link, link_token, login, minor, my_id, policy_version,
+    assert_no_plaintext, count_rows, deletion_tokens, due_for_purge, error_code, file_ticket,
+    follow_verify_link, last_link, link_token, login, minor, my_id, policy_version, record_consent,
     request_deletion, sign_in, signed_in, signup, signup_minor, signup_with, spawn_app,
     spawn_app_with,
 };
@@ -93,19 +93,15 @@ async fn a_deletion_request_answers_after_the_floor_whatever_it_finds() {
 async fn confirmed_deletion_stops_processing_and_the_purge_erases_everything() {
     let app = spawn_app().await;
     let token = signed_in(&app, "leaving_soon", "leaving@example.org").await;
-    app.gql_with_token(
-        Some(&token),
-        "mutation { recordConsent(purpose: \"product_updates\", granted: true) { granted } }",
-        json!({}),
+    record_consent(&app, &token, "product_updates", true).await;
+    let ticket = file_ticket(
+        &app,
+        &token,
+        "COMPLAINT",
+        "Secret subject zebra",
+        "Secret body giraffe",
     )
     .await;
-    let ticket = app
-        .gql_with_token(
-            Some(&token),
-            "mutation { createTicket(input: { category: COMPLAINT, subject: \"Secret subject zebra\", body: \"Secret body giraffe\" }) { id } }",
-            json!({}),
-        )
-        .await;
     assert!(ticket["data"]["createTicket"]["id"].is_string(), "{ticket}");
 
     let (confirm, _cancel) = deletion_tokens(&app, "leaving_soon", "leaving@example.org").await;
@@ -650,16 +646,13 @@ async fn my_data_exports_everything_held() {
     let app = spawn_app().await;
     let admin = admin_token(&app).await;
     let token = signed_in(&app, "curious_person", "curious@example.org").await;
-    app.gql_with_token(
-        Some(&token),
-        "mutation { recordConsent(purpose: \"product_updates\", granted: true) { granted } }",
-        json!({}),
-    )
-    .await;
-    app.gql_with_token(
-        Some(&token),
-        "mutation { createTicket(input: { category: DATA_REQUEST, subject: \"What do you hold\", body: \"Please tell me\" }) { id } }",
-        json!({}),
+    record_consent(&app, &token, "product_updates", true).await;
+    file_ticket(
+        &app,
+        &token,
+        "DATA_REQUEST",
+        "What do you hold",
+        "Please tell me",
     )
     .await;
     let id = app
@@ -728,13 +721,7 @@ async fn my_data_includes_guest_tickets_a_pending_address_and_staff_reads() {
     assert_eq!(body["data"]["changeEmail"], true, "{body}");
     // A member of support reads the person's ticket and reveals the address.
     // Filing needs no optional purpose.
-    let filed = app
-        .gql_with_token(
-            Some(&token),
-            "mutation { createTicket(input: { category: OTHER, subject: \"Signed in\", body: \"Hi\" }) { id } }",
-            json!({}),
-        )
-        .await;
+    let filed = file_ticket(&app, &token, "OTHER", "Signed in", "Hi").await;
     let ticket_id = filed["data"]["createTicket"]["id"]
         .as_str()
         .unwrap()
@@ -823,19 +810,8 @@ async fn staff_free_text_stays_out_of_the_chain_and_goes_with_the_person() {
         .to_owned();
     assert!(detail.contains("LEGAL_OBLIGATION"), "{detail}");
     assert!(!detail.contains("Xiaoming"), "{detail}");
-    app.gql_with_token(
-        Some(&token),
-        "mutation { recordConsent(purpose: \"product_updates\", granted: true) { granted } }",
-        json!({}),
-    )
-    .await;
-    let filed = app
-        .gql_with_token(
-            Some(&token),
-            "mutation { createTicket(input: { category: OTHER, subject: \"Call me\", body: \"Please\" }) { id } }",
-            json!({}),
-        )
-        .await;
+    record_consent(&app, &token, "product_updates", true).await;
+    let filed = file_ticket(&app, &token, "OTHER", "Call me", "Please").await;
     let reason = "Xiaoming asked for a call about his debts";
     let body = app
         .gql_with_token(

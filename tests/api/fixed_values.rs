@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 
 use serde_json::{Value, json};
 
-use crate::helpers::{PASSWORD, TestApp, error_code, signed_in, spawn_app};
+use crate::helpers::{PASSWORD, TestApp, error_code, record_consent, signed_in, spawn_app};
 
 async fn enum_values(app: &TestApp, name: &str) -> BTreeSet<String> {
     let body = app
@@ -109,13 +109,7 @@ async fn consent_sources_have_an_enum_beside_the_contracts_string() {
         json!({ "kind": "NON_NULL", "ofType": { "kind": "ENUM", "name": "ConsentSource" } })
     );
     let token = signed_in(&app, "source_li", "source.li@example.org").await;
-    let body = app
-        .gql_with_token(
-            Some(&token),
-            "mutation { recordConsent(purpose: \"product_updates\", granted: true) { granted } }",
-            json!({}),
-        )
-        .await;
+    let body = record_consent(&app, &token, "product_updates", true).await;
     assert!(body["errors"].is_null(), "{body}");
     let body = app
         .gql_with_token(

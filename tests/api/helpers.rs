@@ -408,6 +408,52 @@ pub fn error_code(body: &Value) -> Option<&str> {
     body["errors"][0]["extensions"]["code"].as_str()
 }
 
+/// The `extensions.field` of every error, in order (each must name one).
+pub fn error_fields(body: &Value) -> Vec<&str> {
+    body["errors"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no errors: {body}"))
+        .iter()
+        .map(|e| e["extensions"]["field"].as_str().unwrap())
+        .collect()
+}
+
+/// The `extensions.retryAfterSeconds` of the first error.
+pub fn retry_after(body: &Value) -> u64 {
+    body["errors"][0]["extensions"]["retryAfterSeconds"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no retryAfterSeconds: {body}"))
+}
+
+/// An HTTP client whose requests leave from `ip` (a loopback address), so
+/// the server sees another client.
+pub fn client_from(ip: std::net::IpAddr) -> reqwest::Client {
+    reqwest::Client::builder()
+        .local_address(ip)
+        .build()
+        .unwrap()
+}
+
+/// POSTs a GraphQL operation through `client`, with an optional bearer
+/// token; the decoded body of a successful answer.
+pub async fn gql_via(
+    app: &TestApp,
+    client: &reqwest::Client,
+    token: Option<&str>,
+    query: &str,
+    variables: Value,
+) -> Value {
+    let mut request = client
+        .post(format!("{}/graphql", app.address))
+        .json(&json!({ "query": query, "variables": variables }));
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let response = request.send().await.unwrap();
+    assert!(response.status().is_success());
+    response.json().await.unwrap()
+}
+
 /// The token of the first link to `path` in a mail's text.
 pub fn link_token(mail: &CapturedMail, path: &str) -> Option<String> {
     let text = mail.decoded_text();

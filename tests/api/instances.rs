@@ -7,15 +7,16 @@
 
 use std::time::Duration;
 
-use sea_orm::{ConnectionTrait, EntityTrait};
+use sea_orm::EntityTrait;
 use serde_json::{Value, json};
 
 use crate::{
     erasure::seed_due_accounts,
     helpers::{
         PASSWORD, SIGN_IN, TestApp, admin_token, becomes_anonymous, count_rows, current_purposes,
-        due_for_purge, error_code, lift_refusal, listening, new_version, policy_version, refuse,
-        sees_policy, signed_in, spawn_app_with, username, warm, with_chinese,
+        cut_change_listener, due_for_purge, error_code, eventually, lift_refusal, listening,
+        new_version, policy_version, refuse, sees_policy, signed_in, spawn_app_with, username,
+        warm, with_chinese,
     },
 };
 
@@ -192,22 +193,11 @@ async fn a_lost_listener_reads_the_policy_from_the_database() {
     listening(&app).await;
     policy_version(&app).await;
     assert!(app.state.policy().is_held());
-    app.state
-        .db()
-        .execute_unprepared(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
-             WHERE datname = current_database() AND query ILIKE 'LISTEN%'",
-        )
-        .await
-        .unwrap();
-    let mut off = false;
-    for _ in 0..200 {
-        if !app.state.policy().is_active() {
-            off = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    cut_change_listener(&app).await;
+    let off = eventually(200, Duration::from_millis(10), || async {
+        !app.state.policy().is_active()
+    })
+    .await;
     assert!(off, "the policy stayed in use without its listener");
     assert!(!app.state.policy().is_held());
     policy_version(&app).await;

@@ -5,7 +5,7 @@ use custos::mail::{
     outbox::{self, OutgoingMail},
 };
 
-use crate::helpers::{signup, spawn_app};
+use crate::helpers::{eventually, signup, spawn_app};
 
 async fn queue(app: &crate::helpers::TestApp, to: &str, subject: &str) {
     outbox::enqueue(
@@ -69,13 +69,11 @@ async fn the_scheduler_sends_mail_on_its_own() {
     })
     .await;
     queue(&app, "scheduled@example.org", "Scheduled").await;
-    for _ in 0..50 {
-        if !app.mail_to("scheduled@example.org").is_empty() {
-            return;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    panic!("the job runner did not send the queued mail");
+    let sent = eventually(50, std::time::Duration::from_millis(100), || async {
+        !app.mail_to("scheduled@example.org").is_empty()
+    })
+    .await;
+    assert!(sent, "the job runner did not send the queued mail");
 }
 
 #[tokio::test]

@@ -4,8 +4,8 @@
 use serde_json::{Value, json};
 
 use crate::helpers::{
-    PASSWORD, SIGN_IN, SIGNUP, TestApp, admin_token, error_code, login, my_id, policy_version,
-    signed_in, signup, spawn_app, spawn_app_with, staff,
+    PASSWORD, SIGN_IN, SIGNUP, TestApp, admin_token, audit_entries, error_code, error_fields,
+    login, my_id, policy_version, signed_in, signup, spawn_app, spawn_app_with, staff,
 };
 
 const CHECK: &str =
@@ -350,12 +350,7 @@ async fn signup_reports_every_invalid_field_at_once() {
             } }),
         )
         .await;
-    let fields: Vec<&str> = body["errors"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["extensions"]["field"].as_str().unwrap())
-        .collect();
+    let fields = error_fields(&body);
     assert_eq!(fields, ["acceptPolicyVersion", "guardianEmail"], "{body}");
     assert_eq!(error_code(&body), Some("POLICY_VERSION_MISMATCH"));
 }
@@ -523,20 +518,12 @@ async fn staff_find_an_account_by_exact_username_or_email_and_it_is_audited() {
     assert_eq!(error_code(&body), Some("UNAUTHENTICATED"), "{body}");
 
     // Every search is in the audit trail, found or not, without the value searched.
-    let body = app
-        .gql_with_token(
-            Some(&admin),
-            "{ auditLog(first: 200) { nodes { action subjectId detail } } }",
-            json!({}),
-        )
-        .await;
-    let finds: Vec<&Value> = body["data"]["auditLog"]["nodes"]
-        .as_array()
-        .unwrap_or_else(|| panic!("{body}"))
+    let log = audit_entries(&app, &admin).await;
+    let finds: Vec<&Value> = log
         .iter()
         .filter(|e| e["action"] == "account.find")
         .collect();
-    assert_eq!(finds.len(), 6, "{body}");
+    assert_eq!(finds.len(), 6, "{log:?}");
     assert_eq!(
         finds
             .iter()
@@ -620,12 +607,7 @@ async fn a_ticket_reports_every_invalid_field_at_once() {
             } }),
         )
         .await;
-    let fields: Vec<&str> = body["errors"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["extensions"]["field"].as_str().unwrap())
-        .collect();
+    let fields = error_fields(&body);
     assert_eq!(fields, ["contactUsername", "contactEmail"], "{body}");
     use sea_orm::{EntityTrait, PaginatorTrait};
     let tickets = entity::ticket::Entity::find()

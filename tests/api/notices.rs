@@ -15,8 +15,8 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::helpers::{
-    TestApp, admin_token, error_code, my_id, new_account_key, signed_in, signed_in_in_english,
-    spawn_app, spawn_app_with,
+    TestApp, admin_token, audit_entries, error_code, error_fields, my_id, new_account_key,
+    signed_in, signed_in_in_english, spawn_app, spawn_app_with,
 };
 
 const REPORT: &str = "mutation($input: SecurityIncidentInput!) {
@@ -145,12 +145,7 @@ async fn an_incident_missing_any_block_is_refused_naming_it() {
     input["remedies"] = json!(" ");
     input["title"] = json!("");
     let body = report(&app, &admin, input).await;
-    let fields: Vec<&str> = body["errors"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["extensions"]["field"].as_str().unwrap())
-        .collect();
+    let fields = error_fields(&body);
     assert_eq!(fields, ["title", "remedies"], "{body}");
     assert_eq!(incident_mails_queued(&app).await, 0);
     let body = app.gql(ANNOUNCEMENTS, json!({})).await;
@@ -246,20 +241,12 @@ async fn every_active_account_gets_the_notice_in_its_language_over_smtp() {
     );
 
     // The audit entry names the admin and counts, nothing personal.
-    let log = app
-        .gql_with_token(
-            Some(&admin),
-            "{ auditLog(first: 200) { nodes { actorId action subjectId detail } } }",
-            json!({}),
-        )
-        .await;
-    let entry = log["data"]["auditLog"]["nodes"]
-        .as_array()
-        .unwrap()
+    let log = audit_entries(&app, &admin).await;
+    let entry = log
         .iter()
         .find(|e| e["action"] == "incident.report")
         .cloned()
-        .unwrap_or_else(|| panic!("no incident.report entry: {log}"));
+        .unwrap_or_else(|| panic!("no incident.report entry: {log:?}"));
     assert_eq!(entry["actorId"], admin_id.as_str());
     assert_eq!(
         entry["detail"],

@@ -6,7 +6,8 @@ use std::net::IpAddr;
 use serde_json::{Value, json};
 
 use crate::helpers::{
-    PASSWORD, TestApp, error_code, login, reset, reset_token, signed_in, spawn_app_with,
+    PASSWORD, TestApp, client_from, error_code, gql_via, login, reset, reset_token, retry_after,
+    signed_in, spawn_app_with,
 };
 
 const CHANGE_PASSWORD: &str =
@@ -22,12 +23,6 @@ async fn change_password(app: &TestApp, token: &str, current: &str) -> Value {
         json!({ "c": current, "n": NEW_PASSWORD }),
     )
     .await
-}
-
-fn retry_after(body: &Value) -> i64 {
-    body["errors"][0]["extensions"]["retryAfterSeconds"]
-        .as_i64()
-        .unwrap_or_else(|| panic!("no retryAfterSeconds: {body}"))
 }
 
 #[tokio::test]
@@ -99,41 +94,16 @@ async fn a_completed_reset_ends_the_password_check_wait() {
 
 /// A client whose requests come from `ip` (any 127.0.0.0/8 address works
 /// on loopback).
-fn client_from(ip: IpAddr) -> reqwest::Client {
-    reqwest::Client::builder()
-        .local_address(ip)
-        .build()
-        .unwrap()
-}
-
-async fn signed_in_gql(
-    app: &TestApp,
-    client: &reqwest::Client,
-    token: &str,
-    query: &str,
-    variables: Value,
-) -> Value {
-    let response = client
-        .post(format!("{}/graphql", app.address))
-        .bearer_auth(token)
-        .json(&json!({ "query": query, "variables": variables }))
-        .send()
-        .await
-        .unwrap();
-    assert!(response.status().is_success());
-    response.json().await.unwrap()
-}
-
 #[tokio::test]
 async fn password_checks_have_a_per_client_limit() {
     let app = spawn_app_with(|s| s.rate_limit_per_minute = 2).await;
     let token = signed_in(&app, "limited_holder", "limited@example.org").await;
     let guesser = client_from(IpAddr::from([127, 0, 3, 2]));
     for guess in 0..2 {
-        let body = signed_in_gql(
+        let body = gql_via(
             &app,
             &guesser,
-            &token,
+            Some(&token),
             CHANGE_PASSWORD,
             json!({ "c": format!("guess {guess}"), "n": NEW_PASSWORD }),
         )
@@ -141,10 +111,10 @@ async fn password_checks_have_a_per_client_limit() {
         assert_eq!(error_code(&body), Some("INVALID_CREDENTIALS"), "{body}");
     }
     // The bucket is shared by both mutations.
-    let body = signed_in_gql(
+    let body = gql_via(
         &app,
         &guesser,
-        &token,
+        Some(&token),
         CHANGE_EMAIL,
         json!({ "e": "elsewhere@example.org", "p": PASSWORD }),
     )
@@ -153,10 +123,10 @@ async fn password_checks_have_a_per_client_limit() {
     assert!(retry_after(&body) >= 1, "{body}");
     // Another client's bucket is its own.
     let other = client_from(IpAddr::from([127, 0, 3, 3]));
-    let body = signed_in_gql(
+    let body = gql_via(
         &app,
         &other,
-        &token,
+        Some(&token),
         CHANGE_PASSWORD,
         json!({ "c": PASSWORD, "n": NEW_PASSWORD }),
     )

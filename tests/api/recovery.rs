@@ -10,9 +10,9 @@ use serde_json::{Value, json};
 
 use crate::helpers::{
     NEW_PASSWORD, PASSWORD, PUBLIC_URL, REQUEST_RESET, RESET_PASSWORD, SIGN_IN, SIGNUP, TestApp,
-    adult, assert_no_plaintext, error_code, last_link, link_token, login, policy_version,
-    request_reset, reset, reset_token, sign_in, signed_in, signup_and_verify, spawn_app,
-    spawn_app_with, verify_email,
+    adult, assert_no_plaintext, client_from, error_code, gql_via, last_link, link_token, login,
+    policy_version, request_reset, reset, reset_token, retry_after, sign_in, signed_in,
+    signup_and_verify, spawn_app, spawn_app_with, verify_email,
 };
 
 fn reset_mails(app: &TestApp, email: &str) -> usize {
@@ -20,12 +20,6 @@ fn reset_mails(app: &TestApp, email: &str) -> usize {
         .iter()
         .filter(|m| m.subject() == "重置你的密码")
         .count()
-}
-
-fn retry_after(body: &Value) -> u64 {
-    body["errors"][0]["extensions"]["retryAfterSeconds"]
-        .as_u64()
-        .unwrap_or_else(|| panic!("no retryAfterSeconds: {body}"))
 }
 
 #[tokio::test]
@@ -322,24 +316,6 @@ async fn a_reset_kills_a_pending_email_change_and_an_email_change_kills_reset_li
 
 /// A client whose requests come from `ip` (any 127.0.0.0/8 address works
 /// on loopback), so tests can be many clients at once.
-fn client_from(ip: IpAddr) -> reqwest::Client {
-    reqwest::Client::builder()
-        .local_address(ip)
-        .build()
-        .unwrap()
-}
-
-async fn gql_from(app: &TestApp, client: &reqwest::Client, query: &str, variables: Value) -> Value {
-    let response = client
-        .post(format!("{}/graphql", app.address))
-        .json(&json!({ "query": query, "variables": variables }))
-        .send()
-        .await
-        .unwrap();
-    assert!(response.status().is_success());
-    response.json().await.unwrap()
-}
-
 #[tokio::test]
 async fn two_hundred_guesses_from_many_addresses_end_in_rate_limited_for_that_account_only() {
     // The per-client limit stays at its default: twenty addresses sending
@@ -360,9 +336,10 @@ async fn two_hundred_guesses_from_many_addresses_end_in_rate_limited_for_that_ac
         } else {
             "guessed@example.org"
         };
-        last = gql_from(
+        last = gql_via(
             &app,
             &client,
+            None,
             SIGN_IN,
             json!({ "l": name, "p": format!("guess number {i}") }),
         )
@@ -390,9 +367,10 @@ async fn two_hundred_guesses_from_many_addresses_end_in_rate_limited_for_that_ac
     // count starts over.
     let guessers = client_from(IpAddr::from([127, 0, 1, 2]));
     let owner_there = |password: &'static str, name: &'static str| {
-        gql_from(
+        gql_via(
             &app,
             &guessers,
+            None,
             SIGN_IN,
             json!({ "l": name, "p": password }),
         )

@@ -15,8 +15,8 @@ use serde_json::json;
 use uuid::Uuid;
 
 use crate::helpers::{
-    PASSWORD, TestApp, TestDatabase, admin_token, due_for_purge, error_code, link_token, login,
-    my_id, sign_in, signed_in, spawn_app_with,
+    PASSWORD, TestApp, TestDatabase, admin_token, due_for_purge, error_code, file_ticket,
+    given_keys, link_token, login, my_id, record_consent, sign_in, signed_in, spawn_app_with,
 };
 
 const ALICE: (&str, &str) = ("alice_restored", "alice.restored@example.org");
@@ -143,19 +143,15 @@ async fn restore(backup: &Backup, database: &TestDatabase, url: &str) {
 /// session token and the account id.
 async fn person_with_data(app: &TestApp, (username, email): (&str, &str)) -> (String, Uuid) {
     let token = signed_in(app, username, email).await;
-    app.gql_with_token(
-        Some(&token),
-        "mutation { recordConsent(purpose: \"product_updates\", granted: true) { granted } }",
-        json!({}),
+    record_consent(app, &token, "product_updates", true).await;
+    let body = file_ticket(
+        app,
+        &token,
+        "COMPLAINT",
+        "Restored subject",
+        "Restored body",
     )
     .await;
-    let body = app
-        .gql_with_token(
-            Some(&token),
-            "mutation { createTicket(input: { category: COMPLAINT, subject: \"Restored subject\", body: \"Restored body\" }) { id } }",
-            json!({}),
-        )
-        .await;
     assert!(body["data"]["createTicket"]["id"].is_string(), "{body}");
     app.deliver_mail().await;
     let id = my_id(app, &token).await.parse().unwrap();
@@ -651,17 +647,10 @@ async fn the_cli_migrates_a_journal_and_purge_once_re_applies_what_it_names() {
     let app = spawn_app_with(|_| {}).await;
     let (_, alice) = person_with_data(&app, ALICE).await;
     let (_, bob) = person_with_data(&app, BOB).await;
-    let custos::settings::KeySource::Given {
-        encryption_keys,
-        blind_index_key,
-    } = &app.state.settings().keys
-    else {
-        panic!("test apps use given keys")
-    };
-    use secrecy::ExposeSecret;
+    let (encryption_keys, blind_index_key) = given_keys(&app);
     let env = [
-        ("CUSTOS_ENCRYPTION_KEYS", encryption_keys.expose_secret()),
-        ("CUSTOS_BLIND_INDEX_KEY", blind_index_key.expose_secret()),
+        ("CUSTOS_ENCRYPTION_KEYS", encryption_keys.as_str()),
+        ("CUSTOS_BLIND_INDEX_KEY", blind_index_key.as_str()),
         ("CUSTOS_ERASURE_JOURNAL_URL", journal_url.as_str()),
         ("CUSTOS_MAIL_DIR", "mail"),
     ];

@@ -12,7 +12,8 @@ use secrecy::ExposeSecret;
 use serde_json::json;
 
 use crate::helpers::{
-    PASSWORD, error_code, link_token, login, signed_in, signup, spawn_app, verify_email,
+    PASSWORD, error_code, file_ticket, given_keys, link_token, login, record_consent, signed_in,
+    signup, spawn_app, verify_email,
 };
 
 async fn state_with_keys(app: &crate::helpers::TestApp, keys: &str) -> AppState {
@@ -40,25 +41,16 @@ async fn state_with_keys(app: &crate::helpers::TestApp, keys: &str) -> AppState 
 async fn rotation_moves_every_field_to_the_active_key_and_keeps_it_readable() {
     let app = spawn_app().await;
     let token = signed_in(&app, "rotating_person", "rotating@example.org").await;
-    app.gql_with_token(
-        Some(&token),
-        "mutation { recordConsent(purpose: \"product_updates\", granted: true) { granted } }",
-        json!({}),
+    record_consent(&app, &token, "product_updates", true).await;
+    file_ticket(
+        &app,
+        &token,
+        "CONSULTATION",
+        "Rotating subject",
+        "Rotating body",
     )
     .await;
-    app.gql_with_token(
-        Some(&token),
-        "mutation { createTicket(input: { category: CONSULTATION, subject: \"Rotating subject\", body: \"Rotating body\" }) { id } }",
-        json!({}),
-    )
-    .await;
-    let KeySource::Given {
-        encryption_keys, ..
-    } = &app.state.settings().keys
-    else {
-        panic!("test apps use given keys")
-    };
-    let old = encryption_keys.expose_secret().to_owned();
+    let (old, _) = given_keys(&app);
     let fresh = custos::crypto::keys::generate("k2").unwrap();
     let both = format!("{},{old}", fresh.encryption_keys.expose_secret());
 
@@ -117,21 +109,6 @@ async fn rotation_moves_every_field_to_the_active_key_and_keeps_it_readable() {
         Some("k2")
     );
     let _ = token;
-}
-
-/// The key settings of a running test app: (encryption keys, blind-index key).
-fn given_keys(app: &crate::helpers::TestApp) -> (String, String) {
-    let KeySource::Given {
-        encryption_keys,
-        blind_index_key,
-    } = &app.state.settings().keys
-    else {
-        panic!("test apps use given keys")
-    };
-    (
-        encryption_keys.expose_secret().to_owned(),
-        blind_index_key.expose_secret().to_owned(),
-    )
 }
 
 /// Decrypts a stored value, as its writer sealed it: under the data key

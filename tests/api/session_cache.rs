@@ -10,9 +10,9 @@ use sea_orm::{ConnectionTrait, EntityTrait};
 use serde_json::json;
 
 use crate::helpers::{
-    NEW_PASSWORD, PASSWORD, TestApp, admin_token, becomes_anonymous, due_for_purge, error_code,
-    login, my_id, reset, reset_token, session_cache_ready, signed_in, signup, signup_minor,
-    spawn_app, staff, username, warm,
+    NEW_PASSWORD, PASSWORD, TestApp, admin_token, becomes_anonymous, cut_change_listener,
+    due_for_purge, error_code, eventually, login, my_id, reset, reset_token, session_cache_ready,
+    signed_in, signup, signup_minor, spawn_app, staff, username, warm,
 };
 
 /// `app`, which cached `token`'s session, stops answering for it after the
@@ -259,22 +259,11 @@ async fn a_lost_change_listener_turns_the_cache_off_until_it_is_back() {
     warm(&app, &token).await;
     // Cut the listener's connection, as a database restart or a network
     // failure would.
-    app.state
-        .db()
-        .execute_unprepared(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
-             WHERE datname = current_database() AND query ILIKE 'LISTEN%'",
-        )
-        .await
-        .unwrap();
-    let mut off = false;
-    for _ in 0..200 {
-        if !app.state.session_cache().is_active() {
-            off = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    cut_change_listener(&app).await;
+    let off = eventually(200, Duration::from_millis(10), || async {
+        !app.state.session_cache().is_active()
+    })
+    .await;
     assert!(off, "the cache stayed in use without its listener");
     // Meanwhile every request reads the database, and nothing is kept.
     let (hits, _) = app.state.session_cache().counts();
@@ -319,14 +308,10 @@ async fn an_account_erased_on_one_instance_leaves_no_key_in_anothers_cache() {
     due_for_purge(&one, "erased_elsewhere", "erased.elsewhere@example.org").await;
     let report = custos::erasure::purge::run_once(&one.state).await.unwrap();
     assert_eq!(report.accounts, 1);
-    let mut forgotten = false;
-    for _ in 0..80 {
-        if !two.state.keys().holds(id) {
-            forgotten = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+    let forgotten = eventually(80, Duration::from_millis(25), || async {
+        !two.state.keys().holds(id)
+    })
+    .await;
     assert!(
         forgotten,
         "another instance still holds the erased account's key"
@@ -349,22 +334,11 @@ async fn keys_are_not_kept_while_the_change_listener_is_away() {
         .unwrap()
         .unwrap();
     assert!(keys.holds(id));
-    app.state
-        .db()
-        .execute_unprepared(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
-             WHERE datname = current_database() AND query ILIKE 'LISTEN%'",
-        )
-        .await
-        .unwrap();
-    let mut dropped = false;
-    for _ in 0..200 {
-        if !app.state.session_cache().is_active() {
-            dropped = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    cut_change_listener(&app).await;
+    let dropped = eventually(200, Duration::from_millis(10), || async {
+        !app.state.session_cache().is_active()
+    })
+    .await;
     assert!(dropped, "the listener never noticed");
     // An erasure could have been missed meanwhile: every key is forgotten.
     assert!(!keys.holds(id));

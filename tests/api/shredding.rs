@@ -11,8 +11,8 @@ use serde_json::json;
 use uuid::Uuid;
 
 use crate::helpers::{
-    PASSWORD, SIGN_IN, TestApp, TestDatabase, due_for_purge, lift_refusal, my_id, refuse,
-    signed_in, spawn_app_with,
+    PASSWORD, SIGN_IN, TestApp, TestDatabase, due_for_purge, file_ticket, given_keys, lift_refusal,
+    my_id, record_consent, refuse, signed_in, spawn_app_with,
 };
 
 const USERNAME: &str = "shredded_person";
@@ -47,19 +47,8 @@ async fn person_with_data(app: &TestApp) -> Uuid {
         .await
         .unwrap();
     assert!(response.status().is_success());
-    app.gql_with_token(
-        Some(&token),
-        "mutation { recordConsent(purpose: \"product_updates\", granted: true) { granted } }",
-        json!({}),
-    )
-    .await;
-    let body = app
-        .gql_with_token(
-            Some(&token),
-            "mutation($s: String!, $b: String!) { createTicket(input: { category: COMPLAINT, subject: $s, body: $b }) { id } }",
-            json!({ "s": SUBJECT, "b": BODY }),
-        )
-        .await;
+    record_consent(app, &token, "product_updates", true).await;
+    let body = file_ticket(app, &token, "COMPLAINT", SUBJECT, BODY).await;
     assert!(body["data"]["createTicket"]["id"].is_string(), "{body}");
     app.deliver_mail().await;
     my_id(app, &token).await.parse().unwrap()
@@ -354,19 +343,13 @@ async fn the_cli_migrates_a_separate_key_store_and_rotation_rewraps_its_keys() {
     );
     drop(fresh_store);
 
-    let custos::settings::KeySource::Given {
-        encryption_keys,
-        blind_index_key,
-    } = &app.state.settings().keys
-    else {
-        panic!("test apps use given keys")
-    };
+    let (encryption_keys, blind_index_key) = given_keys(&app);
     use secrecy::ExposeSecret;
     let new_key = custos::crypto::keys::generate("k9").unwrap();
     let both = format!(
         "{},{}",
         new_key.encryption_keys.expose_secret(),
-        encryption_keys.expose_secret()
+        encryption_keys.as_str()
     );
     let store_url = match &app.state.settings().key_store_url {
         Some(url) => url.expose_secret().to_owned(),
@@ -377,7 +360,7 @@ async fn the_cli_migrates_a_separate_key_store_and_rotation_rewraps_its_keys() {
         &["keys", "rotate"],
         &[
             ("CUSTOS_ENCRYPTION_KEYS", both.as_str()),
-            ("CUSTOS_BLIND_INDEX_KEY", blind_index_key.expose_secret()),
+            ("CUSTOS_BLIND_INDEX_KEY", blind_index_key.as_str()),
             ("CUSTOS_KEY_STORE_URL", store_url.as_str()),
         ],
     )

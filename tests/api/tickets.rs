@@ -11,7 +11,8 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::helpers::{
-    PASSWORD, TestApp, assert_no_plaintext, error_code, login, my_id, signed_in, spawn_app,
+    PASSWORD, TestApp, assert_no_plaintext, error_code, login, my_id, record_consent, signed_in,
+    spawn_app,
 };
 
 const TICKET_FIELDS: &str = "id reference category subject status canReply cannotReplyReason \
@@ -952,13 +953,7 @@ async fn complaints_and_data_requests_need_no_optional_purpose_to_be_filed_and_a
             .all(|p| p["code"] != "support"),
         "{body}"
     );
-    let body = app
-        .gql_with_token(
-            Some(&token),
-            "mutation { recordConsent(purpose: \"support\", granted: true) { granted } }",
-            json!({}),
-        )
-        .await;
+    let body = record_consent(&app, &token, "support", true).await;
     assert_bad_input(&body, "purpose");
 
     let (support, _) = staff(&app, "SUPPORT", "helper_zhou", "helper.zhou@example.org").await;

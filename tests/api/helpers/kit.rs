@@ -262,6 +262,32 @@ pub async fn audit_entries(app: &TestApp, admin: &str) -> Vec<Value> {
         .clone()
 }
 
+/// Grants or withdraws `purpose` as `token`; the answer.
+pub async fn record_consent(app: &TestApp, token: &str, purpose: &str, granted: bool) -> Value {
+    app.gql_with_token(
+        Some(token),
+        "mutation($p: String!, $g: Boolean!) { recordConsent(purpose: $p, granted: $g) { granted } }",
+        json!({ "p": purpose, "g": granted }),
+    )
+    .await
+}
+
+/// Files a ticket as `token`; the answer, with the ticket's id.
+pub async fn file_ticket(
+    app: &TestApp,
+    token: &str,
+    category: &str,
+    subject: &str,
+    body: &str,
+) -> Value {
+    app.gql_with_token(
+        Some(token),
+        "mutation($c: TicketCategory!, $s: String!, $b: String!) { createTicket(input: { category: $c, subject: $s, body: $b }) { id } }",
+        json!({ "c": category, "s": subject, "b": body }),
+    )
+    .await
+}
+
 // The policy.
 
 /// The current policy's purposes, in English, as `publishPolicy` takes them.
@@ -455,26 +481,62 @@ pub async fn assert_no_plaintext(app: &TestApp, needles: &[&str]) {
     }
 }
 
+/// The key settings of a running test app: (encryption keys, blind-index key).
+pub fn given_keys(app: &TestApp) -> (String, String) {
+    use secrecy::ExposeSecret;
+    let custos::settings::KeySource::Given {
+        encryption_keys,
+        blind_index_key,
+    } = &app.state.settings().keys
+    else {
+        panic!("test apps use given keys")
+    };
+    (
+        encryption_keys.expose_secret().to_owned(),
+        blind_index_key.expose_secret().to_owned(),
+    )
+}
+
 // Waits, for what travels between instances.
 
-/// Polls `done` every 25 ms, at most `tries` times; whether it held.
-async fn poll<F: std::future::Future<Output = bool>>(
+/// Polls `done` every `every`, at most `tries` times; whether it held.
+pub async fn eventually<F: std::future::Future<Output = bool>>(
     tries: usize,
+    every: Duration,
     mut done: impl FnMut() -> F,
 ) -> bool {
     for _ in 0..tries {
         if done().await {
             return true;
         }
-        tokio::time::sleep(Duration::from_millis(25)).await;
+        tokio::time::sleep(every).await;
     }
     false
+}
+
+/// How often the waits below ask.
+const STEP: Duration = Duration::from_millis(25);
+
+/// Ends the PostgreSQL connection `app` listens for other instances'
+/// changes on, as a database restart or a network failure would.
+pub async fn cut_change_listener(app: &TestApp) {
+    app.state
+        .db()
+        .execute_unprepared(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE datname = current_database() AND query ILIKE 'LISTEN%'",
+        )
+        .await
+        .unwrap();
 }
 
 /// Waits until the session cache may answer from memory (on PostgreSQL,
 /// once its change listener is connected).
 pub async fn session_cache_ready(app: &TestApp) {
-    let ready = poll(200, || async { app.state.session_cache().is_active() }).await;
+    let ready = eventually(200, STEP, || async {
+        app.state.session_cache().is_active()
+    })
+    .await;
     assert!(ready, "the session cache never became active");
 }
 
@@ -482,7 +544,7 @@ pub async fn session_cache_ready(app: &TestApp) {
 /// the policy (on PostgreSQL; on SQLite its caches are in use from the
 /// start).
 pub async fn listening(app: &TestApp) {
-    let ready = poll(200, || async {
+    let ready = eventually(200, STEP, || async {
         app.state.session_cache().is_active() && app.state.policy().is_active()
     })
     .await;
@@ -508,11 +570,11 @@ pub async fn warm(app: &TestApp, token: &str) {
 /// Polls `me` on `app` until it is anonymous (a notification has to
 /// travel), for at most two seconds of wall time.
 pub async fn becomes_anonymous(app: &TestApp, token: &str) -> bool {
-    poll(80, || async { username(app, token).await.is_none() }).await
+    eventually(80, STEP, || async { username(app, token).await.is_none() }).await
 }
 
 /// Polls `app` for up to two seconds of wall time until it answers
 /// `version` as the current policy (a notification has to travel).
 pub async fn sees_policy(app: &TestApp, version: &str) -> bool {
-    poll(80, || async { policy_version(app).await == version }).await
+    eventually(80, STEP, || async { policy_version(app).await == version }).await
 }
