@@ -5,8 +5,9 @@ use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use serde_json::{Value, json};
 
 use crate::helpers::{
-    PASSWORD, PUBLISH, TestApp, admin_token, current_purposes, error_code, login, my_id,
-    new_version, policy_version, publish, signed_in, signed_in_in_english, spawn_app, with_chinese,
+    PASSWORD, PUBLISH, TestApp, admin_token, adult, current_purposes, error_code, login, my_id,
+    new_version, policy_version, publish, signed_in, signed_in_in_english, signup_with, spawn_app,
+    with_chinese,
 };
 
 /// The current version of the policy shipped with the crate.
@@ -207,12 +208,7 @@ async fn a_major_version_with_a_new_purpose_starts_it_ungranted_and_tells_everyo
     );
 
     // Signup against the old version is refused.
-    let body = app
-        .gql(
-            "mutation($i: SignupInput!) { signup(input: $i) { accepted } }",
-            json!({ "i": { "username": "late_comer", "email": "late@example.org", "password": PASSWORD, "acceptPolicyVersion": "2026-11-01", "age": "ADULT" } }),
-        )
-        .await;
+    let body = signup_with(&app, adult("2026-11-01", "late_comer", "late@example.org")).await;
     assert_eq!(error_code(&body), Some("POLICY_VERSION_MISMATCH"));
 
     // The publication is in the audit trail.

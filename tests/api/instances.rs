@@ -13,10 +13,10 @@ use serde_json::{Value, json};
 use crate::{
     erasure::seed_due_accounts,
     helpers::{
-        PASSWORD, SIGN_IN, TestApp, admin_token, becomes_anonymous, count_rows, current_purposes,
-        cut_change_listener, due_for_purge, error_code, eventually, lift_refusal, listening,
-        new_version, policy_version, refuse, sees_policy, signed_in, spawn_app_with, username,
-        warm, with_chinese,
+        PASSWORD, SIGN_IN, TestApp, admin_token, adult, becomes_anonymous, count_rows,
+        current_purposes, cut_change_listener, due_for_purge, error_code, eventually, lift_refusal,
+        listening, new_version, policy_version, refuse, sees_policy, signed_in, signup_with,
+        spawn_app_with, username, warm, with_chinese,
     },
 };
 
@@ -168,15 +168,7 @@ async fn a_published_policy_is_seen_at_once_by_every_instance() {
         let body = two.gql_with_token(Some(&person), needs, json!({})).await;
         assert_eq!(body["data"]["me"]["needsPolicyAcceptance"], true, "{body}");
         // The old version is no longer accepted at sign-up there either.
-        let body = two
-            .gql(
-                "mutation($input: SignupInput!) { signup(input: $input) { accepted } }",
-                json!({ "input": {
-                    "username": "late_comer", "email": "late@example.org",
-                    "password": PASSWORD, "acceptPolicyVersion": shipped, "age": "ADULT",
-                }}),
-            )
-            .await;
+        let body = signup_with(&two, adult(&shipped, "late_comer", "late@example.org")).await;
         assert_eq!(error_code(&body), Some("POLICY_VERSION_MISMATCH"), "{body}");
     }
 }

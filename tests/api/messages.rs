@@ -4,8 +4,9 @@
 use serde_json::{Value, json};
 
 use crate::helpers::{
-    PASSWORD, SIGN_IN, SIGNUP, TestApp, admin_token, audit_entries, error_code, error_fields,
-    login, my_id, policy_version, signed_in, signup, spawn_app, spawn_app_with, staff,
+    PASSWORD, SIGN_IN, SIGNUP, TestApp, admin_token, adult, audit_entries, error_code,
+    error_fields, login, my_id, policy_version, signed_in, signup, signup_with, spawn_app,
+    spawn_app_with, staff,
 };
 
 const CHECK: &str =
@@ -78,10 +79,7 @@ async fn errors_follow_accept_language_else_the_account_else_zh_cn() {
         None,
         Some("en"),
         SIGNUP,
-        json!({ "input": {
-            "username": "english_reader", "email": "reader@example.org",
-            "password": PASSWORD, "acceptPolicyVersion": version, "age": "ADULT",
-        } }),
+        json!({ "input": adult(&version, "english_reader", "reader@example.org") }),
     )
     .await;
     assert_eq!(body["data"]["signup"]["accepted"], true, "{body}");
@@ -361,15 +359,7 @@ async fn a_taken_username_is_reported_with_the_other_invalid_fields() {
     let body = signup(&app, "Zhang_San", "zhang@example.org").await;
     assert_eq!(body["data"]["signup"]["accepted"], true, "{body}");
     let version = policy_version(&app).await;
-    let body = app
-        .gql(
-            SIGNUP,
-            json!({ "input": {
-                "username": "zhangsan", "email": "nope", "password": PASSWORD,
-                "acceptPolicyVersion": version, "age": "ADULT",
-            } }),
-        )
-        .await;
+    let body = signup_with(&app, adult(&version, "zhangsan", "nope")).await;
     let codes: Vec<(&str, &str)> = body["errors"]
         .as_array()
         .unwrap()

@@ -12,8 +12,8 @@ use secrecy::ExposeSecret;
 use serde_json::json;
 
 use crate::helpers::{
-    PASSWORD, error_code, file_ticket, given_keys, link_token, login, record_consent, signed_in,
-    signup, spawn_app, verify_email,
+    PASSWORD, due_for_purge, error_code, file_ticket, given_keys, link_token, login,
+    record_consent, signed_in, signup, spawn_app, verify_email,
 };
 
 async fn state_with_keys(app: &crate::helpers::TestApp, keys: &str) -> AppState {
@@ -521,31 +521,8 @@ async fn a_deletion_during_the_rotation_erases_rows_under_either_key() {
         )
         .await;
     assert!(body["errors"].is_null(), "{body}");
-    let body = app
-        .gql(
-            "mutation($u: String!, $e: String!) { requestAccountDeletion(input: { username: $u, email: $e }) }",
-            json!({ "u": "Leaving_Midway", "e": "leaving.midway@example.org" }),
-        )
-        .await;
-    assert_eq!(body["data"]["requestAccountDeletion"], true, "{body}");
-    app.deliver_mail().await;
-    let confirm = app
-        .last_mail_to("leaving.midway@example.org")
-        .and_then(|mail| link_token(&mail, "/confirm-deletion"))
-        .expect("the account under A is found and mailed");
-    let body = app
-        .gql(
-            "mutation($t: String!) { confirmAccountDeletion(token: $t) { purgeAfter } }",
-            json!({ "t": confirm }),
-        )
-        .await;
-    let purge_after: chrono::DateTime<chrono::Utc> =
-        body["data"]["confirmAccountDeletion"]["purgeAfter"]
-            .as_str()
-            .unwrap()
-            .parse()
-            .unwrap();
-    app.clock.set(purge_after + chrono::Duration::seconds(1));
+    // The account under A is found by name and address, mailed and confirmed.
+    due_for_purge(&app, "Leaving_Midway", "leaving.midway@example.org").await;
     let report = custos::erasure::purge::run_once(&app.state).await.unwrap();
     assert_eq!(report.accounts, 1);
     assert_eq!(report.rows.get("tickets"), Some(&2), "{report:?}");

@@ -1,8 +1,9 @@
 //! The test kit: the arrange steps test files share. People signed up,
 //! verified and signed in through the API with one standard password; an
-//! admin; staff; the current policy version and new versions published by
-//! an admin; password resets and deletions asked for by mail; and the waits
-//! for what travels between instances.
+//! admin; staff; consents and tickets; the current policy version and new
+//! versions published by an admin; password resets and deletions asked for
+//! by mail; row counts, plaintext checks and the keys of a test app; and
+//! the waits for what travels between instances.
 
 use std::time::Duration;
 
@@ -33,7 +34,7 @@ pub const RESET_PASSWORD: &str = "mutation($token: String!, $password: String!) 
 /// `requestAccountDeletion` for `$u` at `$e`.
 pub const REQUEST_DELETION: &str = "mutation($u: String!, $e: String!) { requestAccountDeletion(input: { username: $u, email: $e }) }";
 /// The caller's id and username.
-pub const ME: &str = "{ me { id username } }";
+const ME: &str = "{ me { id username } }";
 
 // People.
 
