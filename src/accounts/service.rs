@@ -25,7 +25,7 @@ use crate::{
         tokens,
     },
     mail::{
-        Language, MailError,
+        Language,
         outbox::{self, OutgoingMail},
         templates,
     },
@@ -156,16 +156,12 @@ pub enum AccountError {
     /// The account no longer exists.
     #[error("account not found")]
     NotFound,
-    /// Storage failed.
-    #[error("database: {0}")]
-    Database(#[from] sea_orm::DbErr),
-    /// Encryption or hashing failed.
-    #[error("crypto: {0}")]
-    Crypto(#[from] CryptoError),
-    /// Mail could not be queued.
-    #[error("mail: {0}")]
-    Mail(#[from] MailError),
+    /// Storage, crypto or mail failed (ours, not the person's).
+    #[error(transparent)]
+    Internal(#[from] crate::error::Internal),
 }
+
+crate::internal_causes!(AccountError);
 
 /// A decrypted account, as services and resolvers see it.
 #[derive(Clone)]

@@ -23,7 +23,6 @@ use crate::{
     },
     crypto::tokens,
     mail::{
-        MailError,
         outbox::{self, OutgoingMail},
         templates::action_link,
     },
@@ -82,15 +81,9 @@ pub enum ErasureError {
     /// Input has the wrong shape.
     #[error("invalid {0}")]
     Invalid(&'static str),
-    /// Storage failed.
-    #[error("database: {0}")]
-    Database(#[from] sea_orm::DbErr),
-    /// Crypto failed.
-    #[error("crypto: {0}")]
-    Crypto(#[from] crate::crypto::CryptoError),
-    /// Mail could not be queued.
-    #[error("mail: {0}")]
-    Mail(#[from] MailError),
+    /// Storage, crypto or mail failed (ours, not the person's).
+    #[error(transparent)]
+    Internal(#[from] crate::error::Internal),
     /// Staff accounts are never flagged.
     #[error("staff account")]
     StaffAccount,
@@ -101,6 +94,8 @@ pub enum ErasureError {
     #[error("account: {0}")]
     Account(#[from] AccountError),
 }
+
+crate::internal_causes!(ErasureError);
 
 /// The working-day calendar from settings.
 pub fn calendar(state: &AppState) -> WorkingCalendar {

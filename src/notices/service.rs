@@ -226,13 +226,12 @@ pub enum NoticeError {
     /// A listed account does not exist.
     #[error("a listed account does not exist")]
     UnknownAccount,
-    /// Storage failed.
-    #[error("database: {0}")]
-    Database(#[from] DbErr),
-    /// The outbox refused a chunk.
-    #[error("mail: {0}")]
-    Mail(#[from] MailError),
+    /// Storage, crypto or mail failed (ours, not the person's).
+    #[error(transparent)]
+    Internal(#[from] crate::error::Internal),
 }
+
+crate::internal_causes!(NoticeError);
 
 /// The notice in each language, rendered once for every recipient.
 struct Renderings {

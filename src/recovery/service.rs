@@ -19,9 +19,8 @@ use crate::{
         },
         sessions,
     },
-    crypto::{CryptoError, tokens},
+    crypto::tokens,
     mail::{
-        MailError,
         outbox::{self, OutgoingMail},
         templates,
     },
@@ -41,16 +40,12 @@ pub enum RecoveryError {
     /// The new password breaks the policy.
     #[error("password: {0}")]
     WeakPassword(#[from] WeakPassword),
-    /// Storage failed.
-    #[error("database: {0}")]
-    Database(#[from] sea_orm::DbErr),
-    /// Encryption, hashing or randomness failed.
-    #[error("crypto: {0}")]
-    Crypto(#[from] CryptoError),
-    /// Mail could not be queued.
-    #[error("mail: {0}")]
-    Mail(#[from] MailError),
+    /// Storage, crypto or mail failed (ours, not the person's).
+    #[error(transparent)]
+    Internal(#[from] crate::error::Internal),
 }
+
+crate::internal_causes!(RecoveryError);
 
 /// Handles `requestPasswordReset`: mails a reset link to the bound address
 /// of the `ACTIVE` account that has `email`, if any and if the hourly mail
