@@ -31,7 +31,7 @@ pub const SESSION_COOKIE: &str = "custos_session";
 ///
 /// Secure outside development, and whenever the binary serves TLS.
 fn cookie_attributes(settings: &Settings) -> &'static str {
-    if settings.env == Environment::Development && settings.tls.is_none() {
+    if settings.env == Environment::Development && settings.http.tls.is_none() {
         "Path=/; HttpOnly; SameSite=Lax"
     } else {
         "Path=/; HttpOnly; SameSite=Lax; Secure"

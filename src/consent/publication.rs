@@ -355,7 +355,7 @@ pub async fn publish(
             now,
         )
         .await?;
-        let link = format!("{}/privacy", state.settings().public_url);
+        let link = format!("{}/privacy", state.settings().http.public_url);
         let mut after = None;
         loop {
             let (page, last) = active_accounts_page(state, &txn, after, false).await?;
@@ -484,7 +484,7 @@ pub async fn send_product_update(
     let news = ProductNews {
         subject,
         body,
-        link: format!("{}/settings/privacy", state.settings().public_url),
+        link: format!("{}/settings/privacy", state.settings().http.public_url),
     };
     let mut queued = 0u64;
     let mut after = None;

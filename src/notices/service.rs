@@ -518,7 +518,7 @@ pub async fn report_incident(
     }
 
     let announce = request.publish_announcement
-        || affected > state.settings().incident_announce_threshold
+        || affected > state.settings().notices.incident_announce_threshold
         || failed > 0;
     let txn = state.db().begin().await?;
     let announcement = if announce {

@@ -103,7 +103,7 @@ async fn send_reset_link(state: &AppState, email: &Email) -> Result<(), Recovery
     // Only the newest link works.
     accounts::void_tokens(&txn, row.id, token_purpose::RESET_PASSWORD, now).await?;
     let settings = state.settings();
-    let ttl = settings.reset_token_ttl;
+    let ttl = settings.accounts.reset_token_ttl;
     let issued = tokens::issue()?;
     account_token::ActiveModel {
         id: Set(Uuid::new_v4()),
@@ -121,7 +121,7 @@ async fn send_reset_link(state: &AppState, email: &Email) -> Result<(), Recovery
     // Built from the configured public URL only: a forged Host header
     // cannot send someone a link to another site.
     let link = templates::action_link(
-        &settings.public_url,
+        &settings.http.public_url,
         "/reset-password",
         issued.token.expose_secret(),
     );

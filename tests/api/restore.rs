@@ -664,7 +664,7 @@ async fn the_cli_migrates_a_journal_and_purge_once_re_applies_what_it_names() {
     let custos::settings::KeySource::Given {
         encryption_keys,
         blind_index_key,
-    } = &app.state.settings().keys
+    } = &app.state.settings().keys.source
     else {
         panic!("test apps use given keys")
     };
