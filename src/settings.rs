@@ -1,7 +1,7 @@
 //! Typed settings, layered: defaults, then an optional `custos.toml`, then
 //! `CUSTOS_*` environment variables.
 //!
-//! Every setting is declared once, in [`settings!`]'s table below: its
+//! Every setting is declared once, in the `settings!` table below: its
 //! group, its field (the environment variable is `CUSTOS_` and the field in
 //! upper case; `custos.toml` uses the field itself), its default, and what
 //! it means. From that table come [`RawSettings`], the variable names that
