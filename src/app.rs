@@ -42,10 +42,10 @@ impl Application {
     /// Connects, migrates, re-applies the erasures the journal records
     /// (see [`crate::erasure::reapply`]) and binds the listener.
     pub async fn build(settings: Settings, overrides: Overrides) -> Result<Self, StartError> {
-        let main_bind = settings.bind;
-        let metrics_bind = settings.metrics_bind;
+        let main_bind = settings.http.bind;
+        let metrics_bind = settings.http.metrics_bind;
         // Read before anything else starts, so a bad file stops the start.
-        let tls = match &settings.tls {
+        let tls = match &settings.http.tls {
             Some(files) => Some(crate::http::tls::server_config(&files.cert, &files.key)?),
             None => None,
         };
@@ -104,27 +104,28 @@ impl Application {
         let schema = build_schema(
             Some(self.state.clone()),
             SchemaOptions {
-                introspection: self.state.settings().introspection,
+                introspection: self.state.settings().http.introspection,
             },
         );
         let (stop_jobs, jobs_stopped) = watch::channel(false);
         let jobs = self
             .state
             .settings()
-            .run_jobs
+            .jobs
+            .run
             .then(|| crate::jobs::spawn(self.state.clone(), jobs_stopped));
         let settings = self.state.settings();
         // On PostgreSQL the listener runs even with the session cache off:
         // the policy kept in memory and the account-key cache need to hear of
         // publications and erasures too.
-        let change_listener = (settings.database_kind == DatabaseKind::Postgres).then(|| {
+        let change_listener = (settings.database.kind == DatabaseKind::Postgres).then(|| {
             AbortOnDrop(tokio::spawn(crate::changes::listen(
                 crate::changes::Listeners {
                     sessions: self.state.session_cache().clone(),
                     policy: self.state.policy().clone(),
                     keys: self.state.keys().clone(),
                 },
-                settings.database_url.expose_secret().to_owned(),
+                settings.database.url.expose_secret().to_owned(),
             )))
         });
         // The metrics listener lives as long as the main one.
@@ -140,8 +141,8 @@ impl Application {
         // Named by the public URL, the origin mailed links use: a browser
         // keeps one cookie jar per host, so opening `127.0.0.1` while links
         // say `localhost` would sign people in twice.
-        let public_url = &settings.public_url;
-        if settings.account_console {
+        let public_url = &settings.http.public_url;
+        if settings.http.account_console {
             tracing::info!(
                 addr = %self.addr,
                 "serving the account console at {public_url}/ and GraphQL at {public_url}/graphql (listening on {})", self.addr

@@ -9,6 +9,7 @@ pub mod consent;
 pub mod crypto;
 pub mod db;
 pub mod erasure;
+pub mod error;
 pub mod graphql;
 pub mod http;
 pub mod jobs;

@@ -142,13 +142,13 @@ async fn serve(settings: Settings) -> Result<(), String> {
 }
 
 async fn migrate(settings: Settings) -> Result<(), String> {
-    let db = custos::db::connect(&settings.database_url)
+    let db = custos::db::connect(&settings.database.url)
         .await
         .map_err(|e| format!("database: {e}"))?;
     custos::db::migrate(&db)
         .await
         .map_err(|e| format!("migration: {e}"))?;
-    if let Some(url) = &settings.key_store_url {
+    if let Some(url) = &settings.database.key_store_url {
         let store = custos::db::connect(url)
             .await
             .map_err(|e| format!("key store: {e}"))?;
@@ -156,7 +156,7 @@ async fn migrate(settings: Settings) -> Result<(), String> {
             .await
             .map_err(|e| format!("key store migration: {e}"))?;
     }
-    if let Some(url) = &settings.erasure_journal_url {
+    if let Some(url) = &settings.database.erasure_journal_url {
         let journal = custos::db::connect(url)
             .await
             .map_err(|e| format!("erasure journal: {e}"))?;
@@ -263,7 +263,7 @@ async fn purge_once(settings: Settings) -> Result<(), String> {
 }
 
 async fn verify_audit(settings: Settings) -> Result<(), String> {
-    let db = custos::db::connect(&settings.database_url)
+    let db = custos::db::connect(&settings.database.url)
         .await
         .map_err(|e| format!("database: {e}"))?;
     custos::db::migrate(&db)

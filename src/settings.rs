@@ -1,9 +1,18 @@
 //! Typed settings, layered: defaults, then an optional `custos.toml`, then
-//! `CUSTOS_*` environment variables (the table in docs/operations.md).
+//! `CUSTOS_*` environment variables.
 //!
-//! Raw values are validated once at start into [`Settings`]; a bad value
-//! stops the start with a one-line message naming the setting. Secrets stay
-//! wrapped in [`SecretString`] so they never reach a log or a panic message.
+//! Every setting is declared once, in the `settings!` table below: its
+//! group, its field (the environment variable is `CUSTOS_` and the field in
+//! upper case; `custos.toml` uses the field itself), its default, and what
+//! it means. From that table come [`RawSettings`], the variable names that
+//! errors quote ([`name`]), and the settings table in `docs/operations.md`
+//! ([`markdown_table`], checked by a test; run
+//! `CUSTOS_WRITE_SETTINGS_TABLE=1 cargo test --lib settings` to rewrite it).
+//!
+//! Raw values are validated once at start into [`Settings`], nested by the
+//! same groups; a bad value stops the start with a one-line message naming
+//! the setting. Secrets stay wrapped in [`SecretString`] so they never
+//! reach a log or a panic message.
 
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
@@ -40,149 +49,200 @@ impl SettingsError {
     }
 }
 
-/// Settings as read from files and the environment, before validation.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default)]
-pub struct RawSettings {
-    /// `CUSTOS_ENV`.
-    pub env: String,
-    /// `CUSTOS_BIND`.
-    pub bind: String,
-    /// `CUSTOS_METRICS_BIND`: a listener of its own for `/metrics`.
-    pub metrics_bind: Option<String>,
-    /// `CUSTOS_DATABASE_URL`.
-    pub database_url: String,
-    /// `CUSTOS_KEY_STORE_URL`: a separate database for account data keys.
-    pub key_store_url: Option<String>,
-    /// `CUSTOS_ERASURE_JOURNAL_URL`: where the erasure journal lives when
-    /// there is no separate key store.
-    pub erasure_journal_url: Option<String>,
-    /// `CUSTOS_PUBLIC_URL`; `None` means "not given" (refused in production).
-    pub public_url: Option<String>,
-    /// `CUSTOS_SMTP_URL`.
-    pub smtp_url: Option<String>,
-    /// `CUSTOS_MAIL_FROM`.
-    pub mail_from: String,
-    /// `CUSTOS_MAIL_DIR`: where file mail goes when no SMTP URL is set.
-    pub mail_dir: String,
-    /// `CUSTOS_ENCRYPTION_KEYS`.
-    pub encryption_keys: Option<String>,
-    /// `CUSTOS_BLIND_INDEX_KEY`.
-    pub blind_index_key: Option<String>,
-    /// `CUSTOS_BLIND_INDEX_PREVIOUS_KEY`: set only while a blind-index key
-    /// rotation is under way.
-    pub blind_index_previous_key: Option<String>,
-    /// `CUSTOS_DEV_KEYS_FILE`.
-    pub dev_keys_file: String,
-    /// `CUSTOS_DELETION_GRACE_WORKING_DAYS`.
-    pub deletion_grace_working_days: u32,
-    /// `CUSTOS_HOLIDAYS`.
-    pub holidays: String,
-    /// `CUSTOS_TIMEZONE`: where working days are counted.
-    pub timezone: String,
-    /// `CUSTOS_SCHEDULER_INTERVAL_SECS`.
-    pub scheduler_interval_secs: u64,
-    /// `CUSTOS_RUN_JOBS`: run the background jobs in this process.
-    pub run_jobs: bool,
-    /// `CUSTOS_GUARDIAN_CONSENT_DAYS`.
-    pub guardian_consent_days: u32,
-    /// `CUSTOS_ALLOWED_ORIGINS`.
-    pub allowed_origins: String,
-    /// `CUSTOS_LOG_FORMAT`.
-    pub log_format: String,
-    /// `CUSTOS_PLAYGROUND`: serve GraphiQL (defaults to on outside production).
-    pub playground: Option<bool>,
-    /// `CUSTOS_ACCOUNT_CONSOLE`: serve the account console at `/` and the
-    /// emailed paths (defaults to on outside production).
-    pub account_console: Option<bool>,
-    /// `CUSTOS_INTROSPECTION`: allow introspection (defaults to on outside production).
-    pub introspection: Option<bool>,
-    /// `CUSTOS_OUTBOX_BATCH`: mails claimed per outbox tick.
-    pub outbox_batch: u64,
-    /// `CUSTOS_OUTBOX_MAX_ATTEMPTS`: attempts before a mail is given up.
-    pub outbox_max_attempts: u32,
-    /// `CUSTOS_PURGE_BATCH`: accounts erased per purge transaction
-    /// (defaults by database, see [`crate::erasure::purge::batch_size`]).
-    pub purge_batch: Option<u64>,
-    /// `CUSTOS_SESSION_IDLE_MINUTES`: a session unused this long ends.
-    pub session_idle_minutes: u32,
-    /// `CUSTOS_SESSION_LIFETIME_HOURS`: a session ends this long after sign-in.
-    pub session_lifetime_hours: u32,
-    /// `CUSTOS_SESSION_CACHE_SECONDS`: how long an instance may answer a
-    /// session check from memory (0: always read the database).
-    pub session_cache_seconds: u32,
-    /// `CUSTOS_VERIFICATION_TOKEN_HOURS`: how long an address-verification link works.
-    pub verification_token_hours: u32,
-    /// `CUSTOS_UNVERIFIED_GRACE_DAYS`: days after its last verification
-    /// link expired that a sign-up never verified is erased.
-    pub unverified_grace_days: u32,
-    /// `CUSTOS_USERNAME_BLOCKLIST`: extra refused terms (comma-separated, or a file).
-    pub username_blocklist: String,
-    /// `CUSTOS_USERNAME_RESERVED`: extra reserved names (comma-separated, or a file).
-    pub username_reserved: String,
-    /// `CUSTOS_RESET_TOKEN_MINUTES`: how long a password reset link works.
-    pub reset_token_minutes: u32,
-    /// `CUSTOS_RATE_LIMIT_PER_MINUTE`: attempts of each limited action per client a minute.
-    pub rate_limit_per_minute: u32,
-    /// `CUSTOS_TRUSTED_PROXIES`: proxies whose `X-Forwarded-For` is believed (IPs or CIDRs).
-    pub trusted_proxies: String,
-    /// `CUSTOS_NOTIFY_NEW_SIGNIN`: mail a notice on sign-in from a new browser or app.
-    pub notify_new_signin: bool,
-    /// `CUSTOS_INCIDENT_ANNOUNCE_THRESHOLD`: above this many affected
-    /// accounts, an incident is also announced publicly.
-    pub incident_announce_threshold: u64,
-    /// `CUSTOS_TLS_CERT`: PEM certificate chain, to serve HTTPS directly.
-    pub tls_cert: Option<String>,
-    /// `CUSTOS_TLS_KEY`: PEM private key of that certificate.
-    pub tls_key: Option<String>,
+/// One setting as an operator meets it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SettingInfo {
+    /// The group it belongs to (a field of [`Settings`], or `general`).
+    pub group: &'static str,
+    /// Its field in [`RawSettings`] and its key in `custos.toml`.
+    pub field: &'static str,
+    /// Its environment variable.
+    pub name: &'static str,
+    /// Its default, as the operations guide states it.
+    pub default: &'static str,
+    /// What it does.
+    pub meaning: &'static str,
 }
 
-impl Default for RawSettings {
-    fn default() -> Self {
-        Self {
-            env: "development".into(),
-            bind: "127.0.0.1:8000".into(),
-            metrics_bind: None,
-            database_url: "sqlite://custos.db?mode=rwc".into(),
-            key_store_url: None,
-            erasure_journal_url: None,
-            public_url: None,
-            smtp_url: None,
-            mail_from: "Custos <no-reply@localhost>".into(),
-            mail_dir: "mail".into(),
-            encryption_keys: None,
-            blind_index_key: None,
-            blind_index_previous_key: None,
-            dev_keys_file: "custos.dev-keys".into(),
-            deletion_grace_working_days: 3,
-            holidays: String::new(),
-            timezone: "Asia/Shanghai".into(),
-            scheduler_interval_secs: 60,
-            run_jobs: true,
-            guardian_consent_days: 7,
-            allowed_origins: String::new(),
-            log_format: "pretty".into(),
-            playground: None,
-            account_console: None,
-            introspection: None,
-            outbox_batch: 50,
-            outbox_max_attempts: 12,
-            purge_batch: None,
-            session_idle_minutes: 30,
-            session_lifetime_hours: 12,
-            session_cache_seconds: 5,
-            verification_token_hours: 24,
-            unverified_grace_days: 7,
-            username_blocklist: String::new(),
-            username_reserved: String::new(),
-            reset_token_minutes: 30,
-            rate_limit_per_minute: 30,
-            trusted_proxies: String::new(),
-            notify_new_signin: false,
-            incident_announce_threshold: 10_000,
-            tls_cert: None,
-            tls_key: None,
+/// `CUSTOS_` and `field` in upper case, as `N` bytes (the field's length
+/// plus seven).
+const fn env_bytes<const N: usize>(field: &str) -> [u8; N] {
+    const PREFIX: &[u8] = b"CUSTOS_";
+    let field = field.as_bytes();
+    let mut out = [0u8; N];
+    let mut i = 0;
+    while i < N {
+        out[i] = if i < PREFIX.len() {
+            PREFIX[i]
+        } else {
+            field[i - PREFIX.len()].to_ascii_uppercase()
+        };
+        i += 1;
+    }
+    out
+}
+
+/// Declares every setting once; see the module documentation.
+macro_rules! settings {
+    ($(
+        $group:ident {
+            $( $field:ident: $ty:ty = $default:expr, shown $shown:literal, $meaning:literal; )*
         }
+    )*) => {
+        /// Settings as read from files and the environment, before
+        /// validation: one field per environment variable.
+        #[derive(Debug, Clone, Serialize, Deserialize)]
+        #[serde(default)]
+        pub struct RawSettings {
+            $($(
+                #[doc = $meaning]
+                pub $field: $ty,
+            )*)*
+        }
+
+        impl Default for RawSettings {
+            fn default() -> Self {
+                Self { $($( $field: $default, )*)* }
+            }
+        }
+
+        /// The environment variable of each setting, by its field name.
+        #[allow(non_upper_case_globals)]
+        pub mod name {
+            $($(
+                #[doc = $meaning]
+                pub const $field: &str = {
+                    const BYTES: [u8; stringify!($field).len() + 7] =
+                        super::env_bytes(stringify!($field));
+                    match core::str::from_utf8(&BYTES) {
+                        Ok(name) => name,
+                        Err(_) => "CUSTOS_CONFIG",
+                    }
+                };
+            )*)*
+        }
+
+        /// Every setting, in the order of the operations guide.
+        pub const SETTINGS: &[SettingInfo] = &[
+            $($(
+                SettingInfo {
+                    group: stringify!($group),
+                    field: stringify!($field),
+                    name: name::$field,
+                    default: $shown,
+                    meaning: $meaning,
+                },
+            )*)*
+        ];
+    };
+}
+
+settings! {
+    general {
+        env: String = "development".into(), shown "`development`",
+            "`production` refuses dev keys, file mail and a missing public URL; turns introspection and the playground off unless asked for";
+        log_format: String = "pretty".into(), shown "`pretty`",
+            "`json` for one JSON object a line";
+    }
+    http {
+        bind: String = "127.0.0.1:8000".into(), shown "`127.0.0.1:8000`",
+            "listen address (`:0` picks a free port and logs it)";
+        metrics_bind: Option<String> = None, shown "unset: `/metrics` on `CUSTOS_BIND`",
+            "a second listen address (`host:port`, different from `CUSTOS_BIND`) serving `/metrics` alone, e.g. on an internal interface; the main listener then answers 404 for `/metrics`. Empty counts as unset";
+        public_url: Option<String> = None, shown "`http://localhost:8000`",
+            "base of every link in an email; must be `https://` in production (the links carry tokens); when it is `https://`, every answer carries `Strict-Transport-Security: max-age=31536000`";
+        tls_cert: Option<String> = None, shown "unset",
+            "PEM certificate chain: serve HTTPS directly (rustls on ring) instead of behind a TLS-terminating proxy; set with `CUSTOS_TLS_KEY` (both or neither); a bad file stops the start; HSTS is sent and the session cookie is `Secure`, in development too";
+        tls_key: Option<String> = None, shown "unset",
+            "PEM private key of the `CUSTOS_TLS_CERT` certificate (both or neither)";
+        allowed_origins: String = String::new(), shown "empty",
+            "CORS origins allowed to call with credentials";
+        playground: Option<bool> = None, shown "on outside production",
+            "serve GraphiQL";
+        introspection: Option<bool> = None, shown "on outside production",
+            "answer introspection";
+        account_console: Option<bool> = None, shown "on outside production",
+            "serve the [account console](console.md) at `/` and the emailed paths; off, those paths answer a short page saying the link was not used and where to go";
+    }
+    database {
+        database_url: String = "sqlite://custos.db?mode=rwc".into(), shown "`sqlite://custos.db?mode=rwc`",
+            "`sqlite://…` or `postgres://…`";
+        key_store_url: Option<String> = None, shown "unset: keys in the main database",
+            "a separate `sqlite://…` or `postgres://…` database for account data keys; see [Account keys and backups](#account-keys-and-backups)";
+        erasure_journal_url: Option<String> = None, shown "unset",
+            "without `CUSTOS_KEY_STORE_URL` only (the key store keeps the journal otherwise): a `postgres://…` database every instance shares, or a `sqlite://…` file for a single instance, that records each erased account's id and time, so a restored backup cannot bring an erased person back; see [Backups and restores](#backups-and-restores). Production with neither warns at start";
+    }
+    keys {
+        encryption_keys: Option<String> = None, shown "dev key",
+            "comma-separated `id:base64(32 bytes)`; the first encrypts, all decrypt";
+        blind_index_key: Option<String> = None, shown "dev key",
+            "base64(32 bytes), HMAC key for lookups; every blind index is written under it";
+        blind_index_previous_key: Option<String> = None, shown "unset",
+            "base64(32 bytes), only while a blind-index key rotation is under way: the key being replaced. Lookups and uniqueness checks then match rows indexed under either key; writes use `CUSTOS_BLIND_INDEX_KEY` only. Empty counts as unset";
+        dev_keys_file: String = "custos.dev-keys".into(), shown "`custos.dev-keys`",
+            "where development keys live";
+    }
+    mail {
+        smtp_url: Option<String> = None, shown "unset (file mail)",
+            "`smtp://host:port`, `smtps://user:pass@host:port`, `smtp://…?tls=required`";
+        mail_from: String = "Custos <no-reply@localhost>".into(), shown "`Custos <no-reply@localhost>`",
+            "sender";
+        mail_dir: String = "mail".into(), shown "`mail`",
+            "where file mail goes in development";
+        outbox_batch: u64 = 50, shown "`50`",
+            "mails per outbox tick";
+        outbox_max_attempts: u32 = 12, shown "`12`",
+            "attempts before a mail is given up";
+    }
+    jobs {
+        scheduler_interval_secs: u64 = 60, shown "`60`",
+            "how often background jobs wake (the first run is at start, so the purge catches up after downtime); mail queued on an instance also wakes its outbox at once, so links arrive in about a second";
+        run_jobs: bool = true, shown "`true`",
+            "`false` on instances that should only serve HTTP (some instance must run the jobs)";
+    }
+    sessions {
+        session_idle_minutes: u32 = 30, shown "`30`",
+            "a session ends when unused this many minutes";
+        session_lifetime_hours: u32 = 12, shown "`12`",
+            "a session ends this many hours after sign-in";
+        session_cache_seconds: u32 = 5, shown "`5`",
+            "how long an instance may answer a session check from memory (0–60; `0`: read the database on every signed-in request); see \"Session cache\"";
+        notify_new_signin: bool = false, shown "`false`",
+            "mail the owner when their account signs in from a browser or app none of its recent sessions used";
+    }
+    accounts {
+        verification_token_hours: u32 = 24, shown "`24`",
+            "how long address-verification and deletion-confirmation links work";
+        unverified_grace_days: u32 = 7, shown "`7`",
+            "a sign-up whose address was never verified is erased this many days after its newest verification link expired (it may hold a stranger's address); no receipt is mailed";
+        reset_token_minutes: u32 = 30, shown "`30`",
+            "how long a password reset link works (1–1440)";
+        guardian_consent_days: u32 = 7, shown "`7`",
+            "days a minor's account waits for a guardian";
+        username_blocklist: String = String::new(), shown "empty",
+            "the operator's extra refused terms: comma-separated, or a file with one a line";
+        username_reserved: String = String::new(), shown "empty",
+            "the operator's extra reserved names: comma-separated, or a file with one a line";
+    }
+    erasure {
+        deletion_grace_working_days: u32 = 3, shown "`3`",
+            "working days between a confirmed deletion and the purge";
+        holidays: String = String::new(), shown "empty",
+            "comma-separated `YYYY-MM-DD` holidays and/or calendar files whose lines are `YYYY-MM-DD holiday` or `YYYY-MM-DD workday` (make-up working days); `data/calendars/cn-2026.txt` is the official PRC arrangement for 2026";
+        timezone: String = "Asia/Shanghai".into(), shown "`Asia/Shanghai`",
+            "the IANA time zone working days are counted in";
+        purge_batch: Option<u64> = None, shown "`1000` on SQLite, `5000` on PostgreSQL",
+            "accounts erased per purge transaction (1–5000)";
+    }
+    limits {
+        rate_limit_per_minute: u32 = 30, shown "`30`",
+            "attempts per client IP (IPv6: per /64) a minute, for each of signup, `usernameCheck`, login, password reset request and use, password checks behind a session (`changePassword` and `changeEmail` together), deletion request and ticket creation; counted in each instance's memory and, on PostgreSQL, also in the database for all instances together (see \"Several instances\")";
+        trusted_proxies: String = String::new(), shown "empty",
+            "IPs or CIDRs of your load balancers, comma-separated; only requests from them have `X-Forwarded-For` believed (else the TCP peer is the client)";
+    }
+    notices {
+        incident_announce_threshold: u64 = 10_000, shown "`10000`",
+            "a security incident affecting more accounts than this is also published as a public announcement (individual notice being impractical)";
     }
 }
 
@@ -208,54 +268,23 @@ impl RawSettings {
 
 /// Maps a field name back to the environment variable an operator sets.
 fn setting_name(key: &str) -> &'static str {
-    const NAMES: &[&str] = &[
-        "CUSTOS_ENV",
-        "CUSTOS_BIND",
-        "CUSTOS_METRICS_BIND",
-        "CUSTOS_DATABASE_URL",
-        "CUSTOS_KEY_STORE_URL",
-        "CUSTOS_PUBLIC_URL",
-        "CUSTOS_SMTP_URL",
-        "CUSTOS_MAIL_FROM",
-        "CUSTOS_MAIL_DIR",
-        "CUSTOS_ENCRYPTION_KEYS",
-        "CUSTOS_BLIND_INDEX_KEY",
-        "CUSTOS_BLIND_INDEX_PREVIOUS_KEY",
-        "CUSTOS_DEV_KEYS_FILE",
-        "CUSTOS_DELETION_GRACE_WORKING_DAYS",
-        "CUSTOS_HOLIDAYS",
-        "CUSTOS_TIMEZONE",
-        "CUSTOS_SCHEDULER_INTERVAL_SECS",
-        "CUSTOS_RUN_JOBS",
-        "CUSTOS_GUARDIAN_CONSENT_DAYS",
-        "CUSTOS_ALLOWED_ORIGINS",
-        "CUSTOS_LOG_FORMAT",
-        "CUSTOS_PLAYGROUND",
-        "CUSTOS_INTROSPECTION",
-        "CUSTOS_OUTBOX_BATCH",
-        "CUSTOS_OUTBOX_MAX_ATTEMPTS",
-        "CUSTOS_PURGE_BATCH",
-        "CUSTOS_SESSION_IDLE_MINUTES",
-        "CUSTOS_SESSION_LIFETIME_HOURS",
-        "CUSTOS_SESSION_CACHE_SECONDS",
-        "CUSTOS_VERIFICATION_TOKEN_HOURS",
-        "CUSTOS_UNVERIFIED_GRACE_DAYS",
-        "CUSTOS_USERNAME_BLOCKLIST",
-        "CUSTOS_USERNAME_RESERVED",
-        "CUSTOS_RESET_TOKEN_MINUTES",
-        "CUSTOS_RATE_LIMIT_PER_MINUTE",
-        "CUSTOS_TRUSTED_PROXIES",
-        "CUSTOS_NOTIFY_NEW_SIGNIN",
-        "CUSTOS_INCIDENT_ANNOUNCE_THRESHOLD",
-        "CUSTOS_TLS_CERT",
-        "CUSTOS_TLS_KEY",
-    ];
-    let wanted = format!("CUSTOS_{}", key.to_ascii_uppercase());
-    NAMES
+    SETTINGS
         .iter()
-        .find(|name| **name == wanted)
-        .copied()
-        .unwrap_or("CUSTOS_CONFIG")
+        .find(|setting| setting.field.eq_ignore_ascii_case(key))
+        .map_or("CUSTOS_CONFIG", |setting| setting.name)
+}
+
+/// The settings table of `docs/operations.md`, one row per setting.
+pub fn markdown_table() -> String {
+    let mut table =
+        String::from("| group | variable | default | meaning |\n| --- | --- | --- | --- |\n");
+    for setting in SETTINGS {
+        table.push_str(&format!(
+            "| {} | `{}` | {} | {} |\n",
+            setting.group, setting.name, setting.default, setting.meaning
+        ));
+    }
+    table
 }
 
 /// Where the service runs, which decides what it tolerates.
@@ -309,95 +338,165 @@ pub enum KeySource {
     DevFile(PathBuf),
 }
 
-/// Validated settings.
+/// Validated settings, by group.
 #[derive(Debug, Clone)]
 pub struct Settings {
     /// Development or production.
     pub env: Environment,
+    /// Log line format.
+    pub log_format: LogFormat,
+    /// Listeners, links and what the HTTP layer serves.
+    pub http: HttpSettings,
+    /// Where data is stored.
+    pub database: DatabaseSettings,
+    /// The encryption and blind-index keys.
+    pub keys: KeySettings,
+    /// Where mail goes and how the outbox sends it.
+    pub mail: MailSettings,
+    /// The background jobs.
+    pub jobs: JobSettings,
+    /// Sessions.
+    pub sessions: SessionSettings,
+    /// Sign-up, verification, recovery and usernames.
+    pub accounts: AccountSettings,
+    /// Deletion, the purge and its calendar.
+    pub erasure: ErasureSettings,
+    /// Rate limits.
+    pub limits: LimitSettings,
+    /// Breach notices.
+    pub notices: NoticeSettings,
+}
+
+/// Listeners, links and what the HTTP layer serves.
+#[derive(Debug, Clone)]
+pub struct HttpSettings {
     /// Listen address.
     pub bind: SocketAddr,
     /// Where `/metrics` is served alone, off the main listener; `None`
     /// serves it on the main listener.
     pub metrics_bind: Option<SocketAddr>,
+    /// Base of every link in an email, without a trailing slash.
+    pub public_url: String,
+    /// The certificate chain and key files when the binary serves HTTPS.
+    pub tls: Option<TlsFiles>,
+    /// CORS origins allowed to call with credentials.
+    pub allowed_origins: Vec<String>,
+    /// Serve the GraphiQL page.
+    pub playground: bool,
+    /// Answer introspection queries.
+    pub introspection: bool,
+    /// Serve the account console; when off, the emailed paths answer a
+    /// short page that says where to go.
+    pub account_console: bool,
+}
+
+/// Where data is stored.
+#[derive(Debug, Clone)]
+pub struct DatabaseSettings {
     /// A sea-orm database URL.
-    pub database_url: SecretString,
+    pub url: SecretString,
     /// Which database the URL points at.
-    pub database_kind: DatabaseKind,
+    pub kind: DatabaseKind,
     /// Where account data keys live when not in the main database; a
     /// sea-orm database URL (see [`crate::keystore`]).
     pub key_store_url: Option<SecretString>,
     /// Where the erasure journal lives when there is no separate key store;
     /// a sea-orm database URL (see [`crate::erasure::journal`]).
     pub erasure_journal_url: Option<SecretString>,
-    /// Base of every link in an email, without a trailing slash.
-    pub public_url: String,
-    /// Where mail goes.
-    pub mail_transport: MailTransportSetting,
-    /// The sender of every mail.
-    pub mail_from: lettre::message::Mailbox,
+}
+
+/// The encryption and blind-index keys.
+#[derive(Debug, Clone)]
+pub struct KeySettings {
     /// The keys to use.
-    pub keys: KeySource,
+    pub source: KeySource,
     /// The blind-index key being rotated away from: lookups match rows
     /// indexed under it too, until `custos keys rotate` has recomputed them.
     pub blind_index_previous_key: Option<SecretString>,
-    /// Working days between a confirmed deletion and the purge.
-    pub deletion_grace_working_days: u32,
-    /// Holidays and make-up working days.
-    pub calendar: CalendarSetting,
-    /// The time zone deadlines are counted in.
-    pub timezone: chrono_tz::Tz,
-    /// How often background jobs wake.
-    pub scheduler_interval: Duration,
-    /// Whether this process runs the background jobs.
-    pub run_jobs: bool,
-    /// Days a minor's account waits for a guardian.
-    pub guardian_consent_days: u32,
-    /// CORS origins allowed to call with credentials.
-    pub allowed_origins: Vec<String>,
-    /// Log line format.
-    pub log_format: LogFormat,
-    /// Serve the GraphiQL page.
-    pub playground: bool,
-    /// Serve the account console; when off, the emailed paths answer a
-    /// short page that says where to go.
-    pub account_console: bool,
-    /// Answer introspection queries.
-    pub introspection: bool,
+}
+
+/// Where mail goes and how the outbox sends it.
+#[derive(Debug, Clone)]
+pub struct MailSettings {
+    /// Where mail goes.
+    pub transport: MailTransportSetting,
+    /// The sender of every mail.
+    pub from: lettre::message::Mailbox,
     /// Mails claimed per outbox tick.
     pub outbox_batch: u64,
     /// Attempts before a mail is given up for good.
     pub outbox_max_attempts: u32,
-    /// Accounts erased per purge transaction, when set; otherwise a
-    /// default for the database.
-    pub purge_batch: Option<u64>,
+}
+
+/// The background jobs.
+#[derive(Debug, Clone)]
+pub struct JobSettings {
+    /// How often background jobs wake.
+    pub interval: Duration,
+    /// Whether this process runs the background jobs.
+    pub run: bool,
+}
+
+/// Sessions.
+#[derive(Debug, Clone)]
+pub struct SessionSettings {
     /// A session unused this long ends.
-    pub session_idle: chrono::Duration,
+    pub idle: chrono::Duration,
     /// A session ends this long after sign-in, used or not.
-    pub session_lifetime: chrono::Duration,
+    pub lifetime: chrono::Duration,
     /// How long a session check may be answered from memory (zero: off).
-    pub session_cache: chrono::Duration,
+    pub cache: chrono::Duration,
+    /// Mail a notice when an account signs in from a browser or app it
+    /// has not used before.
+    pub notify_new_signin: bool,
+}
+
+/// Sign-up, verification, recovery and usernames.
+#[derive(Debug, Clone)]
+pub struct AccountSettings {
     /// How long an address-verification link works.
     pub verification_token_ttl: chrono::Duration,
     /// How long after its last link expired a sign-up never verified is erased.
     pub unverified_grace: chrono::Duration,
+    /// How long a password reset link works.
+    pub reset_token_ttl: chrono::Duration,
+    /// Days a minor's account waits for a guardian.
+    pub guardian_consent_days: u32,
     /// Operator's extra refused username terms.
     pub username_blocklist: Vec<String>,
     /// Operator's extra reserved usernames.
     pub username_reserved: Vec<String>,
-    /// How long a password reset link works.
-    pub reset_token_ttl: chrono::Duration,
+}
+
+/// Deletion, the purge and its calendar.
+#[derive(Debug, Clone)]
+pub struct ErasureSettings {
+    /// Working days between a confirmed deletion and the purge.
+    pub grace_working_days: u32,
+    /// Holidays and make-up working days.
+    pub calendar: CalendarSetting,
+    /// The time zone deadlines are counted in.
+    pub timezone: chrono_tz::Tz,
+    /// Accounts erased per purge transaction, when set; otherwise a
+    /// default for the database.
+    pub purge_batch: Option<u64>,
+}
+
+/// Rate limits.
+#[derive(Debug, Clone)]
+pub struct LimitSettings {
     /// Attempts of each rate-limited action per client a minute.
-    pub rate_limit_per_minute: std::num::NonZeroU32,
+    pub per_minute: std::num::NonZeroU32,
     /// Proxies whose `X-Forwarded-For` names the client; empty: none.
     pub trusted_proxies: Vec<crate::ratelimit::IpNetwork>,
-    /// Mail a notice when an account signs in from a browser or app it
-    /// has not used before.
-    pub notify_new_signin: bool,
+}
+
+/// Breach notices.
+#[derive(Debug, Clone)]
+pub struct NoticeSettings {
     /// Above this many affected accounts an incident is also announced
     /// publicly, as individual notice is then impractical.
     pub incident_announce_threshold: u64,
-    /// The certificate chain and key files when the binary serves HTTPS.
-    pub tls: Option<TlsFiles>,
 }
 
 /// PEM files of the certificate chain and its key.
@@ -409,12 +508,25 @@ pub struct TlsFiles {
     pub key: std::path::PathBuf,
 }
 
+/// "Must be at least 1" unless `value` is.
+fn at_least_one(setting: &'static str, value: u64) -> Result<(), SettingsError> {
+    if value == 0 {
+        return Err(SettingsError::new(setting, "must be at least 1"));
+    }
+    Ok(())
+}
+
+/// A trimmed value, `None` when unset or blank.
+fn present(value: Option<String>) -> Option<String> {
+    value.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
+}
+
 impl Settings {
     /// Whether answers tell browsers to use HTTPS only
     /// (`Strict-Transport-Security`): when the service is reached at an
     /// https `CUSTOS_PUBLIC_URL`, usually through a TLS-terminating proxy.
     pub fn sends_hsts(&self) -> bool {
-        self.tls.is_some() || self.public_url.starts_with("https://")
+        self.http.tls.is_some() || self.http.public_url.starts_with("https://")
     }
 
     /// Loads and validates settings from the process's sources.
@@ -429,261 +541,70 @@ impl Settings {
             "production" | "prod" => Environment::Production,
             other => {
                 return Err(SettingsError::new(
-                    "CUSTOS_ENV",
+                    name::env,
                     format!("expected development or production, got {other:?}"),
                 ));
             }
         };
         let production = env == Environment::Production;
+        // Group by group: the first bad value found is the one named.
+        let http = HttpSettings::validate(&raw, production)?;
+        let database = DatabaseSettings::validate(&raw)?;
+        let mail = MailSettings::validate(&raw, production)?;
+        let keys = KeySettings::validate(&raw, production)?;
+        let erasure = ErasureSettings::validate(&raw)?;
+        let jobs = JobSettings::validate(&raw)?;
+        let sessions = SessionSettings::validate(&raw)?;
+        let accounts = AccountSettings::validate(&raw)?;
+        let limits = LimitSettings::validate(&raw)?;
+        let log_format = match raw.log_format.trim().to_ascii_lowercase().as_str() {
+            "pretty" => LogFormat::Pretty,
+            "json" => LogFormat::Json,
+            other => {
+                return Err(SettingsError::new(
+                    name::log_format,
+                    format!("expected pretty or json, got {other:?}"),
+                ));
+            }
+        };
+        Ok(Self {
+            env,
+            log_format,
+            http,
+            database,
+            keys,
+            mail,
+            jobs,
+            sessions,
+            accounts,
+            erasure,
+            limits,
+            notices: NoticeSettings {
+                incident_announce_threshold: raw.incident_announce_threshold,
+            },
+        })
+    }
+}
 
-        let bind = parse_bind("CUSTOS_BIND", &raw.bind)?;
+impl HttpSettings {
+    fn validate(raw: &RawSettings, production: bool) -> Result<Self, SettingsError> {
+        let bind = parse_bind(name::bind, &raw.bind)?;
         let metrics_bind = match raw.metrics_bind.as_deref().map(str::trim) {
             None | Some("") => None,
             Some(text) => {
-                let metrics_bind = parse_bind("CUSTOS_METRICS_BIND", text)?;
+                let metrics_bind = parse_bind(name::metrics_bind, text)?;
                 if metrics_bind == bind && bind.port() != 0 {
                     return Err(SettingsError::new(
-                        "CUSTOS_METRICS_BIND",
-                        "must differ from CUSTOS_BIND (unset it to serve /metrics there)",
+                        name::metrics_bind,
+                        format!(
+                            "must differ from {} (unset it to serve /metrics there)",
+                            name::bind
+                        ),
                     ));
                 }
                 Some(metrics_bind)
             }
         };
-
-        let database_kind = database_kind_of("CUSTOS_DATABASE_URL", &raw.database_url)?;
-        let key_store_url = match raw.key_store_url.map(|url| url.trim().to_owned()) {
-            None => None,
-            Some(url) if url.is_empty() => None,
-            Some(url) => {
-                database_kind_of("CUSTOS_KEY_STORE_URL", &url)?;
-                if url == raw.database_url.trim() {
-                    return Err(SettingsError::new(
-                        "CUSTOS_KEY_STORE_URL",
-                        "names the main database; leave it unset to keep keys there",
-                    ));
-                }
-                Some(SecretString::from(url))
-            }
-        };
-        let erasure_journal_url = match raw.erasure_journal_url.map(|url| url.trim().to_owned()) {
-            None => None,
-            Some(url) if url.is_empty() => None,
-            Some(url) => {
-                database_kind_of("CUSTOS_ERASURE_JOURNAL_URL", &url)?;
-                if url == raw.database_url.trim() {
-                    return Err(SettingsError::new(
-                        "CUSTOS_ERASURE_JOURNAL_URL",
-                        "names the main database; a restored backup of it would restore the journal too",
-                    ));
-                }
-                // The key store keeps the journal: a second place could
-                // only disagree with it.
-                if key_store_url.is_some() {
-                    return Err(SettingsError::new(
-                        "CUSTOS_ERASURE_JOURNAL_URL",
-                        "is for deployments without CUSTOS_KEY_STORE_URL; the key store keeps the journal",
-                    ));
-                }
-                Some(SecretString::from(url))
-            }
-        };
-
-        let public_url = match raw.public_url {
-            Some(url) => {
-                let url = url.trim().trim_end_matches('/').to_string();
-                if !(url.starts_with("http://") || url.starts_with("https://")) {
-                    return Err(SettingsError::new(
-                        "CUSTOS_PUBLIC_URL",
-                        "must start with http:// or https://",
-                    ));
-                }
-                if production && !url.starts_with("https://") {
-                    // Mailed links carry single-use tokens (verification,
-                    // password reset, deletion): they must travel encrypted.
-                    return Err(SettingsError::new(
-                        "CUSTOS_PUBLIC_URL",
-                        "must be https:// in production: emailed links carry tokens",
-                    ));
-                }
-                url
-            }
-            None if production => {
-                return Err(SettingsError::new(
-                    "CUSTOS_PUBLIC_URL",
-                    "must be set in production: every emailed link is built from it",
-                ));
-            }
-            None => "http://localhost:8000".into(),
-        };
-
-        let present =
-            |value: Option<String>| value.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
-        let tls = match (present(raw.tls_cert), present(raw.tls_key)) {
-            (Some(cert), Some(key)) => Some(TlsFiles {
-                cert: cert.into(),
-                key: key.into(),
-            }),
-            (None, None) => None,
-            (Some(_), None) => {
-                return Err(SettingsError::new(
-                    "CUSTOS_TLS_KEY",
-                    "must be set with CUSTOS_TLS_CERT",
-                ));
-            }
-            (None, Some(_)) => {
-                return Err(SettingsError::new(
-                    "CUSTOS_TLS_CERT",
-                    "must be set with CUSTOS_TLS_KEY",
-                ));
-            }
-        };
-
-        let mail_transport = match raw.smtp_url.filter(|url| !url.trim().is_empty()) {
-            Some(url) => {
-                let url = url.trim().to_string();
-                if !(url.starts_with("smtp://") || url.starts_with("smtps://")) {
-                    return Err(SettingsError::new(
-                        "CUSTOS_SMTP_URL",
-                        "must start with smtp:// or smtps://",
-                    ));
-                }
-                MailTransportSetting::Smtp(SecretString::from(url))
-            }
-            None if production => {
-                return Err(SettingsError::new(
-                    "CUSTOS_SMTP_URL",
-                    "must be set in production: file mail reaches nobody",
-                ));
-            }
-            None => MailTransportSetting::Files(PathBuf::from(raw.mail_dir)),
-        };
-
-        let mail_from = raw.mail_from.parse().map_err(|_| {
-            SettingsError::new("CUSTOS_MAIL_FROM", "not a mailbox like `Name <addr@host>`")
-        })?;
-
-        let keys = match (raw.encryption_keys, raw.blind_index_key) {
-            (Some(encryption_keys), Some(blind_index_key)) => {
-                let encryption_keys = SecretString::from(encryption_keys);
-                let blind_index_key = SecretString::from(blind_index_key);
-                // Parse now so a malformed key stops the start, not the first request.
-                crate::crypto::fields::Keyring::parse(encryption_keys.expose_secret())
-                    .map_err(|e| SettingsError::new("CUSTOS_ENCRYPTION_KEYS", e.to_string()))?;
-                crate::crypto::blind_index::BlindIndex::parse(blind_index_key.expose_secret())
-                    .map_err(|e| SettingsError::new("CUSTOS_BLIND_INDEX_KEY", e.to_string()))?;
-                KeySource::Given {
-                    encryption_keys,
-                    blind_index_key,
-                }
-            }
-            (Some(_), None) => {
-                return Err(SettingsError::new(
-                    "CUSTOS_BLIND_INDEX_KEY",
-                    "must be set together with CUSTOS_ENCRYPTION_KEYS",
-                ));
-            }
-            (None, Some(_)) => {
-                return Err(SettingsError::new(
-                    "CUSTOS_ENCRYPTION_KEYS",
-                    "must be set together with CUSTOS_BLIND_INDEX_KEY",
-                ));
-            }
-            (None, None) if production => {
-                return Err(SettingsError::new(
-                    "CUSTOS_ENCRYPTION_KEYS",
-                    "must be set in production: development keys are refused",
-                ));
-            }
-            (None, None) => KeySource::DevFile(PathBuf::from(raw.dev_keys_file)),
-        };
-
-        let blind_index_previous_key =
-            parse_previous_blind_index_key(raw.blind_index_previous_key)?;
-
-        let holidays = parse_holidays(&raw.holidays)?;
-        let timezone: chrono_tz::Tz = raw.timezone.trim().parse().map_err(|_| {
-            SettingsError::new(
-                "CUSTOS_TIMEZONE",
-                "not an IANA time zone like Asia/Shanghai",
-            )
-        })?;
-
-        if raw.scheduler_interval_secs == 0 {
-            return Err(SettingsError::new(
-                "CUSTOS_SCHEDULER_INTERVAL_SECS",
-                "must be at least 1",
-            ));
-        }
-        if raw.outbox_batch == 0 {
-            return Err(SettingsError::new(
-                "CUSTOS_OUTBOX_BATCH",
-                "must be at least 1",
-            ));
-        }
-        if let Some(batch) = raw.purge_batch
-            && !(1..=MAX_PURGE_BATCH).contains(&batch)
-        {
-            return Err(SettingsError::new(
-                "CUSTOS_PURGE_BATCH",
-                format!("must be 1 to {MAX_PURGE_BATCH}"),
-            ));
-        }
-        if raw.outbox_max_attempts == 0 {
-            return Err(SettingsError::new(
-                "CUSTOS_OUTBOX_MAX_ATTEMPTS",
-                "must be at least 1",
-            ));
-        }
-
-        for (setting, value) in [
-            ("CUSTOS_SESSION_IDLE_MINUTES", raw.session_idle_minutes),
-            ("CUSTOS_SESSION_LIFETIME_HOURS", raw.session_lifetime_hours),
-            (
-                "CUSTOS_VERIFICATION_TOKEN_HOURS",
-                raw.verification_token_hours,
-            ),
-        ] {
-            if value == 0 {
-                return Err(SettingsError::new(setting, "must be at least 1"));
-            }
-        }
-        // `lastSeenAt` is written once a minute, and every such request reads
-        // the database anyway: a longer cache would gain nothing.
-        if raw.session_cache_seconds > MAX_SESSION_CACHE_SECONDS {
-            return Err(SettingsError::new(
-                "CUSTOS_SESSION_CACHE_SECONDS",
-                format!("must be 0 to {MAX_SESSION_CACHE_SECONDS}"),
-            ));
-        }
-        let username_blocklist =
-            parse_word_list("CUSTOS_USERNAME_BLOCKLIST", &raw.username_blocklist)?;
-        let username_reserved =
-            parse_word_list("CUSTOS_USERNAME_RESERVED", &raw.username_reserved)?;
-
-        // A reset link is a password in transit: it should die soon (OWASP
-        // suggests minutes), and never outlive a day.
-        if !(1..=1440).contains(&raw.reset_token_minutes) {
-            return Err(SettingsError::new(
-                "CUSTOS_RESET_TOKEN_MINUTES",
-                "must be between 1 and 1440",
-            ));
-        }
-        let rate_limit_per_minute = std::num::NonZeroU32::new(raw.rate_limit_per_minute)
-            .ok_or_else(|| {
-                SettingsError::new("CUSTOS_RATE_LIMIT_PER_MINUTE", "must be at least 1")
-            })?;
-        let trusted_proxies = raw
-            .trusted_proxies
-            .split(',')
-            .map(str::trim)
-            .filter(|item| !item.is_empty())
-            .map(|item| {
-                crate::ratelimit::IpNetwork::parse(item)
-                    .map_err(|reason| SettingsError::new("CUSTOS_TRUSTED_PROXIES", reason))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-
         let allowed_origins = raw
             .allowed_origins
             .split(',')
@@ -695,64 +616,301 @@ impl Settings {
             .find(|o| !(o.starts_with("http://") || o.starts_with("https://")))
         {
             return Err(SettingsError::new(
-                "CUSTOS_ALLOWED_ORIGINS",
+                name::allowed_origins,
                 format!("{bad:?} is not an http(s) origin"),
             ));
         }
-
-        let log_format = match raw.log_format.trim().to_ascii_lowercase().as_str() {
-            "pretty" => LogFormat::Pretty,
-            "json" => LogFormat::Json,
-            other => {
-                return Err(SettingsError::new(
-                    "CUSTOS_LOG_FORMAT",
-                    format!("expected pretty or json, got {other:?}"),
-                ));
-            }
-        };
-
         Ok(Self {
-            env,
             bind,
             metrics_bind,
-            database_url: SecretString::from(raw.database_url),
-            database_kind,
+            public_url: public_url(raw.public_url.clone(), production)?,
+            tls: tls_files(raw)?,
+            allowed_origins,
+            playground: raw.playground.unwrap_or(!production),
+            introspection: raw.introspection.unwrap_or(!production),
+            account_console: raw.account_console.unwrap_or(!production),
+        })
+    }
+}
+
+/// Checks `CUSTOS_PUBLIC_URL`, which production must give as https.
+fn public_url(value: Option<String>, production: bool) -> Result<String, SettingsError> {
+    match value {
+        Some(url) => {
+            let url = url.trim().trim_end_matches('/').to_string();
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err(SettingsError::new(
+                    name::public_url,
+                    "must start with http:// or https://",
+                ));
+            }
+            if production && !url.starts_with("https://") {
+                // Mailed links carry single-use tokens (verification,
+                // password reset, deletion): they must travel encrypted.
+                return Err(SettingsError::new(
+                    name::public_url,
+                    "must be https:// in production: emailed links carry tokens",
+                ));
+            }
+            Ok(url)
+        }
+        None if production => Err(SettingsError::new(
+            name::public_url,
+            "must be set in production: every emailed link is built from it",
+        )),
+        None => Ok("http://localhost:8000".into()),
+    }
+}
+
+/// Checks that `CUSTOS_TLS_CERT` and `CUSTOS_TLS_KEY` come together.
+fn tls_files(raw: &RawSettings) -> Result<Option<TlsFiles>, SettingsError> {
+    match (present(raw.tls_cert.clone()), present(raw.tls_key.clone())) {
+        (Some(cert), Some(key)) => Ok(Some(TlsFiles {
+            cert: cert.into(),
+            key: key.into(),
+        })),
+        (None, None) => Ok(None),
+        (Some(_), None) => Err(SettingsError::new(
+            name::tls_key,
+            format!("must be set with {}", name::tls_cert),
+        )),
+        (None, Some(_)) => Err(SettingsError::new(
+            name::tls_cert,
+            format!("must be set with {}", name::tls_key),
+        )),
+    }
+}
+
+impl DatabaseSettings {
+    fn validate(raw: &RawSettings) -> Result<Self, SettingsError> {
+        let kind = database_kind_of(name::database_url, &raw.database_url)?;
+        let main = raw.database_url.trim();
+        let key_store_url = match present(raw.key_store_url.clone()) {
+            None => None,
+            Some(url) => {
+                database_kind_of(name::key_store_url, &url)?;
+                if url == main {
+                    return Err(SettingsError::new(
+                        name::key_store_url,
+                        "names the main database; leave it unset to keep keys there",
+                    ));
+                }
+                Some(SecretString::from(url))
+            }
+        };
+        let erasure_journal_url = match present(raw.erasure_journal_url.clone()) {
+            None => None,
+            Some(url) => {
+                database_kind_of(name::erasure_journal_url, &url)?;
+                if url == main {
+                    return Err(SettingsError::new(
+                        name::erasure_journal_url,
+                        "names the main database; a restored backup of it would restore the journal too",
+                    ));
+                }
+                // The key store keeps the journal: a second place could
+                // only disagree with it.
+                if key_store_url.is_some() {
+                    return Err(SettingsError::new(
+                        name::erasure_journal_url,
+                        format!(
+                            "is for deployments without {}; the key store keeps the journal",
+                            name::key_store_url
+                        ),
+                    ));
+                }
+                Some(SecretString::from(url))
+            }
+        };
+        Ok(Self {
+            url: SecretString::from(raw.database_url.clone()),
+            kind,
             key_store_url,
             erasure_journal_url,
-            public_url,
-            mail_transport,
-            mail_from,
-            keys,
-            blind_index_previous_key,
-            deletion_grace_working_days: raw.deletion_grace_working_days,
-            calendar: holidays,
-            timezone,
-            scheduler_interval: Duration::from_secs(raw.scheduler_interval_secs),
-            run_jobs: raw.run_jobs,
-            guardian_consent_days: raw.guardian_consent_days,
-            allowed_origins,
-            log_format,
-            playground: raw.playground.unwrap_or(!production),
-            account_console: raw.account_console.unwrap_or(!production),
-            introspection: raw.introspection.unwrap_or(!production),
+        })
+    }
+}
+
+impl KeySettings {
+    fn validate(raw: &RawSettings, production: bool) -> Result<Self, SettingsError> {
+        let source = match (raw.encryption_keys.clone(), raw.blind_index_key.clone()) {
+            (Some(encryption_keys), Some(blind_index_key)) => {
+                let encryption_keys = SecretString::from(encryption_keys);
+                let blind_index_key = SecretString::from(blind_index_key);
+                // Parse now so a malformed key stops the start, not the first request.
+                crate::crypto::fields::Keyring::parse(encryption_keys.expose_secret())
+                    .map_err(|e| SettingsError::new(name::encryption_keys, e.to_string()))?;
+                crate::crypto::blind_index::BlindIndex::parse(blind_index_key.expose_secret())
+                    .map_err(|e| SettingsError::new(name::blind_index_key, e.to_string()))?;
+                KeySource::Given {
+                    encryption_keys,
+                    blind_index_key,
+                }
+            }
+            (Some(_), None) => {
+                return Err(SettingsError::new(
+                    name::blind_index_key,
+                    format!("must be set together with {}", name::encryption_keys),
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(SettingsError::new(
+                    name::encryption_keys,
+                    format!("must be set together with {}", name::blind_index_key),
+                ));
+            }
+            (None, None) if production => {
+                return Err(SettingsError::new(
+                    name::encryption_keys,
+                    "must be set in production: development keys are refused",
+                ));
+            }
+            (None, None) => KeySource::DevFile(PathBuf::from(&raw.dev_keys_file)),
+        };
+        Ok(Self {
+            source,
+            blind_index_previous_key: parse_previous_blind_index_key(
+                raw.blind_index_previous_key.clone(),
+            )?,
+        })
+    }
+}
+
+impl MailSettings {
+    fn validate(raw: &RawSettings, production: bool) -> Result<Self, SettingsError> {
+        let transport = match raw.smtp_url.as_deref().map(str::trim) {
+            Some(url) if !url.is_empty() => {
+                if !(url.starts_with("smtp://") || url.starts_with("smtps://")) {
+                    return Err(SettingsError::new(
+                        name::smtp_url,
+                        "must start with smtp:// or smtps://",
+                    ));
+                }
+                MailTransportSetting::Smtp(SecretString::from(url.to_owned()))
+            }
+            _ if production => {
+                return Err(SettingsError::new(
+                    name::smtp_url,
+                    "must be set in production: file mail reaches nobody",
+                ));
+            }
+            _ => MailTransportSetting::Files(PathBuf::from(&raw.mail_dir)),
+        };
+        let from = raw.mail_from.parse().map_err(|_| {
+            SettingsError::new(name::mail_from, "not a mailbox like `Name <addr@host>`")
+        })?;
+        at_least_one(name::outbox_batch, raw.outbox_batch)?;
+        at_least_one(name::outbox_max_attempts, raw.outbox_max_attempts.into())?;
+        Ok(Self {
+            transport,
+            from,
             outbox_batch: raw.outbox_batch,
             outbox_max_attempts: raw.outbox_max_attempts,
-            purge_batch: raw.purge_batch,
-            session_idle: chrono::Duration::minutes(i64::from(raw.session_idle_minutes)),
-            session_lifetime: chrono::Duration::hours(i64::from(raw.session_lifetime_hours)),
-            session_cache: chrono::Duration::seconds(i64::from(raw.session_cache_seconds)),
+        })
+    }
+}
+
+impl JobSettings {
+    fn validate(raw: &RawSettings) -> Result<Self, SettingsError> {
+        at_least_one(name::scheduler_interval_secs, raw.scheduler_interval_secs)?;
+        Ok(Self {
+            interval: Duration::from_secs(raw.scheduler_interval_secs),
+            run: raw.run_jobs,
+        })
+    }
+}
+
+impl SessionSettings {
+    fn validate(raw: &RawSettings) -> Result<Self, SettingsError> {
+        at_least_one(name::session_idle_minutes, raw.session_idle_minutes.into())?;
+        at_least_one(
+            name::session_lifetime_hours,
+            raw.session_lifetime_hours.into(),
+        )?;
+        // `lastSeenAt` is written once a minute, and every such request reads
+        // the database anyway: a longer cache would gain nothing.
+        if raw.session_cache_seconds > MAX_SESSION_CACHE_SECONDS {
+            return Err(SettingsError::new(
+                name::session_cache_seconds,
+                format!("must be 0 to {MAX_SESSION_CACHE_SECONDS}"),
+            ));
+        }
+        Ok(Self {
+            idle: chrono::Duration::minutes(i64::from(raw.session_idle_minutes)),
+            lifetime: chrono::Duration::hours(i64::from(raw.session_lifetime_hours)),
+            cache: chrono::Duration::seconds(i64::from(raw.session_cache_seconds)),
+            notify_new_signin: raw.notify_new_signin,
+        })
+    }
+}
+
+impl AccountSettings {
+    fn validate(raw: &RawSettings) -> Result<Self, SettingsError> {
+        at_least_one(
+            name::verification_token_hours,
+            raw.verification_token_hours.into(),
+        )?;
+        // A reset link is a password in transit: it should die soon (OWASP
+        // suggests minutes), and never outlive a day.
+        if !(1..=1440).contains(&raw.reset_token_minutes) {
+            return Err(SettingsError::new(
+                name::reset_token_minutes,
+                "must be between 1 and 1440",
+            ));
+        }
+        Ok(Self {
             verification_token_ttl: chrono::Duration::hours(i64::from(
                 raw.verification_token_hours,
             )),
             unverified_grace: chrono::Duration::days(i64::from(raw.unverified_grace_days)),
-            username_blocklist,
-            username_reserved,
             reset_token_ttl: chrono::Duration::minutes(i64::from(raw.reset_token_minutes)),
-            rate_limit_per_minute,
+            guardian_consent_days: raw.guardian_consent_days,
+            username_blocklist: parse_word_list(name::username_blocklist, &raw.username_blocklist)?,
+            username_reserved: parse_word_list(name::username_reserved, &raw.username_reserved)?,
+        })
+    }
+}
+
+impl ErasureSettings {
+    fn validate(raw: &RawSettings) -> Result<Self, SettingsError> {
+        let calendar = parse_holidays(&raw.holidays)?;
+        let timezone = raw.timezone.trim().parse().map_err(|_| {
+            SettingsError::new(name::timezone, "not an IANA time zone like Asia/Shanghai")
+        })?;
+        if let Some(batch) = raw.purge_batch
+            && !(1..=MAX_PURGE_BATCH).contains(&batch)
+        {
+            return Err(SettingsError::new(
+                name::purge_batch,
+                format!("must be 1 to {MAX_PURGE_BATCH}"),
+            ));
+        }
+        Ok(Self {
+            grace_working_days: raw.deletion_grace_working_days,
+            calendar,
+            timezone,
+            purge_batch: raw.purge_batch,
+        })
+    }
+}
+
+impl LimitSettings {
+    fn validate(raw: &RawSettings) -> Result<Self, SettingsError> {
+        let per_minute = std::num::NonZeroU32::new(raw.rate_limit_per_minute)
+            .ok_or_else(|| SettingsError::new(name::rate_limit_per_minute, "must be at least 1"))?;
+        let trusted_proxies = raw
+            .trusted_proxies
+            .split(',')
+            .map(str::trim)
+            .filter(|item| !item.is_empty())
+            .map(|item| {
+                crate::ratelimit::IpNetwork::parse(item)
+                    .map_err(|reason| SettingsError::new(name::trusted_proxies, reason))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Self {
+            per_minute,
             trusted_proxies,
-            notify_new_signin: raw.notify_new_signin,
-            incident_announce_threshold: raw.incident_announce_threshold,
-            tls,
         })
     }
 }
@@ -913,10 +1071,10 @@ mod tests {
         assert!(settings.is_ok(), "{settings:?}");
         let Ok(settings) = settings else { return };
         assert_eq!(settings.env, Environment::Development);
-        assert_eq!(settings.public_url, "http://localhost:8000");
-        assert!(matches!(settings.keys, KeySource::DevFile(_)));
-        assert!(settings.playground && settings.introspection);
-        assert!(settings.account_console);
+        assert_eq!(settings.http.public_url, "http://localhost:8000");
+        assert!(matches!(settings.keys.source, KeySource::DevFile(_)));
+        assert!(settings.http.playground && settings.http.introspection);
+        assert!(settings.http.account_console);
     }
 
     #[test]
@@ -953,13 +1111,13 @@ mod tests {
         r.blind_index_key = Some(keys.blind_index_key.expose_secret().to_owned());
         let settings = Settings::validate(r.clone());
         assert!(
-            settings.as_ref().is_ok_and(|s| !s.account_console),
+            settings.as_ref().is_ok_and(|s| !s.http.account_console),
             "{settings:?}"
         );
         r.account_console = Some(true);
         let settings = Settings::validate(r);
         assert!(
-            settings.as_ref().is_ok_and(|s| s.account_console),
+            settings.as_ref().is_ok_and(|s| s.http.account_console),
             "{settings:?}"
         );
     }
@@ -970,13 +1128,13 @@ mod tests {
         assert!(
             Settings::validate(r.clone())
                 .ok()
-                .is_some_and(|s| s.key_store_url.is_none())
+                .is_some_and(|s| s.database.key_store_url.is_none())
         );
         r.key_store_url = Some("  ".into());
         assert!(
             Settings::validate(r.clone())
                 .ok()
-                .is_some_and(|s| s.key_store_url.is_none())
+                .is_some_and(|s| s.database.key_store_url.is_none())
         );
         let main = r.database_url.clone();
         for bad in ["mysql://keys", main.as_str()] {
@@ -988,7 +1146,7 @@ mod tests {
         assert!(
             Settings::validate(r)
                 .ok()
-                .is_some_and(|s| s.key_store_url.is_some())
+                .is_some_and(|s| s.database.key_store_url.is_some())
         );
     }
 
@@ -998,13 +1156,13 @@ mod tests {
         assert!(
             Settings::validate(r.clone())
                 .ok()
-                .is_some_and(|s| s.erasure_journal_url.is_none())
+                .is_some_and(|s| s.database.erasure_journal_url.is_none())
         );
         r.erasure_journal_url = Some(" ".into());
         assert!(
             Settings::validate(r.clone())
                 .ok()
-                .is_some_and(|s| s.erasure_journal_url.is_none())
+                .is_some_and(|s| s.database.erasure_journal_url.is_none())
         );
         let main = r.database_url.clone();
         for bad in ["mysql://journal", main.as_str()] {
@@ -1016,7 +1174,7 @@ mod tests {
         assert!(
             Settings::validate(r.clone())
                 .ok()
-                .is_some_and(|s| s.erasure_journal_url.is_some())
+                .is_some_and(|s| s.database.erasure_journal_url.is_some())
         );
         r.key_store_url = Some("sqlite://keys.db?mode=rwc".into());
         let err = Settings::validate(r).err().map(|e| e.setting);
@@ -1027,7 +1185,7 @@ mod tests {
     fn session_cache_is_bounded_and_may_be_off() {
         let mut r = raw();
         let lifetime =
-            |r: &RawSettings| Settings::validate(r.clone()).ok().map(|s| s.session_cache);
+            |r: &RawSettings| Settings::validate(r.clone()).ok().map(|s| s.sessions.cache);
         assert_eq!(lifetime(&r), Some(chrono::Duration::seconds(5)));
         r.session_cache_seconds = 0;
         assert_eq!(lifetime(&r), Some(chrono::Duration::zero()));
@@ -1042,7 +1200,9 @@ mod tests {
     fn purge_batch_is_optional_and_bounded() {
         let mut r = raw();
         assert_eq!(
-            Settings::validate(r.clone()).ok().map(|s| s.purge_batch),
+            Settings::validate(r.clone())
+                .ok()
+                .map(|s| s.erasure.purge_batch),
             Some(None)
         );
         for bad in [0, MAX_PURGE_BATCH + 1] {
@@ -1054,7 +1214,7 @@ mod tests {
             r.purge_batch = Some(good);
             let batch = Settings::validate(r.clone())
                 .ok()
-                .and_then(|s| s.purge_batch);
+                .and_then(|s| s.erasure.purge_batch);
             assert_eq!(batch, Some(good));
         }
     }
@@ -1090,7 +1250,7 @@ mod tests {
     fn previous_blind_index_key_is_optional_and_checked() {
         let settings = Settings::validate(raw());
         assert!(
-            matches!(&settings, Ok(s) if s.blind_index_previous_key.is_none()),
+            matches!(&settings, Ok(s) if s.keys.blind_index_previous_key.is_none()),
             "{settings:?}"
         );
 
@@ -1098,7 +1258,7 @@ mod tests {
         r.blind_index_previous_key = Some("  ".into());
         let settings = Settings::validate(r);
         assert!(
-            matches!(&settings, Ok(s) if s.blind_index_previous_key.is_none()),
+            matches!(&settings, Ok(s) if s.keys.blind_index_previous_key.is_none()),
             "blank means unset: {settings:?}"
         );
 
@@ -1106,7 +1266,7 @@ mod tests {
         r.blind_index_previous_key = Some("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=".into());
         let settings = Settings::validate(r);
         assert!(
-            matches!(&settings, Ok(s) if s.blind_index_previous_key.is_some()),
+            matches!(&settings, Ok(s) if s.keys.blind_index_previous_key.is_some()),
             "{settings:?}"
         );
     }
@@ -1149,20 +1309,77 @@ mod tests {
             setting_name("blind_index_previous_key"),
             "CUSTOS_BLIND_INDEX_PREVIOUS_KEY"
         );
+        assert_eq!(
+            name::blind_index_previous_key,
+            crate::crypto::blind_index::PREVIOUS_SETTING
+        );
+    }
+
+    #[test]
+    fn every_setting_has_one_name_derived_from_its_field() {
+        for setting in SETTINGS {
+            assert_eq!(
+                setting.name,
+                format!("CUSTOS_{}", setting.field.to_ascii_uppercase())
+            );
+            assert_eq!(setting_name(setting.field), setting.name);
+            assert_eq!(
+                SETTINGS.iter().filter(|s| s.name == setting.name).count(),
+                1,
+                "{}",
+                setting.name
+            );
+        }
+        assert_eq!(
+            setting_name("ERASURE_JOURNAL_URL"),
+            "CUSTOS_ERASURE_JOURNAL_URL"
+        );
+        assert_eq!(setting_name("no_such_setting"), "CUSTOS_CONFIG");
+        // Every field of RawSettings is in the table.
+        let raw = serde_json::to_value(RawSettings::default()).unwrap_or_default();
+        let fields = raw.as_object().map(|o| o.len()).unwrap_or_default();
+        assert_eq!(fields, SETTINGS.len());
+    }
+
+    const TABLE_START: &str = "<!-- The settings table is generated from src/settings.rs: \
+         CUSTOS_WRITE_SETTINGS_TABLE=1 cargo test --lib settings -->\n";
+    const TABLE_END: &str = "<!-- end of the settings table -->";
+
+    /// The table in `docs/operations.md` is [`markdown_table`]; with
+    /// `CUSTOS_WRITE_SETTINGS_TABLE=1` this test rewrites it.
+    #[test]
+    fn the_operations_guide_lists_every_setting_as_declared() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/operations.md");
+        let doc = std::fs::read_to_string(path).unwrap();
+        let start = doc.find(TABLE_START).expect("the table's start marker") + TABLE_START.len();
+        let end = doc.find(TABLE_END).expect("the table's end marker");
+        let wanted = markdown_table();
+        if doc[start..end] == wanted {
+            return;
+        }
+        if std::env::var_os("CUSTOS_WRITE_SETTINGS_TABLE").is_some() {
+            let rewritten = format!("{}{wanted}{}", &doc[..start], &doc[end..]);
+            std::fs::write(path, rewritten).unwrap();
+            return;
+        }
+        panic!(
+            "the settings table of docs/operations.md differs from src/settings.rs; \
+             rewrite it with CUSTOS_WRITE_SETTINGS_TABLE=1 cargo test --lib settings"
+        );
     }
 
     #[test]
     fn a_metrics_bind_is_optional_parsed_and_apart_from_the_main_one() {
-        let unset = Settings::validate(raw()).map(|s| s.metrics_bind);
+        let unset = Settings::validate(raw()).map(|s| s.http.metrics_bind);
         assert!(matches!(unset, Ok(None)), "{unset:?}");
         let mut r = raw();
         r.metrics_bind = Some("  ".into());
         assert!(matches!(
-            Settings::validate(r.clone()).map(|s| s.metrics_bind),
+            Settings::validate(r.clone()).map(|s| s.http.metrics_bind),
             Ok(None)
         ));
         r.metrics_bind = Some("10.0.0.5:9100".into());
-        let set = Settings::validate(r.clone()).map(|s| s.metrics_bind.map(|a| a.to_string()));
+        let set = Settings::validate(r.clone()).map(|s| s.http.metrics_bind.map(|a| a.to_string()));
         assert_eq!(set.ok().flatten().as_deref(), Some("10.0.0.5:9100"));
         r.metrics_bind = Some(":0".into());
         assert!(Settings::validate(r.clone()).is_ok());
@@ -1190,8 +1407,8 @@ mod tests {
         let settings = Settings::validate(r);
         assert!(settings.is_ok());
         let Ok(settings) = settings else { return };
-        assert_eq!(settings.bind.port(), 0);
-        assert_eq!(settings.calendar.holidays.len(), 2);
+        assert_eq!(settings.http.bind.port(), 0);
+        assert_eq!(settings.erasure.calendar.holidays.len(), 2);
 
         let mut r = raw();
         r.holidays = "2026-13-01".into();
@@ -1211,12 +1428,14 @@ mod tests {
         if let Ok(shipped) = shipped {
             assert!(
                 shipped
+                    .erasure
                     .calendar
                     .workdays
                     .contains(&NaiveDate::from_ymd_opt(2026, 2, 14).unwrap_or_default())
             );
             assert!(
                 shipped
+                    .erasure
                     .calendar
                     .holidays
                     .contains(&NaiveDate::from_ymd_opt(2026, 10, 1).unwrap_or_default())
@@ -1235,10 +1454,13 @@ mod tests {
         let Ok(settings) = settings else {
             unreachable!("valid settings")
         };
-        assert_eq!(settings.reset_token_ttl, chrono::Duration::minutes(30));
-        assert_eq!(settings.rate_limit_per_minute.get(), 30);
-        assert!(settings.trusted_proxies.is_empty());
-        assert!(!settings.notify_new_signin);
+        assert_eq!(
+            settings.accounts.reset_token_ttl,
+            chrono::Duration::minutes(30)
+        );
+        assert_eq!(settings.limits.per_minute.get(), 30);
+        assert!(settings.limits.trusted_proxies.is_empty());
+        assert!(!settings.sessions.notify_new_signin);
 
         for (adjust, setting) in [
             (
@@ -1271,7 +1493,7 @@ mod tests {
         let Ok(settings) = Settings::validate(r) else {
             unreachable!("valid settings")
         };
-        assert_eq!(settings.trusted_proxies.len(), 3);
+        assert_eq!(settings.limits.trusted_proxies.len(), 3);
     }
 
     #[test]

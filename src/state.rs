@@ -92,7 +92,7 @@ impl AppState {
     /// Resolves keys, connects to the database and applies migrations.
     pub async fn build(settings: Settings, overrides: Overrides) -> Result<Self, StartError> {
         let (keyring, blind) = load_keys(&settings)?;
-        let previous_blind = match &settings.blind_index_previous_key {
+        let previous_blind = match &settings.keys.blind_index_previous_key {
             Some(key) => Some(BlindIndex::parse_setting(
                 PREVIOUS_SETTING,
                 key.expose_secret(),
@@ -106,9 +106,9 @@ impl AppState {
                  run `custos keys rotate`, then unset it"
             );
         }
-        let db = crate::db::connect(&settings.database_url).await?;
+        let db = crate::db::connect(&settings.database.url).await?;
         crate::db::migrate(&db).await?;
-        let (keys, journal) = match &settings.key_store_url {
+        let (keys, journal) = match &settings.database.key_store_url {
             Some(url) => {
                 let store = crate::db::connect(url).await?;
                 crate::db::migrate_key_store(&store).await?;
@@ -122,23 +122,23 @@ impl AppState {
         };
         // On PostgreSQL other instances erase accounts too: keys are kept
         // only once the change listener hears of it (crate::changes::listen).
-        keys.set_informed(settings.database_kind == DatabaseKind::Sqlite);
+        keys.set_informed(settings.database.kind == DatabaseKind::Sqlite);
         let clock = overrides.clock.unwrap_or_else(Clock::system);
         crate::consent::versions::ensure_shipped(&db).await?;
         let transport = match overrides.transport {
             Some(transport) => transport,
-            None => MailTransport::from_setting(&settings.mail_transport)?,
+            None => MailTransport::from_setting(&settings.mail.transport)?,
         };
         let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
         // SQLite serves one instance; on PostgreSQL the cache waits for its
         // change listener (crate::changes::listen).
         let session_cache = Arc::new(SessionCache::new(
-            settings.session_cache,
-            settings.database_kind == DatabaseKind::Sqlite,
+            settings.sessions.cache,
+            settings.database.kind == DatabaseKind::Sqlite,
         ));
         // Likewise the policy kept in memory.
         let policy = Arc::new(crate::consent::policy_cache::PolicyCache::new(
-            settings.database_kind == DatabaseKind::Sqlite,
+            settings.database.kind == DatabaseKind::Sqlite,
         ));
         Ok(Self(Arc::new(Inner {
             session_cache,
@@ -156,8 +156,8 @@ impl AppState {
             mail_wake: tokio::sync::Notify::new(),
             documents: crate::http::documents::DocumentCache::default(),
             username_policy: UsernamePolicy::with_extra_terms(
-                &settings.username_blocklist,
-                &settings.username_reserved,
+                &settings.accounts.username_blocklist,
+                &settings.accounts.username_reserved,
             ),
             settings,
         })))
@@ -341,7 +341,7 @@ impl AppState {
 /// Reads the keyring and blind-index key from settings, or from the dev
 /// keys file (made on first use, with a loud warning).
 fn load_keys(settings: &Settings) -> Result<(Keyring, BlindIndex), StartError> {
-    match &settings.keys {
+    match &settings.keys.source {
         KeySource::Given {
             encryption_keys,
             blind_index_key,
@@ -376,7 +376,7 @@ fn load_keys(settings: &Settings) -> Result<(Keyring, BlindIndex), StartError> {
 /// database `CUSTOS_ERASURE_JOURNAL_URL` names, or none (with a warning in
 /// production, where restores are expected).
 async fn journal(settings: &Settings) -> Result<ErasureJournal, StartError> {
-    match &settings.erasure_journal_url {
+    match &settings.database.erasure_journal_url {
         Some(url) => {
             let db = crate::db::connect(url).await?;
             crate::db::migrate_erasure_journal(&db).await?;

@@ -31,7 +31,7 @@ pub const SESSION_COOKIE: &str = "custos_session";
 ///
 /// Secure outside development, and whenever the binary serves TLS.
 fn cookie_attributes(settings: &Settings) -> &'static str {
-    if settings.env == Environment::Development && settings.tls.is_none() {
+    if settings.env == Environment::Development && settings.http.tls.is_none() {
         "Path=/; HttpOnly; SameSite=Lax"
     } else {
         "Path=/; HttpOnly; SameSite=Lax; Secure"
@@ -121,9 +121,7 @@ impl From<AccountError> for ApiError {
                 }
             }
             AccountError::NotFound => ApiError::not_found(),
-            AccountError::Database(err) => ApiError::internal(&err),
-            AccountError::Crypto(err) => err.into(),
-            AccountError::Mail(err) => ApiError::internal(&err),
+            AccountError::Internal(err) => err.into(),
         }
     }
 }
@@ -667,8 +665,7 @@ impl From<super::roles::RoleError> for ApiError {
             RoleError::LastAdmin => ApiError::bad_input("role", Key::LastAdmin),
             RoleError::NotAdmin => ApiError::forbidden(),
             RoleError::NotFound => ApiError::not_found(),
-            RoleError::Database(err) => ApiError::internal(&err),
-            RoleError::Crypto(err) => ApiError::internal(&err),
+            RoleError::Internal(err) => err.into(),
         }
     }
 }

@@ -24,7 +24,6 @@ use super::{
 };
 use crate::{
     audit::service::{AuditRecord, append},
-    crypto::CryptoError,
     state::AppState,
 };
 
@@ -43,13 +42,12 @@ pub enum RoleError {
     /// No such account.
     #[error("account not found")]
     NotFound,
-    /// Storage failed.
-    #[error("database: {0}")]
-    Database(#[from] sea_orm::DbErr),
-    /// The account could not be decrypted.
-    #[error("crypto: {0}")]
-    Crypto(#[from] CryptoError),
+    /// Storage, crypto or mail failed (ours, not the person's).
+    #[error(transparent)]
+    Internal(#[from] crate::error::Internal),
 }
+
+crate::internal_causes!(RoleError);
 
 /// The ids of every ACTIVE admin, their rows locked on PostgreSQL (SQLite
 /// has one writer). Two admins demoting each other at once are serialised

@@ -25,7 +25,7 @@ use crate::{
         tokens,
     },
     mail::{
-        Language, MailError,
+        Language,
         outbox::{self, OutgoingMail},
         templates,
     },
@@ -156,16 +156,12 @@ pub enum AccountError {
     /// The account no longer exists.
     #[error("account not found")]
     NotFound,
-    /// Storage failed.
-    #[error("database: {0}")]
-    Database(#[from] sea_orm::DbErr),
-    /// Encryption or hashing failed.
-    #[error("crypto: {0}")]
-    Crypto(#[from] CryptoError),
-    /// Mail could not be queued.
-    #[error("mail: {0}")]
-    Mail(#[from] MailError),
+    /// Storage, crypto or mail failed (ours, not the person's).
+    #[error(transparent)]
+    Internal(#[from] crate::error::Internal),
 }
+
+crate::internal_causes!(AccountError);
 
 /// A decrypted account, as services and resolvers see it.
 #[derive(Clone)]
@@ -812,9 +808,13 @@ pub async fn signup(state: &AppState, request: SignupRequest) -> Result<(), Acco
     }
 
     let settings = state.settings();
-    let ttl = settings.verification_token_ttl;
+    let ttl = settings.accounts.verification_token_ttl;
     let token = issue_token(&txn, id, token_purpose::VERIFY_EMAIL, ttl, now, None).await?;
-    let link = templates::action_link(&settings.public_url, "/verify-email", token.expose_secret());
+    let link = templates::action_link(
+        &settings.http.public_url,
+        "/verify-email",
+        token.expose_secret(),
+    );
     outbox::queue_under(
         state,
         &txn,
@@ -835,7 +835,7 @@ pub async fn signup(state: &AppState, request: SignupRequest) -> Result<(), Acco
     .await?;
 
     if let Some(guardian) = &guardian_email {
-        let days = settings.guardian_consent_days;
+        let days = settings.accounts.guardian_consent_days;
         let token = issue_token(
             &txn,
             id,
@@ -846,7 +846,7 @@ pub async fn signup(state: &AppState, request: SignupRequest) -> Result<(), Acco
         )
         .await?;
         let link = templates::action_link(
-            &settings.public_url,
+            &settings.http.public_url,
             "/guardian-consent",
             token.expose_secret(),
         );
@@ -1029,7 +1029,7 @@ pub async fn resend_verification(state: &AppState, account_id: Uuid) -> Result<(
     }
     void_tokens(&txn, account_id, token_purpose::VERIFY_EMAIL, now).await?;
     let settings = state.settings();
-    let ttl = settings.verification_token_ttl;
+    let ttl = settings.accounts.verification_token_ttl;
     let token = issue_token(
         &txn,
         account_id,
@@ -1039,7 +1039,11 @@ pub async fn resend_verification(state: &AppState, account_id: Uuid) -> Result<(
         None,
     )
     .await?;
-    let link = templates::action_link(&settings.public_url, "/verify-email", token.expose_secret());
+    let link = templates::action_link(
+        &settings.http.public_url,
+        "/verify-email",
+        token.expose_secret(),
+    );
     outbox::queue(
         state,
         &txn,
@@ -1241,13 +1245,13 @@ async fn send_email_change_link<C: ConnectionTrait>(
         txn,
         account.id,
         token_purpose::CHANGE_EMAIL,
-        state.settings().verification_token_ttl,
+        state.settings().accounts.verification_token_ttl,
         now,
         Some((new_ct, email_index(state, new_email), token_id)),
     )
     .await?;
     let link = templates::action_link(
-        &state.settings().public_url,
+        &state.settings().http.public_url,
         "/verify-email",
         token.expose_secret(),
     );

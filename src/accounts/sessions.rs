@@ -223,7 +223,7 @@ pub async fn login(
     let now = state.clock().now();
     let issued = tokens::issue()?;
     let id = Uuid::new_v4();
-    let expires_at = now + state.settings().session_lifetime;
+    let expires_at = now + state.settings().sessions.lifetime;
     let user_agent: Option<String> = user_agent
         .map(str::trim)
         .filter(|agent| !agent.is_empty())
@@ -240,7 +240,7 @@ pub async fn login(
         None => None,
     };
     let new_agent = match &user_agent {
-        Some(agent) if state.settings().notify_new_signin => {
+        Some(agent) if state.settings().sessions.notify_new_signin => {
             is_new_user_agent(state, state.db(), row.id, agent).await?
         }
         _ => false,
@@ -384,7 +384,7 @@ fn admit(
     account: account::Model,
     now: DateTime<Utc>,
 ) -> Option<Viewer> {
-    let idle_limit = row.last_seen_at + state.settings().session_idle;
+    let idle_limit = row.last_seen_at + state.settings().sessions.idle;
     if row.revoked_at.is_some() || row.expires_at <= now || idle_limit <= now {
         return None;
     }
@@ -437,7 +437,7 @@ pub async fn revoke_others(
         .filter(session::Column::AccountId.eq(account_id))
         .filter(session::Column::RevokedAt.is_null())
         .filter(session::Column::ExpiresAt.gt(now))
-        .filter(session::Column::LastSeenAt.gt(now - state.settings().session_idle))
+        .filter(session::Column::LastSeenAt.gt(now - state.settings().sessions.idle))
         .filter(session::Column::Id.ne(keep))
         .exec(state.db())
         .await?
@@ -471,7 +471,7 @@ pub async fn revoke_all_except<C: ConnectionTrait>(
 /// The account's live sessions, newest first.
 pub async fn list(state: &AppState, viewer: &Viewer) -> Result<Vec<SessionInfo>, AccountError> {
     let now = state.clock().now();
-    let idle = state.settings().session_idle;
+    let idle = state.settings().sessions.idle;
     let rows = session::Entity::find()
         .filter(session::Column::AccountId.eq(viewer.account_id))
         .filter(session::Column::RevokedAt.is_null())

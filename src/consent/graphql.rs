@@ -298,7 +298,7 @@ impl From<super::service::ConsentError> for ApiError {
                     .with_extension("alternative", "requestAccountDeletion")
             }
             ConsentError::TooManyDecisions(seconds) => crate::ratelimit::rate_limited(seconds),
-            ConsentError::Database(err) => ApiError::internal(&err),
+            ConsentError::Internal(err) => err.into(),
         }
     }
 }
@@ -406,9 +406,7 @@ impl From<super::publication::PublicationError> for ApiError {
                     .with_field("version")
             }
             PublicationError::Account(err) => err.into(),
-            PublicationError::Database(err) => ApiError::internal(&err),
-            PublicationError::Mail(err) => ApiError::internal(&err),
-            PublicationError::Crypto(err) => ApiError::internal(&err),
+            PublicationError::Internal(err) => err.into(),
         }
     }
 }

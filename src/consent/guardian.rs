@@ -125,7 +125,8 @@ pub async fn confirm(state: &AppState, token: &str, granted: bool) -> Result<(),
 /// returns how many. Run by the scheduler.
 pub async fn expire_unanswered(state: &AppState) -> Result<u64, ErasureError> {
     let now = state.clock().now();
-    let cutoff = now - chrono::Duration::days(i64::from(state.settings().guardian_consent_days));
+    let cutoff =
+        now - chrono::Duration::days(i64::from(state.settings().accounts.guardian_consent_days));
     let mut expired = 0;
     loop {
         let txn = state.db().begin().await?;

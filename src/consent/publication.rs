@@ -25,7 +25,7 @@ use crate::{
     accounts::service::{AccountError, AccountRecord, find, needs_account_key, open_with, status},
     audit::service::{self as audit, AuditRecord},
     mail::{
-        Language, MailError,
+        Language,
         outbox::{self, OutgoingMail},
     },
     notices::service::{AnnouncementKind, publish_announcement},
@@ -54,16 +54,12 @@ pub enum PublicationError {
     /// The account behind the request is gone.
     #[error("account: {0}")]
     Account(#[from] AccountError),
-    /// Storage failed.
-    #[error("database: {0}")]
-    Database(#[from] sea_orm::DbErr),
-    /// Mail could not be queued.
-    #[error("mail: {0}")]
-    Mail(#[from] MailError),
-    /// Decryption failed.
-    #[error("crypto: {0}")]
-    Crypto(#[from] crate::crypto::CryptoError),
+    /// Storage, crypto or mail failed (ours, not the person's).
+    #[error(transparent)]
+    Internal(#[from] crate::error::Internal),
 }
+
+crate::internal_causes!(PublicationError);
 
 /// The rules a submission to this module can break.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -359,7 +355,7 @@ pub async fn publish(
             now,
         )
         .await?;
-        let link = format!("{}/privacy", state.settings().public_url);
+        let link = format!("{}/privacy", state.settings().http.public_url);
         let mut after = None;
         loop {
             let (page, last) = active_accounts_page(state, &txn, after, false).await?;
@@ -488,7 +484,7 @@ pub async fn send_product_update(
     let news = ProductNews {
         subject,
         body,
-        link: format!("{}/settings/privacy", state.settings().public_url),
+        link: format!("{}/settings/privacy", state.settings().http.public_url),
     };
     let mut queued = 0u64;
     let mut after = None;
@@ -637,11 +633,7 @@ pub async fn record_processing_exception(
         justification,
         now,
     )
-    .await
-    .map_err(|err| match err {
-        crate::audit::notes::NoteError::Database(err) => PublicationError::Database(err),
-        crate::audit::notes::NoteError::Crypto(err) => PublicationError::Crypto(err),
-    })?;
+    .await?;
     let entry = audit::append(
         &txn,
         AuditRecord {

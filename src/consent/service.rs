@@ -64,10 +64,12 @@ pub enum ConsentError {
     /// Required purposes cannot be withdrawn; deleting the account is the way.
     #[error("required purpose")]
     RequiredPurpose,
-    /// Storage failed.
-    #[error("database: {0}")]
-    Database(#[from] sea_orm::DbErr),
+    /// Storage, crypto or mail failed (ours, not the person's).
+    #[error(transparent)]
+    Internal(#[from] crate::error::Internal),
 }
+
+crate::internal_causes!(ConsentError);
 
 /// The current state of one purpose for one person.
 #[derive(Debug, Clone, PartialEq, Eq)]

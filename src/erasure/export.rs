@@ -24,19 +24,18 @@ use crate::{
 /// What can go wrong while exporting.
 #[derive(Debug, thiserror::Error)]
 pub enum ExportError {
-    /// Storage failed.
-    #[error("database: {0}")]
-    Database(#[from] sea_orm::DbErr),
+    /// Storage, crypto or mail failed (ours, not the person's).
+    #[error(transparent)]
+    Internal(#[from] crate::error::Internal),
     /// The account could not be read.
     #[error("account: {0}")]
     Account(#[from] crate::accounts::service::AccountError),
-    /// A field could not be decrypted.
-    #[error("crypto: {0}")]
-    Crypto(#[from] crate::crypto::CryptoError),
     /// Tickets could not be read.
     #[error("tickets: {0}")]
     Tickets(#[from] crate::tickets::service::TicketError),
 }
+
+crate::internal_causes!(ExportError);
 
 /// Builds the export for the caller.
 pub async fn my_data(state: &AppState, viewer: &Viewer) -> Result<Value, ExportError> {
@@ -164,12 +163,7 @@ pub async fn my_data(state: &AppState, viewer: &Viewer) -> Result<Value, ExportE
         .await?
     {
         // The justification is kept beside the chain (crate::audit::notes).
-        let justification = crate::audit::notes::open(state, db, &e.detail)
-            .await
-            .map_err(|err| match err {
-                crate::audit::notes::NoteError::Database(err) => ExportError::Database(err),
-                crate::audit::notes::NoteError::Crypto(err) => ExportError::Crypto(err),
-            })?;
+        let justification = crate::audit::notes::open(state, db, &e.detail).await?;
         exceptions.push(json!({
             "id": e.id, "at": e.at, "byStaff": e.actor_id, "detail": e.detail,
             "justification": justification,

@@ -70,13 +70,10 @@ async fn reason_note<C: sea_orm::ConnectionTrait>(
     reason: &str,
     now: DateTime<Utc>,
 ) -> Result<String, ErasureError> {
-    use crate::audit::notes::{self, NoteError, NoteSubject};
+    use crate::audit::notes::{self, NoteSubject};
     notes::seal(state, txn, NoteSubject::Account(account_id), reason, now)
         .await
-        .map_err(|err| match err {
-            NoteError::Database(err) => ErasureError::Database(err),
-            NoteError::Crypto(err) => ErasureError::Crypto(err),
-        })
+        .map_err(ErasureError::from)
 }
 
 /// A reason with its blanks trimmed, refused when missing, blank or long.

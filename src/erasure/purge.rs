@@ -154,6 +154,7 @@ async fn erase_next_batch(
         .limit(
             state
                 .settings()
+                .erasure
                 .purge_batch
                 .unwrap_or_else(|| batch_size(backend)),
         );

@@ -23,7 +23,6 @@ use crate::{
     },
     crypto::tokens,
     mail::{
-        MailError,
         outbox::{self, OutgoingMail},
         templates::action_link,
     },
@@ -82,15 +81,9 @@ pub enum ErasureError {
     /// Input has the wrong shape.
     #[error("invalid {0}")]
     Invalid(&'static str),
-    /// Storage failed.
-    #[error("database: {0}")]
-    Database(#[from] sea_orm::DbErr),
-    /// Crypto failed.
-    #[error("crypto: {0}")]
-    Crypto(#[from] crate::crypto::CryptoError),
-    /// Mail could not be queued.
-    #[error("mail: {0}")]
-    Mail(#[from] MailError),
+    /// Storage, crypto or mail failed (ours, not the person's).
+    #[error(transparent)]
+    Internal(#[from] crate::error::Internal),
     /// Staff accounts are never flagged.
     #[error("staff account")]
     StaffAccount,
@@ -102,24 +95,26 @@ pub enum ErasureError {
     Account(#[from] AccountError),
 }
 
+crate::internal_causes!(ErasureError);
+
 /// The working-day calendar from settings.
 pub fn calendar(state: &AppState) -> WorkingCalendar {
     let settings = state.settings();
     WorkingCalendar::new(
-        settings.timezone,
-        &settings.calendar.holidays,
-        &settings.calendar.workdays,
+        settings.erasure.timezone,
+        &settings.erasure.calendar.holidays,
+        &settings.erasure.calendar.workdays,
     )
 }
 
 /// The deadline for a confirmation at `confirmed_at`.
 pub fn purge_deadline(state: &AppState, confirmed_at: DateTime<Utc>) -> DateTime<Utc> {
-    calendar(state).add_working_days(confirmed_at, state.settings().deletion_grace_working_days)
+    calendar(state).add_working_days(confirmed_at, state.settings().erasure.grace_working_days)
 }
 
 /// An instant as people read it in the operator's time zone, for mail.
 pub fn local_time(state: &AppState, at: DateTime<Utc>) -> String {
-    at.with_timezone(&state.settings().timezone)
+    at.with_timezone(&state.settings().erasure.timezone)
         .format("%Y-%m-%d %H:%M %Z")
         .to_string()
 }
@@ -212,7 +207,7 @@ async fn send_deletion_confirmation(
     }
     let confirm = tokens::issue()?;
     let cancel = tokens::issue()?;
-    let ttl = state.settings().verification_token_ttl;
+    let ttl = state.settings().accounts.verification_token_ttl;
     let request_id = match existing {
         Some(open) => {
             if recent >= crate::accounts::service::MAX_MAILS_PER_HOUR {
@@ -249,7 +244,7 @@ async fn send_deletion_confirmation(
             id
         }
     };
-    let public_url = &state.settings().public_url;
+    let public_url = &state.settings().http.public_url;
     outbox::queue(
         state,
         &txn,
@@ -266,7 +261,7 @@ async fn send_deletion_confirmation(
                     confirm.token.expose_secret(),
                 ),
                 &action_link(public_url, "/cancel-deletion", cancel.token.expose_secret()),
-                state.settings().deletion_grace_working_days,
+                state.settings().erasure.grace_working_days,
                 ttl.num_hours(),
             ),
         },
@@ -371,7 +366,7 @@ pub async fn confirm(
                 &person.username,
                 &local_time(state, purge_after),
                 &action_link(
-                    &state.settings().public_url,
+                    &state.settings().http.public_url,
                     "/cancel-deletion",
                     cancel.token.expose_secret(),
                 ),

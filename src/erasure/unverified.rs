@@ -31,10 +31,10 @@ pub const UNVERIFIED_EXPIRED_ACTION: &str = "signup.unverified_expired";
 pub async fn expire_unverified(state: &AppState) -> Result<u64, ErasureError> {
     let now = state.clock().now();
     let settings = state.settings();
-    let links_expired_before = now - settings.unverified_grace;
+    let links_expired_before = now - settings.accounts.unverified_grace;
     // No link outlives its account's creation by more than its life, so
     // younger accounts need not be looked at.
-    let created_before = links_expired_before - settings.verification_token_ttl;
+    let created_before = links_expired_before - settings.accounts.verification_token_ttl;
     let mut expired = 0;
     let mut after: Option<Uuid> = None;
     loop {

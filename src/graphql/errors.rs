@@ -246,6 +246,18 @@ impl From<sea_orm::DbErr> for ApiError {
     }
 }
 
+impl From<crate::error::Internal> for ApiError {
+    /// Every domain's internal failures, answered alike: the cause (not
+    /// the domain's wrapping of it) is logged.
+    fn from(err: crate::error::Internal) -> Self {
+        use crate::error::Internal;
+        match err {
+            Internal::Crypto(err) => err.into(),
+            other => Self::internal(other.cause()),
+        }
+    }
+}
+
 /// The result type of resolvers.
 pub type ApiResult<T> = Result<T, ApiError>;
 
@@ -268,11 +280,11 @@ mod tests {
         );
         assert_eq!(ApiError::from(CryptoError::Hash).code, ErrorCode::Internal);
         // Through the domains that hash.
-        let account = ApiError::from(crate::accounts::service::AccountError::Crypto(
+        let account = ApiError::from(crate::accounts::service::AccountError::from(
             CryptoError::Busy,
         ));
         assert_eq!(account.code, ErrorCode::RateLimited);
-        let recovery = ApiError::from(crate::recovery::service::RecoveryError::Crypto(
+        let recovery = ApiError::from(crate::recovery::service::RecoveryError::from(
             CryptoError::Busy,
         ));
         assert_eq!(recovery.code, ErrorCode::RateLimited);

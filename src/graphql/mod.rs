@@ -117,8 +117,8 @@ pub fn build_schema(state: Option<AppState>, options: SchemaOptions) -> CustosSc
     if let Some(state) = state {
         // One set of per-client buckets per running schema (per app); on
         // PostgreSQL, counted for every instance in the database too.
-        let mut limits = RateLimits::new(state.settings().rate_limit_per_minute);
-        if state.settings().database_kind == crate::settings::DatabaseKind::Postgres {
+        let mut limits = RateLimits::new(state.settings().limits.per_minute);
+        if state.settings().database.kind == crate::settings::DatabaseKind::Postgres {
             limits = limits.shared_by_instances();
         }
         builder = builder.data(limits).data(state);

@@ -59,17 +59,17 @@ pub fn routes(
     state: AppState,
     schema: CustosSchema,
 ) -> poem::endpoint::BoxEndpoint<'static, Response> {
-    let playground_enabled = state.settings().playground;
-    let origins = state.settings().allowed_origins.clone();
+    let playground_enabled = state.settings().http.playground;
+    let origins = state.settings().http.allowed_origins.clone();
     let hsts = state.settings().sends_hsts();
-    let route = console::mount(Route::new(), state.settings().account_console)
+    let route = console::mount(Route::new(), state.settings().http.account_console)
         .at("/graphql", get(graphql_get).post(graphql_post))
         .nest("/graphql/assets", playground::assets())
         .at("/healthz", get(healthz))
         .at("/readyz", get(readyz));
     // With a listener of its own (`CUSTOS_METRICS_BIND`), `/metrics` is
     // not served here: the public listener answers 404 for it.
-    let route = if state.settings().metrics_bind.is_none() {
+    let route = if state.settings().http.metrics_bind.is_none() {
         route.at("/metrics", get(metrics_text))
     } else {
         route
@@ -427,7 +427,7 @@ async fn graphql_post(
     let client = crate::ratelimit::client_ip(
         request.remote_addr().as_socket_addr().map(|addr| addr.ip()),
         &forwarded_for,
-        &state.settings().trusted_proxies,
+        &state.settings().limits.trusted_proxies,
     );
     if let Some(ip) = client {
         gql_request = gql_request.data(crate::ratelimit::ClientIp(ip));

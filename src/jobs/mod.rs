@@ -20,10 +20,10 @@ pub fn outbox_sender(state: &AppState) -> OutboxSender {
         state.cipher().clone(),
         state.keys().clone(),
         state.transport().clone(),
-        settings.mail_from.clone(),
+        settings.mail.from.clone(),
         state.clock().clone(),
-        settings.outbox_batch,
-        settings.outbox_max_attempts,
+        settings.mail.outbox_batch,
+        settings.mail.outbox_max_attempts,
     )
 }
 
@@ -105,7 +105,7 @@ const MAIL_WAKE_DELAY: std::time::Duration = std::time::Duration::from_millis(10
 pub fn spawn(state: AppState, mut shutdown: watch::Receiver<bool>) -> JoinHandle<()> {
     tokio::spawn(async move {
         let outbox = outbox_sender(&state);
-        let mut interval = tokio::time::interval(state.settings().scheduler_interval);
+        let mut interval = tokio::time::interval(state.settings().jobs.interval);
         interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {

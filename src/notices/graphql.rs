@@ -37,8 +37,7 @@ impl From<NoticeError> for ApiError {
             NoticeError::UnknownAccount => {
                 ApiError::bad_input("accountIds", Key::NoticeUnknownAccount)
             }
-            NoticeError::Database(err) => ApiError::internal(&err),
-            NoticeError::Mail(err) => ApiError::internal(&err),
+            NoticeError::Internal(err) => err.into(),
         }
     }
 }

@@ -226,13 +226,12 @@ pub enum NoticeError {
     /// A listed account does not exist.
     #[error("a listed account does not exist")]
     UnknownAccount,
-    /// Storage failed.
-    #[error("database: {0}")]
-    Database(#[from] DbErr),
-    /// The outbox refused a chunk.
-    #[error("mail: {0}")]
-    Mail(#[from] MailError),
+    /// Storage, crypto or mail failed (ours, not the person's).
+    #[error(transparent)]
+    Internal(#[from] crate::error::Internal),
 }
+
+crate::internal_causes!(NoticeError);
 
 /// The notice in each language, rendered once for every recipient.
 struct Renderings {
@@ -519,7 +518,7 @@ pub async fn report_incident(
     }
 
     let announce = request.publish_announcement
-        || affected > state.settings().incident_announce_threshold
+        || affected > state.settings().notices.incident_announce_threshold
         || failed > 0;
     let txn = state.db().begin().await?;
     let announcement = if announce {

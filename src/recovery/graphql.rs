@@ -28,9 +28,7 @@ impl From<RecoveryError> for ApiError {
                 api.field = Some("newPassword");
                 api
             }
-            RecoveryError::Database(err) => ApiError::internal(&err),
-            RecoveryError::Crypto(err) => err.into(),
-            RecoveryError::Mail(err) => ApiError::internal(&err),
+            RecoveryError::Internal(err) => err.into(),
         }
     }
 }

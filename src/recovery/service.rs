@@ -19,9 +19,8 @@ use crate::{
         },
         sessions,
     },
-    crypto::{CryptoError, tokens},
+    crypto::tokens,
     mail::{
-        MailError,
         outbox::{self, OutgoingMail},
         templates,
     },
@@ -41,16 +40,12 @@ pub enum RecoveryError {
     /// The new password breaks the policy.
     #[error("password: {0}")]
     WeakPassword(#[from] WeakPassword),
-    /// Storage failed.
-    #[error("database: {0}")]
-    Database(#[from] sea_orm::DbErr),
-    /// Encryption, hashing or randomness failed.
-    #[error("crypto: {0}")]
-    Crypto(#[from] CryptoError),
-    /// Mail could not be queued.
-    #[error("mail: {0}")]
-    Mail(#[from] MailError),
+    /// Storage, crypto or mail failed (ours, not the person's).
+    #[error(transparent)]
+    Internal(#[from] crate::error::Internal),
 }
+
+crate::internal_causes!(RecoveryError);
 
 /// Handles `requestPasswordReset`: mails a reset link to the bound address
 /// of the `ACTIVE` account that has `email`, if any and if the hourly mail
@@ -108,7 +103,7 @@ async fn send_reset_link(state: &AppState, email: &Email) -> Result<(), Recovery
     // Only the newest link works.
     accounts::void_tokens(&txn, row.id, token_purpose::RESET_PASSWORD, now).await?;
     let settings = state.settings();
-    let ttl = settings.reset_token_ttl;
+    let ttl = settings.accounts.reset_token_ttl;
     let issued = tokens::issue()?;
     account_token::ActiveModel {
         id: Set(Uuid::new_v4()),
@@ -126,7 +121,7 @@ async fn send_reset_link(state: &AppState, email: &Email) -> Result<(), Recovery
     // Built from the configured public URL only: a forged Host header
     // cannot send someone a link to another site.
     let link = templates::action_link(
-        &settings.public_url,
+        &settings.http.public_url,
         "/reset-password",
         issued.token.expose_secret(),
     );

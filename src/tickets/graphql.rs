@@ -63,9 +63,7 @@ impl From<TicketError> for ApiError {
                 ApiError::new(ErrorCode::NotFound, Key::TicketNoContactEmail)
             }
             TicketError::ReferencesExhausted => ApiError::internal(&err),
-            TicketError::Database(err) => ApiError::internal(&err),
-            TicketError::Crypto(err) => ApiError::internal(&err),
-            TicketError::Mail(err) => ApiError::internal(&err),
+            TicketError::Internal(err) => err.into(),
         }
     }
 }

@@ -26,7 +26,7 @@ use crate::{
     },
     crypto::{AccountKey, CryptoError, FieldContext, normalise_email, random_bytes},
     mail::{
-        Language, MailError,
+        Language,
         outbox::{self, OutgoingMail},
     },
     state::AppState,
@@ -115,32 +115,17 @@ pub enum TicketError {
     /// Every reference drawn was taken.
     #[error("no free reference after {MAX_REFERENCE_ATTEMPTS} attempts")]
     ReferencesExhausted,
-    /// Storage failed.
-    #[error("database: {0}")]
-    Database(#[from] sea_orm::DbErr),
-    /// Encryption failed.
-    #[error("crypto: {0}")]
-    Crypto(#[from] CryptoError),
-    /// Mail could not be queued.
-    #[error("mail: {0}")]
-    Mail(#[from] MailError),
+    /// Storage, crypto or mail failed (ours, not the person's).
+    #[error(transparent)]
+    Internal(#[from] crate::error::Internal),
 }
 
-impl From<notes::NoteError> for TicketError {
-    fn from(err: notes::NoteError) -> Self {
-        match err {
-            notes::NoteError::Database(err) => Self::Database(err),
-            notes::NoteError::Crypto(err) => Self::Crypto(err),
-        }
-    }
-}
+crate::internal_causes!(TicketError);
 
 impl From<AccountError> for TicketError {
     fn from(err: AccountError) -> Self {
         match err {
-            AccountError::Database(err) => Self::Database(err),
-            AccountError::Crypto(err) => Self::Crypto(err),
-            AccountError::Mail(err) => Self::Mail(err),
+            AccountError::Internal(err) => Self::Internal(err),
             // Loading an account can fail only as above or by its absence.
             _ => Self::NotFound,
         }

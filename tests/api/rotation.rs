@@ -18,11 +18,11 @@ use crate::helpers::{
 
 async fn state_with_keys(app: &crate::helpers::TestApp, keys: &str) -> AppState {
     let mut raw =
-        crate::helpers::test_settings(app.state.settings().database_url.expose_secret(), &app.smtp);
+        crate::helpers::test_settings(app.state.settings().database.url.expose_secret(), &app.smtp);
     raw.encryption_keys = Some(keys.to_owned());
     if let KeySource::Given {
         blind_index_key, ..
-    } = &app.state.settings().keys
+    } = &app.state.settings().keys.source
     {
         raw.blind_index_key = Some(blind_index_key.expose_secret().to_owned());
     }

@@ -351,7 +351,7 @@ async fn the_cli_migrates_a_separate_key_store_and_rotation_rewraps_its_keys() {
         new_key.encryption_keys.expose_secret(),
         encryption_keys.as_str()
     );
-    let store_url = match &app.state.settings().key_store_url {
+    let store_url = match &app.state.settings().database.key_store_url {
         Some(url) => url.expose_secret().to_owned(),
         None => panic!("the app has a key store"),
     };

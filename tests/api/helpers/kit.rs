@@ -488,7 +488,7 @@ pub fn given_keys(app: &TestApp) -> (String, String) {
     let custos::settings::KeySource::Given {
         encryption_keys,
         blind_index_key,
-    } = &app.state.settings().keys
+    } = &app.state.settings().keys.source
     else {
         panic!("test apps use given keys")
     };
