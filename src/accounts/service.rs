@@ -2,6 +2,11 @@
 //! change a name, an address, a password or the language, create an
 //! admin). Storage, sealing and blind indexes are in [`super::store`] and
 //! [`super::token_store`]; this module decides what to store and when.
+//!
+//! Each use case that changes an account row or ends sessions forgets the
+//! account in this instance's session cache once its change has committed
+//! (the cache holds both rows); other instances learn of it from the
+//! database's notification ([`super::session_cache`]).
 
 use chrono::{DateTime, Utc};
 use entity::{account, account_token};
@@ -670,6 +675,7 @@ pub async fn verify_email(state: &AppState, token: &str) -> Result<(), AccountEr
     let account_id = account.id;
     store::verify_address(&txn, account, new_email, now).await?;
     txn.commit().await?;
+    state.session_cache().forget_account(account_id);
     tracing::info!(account_id = %account_id, purpose = %row.purpose, "email verified");
     Ok(())
 }
@@ -780,6 +786,7 @@ pub async fn change_username(
         Err(err) => return Err(err.into()),
     };
     txn.commit().await?;
+    state.session_cache().forget_account(account_id);
     tracing::info!(account_id = %account_id, "username changed");
     Ok(open(state, &updated).await?)
 }
@@ -986,6 +993,7 @@ pub async fn change_password(
     )
     .await?;
     txn.commit().await?;
+    state.session_cache().forget_account(account_id);
     tracing::info!(account_id = %account_id, "password changed");
     Ok(())
 }
@@ -1000,8 +1008,6 @@ pub async fn set_language(
         .await?
         .ok_or(AccountError::NotFound)?;
     let updated = store::set_language(state.db(), row, language, state.clock().now()).await?;
-    // The session cache holds the account row; a request after this one
-    // must see the new language.
     state.session_cache().forget_account(account_id);
     tracing::info!(account_id = %account_id, language = language.as_tag(), "language set");
     Ok(open(state, &updated).await?)

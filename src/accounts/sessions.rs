@@ -428,6 +428,7 @@ pub async fn revoke(
         .await?
         .ok_or(AccountError::NotFound)?;
     sessions_store::revoke(state.db(), row, state.clock().now()).await?;
+    state.session_cache().forget_account(account_id);
     tracing::info!(account_id = %account_id, session_id = %session_id, "session ended");
     Ok(())
 }

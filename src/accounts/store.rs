@@ -514,3 +514,16 @@ pub async fn set_language<C: ConnectionTrait>(
     update.updated_at = Set(now);
     update.update(conn).await
 }
+
+/// Gives the account `role`.
+pub async fn set_role<C: ConnectionTrait>(
+    conn: &C,
+    row: account::Model,
+    role: Role,
+    now: DateTime<Utc>,
+) -> Result<account::Model, DbErr> {
+    let mut update = row.into_active_model();
+    update.role = Set(role.as_str().to_owned());
+    update.updated_at = Set(now);
+    update.update(conn).await
+}
