@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use secrecy::{ExposeSecret, SecretString};
 
 use super::{
-    Role,
+    GuardianConsent, Role,
     password::WeakPassword,
     service::{self, AccountError, AccountRecord, AgeDeclaration as StoredAge, SignupRequest},
     sessions::{self, SessionInfo},
@@ -213,12 +213,12 @@ pub enum GuardianConsentValue {
 }
 
 impl GuardianConsentValue {
-    fn from_stored(value: &str) -> Self {
-        match value {
-            service::guardian::PENDING => Self::Pending,
-            service::guardian::GRANTED => Self::Granted,
-            service::guardian::REFUSED => Self::Refused,
-            _ => Self::NotNeeded,
+    fn from_state(state: GuardianConsent) -> Self {
+        match state {
+            GuardianConsent::Pending => Self::Pending,
+            GuardianConsent::Granted => Self::Granted,
+            GuardianConsent::Refused => Self::Refused,
+            GuardianConsent::NotNeeded => Self::NotNeeded,
         }
     }
 }
@@ -253,7 +253,7 @@ impl From<AccountRecord> for Account {
             email_verified: record.email_verified,
             role: record.role.into(),
             created_at: record.created_at,
-            guardian_consent: GuardianConsentValue::from_stored(&record.guardian_consent),
+            guardian_consent: GuardianConsentValue::from_state(record.guardian_consent),
             accepted_policy_version: record.accepted_policy_version,
             language: record.language.as_tag().to_owned(),
             account_id: record.id,

@@ -12,13 +12,11 @@
 //!   that cannot be logged fails. Staff see the id, username, a masked
 //!   address and the role: what they need to act on the account.
 
-use entity::account;
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
-
 use super::{
     Role,
     email::Email,
     service::{self, AccountError},
+    store,
     username::Username,
 };
 use crate::{
@@ -58,23 +56,19 @@ pub async fn find_for_staff(
     login: &str,
 ) -> Result<Option<StaffView>, AccountError> {
     let login = login.trim();
-    let (by, condition) = if login.contains('@') {
-        let email = Email::parse(login)?;
+    let (by, row) = if login.contains('@') {
+        let lookup = store::email_lookup(state, &Email::parse(login)?);
         (
             "email",
-            account::Column::EmailBidx.is_in(service::email_lookup(state, &email)),
+            store::email_holder(state.db(), lookup, None).await?,
         )
     } else {
-        let username = Username::parse(login)?;
+        let lookup = store::username_lookup(state, &Username::parse(login)?);
         (
             "username",
-            account::Column::UsernameBidx.is_in(service::username_lookup(state, &username)),
+            store::username_holder(state.db(), lookup, None).await?,
         )
     };
-    let row = account::Entity::find()
-        .filter(condition)
-        .one(state.db())
-        .await?;
     audit::append_alone(
         state.db(),
         AuditRecord {
@@ -89,7 +83,7 @@ pub async fn find_for_staff(
     let Some(row) = row else {
         return Ok(None);
     };
-    let record = service::open(state, &row).await?;
+    let record = store::open(state, &row).await?;
     Ok(Some(StaffView {
         id: record.id,
         username: record.username,

@@ -5,6 +5,11 @@
 //! indexes (over their normal forms) for lookup and uniqueness; the username
 //! is unique case-insensitively after normalisation. Passwords are argon2id
 //! hashes.
+//!
+//! Imports run one way: `graphql` → `sessions`, `lookup`, `roles` →
+//! `service` (the rules of each use case) → `store`, `token_store`,
+//! `sessions_store` (sealing, blind indexes and queries) → `states`,
+//! `email`, `username`, `password`, `session_cache`.
 
 pub mod email;
 pub mod graphql;
@@ -14,8 +19,14 @@ pub mod roles;
 pub mod service;
 pub mod session_cache;
 pub mod sessions;
+pub mod sessions_store;
+pub mod states;
+pub mod store;
+pub mod token_store;
 pub mod username;
 pub mod username_policy;
+
+pub use states::{AccountStatus, AgeDeclaration, GuardianConsent, TokenPurpose};
 
 /// Staff roles, as stored in `accounts.role`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

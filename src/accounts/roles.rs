@@ -13,14 +13,15 @@
 
 use entity::account;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, IntoActiveModel,
-    QueryFilter, QueryOrder, QuerySelect, Set, TransactionTrait, sea_query::LockType,
+    ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    TransactionTrait, sea_query::LockType,
 };
 use uuid::Uuid;
 
 use super::{
     Role,
-    service::{AccountRecord, open_in, open_readable_in, status},
+    states::AccountStatus,
+    store::{self, AccountRecord, open_in, open_readable_in},
 };
 use crate::{
     audit::service::{AuditRecord, append},
@@ -55,7 +56,7 @@ crate::internal_causes!(RoleError);
 async fn active_admins<C: ConnectionTrait>(conn: &C) -> Result<Vec<Uuid>, sea_orm::DbErr> {
     let mut query = account::Entity::find()
         .filter(account::Column::Role.eq(Role::Admin.as_str()))
-        .filter(account::Column::Status.eq(status::ACTIVE))
+        .filter(account::Column::Status.eq(AccountStatus::Active.as_str()))
         .order_by_asc(account::Column::Id);
     if conn.get_database_backend() == DbBackend::Postgres {
         query = query.lock(LockType::Update);
@@ -86,8 +87,7 @@ pub async fn set_role(
         return Err(RoleError::NotAdmin);
     }
     let others = admins.iter().filter(|id| **id != account_id).count();
-    let row = account::Entity::find_by_id(account_id)
-        .one(&txn)
+    let row = store::find_row(&txn, account_id)
         .await?
         .ok_or(RoleError::NotFound)?;
     // An account whose data key is gone is no account.
@@ -101,10 +101,7 @@ pub async fn set_role(
     let row = if previous == role {
         row
     } else {
-        let mut changed = row.into_active_model();
-        changed.role = Set(role.as_str().to_owned());
-        changed.updated_at = Set(now);
-        changed.update(&txn).await?
+        store::set_role(&txn, row, role, now).await?
     };
     append(
         &txn,
@@ -119,6 +116,9 @@ pub async fn set_role(
     .await?;
     let record = open_in(state, &txn, &row).await?;
     txn.commit().await?;
+    // The session cache holds the subject's role: their next request must
+    // see the new one.
+    state.session_cache().forget_account(account_id);
     tracing::info!(actor_id = %actor_id, account_id = %account_id, role = role.as_str(), "role set");
     Ok(record)
 }

@@ -1,13 +1,16 @@
-//! Account rules and their transactions. Personal fields are encrypted and
-//! blind-indexed here, at the storage boundary, and nowhere else: callers
-//! get [`AccountRecord`]s with plaintext, the database only ciphertext.
+//! Account rules: the steps of each use case (sign up, verify an address,
+//! change a name, an address, a password or the language, create an
+//! admin). Storage, sealing and blind indexes are in [`super::store`] and
+//! [`super::token_store`]; this module decides what to store and when.
+//!
+//! Each use case that changes an account row or ends sessions forgets the
+//! account in this instance's session cache once its change has committed
+//! (the cache holds both rows); other instances learn of it from the
+//! database's notification ([`super::session_cache`]).
 
 use chrono::{DateTime, Utc};
 use entity::{account, account_token};
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DbBackend, EntityTrait,
-    IntoActiveModel, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set, TransactionTrait,
-};
+use sea_orm::{ConnectionTrait, DatabaseTransaction, TransactionTrait};
 use secrecy::{ExposeSecret, SecretString};
 use uuid::Uuid;
 
@@ -15,15 +18,18 @@ use super::{
     Role,
     email::{Email, InvalidEmail},
     password::{self, WeakPassword},
+    sessions_store,
+    states::{AccountStatus, GuardianConsent, TokenPurpose},
+    store::{self, NewAccount, SealedEmail},
+    token_store::{self, SealedNewEmail},
     username::{Username, UsernameShapeError},
 };
 use crate::{
-    consent::service::{self as consent, ConsentSource},
-    crypto::{
-        CryptoError,
-        fields::{AccountKey, FieldContext},
-        tokens,
+    consent::{
+        policy::{PolicyDocument, PurposeDefinition},
+        service::{self as consent, ConsentSource},
     },
+    crypto::{AccountKey, CryptoError, tokens},
     mail::{
         Language,
         outbox::{self, OutgoingMail},
@@ -37,67 +43,53 @@ use crate::{
     state::AppState,
 };
 
-/// Blind-index field name for usernames.
-pub const USERNAME_INDEX: &str = "username";
-/// Blind-index field name for email addresses.
-pub const EMAIL_INDEX: &str = "email";
+pub use super::states::AgeDeclaration;
+pub use super::store::{
+    AccountRecord, EMAIL_INDEX, USERNAME_INDEX, absent_if_unreadable, email_lookup, guardian_email,
+    is_readable, is_readable_in, is_unreadable, needs_account_key, open, open_guardian_in, open_in,
+    open_readable, open_readable_in, open_with, seal, username_lookup,
+};
 
 /// Most verification or reset mails sent to one account in an hour; more
 /// requests are answered the same way but send nothing.
 pub const MAX_MAILS_PER_HOUR: u64 = 3;
 
-/// Stored account states.
+/// Stored account states, as strings (see [`AccountStatus`]).
 pub mod status {
+    use super::AccountStatus;
+
     /// In use.
-    pub const ACTIVE: &str = "ACTIVE";
+    pub const ACTIVE: &str = AccountStatus::Active.as_str();
     /// Deletion confirmed: processing has stopped until the purge.
-    pub const DELETION_SCHEDULED: &str = "DELETION_SCHEDULED";
+    pub const DELETION_SCHEDULED: &str = AccountStatus::DeletionScheduled.as_str();
 }
 
-/// Stored token purposes.
+/// Stored token purposes, as strings (see [`TokenPurpose`]).
 pub mod token_purpose {
+    use super::TokenPurpose;
+
     /// Proves the signup address.
-    pub const VERIFY_EMAIL: &str = "VERIFY_EMAIL";
+    pub const VERIFY_EMAIL: &str = TokenPurpose::VerifyEmail.as_str();
     /// Proves a new address before it replaces the old one.
-    pub const CHANGE_EMAIL: &str = "CHANGE_EMAIL";
+    pub const CHANGE_EMAIL: &str = TokenPurpose::ChangeEmail.as_str();
     /// Lets a guardian consent for a minor.
-    pub const GUARDIAN_CONSENT: &str = "GUARDIAN_CONSENT";
+    pub const GUARDIAN_CONSENT: &str = TokenPurpose::GuardianConsent.as_str();
     /// Lets the holder of the bound address choose a new password.
-    pub const RESET_PASSWORD: &str = "RESET_PASSWORD";
+    pub const RESET_PASSWORD: &str = TokenPurpose::ResetPassword.as_str();
 }
 
-/// What the person declared about their age.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AgeDeclaration {
-    /// 18 or older.
-    Adult,
-    /// 16 or 17 and self-supporting: treated as an adult.
-    SelfSupporting16Plus,
-    /// Under 18: a guardian must consent.
-    Minor,
-}
-
-impl AgeDeclaration {
-    /// The stored name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Adult => "ADULT",
-            Self::SelfSupporting16Plus => "SELF_SUPPORTING_16_PLUS",
-            Self::Minor => "MINOR",
-        }
-    }
-}
-
-/// Where guardian consent stands.
+/// Where guardian consent stands, as strings (see [`GuardianConsent`]).
 pub mod guardian {
+    use super::GuardianConsent;
+
     /// Not a minor.
-    pub const NOT_NEEDED: &str = "NOT_NEEDED";
+    pub const NOT_NEEDED: &str = GuardianConsent::NotNeeded.as_str();
     /// Waiting for the guardian.
-    pub const PENDING: &str = "PENDING";
+    pub const PENDING: &str = GuardianConsent::Pending.as_str();
     /// The guardian agreed.
-    pub const GRANTED: &str = "GRANTED";
+    pub const GRANTED: &str = GuardianConsent::Granted.as_str();
     /// The guardian refused.
-    pub const REFUSED: &str = "REFUSED";
+    pub const REFUSED: &str = GuardianConsent::Refused.as_str();
 }
 
 /// What can go wrong with an account operation.
@@ -163,254 +155,19 @@ pub enum AccountError {
 
 crate::internal_causes!(AccountError);
 
-/// A decrypted account, as services and resolvers see it.
-#[derive(Clone)]
-pub struct AccountRecord {
-    /// Random id.
-    pub id: Uuid,
-    /// The username as shown.
-    pub username: String,
-    /// The bound address.
-    pub email: String,
-    /// Whether the address is proven.
-    pub email_verified: bool,
-    /// Role.
-    pub role: Role,
-    /// Mail language.
-    pub language: Language,
-    /// Stored age declaration.
-    pub age_declaration: String,
-    /// Stored guardian consent state.
-    pub guardian_consent: String,
-    /// The policy version last accepted.
-    pub accepted_policy_version: Option<String>,
-    /// `ACTIVE` or `DELETION_SCHEDULED`.
-    pub status: String,
-    /// Creation time.
-    pub created_at: DateTime<Utc>,
-}
-
-impl std::fmt::Debug for AccountRecord {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AccountRecord")
-            .field("id", &self.id)
-            .field("role", &self.role)
-            .finish_non_exhaustive()
-    }
-}
-
-fn context<'a>(table: &'a str, column: &'a str, row_id: Uuid) -> FieldContext<'a> {
-    FieldContext {
-        table,
-        column,
-        row_id,
-    }
-}
-
-/// Encrypts one account field under the account's data key (see
-/// [`AppState::write_key`]), bound to its row.
-pub fn seal(
-    state: &AppState,
-    key: &AccountKey,
-    column: &str,
-    id: Uuid,
-    value: &str,
-) -> Result<Vec<u8>, CryptoError> {
-    state
-        .cipher()
-        .encrypt_str_under(Some(key), &context("accounts", column, id), value)
-}
-
-/// The encrypted fields of an account row.
-fn sealed_fields(row: &account::Model) -> [&[u8]; 2] {
-    [&row.username_ct, &row.email_ct]
-}
-
-/// Whether `err` says an account's data key is gone (destroyed by an
-/// erasure, and the row since brought back by a restore): such an account
-/// can never be read again, and every path treats it as no account.
-pub fn is_unreadable(err: &CryptoError) -> bool {
-    matches!(
-        err,
-        CryptoError::AccountKeyDestroyed | CryptoError::AccountKeyNeeded
-    )
-}
-
-/// Notes `err` for `account` when it says the account is unreadable
-/// (see [`is_unreadable`]) and answers `None` then; any other error stays.
-pub fn absent_if_unreadable<T>(
-    state: &AppState,
-    account: Uuid,
-    opened: Result<T, CryptoError>,
-) -> Result<Option<T>, CryptoError> {
-    match opened {
-        Ok(value) => Ok(Some(value)),
-        Err(err) if is_unreadable(&err) => {
-            state.account_unreadable(account);
-            Ok(None)
-        }
-        Err(err) => Err(err),
-    }
-}
-
-/// Decrypts an account row outside any open transaction; `None` when its
-/// data key is gone and the account counts as absent.
-pub async fn open_readable(
-    state: &AppState,
-    row: &account::Model,
-) -> Result<Option<AccountRecord>, CryptoError> {
-    absent_if_unreadable(state, row.id, open(state, row).await)
-}
-
-/// Decrypts an account row, reading its key with `conn`; `None` when its
-/// data key is gone and the account counts as absent.
-pub async fn open_readable_in<C: ConnectionTrait>(
-    state: &AppState,
-    conn: &C,
-    row: &account::Model,
-) -> Result<Option<AccountRecord>, CryptoError> {
-    absent_if_unreadable(state, row.id, open_in(state, conn, row).await)
-}
-
-/// Whether the account's data can still be read (its key is there, or
-/// its fields predate per-account keys); `false` is noted for `/metrics`.
-pub async fn is_readable(state: &AppState, row: &account::Model) -> Result<bool, CryptoError> {
-    let key = state.read_key(row.id, &sealed_fields(row)).await;
-    Ok(absent_if_unreadable(state, row.id, key)?.is_some())
-}
-
-/// Like [`is_readable`], reading the key with `conn` (which may hold an
-/// open transaction).
-pub async fn is_readable_in<C: ConnectionTrait>(
-    state: &AppState,
-    conn: &C,
-    row: &account::Model,
-) -> Result<bool, CryptoError> {
-    let key = state.read_key_in(conn, row.id, &sealed_fields(row)).await;
-    Ok(absent_if_unreadable(state, row.id, key)?.is_some())
-}
-
-/// Whether the row's fields are under the account's own data key (rows
-/// written before per-account keys are under the keyring until
-/// `custos keys rotate`).
-pub fn needs_account_key(row: &account::Model) -> bool {
-    sealed_fields(row)
-        .iter()
-        .any(|value| crate::crypto::fields::is_under_account_key(value))
-}
-
-/// Decrypts an account row, outside any open transaction.
-pub async fn open(state: &AppState, row: &account::Model) -> Result<AccountRecord, CryptoError> {
-    let key = state.read_key(row.id, &sealed_fields(row)).await?;
-    open_with(state, row, key.as_deref())
-}
-
-/// Decrypts an account row, reading its key with `conn` (which may hold an
-/// open transaction).
-pub async fn open_in<C: ConnectionTrait>(
-    state: &AppState,
-    conn: &C,
-    row: &account::Model,
-) -> Result<AccountRecord, CryptoError> {
-    let key = state.read_key_in(conn, row.id, &sealed_fields(row)).await?;
-    open_with(state, row, key.as_deref())
-}
-
-/// Decrypts the account's guardian address, if it has one, reading its
-/// key with `conn` (which may hold an open transaction).
-pub async fn open_guardian_in<C: ConnectionTrait>(
-    state: &AppState,
-    conn: &C,
-    row: &account::Model,
-) -> Result<Option<String>, CryptoError> {
-    let Some(sealed) = &row.guardian_email_ct else {
-        return Ok(None);
-    };
-    let key = state
-        .read_key_in(conn, row.id, &[sealed.as_slice()])
-        .await?;
-    guardian_email(state, row, key.as_deref())
-}
-
-/// Decrypts the account's guardian address, if it has one; `key` is the
-/// account's data key (needed when the value is under it).
-pub fn guardian_email(
-    state: &AppState,
-    row: &account::Model,
-    key: Option<&AccountKey>,
-) -> Result<Option<String>, CryptoError> {
-    row.guardian_email_ct
-        .as_ref()
-        .map(|ct| {
-            state.cipher().decrypt_str_under(
-                key,
-                &context("accounts", "guardian_email", row.id),
-                ct,
-            )
-        })
-        .transpose()
-}
-
-/// Decrypts an account row with its data key, already fetched (`None`
-/// for rows still under the keyring).
-pub fn open_with(
-    state: &AppState,
-    row: &account::Model,
-    key: Option<&AccountKey>,
-) -> Result<AccountRecord, CryptoError> {
-    let cipher = state.cipher();
-    Ok(AccountRecord {
-        id: row.id,
-        username: cipher.decrypt_str_under(
-            key,
-            &context("accounts", "username", row.id),
-            &row.username_ct,
-        )?,
-        email: cipher.decrypt_str_under(
-            key,
-            &context("accounts", "email", row.id),
-            &row.email_ct,
-        )?,
-        email_verified: row.email_verified,
-        role: Role::from_stored(&row.role),
-        language: Language::from_tag(&row.language),
-        age_declaration: row.age_declaration.clone(),
-        guardian_consent: row.guardian_consent.clone(),
-        accepted_policy_version: row.accepted_policy_version.clone(),
-        status: row.status.clone(),
-        created_at: row.created_at,
-    })
-}
-
-/// Loads and decrypts an account by id.
+/// Loads and decrypts an account by id; an account whose data key is gone
+/// is `NotFound`.
 pub async fn find<C: ConnectionTrait>(
     state: &AppState,
     conn: &C,
     id: Uuid,
 ) -> Result<AccountRecord, AccountError> {
-    let row = account::Entity::find_by_id(id)
-        .one(conn)
+    let row = store::find_row(conn, id)
         .await?
         .ok_or(AccountError::NotFound)?;
     open_readable_in(state, conn, &row)
         .await?
         .ok_or(AccountError::NotFound)
-}
-
-/// The username's blind index under the active key: what is stored.
-fn username_index(state: &AppState, username: &Username) -> Vec<u8> {
-    state
-        .blind()
-        .active()
-        .compute(USERNAME_INDEX, username.canonical())
-}
-
-/// Every index a stored row may hold for the username (both keys while a
-/// blind-index rotation is under way): what is searched, and what
-/// uniqueness is checked against, since the unique constraint alone cannot
-/// see that an index under the other key names the same person.
-pub fn username_lookup(state: &AppState, username: &Username) -> Vec<Vec<u8>> {
-    state.blind().lookup(USERNAME_INDEX, username.canonical())
 }
 
 /// `UsernameTaken` when an account holds the name under either blind-index
@@ -422,28 +179,11 @@ pub(crate) async fn ensure_username_free<C: ConnectionTrait>(
     conn: &C,
     username: &Username,
 ) -> Result<(), AccountError> {
-    let taken = account::Entity::find()
-        .filter(account::Column::UsernameBidx.is_in(username_lookup(state, username)))
-        .one(conn)
-        .await?
-        .is_some();
-    if taken {
+    let holder = store::username_holder(conn, username_lookup(state, username), None).await?;
+    if holder.is_some() {
         return Err(AccountError::UsernameTaken);
     }
     Ok(())
-}
-
-/// The address's blind index under the active key: what is stored.
-fn email_index(state: &AppState, email: &Email) -> Vec<u8> {
-    state
-        .blind()
-        .active()
-        .compute(EMAIL_INDEX, &email.normalised())
-}
-
-/// Every index a stored row may hold for the address; see [`username_lookup`].
-pub fn email_lookup(state: &AppState, email: &Email) -> Vec<Vec<u8>> {
-    state.blind().lookup(EMAIL_INDEX, &email.normalised())
 }
 
 /// Checks a username against the shape rules and the username policy.
@@ -465,33 +205,18 @@ pub fn check_username(
     Ok(username)
 }
 
-/// Stores a new single-use token and returns its secret form.
+/// Issues a single-use token of `purpose` for the account, valid for
+/// `ttl`, and returns its secret form (only its hash is stored).
 async fn issue_token<C: ConnectionTrait>(
     conn: &C,
     account_id: Uuid,
-    purpose: &str,
+    purpose: TokenPurpose,
     ttl: chrono::Duration,
     now: DateTime<Utc>,
-    new_email: Option<(Vec<u8>, Vec<u8>, Uuid)>,
+    new_email: Option<SealedNewEmail>,
 ) -> Result<SecretString, AccountError> {
     let issued = tokens::issue()?;
-    let (id, new_email_ct, new_email_bidx) = match new_email {
-        Some((ct, bidx, id)) => (id, Some(ct), Some(bidx)),
-        None => (Uuid::new_v4(), None, None),
-    };
-    account_token::ActiveModel {
-        id: Set(id),
-        account_id: Set(account_id),
-        purpose: Set(purpose.to_owned()),
-        token_hash: Set(issued.hash),
-        new_email_ct: Set(new_email_ct),
-        new_email_bidx: Set(new_email_bidx),
-        created_at: Set(now),
-        expires_at: Set(now + ttl),
-        used_at: Set(None),
-    }
-    .insert(conn)
-    .await?;
+    token_store::insert(conn, account_id, purpose, &issued, ttl, now, new_email).await?;
     Ok(issued.token)
 }
 
@@ -503,91 +228,45 @@ pub async fn pending_new_emails(
     account_id: Uuid,
     now: DateTime<Utc>,
 ) -> Result<Vec<(String, DateTime<Utc>, DateTime<Utc>)>, AccountError> {
-    let rows = account_token::Entity::find()
-        .filter(account_token::Column::AccountId.eq(account_id))
-        .filter(account_token::Column::Purpose.eq(token_purpose::CHANGE_EMAIL))
-        .filter(account_token::Column::UsedAt.is_null())
-        .filter(account_token::Column::ExpiresAt.gt(now))
-        .order_by_desc(account_token::Column::CreatedAt)
-        .all(state.db())
-        .await?;
+    let rows = token_store::pending_email_changes(state.db(), account_id, now).await?;
     let mut pending = Vec::with_capacity(rows.len());
     for row in rows {
-        let Some(ct) = &row.new_email_ct else {
-            continue;
-        };
-        let key = state.read_key(account_id, &[ct]).await?;
-        let email = state.cipher().decrypt_str_under(
-            key.as_deref(),
-            &context("account_tokens", "new_email", row.id),
-            ct,
-        )?;
-        pending.push((email, row.created_at, row.expires_at));
+        if let Some(email) = token_store::open_new_email(state, &row).await? {
+            pending.push((email, row.created_at, row.expires_at));
+        }
     }
     Ok(pending)
 }
 
-/// Voids every unused token of `purpose` for the account. A voided token
-/// also ends now, so a used token that has not expired is one that was
-/// used, never one that was voided (see [`verify_email`]).
+/// Voids every unused token of `purpose` (a stored purpose name, see
+/// [`token_purpose`]) for the account; see [`token_store::void`].
 pub async fn void_tokens<C: ConnectionTrait>(
     conn: &C,
     account_id: Uuid,
     purpose: &str,
     now: DateTime<Utc>,
 ) -> Result<(), sea_orm::DbErr> {
-    account_token::Entity::update_many()
-        .col_expr(
-            account_token::Column::UsedAt,
-            sea_orm::sea_query::Expr::value(now),
-        )
-        .col_expr(
-            account_token::Column::ExpiresAt,
-            sea_orm::sea_query::Expr::value(now),
-        )
-        .filter(account_token::Column::AccountId.eq(account_id))
-        .filter(account_token::Column::Purpose.eq(purpose))
-        .filter(account_token::Column::UsedAt.is_null())
-        .exec(conn)
-        .await?;
-    Ok(())
+    // No token has a purpose of another name: nothing to void then.
+    match TokenPurpose::parse(purpose) {
+        Some(purpose) => token_store::void(conn, account_id, purpose, now).await,
+        None => Ok(()),
+    }
 }
 
-/// Marks the single-use token `token_id` used, if it is not yet: whether
-/// this call did. Two uses at once both read it unused; the conditional
-/// update lets only one of them through (on PostgreSQL the second waits
-/// for the first's row lock and then finds `used_at` set), so a caller
-/// that gets `false` must do nothing and answer as for a used token.
-pub async fn claim_token<C: ConnectionTrait>(
-    conn: &C,
-    token_id: Uuid,
-    now: DateTime<Utc>,
-) -> Result<bool, sea_orm::DbErr> {
-    let claimed = account_token::Entity::update_many()
-        .col_expr(
-            account_token::Column::UsedAt,
-            sea_orm::sea_query::Expr::value(now),
-        )
-        .filter(account_token::Column::Id.eq(token_id))
-        .filter(account_token::Column::UsedAt.is_null())
-        .exec(conn)
-        .await?;
-    Ok(claimed.rows_affected == 1)
-}
+pub use super::token_store::claim as claim_token;
 
-/// How many tokens of `purpose` were issued to the account in the last hour.
+/// How many tokens of `purpose` (a stored purpose name, see
+/// [`token_purpose`]) were issued to the account in the last hour.
 pub async fn tokens_issued_last_hour<C: ConnectionTrait>(
     conn: &C,
     account_id: Uuid,
     purpose: &str,
     now: DateTime<Utc>,
 ) -> Result<u64, sea_orm::DbErr> {
-    account_token::Entity::find()
-        .filter(account_token::Column::AccountId.eq(account_id))
-        .filter(account_token::Column::Purpose.eq(purpose))
-        .filter(account_token::Column::CreatedAt.gt(now - chrono::Duration::hours(1)))
-        .count(conn)
-        .await
+    match TokenPurpose::parse(purpose) {
+        Some(purpose) => token_store::issued_last_hour(conn, account_id, purpose, now).await,
+        None => Ok(0),
+    }
 }
 
 /// What a person gives at signup.
@@ -610,15 +289,15 @@ pub struct SignupRequest {
     pub language: Language,
 }
 
-/// What a valid sign-up input yields: the username, the address, the
-/// optional purposes granted, the guardian's address and the policy.
-type CheckedSignup = (
-    Username,
-    Email,
-    Vec<crate::consent::policy::PurposeDefinition>,
-    Option<Email>,
-    crate::consent::policy::PolicyDocument,
-);
+/// A valid sign-up input: the username, the address, the optional
+/// purposes granted, the guardian's address and the policy accepted.
+struct CheckedSignup {
+    username: Username,
+    email: Email,
+    granted: Vec<PurposeDefinition>,
+    guardian_email: Option<Email>,
+    policy: PolicyDocument,
+}
 
 /// Checks every field of a sign-up input and reports every invalid one
 /// (in field order, as [`AccountError::Invalid`] when there are several).
@@ -649,8 +328,29 @@ async fn check_signup(
     if request.accept_policy_version != policy.version {
         faults.push(AccountError::PolicyVersionMismatch);
     }
-    let mut granted: Vec<crate::consent::policy::PurposeDefinition> = Vec::new();
-    for code in &request.grant_purposes {
+    let granted = granted_purposes(&policy, &request.grant_purposes, &mut faults);
+    let guardian_email = check_guardian(request, email.as_ref(), &mut faults);
+    match (username, email) {
+        (Some(username), Some(email)) if faults.is_empty() => Ok(CheckedSignup {
+            username,
+            email,
+            granted,
+            guardian_email,
+            policy,
+        }),
+        (username, _) => Err(signup_faults(state, username, faults).await),
+    }
+}
+
+/// The optional purposes of `policy` among `codes`, each once; an unknown
+/// code is a fault (and ends the reading).
+fn granted_purposes(
+    policy: &PolicyDocument,
+    codes: &[String],
+    faults: &mut Vec<AccountError>,
+) -> Vec<PurposeDefinition> {
+    let mut granted: Vec<PurposeDefinition> = Vec::new();
+    for code in codes {
         match policy.purpose(code) {
             Some(purpose) if !purpose.required => {
                 if !granted.iter().any(|p| p.code == *code) {
@@ -665,45 +365,53 @@ async fn check_signup(
             }
         }
     }
-    let guardian_email = match (request.age, request.guardian_email.as_deref()) {
+    granted
+}
+
+/// The guardian's address a minor must give (not the minor's own `email`);
+/// one given by an adult is not needed, and not stored.
+fn check_guardian(
+    request: &SignupRequest,
+    email: Option<&Email>,
+    faults: &mut Vec<AccountError>,
+) -> Option<Email> {
+    let raw = match (request.age, request.guardian_email.as_deref()) {
+        (AgeDeclaration::Minor, Some(raw)) => raw,
         (AgeDeclaration::Minor, None) => {
             faults.push(AccountError::GuardianEmail("required"));
+            return None;
+        }
+        (_, _) => return None,
+    };
+    match Email::parse(raw) {
+        Err(_) => {
+            faults.push(AccountError::GuardianEmail("invalid"));
             None
         }
-        (AgeDeclaration::Minor, Some(raw)) => match Email::parse(raw) {
-            Err(_) => {
-                faults.push(AccountError::GuardianEmail("invalid"));
-                None
-            }
-            Ok(guardian)
-                if email
-                    .as_ref()
-                    .is_some_and(|own| own.normalised() == guardian.normalised()) =>
-            {
-                faults.push(AccountError::GuardianEmail("same as the account's"));
-                None
-            }
-            Ok(guardian) => Some(guardian),
-        },
-        // A guardian address given by an adult is not needed: not stored.
-        (_, _) => None,
-    };
-    match (username, email) {
-        (Some(username), Some(email)) if faults.is_empty() => {
-            Ok((username, email, granted, guardian_email, policy))
+        Ok(guardian) if email.is_some_and(|own| own.normalised() == guardian.normalised()) => {
+            faults.push(AccountError::GuardianEmail("same as the account's"));
+            None
         }
-        (username, _) => {
-            if let Some(username) = username
-                && let Err(taken) = ensure_username_free(state, state.db(), &username).await
-            {
-                faults.push(taken);
-            }
-            Err(if faults.len() == 1 {
-                faults.remove(0)
-            } else {
-                AccountError::Invalid(faults)
-            })
-        }
+        Ok(guardian) => Some(guardian),
+    }
+}
+
+/// The answer to an invalid sign-up: its faults, a taken (well-formed)
+/// username last.
+async fn signup_faults(
+    state: &AppState,
+    username: Option<Username>,
+    mut faults: Vec<AccountError>,
+) -> AccountError {
+    if let Some(username) = username
+        && let Err(taken) = ensure_username_free(state, state.db(), &username).await
+    {
+        faults.push(taken);
+    }
+    if faults.len() == 1 {
+        faults.remove(0)
+    } else {
+        AccountError::Invalid(faults)
     }
 }
 
@@ -711,165 +419,46 @@ async fn check_signup(
 /// address that already has an account (whose owner is told by mail
 /// instead), so the answer reveals nothing about which addresses exist.
 pub async fn signup(state: &AppState, request: SignupRequest) -> Result<(), AccountError> {
-    let (username, email, granted, guardian_email, policy) = check_signup(state, &request).await?;
-    let policy = &policy;
-
+    let checked = check_signup(state, &request).await?;
     // Hash before looking anything up, so both answers cost the same.
     let password_hash = state.passwords().hash(&request.password).await?;
     let now = state.clock().now();
     let txn = state.db().begin().await?;
-
-    // One read finds both a holder of the name and an owner of the
-    // address (under either blind-index key); the name is checked first.
-    let username_indexes = username_lookup(state, &username);
-    let email_indexes = email_lookup(state, &email);
-    let holders = account::Entity::find()
-        .filter(
-            Condition::any()
-                .add(account::Column::UsernameBidx.is_in(username_indexes.clone()))
-                .add(account::Column::EmailBidx.is_in(email_indexes.clone())),
-        )
-        .all(&txn)
-        .await?;
-    if holders
-        .iter()
-        .any(|holder| username_indexes.contains(&holder.username_bidx))
-    {
-        return Err(AccountError::UsernameTaken);
-    }
-    if let Some(owner) = holders
-        .into_iter()
-        .find(|holder| email_indexes.contains(&holder.email_bidx))
-    {
-        // Tell the owner instead of the caller; a scheduled deletion means
-        // processing has stopped, so nothing is sent then.
-        if owner.status == status::ACTIVE {
-            let owner_language = Language::from_tag(&owner.language);
-            outbox::queue(
-                state,
-                &txn,
-                OutgoingMail::to_account(
-                    owner.id,
-                    "signup_attempt_on_existing_account",
-                    email.as_str(),
-                    templates::signup_attempt_on_existing_account(owner_language),
-                ),
-                state.clock().now(),
-            )
-            .await?;
-        }
+    if let Some(owner) = holder_of_address(state, &txn, &checked).await? {
+        tell_owner_of_signup(state, &txn, &owner, &checked.email).await?;
         txn.commit().await?;
         tracing::info!(account_id = %owner.id, "signup attempted with a registered address");
         return Ok(());
     }
-
     let id = Uuid::new_v4();
-    let guardian_consent = if guardian_email.is_some() {
-        guardian::PENDING
-    } else {
-        guardian::NOT_NEEDED
-    };
     let key = state.new_account_key(&txn, id).await?;
-    let row = account::ActiveModel {
-        id: Set(id),
-        username_ct: Set(seal(state, &key, "username", id, username.as_str())?),
-        username_bidx: Set(username_index(state, &username)),
-        email_ct: Set(seal(state, &key, "email", id, email.as_str())?),
-        email_bidx: Set(email_index(state, &email)),
-        email_verified: Set(false),
-        password_hash: Set(password_hash),
-        role: Set(Role::User.as_str().to_owned()),
-        language: Set(request.language.as_tag().to_owned()),
-        age_declaration: Set(request.age.as_str().to_owned()),
-        guardian_consent: Set(guardian_consent.to_owned()),
-        guardian_email_ct: Set(match &guardian_email {
-            Some(g) => Some(seal(state, &key, "guardian_email", id, g.as_str())?),
-            None => None,
-        }),
-        accepted_policy_version: Set(Some(policy.version.clone())),
-        status: Set(status::ACTIVE.to_owned()),
-        created_at: Set(now),
-        updated_at: Set(now),
+    let new = NewAccount {
+        id,
+        username: &checked.username,
+        email: &checked.email,
+        email_verified: false,
+        password_hash,
+        role: Role::User,
+        language: request.language,
+        age: request.age,
+        guardian_email: checked.guardian_email.as_ref(),
+        accepted_policy_version: checked.policy.version.clone(),
+        now,
     };
-    if let Err(err) = row.insert(&txn).await {
-        return Err(if crate::db::is_unique_violation(&err) {
-            // A concurrent signup took the name (or the address) first.
-            AccountError::UsernameTaken
-        } else {
-            err.into()
-        });
-    }
-
-    for purpose in policy.purposes.iter().filter(|p| p.required) {
-        consent::append(&txn, id, policy, purpose, true, ConsentSource::Signup, now).await?;
-    }
-    for purpose in &granted {
-        consent::append(&txn, id, policy, purpose, true, ConsentSource::Signup, now).await?;
-    }
-
-    let settings = state.settings();
-    let ttl = settings.accounts.verification_token_ttl;
-    let token = issue_token(&txn, id, token_purpose::VERIFY_EMAIL, ttl, now, None).await?;
-    let link = templates::action_link(
-        &settings.http.public_url,
-        "/verify-email",
-        token.expose_secret(),
-    );
-    outbox::queue_under(
-        state,
+    insert_account(state, &txn, &key, &new).await?;
+    let required = checked.policy.purposes.iter().filter(|p| p.required);
+    grant_at_signup(
         &txn,
-        Some(&key),
-        OutgoingMail::to_account(
-            id,
-            "verify_email",
-            email.as_str(),
-            templates::verify_email(
-                request.language,
-                username.as_str(),
-                &link,
-                u32::try_from(ttl.num_hours()).unwrap_or(u32::MAX),
-            ),
-        ),
-        state.clock().now(),
+        id,
+        &checked.policy,
+        required.chain(&checked.granted),
+        now,
     )
     .await?;
-
-    if let Some(guardian) = &guardian_email {
-        let days = settings.accounts.guardian_consent_days;
-        let token = issue_token(
-            &txn,
-            id,
-            token_purpose::GUARDIAN_CONSENT,
-            chrono::Duration::days(i64::from(days)),
-            now,
-            None,
-        )
-        .await?;
-        let link = templates::action_link(
-            &settings.http.public_url,
-            "/guardian-consent",
-            token.expose_secret(),
-        );
-        outbox::queue_under(
-            state,
-            &txn,
-            Some(&key),
-            OutgoingMail::to_account(
-                id,
-                "guardian_consent_request",
-                guardian.as_str(),
-                templates::guardian_consent_request(
-                    request.language,
-                    username.as_str(),
-                    &link,
-                    days,
-                ),
-            ),
-            state.clock().now(),
-        )
-        .await?;
+    send_verification_link(state, &txn, &key, &new, request.language).await?;
+    if let Some(guardian) = &checked.guardian_email {
+        ask_guardian(state, &txn, &key, &new, guardian, request.language).await?;
     }
-
     match txn.commit().await {
         Ok(()) => state.keys().committed(id, &key),
         Err(err) if crate::db::is_unique_violation(&err) => {
@@ -881,6 +470,167 @@ pub async fn signup(state: &AppState, request: SignupRequest) -> Result<(), Acco
     Ok(())
 }
 
+/// The owner of the sign-up's address, if it has one; `UsernameTaken` when
+/// an account holds the name. One read finds both (under either
+/// blind-index key); the name is checked first.
+async fn holder_of_address(
+    state: &AppState,
+    txn: &DatabaseTransaction,
+    checked: &CheckedSignup,
+) -> Result<Option<account::Model>, AccountError> {
+    let username_indexes = username_lookup(state, &checked.username);
+    let email_indexes = email_lookup(state, &checked.email);
+    let holders = store::holders(txn, &username_indexes, &email_indexes).await?;
+    if holders
+        .iter()
+        .any(|holder| username_indexes.contains(&holder.username_bidx))
+    {
+        return Err(AccountError::UsernameTaken);
+    }
+    Ok(holders
+        .into_iter()
+        .find(|holder| email_indexes.contains(&holder.email_bidx)))
+}
+
+/// Tells the owner of an address that someone tried to sign up with it,
+/// instead of the caller; a scheduled deletion means processing has
+/// stopped, so nothing is sent then.
+async fn tell_owner_of_signup(
+    state: &AppState,
+    txn: &DatabaseTransaction,
+    owner: &account::Model,
+    email: &Email,
+) -> Result<(), AccountError> {
+    if !store::is_active(owner) {
+        return Ok(());
+    }
+    let owner_language = Language::from_tag(&owner.language);
+    outbox::queue(
+        state,
+        txn,
+        OutgoingMail::to_account(
+            owner.id,
+            "signup_attempt_on_existing_account",
+            email.as_str(),
+            templates::signup_attempt_on_existing_account(owner_language),
+        ),
+        state.clock().now(),
+    )
+    .await?;
+    Ok(())
+}
+
+/// Seals and inserts a new account under its new data key `key`; a
+/// concurrent sign-up that took the name (or the address) first is
+/// `UsernameTaken`.
+async fn insert_account(
+    state: &AppState,
+    txn: &DatabaseTransaction,
+    key: &AccountKey,
+    new: &NewAccount<'_>,
+) -> Result<(), AccountError> {
+    let row = store::seal_new(state, key, new)?;
+    match store::insert(txn, row).await {
+        Ok(()) => Ok(()),
+        Err(err) if crate::db::is_unique_violation(&err) => Err(AccountError::UsernameTaken),
+        Err(err) => Err(err.into()),
+    }
+}
+
+/// Records the consents given at sign-up: every required purpose and the
+/// optional ones granted.
+async fn grant_at_signup<'p>(
+    txn: &DatabaseTransaction,
+    id: Uuid,
+    policy: &PolicyDocument,
+    purposes: impl Iterator<Item = &'p PurposeDefinition>,
+    now: DateTime<Utc>,
+) -> Result<(), AccountError> {
+    for purpose in purposes {
+        consent::append(txn, id, policy, purpose, true, ConsentSource::Signup, now).await?;
+    }
+    Ok(())
+}
+
+/// Mails the new account the link that proves its address.
+async fn send_verification_link(
+    state: &AppState,
+    txn: &DatabaseTransaction,
+    key: &AccountKey,
+    new: &NewAccount<'_>,
+    language: Language,
+) -> Result<(), AccountError> {
+    let settings = state.settings();
+    let ttl = settings.accounts.verification_token_ttl;
+    let token = issue_token(txn, new.id, TokenPurpose::VerifyEmail, ttl, new.now, None).await?;
+    let link = templates::action_link(
+        &settings.http.public_url,
+        "/verify-email",
+        token.expose_secret(),
+    );
+    outbox::queue_under(
+        state,
+        txn,
+        Some(key),
+        OutgoingMail::to_account(
+            new.id,
+            "verify_email",
+            new.email.as_str(),
+            templates::verify_email(
+                language,
+                new.username.as_str(),
+                &link,
+                u32::try_from(ttl.num_hours()).unwrap_or(u32::MAX),
+            ),
+        ),
+        state.clock().now(),
+    )
+    .await?;
+    Ok(())
+}
+
+/// Mails a minor's guardian the link that grants or refuses consent.
+async fn ask_guardian(
+    state: &AppState,
+    txn: &DatabaseTransaction,
+    key: &AccountKey,
+    new: &NewAccount<'_>,
+    guardian: &Email,
+    language: Language,
+) -> Result<(), AccountError> {
+    let settings = state.settings();
+    let days = settings.accounts.guardian_consent_days;
+    let ttl = chrono::Duration::days(i64::from(days));
+    let token = issue_token(
+        txn,
+        new.id,
+        TokenPurpose::GuardianConsent,
+        ttl,
+        new.now,
+        None,
+    )
+    .await?;
+    let link = templates::action_link(
+        &settings.http.public_url,
+        "/guardian-consent",
+        token.expose_secret(),
+    );
+    outbox::queue_under(
+        state,
+        txn,
+        Some(key),
+        OutgoingMail::to_account(
+            new.id,
+            "guardian_consent_request",
+            guardian.as_str(),
+            templates::guardian_consent_request(language, new.username.as_str(), &link, days),
+        ),
+        state.clock().now(),
+    )
+    .await?;
+    Ok(())
+}
+
 /// Uses a token from a `/verify-email` link: proves the signup address, or
 /// moves the account to a new address that the link proved.
 ///
@@ -888,128 +638,83 @@ pub async fn signup(state: &AppState, request: SignupRequest) -> Result<(), Acco
 /// again until it expires, and changes nothing the second time: pages
 /// call this twice (React's StrictMode does). A voided link, or one whose
 /// address a later link replaced, has ended (see [`void_tokens`] and
-/// [`end_address_links`]), so it is `InvalidToken`.
+/// [`token_store::end_address_links`]), so it is `InvalidToken`.
 pub async fn verify_email(state: &AppState, token: &str) -> Result<(), AccountError> {
     let now = state.clock().now();
     let txn = state.db().begin().await?;
-    let row = account_token::Entity::find()
-        .filter(account_token::Column::TokenHash.eq(tokens::hash_token(token.trim())))
-        .filter(
-            account_token::Column::Purpose
-                .is_in([token_purpose::VERIFY_EMAIL, token_purpose::CHANGE_EMAIL]),
-        )
-        .one(&txn)
+    let purposes = [TokenPurpose::VerifyEmail, TokenPurpose::ChangeEmail];
+    let row = token_store::find_live(&txn, token, &purposes, now)
         .await?
-        .filter(|t| t.expires_at > now)
         .ok_or(AccountError::InvalidToken)?;
-    let active = |a: &account::Model| a.status == status::ACTIVE;
-    let account = account::Entity::find_by_id(row.account_id)
-        .one(&txn)
+    let account = store::find_row(&txn, row.account_id)
         .await?
-        .filter(active)
+        .filter(store::is_active)
         .ok_or(AccountError::InvalidToken)?;
     // A restored link of an account whose data key is gone proves nothing
     // (and must not make the account a new key).
     if !is_readable_in(state, &txn, &account).await? {
         return Err(AccountError::InvalidToken);
     }
-
     // Claimed only while unused: of two uses at once, one acts.
-    let claimed = account_token::Entity::update_many()
-        .col_expr(
-            account_token::Column::UsedAt,
-            sea_orm::sea_query::Expr::value(now),
-        )
-        .filter(account_token::Column::Id.eq(row.id))
-        .filter(account_token::Column::UsedAt.is_null())
-        .exec(&txn)
-        .await?
-        .rows_affected
-        == 1;
-    if !claimed {
+    if !token_store::claim(&txn, row.id, now).await? {
         // Used, and not ended since: this link verified the current
         // address. Read again, as a use at the same moment may just have
         // committed.
-        let verified = account::Entity::find_by_id(row.account_id)
-            .one(&txn)
-            .await?
-            .filter(active)
-            .is_some_and(|a| a.email_verified);
-        return if verified {
+        return if store::is_active_and_verified(&txn, row.account_id).await? {
             tracing::info!(account_id = %account.id, purpose = %row.purpose, "email verification link used again");
             Ok(())
         } else {
             Err(AccountError::InvalidToken)
         };
     }
-
-    let mut update = account.clone().into_active_model();
-    if row.purpose == token_purpose::CHANGE_EMAIL {
-        let (Some(new_ct), Some(_)) = (row.new_email_ct.as_ref(), row.new_email_bidx.as_ref())
-        else {
-            return Err(AccountError::InvalidToken);
-        };
-        let token_key = state.read_key_in(&txn, account.id, &[new_ct]).await?;
-        let new_email = state.cipher().decrypt_str_under(
-            token_key.as_deref(),
-            &context("account_tokens", "new_email", row.id),
-            new_ct,
-        )?;
-        // The token's own index may be under the previous blind-index key:
-        // recompute from the address, so the account stores the active one.
-        let new_email = Email::parse(&new_email).map_err(|_| AccountError::InvalidToken)?;
-        let taken = account::Entity::find()
-            .filter(account::Column::EmailBidx.is_in(email_lookup(state, &new_email)))
-            .filter(account::Column::Id.ne(account.id))
-            .one(&txn)
-            .await?
-            .is_some();
-        if taken {
-            // Someone signed up with the address since the link was sent.
-            return Err(AccountError::InvalidToken);
-        }
-        let key = state.write_key(&txn, account.id).await?;
-        update.email_ct = Set(seal(state, &key, "email", account.id, new_email.as_str())?);
-        update.email_bidx = Set(email_index(state, &new_email));
-        void_tokens(&txn, account.id, token_purpose::CHANGE_EMAIL, now).await?;
-        void_tokens(&txn, account.id, token_purpose::VERIFY_EMAIL, now).await?;
-        end_address_links(&txn, account.id, row.id, now).await?;
-        // Reset links went to the old address, which no longer speaks for
-        // the account.
-        void_tokens(&txn, account.id, token_purpose::RESET_PASSWORD, now).await?;
-    }
-    update.email_verified = Set(true);
-    update.updated_at = Set(now);
-    update.update(&txn).await?;
+    let new_email = if row.purpose == TokenPurpose::ChangeEmail.as_str() {
+        Some(move_to_new_address(state, &txn, &account, &row, now).await?)
+    } else {
+        None
+    };
+    let account_id = account.id;
+    store::verify_address(&txn, account, new_email, now).await?;
     txn.commit().await?;
-    tracing::info!(account_id = %account.id, purpose = %row.purpose, "email verified");
+    state.session_cache().forget_account(account_id);
+    tracing::info!(account_id = %account_id, purpose = %row.purpose, "email verified");
     Ok(())
 }
 
-/// Ends every verification and email-change link of the account but
-/// `keep`, used or not: the address they proved is no longer the
-/// account's, so none of them may answer that it is verified.
-async fn end_address_links<C: ConnectionTrait>(
-    conn: &C,
-    account_id: Uuid,
-    keep: Uuid,
+/// The new address an email-change link proved, sealed for the account,
+/// once every link that spoke for the old address has ended.
+async fn move_to_new_address(
+    state: &AppState,
+    txn: &DatabaseTransaction,
+    account: &account::Model,
+    row: &account_token::Model,
     now: DateTime<Utc>,
-) -> Result<(), sea_orm::DbErr> {
-    account_token::Entity::update_many()
-        .col_expr(
-            account_token::Column::ExpiresAt,
-            sea_orm::sea_query::Expr::value(now),
-        )
-        .filter(account_token::Column::AccountId.eq(account_id))
-        .filter(
-            account_token::Column::Purpose
-                .is_in([token_purpose::VERIFY_EMAIL, token_purpose::CHANGE_EMAIL]),
-        )
-        .filter(account_token::Column::Id.ne(keep))
-        .filter(account_token::Column::ExpiresAt.gt(now))
-        .exec(conn)
-        .await?;
-    Ok(())
+) -> Result<SealedEmail, AccountError> {
+    if row.new_email_bidx.is_none() {
+        return Err(AccountError::InvalidToken);
+    }
+    let Some(new_email) = token_store::open_new_email_in(state, txn, row).await? else {
+        return Err(AccountError::InvalidToken);
+    };
+    // The token's own index may be under the previous blind-index key:
+    // recompute from the address, so the account stores the active one.
+    let new_email = Email::parse(&new_email).map_err(|_| AccountError::InvalidToken)?;
+    let lookup = email_lookup(state, &new_email);
+    if store::email_holder(txn, lookup, Some(account.id))
+        .await?
+        .is_some()
+    {
+        // Someone signed up with the address since the link was sent.
+        return Err(AccountError::InvalidToken);
+    }
+    let key = state.write_key(txn, account.id).await?;
+    let sealed = store::seal_email(state, &key, account.id, &new_email)?;
+    token_store::void(txn, account.id, TokenPurpose::ChangeEmail, now).await?;
+    token_store::void(txn, account.id, TokenPurpose::VerifyEmail, now).await?;
+    token_store::end_address_links(txn, account.id, row.id, now).await?;
+    // Reset links went to the old address, which no longer speaks for
+    // the account.
+    token_store::void(txn, account.id, TokenPurpose::ResetPassword, now).await?;
+    Ok(sealed)
 }
 
 /// Sends a new verification link and voids the old ones; at most
@@ -1021,24 +726,15 @@ pub async fn resend_verification(state: &AppState, account_id: Uuid) -> Result<(
     if account.email_verified {
         return Ok(());
     }
-    if tokens_issued_last_hour(&txn, account_id, token_purpose::VERIFY_EMAIL, now).await?
-        >= MAX_MAILS_PER_HOUR
-    {
+    let purpose = TokenPurpose::VerifyEmail;
+    if token_store::issued_last_hour(&txn, account_id, purpose, now).await? >= MAX_MAILS_PER_HOUR {
         tracing::info!(account_id = %account_id, "verification mail limit reached");
         return Ok(());
     }
-    void_tokens(&txn, account_id, token_purpose::VERIFY_EMAIL, now).await?;
+    token_store::void(&txn, account_id, purpose, now).await?;
     let settings = state.settings();
     let ttl = settings.accounts.verification_token_ttl;
-    let token = issue_token(
-        &txn,
-        account_id,
-        token_purpose::VERIFY_EMAIL,
-        ttl,
-        now,
-        None,
-    )
-    .await?;
+    let token = issue_token(&txn, account_id, purpose, ttl, now, None).await?;
     let link = templates::action_link(
         &settings.http.public_url,
         "/verify-email",
@@ -1074,31 +770,19 @@ pub async fn change_username(
     let username = check_username(state, raw, false)?;
     let now = state.clock().now();
     let txn = state.db().begin().await?;
-    let row = account::Entity::find_by_id(account_id)
-        .one(&txn)
+    let row = store::find_row(&txn, account_id)
         .await?
         .ok_or(AccountError::NotFound)?;
-    let taken = account::Entity::find()
-        .filter(account::Column::UsernameBidx.is_in(username_lookup(state, &username)))
-        .filter(account::Column::Id.ne(account_id))
-        .one(&txn)
+    let lookup = username_lookup(state, &username);
+    if store::username_holder(&txn, lookup, Some(account_id))
         .await?
-        .is_some();
-    if taken {
+        .is_some()
+    {
         return Err(AccountError::UsernameTaken);
     }
     let key = state.write_key(&txn, account_id).await?;
-    let mut update = row.into_active_model();
-    update.username_ct = Set(seal(
-        state,
-        &key,
-        "username",
-        account_id,
-        username.as_str(),
-    )?);
-    update.username_bidx = Set(username_index(state, &username));
-    update.updated_at = Set(now);
-    let updated = match update.update(&txn).await {
+    let sealed = store::seal_username(state, &key, account_id, &username)?;
+    let updated = match store::set_username(&txn, row, sealed, now).await {
         Ok(updated) => updated,
         Err(err) if crate::db::is_unique_violation(&err) => {
             return Err(AccountError::UsernameTaken);
@@ -1106,6 +790,7 @@ pub async fn change_username(
         Err(err) => return Err(err.into()),
     };
     txn.commit().await?;
+    state.session_cache().forget_account(account_id);
     tracing::info!(account_id = %account_id, "username changed");
     Ok(open(state, &updated).await?)
 }
@@ -1168,8 +853,7 @@ pub async fn change_email(
     password: &SecretString,
 ) -> Result<(), AccountError> {
     let new_email = Email::parse(new_email)?;
-    let row = account::Entity::find_by_id(account_id)
-        .one(state.db())
+    let row = store::find_row(state.db(), account_id)
         .await?
         .ok_or(AccountError::NotFound)?;
     check_current_password(state, &row, password).await?;
@@ -1180,19 +864,12 @@ pub async fn change_email(
     }
     let now = state.clock().now();
     let txn = state.db().begin().await?;
-    let mut select = account::Entity::find_by_id(account_id);
-    if txn.get_database_backend() == DbBackend::Postgres {
-        // Concurrent requests of one account queue here, so the cap is exact.
-        select = select.lock_exclusive();
-    }
-    let row = select.one(&txn).await?.ok_or(AccountError::NotFound)?;
-    if outbox::queued_since(
-        &txn,
-        account_id,
-        EMAIL_CHANGE_NOTICE,
-        now - chrono::Duration::hours(1),
-    )
-    .await?
+    // Concurrent requests of one account queue here, so the cap is exact.
+    let row = store::find_row_locked(&txn, account_id)
+        .await?
+        .ok_or(AccountError::NotFound)?;
+    let since = now - chrono::Duration::hours(1);
+    if outbox::queued_since(&txn, account_id, EMAIL_CHANGE_NOTICE, since).await?
         >= MAX_MAILS_PER_HOUR
     {
         tracing::info!(account_id = %account_id, "email change mail limit reached");
@@ -1200,12 +877,8 @@ pub async fn change_email(
     }
     let account = open_in(state, &txn, &row).await?;
     // Only the newest request can complete.
-    void_tokens(&txn, account_id, token_purpose::CHANGE_EMAIL, now).await?;
-    let owner = account::Entity::find()
-        .filter(account::Column::EmailBidx.is_in(new_lookup))
-        .one(&txn)
-        .await?;
-    match owner {
+    token_store::void(&txn, account_id, TokenPurpose::ChangeEmail, now).await?;
+    match store::email_holder(&txn, new_lookup, None).await? {
         Some(owner) => tell_owner_of_new_address(state, &txn, &owner, &new_email).await?,
         None => send_email_change_link(state, &txn, &account, &new_email).await?,
     }
@@ -1234,22 +907,11 @@ async fn send_email_change_link<C: ConnectionTrait>(
     new_email: &Email,
 ) -> Result<(), AccountError> {
     let now = state.clock().now();
-    let token_id = Uuid::new_v4();
     let key = state.write_key(txn, account.id).await?;
-    let new_ct = state.cipher().encrypt_str_under(
-        Some(&key),
-        &context("account_tokens", "new_email", token_id),
-        new_email.as_str(),
-    )?;
-    let token = issue_token(
-        txn,
-        account.id,
-        token_purpose::CHANGE_EMAIL,
-        state.settings().accounts.verification_token_ttl,
-        now,
-        Some((new_ct, email_index(state, new_email), token_id)),
-    )
-    .await?;
+    let sealed = token_store::seal_new_email(state, &key, new_email)?;
+    let ttl = state.settings().accounts.verification_token_ttl;
+    let purpose = TokenPurpose::ChangeEmail;
+    let token = issue_token(txn, account.id, purpose, ttl, now, Some(sealed)).await?;
     let link = templates::action_link(
         &state.settings().http.public_url,
         "/verify-email",
@@ -1279,7 +941,7 @@ async fn tell_owner_of_new_address<C: ConnectionTrait>(
     owner: &account::Model,
     new_email: &Email,
 ) -> Result<(), AccountError> {
-    if owner.status != status::ACTIVE {
+    if !store::is_active(owner) {
         return Ok(());
     }
     outbox::queue(
@@ -1309,8 +971,7 @@ pub async fn change_password(
     current: &SecretString,
     new: &SecretString,
 ) -> Result<(), AccountError> {
-    let row = account::Entity::find_by_id(account_id)
-        .one(state.db())
+    let row = store::find_row(state.db(), account_id)
         .await?
         .ok_or(AccountError::NotFound)?;
     check_current_password(state, &row, current).await?;
@@ -1319,13 +980,10 @@ pub async fn change_password(
     let hash = state.passwords().hash(new).await?;
     let now = state.clock().now();
     let txn = state.db().begin().await?;
-    let mut update = row.into_active_model();
-    update.password_hash = Set(hash);
-    update.updated_at = Set(now);
-    update.update(&txn).await?;
-    super::sessions::revoke_all_except(&txn, account_id, Some(current_session), now).await?;
-    void_tokens(&txn, account_id, token_purpose::RESET_PASSWORD, now).await?;
-    void_tokens(&txn, account_id, token_purpose::CHANGE_EMAIL, now).await?;
+    store::set_password_hash(&txn, row, hash, now).await?;
+    sessions_store::revoke_all_except(&txn, account_id, Some(current_session), now).await?;
+    token_store::void(&txn, account_id, TokenPurpose::ResetPassword, now).await?;
+    token_store::void(&txn, account_id, TokenPurpose::ChangeEmail, now).await?;
     outbox::queue(
         state,
         &txn,
@@ -1339,6 +997,7 @@ pub async fn change_password(
     )
     .await?;
     txn.commit().await?;
+    state.session_cache().forget_account(account_id);
     tracing::info!(account_id = %account_id, "password changed");
     Ok(())
 }
@@ -1349,16 +1008,10 @@ pub async fn set_language(
     account_id: Uuid,
     language: Language,
 ) -> Result<AccountRecord, AccountError> {
-    let row = account::Entity::find_by_id(account_id)
-        .one(state.db())
+    let row = store::find_row(state.db(), account_id)
         .await?
         .ok_or(AccountError::NotFound)?;
-    let mut update = row.into_active_model();
-    update.language = Set(language.as_tag().to_owned());
-    update.updated_at = Set(state.clock().now());
-    let updated = update.update(state.db()).await?;
-    // The session cache holds the account row; a request after this one
-    // must see the new language.
+    let updated = store::set_language(state.db(), row, language, state.clock().now()).await?;
     state.session_cache().forget_account(account_id);
     tracing::info!(account_id = %account_id, language = language.as_tag(), "language set");
     Ok(open(state, &updated).await?)
@@ -1382,9 +1035,7 @@ pub async fn create_admin(
     let policy = &current_policy.document;
     let txn = state.db().begin().await?;
     ensure_username_free(state, &txn, &username).await?;
-    if account::Entity::find()
-        .filter(account::Column::EmailBidx.is_in(email_lookup(state, &email)))
-        .one(&txn)
+    if store::email_holder(&txn, email_lookup(state, &email), None)
         .await?
         .is_some()
     {
@@ -1392,43 +1043,44 @@ pub async fn create_admin(
         return Err(AccountError::Email(InvalidEmail));
     }
     let key = state.new_account_key(&txn, id).await?;
-    let row = account::ActiveModel {
-        id: Set(id),
-        username_ct: Set(seal(state, &key, "username", id, username.as_str())?),
-        username_bidx: Set(username_index(state, &username)),
-        email_ct: Set(seal(state, &key, "email", id, email.as_str())?),
-        email_bidx: Set(email_index(state, &email)),
-        email_verified: Set(true),
-        password_hash: Set(password_hash),
-        role: Set(Role::Admin.as_str().to_owned()),
-        language: Set(Language::default().as_tag().to_owned()),
-        age_declaration: Set(AgeDeclaration::Adult.as_str().to_owned()),
-        guardian_consent: Set(guardian::NOT_NEEDED.to_owned()),
-        guardian_email_ct: Set(None),
-        accepted_policy_version: Set(Some(policy.version.clone())),
-        status: Set(status::ACTIVE.to_owned()),
-        created_at: Set(now),
-        updated_at: Set(now),
+    let new = NewAccount {
+        id,
+        username: &username,
+        email: &email,
+        email_verified: true,
+        password_hash,
+        role: Role::Admin,
+        language: Language::default(),
+        age: AgeDeclaration::Adult,
+        guardian_email: None,
+        accepted_policy_version: policy.version.clone(),
+        now,
     };
-    if let Err(err) = row.insert(&txn).await {
-        if !crate::db::is_unique_violation(&err) {
-            return Err(err.into());
-        }
-        let taken = account::Entity::find()
-            .filter(account::Column::UsernameBidx.is_in(username_lookup(state, &username)))
-            .one(&txn)
-            .await?;
-        return Err(if taken.is_some() {
-            AccountError::UsernameTaken
-        } else {
-            // The address belongs to someone: the operator sees this, not the public.
-            AccountError::Email(InvalidEmail)
-        });
+    if let Err(err) = store::insert(&txn, store::seal_new(state, &key, &new)?).await {
+        return Err(admin_insert_failure(state, &txn, &username, err).await);
     }
-    for purpose in policy.purposes.iter().filter(|p| p.required) {
-        consent::append(&txn, id, policy, purpose, true, ConsentSource::Signup, now).await?;
-    }
+    let required = policy.purposes.iter().filter(|p| p.required);
+    grant_at_signup(&txn, id, policy, required, now).await?;
     txn.commit().await?;
     tracing::info!(account_id = %id, "admin account created");
     Ok(id)
+}
+
+/// Why an admin account could not be inserted: a unique violation is the
+/// name (when an account holds it now) or else the address.
+async fn admin_insert_failure(
+    state: &AppState,
+    txn: &DatabaseTransaction,
+    username: &Username,
+    err: sea_orm::DbErr,
+) -> AccountError {
+    if !crate::db::is_unique_violation(&err) {
+        return err.into();
+    }
+    match store::username_holder(txn, username_lookup(state, username), None).await {
+        Ok(Some(_)) => AccountError::UsernameTaken,
+        // The address belongs to someone: the operator sees this, not the public.
+        Ok(None) => AccountError::Email(InvalidEmail),
+        Err(err) => err.into(),
+    }
 }

@@ -9,12 +9,14 @@
 //! - An entry lives at most `CUSTOS_SESSION_CACHE_SECONDS` (5 by default;
 //!   0 turns the cache off), and never past the moment `lastSeenAt` is due
 //!   to be written: that request reads and writes the database as before.
-//! - What this instance changes it forgets at once: every GraphQL mutation
-//!   empties the cache when it ends, whatever it touched, except sign-ups
-//!   and sign-ins, which change no existing account or session (see
-//!   `LEAVES_SESSIONS_ALONE` in [`crate::http::documents`]); the jobs that change
-//!   accounts forget them (guardian expiry the minor's account, the purge
-//!   everything, after each batch).
+//! - What this instance changes it forgets at once: each service that
+//!   changes an account row or ends sessions forgets that account once its
+//!   change has committed (a name, an address, a password, a role, the
+//!   language, the policy accepted, a guardian's answer, a deletion
+//!   scheduled or cancelled, a sign-out); the jobs that change accounts
+//!   forget them (guardian expiry the minor's account, the purge
+//!   everything, after each batch). Sign-ups and sign-ins change no
+//!   existing account or session, so they forget nothing.
 //! - What other instances change arrives as PostgreSQL notifications: a
 //!   trigger (migration 000014) sends the account's id on channel
 //!   [`CHANNEL`] whenever an account row changes or goes, or a session is
@@ -46,7 +48,8 @@ use chrono::{DateTime, Duration, Utc};
 use entity::{account, session};
 use uuid::Uuid;
 
-use super::sessions::LAST_SEEN_GRANULARITY;
+/// `lastSeenAt` is written at most this often, so reads stay reads.
+pub const LAST_SEEN_GRANULARITY: Duration = Duration::minutes(1);
 
 /// The PostgreSQL notification channel that carries changed account ids.
 pub const CHANNEL: &str = "custos_auth";

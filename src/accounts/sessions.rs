@@ -3,34 +3,31 @@
 //! throttled per login name ([`crate::ratelimit::login`]); a sign-in from a
 //! new user agent can be told to the owner (`CUSTOS_NOTIFY_NEW_SIGNIN`).
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 use entity::{account, session};
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter,
-    QueryOrder, QuerySelect, Set, TransactionTrait,
-};
+use sea_orm::{ConnectionTrait, TransactionTrait};
 use secrecy::SecretString;
 use uuid::Uuid;
 
 use super::{
     Role,
     email::Email,
-    service::{
-        AccountError, AccountRecord, EMAIL_INDEX, USERNAME_INDEX, is_readable, open_readable,
-        status,
-    },
+    service::AccountError,
     session_cache::CachedSession,
+    sessions_store::{self, NewSession},
+    states::AccountStatus,
+    store::{self, AccountRecord, EMAIL_INDEX, USERNAME_INDEX, is_readable, open_readable},
     username::Username,
 };
 use crate::{
-    crypto::{fields::FieldContext, tokens},
+    crypto::{IssuedToken, tokens},
     mail::outbox::{self, OutgoingMail},
     ratelimit::login::{self as throttle, Admission},
     state::AppState,
 };
 
-/// `lastSeenAt` is written at most this often, so reads stay reads.
-pub const LAST_SEEN_GRANULARITY: Duration = Duration::minutes(1);
+pub use super::session_cache::LAST_SEEN_GRANULARITY;
+pub use super::sessions_store::revoke_all_except;
 /// Longest user agent kept.
 const MAX_USER_AGENT_CHARS: usize = 256;
 
@@ -73,14 +70,6 @@ pub struct SessionInfo {
     pub user_agent: Option<String>,
     /// True for the session of the request.
     pub current: bool,
-}
-
-fn user_agent_context(id: Uuid) -> FieldContext<'static> {
-    FieldContext {
-        table: "sessions",
-        column: "user_agent",
-        row_id: id,
-    }
 }
 
 /// How a login name is looked up: the column and the blind indexes it is
@@ -171,6 +160,48 @@ pub async fn login(
     client: Option<std::net::IpAddr>,
 ) -> Result<SignedIn, AccountError> {
     let lookup = login_lookup(state, login);
+    admit_attempt(state, &lookup, client).await?;
+    let (row, account) = check_password(state, &lookup, password).await?;
+    // The password was right: the count starts over, for both names.
+    throttle::clear(state.db(), &throttle_subjects_from(state, &account, client)).await?;
+    if AccountStatus::parse(&row.status) == Some(AccountStatus::DeletionScheduled) {
+        // The person is told when the erasure runs: until then a
+        // cancellation link still works.
+        let purge_after = crate::erasure::service::open_request(state.db(), row.id)
+            .await?
+            .and_then(|request| request.purge_after);
+        return Err(AccountError::DeletionScheduled { purge_after });
+    }
+    let now = state.clock().now();
+    let issued = tokens::issue()?;
+    let expires_at = now + state.settings().sessions.lifetime;
+    let user_agent: Option<String> = user_agent
+        .map(str::trim)
+        .filter(|agent| !agent.is_empty())
+        .map(|agent| agent.chars().take(MAX_USER_AGENT_CHARS).collect());
+    start_session(
+        state,
+        &account,
+        &issued,
+        user_agent.as_deref(),
+        now,
+        expires_at,
+    )
+    .await?;
+    Ok(SignedIn {
+        token: issued.token,
+        expires_at,
+        account,
+    })
+}
+
+/// Counts a sign-in attempt against the login name and the client's
+/// network; `RateLimited` when there have been too many.
+async fn admit_attempt(
+    state: &AppState,
+    lookup: &LoginLookup,
+    client: Option<std::net::IpAddr>,
+) -> Result<(), AccountError> {
     let network = throttle::network_subject(state.blind().active(), &lookup.subject, client);
     let admission =
         throttle::begin_sign_in(state.db(), &lookup.subject, &network, state.clock().now()).await?;
@@ -181,13 +212,18 @@ pub async fn login(
             retry_after_seconds: millis.div_ceil(1000).max(1),
         });
     }
+    Ok(())
+}
+
+/// The account the login names, when `password` is its password and it
+/// can still be read; else `InvalidCredentials` (after a hash either way).
+async fn check_password(
+    state: &AppState,
+    lookup: &LoginLookup,
+    password: &SecretString,
+) -> Result<(account::Model, AccountRecord), AccountError> {
     let row = match &lookup.index {
-        Some((column, indexes)) => {
-            account::Entity::find()
-                .filter(column.is_in(indexes.clone()))
-                .one(state.db())
-                .await?
-        }
+        Some((column, indexes)) => store::holder_by(state.db(), *column, indexes.clone()).await?,
         None => None,
     };
     let verified = state
@@ -210,83 +246,83 @@ pub async fn login(
         tracing::info!(target: "security", account_id = %row.id, event = "login_failed_unreadable", "account data key destroyed");
         return Err(AccountError::InvalidCredentials);
     };
-    // The password was right: the count starts over, for both names.
-    throttle::clear(state.db(), &throttle_subjects_from(state, &account, client)).await?;
-    if row.status == status::DELETION_SCHEDULED {
-        // The person is told when the erasure runs: until then a
-        // cancellation link still works.
-        let purge_after = crate::erasure::service::open_request(state.db(), row.id)
-            .await?
-            .and_then(|request| request.purge_after);
-        return Err(AccountError::DeletionScheduled { purge_after });
-    }
-    let now = state.clock().now();
-    let issued = tokens::issue()?;
+    Ok((row, account))
+}
+
+/// Stores the new session of `account`, and with it, when the user agent
+/// is new to the account and the operator asked for it, a notice to its
+/// owner.
+async fn start_session(
+    state: &AppState,
+    account: &AccountRecord,
+    issued: &IssuedToken,
+    user_agent: Option<&str>,
+    now: DateTime<Utc>,
+    expires_at: DateTime<Utc>,
+) -> Result<(), AccountError> {
     let id = Uuid::new_v4();
-    let expires_at = now + state.settings().sessions.lifetime;
-    let user_agent: Option<String> = user_agent
-        .map(str::trim)
-        .filter(|agent| !agent.is_empty())
-        .map(|agent| agent.chars().take(MAX_USER_AGENT_CHARS).collect());
-    let user_agent_ct = match &user_agent {
+    let user_agent_ct = match user_agent {
         Some(agent) => {
-            let key = state.write_key(state.db(), row.id).await?;
-            Some(
-                state
-                    .cipher()
-                    .encrypt_str_under(Some(&key), &user_agent_context(id), agent)?,
-            )
+            let key = state.write_key(state.db(), account.id).await?;
+            Some(sessions_store::seal_user_agent(state, &key, id, agent)?)
         }
         None => None,
     };
-    let new_agent = match &user_agent {
+    let new_agent = match user_agent {
         Some(agent) if state.settings().sessions.notify_new_signin => {
-            is_new_user_agent(state, state.db(), row.id, agent).await?
+            is_new_user_agent(state, state.db(), account.id, agent).await?
         }
         _ => false,
     };
-    let session = session::ActiveModel {
-        id: Set(id),
-        account_id: Set(row.id),
-        token_hash: Set(issued.hash),
-        user_agent_ct: Set(user_agent_ct),
-        created_at: Set(now),
-        last_seen_at: Set(now),
-        expires_at: Set(expires_at),
-        revoked_at: Set(None),
-    };
-    if let (true, Some(agent)) = (new_agent, &user_agent) {
-        // The session and the notice of it are written together.
-        let txn = state.db().begin().await?;
-        session.insert(&txn).await?;
-        outbox::queue(
-            state,
-            &txn,
-            OutgoingMail {
-                account_id: Some(row.id),
-                kind: "new_signin_notice",
-                to: account.email.clone(),
-                content: crate::recovery::templates::new_signin(
-                    account.language,
-                    &account.username,
-                    agent,
-                    now,
-                ),
-            },
-            now,
-        )
-        .await?;
-        txn.commit().await?;
-        tracing::info!(target: "security", account_id = %row.id, event = "new_signin_notice_queued", "sign-in from a new user agent");
-    } else {
-        session.insert(state.db()).await?;
-    }
-    tracing::info!(target: "security", account_id = %row.id, session_id = %id, event = "login_succeeded", "signed in");
-    Ok(SignedIn {
-        token: issued.token,
+    let session = NewSession {
+        id,
+        account_id: account.id,
+        token_hash: issued.hash.clone(),
+        user_agent_ct,
+        now,
         expires_at,
-        account,
-    })
+    };
+    match user_agent {
+        Some(agent) if new_agent => {
+            // The session and the notice of it are written together.
+            let txn = state.db().begin().await?;
+            sessions_store::insert(&txn, session).await?;
+            queue_new_signin_notice(state, &txn, account, agent, now).await?;
+            txn.commit().await?;
+            tracing::info!(target: "security", account_id = %account.id, event = "new_signin_notice_queued", "sign-in from a new user agent");
+        }
+        _ => sessions_store::insert(state.db(), session).await?,
+    }
+    tracing::info!(target: "security", account_id = %account.id, session_id = %id, event = "login_succeeded", "signed in");
+    Ok(())
+}
+
+/// Queues the notice of a sign-in from a new user agent to the owner.
+async fn queue_new_signin_notice<C: ConnectionTrait>(
+    state: &AppState,
+    conn: &C,
+    account: &AccountRecord,
+    agent: &str,
+    now: DateTime<Utc>,
+) -> Result<(), AccountError> {
+    outbox::queue(
+        state,
+        conn,
+        OutgoingMail {
+            account_id: Some(account.id),
+            kind: "new_signin_notice",
+            to: account.email.clone(),
+            content: crate::recovery::templates::new_signin(
+                account.language,
+                &account.username,
+                agent,
+                now,
+            ),
+        },
+        now,
+    )
+    .await?;
+    Ok(())
 }
 
 /// Sessions looked at when deciding whether a user agent is new.
@@ -301,28 +337,16 @@ async fn is_new_user_agent<C: ConnectionTrait>(
     account_id: Uuid,
     agent: &str,
 ) -> Result<bool, AccountError> {
-    let recent = session::Entity::find()
-        .filter(session::Column::AccountId.eq(account_id))
-        .order_by_desc(session::Column::CreatedAt)
-        .limit(RECENT_SESSIONS_COMPARED)
-        .all(conn)
-        .await?;
+    let recent = sessions_store::recent(conn, account_id, RECENT_SESSIONS_COMPARED).await?;
     if recent.is_empty() {
         return Ok(false);
     }
     for earlier in &recent {
-        if let Some(ct) = &earlier.user_agent_ct {
-            // User agents are encrypted with a fresh nonce each: compare
-            // plaintexts, row by row.
-            let key = state.read_key_in(conn, account_id, &[ct]).await?;
-            let seen = state.cipher().decrypt_str_under(
-                key.as_deref(),
-                &user_agent_context(earlier.id),
-                ct,
-            )?;
-            if seen == agent {
-                return Ok(false);
-            }
+        // User agents are encrypted with a fresh nonce each: compare
+        // plaintexts, row by row.
+        let seen = sessions_store::open_user_agent_in(state, conn, earlier).await?;
+        if seen.as_deref() == Some(agent) {
+            return Ok(false);
         }
     }
     Ok(true)
@@ -343,11 +367,8 @@ pub async fn authenticate(state: &AppState, token: &str) -> Result<Option<Viewer
     let generation = cache.generation();
     // One read for both: this runs on every signed-in request the cache
     // does not answer.
-    let Some((mut row, Some(account))) = session::Entity::find()
-        .find_also_related(account::Entity)
-        .filter(session::Column::TokenHash.eq(token_hash.clone()))
-        .one(state.db())
-        .await?
+    let Some((mut row, Some(account))) =
+        sessions_store::find_with_account(state.db(), &token_hash).await?
     else {
         return Ok(None);
     };
@@ -360,9 +381,7 @@ pub async fn authenticate(state: &AppState, token: &str) -> Result<Option<Viewer
         return Ok(None);
     }
     if now - row.last_seen_at >= LAST_SEEN_GRANULARITY {
-        let mut touched = row.clone().into_active_model();
-        touched.last_seen_at = Set(now);
-        row = touched.update(state.db()).await?;
+        row = sessions_store::touch(state.db(), row, now).await?;
     }
     cache.put(
         token_hash,
@@ -388,7 +407,7 @@ fn admit(
     if row.revoked_at.is_some() || row.expires_at <= now || idle_limit <= now {
         return None;
     }
-    if account.status != status::ACTIVE {
+    if AccountStatus::parse(&account.status) != Some(AccountStatus::Active) {
         return None;
     }
     Some(Viewer {
@@ -405,16 +424,11 @@ pub async fn revoke(
     account_id: Uuid,
     session_id: Uuid,
 ) -> Result<(), AccountError> {
-    let row = session::Entity::find_by_id(session_id)
-        .filter(session::Column::AccountId.eq(account_id))
-        .one(state.db())
+    let row = sessions_store::find_of(state.db(), account_id, session_id)
         .await?
         .ok_or(AccountError::NotFound)?;
-    if row.revoked_at.is_none() {
-        let mut revoked = row.into_active_model();
-        revoked.revoked_at = Set(Some(state.clock().now()));
-        revoked.update(state.db()).await?;
-    }
+    sessions_store::revoke(state.db(), row, state.clock().now()).await?;
+    state.session_cache().forget_account(account_id);
     tracing::info!(account_id = %account_id, session_id = %session_id, "session ended");
     Ok(())
 }
@@ -429,73 +443,25 @@ pub async fn revoke_others(
 ) -> Result<u64, AccountError> {
     let now = state.clock().now();
     // Only sessions `mySessions` would list count: expired ones have ended.
-    let ended = session::Entity::update_many()
-        .col_expr(
-            session::Column::RevokedAt,
-            sea_orm::sea_query::Expr::value(now),
-        )
-        .filter(session::Column::AccountId.eq(account_id))
-        .filter(session::Column::RevokedAt.is_null())
-        .filter(session::Column::ExpiresAt.gt(now))
-        .filter(session::Column::LastSeenAt.gt(now - state.settings().sessions.idle))
-        .filter(session::Column::Id.ne(keep))
-        .exec(state.db())
-        .await?
-        .rows_affected;
+    let idle = state.settings().sessions.idle;
+    let ended = sessions_store::revoke_live_except(state.db(), account_id, keep, idle, now).await?;
     state.session_cache().forget_account(account_id);
     tracing::info!(account_id = %account_id, ended, "other sessions ended");
     Ok(ended)
-}
-
-/// Ends every session of the account but `keep`.
-pub async fn revoke_all_except<C: ConnectionTrait>(
-    conn: &C,
-    account_id: Uuid,
-    keep: Option<Uuid>,
-    now: DateTime<Utc>,
-) -> Result<(), sea_orm::DbErr> {
-    let mut update = session::Entity::update_many()
-        .col_expr(
-            session::Column::RevokedAt,
-            sea_orm::sea_query::Expr::value(now),
-        )
-        .filter(session::Column::AccountId.eq(account_id))
-        .filter(session::Column::RevokedAt.is_null());
-    if let Some(keep) = keep {
-        update = update.filter(session::Column::Id.ne(keep));
-    }
-    update.exec(conn).await?;
-    Ok(())
 }
 
 /// The account's live sessions, newest first.
 pub async fn list(state: &AppState, viewer: &Viewer) -> Result<Vec<SessionInfo>, AccountError> {
     let now = state.clock().now();
     let idle = state.settings().sessions.idle;
-    let rows = session::Entity::find()
-        .filter(session::Column::AccountId.eq(viewer.account_id))
-        .filter(session::Column::RevokedAt.is_null())
-        .filter(session::Column::ExpiresAt.gt(now))
-        .order_by_desc(session::Column::CreatedAt)
-        .all(state.db())
-        .await?;
+    let rows = sessions_store::unexpired(state.db(), viewer.account_id, now).await?;
     let mut sessions = Vec::with_capacity(rows.len());
     for row in rows {
         let idle_end = row.last_seen_at + idle;
         if idle_end <= now {
             continue;
         }
-        let user_agent = match &row.user_agent_ct {
-            Some(ct) => {
-                let key = state.read_key(viewer.account_id, &[ct]).await?;
-                Some(state.cipher().decrypt_str_under(
-                    key.as_deref(),
-                    &user_agent_context(row.id),
-                    ct,
-                )?)
-            }
-            None => None,
-        };
+        let user_agent = sessions_store::open_user_agent(state, &row).await?;
         sessions.push(SessionInfo {
             id: row.id,
             created_at: row.created_at,

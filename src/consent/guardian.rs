@@ -117,6 +117,9 @@ pub async fn confirm(state: &AppState, token: &str, granted: bool) -> Result<(),
         schedule_immediately(&txn, account_id, ErasureReason::GuardianRefused, now).await?;
     }
     txn.commit().await?;
+    // The session cache holds the account row: a request after this one
+    // must see the change.
+    state.session_cache().forget_account(account_id);
     tracing::info!(account_id = %account_id, granted, "guardian answered");
     Ok(())
 }

@@ -453,6 +453,9 @@ pub async fn accept(
     }
     let record = find(state, &txn, account_id).await?;
     txn.commit().await?;
+    // The session cache holds the account row: a request after this one
+    // must see the change.
+    state.session_cache().forget_account(account_id);
     tracing::info!(account_id = %account_id, version = %current.version, "policy accepted");
     Ok(record)
 }

@@ -376,6 +376,8 @@ pub async fn confirm(
     )
     .await?;
     txn.commit().await?;
+    // Every session of the account has ended.
+    state.session_cache().forget_account(row.id);
     tracing::info!(account_id = %row.id, request_id = %scheduled.id, purge_after = %purge_after, "deletion confirmed");
     Ok(scheduled)
 }
@@ -445,6 +447,8 @@ pub async fn cancel(
         .await?
         .ok_or(ErasureError::InvalidToken)?;
     txn.commit().await?;
+    // The account may be active again.
+    state.session_cache().forget_account(cancelled.account_id);
     tracing::info!(account_id = %cancelled.account_id, request_id = %cancelled.id, "deletion cancelled");
     Ok(cancelled)
 }

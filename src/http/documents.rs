@@ -160,8 +160,6 @@ pub struct Document {
     pub aliases: usize,
     /// Deepest nesting of application fields.
     pub depth: usize,
-    /// Whether running it may change a row the session cache holds.
-    pub may_change_sessions: bool,
     /// Most fields named in [`PASSWORD_CHECKS`] that one of its mutations
     /// runs (aliases and fragments included).
     pub password_checks: usize,
@@ -174,7 +172,6 @@ impl Document {
         Some(Self {
             aliases: count_aliases(&parsed),
             depth: application_depth(&parsed),
-            may_change_sessions: may_change_sessions(&parsed),
             password_checks: password_checks(&parsed),
             parsed,
         })
@@ -453,28 +450,6 @@ fn application_depth(document: &ExecutableDocument) -> usize {
         .unwrap_or(0)
 }
 
-/// Mutation fields that change no existing account or session row, so the
-/// session cache may outlive them: `signup` inserts a new account (no
-/// cached session can belong to it) or only mails the owner of a taken
-/// address; `login` inserts a new session (under a new token) and writes
-/// only the sign-in throttle and the outbox besides. A field is added here
-/// only with such a reason; every other mutation empties the cache.
-const LEAVES_SESSIONS_ALONE: &[&str] = &["signup", "login", "__typename"];
-
-/// Whether running `document` may change a row the session cache holds:
-/// it has a mutation with a root selection other than a plain field named
-/// in [`LEAVES_SESSIONS_ALONE`] (aliases allowed; fragments are not looked
-/// into, and count as changing).
-fn may_change_sessions(document: &ExecutableDocument) -> bool {
-    document.operations.iter().any(|(_, operation)| {
-        operation.node.ty == OperationType::Mutation
-            && operation.node.selection_set.node.items.iter().any(|item| {
-                !matches!(&item.node, Selection::Field(field)
-                    if LEAVES_SESSIONS_ALONE.contains(&field.node.name.node.as_str()))
-            })
-    })
-}
-
 /// Mutation fields that check the signed-in person's password. A request
 /// may hold one of them at most (the HTTP layer refuses more before
 /// anything runs): each is a guess at the password and costs a hash, and
@@ -619,10 +594,6 @@ mod tests {
         }
     }
 
-    fn changes(query: &str) -> bool {
-        Document::parse(query).unwrap().may_change_sessions
-    }
-
     fn checks(query: &str) -> usize {
         Document::parse(query).unwrap().password_checks
     }
@@ -677,37 +648,6 @@ mod tests {
             0
         );
         assert_eq!(checks("mutation { logout }"), 0);
-    }
-
-    #[test]
-    fn only_sign_ups_and_sign_ins_leave_the_session_cache_alone() {
-        assert!(!changes("{ me { id } }"));
-        assert!(!changes("query Q { policy { version } }"));
-        assert!(!changes(
-            r#"mutation { signup(input: { username: "a" }) { accepted } }"#
-        ));
-        assert!(!changes(
-            r#"mutation { first: login(input: { login: "a", password: "b" }) { token } }"#
-        ));
-        assert!(!changes(
-            r#"mutation { login(input: { login: "a", password: "b" }) { token } __typename }"#
-        ));
-        // Anything else, alone or beside them, empties it.
-        assert!(changes("mutation { logout }"));
-        assert!(changes(
-            r#"mutation { login(input: { login: "a", password: "b" }) { token } logout }"#
-        ));
-        assert!(changes(r#"mutation { login: logout }"#));
-        assert!(changes(
-            "mutation { ...F } fragment F on Mutation { login { token } }"
-        ));
-        assert!(changes(
-            "mutation { ... on Mutation { signup { accepted } } }"
-        ));
-        // Every mutation of a document counts, not only the one that runs.
-        assert!(changes(
-            r#"mutation A { login(input: { login: "a", password: "b" }) { token } } mutation B { logout }"#
-        ));
     }
 
     #[test]

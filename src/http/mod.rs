@@ -386,7 +386,6 @@ async fn graphql_post(
         );
         return answer(parse_failure(&gql_request.query, language), request);
     };
-    let forgets_sessions = document.may_change_sessions;
     if document.aliases > MAX_ALIASES {
         return refusal(
             request,
@@ -475,11 +474,6 @@ async fn graphql_post(
             lone_error(ApiError::new(ErrorCode::Internal, Key::TimedOut), language)
         }
     };
-    if forgets_sessions {
-        // Whatever the mutation changed (a session, a role, an address), no
-        // request after it on this instance is answered from older rows.
-        state.session_cache().forget_all();
-    }
     let mut response = finish_errors(response, *request_id, language);
     if session_ended {
         say_session_ended(&mut response, state);

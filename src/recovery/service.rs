@@ -241,6 +241,8 @@ pub async fn reset_password(
     )
     .await?;
     txn.commit().await?;
+    // Every session of the account has ended.
+    state.session_cache().forget_account(account_id);
     tracing::info!(
         target: "security",
         account_id = %account_id,
