@@ -166,7 +166,7 @@ impl ConsentQuery {
         token: String,
     ) -> ApiResult<Option<GuardianConsentRequest>> {
         let language = request_language(ctx);
-        let request = super::guardian::request(state(ctx)?, &token).await?;
+        let request = crate::erasure::guardian::request(state(ctx)?, &token).await?;
         Ok(request.map(|request| GuardianConsentRequest {
             username: request.username,
             purposes: request
@@ -632,7 +632,7 @@ impl GuardianMutation {
         token: String,
         granted: bool,
     ) -> ApiResult<bool> {
-        super::guardian::confirm(state(ctx)?, &token, granted).await?;
+        crate::erasure::guardian::confirm(state(ctx)?, &token, granted).await?;
         Ok(true)
     }
 }

@@ -6,7 +6,6 @@
 //! purpose only arrives with a new policy version.
 
 pub mod graphql;
-pub mod guardian;
 pub mod policy;
 pub mod policy_cache;
 pub mod publication;

@@ -20,6 +20,7 @@
 pub mod calendar;
 pub mod export;
 pub mod graphql;
+pub mod guardian;
 pub mod inventory;
 pub mod journal;
 pub mod minor_flag;

@@ -33,7 +33,7 @@ pub async fn tick(state: &AppState, outbox: &OutboxSender) {
         Ok(reapplied) => state.metrics().count_reapplied(reapplied),
         Err(err) => tracing::error!(error = %err, "re-applying recorded erasures failed"),
     }
-    match crate::consent::guardian::expire_unanswered(state).await {
+    match crate::erasure::guardian::expire_unanswered(state).await {
         Ok(0) => {}
         Ok(expired) => tracing::info!(
             expired,
