@@ -14,6 +14,7 @@ pub mod roles;
 pub mod service;
 pub mod session_cache;
 pub mod sessions;
+pub mod templates;
 pub mod username;
 pub mod username_policy;
 

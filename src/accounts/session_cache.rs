@@ -46,7 +46,9 @@ use chrono::{DateTime, Duration, Utc};
 use entity::{account, session};
 use uuid::Uuid;
 
-use super::sessions::LAST_SEEN_GRANULARITY;
+/// `lastSeenAt` is written at most this often, so reads stay reads; a
+/// cached session is served no longer than that before it is read again.
+pub const LAST_SEEN_GRANULARITY: Duration = Duration::minutes(1);
 
 /// The PostgreSQL notification channel that carries changed account ids.
 pub const CHANNEL: &str = "custos_auth";

@@ -3,7 +3,7 @@
 //! throttled per login name ([`crate::ratelimit::login`]); a sign-in from a
 //! new user agent can be told to the owner (`CUSTOS_NOTIFY_NEW_SIGNIN`).
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 use entity::{account, session};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter,
@@ -29,8 +29,7 @@ use crate::{
     state::AppState,
 };
 
-/// `lastSeenAt` is written at most this often, so reads stay reads.
-pub const LAST_SEEN_GRANULARITY: Duration = Duration::minutes(1);
+pub use super::session_cache::LAST_SEEN_GRANULARITY;
 /// Longest user agent kept.
 const MAX_USER_AGENT_CHARS: usize = 256;
 
@@ -266,7 +265,7 @@ pub async fn login(
                 account_id: Some(row.id),
                 kind: "new_signin_notice",
                 to: account.email.clone(),
-                content: crate::recovery::templates::new_signin(
+                content: super::templates::new_signin(
                     account.language,
                     &account.username,
                     agent,
