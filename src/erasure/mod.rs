@@ -26,6 +26,7 @@ pub mod journal;
 pub mod minor_flag;
 pub mod purge;
 pub mod reapply;
+pub mod requests;
 pub mod service;
 pub mod templates;
 pub mod unverified;
