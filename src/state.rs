@@ -69,7 +69,7 @@ struct Inner {
     settings: Settings,
     db: DatabaseConnection,
     cipher: Arc<FieldCipher>,
-    keys: Arc<crate::keystore::KeyStore>,
+    keys: Arc<crate::crypto::keystore::KeyStore>,
     journal: crate::erasure::journal::ErasureJournal,
     unreadable: std::sync::atomic::AtomicU64,
     blind: Arc<BlindIndexKeys>,
@@ -113,10 +113,10 @@ impl AppState {
                 let store = crate::db::connect(url).await?;
                 crate::db::migrate_key_store(&store).await?;
                 let journal = ErasureJournal::kept_in(store.clone());
-                (crate::keystore::KeyStore::separate(store), journal)
+                (crate::crypto::keystore::KeyStore::separate(store), journal)
             }
             None => (
-                crate::keystore::KeyStore::shared(),
+                crate::crypto::keystore::KeyStore::shared(),
                 journal(&settings).await?,
             ),
         };
@@ -189,7 +189,7 @@ impl AppState {
     }
 
     /// Account data keys.
-    pub fn keys(&self) -> &Arc<crate::keystore::KeyStore> {
+    pub fn keys(&self) -> &Arc<crate::crypto::keystore::KeyStore> {
         &self.0.keys
     }
 
@@ -251,7 +251,7 @@ impl AppState {
 
     /// The key of an account that `conn` (its creating transaction) is
     /// inserting now: made and stored, never read back (see
-    /// [`crate::keystore::KeyStore::create`]).
+    /// [`crate::crypto::keystore::KeyStore::create`]).
     pub async fn new_account_key<C: ConnectionTrait>(
         &self,
         conn: &C,

@@ -17,6 +17,7 @@
 pub mod blind_index;
 pub mod fields;
 pub mod keys;
+pub mod keystore;
 pub mod passwords;
 pub mod tokens;
 
