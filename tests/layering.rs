@@ -117,7 +117,8 @@ fn strip(source: &str) -> String {
         if c == '\'' {
             // A char literal ('x', '\n', '\u{1F600}'), else a lifetime.
             let end = if next == Some('\\') {
-                let mut j = i + 2;
+                // Past the backslash and the character it escapes.
+                let mut j = i + 3;
                 while j < chars.len() && chars[j] != '\'' {
                     j += if chars[j] == '\\' { 2 } else { 1 };
                 }
@@ -932,6 +933,12 @@ fn comments_are_ignored() {
 fn strings_and_chars_are_ignored() {
     let source = "const A: &str = \"crate::a \\\" crate::b\";\nconst B: &str = r#\"crate::c \" crate::d\"#;\nconst C: &[u8] = b\"crate::e\";\nconst D: char = '\"';\nfn f<'a>(x: &'a str) -> &'a str { crate::g::h(x) }";
     assert_eq!(paths(source, &["x"]), ["5:g::h"]);
+}
+
+#[test]
+fn escaped_quotes_in_char_literals_end_them() {
+    let source = "const Q: char = '\\'';\nconst B: char = '\\\\';\nconst S: &str = \"crate::a\";\nuse crate::b;";
+    assert_eq!(paths(source, &["x"]), ["4:b"]);
 }
 
 #[test]
