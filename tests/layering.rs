@@ -35,112 +35,98 @@ fn display(module: &[String]) -> String {
 fn strip(source: &str) -> String {
     let chars: Vec<char> = source.chars().collect();
     let mut out = String::with_capacity(source.len());
-    let blank = |out: &mut String, c: char| out.push(if c == '\n' { '\n' } else { ' ' });
-    let is_ident = |c: char| c.is_alphanumeric() || c == '_';
     let mut i = 0;
     while i < chars.len() {
-        let c = chars[i];
-        let next = chars.get(i + 1).copied();
-        let prev_ident = i > 0 && is_ident(chars[i - 1]);
-        if c == '/' && next == Some('/') {
-            while i < chars.len() && chars[i] != '\n' {
-                i += 1;
-            }
-            continue;
-        }
-        if c == '/' && next == Some('*') {
-            let mut depth = 0usize;
-            while i < chars.len() {
-                if chars[i] == '/' && chars.get(i + 1) == Some(&'*') {
-                    depth += 1;
-                    out.push_str("  ");
-                    i += 2;
-                } else if chars[i] == '*' && chars.get(i + 1) == Some(&'/') {
-                    depth -= 1;
-                    out.push_str("  ");
-                    i += 2;
-                    if depth == 0 {
-                        break;
-                    }
-                } else {
-                    blank(&mut out, chars[i]);
-                    i += 1;
-                }
-            }
-            continue;
-        }
-        // Raw strings: r"…", r#"…"#, br#"…"#.
-        let raw_start = if !prev_ident && c == 'r' {
-            Some(i + 1)
-        } else if !prev_ident && c == 'b' && next == Some('r') {
-            Some(i + 2)
-        } else {
-            None
-        };
-        if let Some(mut j) = raw_start {
-            let mut hashes = 0;
-            while chars.get(j) == Some(&'#') {
-                hashes += 1;
-                j += 1;
-            }
-            if chars.get(j) == Some(&'"') {
-                j += 1;
-                loop {
-                    if j >= chars.len() {
-                        break;
-                    }
-                    if chars[j] == '"' && (1..=hashes).all(|k| chars.get(j + k) == Some(&'#')) {
-                        j += 1 + hashes;
-                        break;
-                    }
-                    j += 1;
-                }
-                for &skipped in &chars[i..j.min(chars.len())] {
-                    blank(&mut out, skipped);
-                }
-                i = j;
-                continue;
-            }
-        }
-        if c == '"' || (c == 'b' && !prev_ident && next == Some('"')) {
-            let mut j = if c == 'b' { i + 2 } else { i + 1 };
-            while j < chars.len() && chars[j] != '"' {
-                j += if chars[j] == '\\' { 2 } else { 1 };
-            }
-            let end = (j + 1).min(chars.len());
-            for &skipped in &chars[i..end] {
-                blank(&mut out, skipped);
-            }
-            i = end;
-            continue;
-        }
-        if c == '\'' {
-            // A char literal ('x', '\n', '\u{1F600}'), else a lifetime.
-            let end = if next == Some('\\') {
-                // Past the backslash and the character it escapes.
-                let mut j = i + 3;
-                while j < chars.len() && chars[j] != '\'' {
-                    j += if chars[j] == '\\' { 2 } else { 1 };
-                }
-                Some(j)
-            } else if chars.get(i + 2) == Some(&'\'') {
-                Some(i + 2)
-            } else {
-                None
-            };
-            if let Some(j) = end {
-                let end = (j + 1).min(chars.len());
-                for &skipped in &chars[i..end] {
-                    blank(&mut out, skipped);
+        match skipped_until(&chars, i) {
+            Some(end) => {
+                let end = end.clamp(i + 1, chars.len());
+                for &c in &chars[i..end] {
+                    out.push(if c == '\n' { '\n' } else { ' ' });
                 }
                 i = end;
-                continue;
+            }
+            None => {
+                out.push(chars[i]);
+                i += 1;
             }
         }
-        out.push(c);
-        i += 1;
     }
     out
+}
+
+/// Where the comment or literal that starts at `i` ends (exclusive), or
+/// `None` when none starts there.
+fn skipped_until(chars: &[char], i: usize) -> Option<usize> {
+    let at = |k: usize| chars.get(k).copied();
+    let prev_ident = i > 0 && (chars[i - 1].is_alphanumeric() || chars[i - 1] == '_');
+    match (chars[i], at(i + 1)) {
+        ('/', Some('/')) => Some(
+            (i..chars.len())
+                .find(|&k| chars[k] == '\n')
+                .unwrap_or(chars.len()),
+        ),
+        ('/', Some('*')) => Some(block_comment_end(chars, i)),
+        ('r', _) if !prev_ident => raw_string_end(chars, i + 1),
+        ('b', Some('r')) if !prev_ident => raw_string_end(chars, i + 2),
+        ('"', _) => Some(quoted_end(chars, i + 1, '"')),
+        ('b', Some('"')) if !prev_ident => Some(quoted_end(chars, i + 2, '"')),
+        // A char literal ('x', '\n', '\u{1F600}'), else a lifetime; past
+        // a backslash, the character it escapes.
+        ('\'', Some('\\')) => Some(quoted_end(chars, i + 3, '\'')),
+        ('\'', _) if at(i + 2) == Some('\'') => Some(i + 3),
+        _ => None,
+    }
+}
+
+/// The end of a (nested) block comment starting at `i`.
+fn block_comment_end(chars: &[char], mut i: usize) -> usize {
+    let mut depth = 0usize;
+    while i < chars.len() {
+        match (chars[i], chars.get(i + 1)) {
+            ('/', Some('*')) => {
+                depth += 1;
+                i += 2;
+            }
+            ('*', Some('/')) => {
+                depth -= 1;
+                i += 2;
+                if depth == 0 {
+                    return i;
+                }
+            }
+            _ => i += 1,
+        }
+    }
+    i
+}
+
+/// The end of a raw string whose hashes start at `j`, if one starts there.
+fn raw_string_end(chars: &[char], mut j: usize) -> Option<usize> {
+    let mut hashes = 0;
+    while chars.get(j) == Some(&'#') {
+        hashes += 1;
+        j += 1;
+    }
+    if chars.get(j) != Some(&'"') {
+        return None;
+    }
+    j += 1;
+    while j < chars.len() {
+        if chars[j] == '"' && (1..=hashes).all(|k| chars.get(j + k) == Some(&'#')) {
+            return Some(j + 1 + hashes);
+        }
+        j += 1;
+    }
+    Some(j)
+}
+
+/// The end of a literal closed by `quote`, its body starting at `j`
+/// (backslashes escape the next character).
+fn quoted_end(chars: &[char], mut j: usize, quote: char) -> usize {
+    while j < chars.len() && chars[j] != quote {
+        j += if chars[j] == '\\' { 2 } else { 1 };
+    }
+    j + 1
 }
 
 // ---------------------------------------------------------------------------
@@ -359,62 +345,86 @@ fn file_references(
                 i += 1;
             }
             Tok::Ident(word) if word == "use" => {
-                let public = i >= 1
-                    && (ident(&tokens, i - 1) == Some("pub")
-                        || (is(&tokens, i - 1, &Tok::Punct(')'))
-                            && (1..=6).any(|k| i > k && ident(&tokens, i - 1 - k) == Some("pub"))));
+                let reexport = inline.is_empty() && is_public(&tokens, i);
                 let mut leaves = Vec::new();
                 i = use_tree(&tokens, i + 1, &[], &mut leaves);
                 for leaf in leaves {
-                    let Some(path) = absolute(&leaf.path, &scope, binary, child) else {
-                        continue;
-                    };
-                    if public && inline.is_empty() {
-                        if let Some(name) = &leaf.binds {
-                            refs.reexports.insert(name.clone(), path.clone());
-                        }
-                        // A module presenting an item of its own children
-                        // imports nothing: the files that name the item
-                        // through it are traced to its file (see `target`).
-                        if path.len() > scope.len() && path.starts_with(&scope) {
-                            continue;
-                        }
-                    }
-                    refs.references.push(Reference {
-                        line: leaf.line,
-                        path,
-                    });
-                }
-            }
-            Tok::Ident(word) => {
-                let starts_path = is(&tokens, i + 1, &Tok::PathSep)
-                    && !(i >= 1 && is(&tokens, i - 1, &Tok::PathSep))
-                    && !(i >= 1 && ident(&tokens, i - 1) == Some("in"));
-                if !starts_path || word == "Self" {
-                    i += 1;
-                    continue;
-                }
-                let line = tokens[i].line;
-                let mut written = vec![word.clone()];
-                let mut j = i + 1;
-                while is(&tokens, j, &Tok::PathSep) {
-                    match ident(&tokens, j + 1) {
-                        Some(next) => {
-                            written.push(next.to_owned());
-                            j += 2;
-                        }
-                        None => break,
+                    if let Some(path) = absolute(&leaf.path, &scope, binary, child) {
+                        add_use(&mut refs, leaf, path, &scope, reexport);
                     }
                 }
-                if let Some(path) = absolute(&written, &scope, binary, child) {
-                    refs.references.push(Reference { line, path });
-                }
-                i = j;
             }
+            Tok::Ident(_) => match written_path(&tokens, i) {
+                Some((written, next)) => {
+                    if let Some(path) = absolute(&written, &scope, binary, child) {
+                        let line = tokens[i].line;
+                        refs.references.push(Reference { line, path });
+                    }
+                    i = next;
+                }
+                None => i += 1,
+            },
             _ => i += 1,
         }
     }
     refs
+}
+
+/// Whether the `use` at `i` is `pub` or `pub(…)`.
+fn is_public(tokens: &[Token], i: usize) -> bool {
+    i >= 1
+        && (ident(tokens, i - 1) == Some("pub")
+            || (is(tokens, i - 1, &Tok::Punct(')'))
+                && (1..=6).any(|k| i > k && ident(tokens, i - 1 - k) == Some("pub"))))
+}
+
+/// Records one leaf of a `use` item, resolved to `path`.
+fn add_use(
+    refs: &mut FileRefs,
+    leaf: UseLeaf,
+    path: Vec<String>,
+    scope: &[String],
+    reexport: bool,
+) {
+    if reexport {
+        if let Some(name) = &leaf.binds {
+            refs.reexports.insert(name.clone(), path.clone());
+        }
+        // A module presenting an item of its own children imports
+        // nothing: the files that name the item through it are traced to
+        // its file (see `target`).
+        if path.len() > scope.len() && path.starts_with(scope) {
+            return;
+        }
+    }
+    refs.references.push(Reference {
+        line: leaf.line,
+        path,
+    });
+}
+
+/// The path written from token `i` on (`a::b::c`) when one starts there,
+/// with the index after it.
+fn written_path(tokens: &[Token], i: usize) -> Option<(Vec<String>, usize)> {
+    let word = ident(tokens, i)?;
+    let starts_path = is(tokens, i + 1, &Tok::PathSep)
+        && !(i >= 1 && is(tokens, i - 1, &Tok::PathSep))
+        && !(i >= 1 && ident(tokens, i - 1) == Some("in"));
+    if !starts_path || word == "Self" {
+        return None;
+    }
+    let mut written = vec![word.to_owned()];
+    let mut j = i + 1;
+    while is(tokens, j, &Tok::PathSep) {
+        match ident(tokens, j + 1) {
+            Some(next) => {
+                written.push(next.to_owned());
+                j += 2;
+            }
+            None => break,
+        }
+    }
+    Some((written, j))
 }
 
 // ---------------------------------------------------------------------------
@@ -687,6 +697,28 @@ fn check(files: &[SourceFile], layers_md: &str) -> Vec<String> {
         Ok(layering) => layering,
         Err(message) => return vec![message],
     };
+    let mut found = imports(files, &layering);
+    found.problems.extend(cycles(&found.graph));
+    found
+        .problems
+        .extend(stale_exceptions(&layering, &found.graph, &found.excepted));
+    found.problems
+}
+
+/// An import an exception allows: the exception, the importing module,
+/// the import, whether it runs up a layer.
+type Excepted = (usize, Module, Edge, bool);
+
+/// The imports between files: those the exceptions allow apart.
+struct Imports {
+    graph: BTreeMap<Module, Vec<Edge>>,
+    excepted: Vec<Excepted>,
+    problems: Vec<String>,
+}
+
+/// Resolves every reference of `files`, reporting the ones that run up a
+/// layer or land in no layer.
+fn imports(files: &[SourceFile], layering: &Layering) -> Imports {
     let modules: BTreeSet<Module> = files
         .iter()
         .filter(|f| f.module != ["main"])
@@ -697,7 +729,6 @@ fn check(files: &[SourceFile], layers_md: &str) -> Vec<String> {
         m.push(name.to_owned());
         modules.contains(&m)
     };
-    let mut problems = Vec::new();
     let mut per_file = Vec::new();
     let mut reexports = BTreeMap::new();
     for file in files {
@@ -705,16 +736,16 @@ fn check(files: &[SourceFile], layers_md: &str) -> Vec<String> {
         reexports.insert(file.module.clone(), refs.reexports);
         per_file.push(refs.references);
     }
-    let mut used = vec![false; layering.exceptions.len()];
-    let mut graph: BTreeMap<Module, Vec<Edge>> = BTreeMap::new();
-    // Imports an exception allows: (exception, from, upward), kept out of
-    // `graph`, but in `whole` to tell whether they close a circle.
-    let mut excepted: Vec<(usize, Module, Edge, bool)> = Vec::new();
+    let mut found = Imports {
+        graph: BTreeMap::new(),
+        excepted: Vec::new(),
+        problems: Vec::new(),
+    };
     for (file, references) in files.iter().zip(per_file) {
         let from_layer = match layering.layer_of(&file.module) {
             Ok(layer) => layer,
             Err(message) => {
-                problems.push(format!("{}: {message}", file.path));
+                found.problems.push(format!("{}: {message}", file.path));
                 continue;
             }
         };
@@ -727,7 +758,8 @@ fn check(files: &[SourceFile], layers_md: &str) -> Vec<String> {
             let to_layer = match layering.layer_of(&to) {
                 Ok(layer) => layer,
                 Err(message) => {
-                    problems.push(format!("{}:{}: {message}", file.path, reference.line));
+                    let at = format!("{}:{}", file.path, reference.line);
+                    found.problems.push(format!("{at}: {message}"));
                     continue;
                 }
             };
@@ -736,12 +768,15 @@ fn check(files: &[SourceFile], layers_md: &str) -> Vec<String> {
                 line: reference.line,
                 to: to.clone(),
             };
+            let upward = to_layer < from_layer;
             if let Some(index) = layering.exception(&file.module, &to) {
-                excepted.push((index, file.module.clone(), edge, to_layer < from_layer));
+                found
+                    .excepted
+                    .push((index, file.module.clone(), edge, upward));
                 continue;
             }
-            if to_layer < from_layer {
-                problems.push(format!(
+            if upward {
+                found.problems.push(format!(
                     "{}:{} → crate::{}: up from layer \"{}\" to layer \"{}\"",
                     file.path,
                     reference.line,
@@ -750,18 +785,30 @@ fn check(files: &[SourceFile], layers_md: &str) -> Vec<String> {
                     layering.layers[to_layer].name,
                 ));
             }
-            graph.entry(file.module.clone()).or_default().push(edge);
+            found
+                .graph
+                .entry(file.module.clone())
+                .or_default()
+                .push(edge);
         }
     }
-    problems.extend(cycles(&graph));
-    // An exception is needed while an import it allows runs up a layer or
-    // closes a circle.
+    found
+}
+
+/// The exceptions no import needs: none they allow runs up a layer or
+/// closes a circle.
+fn stale_exceptions(
+    layering: &Layering,
+    graph: &BTreeMap<Module, Vec<Edge>>,
+    excepted: &[Excepted],
+) -> Vec<String> {
     let mut whole = graph.clone();
-    for (_, from, edge, _) in &excepted {
+    for (_, from, edge, _) in excepted {
         whole.entry(from.clone()).or_default().push(edge.clone());
     }
     let circles = groups(&whole);
-    for (index, from, edge, upward) in &excepted {
+    let mut used = vec![false; layering.exceptions.len()];
+    for (index, from, edge, upward) in excepted {
         let circular = circles
             .iter()
             .any(|group| group.contains(from) && group.contains(&edge.to));
@@ -769,15 +816,18 @@ fn check(files: &[SourceFile], layers_md: &str) -> Vec<String> {
             used[*index] = true;
         }
     }
-    for (exception, used) in layering.exceptions.iter().zip(used) {
-        if !used {
-            problems.push(format!(
+    layering
+        .exceptions
+        .iter()
+        .zip(used)
+        .filter(|(_, used)| !used)
+        .map(|(exception, _)| {
+            format!(
                 "src/LAYERS.md: the exception {} → {} ({}) is needed by no import running up or closing a circle: remove it",
                 exception.from, exception.to, exception.reason
-            ));
-        }
-    }
-    problems
+            )
+        })
+        .collect()
 }
 
 /// The strongly connected groups of `graph` with more than one module,
