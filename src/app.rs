@@ -11,6 +11,7 @@ use tokio::sync::watch;
 
 use crate::{
     graphql::{SchemaOptions, build_schema},
+    http::HttpState,
     settings::{DatabaseKind, Settings},
     state::{AppState, Overrides, StartError},
 };
@@ -18,6 +19,7 @@ use crate::{
 /// A built service, listening but not yet serving.
 pub struct Application {
     state: AppState,
+    http: HttpState,
     acceptor: BoxAcceptor,
     addr: SocketAddr,
     /// The `/metrics` listener, when `CUSTOS_METRICS_BIND` asks for one.
@@ -55,7 +57,7 @@ impl Application {
         let reapplied = crate::erasure::reapply::run(&state)
             .await
             .map_err(StartError::Reapply)?;
-        state.metrics().count_reapplied(reapplied);
+        state.count_reapplied(reapplied);
         let (tcp, addr) = bind(main_bind).await?;
         let acceptor = match tls {
             Some(config) => crate::http::tls::TlsAcceptor::new(tcp, config).boxed(),
@@ -67,6 +69,7 @@ impl Application {
         };
         Ok(Self {
             state,
+            http: HttpState::default(),
             acceptor,
             addr,
             metrics,
@@ -92,6 +95,11 @@ impl Application {
     /// The shared state, for jobs and tests.
     pub fn state(&self) -> &AppState {
         &self.state
+    }
+
+    /// The HTTP layer's own data (its metrics and parsed documents).
+    pub fn http(&self) -> &HttpState {
+        &self.http
     }
 
     /// Serves HTTP and runs the background jobs until `shutdown` resolves;
@@ -131,7 +139,7 @@ impl Application {
         // The metrics listener lives as long as the main one.
         let metrics_server = self.metrics.map(|(acceptor, addr)| {
             tracing::info!(addr = %addr, "serving metrics at http://{addr}/metrics");
-            let routes = crate::http::metrics_routes(self.state.clone());
+            let routes = crate::http::metrics_routes(self.state.clone(), self.http.clone());
             AbortOnDrop(tokio::spawn(async move {
                 if let Err(err) = Server::new_with_acceptor(acceptor).run(routes).await {
                     tracing::error!(error = %err, "metrics listener stopped");
@@ -152,7 +160,7 @@ impl Application {
         }
         let served = Server::new_with_acceptor(self.acceptor)
             .run_with_graceful_shutdown(
-                crate::http::routes(self.state.clone(), schema),
+                crate::http::routes(self.state.clone(), self.http.clone(), schema),
                 shutdown,
                 Some(Duration::from_secs(10)),
             )

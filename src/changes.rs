@@ -32,7 +32,7 @@ pub struct Listeners {
     pub policy: Arc<PolicyCache>,
     /// Unwrapped account keys: an erased account's key must not outlive it
     /// on any instance, and keys are only kept while the listener is informed.
-    pub keys: Arc<crate::keystore::KeyStore>,
+    pub keys: Arc<crate::crypto::keystore::KeyStore>,
 }
 
 impl Listeners {
@@ -206,7 +206,7 @@ mod tests {
         Listeners {
             sessions: Arc::new(SessionCache::new(chrono::Duration::seconds(5), false)),
             policy: Arc::new(PolicyCache::new(false)),
-            keys: Arc::new(crate::keystore::KeyStore::shared()),
+            keys: Arc::new(crate::crypto::keystore::KeyStore::shared()),
         }
     }
 

@@ -5,6 +5,7 @@ pub mod app;
 pub mod audit;
 pub mod changes;
 pub mod clock;
+pub mod commands;
 pub mod consent;
 pub mod crypto;
 pub mod db;
@@ -13,14 +14,16 @@ pub mod error;
 pub mod graphql;
 pub mod http;
 pub mod jobs;
-pub mod keystore;
 pub mod mail;
 pub mod notices;
 pub mod ratelimit;
 pub mod recovery;
-pub mod rotation;
 pub mod settings;
 pub mod state;
 pub mod telemetry;
 pub mod tickets;
 pub mod timing;
+
+// Earlier paths of modules that moved.
+pub use commands::rotation;
+pub use crypto::keystore;

@@ -69,7 +69,7 @@ struct Inner {
     settings: Settings,
     db: DatabaseConnection,
     cipher: Arc<FieldCipher>,
-    keys: Arc<crate::keystore::KeyStore>,
+    keys: Arc<crate::crypto::keystore::KeyStore>,
     journal: crate::erasure::journal::ErasureJournal,
     unreadable: std::sync::atomic::AtomicU64,
     blind: Arc<BlindIndexKeys>,
@@ -77,11 +77,24 @@ struct Inner {
     clock: Clock,
     transport: MailTransport,
     username_policy: UsernamePolicy,
-    metrics: crate::http::metrics::Metrics,
+    job_counts: std::sync::Mutex<JobCounts>,
     mail_wake: tokio::sync::Notify,
     session_cache: Arc<SessionCache>,
     policy: Arc<crate::consent::policy_cache::PolicyCache>,
-    documents: crate::http::documents::DocumentCache,
+}
+
+/// What the jobs counted since start, for `/metrics`.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct JobCounts {
+    /// Purge runs.
+    pub purge_runs: u64,
+    /// Accounts erased by the purge.
+    pub purged_accounts: u64,
+    /// Accounts erased again after a restore (the journal named them and
+    /// the database still held them).
+    pub reapplied_erasures: u64,
+    /// How long the last purge run took.
+    pub last_purge_seconds: f64,
 }
 
 /// Everything a request or a job needs.
@@ -113,10 +126,10 @@ impl AppState {
                 let store = crate::db::connect(url).await?;
                 crate::db::migrate_key_store(&store).await?;
                 let journal = ErasureJournal::kept_in(store.clone());
-                (crate::keystore::KeyStore::separate(store), journal)
+                (crate::crypto::keystore::KeyStore::separate(store), journal)
             }
             None => (
-                crate::keystore::KeyStore::shared(),
+                crate::crypto::keystore::KeyStore::shared(),
                 journal(&settings).await?,
             ),
         };
@@ -152,9 +165,8 @@ impl AppState {
             passwords: PasswordHasher::new(cpus).map_err(StartError::Threads)?,
             clock,
             transport,
-            metrics: crate::http::metrics::Metrics::default(),
+            job_counts: std::sync::Mutex::default(),
             mail_wake: tokio::sync::Notify::new(),
-            documents: crate::http::documents::DocumentCache::default(),
             username_policy: UsernamePolicy::with_extra_terms(
                 &settings.accounts.username_blocklist,
                 &settings.accounts.username_reserved,
@@ -189,7 +201,7 @@ impl AppState {
     }
 
     /// Account data keys.
-    pub fn keys(&self) -> &Arc<crate::keystore::KeyStore> {
+    pub fn keys(&self) -> &Arc<crate::crypto::keystore::KeyStore> {
         &self.0.keys
     }
 
@@ -251,7 +263,7 @@ impl AppState {
 
     /// The key of an account that `conn` (its creating transaction) is
     /// inserting now: made and stored, never read back (see
-    /// [`crate::keystore::KeyStore::create`]).
+    /// [`crate::crypto::keystore::KeyStore::create`]).
     pub async fn new_account_key<C: ConnectionTrait>(
         &self,
         conn: &C,
@@ -322,14 +334,29 @@ impl AppState {
         &self.0.mail_wake
     }
 
-    /// In-process metrics.
-    pub fn metrics(&self) -> &crate::http::metrics::Metrics {
-        &self.0.metrics
+    fn counts(&self) -> std::sync::MutexGuard<'_, JobCounts> {
+        self.0
+            .job_counts
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// GraphQL documents parsed by earlier requests.
-    pub fn documents(&self) -> &crate::http::documents::DocumentCache {
-        &self.0.documents
+    /// Records one purge run.
+    pub fn observe_purge(&self, accounts: u64, elapsed: std::time::Duration) {
+        let mut counts = self.counts();
+        counts.purge_runs += 1;
+        counts.purged_accounts += accounts;
+        counts.last_purge_seconds = elapsed.as_secs_f64();
+    }
+
+    /// Counts accounts erased again after a restore.
+    pub fn count_reapplied(&self, accounts: u64) {
+        self.counts().reapplied_erasures += accounts;
+    }
+
+    /// What the jobs counted since start.
+    pub fn job_counts(&self) -> JobCounts {
+        *self.counts()
     }
 
     /// The username policy, with the operator's extra terms.

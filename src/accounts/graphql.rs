@@ -12,7 +12,7 @@ use super::{
     username::UsernameShapeError,
 };
 use crate::{
-    consent::{graphql::ConsentState, service as consent},
+    consent::{consent_state::ConsentState, service as consent},
     graphql::{
         EndedSession, active_viewer,
         errors::{ApiError, ApiResult, ErrorCode},

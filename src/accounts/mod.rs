@@ -22,6 +22,7 @@ pub mod sessions;
 pub mod sessions_store;
 pub mod states;
 pub mod store;
+pub mod templates;
 pub mod token_store;
 pub mod username;
 pub mod username_policy;

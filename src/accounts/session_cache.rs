@@ -48,7 +48,8 @@ use chrono::{DateTime, Duration, Utc};
 use entity::{account, session};
 use uuid::Uuid;
 
-/// `lastSeenAt` is written at most this often, so reads stay reads.
+/// `lastSeenAt` is written at most this often, so reads stay reads; a
+/// cached session is served no longer than that before it is read again.
 pub const LAST_SEEN_GRANULARITY: Duration = Duration::minutes(1);
 
 /// The PostgreSQL notification channel that carries changed account ids.

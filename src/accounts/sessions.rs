@@ -312,12 +312,7 @@ async fn queue_new_signin_notice<C: ConnectionTrait>(
             account_id: Some(account.id),
             kind: "new_signin_notice",
             to: account.email.clone(),
-            content: crate::recovery::templates::new_signin(
-                account.language,
-                &account.username,
-                agent,
-                now,
-            ),
+            content: super::templates::new_signin(account.language, &account.username, agent, now),
         },
         now,
     )

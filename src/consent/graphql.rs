@@ -4,6 +4,7 @@ use async_graphql::{Context, Enum, ID, Object, SimpleObject, connection::Connect
 use chrono::{DateTime, Utc};
 
 use super::{
+    consent_state::ConsentState,
     policy::{MajorChangeKind, PolicyDocument, PurposeDefinition},
     service::ConsentSource,
 };
@@ -166,7 +167,7 @@ impl ConsentQuery {
         token: String,
     ) -> ApiResult<Option<GuardianConsentRequest>> {
         let language = request_language(ctx);
-        let request = super::guardian::request(state(ctx)?, &token).await?;
+        let request = crate::erasure::guardian::request(state(ctx)?, &token).await?;
         Ok(request.map(|request| GuardianConsentRequest {
             username: request.username,
             purposes: request
@@ -186,36 +187,6 @@ pub struct GuardianConsentRequest {
     /// The purposes the minor's account would be used for: the required
     /// ones and the optional ones the minor chose.
     purposes: Vec<Purpose>,
-}
-
-/// The current state of one purpose for the caller.
-#[derive(SimpleObject)]
-pub struct ConsentState {
-    purpose: String,
-    /// False while undecided.
-    granted: bool,
-    /// The version the newest decision was made against; the current
-    /// version while undecided.
-    policy_version: String,
-    /// When this state began: the newest decision, or the current
-    /// version's publication while the person has not decided (see
-    /// `decidedAt`).
-    updated_at: DateTime<Utc>,
-    /// When the newest decision was made; null while the person has not
-    /// decided about this purpose (as the current policy defines it).
-    decided_at: Option<DateTime<Utc>>,
-}
-
-impl From<super::service::ConsentState> for ConsentState {
-    fn from(state: super::service::ConsentState) -> Self {
-        Self {
-            purpose: state.purpose,
-            granted: state.granted,
-            policy_version: state.policy_version,
-            updated_at: state.updated_at,
-            decided_at: state.decided_at,
-        }
-    }
 }
 
 /// Where a consent decision was made. The wire values are the strings the
@@ -630,7 +601,7 @@ impl GuardianMutation {
         token: String,
         granted: bool,
     ) -> ApiResult<bool> {
-        super::guardian::confirm(state(ctx)?, &token, granted).await?;
+        crate::erasure::guardian::confirm(state(ctx)?, &token, granted).await?;
         Ok(true)
     }
 }

@@ -5,8 +5,8 @@
 //! sensitive purposes are granted one by one and never pre-ticked. A new
 //! purpose only arrives with a new policy version.
 
+pub mod consent_state;
 pub mod graphql;
-pub mod guardian;
 pub mod policy;
 pub mod policy_cache;
 pub mod publication;

@@ -19,6 +19,7 @@
 pub mod blind_index;
 pub mod fields;
 pub mod keys;
+pub mod keystore;
 pub mod passwords;
 pub mod seal;
 pub mod tokens;

@@ -9,8 +9,9 @@
 //! the purge erases every row in the inventory in one transaction and
 //! leaves a certificate without personal data. Until the purge, a cancel
 //! link restores the account. A guardian's refusal or silence schedules
-//! erasure at once, and so does a sign-up whose address was never verified
-//! once its link has expired plus `CUSTOS_UNVERIFIED_GRACE_DAYS`; a staff
+//! erasure at once ([`guardian`]), and so does a sign-up whose address
+//! was never verified once its link has expired plus
+//! `CUSTOS_UNVERIFIED_GRACE_DAYS`; a staff
 //! flag for an unconsented minor stops processing at once and erases after
 //! the same window, unless an admin lifts it (`minor_flag`). Every purge is
 //! recorded in the erasure journal, kept apart from the main database, and
@@ -20,11 +21,13 @@
 pub mod calendar;
 pub mod export;
 pub mod graphql;
+pub mod guardian;
 pub mod inventory;
 pub mod journal;
 pub mod minor_flag;
 pub mod purge;
 pub mod reapply;
+pub mod requests;
 pub mod service;
 pub mod templates;
 pub mod unverified;

@@ -6,11 +6,12 @@ use chrono::{DateTime, Utc};
 use entity::{account, deletion_request};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, PaginatorTrait,
-    QueryFilter, QueryOrder, Set, TransactionTrait, sea_query::Expr,
+    QueryFilter, Set, TransactionTrait, sea_query::Expr,
 };
 use secrecy::ExposeSecret;
 use uuid::Uuid;
 
+pub use super::requests::{latest_request, open_request, request_status};
 use super::{calendar::WorkingCalendar, templates};
 use crate::{
     accounts::{
@@ -28,18 +29,6 @@ use crate::{
     },
     state::AppState,
 };
-
-/// Request states.
-pub mod request_status {
-    /// Waiting for the link in the mail.
-    pub const AWAITING_CONFIRMATION: &str = "AWAITING_CONFIRMATION";
-    /// Confirmed: processing stopped, purge due at `purge_after`.
-    pub const SCHEDULED: &str = "SCHEDULED";
-    /// Cancelled before the purge.
-    pub const CANCELLED: &str = "CANCELLED";
-    /// Erased.
-    pub const COMPLETED: &str = "COMPLETED";
-}
 
 /// Why an account is erased.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -117,34 +106,6 @@ pub fn local_time(state: &AppState, at: DateTime<Utc>) -> String {
     at.with_timezone(&state.settings().erasure.timezone)
         .format("%Y-%m-%d %H:%M %Z")
         .to_string()
-}
-
-/// The open (awaiting or scheduled) request of an account, if any.
-pub async fn open_request<C: ConnectionTrait>(
-    conn: &C,
-    account_id: Uuid,
-) -> Result<Option<deletion_request::Model>, sea_orm::DbErr> {
-    deletion_request::Entity::find()
-        .filter(deletion_request::Column::AccountId.eq(account_id))
-        .filter(deletion_request::Column::Status.is_in([
-            request_status::AWAITING_CONFIRMATION,
-            request_status::SCHEDULED,
-        ]))
-        .order_by_desc(deletion_request::Column::RequestedAt)
-        .one(conn)
-        .await
-}
-
-/// The newest request of an account, whatever its state.
-pub async fn latest_request<C: ConnectionTrait>(
-    conn: &C,
-    account_id: Uuid,
-) -> Result<Option<deletion_request::Model>, sea_orm::DbErr> {
-    deletion_request::Entity::find()
-        .filter(deletion_request::Column::AccountId.eq(account_id))
-        .order_by_desc(deletion_request::Column::RequestedAt)
-        .one(conn)
-        .await
 }
 
 /// Asks for deletion: when username and email name the same account (by

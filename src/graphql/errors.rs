@@ -234,7 +234,7 @@ impl From<crate::crypto::CryptoError> for ApiError {
     /// anything else is ours.
     fn from(err: crate::crypto::CryptoError) -> Self {
         match err {
-            crate::crypto::CryptoError::Busy => crate::ratelimit::rate_limited(1),
+            crate::crypto::CryptoError::Busy => rate_limited(1),
             other => Self::internal(&other),
         }
     }
@@ -260,6 +260,18 @@ impl From<crate::error::Internal> for ApiError {
 
 /// The result type of resolvers.
 pub type ApiResult<T> = Result<T, ApiError>;
+
+/// `RATE_LIMITED` with `extensions.retryAfterSeconds`.
+pub fn rate_limited(retry_after_seconds: u64) -> ApiError {
+    ApiError::new(
+        ErrorCode::RateLimited,
+        Message::new(Key::RateLimited).arg("seconds", retry_after_seconds.max(1)),
+    )
+    .with_extension(
+        "retryAfterSeconds",
+        async_graphql::Value::Number(retry_after_seconds.into()),
+    )
+}
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]

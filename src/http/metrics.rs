@@ -13,7 +13,8 @@ use std::{collections::BTreeMap, fmt::Write, sync::Mutex, time::Duration};
 
 use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
 
-use crate::state::AppState;
+use super::documents::DocumentCache;
+use crate::state::{AppState, JobCounts};
 
 /// Distinct operation names tracked before the rest count as `other`.
 pub const MAX_OPERATIONS: usize = 200;
@@ -34,13 +35,9 @@ struct Inner {
     requests: BTreeMap<(String, &'static str), u64>,
     latency: BTreeMap<String, Histogram>,
     rate_limited: u64,
-    purge_runs: u64,
-    purged_accounts: u64,
-    reapplied_erasures: u64,
-    last_purge_seconds: f64,
 }
 
-/// The in-process part of the metrics.
+/// The HTTP layer's in-process metrics.
 #[derive(Default)]
 pub struct Metrics(Mutex<Inner>);
 
@@ -90,21 +87,8 @@ impl Metrics {
         self.lock().rate_limited += refusals;
     }
 
-    /// Records one purge run.
-    pub fn observe_purge(&self, accounts: u64, elapsed: Duration) {
-        let mut inner = self.lock();
-        inner.purge_runs += 1;
-        inner.purged_accounts += accounts;
-        inner.last_purge_seconds = elapsed.as_secs_f64();
-    }
-
-    /// Counts accounts erased again after a restore (the journal named
-    /// them and the database still held them).
-    pub fn count_reapplied(&self, accounts: u64) {
-        self.lock().reapplied_erasures += accounts;
-    }
-
-    fn render_local(&self, out: &mut String) {
+    /// Writes the counts kept here and the jobs' counts.
+    fn render_local(&self, jobs: JobCounts, out: &mut String) {
         let inner = self.lock();
         let _ = writeln!(
             out,
@@ -155,16 +139,16 @@ impl Metrics {
                 "Requests refused with RATE_LIMITED.",
                 inner.rate_limited,
             ),
-            ("custos_purge_runs_total", "Purge runs.", inner.purge_runs),
+            ("custos_purge_runs_total", "Purge runs.", jobs.purge_runs),
             (
                 "custos_purged_accounts_total",
                 "Accounts erased by the purge.",
-                inner.purged_accounts,
+                jobs.purged_accounts,
             ),
             (
                 "custos_erasures_reapplied_total",
                 "Accounts the erasure journal names that a restored database still held, erased again.",
-                inner.reapplied_erasures,
+                jobs.reapplied_erasures,
             ),
         ];
         for (name, help, value) in counters {
@@ -176,13 +160,17 @@ impl Metrics {
         let _ = writeln!(
             out,
             "# HELP custos_purge_last_duration_seconds Duration of the last purge run.\n# TYPE custos_purge_last_duration_seconds gauge\ncustos_purge_last_duration_seconds {}",
-            inner.last_purge_seconds
+            jobs.last_purge_seconds
         );
     }
 }
 
 /// The whole exposition: in-process counters plus gauges read now.
-pub async fn render(state: &AppState) -> Result<String, sea_orm::DbErr> {
+pub async fn render(
+    state: &AppState,
+    metrics: &Metrics,
+    documents: &DocumentCache,
+) -> Result<String, sea_orm::DbErr> {
     use crate::{erasure::service::request_status, mail::outbox};
     let db = state.db();
     let now = state.clock().now();
@@ -200,7 +188,7 @@ pub async fn render(state: &AppState) -> Result<String, sea_orm::DbErr> {
     let count = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);
 
     let mut out = String::new();
-    state.metrics().render_local(&mut out);
+    metrics.render_local(state.job_counts(), &mut out);
     let gauges = [
         (
             "custos_outbox_pending",
@@ -235,7 +223,7 @@ pub async fn render(state: &AppState) -> Result<String, sea_orm::DbErr> {
         (
             "custos_graphql_documents_cached",
             "Parsed query texts kept for later requests.",
-            count(state.documents().len()),
+            count(documents.len()),
         ),
     ];
     for (name, help, value) in gauges {
@@ -271,7 +259,7 @@ pub async fn render(state: &AppState) -> Result<String, sea_orm::DbErr> {
          custos_unreadable_accounts_total {}",
         state.unreadable_accounts()
     );
-    let (cached, parsed) = state.documents().hits_and_misses();
+    let (cached, parsed) = documents.hits_and_misses();
     let _ = writeln!(
         out,
         "# HELP custos_graphql_documents_total GraphQL query texts by whether they were found parsed or parsed for the request.\n\
@@ -296,7 +284,7 @@ mod tests {
             metrics.observe_request(Some(&format!("Op{i}")), true, Duration::from_millis(1));
         }
         let mut out = String::new();
-        metrics.render_local(&mut out);
+        metrics.render_local(JobCounts::default(), &mut out);
         assert!(out.contains("operation=\"Me\",outcome=\"ok\"} 1"));
         assert!(out.contains("operation=\"other\",outcome=\"error\"} 1"));
         assert!(out.contains("operation=\"anonymous\",le=\"+Inf\"} 1"));

@@ -14,7 +14,10 @@ pub mod persisted;
 pub mod playground;
 pub mod tls;
 
-use std::time::{Duration, Instant};
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use async_graphql::{ServerError, Value};
 use poem::{
@@ -48,6 +51,29 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// are bounded on their own, besides complexity.
 pub const MAX_ALIASES: usize = 30;
 
+/// The HTTP layer's own data, shared by its listeners: request metrics
+/// and the documents parsed by earlier requests. Cheap to clone.
+#[derive(Clone, Default)]
+pub struct HttpState(Arc<HttpInner>);
+
+#[derive(Default)]
+struct HttpInner {
+    metrics: metrics::Metrics,
+    documents: documents::DocumentCache,
+}
+
+impl HttpState {
+    /// Request counts and latency per operation, rate-limit refusals.
+    pub fn metrics(&self) -> &metrics::Metrics {
+        &self.0.metrics
+    }
+
+    /// GraphQL documents parsed by earlier requests.
+    pub fn documents(&self) -> &documents::DocumentCache {
+        &self.0.documents
+    }
+}
+
 /// The id of one HTTP request, in every log line and in `INTERNAL` errors.
 #[derive(Debug, Clone, Copy)]
 pub struct RequestId(pub Uuid);
@@ -57,6 +83,7 @@ pub struct RequestId(pub Uuid);
 /// works); with no origins listed, browsers get no CORS headers at all.
 pub fn routes(
     state: AppState,
+    http: HttpState,
     schema: CustosSchema,
 ) -> poem::endpoint::BoxEndpoint<'static, Response> {
     let playground_enabled = state.settings().http.playground;
@@ -77,6 +104,7 @@ pub fn routes(
     let route = route
         .data(schema)
         .data(state)
+        .data(http)
         .data(PlaygroundEnabled(playground_enabled));
     let route = if origins.is_empty() {
         route.boxed()
@@ -101,10 +129,14 @@ pub fn routes(
 
 /// The routes of the metrics listener (`CUSTOS_METRICS_BIND`): `/metrics`
 /// and nothing else.
-pub fn metrics_routes(state: AppState) -> poem::endpoint::BoxEndpoint<'static, Response> {
+pub fn metrics_routes(
+    state: AppState,
+    http: HttpState,
+) -> poem::endpoint::BoxEndpoint<'static, Response> {
     Route::new()
         .at("/metrics", get(metrics_text))
         .data(state)
+        .data(http)
         .boxed()
 }
 
@@ -193,11 +225,11 @@ fn refusal(request: &Request, status: StatusCode, code: ErrorCode, key: Key) -> 
 /// hash is unknown, not its text's, or not in Apollo's form.
 fn resolve_persisted_query(
     http: &Request,
-    state: &AppState,
+    documents: &documents::DocumentCache,
     request: &mut async_graphql::Request,
 ) -> Option<Response> {
     match persisted::requested(request, &request.query) {
-        Ok(persisted::Persisted::Find(hash)) => match state.documents().text_of(&hash) {
+        Ok(persisted::Persisted::Find(hash)) => match documents.text_of(&hash) {
             Some(text) => {
                 request.query = text.to_string();
                 None
@@ -283,6 +315,7 @@ async fn graphql_post(
     body: Body,
     Data(schema): Data<&CustosSchema>,
     Data(state): Data<&AppState>,
+    Data(http_state): Data<&HttpState>,
     Data(request_id): Data<&RequestId>,
 ) -> Response {
     let is_json = request
@@ -352,7 +385,9 @@ async fn graphql_post(
             );
         }
     };
-    if let Some(refused) = resolve_persisted_query(request, state, &mut gql_request) {
+    if let Some(refused) =
+        resolve_persisted_query(request, http_state.documents(), &mut gql_request)
+    {
         return refused;
     }
     if gql_request.query.len() > MAX_QUERY_BYTES {
@@ -377,9 +412,9 @@ async fn graphql_post(
     // again (and usually nobody parses it: see `documents`). One that does
     // not parse is answered here, in one line.
     let started = std::time::Instant::now();
-    let Some(document) = state.documents().get(&gql_request.query) else {
+    let Some(document) = http_state.documents().get(&gql_request.query) else {
         let language = header_language(request).unwrap_or_default();
-        state.metrics().observe_request(
+        http_state.metrics().observe_request(
             gql_request.operation_name.as_deref(),
             false,
             started.elapsed(),
@@ -478,7 +513,7 @@ async fn graphql_post(
     if session_ended {
         say_session_ended(&mut response, state);
     }
-    let metrics = state.metrics();
+    let metrics = http_state.metrics();
     metrics.observe_request(
         operation_name.as_deref(),
         response.errors.is_empty(),
@@ -632,8 +667,8 @@ fn finish_errors(
 }
 
 #[handler]
-async fn metrics_text(Data(state): Data<&AppState>) -> Response {
-    match crate::http::metrics::render(state).await {
+async fn metrics_text(Data(state): Data<&AppState>, Data(http): Data<&HttpState>) -> Response {
+    match metrics::render(state, http.metrics(), http.documents()).await {
         Ok(text) => Response::builder()
             .content_type("text/plain; version=0.0.4; charset=utf-8")
             .header(header::CACHE_CONTROL, "no-store")

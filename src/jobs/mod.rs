@@ -30,10 +30,10 @@ pub fn outbox_sender(state: &AppState) -> OutboxSender {
 /// Runs every job once, in order: what the scheduler does each tick.
 pub async fn tick(state: &AppState, outbox: &OutboxSender) {
     match crate::erasure::reapply::run(state).await {
-        Ok(reapplied) => state.metrics().count_reapplied(reapplied),
+        Ok(reapplied) => state.count_reapplied(reapplied),
         Err(err) => tracing::error!(error = %err, "re-applying recorded erasures failed"),
     }
-    match crate::consent::guardian::expire_unanswered(state).await {
+    match crate::erasure::guardian::expire_unanswered(state).await {
         Ok(0) => {}
         Ok(expired) => tracing::info!(
             expired,
@@ -49,9 +49,7 @@ pub async fn tick(state: &AppState, outbox: &OutboxSender) {
     let started = std::time::Instant::now();
     let purged = crate::erasure::purge::run_once(state).await;
     if let Ok(report) = &purged {
-        state
-            .metrics()
-            .observe_purge(report.accounts, started.elapsed());
+        state.observe_purge(report.accounts, started.elapsed());
     }
     match purged {
         Ok(report) if report.accounts > 0 => {

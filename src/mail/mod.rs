@@ -20,11 +20,11 @@ pub mod outbox;
 pub mod templates;
 pub mod transport;
 
+pub use templates::RenderedMail;
+
 #[cfg(test)]
 #[path = "../../tests/support/smtp.rs"]
 mod test_smtp;
-
-use std::fmt;
 
 /// A language a mail can be written in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -134,33 +134,6 @@ fn parse_quality(value: &str) -> Option<u16> {
         _ => return None,
     };
     Some(thousandths)
-}
-
-/// A mail ready to be queued: subject, plain text and an optional HTML
-/// alternative. Holds personal data (usernames, tokens in links), so its
-/// `Debug` shows sizes only.
-#[derive(Clone, PartialEq, Eq)]
-pub struct RenderedMail {
-    /// The subject line.
-    pub subject: String,
-    /// The plain-text body, always present.
-    pub text: String,
-    /// The HTML alternative, already escaped.
-    pub html: Option<String>,
-    /// The draft it was rendered from, when [`templates::Draft`] wrote it:
-    /// the outbox stores this instead of the two renderings and renders it
-    /// again at send time.
-    pub draft: Option<templates::DraftBody>,
-}
-
-impl fmt::Debug for RenderedMail {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RenderedMail")
-            .field("subject", &"<redacted>")
-            .field("text_len", &self.text.len())
-            .field("has_html", &self.html.is_some())
-            .finish()
-    }
 }
 
 /// Everything that can go wrong while queueing or sending mail.

@@ -12,9 +12,38 @@
 //! - Subjects hold no parameters, so nothing user-chosen reaches a header or
 //!   a mailbox preview line.
 
+use std::fmt;
+
 use serde::{Deserialize, Serialize};
 
-use super::{Language, RenderedMail};
+use super::Language;
+
+/// A mail ready to be queued: subject, plain text and an optional HTML
+/// alternative. Holds personal data (usernames, tokens in links), so its
+/// `Debug` shows sizes only.
+#[derive(Clone, PartialEq, Eq)]
+pub struct RenderedMail {
+    /// The subject line.
+    pub subject: String,
+    /// The plain-text body, always present.
+    pub text: String,
+    /// The HTML alternative, already escaped.
+    pub html: Option<String>,
+    /// The draft it was rendered from, when [`Draft`] wrote it:
+    /// the outbox stores this instead of the two renderings and renders it
+    /// again at send time.
+    pub draft: Option<DraftBody>,
+}
+
+impl fmt::Debug for RenderedMail {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RenderedMail")
+            .field("subject", &"<redacted>")
+            .field("text_len", &self.text.len())
+            .field("has_html", &self.html.is_some())
+            .finish()
+    }
+}
 
 /// Builds an emailed action link: `public_url` + `path` + `?token=<token>`.
 ///

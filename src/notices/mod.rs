@@ -19,6 +19,7 @@
 //! - Each report writes the audit entry `incident.report` with counts and
 //!   the announcement id only.
 
+pub mod content;
 pub mod graphql;
 pub mod service;
 pub mod templates;

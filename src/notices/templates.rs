@@ -5,7 +5,7 @@
 //! in the order the person needs them: what happened, what it may mean for
 //! them, what was done, what they should do, and what remedies they have.
 
-use super::service::{ContentBlock, IncidentContent};
+use super::content::{ContentBlock, IncidentContent};
 use crate::mail::{Language, RenderedMail, templates::Draft};
 
 /// The heading of a content block in `lang`.

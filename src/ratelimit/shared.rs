@@ -24,7 +24,7 @@
 use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, DbBackend, DbErr, Statement};
 
-use super::RetryAfter;
+use super::retry_after::RetryAfter;
 
 /// The length of one counting window, in seconds.
 pub const WINDOW_SECONDS: i64 = 60;

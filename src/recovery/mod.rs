@@ -30,4 +30,3 @@
 
 pub mod graphql;
 pub mod service;
-pub mod templates;

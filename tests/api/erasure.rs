@@ -589,7 +589,7 @@ async fn a_guardian_consent_unlocks_the_account_and_silence_erases_it() {
     assert!(body["errors"].is_null(), "usable after consent: {body}");
 
     app.clock.advance(chrono::Duration::days(8));
-    let expired = custos::consent::guardian::expire_unanswered(&app.state)
+    let expired = custos::erasure::guardian::expire_unanswered(&app.state)
         .await
         .unwrap();
     assert_eq!(expired, 1);

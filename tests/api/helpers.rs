@@ -124,6 +124,8 @@ pub struct TestApp {
     pub metrics_address: Option<String>,
     /// The shared state (database, keys, clock).
     pub state: AppState,
+    /// The HTTP layer's own data (metrics, parsed documents).
+    pub http: custos::http::HttpState,
     /// The clock the server reads; tests move it.
     pub clock: Clock,
     /// The SMTP server mail is delivered to.
@@ -236,6 +238,7 @@ async fn start(
     let address = format!("http://127.0.0.1:{}", app.port());
     let metrics_address = app.metrics_addr().map(|addr| format!("http://{addr}"));
     let state = app.state().clone();
+    let http = app.http().clone();
     let server = tokio::spawn(async move {
         let _ = app.run_until_stopped(std::future::pending()).await;
     });
@@ -248,6 +251,7 @@ async fn start(
         address,
         metrics_address,
         state,
+        http,
         clock,
         smtp,
         client,

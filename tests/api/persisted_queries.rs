@@ -149,7 +149,7 @@ async fn a_text_with_a_string_literal_is_run_but_never_persisted() {
         assert_not_found(status, &body);
     }
     assert!(
-        app.state
+        app.http
             .documents()
             .text_of(&Sha256::digest(query).into())
             .is_none()

@@ -224,7 +224,7 @@ async fn a_minor_whose_guardian_never_answered_is_signed_out_by_the_job() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     warm(&app, &token).await;
-    let expired = custos::consent::guardian::expire_unanswered(&app.state)
+    let expired = custos::erasure::guardian::expire_unanswered(&app.state)
         .await
         .unwrap();
     assert_eq!(expired, 1);

@@ -1,5 +1,5 @@
-//! Mail of the recovery domain that `mail::templates` does not already
-//! hold (the reset link and the password-changed notice live there).
+//! Mail of the accounts domain that `mail::templates` does not already
+//! hold: the notice of a sign-in from a new browser or app.
 //!
 //! Rules: subjects carry no parameters; the user agent is text a client
 //! chose, so it only ever appears escaped in HTML (the `Draft` builder does

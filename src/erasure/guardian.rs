@@ -8,12 +8,12 @@ use sea_orm::{
     TransactionTrait,
 };
 
-use super::policy::PurposeDefinition;
+use super::service::{ErasureError, ErasureReason, schedule_immediately};
 use crate::{
     accounts::service::{claim_token, guardian, status, token_purpose},
     audit::service::{self as audit, AuditRecord},
+    consent::policy::PurposeDefinition,
     crypto::tokens,
-    erasure::service::{ErasureError, ErasureReason, schedule_immediately},
     state::AppState,
 };
 
@@ -54,8 +54,8 @@ pub async fn request(
         return Ok(None);
     };
     let account = crate::accounts::service::open(state, &minor).await?;
-    let policy = super::versions::current(db).await?.document;
-    let states = super::service::current_states(db, minor.id, &policy).await?;
+    let policy = crate::consent::versions::current(db).await?.document;
+    let states = crate::consent::service::current_states(db, minor.id, &policy).await?;
     let purposes = policy
         .purposes
         .into_iter()
