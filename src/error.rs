@@ -4,7 +4,7 @@
 //! taken username, …) and carries everything that is "ours, not the
 //! person's" as one variant, [`Internal`], which the GraphQL layer answers
 //! `INTERNAL` in one place (or `RATE_LIMITED` for a full password-hashing
-//! queue). [`internal_causes!`](crate::internal_causes) gives a domain
+//! queue). [`internal_causes!`](internal_causes) gives a domain
 //! error the `From` conversions so `?` works on each cause directly.
 //!
 //! Unique-constraint violations are not internal when a service expects
@@ -52,7 +52,6 @@ impl From<NoteError> for Internal {
 /// Gives a domain error with an `Internal(crate::error::Internal)` variant
 /// `From` conversions from each internal cause (database, crypto, mail and
 /// audit-note errors), so `?` lifts them without a `map_err`.
-#[macro_export]
 macro_rules! internal_causes {
     ($error:ty) => {
         impl From<sea_orm::DbErr> for $error {
@@ -77,6 +76,7 @@ macro_rules! internal_causes {
         }
     };
 }
+pub(crate) use internal_causes;
 
 #[cfg(test)]
 mod tests {

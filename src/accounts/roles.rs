@@ -48,7 +48,7 @@ pub enum RoleError {
     Internal(#[from] crate::error::Internal),
 }
 
-crate::internal_causes!(RoleError);
+crate::error::internal_causes!(RoleError);
 
 /// The ids of every ACTIVE admin, their rows locked on PostgreSQL (SQLite
 /// has one writer). Two admins demoting each other at once are serialised

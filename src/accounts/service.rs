@@ -153,7 +153,7 @@ pub enum AccountError {
     Internal(#[from] crate::error::Internal),
 }
 
-crate::internal_causes!(AccountError);
+crate::error::internal_causes!(AccountError);
 
 /// Loads and decrypts an account by id; an account whose data key is gone
 /// is `NotFound`.

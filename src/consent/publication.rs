@@ -59,7 +59,7 @@ pub enum PublicationError {
     Internal(#[from] crate::error::Internal),
 }
 
-crate::internal_causes!(PublicationError);
+crate::error::internal_causes!(PublicationError);
 
 /// The rules a submission to this module can break.
 #[derive(Debug, Clone, PartialEq, Eq)]

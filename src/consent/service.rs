@@ -69,7 +69,7 @@ pub enum ConsentError {
     Internal(#[from] crate::error::Internal),
 }
 
-crate::internal_causes!(ConsentError);
+crate::error::internal_causes!(ConsentError);
 
 /// The current state of one purpose for one person.
 #[derive(Debug, Clone, PartialEq, Eq)]

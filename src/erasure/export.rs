@@ -35,7 +35,7 @@ pub enum ExportError {
     Tickets(#[from] crate::tickets::service::TicketError),
 }
 
-crate::internal_causes!(ExportError);
+crate::error::internal_causes!(ExportError);
 
 /// Builds the export for the caller.
 pub async fn my_data(state: &AppState, viewer: &Viewer) -> Result<Value, ExportError> {

@@ -84,7 +84,7 @@ pub enum ErasureError {
     Account(#[from] AccountError),
 }
 
-crate::internal_causes!(ErasureError);
+crate::error::internal_causes!(ErasureError);
 
 /// The working-day calendar from settings.
 pub fn calendar(state: &AppState) -> WorkingCalendar {

@@ -186,7 +186,7 @@ pub enum NoticeError {
     Internal(#[from] crate::error::Internal),
 }
 
-crate::internal_causes!(NoticeError);
+crate::error::internal_causes!(NoticeError);
 
 /// The notice in each language, rendered once for every recipient.
 struct Renderings {

@@ -45,7 +45,7 @@ pub enum RecoveryError {
     Internal(#[from] crate::error::Internal),
 }
 
-crate::internal_causes!(RecoveryError);
+crate::error::internal_causes!(RecoveryError);
 
 /// Handles `requestPasswordReset`: mails a reset link to the bound address
 /// of the `ACTIVE` account that has `email`, if any and if the hourly mail

@@ -120,7 +120,7 @@ pub enum TicketError {
     Internal(#[from] crate::error::Internal),
 }
 
-crate::internal_causes!(TicketError);
+crate::error::internal_causes!(TicketError);
 
 impl From<AccountError> for TicketError {
     fn from(err: AccountError) -> Self {
