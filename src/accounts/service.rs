@@ -29,7 +29,7 @@ use crate::{
         policy::{PolicyDocument, PurposeDefinition},
         service::{self as consent, ConsentSource},
     },
-    crypto::{AccountKey, CryptoError, tokens},
+    crypto::{AccountKey, tokens},
     mail::{
         Language,
         outbox::{self, OutgoingMail},
