@@ -13,7 +13,7 @@ use crate::{
     graphql::{SchemaOptions, build_schema},
     http::HttpState,
     settings::{DatabaseKind, Settings},
-    state::{AppState, Overrides, StartError},
+    state::{AppState, Overrides, StateError},
 };
 
 /// A built service, listening but not yet serving.
@@ -24,6 +24,30 @@ pub struct Application {
     addr: SocketAddr,
     /// The `/metrics` listener, when `CUSTOS_METRICS_BIND` asks for one.
     metrics: Option<(TcpAcceptor, SocketAddr)>,
+}
+
+/// Why the service could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The shared state could not be built: settings, database, keys, mail
+    /// or the hashing threads.
+    #[error(transparent)]
+    State(#[from] StateError),
+    /// The TLS certificate or key cannot be used.
+    #[error(transparent)]
+    Tls(#[from] crate::http::tls::TlsError),
+    /// The erasures the journal records could not be re-applied, so a
+    /// restored database might serve someone who was erased.
+    #[error("re-applying recorded erasures: {0}")]
+    Reapply(#[source] crate::erasure::service::ErasureError),
+    /// The listener could not bind.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address asked for.
+        addr: std::net::SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
 }
 
 /// Binds `addr`, answering the address actually bound.

@@ -21,9 +21,9 @@ use crate::{
     settings::{DatabaseKind, Environment, KeySource, Settings},
 };
 
-/// Why the service could not start.
+/// Why the shared state could not be built.
 #[derive(Debug, thiserror::Error)]
-pub enum StartError {
+pub enum StateError {
     /// A setting is unusable.
     #[error(transparent)]
     Settings(#[from] crate::settings::SettingsError),
@@ -39,21 +39,6 @@ pub enum StartError {
     /// The password hashing threads could not be started.
     #[error("cannot start the password hashing threads: {0}")]
     Threads(std::io::Error),
-    /// The TLS certificate or key cannot be used.
-    #[error(transparent)]
-    Tls(#[from] crate::http::tls::TlsError),
-    /// The erasures the journal records could not be re-applied, so a
-    /// restored database might serve someone who was erased.
-    #[error("re-applying recorded erasures: {0}")]
-    Reapply(#[source] crate::erasure::service::ErasureError),
-    /// The listener could not bind.
-    #[error("cannot listen on {addr}: {source}")]
-    Bind {
-        /// The address asked for.
-        addr: std::net::SocketAddr,
-        /// Why.
-        source: std::io::Error,
-    },
 }
 
 /// What tests (or embedders) may replace: the clock and the mail transport.
@@ -103,7 +88,7 @@ pub struct AppState(Arc<Inner>);
 
 impl AppState {
     /// Resolves keys, connects to the database and applies migrations.
-    pub async fn build(settings: Settings, overrides: Overrides) -> Result<Self, StartError> {
+    pub async fn build(settings: Settings, overrides: Overrides) -> Result<Self, StateError> {
         let (keyring, blind) = load_keys(&settings)?;
         let previous_blind = match &settings.keys.blind_index_previous_key {
             Some(key) => Some(BlindIndex::parse_setting(
@@ -162,7 +147,7 @@ impl AppState {
             journal,
             unreadable: std::sync::atomic::AtomicU64::new(0),
             blind: Arc::new(BlindIndexKeys::new(blind, previous_blind)),
-            passwords: PasswordHasher::new(cpus).map_err(StartError::Threads)?,
+            passwords: PasswordHasher::new(cpus).map_err(StateError::Threads)?,
             clock,
             transport,
             job_counts: std::sync::Mutex::default(),
@@ -367,7 +352,7 @@ impl AppState {
 
 /// Reads the keyring and blind-index key from settings, or from the dev
 /// keys file (made on first use, with a loud warning).
-fn load_keys(settings: &Settings) -> Result<(Keyring, BlindIndex), StartError> {
+fn load_keys(settings: &Settings) -> Result<(Keyring, BlindIndex), StateError> {
     match &settings.keys.source {
         KeySource::Given {
             encryption_keys,
@@ -402,7 +387,7 @@ fn load_keys(settings: &Settings) -> Result<(Keyring, BlindIndex), StartError> {
 /// The erasure journal of a deployment without a separate key store: the
 /// database `CUSTOS_ERASURE_JOURNAL_URL` names, or none (with a warning in
 /// production, where restores are expected).
-async fn journal(settings: &Settings) -> Result<ErasureJournal, StartError> {
+async fn journal(settings: &Settings) -> Result<ErasureJournal, StateError> {
     match &settings.database.erasure_journal_url {
         Some(url) => {
             let db = crate::db::connect(url).await?;

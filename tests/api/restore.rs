@@ -454,7 +454,7 @@ async fn a_tick_erases_again_an_account_the_journal_names_and_nothing_else() {
     )
     .await;
     assert!(
-        matches!(started, Err(custos::state::StartError::Reapply(_))),
+        matches!(started, Err(custos::app::StartError::Reapply(_))),
         "a start that cannot check the journal is refused"
     );
 }

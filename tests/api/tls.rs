@@ -6,9 +6,9 @@
 use std::{path::PathBuf, sync::Arc};
 
 use custos::{
-    app::Application,
+    app::{Application, StartError},
     settings::Settings,
-    state::{Overrides, StartError},
+    state::Overrides,
 };
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
