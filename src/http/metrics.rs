@@ -187,10 +187,7 @@ pub async fn render(state: &AppState) -> Result<String, sea_orm::DbErr> {
     let db = state.db();
     let now = state.clock().now();
     let pending = outbox::pending_count(db).await?;
-    let failed = entity::outbox::Entity::find()
-        .filter(entity::outbox::Column::Status.eq(outbox::STATUS_FAILED))
-        .count(db)
-        .await?;
+    let failed = outbox::failed_count(db).await?;
     let scheduled = entity::deletion_request::Entity::find()
         .filter(entity::deletion_request::Column::Status.eq(request_status::SCHEDULED));
     let due = scheduled.clone().count(db).await?;
