@@ -183,41 +183,72 @@ impl Metrics {
 
 /// The whole exposition: in-process counters plus gauges read now.
 pub async fn render(state: &AppState) -> Result<String, sea_orm::DbErr> {
-    use crate::{erasure::service::request_status, mail::outbox};
-    let db = state.db();
-    let now = state.clock().now();
-    let pending = outbox::pending_count(db).await?;
-    let failed = outbox::failed_count(db).await?;
-    let scheduled = entity::deletion_request::Entity::find()
-        .filter(entity::deletion_request::Column::Status.eq(request_status::SCHEDULED));
-    let due = scheduled.clone().count(db).await?;
-    let overdue = crate::erasure::purge::overdue_count(db, now).await?;
-
-    let hashing = state.passwords();
-    let count = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);
-
+    let shared = SharedGauges::read(state.db(), state.clock().now()).await?;
     let mut out = String::new();
     state.metrics().render_local(&mut out);
-    let gauges = [
+    for (name, help, value) in gauges(state, &shared) {
+        let _ = writeln!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}"
+        );
+    }
+    render_caches(state, &mut out);
+    Ok(out)
+}
+
+/// The gauges read from the database, the same on every instance.
+struct SharedGauges {
+    pending: u64,
+    failed: u64,
+    due: u64,
+    overdue: u64,
+}
+
+impl SharedGauges {
+    async fn read(
+        db: &sea_orm::DatabaseConnection,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Self, sea_orm::DbErr> {
+        use crate::{erasure::service::request_status, mail::outbox};
+        let pending = outbox::pending_count(db).await?;
+        let failed = outbox::failed_count(db).await?;
+        let scheduled = entity::deletion_request::Entity::find()
+            .filter(entity::deletion_request::Column::Status.eq(request_status::SCHEDULED));
+        let due = scheduled.clone().count(db).await?;
+        let overdue = crate::erasure::purge::overdue_count(db, now).await?;
+        Ok(Self {
+            pending,
+            failed,
+            due,
+            overdue,
+        })
+    }
+}
+
+/// Every gauge: name, help and value.
+fn gauges(state: &AppState, shared: &SharedGauges) -> [(&'static str, &'static str, u64); 7] {
+    let hashing = state.passwords();
+    let count = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);
+    [
         (
             "custos_outbox_pending",
             "Mail waiting in the outbox.",
-            pending,
+            shared.pending,
         ),
         (
             "custos_outbox_failed",
             "Mail given up after every attempt.",
-            failed,
+            shared.failed,
         ),
         (
             "custos_erasures_scheduled",
             "Confirmed deletions waiting for the purge.",
-            due,
+            shared.due,
         ),
         (
             "custos_erasures_overdue",
             "Scheduled deletions past their deadline (should stay 0).",
-            overdue,
+            shared.overdue,
         ),
         (
             "custos_password_hashes_waiting",
@@ -234,13 +265,11 @@ pub async fn render(state: &AppState) -> Result<String, sea_orm::DbErr> {
             "Parsed query texts kept for later requests.",
             count(state.documents().len()),
         ),
-    ];
-    for (name, help, value) in gauges {
-        let _ = writeln!(
-            out,
-            "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}"
-        );
-    }
+    ]
+}
+
+/// The session and policy caches, unreadable accounts and cached documents.
+fn render_caches(state: &AppState, out: &mut String) {
     let cache = state.session_cache();
     let (hits, misses) = cache.counts();
     let _ = writeln!(
@@ -276,7 +305,6 @@ pub async fn render(state: &AppState) -> Result<String, sea_orm::DbErr> {
          custos_graphql_documents_total{{result=\"cached\"}} {cached}\n\
          custos_graphql_documents_total{{result=\"parsed\"}} {parsed}"
     );
-    Ok(out)
 }
 
 #[cfg(test)]
