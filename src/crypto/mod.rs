@@ -9,6 +9,8 @@
 //!   runtime, under a concurrency bound and from a bounded queue that callers
 //!   share in turns; unknown accounts cost the same time as known ones
 //!   ([`passwords`]).
+//! - Storage modules seal, open and index their fields through one helper,
+//!   [`Sealer`], naming each encrypted column once ([`seal`]).
 //! - Single-use tokens are 256 random bits and only their SHA-256 is stored
 //!   ([`tokens`]).
 //! - Key material lives in zeroizing buffers or `secrecy` wrappers, never shows
@@ -18,12 +20,14 @@ pub mod blind_index;
 pub mod fields;
 pub mod keys;
 pub mod passwords;
+pub mod seal;
 pub mod tokens;
 
 pub use blind_index::{BlindIndex, BlindIndexKeys, normalise_email};
 pub use fields::{AccountKey, EncryptionKey, FieldCipher, FieldContext, Keyring, key_id_of};
 pub use keys::{KeyMaterial, generate as generate_keys, load_or_create_dev_keys};
 pub use passwords::PasswordHasher;
+pub use seal::{SealedField, Sealer};
 pub use tokens::{IssuedToken, hash_token, issue as issue_token, random_bytes};
 
 /// Everything that can go wrong in `crypto`.
