@@ -10,7 +10,7 @@
 //! and the person's question ("who at the company saw my data?") is
 //! answered by role; the audit trail keeps the identity for inquiries.
 
-use entity::{audit_entry, deletion_request, outbox as outbox_row, session};
+use entity::{audit_entry, outbox as outbox_row, session};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
 use serde_json::{Value, json};
 
@@ -170,10 +170,7 @@ fn ticket_json(t: TicketRecord) -> Value {
 
 /// The person's deletion requests, oldest first.
 async fn deletion_requests(state: &AppState, id: Uuid) -> Result<Vec<Value>, ExportError> {
-    Ok(deletion_request::Entity::find()
-        .filter(deletion_request::Column::AccountId.eq(id))
-        .order_by_asc(deletion_request::Column::RequestedAt)
-        .all(state.db())
+    Ok(super::store::of_account(state.db(), id)
         .await?
         .into_iter()
         .map(|r| {

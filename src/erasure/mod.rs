@@ -26,5 +26,6 @@ pub mod minor_flag;
 pub mod purge;
 pub mod reapply;
 pub mod service;
+pub mod store;
 pub mod templates;
 pub mod unverified;

@@ -16,8 +16,8 @@ use entity::{
     login_throttle, outbox as outbox_row, session, ticket, ticket_message,
 };
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
-    QuerySelect, QueryTrait, Set, TransactionTrait, TryGetable,
+    ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    QueryTrait, Set, TransactionTrait, TryGetable,
     sea_query::{Expr, ExprTrait as _, IntoCondition, LockBehavior, LockType},
 };
 use uuid::Uuid;
@@ -45,17 +45,7 @@ pub struct PurgeReport {
     pub overdue: u64,
 }
 
-/// Requests whose deadline has passed without an erasure.
-pub async fn overdue_count<C: ConnectionTrait>(
-    conn: &C,
-    now: DateTime<Utc>,
-) -> Result<u64, sea_orm::DbErr> {
-    deletion_request::Entity::find()
-        .filter(deletion_request::Column::Status.eq(request_status::SCHEDULED))
-        .filter(deletion_request::Column::PurgeAfter.lte(now))
-        .count(conn)
-        .await
-}
+pub use super::store::overdue_count;
 
 /// Accounts claimed and erased per transaction on `backend`, unless
 /// `CUSTOS_PURGE_BATCH` says otherwise. Each account's rows all go in the
@@ -577,29 +567,5 @@ pub async fn complete_requests<C: ConnectionTrait>(
     which: impl sea_orm::sea_query::IntoCondition,
     now: DateTime<Utc>,
 ) -> Result<(), sea_orm::DbErr> {
-    deletion_request::Entity::update_many()
-        .col_expr(
-            deletion_request::Column::Status,
-            Expr::value(request_status::COMPLETED),
-        )
-        .col_expr(
-            deletion_request::Column::CompletedAt,
-            Expr::value(Some(now)),
-        )
-        .col_expr(
-            deletion_request::Column::ClaimedUntil,
-            Expr::value(None::<DateTime<Utc>>),
-        )
-        .col_expr(
-            deletion_request::Column::ConfirmTokenHash,
-            Expr::value(None::<Vec<u8>>),
-        )
-        .col_expr(
-            deletion_request::Column::CancelTokenHash,
-            Expr::value(None::<Vec<u8>>),
-        )
-        .filter(which)
-        .exec(txn)
-        .await?;
-    Ok(())
+    super::store::complete(txn, which, now).await
 }

@@ -11,8 +11,6 @@
 
 use std::{collections::BTreeMap, fmt::Write, sync::Mutex, time::Duration};
 
-use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
-
 use crate::state::AppState;
 
 /// Distinct operation names tracked before the rest count as `other`.
@@ -209,13 +207,11 @@ impl SharedGauges {
         db: &sea_orm::DatabaseConnection,
         now: chrono::DateTime<chrono::Utc>,
     ) -> Result<Self, sea_orm::DbErr> {
-        use crate::{erasure::service::request_status, mail::outbox};
+        use crate::{erasure::store as erasures, mail::outbox};
         let pending = outbox::pending_count(db).await?;
         let failed = outbox::failed_count(db).await?;
-        let scheduled = entity::deletion_request::Entity::find()
-            .filter(entity::deletion_request::Column::Status.eq(request_status::SCHEDULED));
-        let due = scheduled.clone().count(db).await?;
-        let overdue = crate::erasure::purge::overdue_count(db, now).await?;
+        let due = erasures::scheduled_count(db).await?;
+        let overdue = erasures::overdue_count(db, now).await?;
         Ok(Self {
             pending,
             failed,
