@@ -379,7 +379,7 @@ pub async fn schedule_immediately<C: ConnectionTrait>(
         return Err(ErasureError::NotFound);
     }
     let open = open_request(conn, account_id).await?;
-    let request = store::schedule_now(conn, open, account_id, reason.as_str(), now).await?;
+    let request = store::schedule(conn, open, account_id, reason.as_str(), now, now).await?;
     tracing::info!(account_id = %account_id, request_id = %request.id, reason = reason.as_str(), "erasure scheduled at once");
     Ok(request)
 }

@@ -58,7 +58,7 @@ impl RequestStatus {
 }
 
 /// The stored forms of the open states.
-fn open_states() -> [&'static str; 2] {
+pub fn open_states() -> [&'static str; 2] {
     RequestStatus::OPEN.map(RequestStatus::as_str)
 }
 
@@ -285,14 +285,15 @@ pub async fn claim_cancellation<C: ConnectionTrait>(
     Ok(claimed.rows_affected == 1)
 }
 
-/// Schedules erasure of `account_id` for `now`, for `reason`, without
-/// links: turns its open request (if any) into an immediate one, else
-/// writes one.
-pub async fn schedule_now<C: ConnectionTrait>(
+/// Schedules erasure of `account_id` at `purge_after`, for `reason`,
+/// confirmed at `now` and without links: turns its open request (if any)
+/// into that, else writes one.
+pub async fn schedule<C: ConnectionTrait>(
     conn: &C,
     open: Option<deletion_request::Model>,
     account_id: Uuid,
     reason: &'static str,
+    purge_after: DateTime<Utc>,
     now: DateTime<Utc>,
 ) -> Result<deletion_request::Model, DbErr> {
     if let Some(open) = open {
@@ -303,7 +304,7 @@ pub async fn schedule_now<C: ConnectionTrait>(
         update.confirm_expires_at = Set(None);
         update.cancel_token_hash = Set(None);
         update.confirmed_at = Set(Some(now));
-        update.purge_after = Set(Some(now));
+        update.purge_after = Set(Some(purge_after));
         return update.update(conn).await;
     }
     deletion_request::ActiveModel {
@@ -316,13 +317,33 @@ pub async fn schedule_now<C: ConnectionTrait>(
         cancel_token_hash: Set(None),
         requested_at: Set(now),
         confirmed_at: Set(Some(now)),
-        purge_after: Set(Some(now)),
+        purge_after: Set(Some(purge_after)),
         claimed_until: Set(None),
         cancelled_at: Set(None),
         completed_at: Set(None),
     }
     .insert(conn)
     .await
+}
+
+/// Cancels scheduled request `id` at `now` by a conditional update:
+/// `false` when a purge completed it meanwhile.
+pub async fn cancel_scheduled<C: ConnectionTrait>(
+    conn: &C,
+    id: Uuid,
+    now: DateTime<Utc>,
+) -> Result<bool, DbErr> {
+    let claimed = deletion_request::Entity::update_many()
+        .col_expr(
+            deletion_request::Column::Status,
+            Expr::value(RequestStatus::Cancelled.as_str()),
+        )
+        .col_expr(deletion_request::Column::CancelledAt, Expr::value(now))
+        .filter(deletion_request::Column::Id.eq(id))
+        .filter(deletion_request::Column::Status.eq(RequestStatus::Scheduled.as_str()))
+        .exec(conn)
+        .await?;
+    Ok(claimed.rows_affected == 1)
 }
 
 /// Requests whose deadline has passed without an erasure.
