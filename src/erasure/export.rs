@@ -10,7 +10,7 @@
 //! and the person's question ("who at the company saw my data?") is
 //! answered by role; the audit trail keeps the identity for inquiries.
 
-use entity::{audit_entry, outbox as outbox_row, session};
+use entity::{audit_entry, session};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
 use serde_json::{Value, json};
 
@@ -18,6 +18,7 @@ use crate::{
     accounts::{service as accounts, sessions::Viewer},
     consent::{publication::PROCESSING_EXCEPTION_ACTION, service as consent},
     crypto::fields::{AccountKey, FieldContext},
+    mail::queue,
     state::AppState,
     tickets::service::TicketRecord,
 };
@@ -217,21 +218,8 @@ async fn notices(
     key: Option<&AccountKey>,
 ) -> Result<Vec<Value>, ExportError> {
     let mut notices = Vec::new();
-    for m in outbox_row::Entity::find()
-        .filter(outbox_row::Column::AccountId.eq(id))
-        .order_by_asc(outbox_row::Column::CreatedAt)
-        .all(state.db())
-        .await?
-    {
-        let subject = state.cipher().decrypt_str_under(
-            key,
-            &FieldContext {
-                table: "outbox",
-                column: "subject",
-                row_id: m.id,
-            },
-            &m.subject_ct,
-        )?;
+    for m in queue::of_account(state.db(), id).await? {
+        let subject = queue::open_subject(state.cipher(), key, &m)?;
         notices.push(json!({
             "id": m.id, "kind": m.kind, "subject": subject, "status": m.status,
             "queuedAt": m.created_at, "sentAt": m.sent_at,

@@ -36,7 +36,7 @@ use uuid::Uuid;
 
 use super::{MailError, RenderedMail, templates::DraftBody};
 use crate::crypto::{
-    AccountKey, BlindIndex, CryptoError, FieldCipher, FieldContext, normalise_email,
+    AccountKey, BlindIndex, CryptoError, FieldCipher, SealedField, Sealer, normalise_email,
 };
 
 /// Where an outbox row stands; stored in `outbox.status` as
@@ -79,12 +79,14 @@ impl fmt::Display for OutboxStatus {
 /// final notice to an erased person must leave no copy of the address.
 pub const FORGOTTEN_AFTER_DELIVERY: &[&str] = &["erasure_receipt"];
 
-/// The table name bound into every ciphertext of this module.
-const TABLE: &str = "outbox";
-const COLUMN_RECIPIENT: &str = "recipient";
-const COLUMN_SUBJECT: &str = "subject";
-const COLUMN_BODY_TEXT: &str = "body_text";
-const COLUMN_BODY_HTML: &str = "body_html";
+/// `outbox.recipient_ct`.
+const RECIPIENT: SealedField = SealedField::new("outbox", "recipient");
+/// `outbox.subject_ct`.
+const SUBJECT: SealedField = SealedField::new("outbox", "subject");
+/// `outbox.body_text_ct`: the plain text, or the draft.
+const BODY_TEXT: SealedField = SealedField::new("outbox", "body_text");
+/// `outbox.body_html_ct`.
+const BODY_HTML: SealedField = SealedField::new("outbox", "body_html");
 /// `body_format` of a row whose bodies are stored as sent.
 pub const BODY_RENDERED: &str = "rendered";
 /// `body_format` of a row that stores the mail's draft in `body_text_ct`.
@@ -262,17 +264,16 @@ pub fn seal(
     to.parse::<Address>().map_err(|_| MailError::Address)?;
 
     let id = Uuid::new_v4();
-    let seal = |column: &'static str, value: &str| {
-        cipher.encrypt_str_under(key, &context(column, id), value)
-    };
+    let sealer = Sealer::with_active_index(cipher, blind).under(key);
+    let seal = |field: SealedField, value: &str| sealer.seal(field.at(id), value);
     let (body_format, body_text_ct, body_html_ct) = seal_bodies(&mail.content, seal)?;
     let row = outbox::ActiveModel {
         id: Set(id),
         account_id: Set(mail.account_id),
         kind: Set(mail.kind.to_owned()),
-        recipient_ct: Set(seal(COLUMN_RECIPIENT, to)?),
-        recipient_bidx: Set(blind.compute(BLIND_INDEX_FIELD, &normalise_email(to))),
-        subject_ct: Set(seal(COLUMN_SUBJECT, &mail.content.subject)?),
+        recipient_ct: Set(seal(RECIPIENT, to)?),
+        recipient_bidx: Set(sealer.index(BLIND_INDEX_FIELD, &normalise_email(to))),
+        subject_ct: Set(seal(SUBJECT, &mail.content.subject)?),
         body_text_ct: Set(body_text_ct),
         body_html_ct: Set(body_html_ct),
         body_format: Set(body_format.to_owned()),
@@ -292,28 +293,19 @@ pub fn seal(
 /// sender renders it again.
 fn seal_bodies(
     content: &RenderedMail,
-    seal: impl Fn(&'static str, &str) -> Result<Vec<u8>, CryptoError>,
+    seal: impl Fn(SealedField, &str) -> Result<Vec<u8>, CryptoError>,
 ) -> Result<SealedBodies, MailError> {
     if let Some(draft) = &content.draft {
         let stored = draft
             .to_json()
             .map_err(|_| MailError::Message("draft encoding"))?;
-        return Ok((BODY_DRAFT, seal(COLUMN_BODY_TEXT, &stored)?, None));
+        return Ok((BODY_DRAFT, seal(BODY_TEXT, &stored)?, None));
     }
     let html = match content.html.as_deref() {
-        Some(html) => Some(seal(COLUMN_BODY_HTML, html)?),
+        Some(html) => Some(seal(BODY_HTML, html)?),
         None => None,
     };
-    Ok((BODY_RENDERED, seal(COLUMN_BODY_TEXT, &content.text)?, html))
-}
-
-/// The context a column of outbox row `id` is sealed under.
-fn context(column: &'static str, id: Uuid) -> FieldContext<'static> {
-    FieldContext {
-        table: TABLE,
-        column,
-        row_id: id,
-    }
+    Ok((BODY_RENDERED, seal(BODY_TEXT, &content.text)?, html))
 }
 
 /// Writes sealed mails on `conn` in one multi-row INSERT (pass the open
@@ -468,22 +460,44 @@ pub fn open(
     key: Option<&AccountKey>,
     row: &outbox::Model,
 ) -> Result<OpenedMail, CryptoError> {
-    let open = |column: &'static str, stored: &[u8]| {
-        cipher.decrypt_str_under(key, &context(column, row.id), stored)
+    let open = |field: SealedField, stored: &[u8]| {
+        cipher.decrypt_str_under(key, &field.at(row.id), stored)
     };
-    let to = open(COLUMN_RECIPIENT, &row.recipient_ct)?;
-    let subject = open(COLUMN_SUBJECT, &row.subject_ct)?;
-    let text = open(COLUMN_BODY_TEXT, &row.body_text_ct)?;
+    let to = open(RECIPIENT, &row.recipient_ct)?;
+    let subject = open(SUBJECT, &row.subject_ct)?;
+    let text = open(BODY_TEXT, &row.body_text_ct)?;
     let body = if row.body_format == BODY_DRAFT {
         OpenedBody::Draft(text)
     } else {
         let html = match &row.body_html_ct {
-            Some(stored) => Some(open(COLUMN_BODY_HTML, stored)?),
+            Some(stored) => Some(open(BODY_HTML, stored)?),
             None => None,
         };
         OpenedBody::Rendered { text, html }
     };
     Ok(OpenedMail { to, subject, body })
+}
+
+/// Every mail about `account_id`, oldest first, for the account's data
+/// export.
+pub async fn of_account<C: ConnectionTrait>(
+    conn: &C,
+    account_id: Uuid,
+) -> Result<Vec<outbox::Model>, DbErr> {
+    outbox::Entity::find()
+        .filter(outbox::Column::AccountId.eq(account_id))
+        .order_by_asc(outbox::Column::CreatedAt)
+        .all(conn)
+        .await
+}
+
+/// The subject of one row, for the account's data export.
+pub fn open_subject(
+    cipher: &FieldCipher,
+    key: Option<&AccountKey>,
+    row: &outbox::Model,
+) -> Result<String, CryptoError> {
+    cipher.decrypt_str_under(key, &SUBJECT.at(row.id), &row.subject_ct)
 }
 
 /// Records that the relay accepted row `id` at `now`, on its `attempts`-th
