@@ -305,7 +305,7 @@ impl AppState {
     }
 
     /// Tells this instance's outbox job that mail was queued, so it goes
-    /// out now instead of at the next scheduler tick. `outbox::queue` calls
+    /// out now instead of at the next scheduler tick. `queue::queue` calls
     /// it; code writing sealed mail itself calls it after writing. The job
     /// gives the transaction a moment to commit, and mail it misses still
     /// leaves at the next tick.
@@ -347,6 +347,29 @@ impl AppState {
     /// The username policy, with the operator's extra terms.
     pub fn username_policy(&self) -> &UsernamePolicy {
         &self.0.username_policy
+    }
+}
+
+/// Queued mail is sealed with the service's keys and wakes its sender.
+impl crate::mail::queue::MailQueue for AppState {
+    fn field_cipher(&self) -> &FieldCipher {
+        &self.0.cipher
+    }
+
+    fn recipient_index(&self) -> &BlindIndex {
+        self.0.blind.active()
+    }
+
+    async fn account_key<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        account: Uuid,
+    ) -> Result<Arc<AccountKey>, CryptoError> {
+        self.write_key(conn, account).await
+    }
+
+    fn wake_sender(&self) {
+        self.mail_queued();
     }
 }
 

@@ -167,7 +167,7 @@ pub async fn login(
     if AccountStatus::parse(&row.status) == Some(AccountStatus::DeletionScheduled) {
         // The person is told when the erasure runs: until then a
         // cancellation link still works.
-        let purge_after = crate::erasure::service::open_request(state.db(), row.id)
+        let purge_after = crate::erasure::store::open_request(state.db(), row.id)
             .await?
             .and_then(|request| request.purge_after);
         return Err(AccountError::DeletionScheduled { purge_after });

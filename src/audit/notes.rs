@@ -19,7 +19,7 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use crate::{
-    crypto::{CryptoError, FieldContext, random_bytes},
+    crypto::{AccountKey, CryptoError, SealedField, Sealer, random_bytes},
     state::AppState,
 };
 
@@ -46,12 +46,13 @@ pub enum NoteError {
     Crypto(#[from] CryptoError),
 }
 
-fn context(id: Uuid) -> FieldContext<'static> {
-    FieldContext {
-        table: "audit_notes",
-        column: "note",
-        row_id: id,
-    }
+/// `audit_notes.note_ct`.
+const NOTE: SealedField = SealedField::new("audit_notes", "note");
+
+/// The state's sealer, under `key` (the subject account's data key) when
+/// given, else the keyring.
+fn sealer<'a>(state: &'a AppState, key: Option<&'a AccountKey>) -> Sealer<'a> {
+    Sealer::new(state.cipher(), state.blind()).under(key)
 }
 
 /// The chained hash of a note: SHA-256 over the salt and the text.
@@ -79,9 +80,7 @@ pub async fn seal<C: ConnectionTrait>(
         NoteSubject::Account(account) => Some(state.write_key(conn, account).await?),
         NoteSubject::GuestTicket(_) | NoteSubject::Nobody => None,
     };
-    let note_ct = state
-        .cipher()
-        .encrypt_str_under(key.as_deref(), &context(id), text)?;
+    let note_ct = sealer(state, key.as_deref()).seal(NOTE.at(id), text)?;
     let hash = note_hash(&salt, text);
     audit_note::ActiveModel {
         id: Set(id),
@@ -126,9 +125,7 @@ pub async fn open<C: ConnectionTrait>(
         Some(account) => state.read_key_in(conn, account, &[&row.note_ct]).await?,
         None => None,
     };
-    let text = state
-        .cipher()
-        .decrypt_str_under(key.as_deref(), &context(id), &row.note_ct)?;
+    let text = sealer(state, key.as_deref()).open(NOTE.at(id), &row.note_ct)?;
     if chained != Some(hex::encode(note_hash(&row.salt, &text)).as_str()) {
         // A note swapped or edited beside the chain is not shown as true.
         tracing::error!(note_id = %id, "audit note does not match its entry");

@@ -26,6 +26,7 @@ use crate::{
         username::canonical as username_normal_form,
     },
     crypto::{
+        BlindIndex,
         blind_index::normalise_email,
         fields::{FieldContext, is_under_account_key},
     },
@@ -402,130 +403,210 @@ pub async fn reindex(
     let Some(previous) = keys.previous() else {
         return Ok(ReindexReport::default());
     };
-    let active = keys.active();
-    let db = state.db();
-    let backend = db.get_database_backend();
-    let cipher = state.cipher();
+    let pass = Reindex {
+        state,
+        active: keys.active(),
+        previous,
+    };
     let mut report = ReindexReport {
         had_previous_key: true,
         ..ReindexReport::default()
     };
     for column in BLIND_INDEXED_COLUMNS {
+        let mut after: Option<Uuid> = None;
+        loop {
+            let columns = format!(
+                "{} AS i, {} AS v, {} AS o",
+                column.index_column, column.value_column, column.owner_column
+            );
+            let rows = next_page(
+                state.db(),
+                column.table,
+                &columns,
+                column.index_column,
+                after,
+            )
+            .await?;
+            let Some(last) = rows.last() else { break };
+            after = Some(last.try_get::<Uuid>("", "id")?);
+            for row in &rows {
+                pass.row(column, row, &mut report).await?;
+            }
+            progress(column.table, column.index_column, &report);
+        }
+    }
+    record_reindex(state, &report).await?;
+    tracing::info!(
+        reindexed = report.reindexed,
+        examined = report.examined,
+        unmatched = report.unmatched,
+        conflicts = report.conflicts,
+        "blind-index rotation finished"
+    );
+    Ok(report)
+}
+
+/// One re-indexing pass: the state and both blind-index keys.
+struct Reindex<'a> {
+    state: &'a AppState,
+    active: &'a BlindIndex,
+    previous: &'a BlindIndex,
+}
+
+/// One stored row of a blind-indexed column.
+struct IndexedRow {
+    id: Uuid,
+    index: Vec<u8>,
+    value: Vec<u8>,
+    owner: Option<Uuid>,
+}
+
+impl Reindex<'_> {
+    /// Re-indexes one row of `column` if its index is under the previous
+    /// key, and counts what became of it.
+    async fn row(
+        &self,
+        column: &BlindIndexedColumn,
+        row: &QueryResult,
+        report: &mut ReindexReport,
+    ) -> Result<(), RotationError> {
+        let id: Uuid = row.try_get("", "id")?;
+        let stored_index: Vec<u8> = row.try_get("", "i")?;
+        let stored_value: Option<Vec<u8>> = row.try_get("", "v")?;
+        let owner: Option<Uuid> = row.try_get("", "o")?;
+        report.examined += 1;
+        let (table, index_column) = (column.table, column.index_column);
+        let Some(stored_value) = stored_value else {
+            // An index without a value: nothing to recompute from.
+            report.unmatched += 1;
+            tracing::warn!(%table, column = %index_column, %id, "blind index without a value: left alone");
+            return Ok(());
+        };
+        let row = IndexedRow {
+            id,
+            index: stored_index,
+            value: stored_value,
+            owner,
+        };
+        let Some(normal) = self.normal_form(column, &row).await? else {
+            return Ok(());
+        };
+        if row.index == self.active.compute(column.field, &normal) {
+            return Ok(());
+        }
+        if row.index != self.previous.compute(column.field, &normal) {
+            report.unmatched += 1;
+            tracing::warn!(%table, column = %index_column, %id, "blind index under neither key: left alone");
+            return Ok(());
+        }
+        if table == "accounts" {
+            // Sign-in counted this name under the previous key's subject
+            // until the restart; nothing reads it now.
+            let dropped = login_throttle::Entity::delete_many()
+                .filter(
+                    login_throttle::Column::SubjectBidx
+                        .eq(throttle::subject(self.previous, &row.index)),
+                )
+                .exec(self.state.db())
+                .await?;
+            report.throttle_dropped += dropped.rows_affected;
+        }
+        let fresh = self.active.compute(column.field, &normal);
+        self.rewrite(column, row, fresh, report).await
+    }
+
+    /// The value of `row` decrypted and put in its writer's normal form;
+    /// `None` when its account's data key is gone (nothing can read it, so
+    /// there is nothing to re-index).
+    async fn normal_form(
+        &self,
+        column: &BlindIndexedColumn,
+        row: &IndexedRow,
+    ) -> Result<Option<Zeroizing<String>>, RotationError> {
+        let crypto_error = |source| RotationError::Crypto {
+            table: column.table.to_owned(),
+            column: column.value_column.to_owned(),
+            id: row.id,
+            source,
+        };
+        let context = FieldContext {
+            table: column.table,
+            column: column.value_column.trim_end_matches("_ct"),
+            row_id: row.id,
+        };
+        let key = match row.owner {
+            Some(owner) => match self.state.read_key(owner, &[&row.value]).await {
+                Ok(key) => key,
+                Err(err) if crate::accounts::service::is_unreadable(&err) => {
+                    self.state.account_unreadable(owner);
+                    return Ok(None);
+                }
+                Err(err) => return Err(crypto_error(err)),
+            },
+            None => None,
+        };
+        let plain = self
+            .state
+            .cipher()
+            .decrypt_under(key.as_deref(), &context, &row.value)
+            .map_err(crypto_error)?;
+        let text = std::str::from_utf8(&plain)
+            .map_err(|_| crypto_error(crate::crypto::CryptoError::Malformed))?;
+        Ok(Some(Zeroizing::new((column.normal_form)(text))))
+    }
+
+    /// Writes the `fresh` index of `row` while the row still holds the
+    /// index and ciphertext read.
+    async fn rewrite(
+        &self,
+        column: &BlindIndexedColumn,
+        row: IndexedRow,
+        fresh: Vec<u8>,
+        report: &mut ReindexReport,
+    ) -> Result<(), RotationError> {
+        let db = self.state.db();
+        let backend = db.get_database_backend();
         let BlindIndexedColumn {
             table,
             index_column,
             value_column,
-            owner_column,
-            field,
-            normal_form,
+            ..
         } = *column;
-        let context_column = value_column.trim_end_matches("_ct");
-        let mut after: Option<Uuid> = None;
-        loop {
-            let columns = format!("{index_column} AS i, {value_column} AS v, {owner_column} AS o");
-            let rows = next_page(db, table, &columns, index_column, after).await?;
-            let Some(last) = rows.last() else { break };
-            after = Some(last.try_get::<Uuid>("", "id")?);
-            for row in &rows {
-                let id: Uuid = row.try_get("", "id")?;
-                let stored_index: Vec<u8> = row.try_get("", "i")?;
-                let stored_value: Option<Vec<u8>> = row.try_get("", "v")?;
-                let owner: Option<Uuid> = row.try_get("", "o")?;
-                report.examined += 1;
-                let Some(stored_value) = stored_value else {
-                    // An index without a value: nothing to recompute from.
-                    report.unmatched += 1;
-                    tracing::warn!(%table, column = %index_column, %id, "blind index without a value: left alone");
-                    continue;
-                };
-                let crypto_error = |source| RotationError::Crypto {
-                    table: table.to_owned(),
-                    column: value_column.to_owned(),
-                    id,
-                    source,
-                };
-                let context = FieldContext {
-                    table,
-                    column: context_column,
-                    row_id: id,
-                };
-                let key = match owner {
-                    Some(owner) => match state.read_key(owner, &[&stored_value]).await {
-                        Ok(key) => key,
-                        // Its account's data key is gone: nothing to
-                        // re-index, as nothing can read it.
-                        Err(err) if crate::accounts::service::is_unreadable(&err) => {
-                            state.account_unreadable(owner);
-                            continue;
-                        }
-                        Err(err) => return Err(crypto_error(err)),
-                    },
-                    None => None,
-                };
-                let plain = cipher
-                    .decrypt_under(key.as_deref(), &context, &stored_value)
-                    .map_err(crypto_error)?;
-                let text = std::str::from_utf8(&plain)
-                    .map_err(|_| crypto_error(crate::crypto::CryptoError::Malformed))?;
-                let normal = Zeroizing::new(normal_form(text));
-                if stored_index == active.compute(field, &normal) {
-                    continue;
-                }
-                if stored_index != previous.compute(field, &normal) {
-                    report.unmatched += 1;
-                    tracing::warn!(%table, column = %index_column, %id, "blind index under neither key: left alone");
-                    continue;
-                }
-                if table == "accounts" {
-                    // Sign-in counted this name under the previous key's
-                    // subject until the restart; nothing reads it now.
-                    let dropped = login_throttle::Entity::delete_many()
-                        .filter(
-                            login_throttle::Column::SubjectBidx
-                                .eq(throttle::subject(previous, &stored_index)),
-                        )
-                        .exec(db)
-                        .await?;
-                    report.throttle_dropped += dropped.rows_affected;
-                }
-                let update = format!(
-                    "UPDATE {table} SET {index_column} = {} \
-                     WHERE id = {} AND {index_column} = {} AND {value_column} = {}",
-                    placeholder(backend, 1),
-                    placeholder(backend, 2),
-                    placeholder(backend, 3),
-                    placeholder(backend, 4)
-                );
-                let fresh = active.compute(field, &normal);
-                let result = db
-                    .execute_raw(Statement::from_sql_and_values(
-                        backend,
-                        update,
-                        [
-                            fresh.into(),
-                            id.into(),
-                            stored_index.into(),
-                            stored_value.into(),
-                        ],
-                    ))
-                    .await;
-                match result {
-                    Ok(done) if done.rows_affected() == 1 => report.reindexed += 1,
-                    Ok(_) => report.raced += 1,
-                    Err(err) if crate::db::is_unique_violation(&err) => {
-                        // Two rows hold one value, one under each key: only
-                        // a person can tell which should keep it.
-                        report.conflicts += 1;
-                        tracing::warn!(%table, column = %index_column, %id, "active-key blind index already held by another row: left alone");
-                    }
-                    Err(err) => return Err(err.into()),
-                }
+        let update = format!(
+            "UPDATE {table} SET {index_column} = {} \
+             WHERE id = {} AND {index_column} = {} AND {value_column} = {}",
+            placeholder(backend, 1),
+            placeholder(backend, 2),
+            placeholder(backend, 3),
+            placeholder(backend, 4)
+        );
+        let id = row.id;
+        let result = db
+            .execute_raw(Statement::from_sql_and_values(
+                backend,
+                update,
+                [fresh.into(), id.into(), row.index.into(), row.value.into()],
+            ))
+            .await;
+        match result {
+            Ok(done) if done.rows_affected() == 1 => report.reindexed += 1,
+            Ok(_) => report.raced += 1,
+            Err(err) if crate::db::is_unique_violation(&err) => {
+                // Two rows hold one value, one under each key: only a
+                // person can tell which should keep it.
+                report.conflicts += 1;
+                tracing::warn!(%table, column = %index_column, %id, "active-key blind index already held by another row: left alone");
             }
-            progress(table, index_column, &report);
+            Err(err) => return Err(err.into()),
         }
+        Ok(())
     }
+}
+
+/// Writes the `keys.reindex` audit entry with the pass's counts.
+async fn record_reindex(state: &AppState, report: &ReindexReport) -> Result<(), RotationError> {
     crate::audit::service::append_alone(
-        db,
+        state.db(),
         crate::audit::service::AuditRecord {
             actor_id: None,
             action: "keys.reindex",
@@ -543,12 +624,5 @@ pub async fn reindex(
         state.clock().now(),
     )
     .await?;
-    tracing::info!(
-        reindexed = report.reindexed,
-        examined = report.examined,
-        unmatched = report.unmatched,
-        conflicts = report.conflicts,
-        "blind-index rotation finished"
-    );
-    Ok(report)
+    Ok(())
 }

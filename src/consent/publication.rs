@@ -201,38 +201,7 @@ fn document(
     if !submission.major && !change_kinds.is_empty() {
         return Err(invalid("changeKinds", Rule::KindsWithoutMajor));
     }
-    let mut purposes = Vec::with_capacity(submission.purposes.len());
-    for purpose in submission.purposes {
-        if !check_code(&purpose.code) {
-            return Err(invalid("purposes", Rule::PurposeCode));
-        }
-        if purpose.title.trim().is_empty() || purpose.description.trim().is_empty() {
-            return Err(invalid("purposes", Rule::PurposeTexts));
-        }
-        let mut title = Localized::uniform(purpose.title.trim());
-        let mut description = Localized::uniform(purpose.description.trim());
-        for translation in &submission.translations {
-            if let Some((_, t, d)) = translation
-                .purposes
-                .iter()
-                .find(|(code, _, _)| *code == purpose.code)
-            {
-                if t.trim().is_empty() || d.trim().is_empty() {
-                    return Err(invalid("translations", Rule::TranslationPurposeTexts));
-                }
-                title.set(translation.language, t.trim());
-                description.set(translation.language, d.trim());
-            }
-        }
-        purposes.push(PurposeDefinition {
-            code: purpose.code,
-            title,
-            description,
-            required: purpose.required,
-            sensitive: purpose.sensitive,
-            data_categories: purpose.data_categories,
-        });
-    }
+    let purposes = purposes(submission.purposes, &submission.translations)?;
     let mut summary_of_changes = Localized::uniform(submission.summary_of_changes.trim());
     let mut text = Localized::uniform(&submission.text);
     for translation in &submission.translations {
@@ -258,6 +227,46 @@ fn document(
         .check()
         .map_err(|e| invalid("purposes", Rule::PurposeSet(e.detail().to_owned())))?;
     Ok(document)
+}
+
+/// The submitted purposes, checked, with their translations.
+fn purposes(
+    submitted: Vec<PurposeSubmission>,
+    translations: &[TranslationSubmission],
+) -> Result<Vec<PurposeDefinition>, PublicationError> {
+    let mut purposes = Vec::with_capacity(submitted.len());
+    for purpose in submitted {
+        if !check_code(&purpose.code) {
+            return Err(invalid("purposes", Rule::PurposeCode));
+        }
+        if purpose.title.trim().is_empty() || purpose.description.trim().is_empty() {
+            return Err(invalid("purposes", Rule::PurposeTexts));
+        }
+        let mut title = Localized::uniform(purpose.title.trim());
+        let mut description = Localized::uniform(purpose.description.trim());
+        for translation in translations {
+            if let Some((_, t, d)) = translation
+                .purposes
+                .iter()
+                .find(|(code, _, _)| *code == purpose.code)
+            {
+                if t.trim().is_empty() || d.trim().is_empty() {
+                    return Err(invalid("translations", Rule::TranslationPurposeTexts));
+                }
+                title.set(translation.language, t.trim());
+                description.set(translation.language, d.trim());
+            }
+        }
+        purposes.push(PurposeDefinition {
+            code: purpose.code,
+            title,
+            description,
+            required: purpose.required,
+            sensitive: purpose.sensitive,
+            data_categories: purpose.data_categories,
+        });
+    }
+    Ok(purposes)
 }
 
 /// Whether `next` adds a use of data to `previous`: a purpose whose code is
@@ -311,6 +320,56 @@ async fn active_accounts_page<C: ConnectionTrait>(
     Ok((records, rows.last().map(|row| row.id)))
 }
 
+/// Mails a major version's notice to every active account, in `txn`,
+/// naming the purposes new in it; returns how many were queued.
+async fn notify_major_version<C: ConnectionTrait>(
+    state: &AppState,
+    txn: &C,
+    document: &PolicyDocument,
+    new_purposes: &[&PurposeDefinition],
+    now: DateTime<Utc>,
+) -> Result<u64, PublicationError> {
+    let mut notified = 0u64;
+    let link = format!("{}/privacy", state.settings().http.public_url);
+    let mut after = None;
+    loop {
+        let (page, last) = active_accounts_page(state, txn, after, false).await?;
+        let Some(last) = last else { break };
+        after = Some(last);
+        for person in &page {
+            let lang = person.language;
+            let named: Vec<NamedPurpose<'_>> = new_purposes
+                .iter()
+                .map(|p| NamedPurpose {
+                    title: p.title.get(lang),
+                    description: p.description.get(lang),
+                })
+                .collect();
+            outbox::queue(
+                state,
+                txn,
+                OutgoingMail {
+                    account_id: Some(person.id),
+                    kind: "policy_update",
+                    to: person.email.clone(),
+                    content: templates::policy_update_notice(
+                        lang,
+                        &document.version,
+                        document.summary_of_changes.get(lang),
+                        &document.change_kinds,
+                        &named,
+                        &link,
+                    ),
+                },
+                now,
+            )
+            .await?;
+            notified += 1;
+        }
+    }
+    Ok(notified)
+}
+
 /// Publishes a new version (ADMIN). A major version is mailed to every
 /// active account in the same transaction, and announced.
 pub async fn publish(
@@ -355,43 +414,7 @@ pub async fn publish(
             now,
         )
         .await?;
-        let link = format!("{}/privacy", state.settings().http.public_url);
-        let mut after = None;
-        loop {
-            let (page, last) = active_accounts_page(state, &txn, after, false).await?;
-            let Some(last) = last else { break };
-            after = Some(last);
-            for person in &page {
-                let lang = person.language;
-                let named: Vec<NamedPurpose<'_>> = new_purposes
-                    .iter()
-                    .map(|p| NamedPurpose {
-                        title: p.title.get(lang),
-                        description: p.description.get(lang),
-                    })
-                    .collect();
-                outbox::queue(
-                    state,
-                    &txn,
-                    OutgoingMail {
-                        account_id: Some(person.id),
-                        kind: "policy_update",
-                        to: person.email.clone(),
-                        content: templates::policy_update_notice(
-                            lang,
-                            &document.version,
-                            document.summary_of_changes.get(lang),
-                            &document.change_kinds,
-                            &named,
-                            &link,
-                        ),
-                    },
-                    now,
-                )
-                .await?;
-                notified += 1;
-            }
-        }
+        notified = notify_major_version(state, &txn, &document, &new_purposes, now).await?;
     }
     audit::append(
         &txn,

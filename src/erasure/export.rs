@@ -10,16 +10,19 @@
 //! and the person's question ("who at the company saw my data?") is
 //! answered by role; the audit trail keeps the identity for inquiries.
 
-use entity::{audit_entry, deletion_request, outbox as outbox_row, session};
+use entity::{audit_entry, session};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
 use serde_json::{Value, json};
 
 use crate::{
     accounts::{service as accounts, sessions::Viewer},
     consent::{publication::PROCESSING_EXCEPTION_ACTION, service as consent},
-    crypto::fields::FieldContext,
+    crypto::fields::{AccountKey, FieldContext},
+    mail::queue,
     state::AppState,
+    tickets::service::TicketRecord,
 };
+use uuid::Uuid;
 
 /// What can go wrong while exporting.
 #[derive(Debug, thiserror::Error)]
@@ -56,78 +59,19 @@ pub async fn my_data(state: &AppState, viewer: &Viewer) -> Result<Value, ExportE
         return Err(accounts::AccountError::NotFound.into());
     };
     let guardian_email = accounts::guardian_email(state, &row, key)?;
-
-    let ledger: Vec<Value> = consent::history(db, id)
-        .await?
-        .into_iter()
-        .map(|e| {
-            json!({
-                "id": e.id, "purpose": e.purpose, "granted": e.granted,
-                "policyVersion": e.policy_version, "source": e.source,
-                "at": e.created_at, "purposeDefinitionSha256": hex::encode(&e.purpose_hash),
-                "policyTextSha256": hex::encode(&e.policy_text_hash),
-            })
-        })
-        .collect();
-
-    let mut sessions = Vec::new();
-    for s in session::Entity::find()
-        .filter(session::Column::AccountId.eq(id))
-        .order_by_asc(session::Column::CreatedAt)
-        .all(db)
-        .await?
-    {
-        let user_agent = match &s.user_agent_ct {
-            Some(ct) => Some(state.cipher().decrypt_str_under(
-                key,
-                &FieldContext {
-                    table: "sessions",
-                    column: "user_agent",
-                    row_id: s.id,
-                },
-                ct,
-            )?),
-            None => None,
-        };
-        sessions.push(json!({
-            "id": s.id, "createdAt": s.created_at, "lastSeenAt": s.last_seen_at,
-            "expiresAt": s.expires_at, "revokedAt": s.revoked_at, "userAgent": user_agent,
-        }));
-    }
-
+    let ledger = consent_ledger(state, id).await?;
+    let sessions = sessions(state, id, key).await?;
     let tickets: Vec<Value> = crate::tickets::service::mine(state, viewer)
         .await?
         .into_iter()
-        .map(|t| {
-            json!({
-                "id": t.id, "reference": t.reference, "category": t.category.as_str(),
-                "status": t.status.as_str(), "subject": t.subject,
-                "createdAt": t.created_at, "updatedAt": t.updated_at,
-                "messages": t.messages.into_iter().map(|m| json!({
-                    "id": m.id, "author": m.author.as_str(), "body": m.body, "createdAt": m.created_at,
-                })).collect::<Vec<_>>(),
-            })
-        })
+        .map(ticket_json)
         .collect();
-
-    let guest_tickets: Vec<Value> = crate::tickets::service::filed_as_guest_from(
-        state,
-        &account.email,
-    )
-    .await?
-    .into_iter()
-    .map(|t| {
-        json!({
-            "id": t.id, "reference": t.reference, "category": t.category.as_str(),
-            "status": t.status.as_str(), "subject": t.subject,
-            "createdAt": t.created_at, "updatedAt": t.updated_at,
-            "messages": t.messages.into_iter().map(|m| json!({
-                "id": m.id, "author": m.author.as_str(), "body": m.body, "createdAt": m.created_at,
-            })).collect::<Vec<_>>(),
-        })
-    })
-    .collect();
-
+    let guest_tickets: Vec<Value> =
+        crate::tickets::service::filed_as_guest_from(state, &account.email)
+            .await?
+            .into_iter()
+            .map(ticket_json)
+            .collect();
     let pending_emails: Vec<Value> =
         accounts::pending_new_emails(state, id, state.clock().now())
             .await?
@@ -136,61 +80,10 @@ pub async fn my_data(state: &AppState, viewer: &Viewer) -> Result<Value, ExportE
                 json!({ "email": email, "requestedAt": requested_at, "expiresAt": expires_at })
             })
             .collect();
-
     let staff_reads = staff_reads(state, id).await?;
-
-    let deletion_requests: Vec<Value> = deletion_request::Entity::find()
-        .filter(deletion_request::Column::AccountId.eq(id))
-        .order_by_asc(deletion_request::Column::RequestedAt)
-        .all(db)
-        .await?
-        .into_iter()
-        .map(|r| {
-            json!({
-                "id": r.id, "status": r.status, "reason": r.reason,
-                "requestedAt": r.requested_at, "confirmedAt": r.confirmed_at,
-                "purgeAfter": r.purge_after, "cancelledAt": r.cancelled_at,
-            })
-        })
-        .collect();
-
-    let mut exceptions = Vec::new();
-    for e in audit_entry::Entity::find()
-        .filter(audit_entry::Column::SubjectId.eq(id))
-        .filter(audit_entry::Column::Action.eq(PROCESSING_EXCEPTION_ACTION))
-        .order_by_asc(audit_entry::Column::Seq)
-        .all(db)
-        .await?
-    {
-        // The justification is kept beside the chain (crate::audit::notes).
-        let justification = crate::audit::notes::open(state, db, &e.detail).await?;
-        exceptions.push(json!({
-            "id": e.id, "at": e.at, "byStaff": e.actor_id, "detail": e.detail,
-            "justification": justification,
-        }));
-    }
-
-    let mut notices = Vec::new();
-    for m in outbox_row::Entity::find()
-        .filter(outbox_row::Column::AccountId.eq(id))
-        .order_by_asc(outbox_row::Column::CreatedAt)
-        .all(db)
-        .await?
-    {
-        let subject = state.cipher().decrypt_str_under(
-            key,
-            &FieldContext {
-                table: "outbox",
-                column: "subject",
-                row_id: m.id,
-            },
-            &m.subject_ct,
-        )?;
-        notices.push(json!({
-            "id": m.id, "kind": m.kind, "subject": subject, "status": m.status,
-            "queuedAt": m.created_at, "sentAt": m.sent_at,
-        }));
-    }
+    let deletion_requests = deletion_requests(state, id).await?;
+    let exceptions = processing_exceptions(state, id).await?;
+    let notices = notices(state, id, key).await?;
 
     Ok(json!({
         "exportedAt": state.clock().now(),
@@ -212,6 +105,121 @@ pub async fn my_data(state: &AppState, viewer: &Viewer) -> Result<Value, ExportE
         "processingExceptions": exceptions,
         "notices": notices,
     }))
+}
+
+/// The person's consent ledger, oldest first.
+async fn consent_ledger(state: &AppState, id: Uuid) -> Result<Vec<Value>, ExportError> {
+    Ok(consent::history(state.db(), id)
+        .await?
+        .into_iter()
+        .map(|e| {
+            json!({
+                "id": e.id, "purpose": e.purpose, "granted": e.granted,
+                "policyVersion": e.policy_version, "source": e.source,
+                "at": e.created_at, "purposeDefinitionSha256": hex::encode(&e.purpose_hash),
+                "policyTextSha256": hex::encode(&e.policy_text_hash),
+            })
+        })
+        .collect())
+}
+
+/// The person's sessions, oldest first, with their user agents.
+async fn sessions(
+    state: &AppState,
+    id: Uuid,
+    key: Option<&AccountKey>,
+) -> Result<Vec<Value>, ExportError> {
+    let mut sessions = Vec::new();
+    for s in session::Entity::find()
+        .filter(session::Column::AccountId.eq(id))
+        .order_by_asc(session::Column::CreatedAt)
+        .all(state.db())
+        .await?
+    {
+        let user_agent = match &s.user_agent_ct {
+            Some(ct) => Some(state.cipher().decrypt_str_under(
+                key,
+                &FieldContext {
+                    table: "sessions",
+                    column: "user_agent",
+                    row_id: s.id,
+                },
+                ct,
+            )?),
+            None => None,
+        };
+        sessions.push(json!({
+            "id": s.id, "createdAt": s.created_at, "lastSeenAt": s.last_seen_at,
+            "expiresAt": s.expires_at, "revokedAt": s.revoked_at, "userAgent": user_agent,
+        }));
+    }
+    Ok(sessions)
+}
+
+/// One ticket with its messages.
+fn ticket_json(t: TicketRecord) -> Value {
+    json!({
+        "id": t.id, "reference": t.reference, "category": t.category.as_str(),
+        "status": t.status.as_str(), "subject": t.subject,
+        "createdAt": t.created_at, "updatedAt": t.updated_at,
+        "messages": t.messages.into_iter().map(|m| json!({
+            "id": m.id, "author": m.author.as_str(), "body": m.body, "createdAt": m.created_at,
+        })).collect::<Vec<_>>(),
+    })
+}
+
+/// The person's deletion requests, oldest first.
+async fn deletion_requests(state: &AppState, id: Uuid) -> Result<Vec<Value>, ExportError> {
+    Ok(super::store::of_account(state.db(), id)
+        .await?
+        .into_iter()
+        .map(|r| {
+            json!({
+                "id": r.id, "status": r.status, "reason": r.reason,
+                "requestedAt": r.requested_at, "confirmedAt": r.confirmed_at,
+                "purgeAfter": r.purge_after, "cancelledAt": r.cancelled_at,
+            })
+        })
+        .collect())
+}
+
+/// Processing of the person's data under a legal basis despite a refusal,
+/// with the recorded justification, oldest first.
+async fn processing_exceptions(state: &AppState, id: Uuid) -> Result<Vec<Value>, ExportError> {
+    let db = state.db();
+    let mut exceptions = Vec::new();
+    for e in audit_entry::Entity::find()
+        .filter(audit_entry::Column::SubjectId.eq(id))
+        .filter(audit_entry::Column::Action.eq(PROCESSING_EXCEPTION_ACTION))
+        .order_by_asc(audit_entry::Column::Seq)
+        .all(db)
+        .await?
+    {
+        // The justification is kept beside the chain (crate::audit::notes).
+        let justification = crate::audit::notes::open(state, db, &e.detail).await?;
+        exceptions.push(json!({
+            "id": e.id, "at": e.at, "byStaff": e.actor_id, "detail": e.detail,
+            "justification": justification,
+        }));
+    }
+    Ok(exceptions)
+}
+
+/// The mail queued to the person, oldest first, with its subject.
+async fn notices(
+    state: &AppState,
+    id: Uuid,
+    key: Option<&AccountKey>,
+) -> Result<Vec<Value>, ExportError> {
+    let mut notices = Vec::new();
+    for m in queue::of_account(state.db(), id).await? {
+        let subject = queue::open_subject(state.cipher(), key, &m)?;
+        notices.push(json!({
+            "id": m.id, "kind": m.kind, "subject": subject, "status": m.status,
+            "queuedAt": m.created_at, "sentAt": m.sent_at,
+        }));
+    }
+    Ok(notices)
 }
 
 /// Staff reads of the person's data (audit entries naming them as the

@@ -5,7 +5,8 @@ use chrono::{DateTime, Utc};
 
 use super::{
     minor_flag,
-    service::{self, ErasureError, request_status},
+    service::{self, ErasureError},
+    store::RequestStatus,
 };
 use crate::{
     accounts::Role,
@@ -64,10 +65,10 @@ impl From<entity::deletion_request::Model> for DeletionRequest {
     fn from(row: entity::deletion_request::Model) -> Self {
         Self {
             id: ID(row.id.to_string()),
-            status: match row.status.as_str() {
-                request_status::SCHEDULED => DeletionStatus::Scheduled,
-                request_status::CANCELLED => DeletionStatus::Cancelled,
-                request_status::COMPLETED => DeletionStatus::Completed,
+            status: match RequestStatus::parse(&row.status) {
+                Some(RequestStatus::Scheduled) => DeletionStatus::Scheduled,
+                Some(RequestStatus::Cancelled) => DeletionStatus::Cancelled,
+                Some(RequestStatus::Completed) => DeletionStatus::Completed,
                 _ => DeletionStatus::AwaitingConfirmation,
             },
             requested_at: row.requested_at,

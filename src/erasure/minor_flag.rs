@@ -28,16 +28,15 @@
 use chrono::{DateTime, Utc};
 use entity::{account, deletion_request};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter, Set,
-    TransactionTrait, sea_query::Expr,
+    ActiveModelTrait, ConnectionTrait, EntityTrait, IntoActiveModel, Set, TransactionTrait,
 };
 use uuid::Uuid;
 
 use super::{
     service::{
-        ErasureError, ErasureReason, local_time, open_request, purge_deadline, request_status,
-        stop_processing,
+        ErasureError, ErasureReason, local_time, open_request, purge_deadline, stop_processing,
     },
+    store::{self, RequestStatus},
     templates,
 };
 use crate::{
@@ -117,7 +116,7 @@ pub async fn flag(
     let row = user_account(&txn, account_id).await?;
     let request = match open_request(&txn, account_id).await? {
         Some(open)
-            if open.status == request_status::SCHEDULED
+            if RequestStatus::Scheduled.is(&open)
                 && open.reason != ErasureReason::PersonRequest.as_str() =>
         {
             // Already flagged, or erased for the guardian: nothing to add.
@@ -178,43 +177,15 @@ async fn schedule_flagged<C: ConnectionTrait>(
     deadline: DateTime<Utc>,
     now: DateTime<Utc>,
 ) -> Result<deletion_request::Model, sea_orm::DbErr> {
-    let reason = ErasureReason::MinorFlagged.as_str().to_owned();
-    match open {
-        Some(open) => {
-            let purge_after = match open.purge_after {
-                Some(earlier) if open.status == request_status::SCHEDULED => earlier.min(deadline),
-                _ => deadline,
-            };
-            let mut update = open.into_active_model();
-            update.status = Set(request_status::SCHEDULED.to_owned());
-            update.reason = Set(reason);
-            update.confirm_token_hash = Set(None);
-            update.confirm_expires_at = Set(None);
-            update.cancel_token_hash = Set(None);
-            update.confirmed_at = Set(Some(now));
-            update.purge_after = Set(Some(purge_after));
-            update.update(conn).await
-        }
-        None => {
-            deletion_request::ActiveModel {
-                id: Set(Uuid::new_v4()),
-                account_id: Set(account_id),
-                status: Set(request_status::SCHEDULED.to_owned()),
-                reason: Set(reason),
-                confirm_token_hash: Set(None),
-                confirm_expires_at: Set(None),
-                cancel_token_hash: Set(None),
-                requested_at: Set(now),
-                confirmed_at: Set(Some(now)),
-                purge_after: Set(Some(deadline)),
-                claimed_until: Set(None),
-                cancelled_at: Set(None),
-                completed_at: Set(None),
-            }
-            .insert(conn)
-            .await
-        }
-    }
+    let purge_after = match &open {
+        Some(open) => match open.purge_after {
+            Some(earlier) if RequestStatus::Scheduled.is(open) => earlier.min(deadline),
+            _ => deadline,
+        },
+        None => deadline,
+    };
+    let reason = ErasureReason::MinorFlagged.as_str();
+    store::schedule(conn, open, account_id, reason, purge_after, now).await
 }
 
 /// An ADMIN lifts a mistaken flag before the purge: the request is
@@ -235,23 +206,12 @@ pub async fn lift(
     let request = open_request(&txn, account_id)
         .await?
         .filter(|open| {
-            open.status == request_status::SCHEDULED
-                && open.reason == ErasureReason::MinorFlagged.as_str()
+            RequestStatus::Scheduled.is(open) && open.reason == ErasureReason::MinorFlagged.as_str()
         })
         .ok_or(ErasureError::NotFlagged)?;
     // Claimed by a conditional update: a purge that completed the request
     // meanwhile leaves nothing to lift.
-    let claimed = deletion_request::Entity::update_many()
-        .col_expr(
-            deletion_request::Column::Status,
-            Expr::value(request_status::CANCELLED),
-        )
-        .col_expr(deletion_request::Column::CancelledAt, Expr::value(now))
-        .filter(deletion_request::Column::Id.eq(request.id))
-        .filter(deletion_request::Column::Status.eq(request_status::SCHEDULED))
-        .exec(&txn)
-        .await?;
-    if claimed.rows_affected != 1 {
+    if !store::cancel_scheduled(&txn, request.id, now).await? {
         return Err(ErasureError::NotFlagged);
     }
     let mut restored = row.clone().into_active_model();
@@ -282,8 +242,7 @@ pub async fn lift(
         now,
     )
     .await?;
-    let lifted = deletion_request::Entity::find_by_id(request.id)
-        .one(&txn)
+    let lifted = store::find(&txn, request.id)
         .await?
         .ok_or(ErasureError::NotFlagged)?;
     txn.commit().await?;

@@ -27,7 +27,7 @@ pub mod journal;
 pub mod minor_flag;
 pub mod purge;
 pub mod reapply;
-pub mod requests;
 pub mod service;
+pub mod store;
 pub mod templates;
 pub mod unverified;

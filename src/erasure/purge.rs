@@ -16,14 +16,15 @@ use entity::{
     login_throttle, outbox as outbox_row, session, ticket, ticket_message,
 };
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
-    QuerySelect, QueryTrait, Set, TransactionTrait, TryGetable,
+    ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    QueryTrait, Set, TransactionTrait, TryGetable,
     sea_query::{Expr, ExprTrait as _, IntoCondition, LockBehavior, LockType},
 };
 use uuid::Uuid;
 
 use super::{
-    service::{ErasureError, ErasureReason, request_status},
+    service::{ErasureError, ErasureReason},
+    store::RequestStatus,
     templates,
 };
 use crate::{
@@ -45,17 +46,7 @@ pub struct PurgeReport {
     pub overdue: u64,
 }
 
-/// Requests whose deadline has passed without an erasure.
-pub async fn overdue_count<C: ConnectionTrait>(
-    conn: &C,
-    now: DateTime<Utc>,
-) -> Result<u64, sea_orm::DbErr> {
-    deletion_request::Entity::find()
-        .filter(deletion_request::Column::Status.eq(request_status::SCHEDULED))
-        .filter(deletion_request::Column::PurgeAfter.lte(now))
-        .count(conn)
-        .await
-}
+pub use super::store::overdue_count;
 
 /// Accounts claimed and erased per transaction on `backend`, unless
 /// `CUSTOS_PURGE_BATCH` says otherwise. Each account's rows all go in the
@@ -147,7 +138,7 @@ async fn erase_next_batch(
     let txn = state.db().begin().await?;
     let backend = txn.get_database_backend();
     let mut query = deletion_request::Entity::find()
-        .filter(deletion_request::Column::Status.eq(request_status::SCHEDULED))
+        .filter(deletion_request::Column::Status.eq(RequestStatus::Scheduled.as_str()))
         .filter(deletion_request::Column::PurgeAfter.lte(now))
         .order_by_asc(deletion_request::Column::PurgeAfter)
         .order_by_asc(deletion_request::Column::Id)
@@ -273,16 +264,6 @@ pub async fn erase_rows<C: ConnectionTrait>(
     now: DateTime<Utc>,
 ) -> Result<Erased, ErasureError> {
     let mut counts: BTreeMap<Uuid, BTreeMap<&'static str, u64>> = BTreeMap::new();
-    let mut receipts = Vec::new();
-    // Which account an address index, or a throttle subject, belongs to.
-    // Indexes are computed from the decrypted addresses under every
-    // blind-index key in use: while a rotation runs, a person's tickets and
-    // mail may be indexed under either key, and both must go. Only the
-    // account's own address counts: a guardian's address is someone else's
-    // (mail to it about this account carries the account's id), and that
-    // person's own mail must survive the purge.
-    let mut owner_of_address: BTreeMap<Vec<u8>, Uuid> = BTreeMap::new();
-    let mut owner_of_subject: BTreeMap<Vec<u8>, Uuid> = BTreeMap::new();
     // The accounts' data keys, read for the last time and destroyed with
     // the rest (crypto-shredding: without its key, no copy of an account's
     // rows, a backup or a replica, can be read again).
@@ -290,8 +271,56 @@ pub async fn erase_rows<C: ConnectionTrait>(
         .keys()
         .take_for_erasure(state.cipher(), txn, ids, now)
         .await?;
+    let owners = owners(state, rows, &keys)?;
+    let ticket_owner = ticket_owners(txn, ids, &owners.of_address).await?;
+    erase_tickets(txn, &ticket_owner, &mut counts).await?;
+    erase_account_rows(txn, ids, &owners.of_subject, &mut counts).await?;
+    erase_mail(txn, ids, &owners.of_address, &mut counts).await?;
+    erase_notes(txn, ids, &ticket_owner, &mut counts).await?;
+
+    account::Entity::delete_many()
+        .filter(account::Column::Id.is_in(ids.to_vec()))
+        .exec(txn)
+        .await?;
+    tally(rows.iter().map(|r| Some(r.id)), "accounts", &mut counts);
+    // A separate key store deletes them after the commit (`run_once`).
+    tally(keys.keys().map(|id| Some(*id)), "account_keys", &mut counts);
+    Ok(Erased {
+        counts,
+        receipts: owners.receipts,
+    })
+}
+
+/// Rows erased per account, per table.
+type Counts = BTreeMap<Uuid, BTreeMap<&'static str, u64>>;
+
+/// Which account an address index, or a throttle subject, belongs to, and
+/// the receipt each readable account is owed.
+struct Owners {
+    of_address: BTreeMap<Vec<u8>, Uuid>,
+    of_subject: BTreeMap<Vec<u8>, Uuid>,
+    receipts: Vec<(Uuid, String, crate::mail::Language)>,
+}
+
+/// The owners of the accounts `rows`, opened with their data keys `keys`.
+/// Indexes are computed from the decrypted addresses under every
+/// blind-index key in use: while a rotation runs, a person's tickets and
+/// mail may be indexed under either key, and both must go. Only the
+/// account's own address counts: a guardian's address is someone else's
+/// (mail to it about this account carries the account's id), and that
+/// person's own mail must survive the purge.
+fn owners(
+    state: &AppState,
+    rows: &[account::Model],
+    keys: &std::collections::HashMap<Uuid, std::sync::Arc<crate::crypto::AccountKey>>,
+) -> Result<Owners, ErasureError> {
+    let mut owners = Owners {
+        of_address: BTreeMap::new(),
+        of_subject: BTreeMap::new(),
+        receipts: Vec::new(),
+    };
     for row in rows {
-        owner_of_address.insert(row.email_bidx.clone(), row.id);
+        owners.of_address.insert(row.email_bidx.clone(), row.id);
         let key = keys.get(&row.id).map(|key| &**key);
         let person = match open_with(state, row, key) {
             Ok(person) => person,
@@ -301,21 +330,31 @@ pub async fn erase_rows<C: ConnectionTrait>(
             Err(err) if is_unreadable(&err) => continue,
             Err(err) => return Err(err.into()),
         };
-        receipts.push((row.id, person.email.clone(), person.language));
+        owners
+            .receipts
+            .push((row.id, person.email.clone(), person.language));
         for index in state
             .blind()
             .lookup("email", &normalise_email(&person.email))
         {
-            owner_of_address.insert(index, row.id);
+            owners.of_address.insert(index, row.id);
         }
         for subject in crate::accounts::sessions::throttle_subjects(state, &person) {
-            owner_of_subject.insert(subject, row.id);
+            owners.of_subject.insert(subject, row.id);
         }
     }
-    let addresses: Vec<Vec<u8>> = owner_of_address.keys().cloned().collect();
+    Ok(owners)
+}
 
-    // Tickets filed by the accounts, or as guests from their addresses.
-    // Two index-friendly reads, not one OR (see the outbox below).
+/// Tickets filed by the accounts, or as guests from their addresses, with
+/// the account each belongs to. Two index-friendly reads, not one OR (see
+/// [`erase_mail`]).
+async fn ticket_owners<C: ConnectionTrait>(
+    txn: &C,
+    ids: &[Uuid],
+    owner_of_address: &BTreeMap<Vec<u8>, Uuid>,
+) -> Result<BTreeMap<Uuid, Uuid>, ErasureError> {
+    let addresses: Vec<Vec<u8>> = owner_of_address.keys().cloned().collect();
     let mut ticket_owner: BTreeMap<Uuid, Uuid> = BTreeMap::new();
     for condition in [
         ticket::Column::AccountId.is_in(ids.to_vec()),
@@ -343,8 +382,16 @@ pub async fn erase_rows<C: ConnectionTrait>(
             }
         }
     }
-    let ticket_ids: Vec<Uuid> = ticket_owner.keys().copied().collect();
+    Ok(ticket_owner)
+}
 
+/// Erases the tickets `ticket_owner` names, their messages first.
+async fn erase_tickets<C: ConnectionTrait>(
+    txn: &C,
+    ticket_owner: &BTreeMap<Uuid, Uuid>,
+    counts: &mut Counts,
+) -> Result<(), ErasureError> {
+    let ticket_ids: Vec<Uuid> = ticket_owner.keys().copied().collect();
     // Children first, so foreign keys never see an orphan. Each delete
     // answers whose rows it took, which the certificate counts.
     let messages: Vec<Uuid> = delete_returning::<ticket_message::Entity, _, _>(
@@ -356,32 +403,33 @@ pub async fn erase_rows<C: ConnectionTrait>(
     tally(
         messages.iter().map(|t| ticket_owner.get(t).copied()),
         "ticket_messages",
-        &mut counts,
+        counts,
     );
     ticket::Entity::delete_many()
         .filter(ticket::Column::Id.is_in(ticket_ids))
         .exec(txn)
         .await?;
-    tally(
-        ticket_owner.values().map(|o| Some(*o)),
-        "tickets",
-        &mut counts,
-    );
+    tally(ticket_owner.values().map(|o| Some(*o)), "tickets", counts);
 
-    erase_owned::<session::Entity, _>(
-        txn,
-        session::Column::AccountId,
-        ids,
-        "sessions",
-        &mut counts,
-    )
-    .await?;
+    Ok(())
+}
+
+/// Erases the accounts' sessions, tokens, consent events and login
+/// throttles.
+async fn erase_account_rows<C: ConnectionTrait>(
+    txn: &C,
+    ids: &[Uuid],
+    owner_of_subject: &BTreeMap<Vec<u8>, Uuid>,
+    counts: &mut Counts,
+) -> Result<(), ErasureError> {
+    erase_owned::<session::Entity, _>(txn, session::Column::AccountId, ids, "sessions", counts)
+        .await?;
     erase_owned::<account_token::Entity, _>(
         txn,
         account_token::Column::AccountId,
         ids,
         "account_tokens",
-        &mut counts,
+        counts,
     )
     .await?;
     erase_owned::<consent_event::Entity, _>(
@@ -389,7 +437,7 @@ pub async fn erase_rows<C: ConnectionTrait>(
         consent_event::Column::AccountId,
         ids,
         "consent_events",
-        &mut counts,
+        counts,
     )
     .await?;
     let throttled: Vec<Vec<u8>> = delete_returning::<login_throttle::Entity, _, _>(
@@ -402,9 +450,21 @@ pub async fn erase_rows<C: ConnectionTrait>(
     tally(
         throttled.iter().map(|s| owner_of_subject.get(s).copied()),
         "login_throttle",
-        &mut counts,
+        counts,
     );
 
+    Ok(())
+}
+
+/// Erases the mail about the accounts, and the mail to their addresses
+/// that concerns no account.
+async fn erase_mail<C: ConnectionTrait>(
+    txn: &C,
+    ids: &[Uuid],
+    owner_of_address: &BTreeMap<Vec<u8>, Uuid>,
+    counts: &mut Counts,
+) -> Result<(), ErasureError> {
+    let addresses: Vec<Vec<u8>> = owner_of_address.keys().cloned().collect();
     // Two index-friendly deletes instead of one `a IN (..) OR b IN (..)`:
     // PostgreSQL planned the OR as a scan of the whole outbox, which grows
     // by a receipt per erased account (nine minutes for 100,000 accounts).
@@ -412,14 +472,8 @@ pub async fn erase_rows<C: ConnectionTrait>(
     // address, only mail that concerns no account goes (replies to the
     // person's guest tickets): a row about another account is that
     // account's, whatever address it is going to.
-    erase_owned::<outbox_row::Entity, _>(
-        txn,
-        outbox_row::Column::AccountId,
-        ids,
-        "outbox",
-        &mut counts,
-    )
-    .await?;
+    erase_owned::<outbox_row::Entity, _>(txn, outbox_row::Column::AccountId, ids, "outbox", counts)
+        .await?;
     let to_addresses: Vec<Vec<u8>> = delete_returning::<outbox_row::Entity, _, _>(
         txn,
         outbox_row::Column::RecipientBidx
@@ -433,17 +487,26 @@ pub async fn erase_rows<C: ConnectionTrait>(
             .iter()
             .map(|bidx| owner_of_address.get(bidx).copied()),
         "outbox",
-        &mut counts,
+        counts,
     );
 
-    // Staff notes about the accounts, and about their guest tickets; the
-    // audit entries naming them stay, and the chain still verifies.
+    Ok(())
+}
+
+/// Erases staff notes about the accounts and about their guest tickets;
+/// the audit entries naming them stay, and the chain still verifies.
+async fn erase_notes<C: ConnectionTrait>(
+    txn: &C,
+    ids: &[Uuid],
+    ticket_owner: &BTreeMap<Uuid, Uuid>,
+    counts: &mut Counts,
+) -> Result<(), ErasureError> {
     erase_owned::<audit_note::Entity, _>(
         txn,
         audit_note::Column::SubjectId,
         ids,
         "audit_notes",
-        &mut counts,
+        counts,
     )
     .await?;
     let guest_notes: Vec<Uuid> = delete_returning::<audit_note::Entity, _, _>(
@@ -455,17 +518,10 @@ pub async fn erase_rows<C: ConnectionTrait>(
     tally(
         guest_notes.iter().map(|t| ticket_owner.get(t).copied()),
         "audit_notes",
-        &mut counts,
+        counts,
     );
 
-    account::Entity::delete_many()
-        .filter(account::Column::Id.is_in(ids.to_vec()))
-        .exec(txn)
-        .await?;
-    tally(rows.iter().map(|r| Some(r.id)), "accounts", &mut counts);
-    // A separate key store deletes them after the commit (`run_once`).
-    tally(keys.keys().map(|id| Some(*id)), "account_keys", &mut counts);
-    Ok(Erased { counts, receipts })
+    Ok(())
 }
 
 /// Erases the accounts of `requests` inside `txn` and completes the
@@ -502,6 +558,26 @@ pub async fn erase_accounts<C: ConnectionTrait>(
     )
     .await?;
 
+    let per_request = certify(txn, requests, &mut counts, now).await?;
+    queue_receipts(state, txn, receipts, &per_request, now).await?;
+    Ok(per_request
+        .into_iter()
+        .map(|(_, _, counts)| counts)
+        .collect())
+}
+
+/// What each erased request got: its account, its certificate and the rows
+/// erased per table.
+type Certified = Vec<(Uuid, Uuid, BTreeMap<&'static str, u64>)>;
+
+/// Writes an erasure certificate and an audit entry for each request, in
+/// request order, with the rows erased for its account.
+async fn certify<C: ConnectionTrait>(
+    txn: &C,
+    requests: &[deletion_request::Model],
+    counts: &mut Counts,
+    now: DateTime<Utc>,
+) -> Result<Certified, ErasureError> {
     let mut certificates = Vec::with_capacity(requests.len());
     let mut audit_records = Vec::with_capacity(requests.len());
     let mut per_request = Vec::with_capacity(requests.len());
@@ -535,8 +611,18 @@ pub async fn erase_accounts<C: ConnectionTrait>(
             .await?;
     }
     audit::append_many(txn, audit_records, now).await?;
+    Ok(per_request)
+}
 
-    // The last mail to each person; its row is deleted once sent or given up.
+/// Queues the receipts, the last mail to each person; its row is deleted
+/// once sent or given up.
+async fn queue_receipts<C: ConnectionTrait>(
+    state: &AppState,
+    txn: &C,
+    receipts: Vec<(Uuid, String, crate::mail::Language)>,
+    per_request: &Certified,
+    now: DateTime<Utc>,
+) -> Result<(), ErasureError> {
     let completed = super::service::local_time(state, now);
     let mut sealed = Vec::with_capacity(receipts.len());
     for (account_id, email, language) in receipts {
@@ -563,10 +649,7 @@ pub async fn erase_accounts<C: ConnectionTrait>(
         outbox::enqueue_sealed(txn, sealed).await?;
         sealed = rest;
     }
-    Ok(per_request
-        .into_iter()
-        .map(|(_, _, counts)| counts)
-        .collect())
+    Ok(())
 }
 
 /// Marks the deletion requests `which` selects as completed at `now`,
@@ -578,29 +661,5 @@ pub async fn complete_requests<C: ConnectionTrait>(
     which: impl sea_orm::sea_query::IntoCondition,
     now: DateTime<Utc>,
 ) -> Result<(), sea_orm::DbErr> {
-    deletion_request::Entity::update_many()
-        .col_expr(
-            deletion_request::Column::Status,
-            Expr::value(request_status::COMPLETED),
-        )
-        .col_expr(
-            deletion_request::Column::CompletedAt,
-            Expr::value(Some(now)),
-        )
-        .col_expr(
-            deletion_request::Column::ClaimedUntil,
-            Expr::value(None::<DateTime<Utc>>),
-        )
-        .col_expr(
-            deletion_request::Column::ConfirmTokenHash,
-            Expr::value(None::<Vec<u8>>),
-        )
-        .col_expr(
-            deletion_request::Column::CancelTokenHash,
-            Expr::value(None::<Vec<u8>>),
-        )
-        .filter(which)
-        .exec(txn)
-        .await?;
-    Ok(())
+    super::store::complete(txn, which, now).await
 }

@@ -28,7 +28,7 @@ use uuid::Uuid;
 
 use super::{
     purge::{Erased, complete_requests, erase_rows},
-    service::{ErasureError, request_status},
+    service::ErasureError,
 };
 use crate::{
     audit::service::{self as audit, AuditRecord},
@@ -109,10 +109,7 @@ async fn erase_again(
         &txn,
         sea_orm::Condition::all()
             .add(deletion_request::Column::AccountId.is_in(ids.clone()))
-            .add(deletion_request::Column::Status.is_in([
-                request_status::AWAITING_CONFIRMATION,
-                request_status::SCHEDULED,
-            ])),
+            .add(deletion_request::Column::Status.is_in(super::store::open_states())),
         now,
     )
     .await?;

@@ -5,14 +5,18 @@
 use chrono::{DateTime, Utc};
 use entity::{account, deletion_request};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, PaginatorTrait,
-    QueryFilter, Set, TransactionTrait, sea_query::Expr,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter, Set,
+    TransactionTrait,
 };
 use secrecy::ExposeSecret;
 use uuid::Uuid;
 
-pub use super::requests::{latest_request, open_request, request_status};
-use super::{calendar::WorkingCalendar, templates};
+pub use super::store::{RequestStatus, latest_request, open_request, request_status};
+use super::{
+    calendar::WorkingCalendar,
+    store::{self, Links},
+    templates,
+};
 use crate::{
     accounts::{
         email::Email,
@@ -154,55 +158,34 @@ async fn send_deletion_confirmation(
     let Some(person) = open_readable_in(state, &txn, &row).await? else {
         return Ok(());
     };
-    let recent = deletion_request::Entity::find()
-        .filter(deletion_request::Column::AccountId.eq(row.id))
-        .filter(deletion_request::Column::RequestedAt.gt(now - chrono::Duration::hours(1)))
-        .count(&txn)
-        .await?;
+    let recent = store::requested_since(&txn, row.id, now - chrono::Duration::hours(1)).await?;
     let existing = open_request(&txn, row.id).await?;
     if existing
         .as_ref()
-        .is_some_and(|r| r.status == request_status::SCHEDULED)
+        .is_some_and(|r| RequestStatus::Scheduled.is(r))
     {
         return Ok(());
     }
     let confirm = tokens::issue()?;
     let cancel = tokens::issue()?;
     let ttl = state.settings().accounts.verification_token_ttl;
+    let links = Links {
+        confirm_hash: confirm.hash,
+        cancel_hash: cancel.hash,
+        confirm_expires_at: now + ttl,
+    };
     let request_id = match existing {
         Some(open) => {
             if recent >= crate::accounts::service::MAX_MAILS_PER_HOUR {
                 return Ok(());
             }
             let id = open.id;
-            let mut update = open.into_active_model();
-            update.confirm_token_hash = Set(Some(confirm.hash));
-            update.confirm_expires_at = Set(Some(now + ttl));
-            update.cancel_token_hash = Set(Some(cancel.hash));
-            update.requested_at = Set(now);
-            update.update(&txn).await?;
+            store::renew_links(&txn, open, links, now).await?;
             id
         }
         None => {
-            let id = Uuid::new_v4();
-            deletion_request::ActiveModel {
-                id: Set(id),
-                account_id: Set(row.id),
-                status: Set(request_status::AWAITING_CONFIRMATION.to_owned()),
-                reason: Set(ErasureReason::PersonRequest.as_str().to_owned()),
-                confirm_token_hash: Set(Some(confirm.hash)),
-                confirm_expires_at: Set(Some(now + ttl)),
-                cancel_token_hash: Set(Some(cancel.hash)),
-                requested_at: Set(now),
-                confirmed_at: Set(None),
-                purge_after: Set(None),
-                claimed_until: Set(None),
-                cancelled_at: Set(None),
-                completed_at: Set(None),
-            }
-            .insert(&txn)
-            .await?;
-            id
+            let reason = ErasureReason::PersonRequest.as_str();
+            store::insert_awaiting(&txn, row.id, reason, links, now).await?
         }
     };
     let public_url = &state.settings().http.public_url;
@@ -259,12 +242,10 @@ pub async fn confirm(
 ) -> Result<deletion_request::Model, ErasureError> {
     let now = state.clock().now();
     let txn = state.db().begin().await?;
-    let request = deletion_request::Entity::find()
-        .filter(deletion_request::Column::ConfirmTokenHash.eq(tokens::hash_token(token.trim())))
-        .one(&txn)
+    let request = store::by_confirm_token(&txn, tokens::hash_token(token.trim()))
         .await?
         .filter(|r| {
-            r.status == request_status::AWAITING_CONFIRMATION
+            RequestStatus::AwaitingConfirmation.is(r)
                 && r.confirm_expires_at.is_some_and(|at| at > now)
         })
         .ok_or(ErasureError::InvalidToken)?;
@@ -273,34 +254,17 @@ pub async fn confirm(
     // Claimed by a conditional update: of two uses at once, or a use and
     // a cancel, only the first to write goes on (on PostgreSQL the other
     // waits for its row lock, then finds the request changed).
-    let claimed = deletion_request::Entity::update_many()
-        .col_expr(
-            deletion_request::Column::Status,
-            Expr::value(request_status::SCHEDULED),
-        )
-        .col_expr(
-            deletion_request::Column::ConfirmTokenHash,
-            Expr::value(Option::<Vec<u8>>::None),
-        )
-        .col_expr(
-            deletion_request::Column::ConfirmExpiresAt,
-            Expr::value(Option::<DateTime<Utc>>::None),
-        )
-        .col_expr(
-            deletion_request::Column::CancelTokenHash,
-            Expr::value(cancel.hash),
-        )
-        .col_expr(deletion_request::Column::ConfirmedAt, Expr::value(now))
-        .col_expr(
-            deletion_request::Column::PurgeAfter,
-            Expr::value(purge_after),
-        )
-        .filter(deletion_request::Column::Id.eq(request.id))
-        .filter(deletion_request::Column::Status.eq(request_status::AWAITING_CONFIRMATION))
-        .filter(deletion_request::Column::ConfirmTokenHash.eq(tokens::hash_token(token.trim())))
-        .exec(&txn)
-        .await?;
-    if claimed.rows_affected != 1 {
+    let confirm_hash = tokens::hash_token(token.trim());
+    let claimed = store::claim_confirmation(
+        &txn,
+        request.id,
+        confirm_hash,
+        cancel.hash,
+        now,
+        purge_after,
+    )
+    .await?;
+    if !claimed {
         return Err(ErasureError::InvalidToken);
     }
     let Some(row) = stop_processing(&txn, request.account_id, now).await? else {
@@ -311,8 +275,7 @@ pub async fn confirm(
     let Some(person) = open_readable_in(state, &txn, &row).await? else {
         return Err(ErasureError::InvalidToken);
     };
-    let scheduled = deletion_request::Entity::find_by_id(request.id)
-        .one(&txn)
+    let scheduled = store::find(&txn, request.id)
         .await?
         .ok_or(ErasureError::InvalidToken)?;
     outbox::queue(
@@ -351,42 +314,18 @@ pub async fn cancel(
 ) -> Result<deletion_request::Model, ErasureError> {
     let now = state.clock().now();
     let txn = state.db().begin().await?;
-    let request = deletion_request::Entity::find()
-        .filter(deletion_request::Column::CancelTokenHash.eq(tokens::hash_token(token.trim())))
-        .one(&txn)
+    let request = store::by_cancel_token(&txn, tokens::hash_token(token.trim()))
         .await?
         .filter(|r| {
             r.reason == ErasureReason::PersonRequest.as_str()
-                && (r.status == request_status::AWAITING_CONFIRMATION
-                    || r.status == request_status::SCHEDULED)
+                && RequestStatus::OPEN.iter().any(|open| open.is(r))
         })
         .ok_or(ErasureError::InvalidToken)?;
     // Claimed by a conditional update (see `confirm`): a confirmation or a
     // purge that changed the request meanwhile leaves nothing to cancel.
-    let claimed = deletion_request::Entity::update_many()
-        .col_expr(
-            deletion_request::Column::Status,
-            Expr::value(request_status::CANCELLED),
-        )
-        .col_expr(
-            deletion_request::Column::ConfirmTokenHash,
-            Expr::value(Option::<Vec<u8>>::None),
-        )
-        .col_expr(
-            deletion_request::Column::CancelTokenHash,
-            Expr::value(Option::<Vec<u8>>::None),
-        )
-        .col_expr(deletion_request::Column::CancelledAt, Expr::value(now))
-        .filter(deletion_request::Column::Id.eq(request.id))
-        .filter(deletion_request::Column::Reason.eq(ErasureReason::PersonRequest.as_str()))
-        .filter(deletion_request::Column::Status.is_in([
-            request_status::AWAITING_CONFIRMATION,
-            request_status::SCHEDULED,
-        ]))
-        .filter(deletion_request::Column::CancelTokenHash.eq(tokens::hash_token(token.trim())))
-        .exec(&txn)
-        .await?;
-    if claimed.rows_affected != 1 {
+    let reason = ErasureReason::PersonRequest.as_str();
+    let cancel_hash = tokens::hash_token(token.trim());
+    if !store::claim_cancellation(&txn, request.id, reason, cancel_hash, now).await? {
         return Err(ErasureError::InvalidToken);
     }
     if let Some(row) = account::Entity::find_by_id(request.account_id)
@@ -403,8 +342,7 @@ pub async fn cancel(
         update.updated_at = Set(now);
         update.update(&txn).await?;
     }
-    let cancelled = deletion_request::Entity::find_by_id(request.id)
-        .one(&txn)
+    let cancelled = store::find(&txn, request.id)
         .await?
         .ok_or(ErasureError::InvalidToken)?;
     txn.commit().await?;
@@ -426,38 +364,8 @@ pub async fn schedule_immediately<C: ConnectionTrait>(
     if stop_processing(conn, account_id, now).await?.is_none() {
         return Err(ErasureError::NotFound);
     }
-    let request = match open_request(conn, account_id).await? {
-        Some(open) => {
-            let mut update = open.into_active_model();
-            update.status = Set(request_status::SCHEDULED.to_owned());
-            update.reason = Set(reason.as_str().to_owned());
-            update.confirm_token_hash = Set(None);
-            update.confirm_expires_at = Set(None);
-            update.cancel_token_hash = Set(None);
-            update.confirmed_at = Set(Some(now));
-            update.purge_after = Set(Some(now));
-            update.update(conn).await?
-        }
-        None => {
-            deletion_request::ActiveModel {
-                id: Set(Uuid::new_v4()),
-                account_id: Set(account_id),
-                status: Set(request_status::SCHEDULED.to_owned()),
-                reason: Set(reason.as_str().to_owned()),
-                confirm_token_hash: Set(None),
-                confirm_expires_at: Set(None),
-                cancel_token_hash: Set(None),
-                requested_at: Set(now),
-                confirmed_at: Set(Some(now)),
-                purge_after: Set(Some(now)),
-                claimed_until: Set(None),
-                cancelled_at: Set(None),
-                completed_at: Set(None),
-            }
-            .insert(conn)
-            .await?
-        }
-    };
+    let open = open_request(conn, account_id).await?;
+    let request = store::schedule(conn, open, account_id, reason.as_str(), now, now).await?;
     tracing::info!(account_id = %account_id, request_id = %request.id, reason = reason.as_str(), "erasure scheduled at once");
     Ok(request)
 }

@@ -11,8 +11,6 @@
 
 use std::{collections::BTreeMap, fmt::Write, sync::Mutex, time::Duration};
 
-use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
-
 use super::documents::DocumentCache;
 use crate::state::{AppState, JobCounts};
 
@@ -171,44 +169,74 @@ pub async fn render(
     metrics: &Metrics,
     documents: &DocumentCache,
 ) -> Result<String, sea_orm::DbErr> {
-    use crate::{erasure::service::request_status, mail::outbox};
-    let db = state.db();
-    let now = state.clock().now();
-    let pending = outbox::pending_count(db).await?;
-    let failed = entity::outbox::Entity::find()
-        .filter(entity::outbox::Column::Status.eq(outbox::STATUS_FAILED))
-        .count(db)
-        .await?;
-    let scheduled = entity::deletion_request::Entity::find()
-        .filter(entity::deletion_request::Column::Status.eq(request_status::SCHEDULED));
-    let due = scheduled.clone().count(db).await?;
-    let overdue = crate::erasure::purge::overdue_count(db, now).await?;
-
-    let hashing = state.passwords();
-    let count = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);
-
+    let shared = SharedGauges::read(state.db(), state.clock().now()).await?;
     let mut out = String::new();
     metrics.render_local(state.job_counts(), &mut out);
-    let gauges = [
+    for (name, help, value) in gauges(state, documents, &shared) {
+        let _ = writeln!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}"
+        );
+    }
+    render_caches(state, documents, &mut out);
+    Ok(out)
+}
+
+/// The gauges read from the database, the same on every instance.
+struct SharedGauges {
+    pending: u64,
+    failed: u64,
+    due: u64,
+    overdue: u64,
+}
+
+impl SharedGauges {
+    async fn read(
+        db: &sea_orm::DatabaseConnection,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Self, sea_orm::DbErr> {
+        use crate::{erasure::store as erasures, mail::outbox};
+        let pending = outbox::pending_count(db).await?;
+        let failed = outbox::failed_count(db).await?;
+        let due = erasures::scheduled_count(db).await?;
+        let overdue = erasures::overdue_count(db, now).await?;
+        Ok(Self {
+            pending,
+            failed,
+            due,
+            overdue,
+        })
+    }
+}
+
+/// Every gauge: name, help and value.
+fn gauges(
+    state: &AppState,
+    documents: &DocumentCache,
+    shared: &SharedGauges,
+) -> [(&'static str, &'static str, u64); 7] {
+    let hashing = state.passwords();
+    let count = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);
+    [
         (
             "custos_outbox_pending",
             "Mail waiting in the outbox.",
-            pending,
+            shared.pending,
         ),
         (
             "custos_outbox_failed",
             "Mail given up after every attempt.",
-            failed,
+            shared.failed,
         ),
         (
             "custos_erasures_scheduled",
             "Confirmed deletions waiting for the purge.",
-            due,
+            shared.due,
         ),
         (
             "custos_erasures_overdue",
             "Scheduled deletions past their deadline (should stay 0).",
-            overdue,
+            shared.overdue,
         ),
         (
             "custos_password_hashes_waiting",
@@ -225,13 +253,11 @@ pub async fn render(
             "Parsed query texts kept for later requests.",
             count(documents.len()),
         ),
-    ];
-    for (name, help, value) in gauges {
-        let _ = writeln!(
-            out,
-            "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}"
-        );
-    }
+    ]
+}
+
+/// The session and policy caches, unreadable accounts and cached documents.
+fn render_caches(state: &AppState, documents: &DocumentCache, out: &mut String) {
     let cache = state.session_cache();
     let (hits, misses) = cache.counts();
     let _ = writeln!(
@@ -267,7 +293,6 @@ pub async fn render(
          custos_graphql_documents_total{{result=\"cached\"}} {cached}\n\
          custos_graphql_documents_total{{result=\"parsed\"}} {parsed}"
     );
-    Ok(out)
 }
 
 #[cfg(test)]

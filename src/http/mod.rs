@@ -318,95 +318,17 @@ async fn graphql_post(
     Data(http_state): Data<&HttpState>,
     Data(request_id): Data<&RequestId>,
 ) -> Response {
-    let is_json = request
-        .content_type()
-        .map(|ct| {
-            let essence = ct.split(';').next().unwrap_or_default().trim();
-            essence.eq_ignore_ascii_case("application/json")
-        })
-        .unwrap_or(false);
-    if !is_json {
-        return refusal(
-            request,
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ErrorCode::BadRequest,
-            Key::JsonOnly,
-        );
-    }
-    let bytes = match body.into_bytes_limit(MAX_BODY_BYTES).await {
-        Ok(bytes) => bytes,
-        Err(_) => {
-            return refusal(
-                request,
-                StatusCode::PAYLOAD_TOO_LARGE,
-                ErrorCode::BadRequest,
-                Key::BodyTooLarge,
-            );
-        }
-    };
-    let json: serde_json::Value = match serde_json::from_slice(&bytes) {
-        Ok(json) => json,
-        // serde_json stops at 128 levels of nesting (its recursion limit),
-        // so deep variables never reach anything that recurses further.
-        Err(err) if err.to_string().starts_with("recursion limit exceeded") => {
-            return refusal(
-                request,
-                StatusCode::BAD_REQUEST,
-                ErrorCode::BadRequest,
-                Key::BodyNestedTooDeep,
-            );
-        }
-        Err(_) => {
-            return refusal(
-                request,
-                StatusCode::BAD_REQUEST,
-                ErrorCode::BadRequest,
-                Key::BodyNotJson,
-            );
-        }
-    };
-    if json.is_array() {
-        // Batches multiply every limit by their length; one operation a request.
-        return refusal(
-            request,
-            StatusCode::BAD_REQUEST,
-            ErrorCode::BadRequest,
-            Key::Batched,
-        );
-    }
-    let mut gql_request: async_graphql::Request = match serde_json::from_value(json) {
-        Ok(req) => req,
-        Err(_) => {
-            return refusal(
-                request,
-                StatusCode::BAD_REQUEST,
-                ErrorCode::BadRequest,
-                Key::NotGraphqlRequest,
-            );
-        }
+    let mut gql_request = match read_graphql_request(request, body).await {
+        Ok(gql_request) => gql_request,
+        Err(refused) => return refused,
     };
     if let Some(refused) =
         resolve_persisted_query(request, http_state.documents(), &mut gql_request)
     {
         return refused;
     }
-    if gql_request.query.len() > MAX_QUERY_BYTES {
-        return refusal(
-            request,
-            StatusCode::BAD_REQUEST,
-            ErrorCode::BadRequest,
-            Key::QueryTooLong,
-        );
-    }
-    if documents::nests_too_deep(&gql_request.query) {
-        // Neither the cache nor the executor may parse it: the parser
-        // recurses once a level and would overflow the worker's stack.
-        return refusal(
-            request,
-            StatusCode::BAD_REQUEST,
-            ErrorCode::GraphqlParseFailed,
-            Key::NestedTooDeep,
-        );
+    if let Some(refused) = check_query_text(request, &gql_request.query) {
+        return refused;
     }
     // A parsed document is handed to the executor, so it does not parse it
     // again (and usually nobody parses it: see `documents`). One that does
@@ -421,52 +343,174 @@ async fn graphql_post(
         );
         return answer(parse_failure(&gql_request.query, language), request);
     };
-    if document.aliases > MAX_ALIASES {
-        return refusal(
-            request,
-            StatusCode::BAD_REQUEST,
-            ErrorCode::GraphqlValidationFailed,
-            Key::TooManyAliases,
-        );
-    }
-    if document.password_checks > 1 {
-        return refusal(
-            request,
-            StatusCode::BAD_REQUEST,
-            ErrorCode::GraphqlValidationFailed,
-            Key::OnePasswordCheck,
-        );
-    }
-    if document.depth > crate::graphql::MAX_DEPTH {
-        return refusal(
-            request,
-            StatusCode::BAD_REQUEST,
-            ErrorCode::GraphqlValidationFailed,
-            Key::TooDeep,
-        );
+    if let Some(refused) = check_document(request, &document) {
+        return refused;
     }
     gql_request.set_parsed_query(document.parsed.clone());
     let operation_name = gql_request.operation_name.clone();
-    let mut gql_request = gql_request.data(*request_id);
-    if let Some(agent) = request.header(header::USER_AGENT) {
-        gql_request = gql_request.data(UserAgent(agent.to_owned()));
+    let client = client_ip(request, state);
+    let gql_request = with_caller(gql_request.data(*request_id), request, client);
+    let signed = match sign_in(request, state, gql_request).await {
+        Ok(signed) => signed,
+        Err(failed) => {
+            return answer(
+                finish_errors(failed, *request_id, Language::default()),
+                request,
+            );
+        }
+    };
+    let language = signed.language;
+    let response = execute(schema, signed.request, client, language).await;
+    let mut response = finish_errors(response, *request_id, language);
+    if signed.session_ended {
+        say_session_ended(&mut response, state);
     }
-    // The TCP peer; X-Forwarded-For only through proxies the operator named.
+    observe(
+        http_state.metrics(),
+        operation_name.as_deref(),
+        &response,
+        started,
+    );
+    answer(response, request)
+}
+
+/// Reads the body of `POST /graphql` into one GraphQL request: JSON only,
+/// at most [`MAX_BODY_BYTES`], not a batch. A refusal is the answer to send.
+async fn read_graphql_request(
+    request: &Request,
+    body: Body,
+) -> Result<async_graphql::Request, Response> {
+    let is_json = request
+        .content_type()
+        .map(|ct| {
+            let essence = ct.split(';').next().unwrap_or_default().trim();
+            essence.eq_ignore_ascii_case("application/json")
+        })
+        .unwrap_or(false);
+    let bad = |key| refusal(request, StatusCode::BAD_REQUEST, ErrorCode::BadRequest, key);
+    if !is_json {
+        return Err(refusal(
+            request,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ErrorCode::BadRequest,
+            Key::JsonOnly,
+        ));
+    }
+    let Ok(bytes) = body.into_bytes_limit(MAX_BODY_BYTES).await else {
+        return Err(refusal(
+            request,
+            StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorCode::BadRequest,
+            Key::BodyTooLarge,
+        ));
+    };
+    let json: serde_json::Value = match serde_json::from_slice(&bytes) {
+        Ok(json) => json,
+        // serde_json stops at 128 levels of nesting (its recursion limit),
+        // so deep variables never reach anything that recurses further.
+        Err(err) if err.to_string().starts_with("recursion limit exceeded") => {
+            return Err(bad(Key::BodyNestedTooDeep));
+        }
+        Err(_) => return Err(bad(Key::BodyNotJson)),
+    };
+    if json.is_array() {
+        // Batches multiply every limit by their length; one operation a request.
+        return Err(bad(Key::Batched));
+    }
+    serde_json::from_value(json).map_err(|_| bad(Key::NotGraphqlRequest))
+}
+
+/// Refuses a query text too long, or nested too deep to parse safely.
+fn check_query_text(request: &Request, query: &str) -> Option<Response> {
+    if query.len() > MAX_QUERY_BYTES {
+        return Some(refusal(
+            request,
+            StatusCode::BAD_REQUEST,
+            ErrorCode::BadRequest,
+            Key::QueryTooLong,
+        ));
+    }
+    if documents::nests_too_deep(query) {
+        // Neither the cache nor the executor may parse it: the parser
+        // recurses once a level and would overflow the worker's stack.
+        return Some(refusal(
+            request,
+            StatusCode::BAD_REQUEST,
+            ErrorCode::GraphqlParseFailed,
+            Key::NestedTooDeep,
+        ));
+    }
+    None
+}
+
+/// Refuses a parsed document with too many aliases, more than one password
+/// check, or too deep a selection.
+fn check_document(request: &Request, document: &documents::Document) -> Option<Response> {
+    let key = if document.aliases > MAX_ALIASES {
+        Key::TooManyAliases
+    } else if document.password_checks > 1 {
+        Key::OnePasswordCheck
+    } else if document.depth > crate::graphql::MAX_DEPTH {
+        Key::TooDeep
+    } else {
+        return None;
+    };
+    Some(refusal(
+        request,
+        StatusCode::BAD_REQUEST,
+        ErrorCode::GraphqlValidationFailed,
+        key,
+    ))
+}
+
+/// The caller's address: the TCP peer; X-Forwarded-For only through
+/// proxies the operator named.
+fn client_ip(request: &Request, state: &AppState) -> Option<std::net::IpAddr> {
     let forwarded_for: Vec<&str> = request
         .headers()
         .get_all("x-forwarded-for")
         .iter()
         .filter_map(|value| value.to_str().ok())
         .collect();
-    let client = crate::ratelimit::client_ip(
+    crate::ratelimit::client_ip(
         request.remote_addr().as_socket_addr().map(|addr| addr.ip()),
         &forwarded_for,
         &state.settings().limits.trusted_proxies,
-    );
+    )
+}
+
+/// Hands the resolvers the caller's user agent and address.
+fn with_caller(
+    mut gql_request: async_graphql::Request,
+    request: &Request,
+    client: Option<std::net::IpAddr>,
+) -> async_graphql::Request {
+    if let Some(agent) = request.header(header::USER_AGENT) {
+        gql_request = gql_request.data(UserAgent(agent.to_owned()));
+    }
     if let Some(ip) = client {
         gql_request = gql_request.data(crate::ratelimit::ClientIp(ip));
     }
-    // Accept-Language first; else the language the account chose.
+    gql_request
+}
+
+/// A GraphQL request with its viewer (if the session is valid) and its
+/// language.
+struct SignedRequest {
+    request: async_graphql::Request,
+    language: Language,
+    /// The request carried a session that is unknown or expired.
+    session_ended: bool,
+}
+
+/// Signs the request's session in, if it carries one, and settles its
+/// language: Accept-Language first, else the language the account chose.
+/// A failed lookup is the response to send.
+async fn sign_in(
+    request: &Request,
+    state: &AppState,
+    mut gql_request: async_graphql::Request,
+) -> Result<SignedRequest, async_graphql::Response> {
     let mut language = header_language(request);
     let mut session_ended = false;
     if let Some(token) = session_token(request) {
@@ -476,46 +520,58 @@ async fn graphql_post(
                 gql_request = gql_request.data(viewer);
             }
             // An unknown or expired token signs nobody in; the answer says
-            // so (below), so a page can tell "signed out" from "never was".
+            // so, so a page can tell "signed out" from "never was".
             Ok(None) => {
                 session_ended = true;
                 gql_request = gql_request.data(EndedSession);
             }
             Err(err) => {
-                let failed = lone_error(
+                return Err(lone_error(
                     ApiError::internal(&format!("session lookup failed: {err}")),
                     language.unwrap_or_default(),
-                );
-                return answer(
-                    finish_errors(failed, *request_id, Language::default()),
-                    request,
-                );
+                ));
             }
         }
     }
     let language = language.unwrap_or_default();
-    let gql_request = gql_request.data(RequestLanguage(language));
+    Ok(SignedRequest {
+        request: gql_request.data(RequestLanguage(language)),
+        language,
+        session_ended,
+    })
+}
 
-    // Every password hash of the request spends its client's share of the
-    // hashing queue, however deep in a service it is asked for.
+/// Runs the request within [`REQUEST_TIMEOUT`]. Every password hash of the
+/// request spends its client's share of the hashing queue, however deep in
+/// a service it is asked for.
+async fn execute(
+    schema: &CustosSchema,
+    gql_request: async_graphql::Request,
+    client: Option<std::net::IpAddr>,
+    language: Language,
+) -> async_graphql::Response {
     let execution = crate::crypto::passwords::as_caller(
         crate::ratelimit::hash_caller(client),
         schema.execute(gql_request),
     );
-    let response = match tokio::time::timeout(REQUEST_TIMEOUT, execution).await {
+    match tokio::time::timeout(REQUEST_TIMEOUT, execution).await {
         Ok(response) => response,
         Err(_) => {
             tracing::warn!("GraphQL request timed out");
             lone_error(ApiError::new(ErrorCode::Internal, Key::TimedOut), language)
         }
-    };
-    let mut response = finish_errors(response, *request_id, language);
-    if session_ended {
-        say_session_ended(&mut response, state);
     }
-    let metrics = http_state.metrics();
+}
+
+/// Counts the request, and the rate-limit refusals in its answer.
+fn observe(
+    metrics: &metrics::Metrics,
+    operation_name: Option<&str>,
+    response: &async_graphql::Response,
+    started: Instant,
+) {
     metrics.observe_request(
-        operation_name.as_deref(),
+        operation_name,
         response.errors.is_empty(),
         started.elapsed(),
     );
@@ -530,7 +586,6 @@ async fn graphql_post(
     if rate_limited > 0 {
         metrics.count_rate_limited(rate_limited as u64);
     }
-    answer(response, request)
 }
 
 /// The HTTP answer for a GraphQL response: never cached, and in the

@@ -1,11 +1,11 @@
 //! Mail: templates, the outbox and the transport that delivers it.
 //!
 //! Rules this module keeps:
-//! - Every email leaves through the `outbox` table ([`outbox::enqueue`]),
+//! - Every email leaves through the `outbox` table ([`queue::enqueue`]),
 //!   written with the caller's open transaction, so the mail exists if and
 //!   only if the change that caused it was committed.
 //! - Recipient, subject and bodies are stored encrypted, bound to the outbox
-//!   row, and decrypted only by the sender ([`outbox::OutboxSender`]) at the
+//!   row, and decrypted only by the sender ([`sender::OutboxSender`]) at the
 //!   moment of sending.
 //! - The sender claims rows before sending them, so several instances on one
 //!   PostgreSQL never send the same row concurrently; on SQLite one process
@@ -17,6 +17,8 @@
 //!   ([`templates`]); links are built by the caller and only embedded here.
 
 pub mod outbox;
+pub mod queue;
+pub mod sender;
 pub mod templates;
 pub mod transport;
 

@@ -408,6 +408,65 @@ fn incident_record(actor_id: Uuid, detail: String) -> AuditRecord {
     }
 }
 
+/// What a fan-out did: notices queued, notices that could not be sealed,
+/// and the error that stopped it early, if one did.
+struct FanOut {
+    notified: u64,
+    failed: u64,
+    stopped: Option<NoticeError>,
+}
+
+/// Seals and queues a notice for every account `pages` yields, writing
+/// each page while the next one is read and sealed. An error reading the
+/// first page is returned; a later one stops the fan-out with what was
+/// queued so far.
+async fn fan_out(
+    state: &AppState,
+    pages: &mut Pages,
+    renderings: &Arc<Renderings>,
+    now: DateTime<Utc>,
+) -> Result<FanOut, NoticeError> {
+    let mut notified = 0;
+    let mut failed = 0;
+    let mut next = match pages.next(state.db()).await? {
+        Some(rows) => Some(seal_page_blocking(state, renderings, rows, now).await),
+        None => None,
+    };
+    while let Some((sealed, page_failed)) = next.take() {
+        failed += page_failed;
+        // Write this page while the next one is read and sealed.
+        let (written, upcoming) = tokio::join!(write_page(state, sealed), async {
+            match pages.next(state.db()).await {
+                Ok(Some(rows)) => Ok(Some(seal_page_blocking(state, renderings, rows, now).await)),
+                Ok(None) => Ok(None),
+                Err(err) => Err(err),
+            }
+        });
+        let stopped = match (written, upcoming) {
+            (Ok(written), Ok(upcoming)) => {
+                notified += written;
+                next = upcoming;
+                continue;
+            }
+            (Ok(written), Err(err)) => {
+                notified += written;
+                NoticeError::from(err)
+            }
+            (Err(err), _) => err,
+        };
+        return Ok(FanOut {
+            notified,
+            failed,
+            stopped: Some(stopped),
+        });
+    }
+    Ok(FanOut {
+        notified,
+        failed,
+        stopped: None,
+    })
+}
+
 /// Reports a security incident: mails every affected ACTIVE account its
 /// notice in its own language through the outbox, publishes an announcement
 /// when asked, when more than the configured threshold of accounts are
@@ -430,36 +489,12 @@ pub async fn report_incident(
         en: templates::incident_notice(Language::En, &content),
     });
 
-    let mut notified = 0;
-    let mut failed = 0;
-    let mut next = match pages.next(state.db()).await? {
-        Some(rows) => Some(seal_page_blocking(state, &renderings, rows, now).await),
-        None => None,
-    };
-    while let Some((sealed, page_failed)) = next.take() {
-        failed += page_failed;
-        // Write this page while the next one is read and sealed.
-        let (written, upcoming) = tokio::join!(write_page(state, sealed), async {
-            match pages.next(state.db()).await {
-                Ok(Some(rows)) => Ok(Some(
-                    seal_page_blocking(state, &renderings, rows, now).await,
-                )),
-                Ok(None) => Ok(None),
-                Err(err) => Err(err),
-            }
-        });
-        let stopped = match (written, upcoming) {
-            (Ok(written), Ok(upcoming)) => {
-                notified += written;
-                next = upcoming;
-                continue;
-            }
-            (Ok(written), Err(err)) => {
-                notified += written;
-                NoticeError::from(err)
-            }
-            (Err(err), _) => err,
-        };
+    let FanOut {
+        notified,
+        failed,
+        stopped,
+    } = fan_out(state, &mut pages, &renderings, now).await?;
+    if let Some(stopped) = stopped {
         // The pages already queued will be sent: say so in the audit log,
         // or an operator re-running the report cannot tell who has it.
         tracing::error!(notified, error = %stopped, "incident fan-out stopped");

@@ -1,6 +1,7 @@
 //! Password reset rules (see [`super`]) and their transactions. Addresses
 //! are looked up by blind index and decrypted only to address the mail.
 
+use chrono::{DateTime, Utc};
 use entity::{account, account_token};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, IntoActiveModel,
@@ -14,8 +15,8 @@ use crate::{
         email::{Email, InvalidEmail},
         password::{self, WeakPassword},
         service::{
-            self as accounts, EMAIL_INDEX, MAX_MAILS_PER_HOUR, open_readable, open_readable_in,
-            status, token_purpose,
+            self as accounts, AccountRecord, EMAIL_INDEX, MAX_MAILS_PER_HOUR, open_readable,
+            open_readable_in, status, token_purpose,
         },
         sessions,
     },
@@ -100,14 +101,33 @@ async fn send_reset_link(state: &AppState, email: &Email) -> Result<(), Recovery
         txn.rollback().await?;
         return Ok(());
     };
-    // Only the newest link works.
-    accounts::void_tokens(&txn, row.id, token_purpose::RESET_PASSWORD, now).await?;
+    queue_reset_link(state, &txn, row.id, &account, now).await?;
+    txn.commit().await?;
+    tracing::info!(
+        target: "security",
+        account_id = %row.id,
+        event = "password_reset_requested",
+        "password reset link queued"
+    );
+    Ok(())
+}
+
+/// Issues a fresh reset link for `account_id` in `txn`, voiding any
+/// earlier one (only the newest link works), and queues it to `account`.
+async fn queue_reset_link<C: ConnectionTrait>(
+    state: &AppState,
+    txn: &C,
+    account_id: Uuid,
+    account: &AccountRecord,
+    now: DateTime<Utc>,
+) -> Result<(), RecoveryError> {
+    accounts::void_tokens(txn, account_id, token_purpose::RESET_PASSWORD, now).await?;
     let settings = state.settings();
     let ttl = settings.accounts.reset_token_ttl;
     let issued = tokens::issue()?;
     account_token::ActiveModel {
         id: Set(Uuid::new_v4()),
-        account_id: Set(row.id),
+        account_id: Set(account_id),
         purpose: Set(token_purpose::RESET_PASSWORD.to_owned()),
         token_hash: Set(issued.hash),
         new_email_ct: Set(None),
@@ -116,7 +136,7 @@ async fn send_reset_link(state: &AppState, email: &Email) -> Result<(), Recovery
         expires_at: Set(now + ttl),
         used_at: Set(None),
     }
-    .insert(&txn)
+    .insert(txn)
     .await?;
     // Built from the configured public URL only: a forged Host header
     // cannot send someone a link to another site.
@@ -128,9 +148,9 @@ async fn send_reset_link(state: &AppState, email: &Email) -> Result<(), Recovery
     let minutes = u32::try_from(ttl.num_minutes()).unwrap_or(u32::MAX);
     outbox::queue(
         state,
-        &txn,
+        txn,
         OutgoingMail::to_account(
-            row.id,
+            account_id,
             "password_reset",
             &account.email,
             templates::password_reset(account.language, &link, minutes),
@@ -138,25 +158,14 @@ async fn send_reset_link(state: &AppState, email: &Email) -> Result<(), Recovery
         now,
     )
     .await?;
-    txn.commit().await?;
-    tracing::info!(
-        target: "security",
-        account_id = %row.id,
-        event = "password_reset_requested",
-        "password reset link queued"
-    );
     Ok(())
 }
 
-/// Handles `resetPassword`: sets `new_password` on the account of a live
-/// reset token and ends every session, as described in [`super`]. A weak
-/// password is refused before the token is touched.
-pub async fn reset_password(
+/// The reset token `token` names, while unused and unexpired.
+async fn live_reset_token(
     state: &AppState,
     token: &str,
-    new_password: &SecretString,
-    client: Option<std::net::IpAddr>,
-) -> Result<(), RecoveryError> {
+) -> Result<account_token::Model, RecoveryError> {
     let now = state.clock().now();
     let Some(token_row) = account_token::Entity::find()
         .filter(account_token::Column::TokenHash.eq(tokens::hash_token(token.trim())))
@@ -172,6 +181,19 @@ pub async fn reset_password(
         );
         return Err(RecoveryError::InvalidToken);
     };
+    Ok(token_row)
+}
+
+/// Handles `resetPassword`: sets `new_password` on the account of a live
+/// reset token and ends every session, as described in [`super`]. A weak
+/// password is refused before the token is touched.
+pub async fn reset_password(
+    state: &AppState,
+    token: &str,
+    new_password: &SecretString,
+    client: Option<std::net::IpAddr>,
+) -> Result<(), RecoveryError> {
+    let token_row = live_reset_token(state, token).await?;
     let row = account::Entity::find_by_id(token_row.account_id)
         .one(state.db())
         .await?

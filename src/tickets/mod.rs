@@ -41,6 +41,7 @@
 
 pub mod graphql;
 pub mod service;
+pub mod store;
 pub mod templates;
 
 /// What a ticket is about.

@@ -1,18 +1,21 @@
 //! Ticket rules and their transactions. Subject, bodies and guest contact
-//! details are encrypted and decrypted here and nowhere else: callers get
-//! [`TicketRecord`]s with plaintext, the database holds only ciphertext.
+//! details are sealed and opened by [`super::store`] and nowhere else:
+//! callers get [`TicketRecord`]s with plaintext, the database holds only
+//! ciphertext.
 
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use entity::{account, ticket, ticket_message};
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait, Order, PaginatorTrait,
-    QueryFilter, QueryOrder, QuerySelect, QueryTrait, Set, TransactionTrait, sea_query::Expr,
-};
+use entity::{account, ticket};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, TransactionTrait};
 use uuid::Uuid;
 
-use super::{Author, Category, Status, templates};
+pub use super::store::QueuePosition;
+use super::{
+    Author, Category, Status,
+    store::{self, NewMessage, NewTicketRow},
+    templates,
+};
 use crate::{
     accounts::{
         Role,
@@ -24,7 +27,7 @@ use crate::{
         notes::{self, NoteSubject},
         service::{self as audit, AuditRecord},
     },
-    crypto::{AccountKey, CryptoError, FieldContext, normalise_email, random_bytes},
+    crypto::{AccountKey, CryptoError, Sealer, random_bytes},
     mail::{
         Language,
         outbox::{self, OutgoingMail},
@@ -64,12 +67,6 @@ const REFERENCE_ALPHABET: &[u8; 32] = b"23456789ABCDEFGHJKLMNPQRSTUVWXYZ";
 const REFERENCE_LENGTH: usize = 6;
 /// Collisions are rare; a run of them means something else is wrong.
 const MAX_REFERENCE_ATTEMPTS: usize = 5;
-
-const TICKETS: &str = "tickets";
-const MESSAGES: &str = "ticket_messages";
-/// Blind-index field shared with account and outbox addresses, so one
-/// lookup finds everything held about an address.
-const EMAIL_INDEX: &str = accounts::EMAIL_INDEX;
 
 /// What can go wrong with a ticket operation.
 #[derive(Debug, thiserror::Error)]
@@ -216,43 +213,6 @@ pub struct NewTicket {
     pub language: Language,
 }
 
-fn context(table: &'static str, column: &'static str, row_id: Uuid) -> FieldContext<'static> {
-    FieldContext {
-        table,
-        column,
-        row_id,
-    }
-}
-
-/// Encrypts a ticket field: under the filing account's data key, or the
-/// keyring for a guest's ticket (`key` is `None`).
-fn seal(
-    state: &AppState,
-    key: Option<&AccountKey>,
-    table: &'static str,
-    column: &'static str,
-    id: Uuid,
-    value: &str,
-) -> Result<Vec<u8>, CryptoError> {
-    state
-        .cipher()
-        .encrypt_str_under(key, &context(table, column, id), value)
-}
-
-/// Decrypts a ticket field; `key` is the owning account's data key, if any.
-fn unseal(
-    state: &AppState,
-    key: Option<&AccountKey>,
-    table: &'static str,
-    column: &'static str,
-    id: Uuid,
-    stored: &[u8],
-) -> Result<String, CryptoError> {
-    state
-        .cipher()
-        .decrypt_str_under(key, &context(table, column, id), stored)
-}
-
 fn is_staff(viewer: &Viewer) -> bool {
     matches!(viewer.role, Role::Support | Role::Admin)
 }
@@ -375,110 +335,24 @@ async fn records<C: ConnectionTrait>(
         .keys()
         .find_many(state.cipher(), conn, &account_ids)
         .await?;
-    let key_of = |owner: Option<Uuid>| owner.and_then(|id| keys.get(&id)).map(|key| &**key);
-    let accounts: HashMap<Uuid, account::Model> = if account_ids.is_empty() {
-        HashMap::new()
-    } else {
-        account::Entity::find()
-            .filter(account::Column::Id.is_in(account_ids))
-            .all(conn)
-            .await?
-            .into_iter()
-            .map(|a| (a.id, a))
-            .collect()
+    let owners = Owners {
+        keys: &keys,
+        accounts: owning_accounts(conn, account_ids).await?,
+        sealer: store::sealer(state),
     };
-    // Tickets of an account whose data key is gone are nobody's: skipped.
-    let rows: Vec<ticket::Model> = rows
-        .into_iter()
-        .filter(|row| {
-            let unreadable =
-                row.account_id
-                    .and_then(|id| accounts.get(&id))
-                    .is_some_and(|account| {
-                        accounts::needs_account_key(account) && !keys.contains_key(&account.id)
-                    });
-            if let (true, Some(owner)) = (unreadable, row.account_id) {
-                state.account_unreadable(owner);
-            }
-            !unreadable
-        })
-        .collect();
-    let owners: HashMap<Uuid, Option<Uuid>> = rows.iter().map(|r| (r.id, r.account_id)).collect();
-    let mut threads: HashMap<Uuid, Vec<MessageRecord>> = HashMap::new();
-    for message in ticket_message::Entity::find()
-        .filter(ticket_message::Column::TicketId.is_in(rows.iter().map(|r| r.id)))
-        .order_by_asc(ticket_message::Column::TicketId)
-        .order_by_asc(ticket_message::Column::Seq)
-        .all(conn)
-        .await?
-    {
-        threads
-            .entry(message.ticket_id)
-            .or_default()
-            .push(MessageRecord {
-                id: message.id,
-                author: Author::from_stored(&message.author),
-                body: unseal(
-                    state,
-                    key_of(owners.get(&message.ticket_id).copied().flatten()),
-                    MESSAGES,
-                    "body",
-                    message.id,
-                    &message.body_ct,
-                )?,
-                created_at: message.created_at,
-            });
-    }
+    let rows = readable(state, &owners, rows);
+    let mut threads = threads(conn, &owners, &rows).await?;
     let mut records = Vec::with_capacity(rows.len());
     for row in rows {
-        let account = row.account_id.and_then(|id| accounts.get(&id));
+        let account = row.account_id.and_then(|id| owners.accounts.get(&id));
         let requester = if staff {
-            Some(match account {
-                Some(account) => {
-                    let account = accounts::open_with(state, account, key_of(row.account_id))?;
-                    RequesterView {
-                        username: Some(account.username),
-                        email_masked: Some(mask_email(&account.email)),
-                    }
-                }
-                None => RequesterView {
-                    username: match &row.contact_username_ct {
-                        Some(ct) => Some(unseal(
-                            state,
-                            None,
-                            TICKETS,
-                            "contact_username",
-                            row.id,
-                            ct,
-                        )?),
-                        None => None,
-                    },
-                    email_masked: match &row.contact_email_ct {
-                        Some(ct) => Some(mask_email(&unseal(
-                            state,
-                            None,
-                            TICKETS,
-                            "contact_email",
-                            row.id,
-                            ct,
-                        )?)),
-                        None => None,
-                    },
-                },
-            })
+            Some(requester_view(state, &owners, &row, account)?)
         } else {
             None
         };
         records.push(TicketRecord {
             id: row.id,
-            subject: unseal(
-                state,
-                key_of(row.account_id),
-                TICKETS,
-                "subject",
-                row.id,
-                &row.subject_ct,
-            )?,
+            subject: store::open_subject(&owners.sealer_of(row.account_id), &row)?,
             can_reply: reply_check(&row, account),
             messages: threads.remove(&row.id).unwrap_or_default(),
             reference: row.reference,
@@ -490,6 +364,105 @@ async fn records<C: ConnectionTrait>(
         });
     }
     Ok(records)
+}
+
+/// The accounts that filed some tickets, with their data keys.
+struct Owners<'a> {
+    keys: &'a HashMap<Uuid, std::sync::Arc<AccountKey>>,
+    accounts: HashMap<Uuid, account::Model>,
+    sealer: Sealer<'a>,
+}
+
+impl<'a> Owners<'a> {
+    /// The sealer for a ticket filed by `owner`: under its data key, or
+    /// the keyring for a guest's ticket.
+    fn sealer_of(&self, owner: Option<Uuid>) -> Sealer<'a> {
+        let keys: &'a HashMap<Uuid, std::sync::Arc<AccountKey>> = self.keys;
+        self.sealer
+            .under(owner.and_then(|id| keys.get(&id)).map(|key| &**key))
+    }
+}
+
+/// The accounts `ids`, by id.
+async fn owning_accounts<C: ConnectionTrait>(
+    conn: &C,
+    ids: Vec<Uuid>,
+) -> Result<HashMap<Uuid, account::Model>, TicketError> {
+    if ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    Ok(account::Entity::find()
+        .filter(account::Column::Id.is_in(ids))
+        .all(conn)
+        .await?
+        .into_iter()
+        .map(|a| (a.id, a))
+        .collect())
+}
+
+/// The tickets that can still be read: those of an account whose data key
+/// is gone are nobody's, and skipped.
+fn readable(state: &AppState, owners: &Owners<'_>, rows: Vec<ticket::Model>) -> Vec<ticket::Model> {
+    rows.into_iter()
+        .filter(|row| {
+            let unreadable = row
+                .account_id
+                .and_then(|id| owners.accounts.get(&id))
+                .is_some_and(|account| {
+                    accounts::needs_account_key(account) && !owners.keys.contains_key(&account.id)
+                });
+            if let (true, Some(owner)) = (unreadable, row.account_id) {
+                state.account_unreadable(owner);
+            }
+            !unreadable
+        })
+        .collect()
+}
+
+/// The decrypted threads of `rows`, by ticket, oldest message first.
+async fn threads<C: ConnectionTrait>(
+    conn: &C,
+    owners: &Owners<'_>,
+    rows: &[ticket::Model],
+) -> Result<HashMap<Uuid, Vec<MessageRecord>>, TicketError> {
+    let owner_of: HashMap<Uuid, Option<Uuid>> = rows.iter().map(|r| (r.id, r.account_id)).collect();
+    let mut threads: HashMap<Uuid, Vec<MessageRecord>> = HashMap::new();
+    for message in store::messages_of(conn, rows.iter().map(|r| r.id)).await? {
+        let owner = owner_of.get(&message.ticket_id).copied().flatten();
+        let body = store::open_body(&owners.sealer_of(owner), &message)?;
+        threads
+            .entry(message.ticket_id)
+            .or_default()
+            .push(MessageRecord {
+                id: message.id,
+                author: Author::from_stored(&message.author),
+                body,
+                created_at: message.created_at,
+            });
+    }
+    Ok(threads)
+}
+
+/// What staff see of who filed `row`: the account's username and masked
+/// address, or the name and masked address a guest gave.
+fn requester_view(
+    state: &AppState,
+    owners: &Owners<'_>,
+    row: &ticket::Model,
+    account: Option<&account::Model>,
+) -> Result<RequesterView, TicketError> {
+    if let Some(account) = account {
+        let key = owners.sealer_of(row.account_id).key();
+        let account = accounts::open_with(state, account, key)?;
+        return Ok(RequesterView {
+            username: Some(account.username),
+            email_masked: Some(mask_email(&account.email)),
+        });
+    }
+    Ok(RequesterView {
+        username: store::open_contact_username(&owners.sealer, row)?,
+        email_masked: store::open_contact_email(&owners.sealer, row)?.map(|e| mask_email(&e)),
+    })
 }
 
 /// Decrypts one ticket for `viewer`.
@@ -515,10 +488,7 @@ async fn accessible<C: ConnectionTrait>(
     viewer: &Viewer,
     id: Uuid,
 ) -> Result<(ticket::Model, Author), TicketError> {
-    let row = ticket::Entity::find_by_id(id)
-        .one(conn)
-        .await?
-        .ok_or(TicketError::NotFound)?;
+    let row = store::find(conn, id).await?.ok_or(TicketError::NotFound)?;
     if let Some(owner) = row.account_id
         && let Some(account) = account::Entity::find_by_id(owner).one(conn).await?
         && !accounts::is_readable_in(state, conn, &account).await?
@@ -554,7 +524,56 @@ pub async fn create_with_references(
     request: NewTicket,
     mut next_reference: impl FnMut() -> Result<String, CryptoError>,
 ) -> Result<TicketRecord, TicketError> {
-    // Every invalid field is reported, in the order of the input.
+    let checked = checked_new_ticket(viewer, &request)?;
+    // A signed-in requester's ticket is theirs: under their data key.
+    let key = match viewer {
+        Some(viewer) => Some(state.write_key(state.db(), viewer.account_id).await?),
+        None => None,
+    };
+    let sealer = store::sealer(state).under(key.as_deref());
+    for _ in 0..MAX_REFERENCE_ATTEMPTS {
+        let now = state.clock().now();
+        let row = store::sealed_ticket(
+            &sealer,
+            &NewTicketRow {
+                reference: next_reference()?,
+                account_id: viewer.map(|v| v.account_id),
+                category: request.category,
+                subject: &checked.subject,
+                contact_username: checked.contact_username.as_deref(),
+                contact_email: checked.contact_email.as_ref().map(Email::as_str),
+                language: request.language,
+                now,
+            },
+        )?;
+        let Some(inserted) = file(state, &sealer, row, &checked.body, now).await? else {
+            continue;
+        };
+        tracing::info!(
+            ticket_id = %inserted.id,
+            account_id = ?inserted.account_id,
+            category = inserted.category.as_str(),
+            "ticket filed"
+        );
+        return record(state, state.db(), inserted, viewer).await;
+    }
+    Err(TicketError::ReferencesExhausted)
+}
+
+/// A new ticket's fields, checked.
+struct CheckedTicket {
+    subject: String,
+    body: String,
+    contact_username: Option<String>,
+    contact_email: Option<Email>,
+}
+
+/// Checks every field of a new ticket, reporting every invalid one in the
+/// order of the input. A signed-in person gives no contact details.
+fn checked_new_ticket(
+    viewer: Option<&Viewer>,
+    request: &NewTicket,
+) -> Result<CheckedTicket, TicketError> {
     let mut faults = Vec::new();
     let subject = checked_subject(&request.subject)
         .map_err(|err| faults.push(err))
@@ -585,139 +604,75 @@ pub async fn create_with_references(
     else {
         return Err(all_of(faults));
     };
-
-    // A signed-in requester's ticket is theirs: under their data key.
-    let key = match viewer {
-        Some(viewer) => Some(state.write_key(state.db(), viewer.account_id).await?),
-        None => None,
-    };
-    let key = key.as_deref();
-    for _ in 0..MAX_REFERENCE_ATTEMPTS {
-        let reference = next_reference()?;
-        let now = state.clock().now();
-        let id = Uuid::new_v4();
-        let row = ticket::ActiveModel {
-            id: Set(id),
-            reference: Set(reference),
-            account_id: Set(viewer.map(|v| v.account_id)),
-            category: Set(request.category.as_str().to_owned()),
-            status: Set(Status::Open.as_str().to_owned()),
-            subject_ct: Set(seal(state, key, TICKETS, "subject", id, &subject)?),
-            contact_username_ct: Set(match &contact_username {
-                Some(name) => Some(seal(state, key, TICKETS, "contact_username", id, name)?),
-                None => None,
-            }),
-            contact_email_ct: Set(match &contact_email {
-                Some(email) => Some(seal(
-                    state,
-                    key,
-                    TICKETS,
-                    "contact_email",
-                    id,
-                    email.as_str(),
-                )?),
-                None => None,
-            }),
-            contact_email_bidx: Set(contact_email.as_ref().map(|email| {
-                state
-                    .blind()
-                    .active()
-                    .compute(EMAIL_INDEX, &normalise_email(email.as_str()))
-            })),
-            language: Set(request.language.as_tag().to_owned()),
-            created_at: Set(now),
-            updated_at: Set(now),
-        };
-        let txn = state.db().begin().await?;
-        let inserted = match row.insert(&txn).await {
-            Ok(inserted) => inserted,
-            Err(err) if crate::db::is_unique_violation(&err) => {
-                tracing::info!("ticket reference collision, drawing another");
-                txn.rollback().await?;
-                continue;
-            }
-            Err(err) => return Err(err.into()),
-        };
-        append_message(state, &txn, key, id, Author::Requester, None, &body, now).await?;
-        match txn.commit().await {
-            Ok(()) => {}
-            Err(err) if crate::db::is_unique_violation(&err) => continue,
-            Err(err) => return Err(err.into()),
-        }
-        tracing::info!(
-            ticket_id = %id,
-            account_id = ?inserted.account_id,
-            category = inserted.category.as_str(),
-            "ticket filed"
-        );
-        return record(state, state.db(), inserted, viewer).await;
-    }
-    Err(TicketError::ReferencesExhausted)
+    Ok(CheckedTicket {
+        subject,
+        body,
+        contact_username,
+        contact_email,
+    })
 }
 
-/// Appends a message at the end of the thread. Callers first update the
+/// Writes a sealed ticket and its first message in one transaction; `None`
+/// when its reference is taken (the unique index refused it), so the
+/// caller draws another.
+async fn file(
+    state: &AppState,
+    sealer: &Sealer<'_>,
+    row: ticket::ActiveModel,
+    body: &str,
+    now: DateTime<Utc>,
+) -> Result<Option<ticket::Model>, TicketError> {
+    let txn = state.db().begin().await?;
+    let inserted = match store::insert_ticket(&txn, row).await {
+        Ok(inserted) => inserted,
+        Err(err) if crate::db::is_unique_violation(&err) => {
+            tracing::info!("ticket reference collision, drawing another");
+            txn.rollback().await?;
+            return Ok(None);
+        }
+        Err(err) => return Err(err.into()),
+    };
+    let first = (Author::Requester, None);
+    append_message(&txn, sealer, inserted.id, first, body, now).await?;
+    match txn.commit().await {
+        Ok(()) => Ok(Some(inserted)),
+        Err(err) if crate::db::is_unique_violation(&err) => Ok(None),
+        Err(err) => Err(err.into()),
+    }
+}
+
+/// Appends a message at the end of the thread, by `author` (with the
+/// staff member's id when staff wrote it). Callers first update the
 /// ticket row in the same transaction, which on PostgreSQL locks it until
 /// commit, so two messages never draw the same position.
-#[allow(clippy::too_many_arguments)]
 async fn append_message<C: ConnectionTrait>(
-    state: &AppState,
     conn: &C,
-    key: Option<&AccountKey>,
+    sealer: &Sealer<'_>,
     ticket_id: Uuid,
-    author: Author,
-    staff_id: Option<Uuid>,
+    (author, staff_id): (Author, Option<Uuid>),
     body: &str,
     now: DateTime<Utc>,
 ) -> Result<(), TicketError> {
-    let count = ticket_message::Entity::find()
-        .filter(ticket_message::Column::TicketId.eq(ticket_id))
-        .count(conn)
-        .await?;
+    let count = store::message_count(conn, ticket_id).await?;
     if count >= MAX_MESSAGES_PER_TICKET {
         return Err(TicketError::ThreadFull);
     }
     let seq = i32::try_from(count + 1).map_err(|_| TicketError::ThreadFull)?;
-    let id = Uuid::new_v4();
-    ticket_message::ActiveModel {
-        id: Set(id),
-        ticket_id: Set(ticket_id),
-        seq: Set(seq),
-        author: Set(author.as_str().to_owned()),
-        staff_id: Set(staff_id),
-        body_ct: Set(seal(state, key, MESSAGES, "body", id, body)?),
-        created_at: Set(now),
-    }
-    .insert(conn)
-    .await?;
+    let message = NewMessage {
+        ticket_id,
+        seq,
+        author,
+        staff_id,
+        body,
+        now,
+    };
+    store::insert_message(conn, store::sealed_message(sealer, message)?).await?;
     Ok(())
-}
-
-/// Moves a ticket to `status` unless it is closed; `false` when it was
-/// closed (also by a concurrent request: the condition is in the update).
-async fn set_status_unless_closed<C: ConnectionTrait>(
-    conn: &C,
-    id: Uuid,
-    status: Status,
-    now: DateTime<Utc>,
-) -> Result<bool, sea_orm::DbErr> {
-    let result = ticket::Entity::update_many()
-        .col_expr(ticket::Column::Status, Expr::value(status.as_str()))
-        .col_expr(ticket::Column::UpdatedAt, Expr::value(now))
-        .filter(ticket::Column::Id.eq(id))
-        .filter(ticket::Column::Status.ne(Status::Closed.as_str()))
-        .exec(conn)
-        .await?;
-    Ok(result.rows_affected > 0)
 }
 
 /// The viewer's own tickets, newest first.
 pub async fn mine(state: &AppState, viewer: &Viewer) -> Result<Vec<TicketRecord>, TicketError> {
-    let rows = ticket::Entity::find()
-        .filter(ticket::Column::AccountId.eq(viewer.account_id))
-        .order_by_desc(ticket::Column::CreatedAt)
-        .order_by_desc(ticket::Column::Id)
-        .all(state.db())
-        .await?;
+    let rows = store::of_account(state.db(), viewer.account_id).await?;
     records(state, state.db(), rows, is_staff(viewer)).await
 }
 
@@ -728,16 +683,7 @@ pub async fn filed_as_guest_from(
     state: &AppState,
     email: &str,
 ) -> Result<Vec<TicketRecord>, TicketError> {
-    let rows = ticket::Entity::find()
-        .filter(ticket::Column::AccountId.is_null())
-        .filter(
-            ticket::Column::ContactEmailBidx
-                .is_in(state.blind().lookup(EMAIL_INDEX, &normalise_email(email))),
-        )
-        .order_by_desc(ticket::Column::CreatedAt)
-        .order_by_desc(ticket::Column::Id)
-        .all(state.db())
-        .await?;
+    let rows = store::filed_as_guest_from(state.db(), &store::sealer(state), email).await?;
     records(state, state.db(), rows, false).await
 }
 
@@ -799,18 +745,6 @@ async fn log_staff_read_in<C: ConnectionTrait>(
     Ok(())
 }
 
-/// Where a ticket stands in the staff queue: data requests first, then
-/// oldest first, ties broken by id.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct QueuePosition {
-    /// Whether the ticket is a data request (the first group).
-    pub data_request: bool,
-    /// When it was filed.
-    pub created_at: DateTime<Utc>,
-    /// Its id.
-    pub id: Uuid,
-}
-
 impl QueuePosition {
     /// The position of a ticket.
     pub fn of(ticket: &TicketRecord) -> Self {
@@ -834,40 +768,7 @@ pub async fn queue(
     first: u64,
     after: Option<QueuePosition>,
 ) -> Result<(Vec<TicketRecord>, bool), TicketError> {
-    let data_request = || ticket::Column::Category.eq(Category::DataRequest.as_str());
-    let other_category = || ticket::Column::Category.ne(Category::DataRequest.as_str());
-    let mut query = ticket::Entity::find();
-    if let Some(status) = status {
-        query = query.filter(ticket::Column::Status.eq(status.as_str()));
-    }
-    if let Some(cursor) = after {
-        // Everything that sorts after the cursor: later in its own group,
-        // or in the later group when the cursor is a data request.
-        let later_in_group = Condition::any()
-            .add(ticket::Column::CreatedAt.gt(cursor.created_at))
-            .add(
-                Condition::all()
-                    .add(ticket::Column::CreatedAt.eq(cursor.created_at))
-                    .add(ticket::Column::Id.gt(cursor.id)),
-            );
-        query = if cursor.data_request {
-            query.filter(
-                Condition::any()
-                    .add(other_category())
-                    .add(Condition::all().add(data_request()).add(later_in_group)),
-            )
-        } else {
-            query.filter(other_category()).filter(later_in_group)
-        };
-    }
-    let group: Expr = Expr::case(data_request(), 0).finally(1).into();
-    let mut rows = query
-        .order_by(group, Order::Asc)
-        .order_by_asc(ticket::Column::CreatedAt)
-        .order_by_asc(ticket::Column::Id)
-        .limit(first.saturating_add(1))
-        .all(state.db())
-        .await?;
+    let mut rows = store::queue_page(state.db(), status, first.saturating_add(1), after).await?;
     // One row more than the page says whether another follows; it is not
     // shown, so neither decrypted nor logged.
     let page = usize::try_from(first).unwrap_or(usize::MAX);
@@ -902,7 +803,7 @@ pub async fn add_message(
         }
         Author::Staff => Status::Answered,
     };
-    if !set_status_unless_closed(&txn, ticket_id, status, now).await? {
+    if !store::set_status_unless_closed(&txn, ticket_id, status, now).await? {
         return Err(TicketError::Closed);
     }
     let staff_id = (author == Author::Staff).then_some(viewer.account_id);
@@ -910,22 +811,12 @@ pub async fn add_message(
         Some(owner) => Some(state.write_key(&txn, owner).await?),
         None => None,
     };
-    append_message(
-        state,
-        &txn,
-        key.as_deref(),
-        ticket_id,
-        author,
-        staff_id,
-        &body,
-        now,
-    )
-    .await?;
+    let sealer = store::sealer(state).under(key.as_deref());
+    append_message(&txn, &sealer, ticket_id, (author, staff_id), &body, now).await?;
     if author == Author::Staff {
         mail_reply(state, &txn, &row, &body, now).await?;
     }
-    let updated = ticket::Entity::find_by_id(ticket_id)
-        .one(&txn)
+    let updated = store::find(&txn, ticket_id)
         .await?
         .ok_or(TicketError::NotFound)?;
     let record = record(state, &txn, updated, Some(viewer)).await?;
@@ -947,31 +838,13 @@ async fn check_requester_rate<C: ConnectionTrait>(
     account: Uuid,
     now: DateTime<Utc>,
 ) -> Result<(), TicketError> {
-    let recent = || {
-        ticket_message::Entity::find()
-            .filter(ticket_message::Column::Author.eq(Author::Requester.as_str()))
-            .filter(ticket_message::Column::CreatedAt.gt(now - MESSAGE_WINDOW))
-            .filter(
-                ticket_message::Column::TicketId.in_subquery(
-                    ticket::Entity::find()
-                        .select_only()
-                        .column(ticket::Column::Id)
-                        .filter(ticket::Column::AccountId.eq(account))
-                        .into_query(),
-                ),
-            )
-    };
-    if recent().count(conn).await? < MAX_REQUESTER_MESSAGES_PER_WINDOW {
+    let since = now - MESSAGE_WINDOW;
+    if store::requester_message_count(conn, account, since).await?
+        < MAX_REQUESTER_MESSAGES_PER_WINDOW
+    {
         return Ok(());
     }
-    let oldest: Option<DateTime<Utc>> = recent()
-        .select_only()
-        .column(ticket_message::Column::CreatedAt)
-        .order_by_asc(ticket_message::Column::CreatedAt)
-        .limit(1)
-        .into_tuple()
-        .one(conn)
-        .await?;
+    let oldest = store::oldest_requester_message(conn, account, since).await?;
     let wait = oldest.map_or(MESSAGE_WINDOW, |at| at + MESSAGE_WINDOW - now);
     Err(TicketError::TooManyMessages(
         u64::try_from(wait.num_seconds()).unwrap_or(0).max(1),
@@ -1002,10 +875,10 @@ async fn mail_reply<C: ConnectionTrait>(
             };
             (account.email, account.language)
         }
-        (None, Some(ct)) => (
-            unseal(state, None, TICKETS, "contact_email", row.id, ct)?,
-            Language::from_tag(&row.language),
-        ),
+        (None, Some(_)) => match store::open_contact_email(&store::sealer(state), row)? {
+            Some(email) => (email, Language::from_tag(&row.language)),
+            None => return Ok(()),
+        },
         (None, None) => return Ok(()),
     };
     outbox::queue(
@@ -1039,9 +912,8 @@ pub async fn close(
     let now = state.clock().now();
     let txn = state.db().begin().await?;
     let (row, author) = accessible(state, &txn, viewer, ticket_id).await?;
-    set_status_unless_closed(&txn, ticket_id, Status::Closed, now).await?;
-    let updated = ticket::Entity::find_by_id(ticket_id)
-        .one(&txn)
+    store::set_status_unless_closed(&txn, ticket_id, Status::Closed, now).await?;
+    let updated = store::find(&txn, ticket_id)
         .await?
         .ok_or(TicketError::NotFound)?;
     let record = record(state, &txn, updated, Some(viewer)).await?;
@@ -1065,14 +937,13 @@ pub async fn reveal_contact(
     let reason = checked_text(reason, MAX_REVEAL_REASON_CHARS).map_err(TicketError::Reason)?;
     let now = state.clock().now();
     let txn = state.db().begin().await?;
-    let row = ticket::Entity::find_by_id(ticket_id)
-        .one(&txn)
+    let row = store::find(&txn, ticket_id)
         .await?
         .ok_or(TicketError::NotFound)?;
-    let email = match (row.account_id, &row.contact_email_ct) {
-        (Some(account_id), _) => accounts::find(state, &txn, account_id).await?.email,
-        (None, Some(ct)) => unseal(state, None, TICKETS, "contact_email", row.id, ct)?,
-        (None, None) => return Err(TicketError::NoContactEmail),
+    let email = match row.account_id {
+        Some(account_id) => accounts::find(state, &txn, account_id).await?.email,
+        None => store::open_contact_email(&store::sealer(state), &row)?
+            .ok_or(TicketError::NoContactEmail)?,
     };
     // The reason is staff free text: kept beside the chain, erasable.
     let subject = match row.account_id {
