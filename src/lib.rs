@@ -1,5 +1,8 @@
 //! Custos: the GraphQL backend that keeps a platform's privacy promises.
 
+// Long functions are split into named steps (threshold in clippy.toml).
+#![deny(clippy::too_many_lines)]
+
 pub mod accounts;
 pub mod app;
 pub mod audit;

@@ -1,6 +1,9 @@
 //! The `custos` binary: parses the command line and runs one of the
 //! operator commands ([`custos::commands`]).
 
+// Long functions are split into named steps (threshold in clippy.toml).
+#![deny(clippy::too_many_lines)]
+
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
