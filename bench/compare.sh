@@ -11,9 +11,13 @@
 #   postgres processes' CPU time from /proc over the run).
 # mixed: `me` (wrk -t1 -c8) while signup+login (wrk -t1 -c8) runs on the same
 #   instance; `me` rps and p99, session-cache hits and misses, signup+login rps.
-# me: `me` alone (wrk -t2 -c32, as in load.sh); rps, p50 and p99.
+# me: `me` alone (wrk -t2 -c32, as in load.sh); rps, p50 and p99, and its
+#   share of a bare async-graphql + poem `{ hello }` server
+#   (bench/bare_server.rs) run in the same round.
 #
 # Settings: ROUNDS (3), BENCH_SECONDS (15), BENCH_DB (postgres | sqlite),
+# BENCH_SESSION_CACHE (unset: the binaries' default; 0 turns the session
+# cache off, so every signed-in read goes to the database),
 # BENCH_POSTGRES_URL (postgres://postgres@127.0.0.1/test; a database is made
 # and dropped per run). Build a "before" binary from another commit with e.g.
 #   git worktree add /tmp/before <rev> && (cd /tmp/before && CARGO_TARGET_DIR=/tmp/before-target cargo build --release --bin custos)
@@ -36,8 +40,13 @@ port=18786
 # shellcheck source=bench/lib.sh
 source bench/lib.sh
 need_wrk
-cargo build --release --quiet --example argon2_bound
+cargo build --release --quiet --example argon2_bound --example bare_server
 bound_bin="${CARGO_TARGET_DIR:-$PWD/target}/release/examples/argon2_bound"
+bare_bin="${CARGO_TARGET_DIR:-$PWD/target}/release/examples/bare_server"
+bare_port=18790
+if [ -n "${BENCH_SESSION_CACHE:-}" ]; then
+  export CUSTOS_SESSION_CACHE_SECONDS="$BENCH_SESSION_CACHE"
+fi
 ports_free "$port"
 
 server_pid=""
@@ -101,14 +110,31 @@ mixed() { # $1 = label
   echo "$1: me ${me}| cache ${cache}| signup+login $(cat "$work/signup_login")"
 }
 
-me_alone() { # $1 = label
-  local token; token=$(load_me_token "$port" "$version")
-  echo "$1: $(TOKEN="$token" wrk -t2 -c32 -d"${seconds}s" --latency -s bench/me.lua \
-    "http://127.0.0.1:$port/graphql" | grep -E 'CHECK|RESULT' | tr '\n' ' ')"
+bare_rps=""
+bare_round() { # the same load on a bare `{ hello }` server: the ceiling of `me`
+  ports_free "$bare_port"
+  "$bare_bin" "127.0.0.1:$bare_port" &
+  local pid=$!
+  for _ in $(seq 1 50); do curl -sf -o /dev/null -X POST -H 'content-type: application/json' \
+    --data '{"query":"{ hello }"}' "http://127.0.0.1:$bare_port/graphql" && break; sleep 0.1; done
+  local out; out=$(wrk -t2 -c32 -d"${seconds}s" --latency -s bench/hello.lua \
+    "http://127.0.0.1:$bare_port/graphql" | grep -E 'CHECK|RESULT' | tr '\n' ' ')
+  kill "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+  bare_rps=$(rps_of "$out")
+  echo "bare: $out"
 }
 
-echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs); $scenario on $database, ${seconds}s a run, $rounds rounds"
+me_alone() { # $1 = label
+  local token; token=$(load_me_token "$port" "$version")
+  local out; out=$(TOKEN="$token" wrk -t2 -c32 -d"${seconds}s" --latency -s bench/me.lua \
+    "http://127.0.0.1:$port/graphql" | grep -E 'CHECK|RESULT' | tr '\n' ' ')
+  echo "$1: $out| $(python3 -c "print(round(100 * $(rps_of "$out") / $bare_rps, 1))") % of bare"
+}
+
+echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs); $scenario on $database, ${seconds}s a run, $rounds rounds, session cache ${CUSTOS_SESSION_CACHE_SECONDS:-default}"
 for _ in $(seq 1 "$rounds"); do
+  if [ "$scenario" = me ]; then bare_round; fi
   for spec in "$@"; do
     start "$(realpath "${spec#*=}")"
     case "$scenario" in
