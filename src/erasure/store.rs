@@ -57,19 +57,6 @@ impl RequestStatus {
     }
 }
 
-/// Request states, as stored (see [`RequestStatus`]).
-pub mod request_status {
-    use super::RequestStatus;
-    /// Waiting for the link in the mail.
-    pub const AWAITING_CONFIRMATION: &str = RequestStatus::AwaitingConfirmation.as_str();
-    /// Confirmed: processing stopped, purge due at `purge_after`.
-    pub const SCHEDULED: &str = RequestStatus::Scheduled.as_str();
-    /// Cancelled before the purge.
-    pub const CANCELLED: &str = RequestStatus::Cancelled.as_str();
-    /// Erased.
-    pub const COMPLETED: &str = RequestStatus::Completed.as_str();
-}
-
 /// The stored forms of the open states.
 pub fn open_states() -> [&'static str; 2] {
     RequestStatus::OPEN.map(RequestStatus::as_str)
