@@ -622,7 +622,7 @@ pub async fn verify_email(state: &AppState, token: &str) -> Result<(), AccountEr
             Err(AccountError::InvalidToken)
         };
     }
-    let new_email = if row.purpose == TokenPurpose::ChangeEmail.as_str() {
+    let new_email = if TokenPurpose::ChangeEmail.is(&row.purpose) {
         Some(move_to_new_address(state, &txn, &account, &row, now).await?)
     } else {
         None
