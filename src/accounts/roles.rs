@@ -56,7 +56,7 @@ crate::error::internal_causes!(RoleError);
 async fn active_admins<C: ConnectionTrait>(conn: &C) -> Result<Vec<Uuid>, sea_orm::DbErr> {
     let mut query = account::Entity::find()
         .filter(account::Column::Role.eq(Role::Admin.as_str()))
-        .filter(account::Column::Status.eq(AccountStatus::Active.as_str()))
+        .filter(account::Column::Status.eq(AccountStatus::Active))
         .order_by_asc(account::Column::Id);
     if conn.get_database_backend() == DbBackend::Postgres {
         query = query.lock(LockType::Update);

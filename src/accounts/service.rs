@@ -19,7 +19,7 @@ use super::{
     email::{Email, InvalidEmail},
     password::{self, WeakPassword},
     sessions_store,
-    states::{AccountStatus, GuardianConsent, TokenPurpose},
+    states::TokenPurpose,
     store::{self, NewAccount, SealedEmail},
     token_store::{self, SealedNewEmail},
     username::{Username, UsernameShapeError},
@@ -53,44 +53,6 @@ pub use super::store::{
 /// Most verification or reset mails sent to one account in an hour; more
 /// requests are answered the same way but send nothing.
 pub const MAX_MAILS_PER_HOUR: u64 = 3;
-
-/// Stored account states, as strings (see [`AccountStatus`]).
-pub mod status {
-    use super::AccountStatus;
-
-    /// In use.
-    pub const ACTIVE: &str = AccountStatus::Active.as_str();
-    /// Deletion confirmed: processing has stopped until the purge.
-    pub const DELETION_SCHEDULED: &str = AccountStatus::DeletionScheduled.as_str();
-}
-
-/// Stored token purposes, as strings (see [`TokenPurpose`]).
-pub mod token_purpose {
-    use super::TokenPurpose;
-
-    /// Proves the signup address.
-    pub const VERIFY_EMAIL: &str = TokenPurpose::VerifyEmail.as_str();
-    /// Proves a new address before it replaces the old one.
-    pub const CHANGE_EMAIL: &str = TokenPurpose::ChangeEmail.as_str();
-    /// Lets a guardian consent for a minor.
-    pub const GUARDIAN_CONSENT: &str = TokenPurpose::GuardianConsent.as_str();
-    /// Lets the holder of the bound address choose a new password.
-    pub const RESET_PASSWORD: &str = TokenPurpose::ResetPassword.as_str();
-}
-
-/// Where guardian consent stands, as strings (see [`GuardianConsent`]).
-pub mod guardian {
-    use super::GuardianConsent;
-
-    /// Not a minor.
-    pub const NOT_NEEDED: &str = GuardianConsent::NotNeeded.as_str();
-    /// Waiting for the guardian.
-    pub const PENDING: &str = GuardianConsent::Pending.as_str();
-    /// The guardian agreed.
-    pub const GRANTED: &str = GuardianConsent::Granted.as_str();
-    /// The guardian refused.
-    pub const REFUSED: &str = GuardianConsent::Refused.as_str();
-}
 
 /// What can go wrong with an account operation.
 #[derive(Debug, thiserror::Error)]
@@ -238,35 +200,28 @@ pub async fn pending_new_emails(
     Ok(pending)
 }
 
-/// Voids every unused token of `purpose` (a stored purpose name, see
-/// [`token_purpose`]) for the account; see [`token_store::void`].
+/// Voids every unused token of `purpose` for the account; see
+/// [`token_store::void`].
 pub async fn void_tokens<C: ConnectionTrait>(
     conn: &C,
     account_id: Uuid,
-    purpose: &str,
+    purpose: TokenPurpose,
     now: DateTime<Utc>,
 ) -> Result<(), sea_orm::DbErr> {
-    // No token has a purpose of another name: nothing to void then.
-    match TokenPurpose::parse(purpose) {
-        Some(purpose) => token_store::void(conn, account_id, purpose, now).await,
-        None => Ok(()),
-    }
+    token_store::void(conn, account_id, purpose, now).await
 }
 
 pub use super::token_store::claim as claim_token;
 
-/// How many tokens of `purpose` (a stored purpose name, see
-/// [`token_purpose`]) were issued to the account in the last hour.
+/// How many tokens of `purpose` were issued to the account in the last
+/// hour.
 pub async fn tokens_issued_last_hour<C: ConnectionTrait>(
     conn: &C,
     account_id: Uuid,
-    purpose: &str,
+    purpose: TokenPurpose,
     now: DateTime<Utc>,
 ) -> Result<u64, sea_orm::DbErr> {
-    match TokenPurpose::parse(purpose) {
-        Some(purpose) => token_store::issued_last_hour(conn, account_id, purpose, now).await,
-        None => Ok(0),
-    }
+    token_store::issued_last_hour(conn, account_id, purpose, now).await
 }
 
 /// What a person gives at signup.
@@ -667,7 +622,7 @@ pub async fn verify_email(state: &AppState, token: &str) -> Result<(), AccountEr
             Err(AccountError::InvalidToken)
         };
     }
-    let new_email = if row.purpose == TokenPurpose::ChangeEmail.as_str() {
+    let new_email = if TokenPurpose::ChangeEmail.is(&row.purpose) {
         Some(move_to_new_address(state, &txn, &account, &row, now).await?)
     } else {
         None

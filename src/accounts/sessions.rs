@@ -164,7 +164,7 @@ pub async fn login(
     let (row, account) = check_password(state, &lookup, password).await?;
     // The password was right: the count starts over, for both names.
     throttle::clear(state.db(), &throttle_subjects_from(state, &account, client)).await?;
-    if AccountStatus::parse(&row.status) == Some(AccountStatus::DeletionScheduled) {
+    if AccountStatus::DeletionScheduled.is(&row.status) {
         // The person is told when the erasure runs: until then a
         // cancellation link still works.
         let purge_after = crate::erasure::store::open_request(state.db(), row.id)
@@ -402,7 +402,7 @@ fn admit(
     if row.revoked_at.is_some() || row.expires_at <= now || idle_limit <= now {
         return None;
     }
-    if AccountStatus::parse(&account.status) != Some(AccountStatus::Active) {
+    if !AccountStatus::Active.is(&account.status) {
         return None;
     }
     Some(Viewer {

@@ -6,7 +6,10 @@
 //! strings.
 
 /// Generates a stored-string enum: `as_str` for writing, `parse` for
-/// reading, `Display` and `Serialize` as the stored string.
+/// reading, `is` for comparing with a stored value, `Display` and
+/// `Serialize` as the stored string, and conversions into a query value
+/// (`Column::Status.eq(AccountStatus::Active)`) and into the stored
+/// `String` (`Set(AccountStatus::Active.into())`).
 macro_rules! stored_enum {
     ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident => $text:literal,)+ }) => {
         $(#[$meta])*
@@ -32,6 +35,23 @@ macro_rules! stored_enum {
                     $($text => Some(Self::$variant),)+
                     _ => None,
                 }
+            }
+
+            /// Whether `stored` is this value's stored name.
+            pub fn is(self, stored: &str) -> bool {
+                stored == self.as_str()
+            }
+        }
+
+        impl From<$name> for sea_orm::Value {
+            fn from(value: $name) -> Self {
+                value.as_str().into()
+            }
+        }
+
+        impl From<$name> for String {
+            fn from(value: $name) -> Self {
+                value.as_str().to_owned()
             }
         }
 
@@ -141,6 +161,18 @@ mod tests {
         assert_eq!(
             serde_json::to_value(GuardianConsent::Pending).unwrap(),
             serde_json::json!("PENDING")
+        );
+    }
+
+    #[test]
+    fn compares_and_converts_as_the_stored_name() {
+        assert!(AccountStatus::Active.is("ACTIVE"));
+        assert!(!AccountStatus::Active.is("DELETION_SCHEDULED"));
+        assert!(!GuardianConsent::Pending.is("pending"));
+        assert_eq!(String::from(TokenPurpose::ResetPassword), "RESET_PASSWORD");
+        assert_eq!(
+            sea_orm::Value::from(GuardianConsent::Refused),
+            sea_orm::Value::from("REFUSED")
         );
     }
 }

@@ -243,7 +243,7 @@ pub fn open_with(
 
 /// Whether the row's account is in use (not scheduled for deletion).
 pub fn is_active(row: &account::Model) -> bool {
-    AccountStatus::parse(&row.status) == Some(AccountStatus::Active)
+    AccountStatus::Active.is(&row.status)
 }
 
 /// The username's blind index under the active key: what is stored.
@@ -398,13 +398,13 @@ pub fn seal_new(
         password_hash: Set(new.password_hash.clone()),
         role: Set(new.role.as_str().to_owned()),
         language: Set(new.language.as_tag().to_owned()),
-        age_declaration: Set(new.age.as_str().to_owned()),
-        guardian_consent: Set(guardian_consent.as_str().to_owned()),
+        age_declaration: Set(new.age.into()),
+        guardian_consent: Set(guardian_consent.into()),
         guardian_email_ct: Set(
             sealer.seal_opt(GUARDIAN_EMAIL.at(id), new.guardian_email.map(Email::as_str))?
         ),
         accepted_policy_version: Set(Some(new.accepted_policy_version.clone())),
-        status: Set(AccountStatus::Active.as_str().to_owned()),
+        status: Set(AccountStatus::Active.into()),
         created_at: Set(new.now),
         updated_at: Set(new.now),
     })

@@ -62,7 +62,7 @@ pub async fn insert<C: ConnectionTrait>(
     account_token::ActiveModel {
         id: Set(id),
         account_id: Set(account_id),
-        purpose: Set(purpose.as_str().to_owned()),
+        purpose: Set(purpose.into()),
         token_hash: Set(issued.hash.clone()),
         new_email_ct: Set(new_email_ct),
         new_email_bidx: Set(new_email_bidx),
@@ -85,7 +85,7 @@ pub async fn find_live<C: ConnectionTrait>(
 ) -> Result<Option<account_token::Model>, DbErr> {
     Ok(account_token::Entity::find()
         .filter(account_token::Column::TokenHash.eq(tokens::hash_token(token.trim())))
-        .filter(account_token::Column::Purpose.is_in(purposes.iter().map(|p| p.as_str())))
+        .filter(account_token::Column::Purpose.is_in(purposes.iter().copied()))
         .one(conn)
         .await?
         .filter(|row| row.expires_at > now))
@@ -100,7 +100,7 @@ pub async fn pending_email_changes<C: ConnectionTrait>(
 ) -> Result<Vec<account_token::Model>, DbErr> {
     account_token::Entity::find()
         .filter(account_token::Column::AccountId.eq(account_id))
-        .filter(account_token::Column::Purpose.eq(TokenPurpose::ChangeEmail.as_str()))
+        .filter(account_token::Column::Purpose.eq(TokenPurpose::ChangeEmail))
         .filter(account_token::Column::UsedAt.is_null())
         .filter(account_token::Column::ExpiresAt.gt(now))
         .order_by_desc(account_token::Column::CreatedAt)
@@ -158,7 +158,7 @@ pub async fn void<C: ConnectionTrait>(
         .col_expr(account_token::Column::UsedAt, Expr::value(now))
         .col_expr(account_token::Column::ExpiresAt, Expr::value(now))
         .filter(account_token::Column::AccountId.eq(account_id))
-        .filter(account_token::Column::Purpose.eq(purpose.as_str()))
+        .filter(account_token::Column::Purpose.eq(purpose))
         .filter(account_token::Column::UsedAt.is_null())
         .exec(conn)
         .await?;
@@ -193,7 +193,7 @@ pub async fn issued_last_hour<C: ConnectionTrait>(
 ) -> Result<u64, DbErr> {
     account_token::Entity::find()
         .filter(account_token::Column::AccountId.eq(account_id))
-        .filter(account_token::Column::Purpose.eq(purpose.as_str()))
+        .filter(account_token::Column::Purpose.eq(purpose))
         .filter(account_token::Column::CreatedAt.gt(now - Duration::hours(1)))
         .count(conn)
         .await
@@ -211,10 +211,10 @@ pub async fn end_address_links<C: ConnectionTrait>(
     account_token::Entity::update_many()
         .col_expr(account_token::Column::ExpiresAt, Expr::value(now))
         .filter(account_token::Column::AccountId.eq(account_id))
-        .filter(account_token::Column::Purpose.is_in([
-            TokenPurpose::VerifyEmail.as_str(),
-            TokenPurpose::ChangeEmail.as_str(),
-        ]))
+        .filter(
+            account_token::Column::Purpose
+                .is_in([TokenPurpose::VerifyEmail, TokenPurpose::ChangeEmail]),
+        )
         .filter(account_token::Column::Id.ne(keep))
         .filter(account_token::Column::ExpiresAt.gt(now))
         .exec(conn)

@@ -22,7 +22,10 @@ use super::{
     versions,
 };
 use crate::{
-    accounts::service::{AccountError, AccountRecord, find, needs_account_key, open_with, status},
+    accounts::{
+        AccountStatus,
+        service::{AccountError, AccountRecord, find, needs_account_key, open_with},
+    },
     audit::service::{self as audit, AuditRecord},
     mail::{
         Language,
@@ -295,7 +298,7 @@ async fn active_accounts_page<C: ConnectionTrait>(
     verified_only: bool,
 ) -> Result<(Vec<AccountRecord>, Option<Uuid>), PublicationError> {
     let mut query = account::Entity::find()
-        .filter(account::Column::Status.eq(status::ACTIVE))
+        .filter(account::Column::Status.eq(AccountStatus::Active))
         .order_by_asc(account::Column::Id)
         .limit(MAIL_BATCH);
     if verified_only {

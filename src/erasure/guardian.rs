@@ -10,7 +10,7 @@ use sea_orm::{
 
 use super::service::{ErasureError, ErasureReason, schedule_immediately};
 use crate::{
-    accounts::service::{claim_token, guardian, status, token_purpose},
+    accounts::{AccountStatus, GuardianConsent, TokenPurpose, service::claim_token},
     audit::service::{self as audit, AuditRecord},
     consent::policy::PurposeDefinition,
     crypto::tokens,
@@ -39,7 +39,7 @@ pub async fn request(
     let db = state.db();
     let Some(row) = account_token::Entity::find()
         .filter(account_token::Column::TokenHash.eq(tokens::hash_token(token.trim())))
-        .filter(account_token::Column::Purpose.eq(token_purpose::GUARDIAN_CONSENT))
+        .filter(account_token::Column::Purpose.eq(TokenPurpose::GuardianConsent))
         .one(db)
         .await?
         .filter(|t| t.used_at.is_none() && t.expires_at > now)
@@ -49,7 +49,9 @@ pub async fn request(
     let Some(minor) = account::Entity::find_by_id(row.account_id)
         .one(db)
         .await?
-        .filter(|a| a.guardian_consent == guardian::PENDING && a.status == status::ACTIVE)
+        .filter(|a| {
+            GuardianConsent::Pending.is(&a.guardian_consent) && AccountStatus::Active.is(&a.status)
+        })
     else {
         return Ok(None);
     };
@@ -78,7 +80,7 @@ pub async fn confirm(state: &AppState, token: &str, granted: bool) -> Result<(),
     let txn = state.db().begin().await?;
     let row = account_token::Entity::find()
         .filter(account_token::Column::TokenHash.eq(tokens::hash_token(token.trim())))
-        .filter(account_token::Column::Purpose.eq(token_purpose::GUARDIAN_CONSENT))
+        .filter(account_token::Column::Purpose.eq(TokenPurpose::GuardianConsent))
         .one(&txn)
         .await?
         .filter(|t| t.used_at.is_none() && t.expires_at > now)
@@ -86,7 +88,9 @@ pub async fn confirm(state: &AppState, token: &str, granted: bool) -> Result<(),
     let minor = account::Entity::find_by_id(row.account_id)
         .one(&txn)
         .await?
-        .filter(|a| a.guardian_consent == guardian::PENDING && a.status == status::ACTIVE)
+        .filter(|a| {
+            GuardianConsent::Pending.is(&a.guardian_consent) && AccountStatus::Active.is(&a.status)
+        })
         .ok_or(ErasureError::InvalidToken)?;
     let account_id = minor.id;
     if !claim_token(&txn, row.id, now).await? {
@@ -95,11 +99,11 @@ pub async fn confirm(state: &AppState, token: &str, granted: bool) -> Result<(),
     }
     let mut update = minor.into_active_model();
     update.guardian_consent = Set(if granted {
-        guardian::GRANTED
+        GuardianConsent::Granted
     } else {
-        guardian::REFUSED
+        GuardianConsent::Refused
     }
-    .to_owned());
+    .into());
     update.updated_at = Set(now);
     update.update(&txn).await?;
     audit::append(
@@ -134,8 +138,8 @@ pub async fn expire_unanswered(state: &AppState) -> Result<u64, ErasureError> {
     loop {
         let txn = state.db().begin().await?;
         let Some(minor) = account::Entity::find()
-            .filter(account::Column::GuardianConsent.eq(guardian::PENDING))
-            .filter(account::Column::Status.eq(status::ACTIVE))
+            .filter(account::Column::GuardianConsent.eq(GuardianConsent::Pending))
+            .filter(account::Column::Status.eq(AccountStatus::Active))
             .filter(account::Column::CreatedAt.lte(cutoff))
             .limit(1)
             .one(&txn)

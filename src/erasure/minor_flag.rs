@@ -41,8 +41,8 @@ use super::{
 };
 use crate::{
     accounts::{
-        Role,
-        service::{AccountRecord, open_guardian_in, open_in, status},
+        AccountStatus, Role,
+        service::{AccountRecord, open_guardian_in, open_in},
     },
     audit::service::{self as audit, AuditRecord},
     mail::{
@@ -215,7 +215,7 @@ pub async fn lift(
         return Err(ErasureError::NotFlagged);
     }
     let mut restored = row.clone().into_active_model();
-    restored.status = Set(status::ACTIVE.to_owned());
+    restored.status = Set(AccountStatus::Active.into());
     restored.updated_at = Set(now);
     restored.update(&txn).await?;
     let note = reason_note(state, &txn, account_id, &reason, now).await?;

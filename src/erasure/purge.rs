@@ -138,7 +138,7 @@ async fn erase_next_batch(
     let txn = state.db().begin().await?;
     let backend = txn.get_database_backend();
     let mut query = deletion_request::Entity::find()
-        .filter(deletion_request::Column::Status.eq(RequestStatus::Scheduled.as_str()))
+        .filter(deletion_request::Column::Status.eq(RequestStatus::Scheduled))
         .filter(deletion_request::Column::PurgeAfter.lte(now))
         .order_by_asc(deletion_request::Column::PurgeAfter)
         .order_by_asc(deletion_request::Column::Id)

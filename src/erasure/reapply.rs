@@ -109,7 +109,7 @@ async fn erase_again(
         &txn,
         sea_orm::Condition::all()
             .add(deletion_request::Column::AccountId.is_in(ids.clone()))
-            .add(deletion_request::Column::Status.is_in(super::store::open_states())),
+            .add(deletion_request::Column::Status.is_in(super::store::RequestStatus::OPEN)),
         now,
     )
     .await?;

@@ -11,7 +11,7 @@ use sea_orm::{
 use secrecy::ExposeSecret;
 use uuid::Uuid;
 
-pub use super::store::{RequestStatus, latest_request, open_request, request_status};
+pub use super::store::{RequestStatus, latest_request, open_request};
 use super::{
     calendar::WorkingCalendar,
     store::{self, Links},
@@ -19,10 +19,9 @@ use super::{
 };
 use crate::{
     accounts::{
+        AccountStatus,
         email::Email,
-        service::{
-            AccountError, EMAIL_INDEX, USERNAME_INDEX, is_readable_in, open_readable_in, status,
-        },
+        service::{AccountError, EMAIL_INDEX, USERNAME_INDEX, is_readable_in, open_readable_in},
         sessions::revoke_all_except,
         username::Username,
     },
@@ -148,7 +147,7 @@ async fn send_deletion_confirmation(
     let Some(row) = account::Entity::find()
         .filter(account::Column::UsernameBidx.is_in(username_bidx))
         .filter(account::Column::EmailBidx.is_in(email_bidx))
-        .filter(account::Column::Status.eq(status::ACTIVE))
+        .filter(account::Column::Status.eq(AccountStatus::Active))
         .one(&txn)
         .await?
     else {
@@ -227,7 +226,7 @@ pub(crate) async fn stop_processing<C: ConnectionTrait>(
         return Ok(None);
     };
     let mut update = row.clone().into_active_model();
-    update.status = Set(status::DELETION_SCHEDULED.to_owned());
+    update.status = Set(AccountStatus::DeletionScheduled.into());
     update.updated_at = Set(now);
     update.update(conn).await?;
     revoke_all_except(conn, account_id, None, now).await?;
@@ -338,7 +337,7 @@ pub async fn cancel(
             return Err(ErasureError::InvalidToken);
         }
         let mut update = row.into_active_model();
-        update.status = Set(status::ACTIVE.to_owned());
+        update.status = Set(AccountStatus::Active.into());
         update.updated_at = Set(now);
         update.update(&txn).await?;
     }

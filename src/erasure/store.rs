@@ -57,22 +57,16 @@ impl RequestStatus {
     }
 }
 
-/// Request states, as stored (see [`RequestStatus`]).
-pub mod request_status {
-    use super::RequestStatus;
-    /// Waiting for the link in the mail.
-    pub const AWAITING_CONFIRMATION: &str = RequestStatus::AwaitingConfirmation.as_str();
-    /// Confirmed: processing stopped, purge due at `purge_after`.
-    pub const SCHEDULED: &str = RequestStatus::Scheduled.as_str();
-    /// Cancelled before the purge.
-    pub const CANCELLED: &str = RequestStatus::Cancelled.as_str();
-    /// Erased.
-    pub const COMPLETED: &str = RequestStatus::Completed.as_str();
+impl From<RequestStatus> for sea_orm::Value {
+    fn from(status: RequestStatus) -> Self {
+        status.as_str().into()
+    }
 }
 
-/// The stored forms of the open states.
-pub fn open_states() -> [&'static str; 2] {
-    RequestStatus::OPEN.map(RequestStatus::as_str)
+impl From<RequestStatus> for String {
+    fn from(status: RequestStatus) -> Self {
+        status.as_str().to_owned()
+    }
 }
 
 /// The open (awaiting or scheduled) request of an account, if any.
@@ -82,7 +76,7 @@ pub async fn open_request<C: ConnectionTrait>(
 ) -> Result<Option<deletion_request::Model>, DbErr> {
     deletion_request::Entity::find()
         .filter(deletion_request::Column::AccountId.eq(account_id))
-        .filter(deletion_request::Column::Status.is_in(open_states()))
+        .filter(deletion_request::Column::Status.is_in(RequestStatus::OPEN))
         .order_by_desc(deletion_request::Column::RequestedAt)
         .one(conn)
         .await
@@ -136,7 +130,7 @@ pub async fn requested_since<C: ConnectionTrait>(
 /// How many requests are scheduled, due or not.
 pub async fn scheduled_count<C: ConnectionTrait>(conn: &C) -> Result<u64, DbErr> {
     deletion_request::Entity::find()
-        .filter(deletion_request::Column::Status.eq(RequestStatus::Scheduled.as_str()))
+        .filter(deletion_request::Column::Status.eq(RequestStatus::Scheduled))
         .count(conn)
         .await
 }
@@ -181,7 +175,7 @@ pub async fn insert_awaiting<C: ConnectionTrait>(
     deletion_request::ActiveModel {
         id: Set(id),
         account_id: Set(account_id),
-        status: Set(RequestStatus::AwaitingConfirmation.as_str().to_owned()),
+        status: Set(RequestStatus::AwaitingConfirmation.into()),
         reason: Set(reason.to_owned()),
         confirm_token_hash: Set(Some(links.confirm_hash)),
         confirm_expires_at: Set(Some(links.confirm_expires_at)),
@@ -237,7 +231,7 @@ pub async fn claim_confirmation<C: ConnectionTrait>(
     let claimed = deletion_request::Entity::update_many()
         .col_expr(
             deletion_request::Column::Status,
-            Expr::value(RequestStatus::Scheduled.as_str()),
+            Expr::value(RequestStatus::Scheduled),
         )
         .col_expr(
             deletion_request::Column::ConfirmTokenHash,
@@ -257,7 +251,7 @@ pub async fn claim_confirmation<C: ConnectionTrait>(
             Expr::value(purge_after),
         )
         .filter(deletion_request::Column::Id.eq(id))
-        .filter(deletion_request::Column::Status.eq(RequestStatus::AwaitingConfirmation.as_str()))
+        .filter(deletion_request::Column::Status.eq(RequestStatus::AwaitingConfirmation))
         .filter(deletion_request::Column::ConfirmTokenHash.eq(confirm_hash))
         .exec(conn)
         .await?;
@@ -278,7 +272,7 @@ pub async fn claim_cancellation<C: ConnectionTrait>(
     let claimed = deletion_request::Entity::update_many()
         .col_expr(
             deletion_request::Column::Status,
-            Expr::value(RequestStatus::Cancelled.as_str()),
+            Expr::value(RequestStatus::Cancelled),
         )
         .col_expr(
             deletion_request::Column::ConfirmTokenHash,
@@ -291,7 +285,7 @@ pub async fn claim_cancellation<C: ConnectionTrait>(
         .col_expr(deletion_request::Column::CancelledAt, Expr::value(now))
         .filter(deletion_request::Column::Id.eq(id))
         .filter(deletion_request::Column::Reason.eq(reason))
-        .filter(deletion_request::Column::Status.is_in(open_states()))
+        .filter(deletion_request::Column::Status.is_in(RequestStatus::OPEN))
         .filter(deletion_request::Column::CancelTokenHash.eq(cancel_hash))
         .exec(conn)
         .await?;
@@ -311,7 +305,7 @@ pub async fn schedule<C: ConnectionTrait>(
 ) -> Result<deletion_request::Model, DbErr> {
     if let Some(open) = open {
         let mut update = open.into_active_model();
-        update.status = Set(RequestStatus::Scheduled.as_str().to_owned());
+        update.status = Set(RequestStatus::Scheduled.into());
         update.reason = Set(reason.to_owned());
         update.confirm_token_hash = Set(None);
         update.confirm_expires_at = Set(None);
@@ -323,7 +317,7 @@ pub async fn schedule<C: ConnectionTrait>(
     deletion_request::ActiveModel {
         id: Set(Uuid::new_v4()),
         account_id: Set(account_id),
-        status: Set(RequestStatus::Scheduled.as_str().to_owned()),
+        status: Set(RequestStatus::Scheduled.into()),
         reason: Set(reason.to_owned()),
         confirm_token_hash: Set(None),
         confirm_expires_at: Set(None),
@@ -349,11 +343,11 @@ pub async fn cancel_scheduled<C: ConnectionTrait>(
     let claimed = deletion_request::Entity::update_many()
         .col_expr(
             deletion_request::Column::Status,
-            Expr::value(RequestStatus::Cancelled.as_str()),
+            Expr::value(RequestStatus::Cancelled),
         )
         .col_expr(deletion_request::Column::CancelledAt, Expr::value(now))
         .filter(deletion_request::Column::Id.eq(id))
-        .filter(deletion_request::Column::Status.eq(RequestStatus::Scheduled.as_str()))
+        .filter(deletion_request::Column::Status.eq(RequestStatus::Scheduled))
         .exec(conn)
         .await?;
     Ok(claimed.rows_affected == 1)
@@ -362,7 +356,7 @@ pub async fn cancel_scheduled<C: ConnectionTrait>(
 /// Requests whose deadline has passed without an erasure.
 pub async fn overdue_count<C: ConnectionTrait>(conn: &C, now: DateTime<Utc>) -> Result<u64, DbErr> {
     deletion_request::Entity::find()
-        .filter(deletion_request::Column::Status.eq(RequestStatus::Scheduled.as_str()))
+        .filter(deletion_request::Column::Status.eq(RequestStatus::Scheduled))
         .filter(deletion_request::Column::PurgeAfter.lte(now))
         .count(conn)
         .await
@@ -378,7 +372,7 @@ pub async fn complete<C: ConnectionTrait>(
     deletion_request::Entity::update_many()
         .col_expr(
             deletion_request::Column::Status,
-            Expr::value(RequestStatus::Completed.as_str()),
+            Expr::value(RequestStatus::Completed),
         )
         .col_expr(
             deletion_request::Column::CompletedAt,
@@ -416,6 +410,8 @@ mod tests {
         ] {
             assert_eq!(status.as_str(), stored);
             assert_eq!(RequestStatus::parse(stored), Some(status));
+            assert_eq!(String::from(status), stored);
+            assert_eq!(sea_orm::Value::from(status), sea_orm::Value::from(stored));
         }
         assert_eq!(RequestStatus::parse("scheduled"), None);
     }

@@ -17,7 +17,7 @@ use uuid::Uuid;
 
 use super::service::{ErasureError, ErasureReason, schedule_immediately};
 use crate::{
-    accounts::service::{status, token_purpose},
+    accounts::{AccountStatus, TokenPurpose},
     audit::service::{self as audit, AuditRecord},
     state::AppState,
 };
@@ -41,7 +41,7 @@ pub async fn expire_unverified(state: &AppState) -> Result<u64, ErasureError> {
         let txn = state.db().begin().await?;
         let mut query = account::Entity::find()
             .filter(account::Column::EmailVerified.eq(false))
-            .filter(account::Column::Status.eq(status::ACTIVE))
+            .filter(account::Column::Status.eq(AccountStatus::Active))
             .filter(account::Column::CreatedAt.lte(created_before))
             .order_by_asc(account::Column::Id)
             .limit(1);
@@ -54,7 +54,7 @@ pub async fn expire_unverified(state: &AppState) -> Result<u64, ErasureError> {
         after = Some(row.id);
         let live_links = account_token::Entity::find()
             .filter(account_token::Column::AccountId.eq(row.id))
-            .filter(account_token::Column::Purpose.eq(token_purpose::VERIFY_EMAIL))
+            .filter(account_token::Column::Purpose.eq(TokenPurpose::VerifyEmail))
             .filter(account_token::Column::ExpiresAt.gt(links_expired_before))
             .count(&txn)
             .await?;

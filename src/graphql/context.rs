@@ -10,7 +10,7 @@ use super::{
     messages,
 };
 use crate::{
-    accounts::{Role, service::guardian, sessions::Viewer},
+    accounts::{GuardianConsent, Role, sessions::Viewer},
     mail::Language,
     state::AppState,
 };
@@ -54,9 +54,8 @@ pub fn viewer<'a>(ctx: &Context<'a>) -> ApiResult<&'a Viewer> {
 /// answers `GUARDIAN_CONSENT_PENDING` until the guardian agrees.
 pub fn active_viewer<'a>(ctx: &Context<'a>) -> ApiResult<&'a Viewer> {
     let viewer = viewer(ctx)?;
-    if viewer.account.guardian_consent == guardian::PENDING
-        || viewer.account.guardian_consent == guardian::REFUSED
-    {
+    let consent = &viewer.account.guardian_consent;
+    if GuardianConsent::Pending.is(consent) || GuardianConsent::Refused.is(consent) {
         return Err(ApiError::new(
             ErrorCode::GuardianConsentPending,
             messages::Key::GuardianConsentPending,

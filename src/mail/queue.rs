@@ -69,6 +69,18 @@ impl OutboxStatus {
     }
 }
 
+impl From<OutboxStatus> for sea_orm::Value {
+    fn from(status: OutboxStatus) -> Self {
+        status.as_str().into()
+    }
+}
+
+impl From<OutboxStatus> for String {
+    fn from(status: OutboxStatus) -> Self {
+        status.as_str().to_owned()
+    }
+}
+
 impl fmt::Display for OutboxStatus {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
@@ -277,7 +289,7 @@ pub fn seal(
         body_text_ct: Set(body_text_ct),
         body_html_ct: Set(body_html_ct),
         body_format: Set(body_format.to_owned()),
-        status: Set(OutboxStatus::Pending.as_str().to_owned()),
+        status: Set(OutboxStatus::Pending.into()),
         attempts: Set(0),
         next_attempt_at: Set(now),
         claimed_until: Set(None),
@@ -341,7 +353,7 @@ pub async fn failed_count<C: ConnectionTrait>(db: &C) -> Result<u64, DbErr> {
 
 async fn count_with_status<C: ConnectionTrait>(db: &C, status: OutboxStatus) -> Result<u64, DbErr> {
     outbox::Entity::find()
-        .filter(outbox::Column::Status.eq(status.as_str()))
+        .filter(outbox::Column::Status.eq(status))
         .count(db)
         .await
 }
@@ -375,7 +387,7 @@ pub async fn claim<C: ConnectionTrait>(
 ) -> Result<Vec<outbox::Model>, DbErr> {
     let claimable = || {
         Condition::all()
-            .add(outbox::Column::Status.eq(OutboxStatus::Pending.as_str()))
+            .add(outbox::Column::Status.eq(OutboxStatus::Pending))
             .add(outbox::Column::NextAttemptAt.lte(now))
             .add(
                 Condition::any()
@@ -510,10 +522,7 @@ pub async fn mark_sent<C: ConnectionTrait>(
     now: DateTime<Utc>,
 ) -> Result<(), DbErr> {
     outbox::Entity::update_many()
-        .col_expr(
-            outbox::Column::Status,
-            Expr::value(OutboxStatus::Sent.as_str()),
-        )
+        .col_expr(outbox::Column::Status, Expr::value(OutboxStatus::Sent))
         .col_expr(outbox::Column::Attempts, Expr::value(attempts))
         .col_expr(outbox::Column::SentAt, Expr::value(Some(now)))
         .col_expr(
@@ -556,15 +565,14 @@ pub async fn mark_failed<C: ConnectionTrait>(
         )
         .col_expr(outbox::Column::LastError, Expr::value(Some(last_error)))
         .filter(outbox::Column::Id.eq(id))
-        .filter(outbox::Column::Status.eq(OutboxStatus::Pending.as_str()));
+        .filter(outbox::Column::Status.eq(OutboxStatus::Pending));
     let update = match then {
         AfterFailure::RetryAt(retry_at) => {
             update.col_expr(outbox::Column::NextAttemptAt, Expr::value(retry_at))
         }
-        AfterFailure::GiveUp => update.col_expr(
-            outbox::Column::Status,
-            Expr::value(OutboxStatus::Failed.as_str()),
-        ),
+        AfterFailure::GiveUp => {
+            update.col_expr(outbox::Column::Status, Expr::value(OutboxStatus::Failed))
+        }
     };
     update.exec(db).await?;
     Ok(())
@@ -595,6 +603,8 @@ mod tests {
         ] {
             assert_eq!(status.as_str(), stored);
             assert_eq!(OutboxStatus::parse(stored), Some(status));
+            assert_eq!(String::from(status), stored);
+            assert_eq!(sea_orm::Value::from(status), sea_orm::Value::from(stored));
         }
         assert_eq!(OutboxStatus::parse("pending"), None);
     }

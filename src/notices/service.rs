@@ -23,7 +23,10 @@ use uuid::Uuid;
 pub use super::content::{ContentBlock, IncidentContent};
 use super::templates;
 use crate::{
-    accounts::service::{needs_account_key, open_with, status},
+    accounts::{
+        AccountStatus,
+        service::{needs_account_key, open_with},
+    },
     audit::service::{AuditRecord, append, append_alone},
     crypto::AccountKey,
     mail::{
@@ -224,7 +227,7 @@ impl Pages {
                     return Ok(None);
                 }
                 let mut query = account::Entity::find()
-                    .filter(account::Column::Status.eq(status::ACTIVE))
+                    .filter(account::Column::Status.eq(AccountStatus::Active))
                     .order_by_asc(account::Column::Id)
                     .limit(FANOUT_CHUNK);
                 if let Some(after) = after {
@@ -241,7 +244,7 @@ impl Pages {
                 };
                 account::Entity::find()
                     .filter(account::Column::Id.is_in(ids))
-                    .filter(account::Column::Status.eq(status::ACTIVE))
+                    .filter(account::Column::Status.eq(AccountStatus::Active))
                     .all(conn)
                     .await
                     .map(Some)
@@ -258,7 +261,7 @@ async fn resolve_audience(
     match audience {
         Audience::AllAccounts => {
             let affected = account::Entity::find()
-                .filter(account::Column::Status.eq(status::ACTIVE))
+                .filter(account::Column::Status.eq(AccountStatus::Active))
                 .count(state.db())
                 .await?;
             Ok((
@@ -290,7 +293,7 @@ async fn resolve_audience(
                 }
                 affected += account::Entity::find()
                     .filter(account::Column::Id.is_in(chunk.iter().copied()))
-                    .filter(account::Column::Status.eq(status::ACTIVE))
+                    .filter(account::Column::Status.eq(AccountStatus::Active))
                     .count(state.db())
                     .await?;
             }

@@ -12,11 +12,12 @@ use uuid::Uuid;
 
 use crate::{
     accounts::{
+        AccountStatus, TokenPurpose,
         email::{Email, InvalidEmail},
         password::{self, WeakPassword},
         service::{
             self as accounts, AccountRecord, EMAIL_INDEX, MAX_MAILS_PER_HOUR, open_readable,
-            open_readable_in, status, token_purpose,
+            open_readable_in,
         },
         sessions,
     },
@@ -74,7 +75,7 @@ async fn send_reset_link(state: &AppState, email: &Email) -> Result<(), Recovery
     let Some(row) = select
         .one(&txn)
         .await?
-        .filter(|row| row.status == status::ACTIVE)
+        .filter(|row| AccountStatus::Active.is(&row.status))
     else {
         txn.rollback().await?;
         tracing::info!(
@@ -85,7 +86,7 @@ async fn send_reset_link(state: &AppState, email: &Email) -> Result<(), Recovery
         return Ok(());
     };
     let sent =
-        accounts::tokens_issued_last_hour(&txn, row.id, token_purpose::RESET_PASSWORD, now).await?;
+        accounts::tokens_issued_last_hour(&txn, row.id, TokenPurpose::ResetPassword, now).await?;
     if sent >= MAX_MAILS_PER_HOUR {
         txn.rollback().await?;
         tracing::info!(
@@ -121,14 +122,14 @@ async fn queue_reset_link<C: ConnectionTrait>(
     account: &AccountRecord,
     now: DateTime<Utc>,
 ) -> Result<(), RecoveryError> {
-    accounts::void_tokens(txn, account_id, token_purpose::RESET_PASSWORD, now).await?;
+    accounts::void_tokens(txn, account_id, TokenPurpose::ResetPassword, now).await?;
     let settings = state.settings();
     let ttl = settings.accounts.reset_token_ttl;
     let issued = tokens::issue()?;
     account_token::ActiveModel {
         id: Set(Uuid::new_v4()),
         account_id: Set(account_id),
-        purpose: Set(token_purpose::RESET_PASSWORD.to_owned()),
+        purpose: Set(TokenPurpose::ResetPassword.into()),
         token_hash: Set(issued.hash),
         new_email_ct: Set(None),
         new_email_bidx: Set(None),
@@ -169,7 +170,7 @@ async fn live_reset_token(
     let now = state.clock().now();
     let Some(token_row) = account_token::Entity::find()
         .filter(account_token::Column::TokenHash.eq(tokens::hash_token(token.trim())))
-        .filter(account_token::Column::Purpose.eq(token_purpose::RESET_PASSWORD))
+        .filter(account_token::Column::Purpose.eq(TokenPurpose::ResetPassword))
         .one(state.db())
         .await?
         .filter(|t| t.used_at.is_none() && t.expires_at > now)
@@ -197,7 +198,7 @@ pub async fn reset_password(
     let row = account::Entity::find_by_id(token_row.account_id)
         .one(state.db())
         .await?
-        .filter(|row| row.status == status::ACTIVE)
+        .filter(|row| AccountStatus::Active.is(&row.status))
         .ok_or(RecoveryError::InvalidToken)?;
     // A restored link of an account whose data key is gone opens nothing.
     let Some(account) = open_readable(state, &row).await? else {
@@ -227,7 +228,7 @@ pub async fn reset_password(
     let row = account::Entity::find_by_id(row.id)
         .one(&txn)
         .await?
-        .filter(|row| row.status == status::ACTIVE)
+        .filter(|row| AccountStatus::Active.is(&row.status))
         .ok_or(RecoveryError::InvalidToken)?;
     // From the row read in this transaction: its names are the current ones.
     // A restored link of an account whose data key is gone opens nothing.
@@ -245,10 +246,10 @@ pub async fn reset_password(
     update.updated_at = Set(now);
     update.update(&txn).await?;
     sessions::revoke_all_except(&txn, account_id, None, now).await?;
-    accounts::void_tokens(&txn, account_id, token_purpose::RESET_PASSWORD, now).await?;
+    accounts::void_tokens(&txn, account_id, TokenPurpose::ResetPassword, now).await?;
     // Whoever knew the old password may have started moving the account to
     // their own address: that link dies with the old password.
-    accounts::void_tokens(&txn, account_id, token_purpose::CHANGE_EMAIL, now).await?;
+    accounts::void_tokens(&txn, account_id, TokenPurpose::ChangeEmail, now).await?;
     throttle::clear(&txn, &subjects).await?;
     outbox::queue(
         state,

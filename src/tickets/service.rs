@@ -18,9 +18,9 @@ use super::{
 };
 use crate::{
     accounts::{
-        Role,
+        AccountStatus, Role,
         email::Email,
-        service::{self as accounts, AccountError, status as account_status},
+        service::{self as accounts, AccountError},
         sessions::Viewer,
     },
     audit::{
@@ -308,7 +308,7 @@ pub fn reply_check(
     account: Option<&account::Model>,
 ) -> Result<(), CannotReply> {
     match (row.account_id, account) {
-        (Some(_), Some(account)) if account.status == account_status::DELETION_SCHEDULED => {
+        (Some(_), Some(account)) if AccountStatus::DeletionScheduled.is(&account.status) => {
             Err(CannotReply::DeletionScheduled)
         }
         (Some(_), Some(account)) if !account.email_verified => Err(CannotReply::EmailNotVerified),

@@ -6,7 +6,10 @@
 use std::time::{Duration, Instant};
 
 use custos::{
-    accounts::service::{EMAIL_INDEX, USERNAME_INDEX, seal, status},
+    accounts::{
+        AccountStatus,
+        service::{EMAIL_INDEX, USERNAME_INDEX, seal},
+    },
     notices::service::{AnnouncementKind, MAIL_KIND, publish_announcement},
 };
 use entity::{account, outbox};
@@ -103,7 +106,7 @@ pub async fn seed_accounts(app: &TestApp, n: usize) {
             guardian_consent: Set("NOT_NEEDED".into()),
             guardian_email_ct: Set(None),
             accepted_policy_version: Set(None),
-            status: Set(status::ACTIVE.into()),
+            status: Set(AccountStatus::Active.into()),
             created_at: Set(now),
             updated_at: Set(now),
         });
@@ -190,7 +193,7 @@ async fn every_active_account_gets_the_notice_in_its_language_over_smtp() {
         .unwrap()
         .unwrap()
         .into();
-    row.status = Set(status::DELETION_SCHEDULED.into());
+    row.status = Set(AccountStatus::DeletionScheduled.into());
     row.update(app.state.db()).await.unwrap();
 
     let body = report(&app, &admin, incident("ALL_ACCOUNTS", false)).await;

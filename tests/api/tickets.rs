@@ -810,7 +810,7 @@ async fn no_ticket_mail_once_deletion_is_scheduled() {
     let before = app.mail_to("alice.t@example.org").len();
 
     update_account(&app, alice_id, |a| {
-        a.status = Set(custos::accounts::service::status::DELETION_SCHEDULED.to_owned())
+        a.status = Set(custos::accounts::AccountStatus::DeletionScheduled.into())
     })
     .await;
     let (support, _) = staff(&app, "SUPPORT", "helper_li", "helper.li@example.org").await;
