@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Times the purge: seeds N due accounts (default 100,000), each with a
 # ticket, its message and three consent events, and runs one purge, on
-# SQLite and then on PostgreSQL, in a release build.
+# SQLite and then on PostgreSQL, in a release build, with the process's
+# resident memory during the purge (peak counted from the purge's start).
 #
 #   bench/purge.sh                       # 100,000 accounts, both databases
 #   BENCH_ACCOUNTS=10000 bench/purge.sh

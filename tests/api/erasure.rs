@@ -1078,9 +1078,13 @@ async fn purge_benchmark() {
     seed_due_accounts(&app, accounts, app.clock.now()).await;
     let seeded = seeding.elapsed();
     app.clock.advance(chrono::Duration::seconds(1));
+    // Memory is measured from here: the purge's, not the seeding's.
+    crate::helpers::ResidentMemory::reset_peak();
+    let resident_at_start = crate::helpers::ResidentMemory::current_mib();
     let started = std::time::Instant::now();
     let report = custos::erasure::purge::run_once(state).await.unwrap();
     let elapsed = started.elapsed();
+    let resident_peak = crate::helpers::ResidentMemory::peak_mib();
     let left = entity::deletion_request::Entity::find()
         .all(state.db())
         .await
@@ -1101,7 +1105,8 @@ async fn purge_benchmark() {
         "SQLite"
     };
     println!(
-        "BENCH purge {backend}: {accounts} accounts (seeded in {:.1} s) erased in {:.1} s = {:.0} accounts/s; rows {:?}",
+        "BENCH purge {backend}: {accounts} accounts (seeded in {:.1} s) erased in {:.1} s = {:.0} accounts/s; \
+         resident {resident_at_start:.0} MiB at the start, peak {resident_peak:.0} MiB during the purge; rows {:?}",
         seeded.as_secs_f64(),
         elapsed.as_secs_f64(),
         accounts as f64 / elapsed.as_secs_f64(),

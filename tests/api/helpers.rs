@@ -528,3 +528,39 @@ pub async fn lift_refusal(db: &sea_orm::DatabaseConnection, name: &str, table: &
     };
     db.execute_unprepared(&statement).await.unwrap();
 }
+
+/// This process's resident memory (Linux, from `/proc/self/status`), for
+/// the benchmarks that state a memory target: the peak since the last
+/// [`ResidentMemory::reset_peak`], and the current size, in MiB.
+pub struct ResidentMemory;
+
+impl ResidentMemory {
+    /// Starts a new peak at the current resident size (`5` written to
+    /// `/proc/self/clear_refs`), so what seeding took is not counted.
+    pub fn reset_peak() {
+        std::fs::write("/proc/self/clear_refs", "5")
+            .expect("/proc/self/clear_refs resets the peak");
+    }
+
+    /// The highest resident size since the last reset.
+    pub fn peak_mib() -> f64 {
+        Self::field("VmHWM:")
+    }
+
+    /// The resident size now.
+    pub fn current_mib() -> f64 {
+        Self::field("VmRSS:")
+    }
+
+    fn field(name: &str) -> f64 {
+        let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
+        status
+            .lines()
+            .find_map(|line| {
+                let kib = line.strip_prefix(name)?.trim().strip_suffix("kB")?.trim();
+                kib.parse::<f64>().ok()
+            })
+            .map(|kib| kib / 1024.0)
+            .expect("the field is in /proc/self/status")
+    }
+}

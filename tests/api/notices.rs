@@ -420,7 +420,7 @@ async fn the_fan_out_crosses_chunk_boundaries_without_losing_anyone() {
 /// The fan-out benchmark behind `bench/incident_fanout.sh`: seeds
 /// `BENCH_ACCOUNTS` accounts (default 100,000) and times
 /// `reportSecurityIncident` end to end. Run it in release against
-/// PostgreSQL; it fails above 30 seconds.
+/// PostgreSQL; it fails above 30 seconds per 100,000 accounts.
 #[tokio::test]
 #[ignore = "benchmark: run through bench/incident_fanout.sh"]
 async fn incident_fanout_benchmark() {
@@ -433,19 +433,27 @@ async fn incident_fanout_benchmark() {
     let seeding = Instant::now();
     seed_accounts(&app, accounts).await;
     println!("seeded {accounts} accounts in {:.1?}", seeding.elapsed());
+    // Memory is measured from here: the fan-out's, not the seeding's (the
+    // server runs in this process).
+    crate::helpers::ResidentMemory::reset_peak();
+    let resident_at_start = crate::helpers::ResidentMemory::current_mib();
     let started = Instant::now();
     let body = report(&app, &admin, incident("ALL_ACCOUNTS", false)).await;
     let elapsed = started.elapsed();
+    let resident_peak = crate::helpers::ResidentMemory::peak_mib();
     let notified = body["data"]["reportSecurityIncident"]["notified"].as_u64();
     println!(
-        "BENCH incident fan-out: {} notices queued in {:.2} s ({:.0} per second)",
+        "BENCH incident fan-out: {} notices queued in {:.2} s ({:.0} per second); \
+         resident {resident_at_start:.0} MiB at the start, peak {resident_peak:.0} MiB during the fan-out",
         notified.unwrap_or_default(),
         elapsed.as_secs_f64(),
         notified.unwrap_or_default() as f64 / elapsed.as_secs_f64()
     );
     assert_eq!(notified, Some(accounts as u64 + 1), "{body}");
     assert_eq!(incident_mails_queued(&app).await, accounts as u64 + 1);
-    assert!(elapsed <= Duration::from_secs(30), "took {elapsed:?}");
+    // 30 s for 100,000, and linear beyond: 300 s for 1,000,000.
+    let limit = Duration::from_secs_f64(30.0 * (accounts as f64 / 100_000.0).max(1.0));
+    assert!(elapsed <= limit, "took {elapsed:?}, limit {limit:?}");
 }
 
 /// Makes the outbox refuse incident notices once `limit` of them are in,
