@@ -8,12 +8,19 @@ use std::time::Instant;
 
 use secrecy::SecretString;
 
+/// Hashes each core does in the "at once" run.
+const PER_CORE: usize = 50;
+
 #[tokio::main]
 async fn main() {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    // The "at once" run queues every hash before any finishes, from one
+    // caller: its queue must hold them all (a server's queue would refuse
+    // the surplus as Busy, which is not what is measured here).
+    let at_once_most = cores * PER_CORE;
     let (Ok(hasher), Ok(parallel)) = (
         custos::crypto::passwords::PasswordHasher::new(1),
-        custos::crypto::passwords::PasswordHasher::new(cores),
+        custos::crypto::passwords::PasswordHasher::with_bounds(cores, at_once_most, at_once_most),
     ) else {
         eprintln!("cannot start the hashing threads");
         std::process::exit(1);
@@ -66,12 +73,11 @@ async fn main() {
     // Warm every thread's buffer first, as a running server's are: the
     // first hash on a fresh 19 MiB buffer also pays its page faults.
     at_once(cores * 2).await;
-    let per_core = 50;
     let started = Instant::now();
-    at_once(cores * per_core).await;
+    at_once(cores * PER_CORE).await;
     let elapsed = started.elapsed().as_secs_f64();
     println!(
         "argon2id with {cores} hashes at once: {:.1} password operations/s",
-        (cores * per_core) as f64 / elapsed
+        (cores * PER_CORE) as f64 / elapsed
     );
 }
