@@ -26,7 +26,3 @@ pub mod state;
 pub mod telemetry;
 pub mod tickets;
 pub mod timing;
-
-// Earlier paths of modules that moved.
-pub use commands::rotation;
-pub use crypto::keystore;

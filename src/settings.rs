@@ -398,7 +398,7 @@ pub struct DatabaseSettings {
     /// Which database the URL points at.
     pub kind: DatabaseKind,
     /// Where account data keys live when not in the main database; a
-    /// sea-orm database URL (see [`crate::keystore`]).
+    /// sea-orm database URL (see [`crate::crypto::keystore`]).
     pub key_store_url: Option<SecretString>,
     /// Where the erasure journal lives when there is no separate key store;
     /// a sea-orm database URL (see [`crate::erasure::journal`]).

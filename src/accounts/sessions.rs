@@ -27,7 +27,6 @@ use crate::{
 };
 
 pub use super::session_cache::LAST_SEEN_GRANULARITY;
-pub use super::sessions_store::revoke_all_except;
 /// Longest user agent kept.
 const MAX_USER_AGENT_CHARS: usize = 256;
 

@@ -22,7 +22,7 @@ use crate::{
         AccountStatus,
         email::Email,
         service::{AccountError, EMAIL_INDEX, USERNAME_INDEX, is_readable_in, open_readable_in},
-        sessions::revoke_all_except,
+        sessions_store::revoke_all_except,
         username::Username,
     },
     crypto::tokens,

@@ -27,8 +27,8 @@ mod tests {
 
     use super::*;
     use crate::clock::Clock;
+    use crate::crypto::keystore::KeyStore;
     use crate::crypto::{BlindIndex, EncryptionKey, FieldCipher, FieldContext, Keyring};
-    use crate::keystore::KeyStore;
     use crate::mail::test_smtp::TestSmtp;
     use crate::mail::{MailError, RenderedMail, transport::MailTransport};
 

@@ -34,8 +34,9 @@ use super::{
 };
 use crate::{
     clock::Clock,
-    crypto::{AccountKey, CryptoError, FieldCipher, fields::is_under_account_key},
-    keystore::KeyStore,
+    crypto::{
+        AccountKey, CryptoError, FieldCipher, fields::is_under_account_key, keystore::KeyStore,
+    },
 };
 
 /// How long a sender keeps retrying the write that records a sent mail;

@@ -245,7 +245,7 @@ pub async fn reset_password(
     update.email_verified = Set(true);
     update.updated_at = Set(now);
     update.update(&txn).await?;
-    sessions::revoke_all_except(&txn, account_id, None, now).await?;
+    crate::accounts::sessions_store::revoke_all_except(&txn, account_id, None, now).await?;
     accounts::void_tokens(&txn, account_id, TokenPurpose::ResetPassword, now).await?;
     // Whoever knew the old password may have started moving the account to
     // their own address: that link dies with the old password.

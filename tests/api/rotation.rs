@@ -55,7 +55,7 @@ async fn rotation_moves_every_field_to_the_active_key_and_keeps_it_readable() {
     let both = format!("{},{old}", fresh.encryption_keys.expose_secret());
 
     let rotating = state_with_keys(&app, &both).await;
-    let columns = custos::rotation::encrypted_columns(rotating.db())
+    let columns = custos::commands::rotation::encrypted_columns(rotating.db())
         .await
         .unwrap();
     for expected in [
@@ -72,14 +72,14 @@ async fn rotation_moves_every_field_to_the_active_key_and_keeps_it_readable() {
             "{expected:?}"
         );
     }
-    let report = custos::rotation::rotate(&rotating, |_, _, _| {})
+    let report = custos::commands::rotation::rotate(&rotating, |_, _, _| {})
         .await
         .unwrap();
     // The person's fields are under their own data key: rotating the
     // keyring re-wraps that key (one value) and leaves the fields alone.
     assert!(report.rotated >= 1, "{report:?}");
     assert_eq!(report.raced, 0);
-    let again = custos::rotation::rotate(&rotating, |_, _, _| {})
+    let again = custos::commands::rotation::rotate(&rotating, |_, _, _| {})
         .await
         .unwrap();
     assert_eq!(again.rotated, 0, "a second run has nothing left to do");
@@ -307,7 +307,7 @@ async fn blind_indexes_move_to_the_new_key_and_lookups_work_throughout() {
 
     // The rotation recomputes everything under A, and only that.
     let mut batches = 0;
-    let report = custos::rotation::reindex(&app.state, |_, _, _| batches += 1)
+    let report = custos::commands::rotation::reindex(&app.state, |_, _, _| batches += 1)
         .await
         .unwrap();
     assert!(report.had_previous_key);
@@ -332,7 +332,7 @@ async fn blind_indexes_move_to_the_new_key_and_lookups_work_throughout() {
     let after = assert_every_index_under(&app.state, &key_b_index).await;
     assert_eq!(after[..3], counted[..3], "{after:?}");
 
-    let again = custos::rotation::reindex(&app.state, |_, _, _| {})
+    let again = custos::commands::rotation::reindex(&app.state, |_, _, _| {})
         .await
         .unwrap();
     assert_eq!(again.examined, report.examined, "{again:?}");
@@ -358,10 +358,13 @@ async fn blind_indexes_move_to_the_new_key_and_lookups_work_throughout() {
         .await
     };
     assert!(app.state.blind().previous().is_none());
-    let nothing = custos::rotation::reindex(&app.state, |_, _, _| {})
+    let nothing = custos::commands::rotation::reindex(&app.state, |_, _, _| {})
         .await
         .unwrap();
-    assert_eq!(nothing, custos::rotation::ReindexReport::default());
+    assert_eq!(
+        nothing,
+        custos::commands::rotation::ReindexReport::default()
+    );
     login(&app, "Rotating_Ada", PASSWORD).await;
     login(&app, "ada.rotates@EXAMPLE.org", PASSWORD).await;
     let body = signup(&app, "rotatingada", "third.person@example.org").await;
@@ -381,15 +384,15 @@ async fn blind_indexes_move_to_the_new_key_and_lookups_work_throughout() {
 #[tokio::test]
 async fn every_blind_index_column_is_known_to_the_rotation() {
     let app = spawn_app().await;
-    let mut in_schema = custos::rotation::blind_index_columns(app.state.db())
+    let mut in_schema = custos::commands::rotation::blind_index_columns(app.state.db())
         .await
         .unwrap();
     in_schema.sort();
-    let mut known: Vec<(String, String)> = custos::rotation::BLIND_INDEXED_COLUMNS
+    let mut known: Vec<(String, String)> = custos::commands::rotation::BLIND_INDEXED_COLUMNS
         .iter()
         .map(|c| (c.table.to_owned(), c.index_column.to_owned()))
         .chain(
-            custos::rotation::EPHEMERAL_BLIND_INDEX_COLUMNS
+            custos::commands::rotation::EPHEMERAL_BLIND_INDEX_COLUMNS
                 .iter()
                 .map(|(t, c)| ((*t).to_owned(), (*c).to_owned())),
         )
@@ -397,11 +400,11 @@ async fn every_blind_index_column_is_known_to_the_rotation() {
     known.sort();
     assert_eq!(
         in_schema, known,
-        "a new *_bidx column needs an entry in custos::rotation::BLIND_INDEXED_COLUMNS"
+        "a new *_bidx column needs an entry in custos::commands::rotation::BLIND_INDEXED_COLUMNS"
     );
-    for column in custos::rotation::BLIND_INDEXED_COLUMNS {
+    for column in custos::commands::rotation::BLIND_INDEXED_COLUMNS {
         assert!(
-            custos::rotation::encrypted_columns(app.state.db())
+            custos::commands::rotation::encrypted_columns(app.state.db())
                 .await
                 .unwrap()
                 .contains(&(column.table.to_owned(), column.value_column.to_owned())),
@@ -550,7 +553,7 @@ async fn a_deletion_during_the_rotation_erases_rows_under_either_key() {
 #[tokio::test]
 async fn rotation_pages_through_more_rows_than_one_batch() {
     let app = spawn_app().await;
-    let rows = 2 * custos::rotation::BATCH as usize + 34;
+    let rows = 2 * custos::commands::rotation::BATCH as usize + 34;
     crate::notices::seed_accounts(&app, rows).await;
     let (old, _) = given_keys(&app);
     let fresh = custos::crypto::keys::generate("k2").unwrap();
@@ -558,7 +561,7 @@ async fn rotation_pages_through_more_rows_than_one_batch() {
     let rotating = state_with_keys(&app, &both).await;
 
     let mut key_batches = 0;
-    let report = custos::rotation::rotate(&rotating, |table, column, _| {
+    let report = custos::commands::rotation::rotate(&rotating, |table, column, _| {
         if (table, column) == ("account_keys", "wrapped_key_ct") {
             key_batches += 1;
         }
@@ -595,14 +598,15 @@ async fn rotation_pages_through_more_rows_than_one_batch() {
 #[tokio::test]
 async fn every_encrypted_table_says_whose_key_its_values_take() {
     let app = spawn_app().await;
-    for (table, column) in custos::rotation::encrypted_columns(app.state.db())
+    for (table, column) in custos::commands::rotation::encrypted_columns(app.state.db())
         .await
         .unwrap()
     {
-        let owned = custos::rotation::OWNER_OF_ROW
+        let owned = custos::commands::rotation::OWNER_OF_ROW
             .iter()
             .any(|(t, _)| *t == table);
-        let keyring_only = custos::rotation::KEYRING_ONLY_TABLES.contains(&table.as_str());
+        let keyring_only =
+            custos::commands::rotation::KEYRING_ONLY_TABLES.contains(&table.as_str());
         assert!(
             owned != keyring_only,
             "{table}.{column} needs an entry in OWNER_OF_ROW or KEYRING_ONLY_TABLES"
@@ -706,7 +710,9 @@ async fn rotation_moves_fields_written_before_account_keys_under_them() {
         .await;
     assert!(guest["data"]["createTicket"]["id"].is_string(), "{guest}");
 
-    let report = custos::rotation::rotate(state, |_, _, _| {}).await.unwrap();
+    let report = custos::commands::rotation::rotate(state, |_, _, _| {})
+        .await
+        .unwrap();
     assert!(report.rotated >= 4, "{report:?}");
     let key_id = |stored: &[u8]| custos::crypto::fields::key_id_of(stored).map(str::to_owned);
     let row = entity::account::Entity::find_by_id(account)
@@ -750,6 +756,8 @@ async fn rotation_moves_fields_written_before_account_keys_under_them() {
             .unwrap()
             .is_some()
     );
-    let again = custos::rotation::rotate(state, |_, _, _| {}).await.unwrap();
+    let again = custos::commands::rotation::rotate(state, |_, _, _| {})
+        .await
+        .unwrap();
     assert_eq!(again.rotated, 0, "{again:?}");
 }
