@@ -20,6 +20,12 @@ pub async fn connect(url: &SecretString) -> Result<DatabaseConnection, DbErr> {
         .min_connections(1)
         .acquire_timeout(Duration::from_secs(10))
         .connect_timeout(Duration::from_secs(10))
+        // sqlx pings a connection when it goes back to the pool; pinging it
+        // again when it comes out doubled the round trips of every
+        // one-statement request (a cold signed-in read). A connection idle
+        // for a second or more is still tested before use, so one the
+        // server closed meanwhile is replaced, not handed out.
+        .test_before_acquire_if_idle_for(Duration::from_secs(1))
         // Statements may carry ciphertext and blind indexes: keep them out of logs.
         .sqlx_logging(false)
         .map_sqlx_sqlite_opts(|opts| {
