@@ -8,7 +8,9 @@ use secrecy::ExposeSecret;
 use uuid::Uuid;
 
 use crate::{
-    accounts::{session_cache::SessionCache, username_policy::UsernamePolicy},
+    accounts::{
+        session_cache::SessionCache, session_reads::SessionReads, username_policy::UsernamePolicy,
+    },
     clock::Clock,
     crypto::{
         CryptoError,
@@ -65,6 +67,7 @@ struct Inner {
     job_counts: std::sync::Mutex<JobCounts>,
     mail_wake: tokio::sync::Notify,
     session_cache: Arc<SessionCache>,
+    session_reads: Arc<SessionReads>,
     policy: Arc<crate::consent::policy_cache::PolicyCache>,
 }
 
@@ -134,12 +137,21 @@ impl AppState {
             settings.sessions.cache,
             settings.database.kind == DatabaseKind::Sqlite,
         ));
+        // SQLite has one connection: a second read would only queue for it.
+        let session_reads = SessionReads::new(
+            db.clone(),
+            match settings.database.kind {
+                DatabaseKind::Sqlite => 1,
+                _ => crate::accounts::session_reads::IN_FLIGHT,
+            },
+        );
         // Likewise the policy kept in memory.
         let policy = Arc::new(crate::consent::policy_cache::PolicyCache::new(
             settings.database.kind == DatabaseKind::Sqlite,
         ));
         Ok(Self(Arc::new(Inner {
             session_cache,
+            session_reads,
             policy,
             db,
             cipher: Arc::new(FieldCipher::new(keyring)),
@@ -168,6 +180,11 @@ impl AppState {
     /// This instance's cache of signed-in callers.
     pub fn session_cache(&self) -> &Arc<SessionCache> {
         &self.0.session_cache
+    }
+
+    /// This instance's batched reader of sessions and their accounts.
+    pub fn session_reads(&self) -> &Arc<SessionReads> {
+        &self.0.session_reads
     }
 
     /// This instance's copy of the current policy.

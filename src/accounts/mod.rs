@@ -18,6 +18,7 @@ pub mod password;
 pub mod roles;
 pub mod service;
 pub mod session_cache;
+pub mod session_reads;
 pub mod sessions;
 pub mod sessions_store;
 pub mod states;

@@ -359,11 +359,9 @@ pub async fn authenticate(state: &AppState, token: &str) -> Result<Option<Viewer
         return Ok(admit(state, cached.session, cached.account, now));
     }
     let generation = cache.generation();
-    // One read for both: this runs on every signed-in request the cache
-    // does not answer.
-    let Some((mut row, Some(account))) =
-        sessions_store::find_with_account(state.db(), &token_hash).await?
-    else {
+    // One read for both, shared with the other requests waiting for one:
+    // this runs on every signed-in request the cache does not answer.
+    let Some((mut row, Some(account))) = state.session_reads().find(&token_hash).await? else {
         return Ok(None);
     };
     let Some(viewer) = admit(state, row.clone(), account, now) else {

@@ -2,7 +2,7 @@
 //! agent of each sign-in, sealed under the account's data key here.
 
 use chrono::{DateTime, Duration, Utc};
-use entity::{account, session};
+use entity::session;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, IntoActiveModel,
     QueryFilter, QueryOrder, QuerySelect, Set, sea_query::Expr,
@@ -111,19 +111,6 @@ pub async fn recent<C: ConnectionTrait>(
         .order_by_desc(session::Column::CreatedAt)
         .limit(limit)
         .all(conn)
-        .await
-}
-
-/// The session whose token hashes to `token_hash`, with its account, in
-/// one read.
-pub async fn find_with_account<C: ConnectionTrait>(
-    conn: &C,
-    token_hash: &[u8],
-) -> Result<Option<(session::Model, Option<account::Model>)>, DbErr> {
-    session::Entity::find()
-        .find_also_related(account::Entity)
-        .filter(session::Column::TokenHash.eq(token_hash.to_vec()))
-        .one(conn)
         .await
 }
 

@@ -271,6 +271,17 @@ fn render_caches(state: &AppState, documents: &DocumentCache, out: &mut String) 
          custos_session_cache_active {}",
         u8::from(cache.is_active())
     );
+    let reads = state.session_reads().counts();
+    let _ = writeln!(
+        out,
+        "# HELP custos_session_reads_total Database reads of sessions the cache did not answer; each answers every request waiting for one.\n\
+         # TYPE custos_session_reads_total counter\n\
+         custos_session_reads_total {}\n\
+         # HELP custos_session_read_requests_total Requests answered by those reads (their ratio is the mean batch).\n\
+         # TYPE custos_session_read_requests_total counter\n\
+         custos_session_read_requests_total {}",
+        reads.reads, reads.requests
+    );
     let _ = writeln!(
         out,
         "# HELP custos_policy_cache_active Whether the current policy may be answered from memory (0 while the PostgreSQL change listener is down).\n\
