@@ -17,7 +17,9 @@
 #
 # Settings: ROUNDS (3), BENCH_SECONDS (15), BENCH_DB (postgres | sqlite),
 # BENCH_SESSION_CACHE (unset: the binaries' default; 0 turns the session
-# cache off, so every signed-in read goes to the database),
+# cache off, so every signed-in read goes to the database), BENCH_PEOPLE
+# (me: 1 by default, every request the same person's; N signs up N people
+# and the requests take their sessions in turn),
 # BENCH_POSTGRES_URL (postgres://postgres@127.0.0.1/test; a database is made
 # and dropped per run). Build a "before" binary from another commit with e.g.
 #   git worktree add /tmp/before <rev> && (cd /tmp/before && CARGO_TARGET_DIR=/tmp/before-target cargo build --release --bin custos)
@@ -34,6 +36,7 @@ for spec in "$@"; do
 done
 rounds="${ROUNDS:-3}"
 seconds="${BENCH_SECONDS:-15}"
+people="${BENCH_PEOPLE:-1}"
 database="${BENCH_DB:-postgres}"
 pg_url="${BENCH_POSTGRES_URL:-postgres://postgres@127.0.0.1/test}"
 port=18786
@@ -127,12 +130,14 @@ bare_round() { # the same load on a bare `{ hello }` server: the ceiling of `me`
 
 me_alone() { # $1 = label
   local token; token=$(load_me_token "$port" "$version")
-  local out; out=$(TOKEN="$token" wrk -t2 -c32 -d"${seconds}s" --latency -s bench/me.lua \
+  local tokens=""
+  if [ "$people" -gt 1 ]; then tokens=$(load_me_tokens "$port" "$version" "$people"); fi
+  local out; out=$(TOKEN="$token" TOKENS="$tokens" wrk -t2 -c32 -d"${seconds}s" --latency -s bench/me.lua \
     "http://127.0.0.1:$port/graphql" | grep -E 'CHECK|RESULT' | tr '\n' ' ')
   echo "$1: $out| $(python3 -c "print(round(100 * $(rps_of "$out") / $bare_rps, 1))") % of bare"
 }
 
-echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs); $scenario on $database, ${seconds}s a run, $rounds rounds, session cache ${CUSTOS_SESSION_CACHE_SECONDS:-default}"
+echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs); $scenario on $database, ${seconds}s a run, $rounds rounds, session cache ${CUSTOS_SESSION_CACHE_SECONDS:-default}, $people people"
 for _ in $(seq 1 "$rounds"); do
   if [ "$scenario" = me ]; then bare_round; fi
   for spec in "$@"; do

@@ -51,6 +51,19 @@ policy_version() {
     python3 -c 'import json,sys; print(json.load(sys.stdin)["data"]["policy"]["version"])'
 }
 
+# Signs up $3 more accounts (load_me_1, load_me_2, ...) on the server on
+# port $1 (policy version $2) and prints a session token for each, separated
+# by spaces: TOKENS for bench/me.lua.
+load_me_tokens() {
+  local n tokens=()
+  for n in $(seq 1 "$3"); do
+    gql "$1" "{\"query\":\"mutation(\$i: SignupInput!) { signup(input: \$i) { accepted } }\",\"variables\":{\"i\":{\"username\":\"load_me_$n\",\"email\":\"load.me.$n@example.org\",\"password\":\"a load test passphrase\",\"acceptPolicyVersion\":\"$2\",\"age\":\"ADULT\"}}}" >/dev/null
+    tokens+=("$(gql "$1" "{\"query\":\"mutation { login(input: { login: \\\"load_me_$n\\\", password: \\\"a load test passphrase\\\" }) { token } }\"}" |
+      python3 -c 'import json,sys; print(json.load(sys.stdin)["data"]["login"]["token"])')")
+  done
+  echo "${tokens[*]}"
+}
+
 # Signs up the account bench/me.lua expects on the server on port $1
 # (policy version $2) and prints a session token for it.
 load_me_token() {
