@@ -17,8 +17,10 @@ use entity::{
 };
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
-    QueryTrait, Set, TransactionTrait, TryGetable,
-    sea_query::{Expr, ExprTrait as _, IntoCondition, LockBehavior, LockType},
+    QueryTrait, Set, TransactionTrait, TryGetable, Value,
+    sea_query::{
+        Expr, ExprTrait as _, IntoCondition, LockBehavior, LockType, postgres_array::NotU8,
+    },
 };
 use uuid::Uuid;
 
@@ -192,6 +194,32 @@ async fn erase_next_batch(
     Ok((counts, next))
 }
 
+/// `column` is one of `values`: `IN (?, ..)` on SQLite, and on PostgreSQL
+/// `= ANY($1)` with the values as one array parameter.
+///
+/// A batch's statements each name up to 5,000 ids or indexes. As
+/// `IN ($1, .., $5000)` the statement text is the same every batch, and
+/// after five executions on a connection PostgreSQL may switch it to its
+/// generic plan, kept from then on: there the list is an array of
+/// parameters that cannot be hashed, so wherever the plan compares rows
+/// with the list rather than looking each value up in an index, every row
+/// costs 5,000 comparisons. The outbox's receipt delete got such a plan
+/// (`account_id IS NULL` first, from statistics taken while the outbox held
+/// no receipts) and took over 20 s a batch at 490,000 receipts. With one
+/// array parameter the generic plan assumes a short array and looks the
+/// values up in the column's index, which costs the same whatever the table
+/// holds; the statement is also a few hundred bytes instead of 30 KB to
+/// parse and plan, and the last, shorter batch reuses it.
+fn one_of<V>(backend: DbBackend, column: impl ColumnTrait, values: Vec<V>) -> Expr
+where
+    V: Into<Value> + NotU8,
+{
+    match backend {
+        DbBackend::Postgres => column.eq_any(values),
+        _ => column.is_in(values),
+    }
+}
+
 /// Deletes the rows of `E` that match `condition` and answers, for each
 /// row deleted, the value of `column` (`RETURNING`): one statement both
 /// erases the rows and says whose they were, for the certificate's counts.
@@ -224,8 +252,9 @@ where
     E: EntityTrait,
     C: ConnectionTrait,
 {
+    let backend = conn.get_database_backend();
     let owners: Vec<Uuid> =
-        delete_returning::<E, _, _>(conn, owner.is_in(ids.to_vec()), owner).await?;
+        delete_returning::<E, _, _>(conn, one_of(backend, owner, ids.to_vec()), owner).await?;
     tally(owners.into_iter().map(Some), table, counts);
     Ok(())
 }
@@ -279,7 +308,11 @@ pub async fn erase_rows<C: ConnectionTrait>(
     erase_notes(txn, ids, &ticket_owner, &mut counts).await?;
 
     account::Entity::delete_many()
-        .filter(account::Column::Id.is_in(ids.to_vec()))
+        .filter(one_of(
+            txn.get_database_backend(),
+            account::Column::Id,
+            ids.to_vec(),
+        ))
         .exec(txn)
         .await?;
     tally(rows.iter().map(|r| Some(r.id)), "accounts", &mut counts);
@@ -355,10 +388,11 @@ async fn ticket_owners<C: ConnectionTrait>(
     owner_of_address: &BTreeMap<Vec<u8>, Uuid>,
 ) -> Result<BTreeMap<Uuid, Uuid>, ErasureError> {
     let addresses: Vec<Vec<u8>> = owner_of_address.keys().cloned().collect();
+    let backend = txn.get_database_backend();
     let mut ticket_owner: BTreeMap<Uuid, Uuid> = BTreeMap::new();
     for condition in [
-        ticket::Column::AccountId.is_in(ids.to_vec()),
-        ticket::Column::ContactEmailBidx.is_in(addresses.clone()),
+        one_of(backend, ticket::Column::AccountId, ids.to_vec()),
+        one_of(backend, ticket::Column::ContactEmailBidx, addresses),
     ] {
         let found: Vec<(Uuid, Option<Uuid>, Option<Vec<u8>>)> = ticket::Entity::find()
             .select_only()
@@ -392,11 +426,16 @@ async fn erase_tickets<C: ConnectionTrait>(
     counts: &mut Counts,
 ) -> Result<(), ErasureError> {
     let ticket_ids: Vec<Uuid> = ticket_owner.keys().copied().collect();
+    let backend = txn.get_database_backend();
     // Children first, so foreign keys never see an orphan. Each delete
     // answers whose rows it took, which the certificate counts.
     let messages: Vec<Uuid> = delete_returning::<ticket_message::Entity, _, _>(
         txn,
-        ticket_message::Column::TicketId.is_in(ticket_ids.clone()),
+        one_of(
+            backend,
+            ticket_message::Column::TicketId,
+            ticket_ids.clone(),
+        ),
         ticket_message::Column::TicketId,
     )
     .await?;
@@ -406,7 +445,7 @@ async fn erase_tickets<C: ConnectionTrait>(
         counts,
     );
     ticket::Entity::delete_many()
-        .filter(ticket::Column::Id.is_in(ticket_ids))
+        .filter(one_of(backend, ticket::Column::Id, ticket_ids))
         .exec(txn)
         .await?;
     tally(ticket_owner.values().map(|o| Some(*o)), "tickets", counts);
@@ -442,8 +481,11 @@ async fn erase_account_rows<C: ConnectionTrait>(
     .await?;
     let throttled: Vec<Vec<u8>> = delete_returning::<login_throttle::Entity, _, _>(
         txn,
-        login_throttle::Column::SubjectBidx
-            .is_in(owner_of_subject.keys().cloned().collect::<Vec<_>>()),
+        one_of(
+            txn.get_database_backend(),
+            login_throttle::Column::SubjectBidx,
+            owner_of_subject.keys().cloned().collect(),
+        ),
         login_throttle::Column::SubjectBidx,
     )
     .await?;
@@ -472,13 +514,19 @@ async fn erase_mail<C: ConnectionTrait>(
     // address, only mail that concerns no account goes (replies to the
     // person's guest tickets): a row about another account is that
     // account's, whatever address it is going to.
+    //
+    // Every erased account leaves a receipt here with no account, so the
+    // rows the second delete may match are most of the outbox while a large
+    // purge runs. `idx_outbox_unowned_recipient` indexes exactly those rows
+    // by address, and with the addresses as one array (see [`one_of`]) the
+    // delete is one index probe per address however many receipts wait:
+    // not a read of every `account_id IS NULL` row, which the planner chose
+    // when its statistics predated the receipts.
     erase_owned::<outbox_row::Entity, _>(txn, outbox_row::Column::AccountId, ids, "outbox", counts)
         .await?;
     let to_addresses: Vec<Vec<u8>> = delete_returning::<outbox_row::Entity, _, _>(
         txn,
-        outbox_row::Column::RecipientBidx
-            .is_in(addresses.clone())
-            .and(outbox_row::Column::AccountId.is_null()),
+        unowned_mail_to(txn.get_database_backend(), addresses),
         outbox_row::Column::RecipientBidx,
     )
     .await?;
@@ -491,6 +539,22 @@ async fn erase_mail<C: ConnectionTrait>(
     );
 
     Ok(())
+}
+
+/// The mail to `addresses` that concerns no account: what [`erase_mail`]
+/// deletes besides the accounts' own.
+///
+/// On PostgreSQL the addresses are looked up in the partial index
+/// `idx_outbox_unowned_recipient`. SQLite would read `account_id IS NULL`
+/// as an equality on `idx_outbox_account` and walk every receipt instead,
+/// with or without that index; a unary `+` keeps the column off any index
+/// there, so the addresses are looked up in `idx_outbox_recipient_bidx`.
+pub fn unowned_mail_to(backend: DbBackend, addresses: Vec<Vec<u8>>) -> Expr {
+    let no_account = match backend {
+        DbBackend::Postgres => outbox_row::Column::AccountId.is_null(),
+        _ => Expr::cust(r#"+"account_id""#).is_null(),
+    };
+    one_of(backend, outbox_row::Column::RecipientBidx, addresses).and(no_account)
 }
 
 /// Erases staff notes about the accounts and about their guest tickets;
@@ -511,7 +575,11 @@ async fn erase_notes<C: ConnectionTrait>(
     .await?;
     let guest_notes: Vec<Uuid> = delete_returning::<audit_note::Entity, _, _>(
         txn,
-        audit_note::Column::TicketId.is_in(ticket_owner.keys().copied().collect::<Vec<_>>()),
+        one_of(
+            txn.get_database_backend(),
+            audit_note::Column::TicketId,
+            ticket_owner.keys().copied().collect(),
+        ),
         audit_note::Column::TicketId,
     )
     .await?;
@@ -534,8 +602,9 @@ pub async fn erase_accounts<C: ConnectionTrait>(
     now: DateTime<Utc>,
 ) -> Result<Vec<BTreeMap<&'static str, u64>>, ErasureError> {
     let ids: Vec<Uuid> = requests.iter().map(|r| r.account_id).collect();
+    let backend = txn.get_database_backend();
     let rows = account::Entity::find()
-        .filter(account::Column::Id.is_in(ids.clone()))
+        .filter(one_of(backend, account::Column::Id, ids.clone()))
         .all(txn)
         .await?;
     let Erased {
@@ -553,7 +622,11 @@ pub async fn erase_accounts<C: ConnectionTrait>(
 
     complete_requests(
         txn,
-        deletion_request::Column::Id.is_in(requests.iter().map(|r| r.id).collect::<Vec<_>>()),
+        one_of(
+            backend,
+            deletion_request::Column::Id,
+            requests.iter().map(|r| r.id).collect(),
+        ),
         now,
     )
     .await?;
