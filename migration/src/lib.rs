@@ -24,6 +24,7 @@ mod m20261207_000015_create_audit_notes;
 mod m20261207_024500_create_erasure_journal;
 mod m20261207_035000_create_client_rate_windows;
 mod m20261207_035100_notify_policy_changes;
+mod m20261207_060000_create_incident_fanouts;
 
 /// The ordered list of migrations.
 pub struct Migrator;
@@ -50,6 +51,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000015_add_policy_change_kinds::Migration),
             Box::new(m20261207_035000_create_client_rate_windows::Migration),
             Box::new(m20261207_035100_notify_policy_changes::Migration),
+            Box::new(m20261207_060000_create_incident_fanouts::Migration),
         ]
     }
 }
