@@ -76,7 +76,7 @@ const RESUMED_PER_TICK: u64 = 16;
 /// How a driver ended without an error.
 #[derive(Debug)]
 pub enum DriveEnd {
-    /// Every affected account was handled; the fan-out as closed.
+    /// Every affected account was handled; the fan-out, closed.
     Done(Box<incident_fanout::Model>),
     /// Another driver holds the fan-out, or it is done already: this one
     /// stopped without queueing anything further.
@@ -123,7 +123,9 @@ pub async fn drive(state: &AppState, id: Uuid, owner: Uuid) -> Result<DriveEnd, 
     if !FanoutStatus::Running.is(&row.status) || row.lease_owner != Some(owner) {
         return Ok(DriveEnd::Lost);
     }
-    let mut pages = Pages::resume(&row)?;
+    let mut pages = Pages::resume(&row).inspect_err(|err| {
+        tracing::error!(error = %err, "an incident fan-out cannot be resumed");
+    })?;
     let content = content_of(&row);
     let driver = Driver {
         state,

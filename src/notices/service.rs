@@ -1,4 +1,4 @@
-//! Announcements and security-incident reports.
+//! Security-incident reports.
 //!
 //! A report is checked, its affected accounts counted, and then opened in
 //! one transaction: the fan-out's row (see [`super::store`]), the public
@@ -254,9 +254,13 @@ pub async fn report_incident(
     let latest = match tokio::time::timeout(wait, driving).await {
         Ok(Ok(Ok(DriveEnd::Done(closed)))) => *closed,
         Ok(Ok(Err(stopped))) => return Err(stopped),
-        // Still running, taken over, or its task died (the job runner
-        // resumes it when the lease runs out): answer what is known.
-        Ok(Ok(Ok(DriveEnd::Lost))) | Ok(Err(_)) | Err(_) => {
+        // Still running, or taken over: answer what is known.
+        Ok(Ok(Ok(DriveEnd::Lost))) | Err(_) => {
+            store::find(state.db(), opened.id).await?.unwrap_or(opened)
+        }
+        // Its task died: the job runner resumes it when the lease runs out.
+        Ok(Err(died)) => {
+            tracing::error!(error = %died, "an incident fan-out's task died");
             store::find(state.db(), opened.id).await?.unwrap_or(opened)
         }
     };
@@ -274,6 +278,7 @@ pub async fn incident_progress(
     }
 }
 
+/// What fan-out `row` tells of its report, with its announcement.
 async fn progress_of(
     state: &AppState,
     row: incident_fanout::Model,

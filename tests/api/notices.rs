@@ -14,6 +14,7 @@ use custos::{
         announcements::{AnnouncementKind, publish_announcement},
         fanout::MAIL_KIND,
     },
+    settings::MAX_INCIDENT_WAIT_SECONDS,
 };
 use entity::{account, outbox};
 use sea_orm::{
@@ -457,11 +458,15 @@ async fn the_fan_out_crosses_chunk_boundaries_without_losing_anyone() {
     let admin = admin_token(&app).await;
     // Two full chunks and a partial one.
     seed_accounts(&app, 2_345).await;
-    let body = report(&app, &admin, incident("ALL_ACCOUNTS", false)).await;
-    assert_eq!(
-        body["data"]["reportSecurityIncident"]["notified"], 2_346,
-        "{body}"
-    );
+    let body = report_in_full(&app, &admin, incident("ALL_ACCOUNTS", false)).await;
+    // Followed to the end: a slow build may answer before it (the wait
+    // has tests of its own).
+    let id = body["data"]["reportSecurityIncident"]["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{body}"))
+        .to_owned();
+    let done = until_complete(&app, &admin, &id).await;
+    assert_eq!(done["notified"], 2_346, "{done}");
     assert_eq!(incident_mails_queued(&app).await, 2_346);
     // One notice per account: no page was read twice.
     let distinct: std::collections::HashSet<Option<Uuid>> = outbox::Entity::find()
@@ -548,7 +553,8 @@ async fn refuse_incident_mail_after(app: &TestApp, limit: u64) {
 
 #[tokio::test]
 async fn a_fan_out_that_stops_midway_records_how_far_it_got() {
-    let app = spawn_app().await;
+    // The longest wait: the stop must come within it, even on a slow build.
+    let app = spawn_app_with(|raw| raw.incident_wait_seconds = MAX_INCIDENT_WAIT_SECONDS).await;
     let admin = admin_token(&app).await;
     seed_accounts(&app, 2_345).await;
     refuse_incident_mail_after(&app, 1_000).await;
@@ -762,7 +768,7 @@ async fn the_job_runner_finishes_a_fan_out_a_dead_instance_left_halfway() {
 
 #[tokio::test]
 async fn a_stopped_fan_out_is_resumed_by_the_job_runner_where_it_stopped() {
-    let app = spawn_app().await;
+    let app = spawn_app_with(|raw| raw.incident_wait_seconds = MAX_INCIDENT_WAIT_SECONDS).await;
     let admin = admin_token(&app).await;
     seed_accounts(&app, 2_345).await;
     refuse_incident_mail_after(&app, 1_000).await;
