@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Times the security-incident fan-out: seeds N accounts (default 100,000)
-# into a fresh PostgreSQL database and runs `reportSecurityIncident` for all
-# of them through HTTP, in a release build. The run fails above 30 seconds
-# per 100,000 accounts. It prints the process's resident memory during the
-# fan-out (the server runs in the test process).
+# into a fresh PostgreSQL database, runs `reportSecurityIncident` for all
+# of them through HTTP and follows `incidentReport` until the fan-out is
+# complete, in a release build. The run fails above 30 seconds per 100,000
+# accounts or above 256 MiB resident. It prints the process's resident
+# memory during the fan-out (the server runs in the test process).
 #
 #   bench/incident_fanout.sh                     # 100,000 accounts
 #   BENCH_ACCOUNTS=20000 bench/incident_fanout.sh

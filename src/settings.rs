@@ -243,6 +243,8 @@ settings! {
     notices {
         incident_announce_threshold: u64 = 10_000, shown "`10000`",
             "a security incident affecting more accounts than this is also published as a public announcement (individual notice being impractical)";
+        incident_wait_seconds: u64 = 5, shown "`5`",
+            "how long `reportSecurityIncident` waits for its fan-out before answering with the progress so far (0–20; the fan-out goes on either way, followed with `incidentReport`)";
     }
 }
 
@@ -497,6 +499,28 @@ pub struct NoticeSettings {
     /// Above this many affected accounts an incident is also announced
     /// publicly, as individual notice is then impractical.
     pub incident_announce_threshold: u64,
+    /// How long a report waits for its fan-out before answering with the
+    /// progress so far.
+    pub incident_wait: Duration,
+}
+
+/// The longest `CUSTOS_INCIDENT_WAIT_SECONDS`: well inside the 30 s limit
+/// of a request, so the answer always comes back.
+pub const MAX_INCIDENT_WAIT_SECONDS: u64 = 20;
+
+impl NoticeSettings {
+    fn validate(raw: &RawSettings) -> Result<Self, SettingsError> {
+        if raw.incident_wait_seconds > MAX_INCIDENT_WAIT_SECONDS {
+            return Err(SettingsError::new(
+                name::incident_wait_seconds,
+                format!("must be at most {MAX_INCIDENT_WAIT_SECONDS}"),
+            ));
+        }
+        Ok(Self {
+            incident_announce_threshold: raw.incident_announce_threshold,
+            incident_wait: Duration::from_secs(raw.incident_wait_seconds),
+        })
+    }
 }
 
 /// PEM files of the certificate chain and its key.
@@ -579,9 +603,7 @@ impl Settings {
             accounts,
             erasure,
             limits,
-            notices: NoticeSettings {
-                incident_announce_threshold: raw.incident_announce_threshold,
-            },
+            notices: NoticeSettings::validate(&raw)?,
         })
     }
 }
@@ -1075,6 +1097,17 @@ mod tests {
         assert!(matches!(settings.keys.source, KeySource::DevFile(_)));
         assert!(settings.http.playground && settings.http.introspection);
         assert!(settings.http.account_console);
+    }
+
+    #[test]
+    fn the_incident_wait_stays_inside_the_request_limit() {
+        let mut r = raw();
+        r.incident_wait_seconds = 0;
+        let wait = Settings::validate(r.clone()).map(|s| s.notices.incident_wait);
+        assert_eq!(wait.ok(), Some(Duration::ZERO));
+        r.incident_wait_seconds = MAX_INCIDENT_WAIT_SECONDS + 1;
+        let err = Settings::validate(r).err().map(|e| e.setting);
+        assert_eq!(err, Some("CUSTOS_INCIDENT_WAIT_SECONDS"));
     }
 
     #[test]

@@ -16,6 +16,7 @@ pub mod consent_event;
 pub mod deletion_request;
 pub mod erasure_journal;
 pub mod erasure_record;
+pub mod incident_fanout;
 pub mod login_throttle;
 pub mod outbox;
 pub mod pending_key_destruction;

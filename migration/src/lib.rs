@@ -24,6 +24,7 @@ mod m20261207_000015_create_audit_notes;
 mod m20261207_024500_create_erasure_journal;
 mod m20261207_035000_create_client_rate_windows;
 mod m20261207_035100_notify_policy_changes;
+mod m20261207_060000_create_incident_fanouts;
 mod m20261207_180000_index_unowned_outbox_recipients;
 
 /// The ordered list of migrations.
@@ -51,6 +52,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000015_add_policy_change_kinds::Migration),
             Box::new(m20261207_035000_create_client_rate_windows::Migration),
             Box::new(m20261207_035100_notify_policy_changes::Migration),
+            Box::new(m20261207_060000_create_incident_fanouts::Migration),
             Box::new(m20261207_180000_index_unowned_outbox_recipients::Migration),
         ]
     }

@@ -31,7 +31,7 @@ use crate::{
         Language,
         outbox::{self, OutgoingMail},
     },
-    notices::service::{AnnouncementKind, publish_announcement},
+    notices::announcements::{AnnouncementKind, publish_announcement},
     state::AppState,
 };
 

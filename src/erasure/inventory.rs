@@ -82,6 +82,13 @@ pub const INVENTORY: &[(&str, Coverage)] = &[
     ),
     ("announcements", Coverage::NoPersonalData("public notices")),
     (
+        "incident_fanouts",
+        Coverage::NoPersonalData(
+            "an incident's description, counts and random ids (the reporting admin; listed \
+             accounts, cleared when the fan-out is done)",
+        ),
+    ),
+    (
         "seaql_migrations",
         Coverage::NoPersonalData("migration bookkeeping"),
     ),

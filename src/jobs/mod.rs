@@ -1,12 +1,14 @@
 //! Background jobs run on an interval: erasures re-applied after a
 //! restore (see [`crate::erasure::reapply`]), guardian-consent expiry, the
-//! expiry of sign-ups never verified, the purge
-//! of due accounts, the mail outbox (last, so an erasure receipt leaves in
-//! the same tick), and the pruning of sign-in throttles and of shared
-//! rate-limit windows. The outbox also runs as soon as this instance queues
-//! mail. A failing tick is logged and retried at the next one; it never
-//! stops the runner. On shutdown the tick in flight finishes before the
-//! runner returns.
+//! expiry of sign-ups never verified, the purge of due accounts, the
+//! resumption of security-incident fan-outs whose driver's lease ran out
+//! (taken over and driven on tasks of their own, so a long fan-out never
+//! holds up the tick; see [`crate::notices::fanout::resume_expired`]), the
+//! mail outbox (last, so an erasure receipt leaves in the same tick), and
+//! the pruning of sign-in throttles and of shared rate-limit windows. The
+//! outbox also runs as soon as this instance queues mail. A failing tick is
+//! logged and retried at the next one; it never stops the runner. On
+//! shutdown the tick in flight finishes before the runner returns.
 
 use tokio::{sync::watch, task::JoinHandle};
 
@@ -61,6 +63,11 @@ pub async fn tick(state: &AppState, outbox: &OutboxSender) {
         }
         Ok(_) => {}
         Err(err) => tracing::error!(error = %err, "purge tick failed"),
+    }
+    match crate::notices::fanout::resume_expired(state).await {
+        Ok(0) => {}
+        Ok(resumed) => tracing::info!(resumed, "incident fan-outs resumed"),
+        Err(err) => tracing::error!(error = %err, "resuming incident fan-outs failed"),
     }
     send_mail(outbox).await;
     match crate::ratelimit::login::prune(state.db(), state.clock().now()).await {

@@ -3,7 +3,11 @@
 use async_graphql::{Context, Enum, ID, InputObject, Object, SimpleObject};
 use chrono::{DateTime, Utc};
 
-use super::service::{self, Audience, ContentBlock, IncidentContent, IncidentRequest, NoticeError};
+use super::{
+    announcements::{self, AnnouncementKind},
+    error::NoticeError,
+    service::{self, Audience, ContentBlock, IncidentContent, IncidentRequest},
+};
 use crate::{
     accounts::Role,
     graphql::{
@@ -52,11 +56,11 @@ pub enum AnnouncementKindValue {
     PolicyUpdate,
 }
 
-impl From<service::AnnouncementKind> for AnnouncementKindValue {
-    fn from(kind: service::AnnouncementKind) -> Self {
+impl From<AnnouncementKind> for AnnouncementKindValue {
+    fn from(kind: AnnouncementKind) -> Self {
         match kind {
-            service::AnnouncementKind::SecurityIncident => Self::SecurityIncident,
-            service::AnnouncementKind::PolicyUpdate => Self::PolicyUpdate,
+            AnnouncementKind::SecurityIncident => Self::SecurityIncident,
+            AnnouncementKind::PolicyUpdate => Self::PolicyUpdate,
         }
     }
 }
@@ -75,7 +79,7 @@ impl TryFrom<entity::announcement::Model> for Announcement {
     type Error = ApiError;
 
     fn try_from(row: entity::announcement::Model) -> ApiResult<Self> {
-        let kind = service::AnnouncementKind::parse(&row.kind).ok_or_else(|| {
+        let kind = AnnouncementKind::parse(&row.kind).ok_or_else(|| {
             ApiError::internal(&format!("announcement {} has an unknown kind", row.id))
         })?;
         Ok(Self {
@@ -113,13 +117,53 @@ pub struct SecurityIncidentInput {
     publish_announcement: bool,
 }
 
-/// What a report did.
+/// What a security-incident report has done so far. `notified` and
+/// `failed` grow while the fan-out runs; `complete` turns true when every
+/// affected account has been handled.
 #[derive(SimpleObject)]
 pub struct IncidentReport {
+    /// The report's id: follow its progress with `incidentReport(id:)`.
+    id: ID,
     /// The public announcement, when one was published.
     announcement: Option<Announcement>,
     /// How many notification emails were queued.
     notified: i32,
+    /// Active accounts the incident concerned when it was reported.
+    affected: i32,
+    /// Affected accounts whose notice could not be queued (an address that
+    /// no longer decrypts); any makes the incident public.
+    failed: i32,
+    /// Whether every affected account has been handled.
+    complete: bool,
+    /// When the incident was reported.
+    reported_at: DateTime<Utc>,
+    /// When the last affected account was handled.
+    completed_at: Option<DateTime<Utc>>,
+}
+
+/// A count as the API's `Int`.
+fn as_api_int(count: u64) -> i32 {
+    i32::try_from(count).unwrap_or(i32::MAX)
+}
+
+impl TryFrom<service::IncidentProgress> for IncidentReport {
+    type Error = ApiError;
+
+    fn try_from(progress: service::IncidentProgress) -> ApiResult<Self> {
+        Ok(Self {
+            id: ID(progress.id.to_string()),
+            announcement: progress
+                .announcement
+                .map(Announcement::try_from)
+                .transpose()?,
+            notified: as_api_int(progress.notified),
+            affected: as_api_int(progress.affected),
+            failed: as_api_int(progress.failed),
+            complete: progress.complete,
+            reported_at: progress.reported_at,
+            completed_at: progress.completed_at,
+        })
+    }
 }
 
 /// Announcement queries.
@@ -131,11 +175,28 @@ impl NoticeQuery {
     /// Public announcements (security incidents, policy updates), newest
     /// first. Open to anonymous callers.
     async fn announcements(&self, ctx: &Context<'_>) -> ApiResult<Vec<Announcement>> {
-        service::announcements(state(ctx)?.db())
+        announcements::announcements(state(ctx)?.db())
             .await?
             .into_iter()
             .map(Announcement::try_from)
             .collect()
+    }
+
+    /// ADMIN. A security-incident report and the progress of its fan-out;
+    /// null for an id that names no report.
+    async fn incident_report(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+    ) -> ApiResult<Option<IncidentReport>> {
+        require_role(ctx, &[Role::Admin])?;
+        let Ok(id) = uuid::Uuid::parse_str(id.as_str()) else {
+            return Ok(None);
+        };
+        service::incident_progress(state(ctx)?, id)
+            .await?
+            .map(IncidentReport::try_from)
+            .transpose()
     }
 }
 
@@ -148,7 +209,9 @@ impl NoticeMutation {
     /// ADMIN. Mails every affected active account a notice in its language
     /// with all five blocks; also publishes an announcement when asked, when
     /// more accounts are affected than CUSTOS_INCIDENT_ANNOUNCE_THRESHOLD, or
-    /// when a notice could not be queued.
+    /// when a notice could not be queued. Waits for the mailing up to
+    /// CUSTOS_INCIDENT_WAIT_SECONDS; a larger one goes on after the answer
+    /// (`complete: false`) and `incidentReport(id:)` follows it.
     async fn report_security_incident(
         &self,
         ctx: &Context<'_>,
@@ -170,7 +233,7 @@ impl NoticeMutation {
                 Audience::Listed(parsed)
             }
         };
-        let outcome = service::report_incident(
+        let progress = service::report_incident(
             state(ctx)?,
             viewer.account_id,
             IncidentRequest {
@@ -187,12 +250,6 @@ impl NoticeMutation {
             },
         )
         .await?;
-        Ok(IncidentReport {
-            announcement: outcome
-                .announcement
-                .map(Announcement::try_from)
-                .transpose()?,
-            notified: i32::try_from(outcome.notified).unwrap_or(i32::MAX),
-        })
+        progress.try_into()
     }
 }
