@@ -5,69 +5,7 @@
 //! the one place those strings are written, and code compares enums, not
 //! strings.
 
-/// Generates a stored-string enum: `as_str` for writing, `parse` for
-/// reading, `is` for comparing with a stored value, `Display` and
-/// `Serialize` as the stored string, and conversions into a query value
-/// (`Column::Status.eq(AccountStatus::Active)`) and into the stored
-/// `String` (`Set(AccountStatus::Active.into())`).
-macro_rules! stored_enum {
-    ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident => $text:literal,)+ }) => {
-        $(#[$meta])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-        pub enum $name {
-            $($(#[$vmeta])* $variant,)+
-        }
-
-        impl $name {
-            /// Every value, in declaration order.
-            pub const ALL: &'static [Self] = &[$(Self::$variant,)+];
-
-            /// The stored name.
-            pub const fn as_str(self) -> &'static str {
-                match self {
-                    $(Self::$variant => $text,)+
-                }
-            }
-
-            /// Reads a stored name; `None` for anything else.
-            pub fn parse(stored: &str) -> Option<Self> {
-                match stored {
-                    $($text => Some(Self::$variant),)+
-                    _ => None,
-                }
-            }
-
-            /// Whether `stored` is this value's stored name.
-            pub fn is(self, stored: &str) -> bool {
-                stored == self.as_str()
-            }
-        }
-
-        impl From<$name> for sea_orm::Value {
-            fn from(value: $name) -> Self {
-                value.as_str().into()
-            }
-        }
-
-        impl From<$name> for String {
-            fn from(value: $name) -> Self {
-                value.as_str().to_owned()
-            }
-        }
-
-        impl std::fmt::Display for $name {
-            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str(self.as_str())
-            }
-        }
-
-        impl serde::Serialize for $name {
-            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-                serializer.serialize_str(self.as_str())
-            }
-        }
-    };
-}
+use crate::db::stored_enum;
 
 stored_enum! {
     /// Where an account stands (`accounts.status`).

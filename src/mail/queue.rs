@@ -39,51 +39,15 @@ use crate::crypto::{
     AccountKey, BlindIndex, CryptoError, FieldCipher, SealedField, Sealer, normalise_email,
 };
 
-/// Where an outbox row stands; stored in `outbox.status` as
-/// [`OutboxStatus::as_str`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OutboxStatus {
-    /// Waiting to be sent (or retried).
-    Pending,
-    /// The relay accepted it.
-    Sent,
-    /// Given up on.
-    Failed,
-}
-
-impl OutboxStatus {
-    /// The stored form: `PENDING`, `SENT` or `FAILED`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            OutboxStatus::Pending => "PENDING",
-            OutboxStatus::Sent => "SENT",
-            OutboxStatus::Failed => "FAILED",
-        }
-    }
-
-    /// The status a stored value names, if any.
-    pub fn parse(stored: &str) -> Option<Self> {
-        [Self::Pending, Self::Sent, Self::Failed]
-            .into_iter()
-            .find(|status| status.as_str() == stored)
-    }
-}
-
-impl From<OutboxStatus> for sea_orm::Value {
-    fn from(status: OutboxStatus) -> Self {
-        status.as_str().into()
-    }
-}
-
-impl From<OutboxStatus> for String {
-    fn from(status: OutboxStatus) -> Self {
-        status.as_str().to_owned()
-    }
-}
-
-impl fmt::Display for OutboxStatus {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+crate::db::stored_enum! {
+    /// Where an outbox row stands (`outbox.status`).
+    OutboxStatus {
+        /// Waiting to be sent (or retried).
+        Pending => "PENDING",
+        /// The relay accepted it.
+        Sent => "SENT",
+        /// Given up on.
+        Failed => "FAILED",
     }
 }
 

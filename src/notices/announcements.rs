@@ -9,31 +9,13 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-/// What an announcement is about.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AnnouncementKind {
-    /// A security incident (see `reportSecurityIncident`).
-    SecurityIncident,
-    /// A change of the privacy policy.
-    PolicyUpdate,
-}
-
-impl AnnouncementKind {
-    /// The value stored in `announcements.kind`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::SecurityIncident => "SECURITY_INCIDENT",
-            Self::PolicyUpdate => "POLICY_UPDATE",
-        }
-    }
-
-    /// The kind stored as `value`, if it is one.
-    pub fn parse(value: &str) -> Option<Self> {
-        match value {
-            "SECURITY_INCIDENT" => Some(Self::SecurityIncident),
-            "POLICY_UPDATE" => Some(Self::PolicyUpdate),
-            _ => None,
-        }
+crate::db::stored_enum! {
+    /// What an announcement is about (`announcements.kind`).
+    AnnouncementKind {
+        /// A security incident (see `reportSecurityIncident`).
+        SecurityIncident => "SECURITY_INCIDENT",
+        /// A change of the privacy policy.
+        PolicyUpdate => "POLICY_UPDATE",
     }
 }
 

@@ -24,61 +24,24 @@ use super::content::IncidentContent;
 /// second, so only a driver that died or hangs loses its lease.
 pub const LEASE: chrono::Duration = chrono::Duration::seconds(60);
 
-/// Where a fan-out stands (`incident_fanouts.status`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FanoutStatus {
-    /// Accounts remain to be handled.
-    Running,
-    /// Every affected account was handled.
-    Done,
-}
-
-impl FanoutStatus {
-    /// The stored name.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Self::Running => "RUNNING",
-            Self::Done => "DONE",
-        }
-    }
-
-    /// Whether `stored` is this status's stored name.
-    pub fn is(self, stored: &str) -> bool {
-        stored == self.as_str()
+crate::db::stored_enum! {
+    /// Where a fan-out stands (`incident_fanouts.status`).
+    FanoutStatus {
+        /// Accounts remain to be handled.
+        Running => "RUNNING",
+        /// Every affected account was handled.
+        Done => "DONE",
     }
 }
 
-impl From<FanoutStatus> for sea_orm::Value {
-    fn from(status: FanoutStatus) -> Self {
-        status.as_str().into()
-    }
-}
-
-/// Who a fan-out mails, as stored (`incident_fanouts.audience`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StoredAudience {
-    /// Every ACTIVE account.
-    AllAccounts,
-    /// The ACTIVE accounts among `listed_ids`.
-    ListedAccounts,
-}
-
-impl StoredAudience {
-    /// The stored name, also the API's and the audit entry's.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Self::AllAccounts => "ALL_ACCOUNTS",
-            Self::ListedAccounts => "LISTED_ACCOUNTS",
-        }
-    }
-
-    /// Reads a stored name; `None` for anything else.
-    pub fn parse(stored: &str) -> Option<Self> {
-        match stored {
-            "ALL_ACCOUNTS" => Some(Self::AllAccounts),
-            "LISTED_ACCOUNTS" => Some(Self::ListedAccounts),
-            _ => None,
-        }
+crate::db::stored_enum! {
+    /// Who a fan-out mails, as stored (`incident_fanouts.audience`); the
+    /// stored name is also the API's and the audit entry's.
+    StoredAudience {
+        /// Every ACTIVE account.
+        AllAccounts => "ALL_ACCOUNTS",
+        /// The ACTIVE accounts among `listed_ids`.
+        ListedAccounts => "LISTED_ACCOUNTS",
     }
 }
 
