@@ -110,7 +110,7 @@ impl SessionReads {
         }
     }
 
-    /// Reads and statements so far.
+    /// Reads so far, and the requests they answered.
     pub fn counts(&self) -> ReadCounts {
         ReadCounts {
             reads: self.reads.load(Ordering::Relaxed),

@@ -70,6 +70,28 @@ pub(super) fn incident_record(actor_id: Uuid, action: &'static str, detail: Stri
     }
 }
 
+/// Publishes the public announcement of an incident on `conn` (the open
+/// transaction of the report, or of the fan-out's close).
+pub(super) async fn announce_incident<C: ConnectionTrait>(
+    conn: &C,
+    content: &IncidentContent,
+    now: DateTime<Utc>,
+) -> Result<entity::announcement::Model, DbErr> {
+    publish_announcement(
+        conn,
+        AnnouncementKind::SecurityIncident,
+        &content.title,
+        &templates::incident_announcement_body(content),
+        now,
+    )
+    .await
+}
+
+/// An announcement's id as audit entries name it: `none` when there is none.
+pub(super) fn announcement_field(id: Option<Uuid>) -> String {
+    id.map_or_else(|| "none".to_owned(), |id| id.to_string())
+}
+
 /// Running fan-outs the job runner resumes per tick, at most.
 const RESUMED_PER_TICK: u64 = 16;
 
@@ -461,15 +483,7 @@ impl Driver<'_> {
         let txn = state.db().begin().await?;
         let mut announcement_id = row.announcement_id;
         if announcement_id.is_none() && progress.failed > 0 {
-            let announcement = publish_announcement(
-                &txn,
-                AnnouncementKind::SecurityIncident,
-                &content.title,
-                &templates::incident_announcement_body(content),
-                now,
-            )
-            .await?;
-            announcement_id = Some(announcement.id);
+            announcement_id = Some(announce_incident(&txn, content, now).await?.id);
         }
         if !store::finish(
             &txn,
@@ -490,7 +504,7 @@ impl Driver<'_> {
             row.affected,
             progress.notified,
             progress.failed,
-            announcement_id.map_or_else(|| "none".to_owned(), |id| id.to_string())
+            announcement_field(announcement_id)
         );
         append(
             &txn,

@@ -15,11 +15,9 @@ use uuid::Uuid;
 
 pub use super::content::{ContentBlock, IncidentContent};
 use super::{
-    announcements::{AnnouncementKind, publish_announcement},
     error::NoticeError,
     fanout::{self, DriveEnd, FANOUT_CHUNK, incident_record},
     store::{self, FanoutStatus, NewFanout, StoredAudience},
-    templates,
 };
 use crate::{accounts::AccountStatus, audit::service::append, state::AppState};
 
@@ -170,16 +168,7 @@ async fn open_report(
         publish || resolved.affected > state.settings().notices.incident_announce_threshold;
     let txn = state.db().begin().await?;
     let announcement = if announce {
-        Some(
-            publish_announcement(
-                &txn,
-                AnnouncementKind::SecurityIncident,
-                &content.title,
-                &templates::incident_announcement_body(content),
-                now,
-            )
-            .await?,
-        )
+        Some(fanout::announce_incident(&txn, content, now).await?)
     } else {
         None
     };
@@ -204,8 +193,7 @@ async fn open_report(
         row.audience,
         row.affected,
         row.id,
-        row.announcement_id
-            .map_or_else(|| "none".to_owned(), |id| id.to_string())
+        fanout::announcement_field(row.announcement_id)
     );
     append(
         &txn,
