@@ -4,7 +4,11 @@
 use std::time::Duration;
 
 use migration::{ErasureJournalMigrator, KeyStoreMigrator, Migrator, MigratorTrait};
-use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbErr, sqlx};
+use sea_orm::{
+    ColumnTrait, ConnectOptions, Database, DatabaseConnection, DbBackend, DbErr, Value,
+    sea_query::{Expr, postgres_array::NotU8},
+    sqlx,
+};
 use secrecy::{ExposeSecret, SecretString};
 
 /// Generates a stored-string enum: `as_str` for writing, `parse` for
@@ -134,6 +138,32 @@ pub fn is_unique_violation(err: &DbErr) -> bool {
     )
 }
 
+/// `column` is one of `values`: `IN (?, ..)` on SQLite, and on PostgreSQL
+/// `= ANY($1)` with the values as one array parameter.
+///
+/// The purge's statements each name up to 5,000 ids or indexes. As
+/// `IN ($1, .., $5000)` the statement text is the same every batch, and
+/// after five executions on a connection PostgreSQL may switch it to its
+/// generic plan, kept from then on: there the list is an array of
+/// parameters that cannot be hashed, so wherever the plan compares rows
+/// with the list rather than looking each value up in an index, every row
+/// costs 5,000 comparisons. The outbox's receipt delete got such a plan
+/// (`account_id IS NULL` first, from statistics taken while the outbox held
+/// no receipts) and took over 20 s a batch at 490,000 receipts. With one
+/// array parameter the generic plan assumes a short array and looks the
+/// values up in the column's index, which costs the same whatever the table
+/// holds; the statement is also a few hundred bytes instead of 30 KB to
+/// parse and plan, and the last, shorter batch reuses it.
+pub fn one_of<V>(backend: DbBackend, column: impl ColumnTrait, values: Vec<V>) -> Expr
+where
+    V: Into<Value> + NotU8,
+{
+    match backend {
+        DbBackend::Postgres => column.eq_any(values),
+        _ => column.is_in(values),
+    }
+}
+
 /// For unit tests on PostgreSQL: `CUSTOS_TEST_DATABASE_URL` when it names a
 /// PostgreSQL server (tests that need one pass trivially without it).
 #[cfg(test)]
@@ -141,4 +171,41 @@ pub(crate) fn test_postgres_url() -> Option<String> {
     std::env::var("CUSTOS_TEST_DATABASE_URL")
         .ok()
         .filter(|url| url.starts_with("postgres"))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use entity::account_key;
+    use sea_orm::{EntityTrait, QueryFilter, QueryTrait};
+
+    use super::*;
+
+    #[test]
+    fn one_of_is_one_array_parameter_on_postgres_and_a_list_on_sqlite() {
+        let ids = vec![uuid::Uuid::nil(), uuid::Uuid::max(), uuid::Uuid::nil()];
+        let statement = |backend| {
+            account_key::Entity::find()
+                .filter(one_of(backend, account_key::Column::Id, ids.clone()))
+                .build(backend)
+        };
+        let postgres = statement(DbBackend::Postgres);
+        assert!(
+            postgres
+                .sql
+                .ends_with(r#"WHERE "account_keys"."id" = ANY($1)"#),
+            "{}",
+            postgres.sql
+        );
+        assert_eq!(postgres.values.unwrap().0.len(), 1);
+        let sqlite = statement(DbBackend::Sqlite);
+        assert!(
+            sqlite
+                .sql
+                .ends_with(r#"WHERE "account_keys"."id" IN (?, ?, ?)"#),
+            "{}",
+            sqlite.sql
+        );
+        assert_eq!(sqlite.values.unwrap().0.len(), 3);
+    }
 }

@@ -61,8 +61,9 @@ const CACHE_LIMIT: usize = 10_000;
 /// Ids per statement when reading or destroying many keys.
 const CHUNK: usize = 1000;
 /// Ids per statement when the purge takes keys: a whole batch (at most
-/// `MAX_PURGE_BATCH`) in one statement, because over TCP each statement
-/// of this size may wait on a delayed ACK (see `erasure::purge::batch_size`).
+/// `MAX_PURGE_BATCH`) in one statement, one array parameter on PostgreSQL
+/// ([`crate::db::one_of`]), because over TCP each large statement may wait
+/// on a delayed ACK (see `erasure::purge::batch_size`).
 const TAKE_CHUNK: usize = crate::settings::MAX_PURGE_BATCH as usize;
 
 /// The account-key store of one instance.
@@ -280,7 +281,11 @@ impl KeyStore {
         let mut keys = HashMap::with_capacity(accounts.len());
         for chunk in accounts.chunks(TAKE_CHUNK) {
             let mut statement = account_key::Entity::delete_many()
-                .filter(account_key::Column::Id.is_in(chunk.iter().copied()))
+                .filter(crate::db::one_of(
+                    txn.get_database_backend(),
+                    account_key::Column::Id,
+                    chunk.to_vec(),
+                ))
                 .into_query();
             statement.returning(ReturningClause::Columns(vec![
                 account_key::Column::Id.into_column_ref(),

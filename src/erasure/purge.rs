@@ -17,10 +17,8 @@ use entity::{
 };
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
-    QueryTrait, Set, TransactionTrait, TryGetable, Value,
-    sea_query::{
-        Expr, ExprTrait as _, IntoCondition, LockBehavior, LockType, postgres_array::NotU8,
-    },
+    QueryTrait, Set, TransactionTrait, TryGetable,
+    sea_query::{Expr, ExprTrait as _, IntoCondition, LockBehavior, LockType},
 };
 use uuid::Uuid;
 
@@ -33,6 +31,7 @@ use crate::{
     accounts::service::{is_unreadable, open_with},
     audit::service::{self as audit, AuditRecord},
     crypto::blind_index::normalise_email,
+    db::one_of,
     mail::outbox::{self, OutgoingMail},
     state::AppState,
 };
@@ -192,32 +191,6 @@ async fn erase_next_batch(
         tracing::info!(request_id = %request.id, account_id = %request.account_id, "account erased");
     }
     Ok((counts, next))
-}
-
-/// `column` is one of `values`: `IN (?, ..)` on SQLite, and on PostgreSQL
-/// `= ANY($1)` with the values as one array parameter.
-///
-/// A batch's statements each name up to 5,000 ids or indexes. As
-/// `IN ($1, .., $5000)` the statement text is the same every batch, and
-/// after five executions on a connection PostgreSQL may switch it to its
-/// generic plan, kept from then on: there the list is an array of
-/// parameters that cannot be hashed, so wherever the plan compares rows
-/// with the list rather than looking each value up in an index, every row
-/// costs 5,000 comparisons. The outbox's receipt delete got such a plan
-/// (`account_id IS NULL` first, from statistics taken while the outbox held
-/// no receipts) and took over 20 s a batch at 490,000 receipts. With one
-/// array parameter the generic plan assumes a short array and looks the
-/// values up in the column's index, which costs the same whatever the table
-/// holds; the statement is also a few hundred bytes instead of 30 KB to
-/// parse and plan, and the last, shorter batch reuses it.
-fn one_of<V>(backend: DbBackend, column: impl ColumnTrait, values: Vec<V>) -> Expr
-where
-    V: Into<Value> + NotU8,
-{
-    match backend {
-        DbBackend::Postgres => column.eq_any(values),
-        _ => column.is_in(values),
-    }
 }
 
 /// Deletes the rows of `E` that match `condition` and answers, for each
@@ -389,6 +362,8 @@ async fn ticket_owners<C: ConnectionTrait>(
 ) -> Result<BTreeMap<Uuid, Uuid>, ErasureError> {
     let addresses: Vec<Vec<u8>> = owner_of_address.keys().cloned().collect();
     let backend = txn.get_database_backend();
+    // Looked up once per ticket: a batch names up to 5,000 accounts.
+    let erased: BTreeSet<Uuid> = ids.iter().copied().collect();
     let mut ticket_owner: BTreeMap<Uuid, Uuid> = BTreeMap::new();
     for condition in [
         one_of(backend, ticket::Column::AccountId, ids.to_vec()),
@@ -406,7 +381,7 @@ async fn ticket_owners<C: ConnectionTrait>(
             .all(txn)
             .await?;
         for (ticket_id, account_id, contact) in found {
-            let owner = account_id.filter(|a| ids.contains(a)).or_else(|| {
+            let owner = account_id.filter(|a| erased.contains(a)).or_else(|| {
                 contact
                     .as_ref()
                     .and_then(|c| owner_of_address.get(c).copied())
@@ -697,12 +672,16 @@ async fn queue_receipts<C: ConnectionTrait>(
     now: DateTime<Utc>,
 ) -> Result<(), ErasureError> {
     let completed = super::service::local_time(state, now);
+    // The first certificate of each account, looked up once per receipt.
+    let mut certificate_of: BTreeMap<Uuid, Uuid> = BTreeMap::new();
+    for (account, certificate, _) in per_request {
+        certificate_of.entry(*account).or_insert(*certificate);
+    }
     let mut sealed = Vec::with_capacity(receipts.len());
     for (account_id, email, language) in receipts {
-        let certificate = per_request
-            .iter()
-            .find(|(id, _, _)| *id == account_id)
-            .map(|(_, certificate, _)| certificate.to_string())
+        let certificate = certificate_of
+            .get(&account_id)
+            .map(Uuid::to_string)
             .unwrap_or_default();
         sealed.push(outbox::seal(
             state.cipher(),
