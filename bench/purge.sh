@@ -7,6 +7,12 @@
 #   bench/purge.sh                       # 100,000 accounts, both databases
 #   BENCH_ACCOUNTS=10000 bench/purge.sh
 #   BENCH_DATABASES=sqlite bench/purge.sh
+#   CUSTOS_TEST_DATABASE_URL=$(bench/private_postgres.sh start) \
+#     BENCH_ACCOUNTS=1000000 BENCH_DATABASES=postgres bench/purge.sh
+#
+# The last runs on a PostgreSQL cluster of the bench's own (see
+# bench/private_postgres.sh), as the newest million-account rows in
+# bench/RESULTS.md were measured.
 #
 # The benchmark is the ignored test `erasure::purge_benchmark` in
 # tests/api/erasure.rs; the line it prints goes into bench/RESULTS.md.
