@@ -189,23 +189,21 @@ mod tests {
                 .filter(one_of(backend, account_key::Column::Id, ids.clone()))
                 .build(backend)
         };
-        let postgres = statement(DbBackend::Postgres);
-        assert!(
-            postgres
-                .sql
-                .ends_with(r#"WHERE "account_keys"."id" = ANY($1)"#),
-            "{}",
-            postgres.sql
-        );
-        assert_eq!(postgres.values.unwrap().0.len(), 1);
-        let sqlite = statement(DbBackend::Sqlite);
-        assert!(
-            sqlite
-                .sql
-                .ends_with(r#"WHERE "account_keys"."id" IN (?, ?, ?)"#),
-            "{}",
-            sqlite.sql
-        );
-        assert_eq!(sqlite.values.unwrap().0.len(), 3);
+        for (backend, tail, parameters) in [
+            (
+                DbBackend::Postgres,
+                r#"WHERE "account_keys"."id" = ANY($1)"#,
+                1,
+            ),
+            (
+                DbBackend::Sqlite,
+                r#"WHERE "account_keys"."id" IN (?, ?, ?)"#,
+                3,
+            ),
+        ] {
+            let built = statement(backend);
+            assert!(built.sql.ends_with(tail), "{backend:?}: {}", built.sql);
+            assert_eq!(built.values.unwrap().0.len(), parameters, "{backend:?}");
+        }
     }
 }

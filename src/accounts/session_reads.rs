@@ -31,7 +31,7 @@ use std::{
 };
 
 use entity::{account, session};
-use sea_orm::{ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter};
+use sea_orm::{DatabaseConnection, DbErr, EntityTrait, QueryFilter};
 use tokio::sync::oneshot;
 
 /// Reads run at once on PostgreSQL. Two keep both cores of a small host
@@ -152,7 +152,13 @@ impl SessionReads {
         tokens.dedup();
         let found = session::Entity::find()
             .find_also_related(account::Entity)
-            .filter(session::Column::TokenHash.is_in(tokens))
+            // One statement text whatever the batch's size on PostgreSQL
+            // (an array parameter), so each connection prepares it once.
+            .filter(crate::db::one_of(
+                self.db.get_database_backend(),
+                session::Column::TokenHash,
+                tokens,
+            ))
             .all(&self.db)
             .await;
         self.reads.fetch_add(1, Ordering::Relaxed);
