@@ -12,7 +12,8 @@
 #
 # The last runs on a PostgreSQL cluster of the bench's own (see
 # bench/private_postgres.sh), as the newest million-account rows in
-# bench/RESULTS.md were measured.
+# bench/RESULTS.md were measured. bench/pg_scaling.sh, on the same cluster,
+# times PostgreSQL alone doing the same per-row work at both sizes.
 #
 # The benchmark is the ignored test `erasure::purge_benchmark` in
 # tests/api/erasure.rs; the line it prints goes into bench/RESULTS.md.
