@@ -9,6 +9,10 @@
 # signup-login: signup+login (wrk -t2 -c8) against the argon2 bound measured
 #   just before and just after the run, and PostgreSQL's CPU a request (the
 #   postgres processes' CPU time from /proc over the run).
+#   A label may name target/release/examples/hash_write_floor instead of a
+#   Custos binary (bench/hash_write_floor.rs: a hash or verify and one
+#   committed row a request, nothing else): the most any server doing that
+#   reaches on this host, run in the same rounds.
 # mixed: `me` (wrk -t1 -c8) while signup+login (wrk -t1 -c8) runs on the same
 #   instance; `me` rps and p99, session-cache hits and misses, signup+login rps.
 # me: `me` alone (wrk -t2 -c32, as in load.sh); rps, p50 and p99, and its
@@ -43,7 +47,7 @@ port=18786
 # shellcheck source=bench/lib.sh
 source bench/lib.sh
 need_wrk
-cargo build --release --quiet --example argon2_bound --example bare_server
+cargo build --release --quiet --example argon2_bound --example bare_server --example hash_write_floor
 bound_bin="${CARGO_TARGET_DIR:-$PWD/target}/release/examples/argon2_bound"
 bare_bin="${CARGO_TARGET_DIR:-$PWD/target}/release/examples/bare_server"
 bare_port=18790
