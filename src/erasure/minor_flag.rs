@@ -116,7 +116,7 @@ pub async fn flag(
     let row = user_account(&txn, account_id).await?;
     let request = match open_request(&txn, account_id).await? {
         Some(open)
-            if RequestStatus::Scheduled.is(&open)
+            if RequestStatus::Scheduled.is(&open.status)
                 && open.reason != ErasureReason::PersonRequest.as_str() =>
         {
             // Already flagged, or erased for the guardian: nothing to add.
@@ -179,7 +179,7 @@ async fn schedule_flagged<C: ConnectionTrait>(
 ) -> Result<deletion_request::Model, sea_orm::DbErr> {
     let purge_after = match &open {
         Some(open) => match open.purge_after {
-            Some(earlier) if RequestStatus::Scheduled.is(open) => earlier.min(deadline),
+            Some(earlier) if RequestStatus::Scheduled.is(&open.status) => earlier.min(deadline),
             _ => deadline,
         },
         None => deadline,
@@ -206,7 +206,8 @@ pub async fn lift(
     let request = open_request(&txn, account_id)
         .await?
         .filter(|open| {
-            RequestStatus::Scheduled.is(open) && open.reason == ErasureReason::MinorFlagged.as_str()
+            RequestStatus::Scheduled.is(&open.status)
+                && open.reason == ErasureReason::MinorFlagged.as_str()
         })
         .ok_or(ErasureError::NotFlagged)?;
     // Claimed by a conditional update: a purge that completed the request

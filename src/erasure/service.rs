@@ -161,7 +161,7 @@ async fn send_deletion_confirmation(
     let existing = open_request(&txn, row.id).await?;
     if existing
         .as_ref()
-        .is_some_and(|r| RequestStatus::Scheduled.is(r))
+        .is_some_and(|r| RequestStatus::Scheduled.is(&r.status))
     {
         return Ok(());
     }
@@ -244,7 +244,7 @@ pub async fn confirm(
     let request = store::by_confirm_token(&txn, tokens::hash_token(token.trim()))
         .await?
         .filter(|r| {
-            RequestStatus::AwaitingConfirmation.is(r)
+            RequestStatus::AwaitingConfirmation.is(&r.status)
                 && r.confirm_expires_at.is_some_and(|at| at > now)
         })
         .ok_or(ErasureError::InvalidToken)?;
@@ -317,7 +317,7 @@ pub async fn cancel(
         .await?
         .filter(|r| {
             r.reason == ErasureReason::PersonRequest.as_str()
-                && RequestStatus::OPEN.iter().any(|open| open.is(r))
+                && RequestStatus::OPEN.iter().any(|open| open.is(&r.status))
         })
         .ok_or(ErasureError::InvalidToken)?;
     // Claimed by a conditional update (see `confirm`): a confirmation or a

@@ -11,62 +11,24 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-/// Where a deletion request stands; stored in `deletion_requests.status`
-/// as [`RequestStatus::as_str`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RequestStatus {
-    /// Waiting for the link in the mail.
-    AwaitingConfirmation,
-    /// Confirmed: processing stopped, purge due at `purge_after`.
-    Scheduled,
-    /// Cancelled before the purge.
-    Cancelled,
-    /// Erased.
-    Completed,
+crate::db::stored_enum! {
+    /// Where a deletion request stands; stored in `deletion_requests.status`
+    /// as [`RequestStatus::as_str`].
+    RequestStatus {
+        /// Waiting for the link in the mail.
+        AwaitingConfirmation => "AWAITING_CONFIRMATION",
+        /// Confirmed: processing stopped, purge due at `purge_after`.
+        Scheduled => "SCHEDULED",
+        /// Cancelled before the purge.
+        Cancelled => "CANCELLED",
+        /// Erased.
+        Completed => "COMPLETED",
+    }
 }
 
 impl RequestStatus {
     /// The states of a request still open: awaiting or scheduled.
     pub const OPEN: [RequestStatus; 2] = [Self::AwaitingConfirmation, Self::Scheduled];
-
-    /// The stored form.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Self::AwaitingConfirmation => "AWAITING_CONFIRMATION",
-            Self::Scheduled => "SCHEDULED",
-            Self::Cancelled => "CANCELLED",
-            Self::Completed => "COMPLETED",
-        }
-    }
-
-    /// The state a stored value names, if any.
-    pub fn parse(stored: &str) -> Option<Self> {
-        [
-            Self::AwaitingConfirmation,
-            Self::Scheduled,
-            Self::Cancelled,
-            Self::Completed,
-        ]
-        .into_iter()
-        .find(|status| status.as_str() == stored)
-    }
-
-    /// Whether `request` is in this state.
-    pub fn is(self, request: &deletion_request::Model) -> bool {
-        request.status == self.as_str()
-    }
-}
-
-impl From<RequestStatus> for sea_orm::Value {
-    fn from(status: RequestStatus) -> Self {
-        status.as_str().into()
-    }
-}
-
-impl From<RequestStatus> for String {
-    fn from(status: RequestStatus) -> Self {
-        status.as_str().to_owned()
-    }
 }
 
 /// The open (awaiting or scheduled) request of an account, if any.
