@@ -25,7 +25,8 @@
 # (me: 1 by default, every request the same person's; N signs up N people
 # and the requests take their sessions in turn),
 # BENCH_POSTGRES_URL (postgres://postgres@127.0.0.1/test; a database is made
-# and dropped per run). Build a "before" binary from another commit with e.g.
+# and dropped per run, with the URL's settings such as `?sslmode=disable`).
+# Build a "before" binary from another commit with e.g.
 #   git worktree add /tmp/before <rev> && (cd /tmp/before && CARGO_TARGET_DIR=/tmp/before-target cargo build --release --bin custos)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -79,7 +80,7 @@ start() { # $1 = binary
   if [ "$database" = postgres ]; then
     dbname="custos_compare_$$_$RANDOM"
     psql "$pg_url" -qc "CREATE DATABASE $dbname"
-    url="${pg_url%/*}/$dbname"
+    url=$(database_url "$pg_url" "$dbname")
   else
     url="sqlite://$work/custos.db?mode=rwc"
   fi

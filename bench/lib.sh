@@ -42,6 +42,13 @@ end_run() {
   server_pid="" dbname="" work=""
 }
 
+# The URL of database $2 on the server of URL $1, keeping $1's settings
+# (such as `?sslmode=disable`).
+database_url() {
+  local base="${1%%\?*}"
+  echo "${base%/*}/$2${1#"$base"}"
+}
+
 # POSTs the GraphQL request body $2 to the server on port $1.
 gql() { curl -sf -X POST -H 'content-type: application/json' --data "$2" "http://127.0.0.1:$1/graphql"; }
 

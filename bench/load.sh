@@ -80,7 +80,7 @@ run_custos() { # $1 = label, $2 = database URL, $3 = port
 
 run_custos "SQLite" "sqlite://$work/custos.db?mode=rwc" 18781
 psql "$pg_url" -qc "DROP DATABASE IF EXISTS $dbname" && psql "$pg_url" -qc "CREATE DATABASE $dbname"
-run_custos "PostgreSQL" "${pg_url%/*}/$dbname" 18782
+run_custos "PostgreSQL" "$(database_url "$pg_url" "$dbname")" 18782
 
 "$target/examples/bare_server" 127.0.0.1:18790 & pids+=($!)
 bare_pid=$!

@@ -62,7 +62,7 @@ run() { # $1 = postgres | sqlite
   if [ "$1" = postgres ]; then
     dbname="custos_split_$$_$RANDOM"
     psql "$pg_url" -qc "CREATE DATABASE $dbname"
-    url="${pg_url%/*}/$dbname"
+    url=$(database_url "$pg_url" "$dbname")
   else
     url="sqlite://$work/custos.db?mode=rwc"
   fi
