@@ -19,7 +19,8 @@
 # child index again), and inserts one receipt each: the purge's per-row
 # work on random keys, in its batch size, inside the server (no round
 # trips, no Custos). It prints, per size, the tables' size with their
-# indexes, the time, and the ratio to the first size. The schema is dropped at the end.
+# indexes, the time, and the ratio to the first size. The schema is
+# dropped at the end.
 set -euo pipefail
 url="${CUSTOS_TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5433/test}"
 sizes="${BENCH_SIZES:-100000 1000000 100000}"
