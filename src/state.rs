@@ -263,17 +263,17 @@ impl AppState {
             .await
     }
 
-    /// The key of an account that `conn` (its creating transaction) is
-    /// inserting now: made and stored, never read back (see
-    /// [`crate::crypto::keystore::KeyStore::create`]).
-    pub async fn new_account_key<C: ConnectionTrait>(
+    /// The key of an account being created by `writes` (see
+    /// [`crate::crypto::keystore::KeyStore::create_in`]); cache it with
+    /// [`AppState::keys`]`().committed` once they have run.
+    pub async fn new_account_key_in(
         &self,
-        conn: &C,
+        writes: &mut crate::db::Writes,
         account: Uuid,
     ) -> Result<Arc<AccountKey>, CryptoError> {
         self.0
             .keys
-            .create(&self.0.cipher, conn, account, self.0.clock.now())
+            .create_in(&self.0.cipher, writes, account, self.0.clock.now())
             .await
     }
 

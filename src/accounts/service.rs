@@ -30,9 +30,10 @@ use crate::{
         service::{self as consent, ConsentSource},
     },
     crypto::{AccountKey, tokens},
+    db::Writes,
     mail::{
         Language,
-        outbox::{self, OutgoingMail},
+        outbox::{self, MailQueue, OutgoingMail},
         templates,
     },
     ratelimit::{
@@ -373,20 +374,24 @@ async fn signup_faults(
 /// Signs a person up. Answers `Ok(())` for any valid input, including an
 /// address that already has an account (whose owner is told by mail
 /// instead), so the answer reveals nothing about which addresses exist.
+///
+/// The new account's rows (its data key, the account, its consents, its
+/// verification link and mail) are written together by one
+/// [`crate::db::Writes`]: one statement on PostgreSQL. The look-up before
+/// them runs on its own; a sign-up that took the name or the address in
+/// between fails the writes with a unique violation, and the look-up then
+/// runs again for the answer.
 pub async fn signup(state: &AppState, request: SignupRequest) -> Result<(), AccountError> {
     let checked = check_signup(state, &request).await?;
     // Hash before looking anything up, so both answers cost the same.
     let password_hash = state.passwords().hash(&request.password).await?;
     let now = state.clock().now();
-    let txn = state.db().begin().await?;
-    if let Some(owner) = holder_of_address(state, &txn, &checked).await? {
-        tell_owner_of_signup(state, &txn, &owner, &checked.email).await?;
-        txn.commit().await?;
-        tracing::info!(account_id = %owner.id, "signup attempted with a registered address");
-        return Ok(());
+    if let Some(owner) = holder_of_address(state, &checked).await? {
+        return tell_owner_of_signup(state, &owner, &checked.email).await;
     }
     let id = Uuid::new_v4();
-    let key = state.new_account_key(&txn, id).await?;
+    let mut writes = Writes::new();
+    let key = state.new_account_key_in(&mut writes, id).await?;
     let new = NewAccount {
         id,
         username: &checked.username,
@@ -400,27 +405,32 @@ pub async fn signup(state: &AppState, request: SignupRequest) -> Result<(), Acco
         accepted_policy_version: checked.policy.version.clone(),
         now,
     };
-    insert_account(state, &txn, &key, &new).await?;
+    store::insert_in(&mut writes, store::seal_new(state, &key, &new)?);
     let required = checked.policy.purposes.iter().filter(|p| p.required);
     grant_at_signup(
-        &txn,
+        &mut writes,
         id,
         &checked.policy,
         required.chain(&checked.granted),
         now,
-    )
-    .await?;
-    send_verification_link(state, &txn, &key, &new, request.language).await?;
+    );
+    send_verification_link(state, &mut writes, &key, &new, request.language)?;
     if let Some(guardian) = &checked.guardian_email {
-        ask_guardian(state, &txn, &key, &new, guardian, request.language).await?;
+        ask_guardian(state, &mut writes, &key, &new, guardian, request.language)?;
     }
-    match txn.commit().await {
+    match writes.run(state.db()).await {
         Ok(()) => state.keys().committed(id, &key),
+        // Another sign-up took the name or the address since the look-up:
+        // the answer is the one the look-up would give now.
         Err(err) if crate::db::is_unique_violation(&err) => {
-            return Err(AccountError::UsernameTaken);
+            return match holder_of_address(state, &checked).await? {
+                Some(owner) => tell_owner_of_signup(state, &owner, &checked.email).await,
+                None => Err(AccountError::UsernameTaken),
+            };
         }
         Err(err) => return Err(err.into()),
     }
+    state.wake_sender();
     tracing::info!(account_id = %id, "account created");
     Ok(())
 }
@@ -430,12 +440,11 @@ pub async fn signup(state: &AppState, request: SignupRequest) -> Result<(), Acco
 /// blind-index key); the name is checked first.
 async fn holder_of_address(
     state: &AppState,
-    txn: &DatabaseTransaction,
     checked: &CheckedSignup,
 ) -> Result<Option<account::Model>, AccountError> {
     let username_indexes = username_lookup(state, &checked.username);
     let email_indexes = email_lookup(state, &checked.email);
-    let holders = store::holders(txn, &username_indexes, &email_indexes).await?;
+    let holders = store::holders(state.db(), &username_indexes, &email_indexes).await?;
     if holders
         .iter()
         .any(|holder| username_indexes.contains(&holder.username_bidx))
@@ -452,17 +461,17 @@ async fn holder_of_address(
 /// stopped, so nothing is sent then.
 async fn tell_owner_of_signup(
     state: &AppState,
-    txn: &DatabaseTransaction,
     owner: &account::Model,
     email: &Email,
 ) -> Result<(), AccountError> {
+    tracing::info!(account_id = %owner.id, "signup attempted with a registered address");
     if !store::is_active(owner) {
         return Ok(());
     }
     let owner_language = Language::from_tag(&owner.language);
     outbox::queue(
         state,
-        txn,
+        state.db(),
         OutgoingMail::to_account(
             owner.id,
             "signup_attempt_on_existing_account",
@@ -475,59 +484,57 @@ async fn tell_owner_of_signup(
     Ok(())
 }
 
-/// Seals and inserts a new account under its new data key `key`; a
-/// concurrent sign-up that took the name (or the address) first is
-/// `UsernameTaken`.
-async fn insert_account(
-    state: &AppState,
-    txn: &DatabaseTransaction,
-    key: &AccountKey,
-    new: &NewAccount<'_>,
-) -> Result<(), AccountError> {
-    let row = store::seal_new(state, key, new)?;
-    match store::insert(txn, row).await {
-        Ok(()) => Ok(()),
-        Err(err) if crate::db::is_unique_violation(&err) => Err(AccountError::UsernameTaken),
-        Err(err) => Err(err.into()),
-    }
-}
-
 /// Records the consents given at sign-up: every required purpose and the
 /// optional ones granted.
-async fn grant_at_signup<'p>(
-    txn: &DatabaseTransaction,
+fn grant_at_signup<'p>(
+    writes: &mut Writes,
     id: Uuid,
     policy: &PolicyDocument,
     purposes: impl Iterator<Item = &'p PurposeDefinition>,
     now: DateTime<Utc>,
-) -> Result<(), AccountError> {
+) {
     for purpose in purposes {
-        consent::append(txn, id, policy, purpose, true, ConsentSource::Signup, now).await?;
+        consent::append_in(
+            writes,
+            id,
+            policy,
+            purpose,
+            true,
+            ConsentSource::Signup,
+            now,
+        );
     }
-    Ok(())
 }
 
 /// Mails the new account the link that proves its address.
-async fn send_verification_link(
+fn send_verification_link(
     state: &AppState,
-    txn: &DatabaseTransaction,
+    writes: &mut Writes,
     key: &AccountKey,
     new: &NewAccount<'_>,
     language: Language,
 ) -> Result<(), AccountError> {
     let settings = state.settings();
     let ttl = settings.accounts.verification_token_ttl;
-    let token = issue_token(txn, new.id, TokenPurpose::VerifyEmail, ttl, new.now, None).await?;
+    let issued = tokens::issue()?;
+    token_store::insert_in(
+        writes,
+        new.id,
+        TokenPurpose::VerifyEmail,
+        &issued,
+        ttl,
+        new.now,
+    );
     let link = templates::action_link(
         &settings.http.public_url,
         "/verify-email",
-        token.expose_secret(),
+        issued.token.expose_secret(),
     );
-    outbox::queue_under(
+    outbox::queue_in(
         state,
-        txn,
+        writes,
         Some(key),
-        OutgoingMail::to_account(
+        &OutgoingMail::to_account(
             new.id,
             "verify_email",
             new.email.as_str(),
@@ -539,15 +546,14 @@ async fn send_verification_link(
             ),
         ),
         state.clock().now(),
-    )
-    .await?;
+    )?;
     Ok(())
 }
 
 /// Mails a minor's guardian the link that grants or refuses consent.
-async fn ask_guardian(
+fn ask_guardian(
     state: &AppState,
-    txn: &DatabaseTransaction,
+    writes: &mut Writes,
     key: &AccountKey,
     new: &NewAccount<'_>,
     guardian: &Email,
@@ -556,33 +562,32 @@ async fn ask_guardian(
     let settings = state.settings();
     let days = settings.accounts.guardian_consent_days;
     let ttl = chrono::Duration::days(i64::from(days));
-    let token = issue_token(
-        txn,
+    let issued = tokens::issue()?;
+    token_store::insert_in(
+        writes,
         new.id,
         TokenPurpose::GuardianConsent,
+        &issued,
         ttl,
         new.now,
-        None,
-    )
-    .await?;
+    );
     let link = templates::action_link(
         &settings.http.public_url,
         "/guardian-consent",
-        token.expose_secret(),
+        issued.token.expose_secret(),
     );
-    outbox::queue_under(
+    outbox::queue_in(
         state,
-        txn,
+        writes,
         Some(key),
-        OutgoingMail::to_account(
+        &OutgoingMail::to_account(
             new.id,
             "guardian_consent_request",
             guardian.as_str(),
             templates::guardian_consent_request(language, new.username.as_str(), &link, days),
         ),
         state.clock().now(),
-    )
-    .await?;
+    )?;
     Ok(())
 }
 
@@ -988,16 +993,16 @@ pub async fn create_admin(
     let id = Uuid::new_v4();
     let current_policy = state.policy().current(state.db()).await?;
     let policy = &current_policy.document;
-    let txn = state.db().begin().await?;
-    ensure_username_free(state, &txn, &username).await?;
-    if store::email_holder(&txn, email_lookup(state, &email), None)
+    ensure_username_free(state, state.db(), &username).await?;
+    if store::email_holder(state.db(), email_lookup(state, &email), None)
         .await?
         .is_some()
     {
         // The address belongs to someone: the operator sees this, not the public.
         return Err(AccountError::Email(InvalidEmail));
     }
-    let key = state.new_account_key(&txn, id).await?;
+    let mut writes = Writes::new();
+    let key = state.new_account_key_in(&mut writes, id).await?;
     let new = NewAccount {
         id,
         username: &username,
@@ -1011,12 +1016,13 @@ pub async fn create_admin(
         accepted_policy_version: policy.version.clone(),
         now,
     };
-    if let Err(err) = store::insert(&txn, store::seal_new(state, &key, &new)?).await {
-        return Err(admin_insert_failure(state, &txn, &username, err).await);
-    }
+    store::insert_in(&mut writes, store::seal_new(state, &key, &new)?);
     let required = policy.purposes.iter().filter(|p| p.required);
-    grant_at_signup(&txn, id, policy, required, now).await?;
-    txn.commit().await?;
+    grant_at_signup(&mut writes, id, policy, required, now);
+    if let Err(err) = writes.run(state.db()).await {
+        return Err(admin_insert_failure(state, &username, err).await);
+    }
+    state.keys().committed(id, &key);
     tracing::info!(account_id = %id, "admin account created");
     Ok(id)
 }
@@ -1025,14 +1031,13 @@ pub async fn create_admin(
 /// name (when an account holds it now) or else the address.
 async fn admin_insert_failure(
     state: &AppState,
-    txn: &DatabaseTransaction,
     username: &Username,
     err: sea_orm::DbErr,
 ) -> AccountError {
     if !crate::db::is_unique_violation(&err) {
         return err.into();
     }
-    match store::username_holder(txn, username_lookup(state, username), None).await {
+    match store::username_holder(state.db(), username_lookup(state, username), None).await {
         Ok(Some(_)) => AccountError::UsernameTaken,
         // The address belongs to someone: the operator sees this, not the public.
         Ok(None) => AccountError::Email(InvalidEmail),

@@ -5,7 +5,7 @@
 
 use chrono::{DateTime, Utc};
 use entity::{account, session};
-use sea_orm::{ConnectionTrait, TransactionTrait};
+use sea_orm::ConnectionTrait;
 use secrecy::SecretString;
 use uuid::Uuid;
 
@@ -21,7 +21,8 @@ use super::{
 };
 use crate::{
     crypto::{IssuedToken, tokens},
-    mail::outbox::{self, OutgoingMail},
+    db::Writes,
+    mail::outbox::{self, MailQueue, OutgoingMail},
     ratelimit::login::{self as throttle, Admission},
     state::AppState,
 };
@@ -161,9 +162,15 @@ pub async fn login(
     let lookup = login_lookup(state, login);
     admit_attempt(state, &lookup, client).await?;
     let (row, account) = check_password(state, &lookup, password).await?;
-    // The password was right: the count starts over, for both names.
-    throttle::clear(state.db(), &throttle_subjects_from(state, &account, client)).await?;
+    // The password was right: the count starts over, for both names (in
+    // the statement that stores the new session, on PostgreSQL).
+    let mut writes = Writes::new();
+    throttle::clear_in(
+        &mut writes,
+        &throttle_subjects_from(state, &account, client),
+    );
     if AccountStatus::DeletionScheduled.is(&row.status) {
+        writes.run(state.db()).await?;
         // The person is told when the erasure runs: until then a
         // cancellation link still works.
         let purge_after = crate::erasure::store::open_request(state.db(), row.id)
@@ -180,6 +187,7 @@ pub async fn login(
         .map(|agent| agent.chars().take(MAX_USER_AGENT_CHARS).collect());
     start_session(
         state,
+        writes,
         &account,
         &issued,
         user_agent.as_deref(),
@@ -248,11 +256,12 @@ async fn check_password(
     Ok((row, account))
 }
 
-/// Stores the new session of `account`, and with it, when the user agent
-/// is new to the account and the operator asked for it, a notice to its
-/// owner.
+/// Stores the new session of `account` with `writes` (the sign-in's
+/// throttle clear), and with them, when the user agent is new to the
+/// account and the operator asked for it, a notice to its owner.
 async fn start_session(
     state: &AppState,
+    mut writes: Writes,
     account: &AccountRecord,
     issued: &IssuedToken,
     user_agent: Option<&str>,
@@ -260,63 +269,55 @@ async fn start_session(
     expires_at: DateTime<Utc>,
 ) -> Result<(), AccountError> {
     let id = Uuid::new_v4();
-    let user_agent_ct = match user_agent {
-        Some(agent) => {
-            let key = state.write_key(state.db(), account.id).await?;
-            Some(sessions_store::seal_user_agent(state, &key, id, agent)?)
-        }
+    // The user agent is stored sealed under the account's key.
+    let agent = match user_agent {
+        Some(agent) => Some((agent, state.write_key(state.db(), account.id).await?)),
         None => None,
     };
-    let new_agent = match user_agent {
-        Some(agent) if state.settings().sessions.notify_new_signin => {
-            is_new_user_agent(state, state.db(), account.id, agent).await?
-        }
-        _ => false,
+    let user_agent_ct = match &agent {
+        Some((agent, key)) => Some(sessions_store::seal_user_agent(state, key, id, agent)?),
+        None => None,
     };
-    let session = NewSession {
-        id,
-        account_id: account.id,
-        token_hash: issued.hash.clone(),
-        user_agent_ct,
-        now,
-        expires_at,
-    };
-    match user_agent {
-        Some(agent) if new_agent => {
-            // The session and the notice of it are written together.
-            let txn = state.db().begin().await?;
-            sessions_store::insert(&txn, session).await?;
-            queue_new_signin_notice(state, &txn, account, agent, now).await?;
-            txn.commit().await?;
-            tracing::info!(target: "security", account_id = %account.id, event = "new_signin_notice_queued", "sign-in from a new user agent");
+    let notice = match &agent {
+        Some((agent, key)) if state.settings().sessions.notify_new_signin => {
+            is_new_user_agent(state, state.db(), account.id, agent)
+                .await?
+                .then(|| (key, new_signin_notice(account, agent, now)))
         }
-        _ => sessions_store::insert(state.db(), session).await?,
+        _ => None,
+    };
+    sessions_store::insert_in(
+        &mut writes,
+        NewSession {
+            id,
+            account_id: account.id,
+            token_hash: issued.hash.clone(),
+            user_agent_ct,
+            now,
+            expires_at,
+        },
+    );
+    // The session and the notice of it are written together.
+    if let Some((key, mail)) = &notice {
+        outbox::queue_in(state, &mut writes, Some(key), mail, now)?;
+    }
+    writes.run(state.db()).await?;
+    if notice.is_some() {
+        state.wake_sender();
+        tracing::info!(target: "security", account_id = %account.id, event = "new_signin_notice_queued", "sign-in from a new user agent");
     }
     tracing::info!(target: "security", account_id = %account.id, session_id = %id, event = "login_succeeded", "signed in");
     Ok(())
 }
 
-/// Queues the notice of a sign-in from a new user agent to the owner.
-async fn queue_new_signin_notice<C: ConnectionTrait>(
-    state: &AppState,
-    conn: &C,
-    account: &AccountRecord,
-    agent: &str,
-    now: DateTime<Utc>,
-) -> Result<(), AccountError> {
-    outbox::queue(
-        state,
-        conn,
-        OutgoingMail {
-            account_id: Some(account.id),
-            kind: "new_signin_notice",
-            to: account.email.clone(),
-            content: super::templates::new_signin(account.language, &account.username, agent, now),
-        },
-        now,
-    )
-    .await?;
-    Ok(())
+/// The notice to the owner of a sign-in from a new user agent.
+fn new_signin_notice(account: &AccountRecord, agent: &str, now: DateTime<Utc>) -> OutgoingMail {
+    OutgoingMail {
+        account_id: Some(account.id),
+        kind: "new_signin_notice",
+        to: account.email.clone(),
+        content: super::templates::new_signin(account.language, &account.username, agent, now),
+    }
 }
 
 /// Sessions looked at when deciding whether a user agent is new.

@@ -5,13 +5,14 @@ use chrono::{DateTime, Duration, Utc};
 use entity::session;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, IntoActiveModel,
-    QueryFilter, QueryOrder, QuerySelect, Set, sea_query::Expr,
+    QueryFilter, QueryOrder, QuerySelect, QueryTrait, Set, sea_query::Expr,
 };
 use uuid::Uuid;
 
 use super::store;
 use crate::{
     crypto::{AccountKey, CryptoError, SealedField},
+    db::Writes,
     state::AppState,
 };
 
@@ -83,9 +84,10 @@ pub struct NewSession {
     pub expires_at: DateTime<Utc>,
 }
 
-/// Inserts a new session.
-pub async fn insert<C: ConnectionTrait>(conn: &C, new: NewSession) -> Result<(), DbErr> {
-    session::ActiveModel {
+/// Adds a new session's insert to `writes` (with the throttle clear of the
+/// sign-in that starts it, and any notice of it).
+pub fn insert_in(writes: &mut Writes, new: NewSession) {
+    let row = session::ActiveModel {
         id: Set(new.id),
         account_id: Set(new.account_id),
         token_hash: Set(new.token_hash),
@@ -94,10 +96,8 @@ pub async fn insert<C: ConnectionTrait>(conn: &C, new: NewSession) -> Result<(),
         last_seen_at: Set(new.now),
         expires_at: Set(new.expires_at),
         revoked_at: Set(None),
-    }
-    .insert(conn)
-    .await?;
-    Ok(())
+    };
+    writes.push(session::Entity::insert(row).into_query());
 }
 
 /// The account's `limit` most recent sessions, newest first.

@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use entity::account;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DbBackend, DbErr, EntityTrait,
-    IntoActiveModel, QueryFilter, QuerySelect, Set,
+    IntoActiveModel, QueryFilter, QuerySelect, QueryTrait, Set,
 };
 use uuid::Uuid;
 
@@ -23,6 +23,7 @@ use super::{
 };
 use crate::{
     crypto::{AccountKey, CryptoError, SealedField, Sealer},
+    db::Writes,
     mail::Language,
     state::AppState,
 };
@@ -410,10 +411,11 @@ pub fn seal_new(
     })
 }
 
-/// Inserts a row made by [`seal_new`]. A unique violation is left to the
-/// caller to tell apart (see [`crate::db::is_unique_violation`]).
-pub async fn insert<C: ConnectionTrait>(conn: &C, row: account::ActiveModel) -> Result<(), DbErr> {
-    row.insert(conn).await.map(drop)
+/// Adds a row made by [`seal_new`] to `writes` (with the account's key,
+/// consents and first mail). A unique violation is left to the caller to
+/// tell apart (see [`crate::db::is_unique_violation`]).
+pub fn insert_in(writes: &mut Writes, row: account::ActiveModel) {
+    writes.push(account::Entity::insert(row).into_query());
 }
 
 /// A username sealed for one account: its ciphertext and its index.

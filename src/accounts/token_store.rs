@@ -6,13 +6,14 @@ use chrono::{DateTime, Duration, Utc};
 use entity::account_token;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, PaginatorTrait,
-    QueryFilter, QueryOrder, Set, sea_query::Expr,
+    QueryFilter, QueryOrder, QueryTrait, Set, sea_query::Expr,
 };
 use uuid::Uuid;
 
 use super::{email::Email, states::TokenPurpose, store};
 use crate::{
     crypto::{AccountKey, CryptoError, IssuedToken, SealedField, tokens},
+    db::Writes,
     state::AppState,
 };
 
@@ -55,6 +56,35 @@ pub async fn insert<C: ConnectionTrait>(
     now: DateTime<Utc>,
     new_email: Option<SealedNewEmail>,
 ) -> Result<(), DbErr> {
+    row(account_id, purpose, issued, ttl, now, new_email)
+        .insert(conn)
+        .await?;
+    Ok(())
+}
+
+/// [`insert`] as one of `writes` (a new account's first link, written with
+/// the account).
+pub fn insert_in(
+    writes: &mut Writes,
+    account_id: Uuid,
+    purpose: TokenPurpose,
+    issued: &IssuedToken,
+    ttl: Duration,
+    now: DateTime<Utc>,
+) {
+    let row = row(account_id, purpose, issued, ttl, now, None);
+    writes.push(account_token::Entity::insert(row).into_query());
+}
+
+/// The stored form of a token: its hash, never the token.
+fn row(
+    account_id: Uuid,
+    purpose: TokenPurpose,
+    issued: &IssuedToken,
+    ttl: Duration,
+    now: DateTime<Utc>,
+    new_email: Option<SealedNewEmail>,
+) -> account_token::ActiveModel {
     let (id, new_email_ct, new_email_bidx) = match new_email {
         Some(new) => (new.id, Some(new.sealed), Some(new.index)),
         None => (Uuid::new_v4(), None, None),
@@ -70,9 +100,6 @@ pub async fn insert<C: ConnectionTrait>(
         expires_at: Set(now + ttl),
         used_at: Set(None),
     }
-    .insert(conn)
-    .await?;
-    Ok(())
 }
 
 /// The unexpired token of one of `purposes` presented as `token`, used or

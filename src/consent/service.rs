@@ -7,12 +7,13 @@ use chrono::{DateTime, Utc};
 use entity::consent_event;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter,
-    QueryOrder, QuerySelect, Set,
+    QueryOrder, QuerySelect, QueryTrait, Set,
 };
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use super::policy::{PolicyDocument, PurposeDefinition};
+use crate::db::Writes;
 
 /// Where a decision was made.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -139,6 +140,35 @@ pub async fn append<C: ConnectionTrait>(
     source: ConsentSource,
     now: DateTime<Utc>,
 ) -> Result<consent_event::Model, sea_orm::DbErr> {
+    event(account_id, policy, purpose, granted, source, now)
+        .insert(conn)
+        .await
+}
+
+/// [`append`] as one of `writes` (an account's first consents, written
+/// with the account).
+pub fn append_in(
+    writes: &mut Writes,
+    account_id: Uuid,
+    policy: &PolicyDocument,
+    purpose: &PurposeDefinition,
+    granted: bool,
+    source: ConsentSource,
+    now: DateTime<Utc>,
+) {
+    let row = event(account_id, policy, purpose, granted, source, now);
+    writes.push(consent_event::Entity::insert(row).into_query());
+}
+
+/// The ledger row of one decision.
+fn event(
+    account_id: Uuid,
+    policy: &PolicyDocument,
+    purpose: &PurposeDefinition,
+    granted: bool,
+    source: ConsentSource,
+    now: DateTime<Utc>,
+) -> consent_event::ActiveModel {
     consent_event::ActiveModel {
         seq: sea_orm::ActiveValue::NotSet,
         id: Set(Uuid::new_v4()),
@@ -151,8 +181,6 @@ pub async fn append<C: ConnectionTrait>(
         source: Set(source.as_str().to_owned()),
         created_at: Set(now),
     }
-    .insert(conn)
-    .await
 }
 
 /// Records a decision made in settings. Granting and withdrawing are the

@@ -18,8 +18,9 @@
 //!
 //! Rules:
 //! - A key is made the first time something is written for the account,
-//!   with the caller's connection, so in the main database it commits or
-//!   rolls back with the row it protects.
+//!   with the caller's connection (or, for a new account, among the writes
+//!   that create it: [`KeyStore::create_in`]), so in the main database it
+//!   commits or rolls back with the row it protects.
 //! - Only keys read through the pool (committed) are cached; a key just
 //!   made inside an open transaction never is, so a rollback cannot leave a
 //!   cached key that nothing stores.
@@ -55,6 +56,7 @@ use crate::crypto::{
     CryptoError,
     fields::{AccountKey, FieldCipher},
 };
+use crate::db::Writes;
 
 /// Keys kept unwrapped in memory at most; the cache is emptied when full.
 const CACHE_LIMIT: usize = 10_000;
@@ -182,22 +184,6 @@ impl KeyStore {
         }
     }
 
-    /// The key of an account being created with `conn` (the open
-    /// transaction that inserts it, its id minted just now, so it has no
-    /// key yet): made, stored and handed back without reading it again.
-    /// Not cached, as the transaction may still roll back.
-    pub async fn create<C: ConnectionTrait>(
-        &self,
-        cipher: &FieldCipher,
-        conn: &C,
-        account: Uuid,
-        now: DateTime<Utc>,
-    ) -> Result<Arc<AccountKey>, CryptoError> {
-        self.insert_new(cipher, conn, account, now)
-            .await?
-            .ok_or(CryptoError::KeyStore(DbErr::RecordNotInserted))
-    }
-
     /// Makes a key for `account` and stores it (with `conn`, or in the
     /// separate store) unless the account has one: the new key, or `None`
     /// when a stored key was there first.
@@ -208,13 +194,9 @@ impl KeyStore {
         account: Uuid,
         now: DateTime<Utc>,
     ) -> Result<Option<Arc<AccountKey>>, CryptoError> {
-        let (key, raw) = AccountKey::generate()?;
-        let insert = account_key::Entity::insert(account_key::ActiveModel {
-            id: Set(account),
-            wrapped_key_ct: Set(cipher.wrap_account_key(account, &raw)?),
-            created_at: Set(now),
-        })
-        .on_conflict_do_nothing_on([account_key::Column::Id]);
+        let (key, row) = new_key(cipher, account, now)?;
+        let insert =
+            account_key::Entity::insert(row).on_conflict_do_nothing_on([account_key::Column::Id]);
         let inserted = match &self.separate {
             Some(db) => insert.exec_without_returning(db).await?,
             None => insert.exec_without_returning(conn).await?,
@@ -222,7 +204,32 @@ impl KeyStore {
         Ok(matches!(inserted, TryInsertResult::Inserted(1)).then(|| Arc::new(key)))
     }
 
-    /// Caches a key that [`KeyStore::create`] made, once the transaction
+    /// The key of an account being created by `writes` (its id minted
+    /// just now, so it has no key yet): made and handed back without being
+    /// read again. In the main database the key's insert joins `writes`, so
+    /// it is stored or not with the account's row; a separate store stores
+    /// it at once (a key left there by a failed sign-up names no account
+    /// and is never read). An id that has a key already fails the writes.
+    /// Not cached until [`KeyStore::committed`], once the writes have run.
+    pub async fn create_in(
+        &self,
+        cipher: &FieldCipher,
+        writes: &mut Writes,
+        account: Uuid,
+        now: DateTime<Utc>,
+    ) -> Result<Arc<AccountKey>, CryptoError> {
+        let (key, row) = new_key(cipher, account, now)?;
+        let insert = account_key::Entity::insert(row);
+        match &self.separate {
+            Some(db) => {
+                insert.exec_without_returning(db).await?;
+            }
+            None => writes.push(insert.into_query()),
+        }
+        Ok(Arc::new(key))
+    }
+
+    /// Caches a key that [`KeyStore::create_in`] made, once the transaction
     /// that stored it has committed (so the outbox job and the account's
     /// first requests need not read it).
     pub fn committed(&self, account: Uuid, key: &Arc<AccountKey>) {
@@ -423,6 +430,21 @@ impl KeyStore {
     }
 }
 
+/// A new key for `account` and its row (the key wrapped by the keyring).
+fn new_key(
+    cipher: &FieldCipher,
+    account: Uuid,
+    now: DateTime<Utc>,
+) -> Result<(AccountKey, account_key::ActiveModel), CryptoError> {
+    let (key, raw) = AccountKey::generate()?;
+    let row = account_key::ActiveModel {
+        id: Set(account),
+        wrapped_key_ct: Set(cipher.wrap_account_key(account, &raw)?),
+        created_at: Set(now),
+    };
+    Ok((key, row))
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
@@ -492,12 +514,17 @@ mod tests {
     async fn a_new_accounts_key_is_stored_as_handed_back_and_never_made_twice() {
         let (db, cipher, store) = (main_db().await, cipher(), KeyStore::shared());
         let account = Uuid::new_v4();
-        let txn = db.begin().await.unwrap();
-        let made = store.create(&cipher, &txn, account, now()).await.unwrap();
-        assert!(store.cache_get(account).is_none(), "not before the commit");
-        // What the creating transaction goes on to write is readable with
-        // the stored key once it commits.
-        txn.commit().await.unwrap();
+        let mut writes = Writes::new();
+        let made = store
+            .create_in(&cipher, &mut writes, account, now())
+            .await
+            .unwrap();
+        assert_eq!(writes.len(), 1, "the key's insert joins the writes");
+        assert_eq!(account_key::Entity::find().count(&db).await.unwrap(), 0);
+        assert!(store.cache_get(account).is_none(), "not before they run");
+        // What the creating writes go on to store is readable with the
+        // stored key once they have run.
+        writes.run(&db).await.unwrap();
         store.committed(account, &made);
         assert!(same(&cipher, &store.cache_get(account).unwrap(), &made));
         let stored = KeyStore::shared()
@@ -507,10 +534,36 @@ mod tests {
             .unwrap();
         assert!(same(&cipher, &stored, &made));
         // An id that already has a key is refused, never silently re-keyed.
-        assert!(store.create(&cipher, &db, account, now()).await.is_err());
-        let again = store.cached(&cipher, &db, account).await.unwrap().unwrap();
-        assert!(same(&cipher, &again, &made));
+        let mut again = Writes::new();
+        store
+            .create_in(&cipher, &mut again, account, now())
+            .await
+            .unwrap();
+        let refused = again.run(&db).await.unwrap_err();
+        assert!(crate::db::is_unique_violation(&refused), "{refused}");
+        let kept = store.cached(&cipher, &db, account).await.unwrap().unwrap();
+        assert!(same(&cipher, &kept, &made));
         assert_eq!(account_key::Entity::find().count(&db).await.unwrap(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_separate_store_keeps_a_new_accounts_key_at_once() {
+        let (db, cipher) = (main_db().await, cipher());
+        let keys_db = Database::connect("sqlite::memory:").await.unwrap();
+        migration::KeyStoreMigrator::up(&keys_db, None)
+            .await
+            .unwrap();
+        let store = KeyStore::separate(keys_db.clone());
+        let account = Uuid::new_v4();
+        let mut writes = Writes::new();
+        let made = store
+            .create_in(&cipher, &mut writes, account, now())
+            .await
+            .unwrap();
+        assert!(writes.is_empty(), "nothing for the main database");
+        assert_eq!(account_key::Entity::find().count(&db).await.unwrap(), 0);
+        let stored = store.read(&cipher, &db, &[account]).await.unwrap();
+        assert!(same(&cipher, &stored[&account], &made));
     }
 
     #[tokio::test]

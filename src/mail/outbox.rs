@@ -5,7 +5,7 @@
 pub use super::queue::{
     BLIND_INDEX_FIELD, BODY_DRAFT, BODY_RENDERED, FORGOTTEN_AFTER_DELIVERY, MailQueue,
     OutboxStatus, OutgoingMail, SealedMail, enqueue, enqueue_sealed, failed_count, pending_count,
-    queue, queue_under, queued_since, seal,
+    queue, queue_in, queue_under, queued_since, seal,
 };
 pub use super::sender::{OutboxSender, SendReport, backoff};
 
@@ -20,8 +20,8 @@ mod tests {
     use chrono::{TimeDelta, Utc};
     use entity::outbox;
     use sea_orm::{
-        ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait,
-        QueryFilter, sea_query::Expr,
+        ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter,
+        sea_query::Expr,
     };
     use uuid::Uuid;
 
@@ -576,33 +576,14 @@ mod tests {
     /// where tests may create databases; passes trivially otherwise.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn concurrent_senders_on_postgres_skip_locked_rows() {
-        let Some(admin_url) = crate::db::test_postgres_url() else {
+        let Some(pg) = crate::db::TestPostgres::create().await else {
             return;
         };
-        let name = format!("custos_mail_{}", Uuid::new_v4().simple());
-        let admin = Database::connect(&admin_url).await.unwrap();
-        admin
-            .execute_unprepared(&format!("CREATE DATABASE {name}"))
-            .await
-            .unwrap();
-        let (base, query) = admin_url.split_once('?').unwrap_or((&admin_url, ""));
-        let server = base.rsplit_once('/').map_or(base, |(server, _)| server);
-        let url = if query.is_empty() {
-            format!("{server}/{name}")
-        } else {
-            format!("{server}/{name}?{query}")
-        };
-
         let mut f = fixture().await;
-        f.db = Database::connect(&url).await.unwrap();
-        migration::Migrator::up(&f.db, None).await.unwrap();
+        f.db = pg.db.clone();
         two_senders_send_each_mail_once(&f).await;
-
-        f.db.close().await.unwrap();
-        admin
-            .execute_unprepared(&format!("DROP DATABASE {name} WITH (FORCE)"))
-            .await
-            .unwrap();
+        drop(f);
+        pg.drop().await;
     }
 
     #[tokio::test]

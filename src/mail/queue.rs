@@ -38,6 +38,7 @@ use super::{MailError, RenderedMail, templates::DraftBody};
 use crate::crypto::{
     AccountKey, BlindIndex, CryptoError, FieldCipher, SealedField, Sealer, normalise_email,
 };
+use crate::db::Writes;
 
 crate::db::stored_enum! {
     /// Where an outbox row stands (`outbox.status`).
@@ -205,6 +206,22 @@ pub async fn queue_under<Q: MailQueue + ?Sized, C: ConnectionTrait>(
     .await?;
     keys.wake_sender();
     Ok(id)
+}
+
+/// [`queue_under`] as one of `writes`, for mail caused by writes still to
+/// run (a new account's verification link). Its caller wakes the sender
+/// ([`MailQueue::wake_sender`]) once they have run.
+pub fn queue_in<Q: MailQueue + ?Sized>(
+    keys: &Q,
+    writes: &mut Writes,
+    key: Option<&AccountKey>,
+    mail: &OutgoingMail,
+    now: DateTime<Utc>,
+) -> Result<Uuid, MailError> {
+    let sealed = seal(keys.field_cipher(), key, keys.recipient_index(), mail, now)?;
+    writes.push(outbox::Entity::insert(sealed.row).into_query());
+    tracing::debug!(outbox_id = %sealed.id, kind = mail.kind, "mail to queue");
+    Ok(sealed.id)
 }
 
 /// A mail encrypted for the outbox but not yet written. Sealing is the

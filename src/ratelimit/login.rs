@@ -44,12 +44,13 @@ use chrono::{DateTime, TimeDelta, Utc};
 use entity::login_throttle;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbBackend,
-    DbErr, EntityTrait, IntoActiveModel, QueryFilter, QuerySelect, Set, TransactionTrait,
-    TryInsertResult,
+    DbErr, EntityTrait, IntoActiveModel, QueryFilter, QuerySelect, QueryTrait, Set, Statement,
+    TransactionTrait, TryInsertResult, Value, sea_query::DeleteStatement,
 };
 use uuid::Uuid;
 
 use crate::crypto::blind_index::BlindIndex;
+use crate::db::Writes;
 
 /// How many attempts a subject gets before it backs off.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -199,11 +200,85 @@ pub async fn begin_sign_in(
     network_subject: &[u8],
     now: DateTime<Utc>,
 ) -> Result<Admission, DbErr> {
-    match begin_attempt(db, network_subject, PER_NETWORK, now).await? {
+    let network_counted = match first_of_both(db, name_subject, network_subject, now).await? {
+        Firsts::Both => return Ok(Admission::Allowed),
+        Firsts::Network => Admission::Allowed,
+        Firsts::Neither => begin_attempt(db, network_subject, PER_NETWORK, now).await?,
+    };
+    match network_counted {
         Admission::Allowed => begin_attempt(db, name_subject, PER_NAME, now).await,
         refused => Ok(refused),
     }
 }
+
+/// Which first attempts [`first_of_both`] counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Firsts {
+    /// The network's and the name's: the attempt may go ahead.
+    Both,
+    /// The network's only: the name has a count already.
+    Network,
+    /// Neither: the network has a count already (or this is SQLite).
+    Neither,
+}
+
+/// The usual sign-in, where neither the network nor the name has a count,
+/// in one statement on PostgreSQL: [`count_first`] for the network and,
+/// only when that inserted its row, for the name, keeping the order of
+/// [`begin_sign_in`]. SQLite, in process, counts one after the other.
+async fn first_of_both(
+    db: &DatabaseConnection,
+    name_subject: &[u8],
+    network_subject: &[u8],
+    now: DateTime<Utc>,
+) -> Result<Firsts, DbErr> {
+    let (Ok(network), Ok(name)) = (PER_NETWORK.admit(None, now), PER_NAME.admit(None, now)) else {
+        return Ok(Firsts::Neither);
+    };
+    if db.get_database_backend() != DbBackend::Postgres {
+        return Ok(Firsts::Neither);
+    }
+    let mut values: Vec<Value> = Vec::with_capacity(12);
+    for (subject, counter) in [(network_subject, network), (name_subject, name)] {
+        values.extend([
+            Uuid::new_v4().into(),
+            subject.to_vec().into(),
+            counter.failures.into(),
+            counter.window_started_at.into(),
+            counter.locked_until.into(),
+            now.into(),
+        ]);
+    }
+    let statement = Statement::from_sql_and_values(DbBackend::Postgres, FIRST_OF_BOTH, values);
+    let counted = db.query_one_raw(statement).await?;
+    let inserted = |column| {
+        counted
+            .as_ref()
+            .map_or(Ok(0), |row| row.try_get::<i64>("", column))
+    };
+    Ok(match (inserted("network")?, inserted("name")?) {
+        (1, 1) => Firsts::Both,
+        (1, _) => Firsts::Network,
+        _ => Firsts::Neither,
+    })
+}
+
+/// [`first_of_both`]'s statement: the name's row is inserted only when the
+/// network's was, and the answer says which were.
+const FIRST_OF_BOTH: &str = r#"WITH by_network AS (
+    INSERT INTO "login_throttle"
+        ("id", "subject_bidx", "failures", "window_started_at", "locked_until", "updated_at")
+    VALUES ($1, $2, $3, $4, $5, $6)
+    ON CONFLICT ("subject_bidx") DO NOTHING
+    RETURNING 1
+), by_name AS (
+    INSERT INTO "login_throttle"
+        ("id", "subject_bidx", "failures", "window_started_at", "locked_until", "updated_at")
+    SELECT $7, $8, $9, $10, $11, $12 WHERE EXISTS (SELECT 1 FROM by_network)
+    ON CONFLICT ("subject_bidx") DO NOTHING
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM by_network) AS "network", (SELECT count(*) FROM by_name) AS "name""#;
 
 /// Counts an attempt for `subject` under `schedule`, or refuses it. Runs
 /// in its own short transactions on `db` and commits before returning, so
@@ -320,11 +395,21 @@ fn new_row(subject: &[u8], counter: Counter, now: DateTime<Utc>) -> login_thrott
 /// Forgets the counts of `subjects` (after a correct password or a
 /// completed reset).
 pub async fn clear<C: ConnectionTrait>(conn: &C, subjects: &[Vec<u8>]) -> Result<(), DbErr> {
+    conn.execute(&clearing(subjects)).await?;
+    Ok(())
+}
+
+/// [`clear`] as one of `writes` (with the session a correct password
+/// starts).
+pub fn clear_in(writes: &mut Writes, subjects: &[Vec<u8>]) {
+    writes.push(clearing(subjects));
+}
+
+/// The delete that forgets the counts of `subjects`.
+fn clearing(subjects: &[Vec<u8>]) -> DeleteStatement {
     login_throttle::Entity::delete_many()
         .filter(login_throttle::Column::SubjectBidx.is_in(subjects.iter().cloned()))
-        .exec(conn)
-        .await?;
-    Ok(())
+        .into_query()
 }
 
 /// Deletes rows whose window and wait have both passed; returns how many.
@@ -480,7 +565,22 @@ mod tests {
 
     #[tokio::test]
     async fn a_stranger_backing_off_one_network_never_keeps_the_owner_out() {
-        let db = throttle_db().await;
+        stranger_and_owner(&throttle_db().await).await;
+    }
+
+    /// The same on PostgreSQL, where a first attempt counts both subjects
+    /// in one statement (passes trivially without `CUSTOS_TEST_DATABASE_URL`).
+    #[tokio::test]
+    async fn a_stranger_backing_off_one_network_never_keeps_the_owner_out_on_postgres() {
+        let Some(pg) = crate::db::TestPostgres::create().await else {
+            return;
+        };
+        stranger_and_owner(&pg.db).await;
+        pg.drop().await;
+    }
+
+    async fn stranger_and_owner(db: &DatabaseConnection) {
+        let db = db.clone();
         let blind = BlindIndex::new([7; 32]);
         let name = subject(&blind, b"owner");
         let attacker = network_subject(&blind, &name, Some("198.51.100.7".parse().unwrap()));
@@ -677,5 +777,65 @@ mod tests {
             Admission::Allowed
         );
         assert_eq!(stored().await.failures, 1);
+    }
+
+    /// Which first attempts one statement counted, on PostgreSQL: both when
+    /// neither subject has a count, the network's alone when the name has
+    /// one, and nothing at all (not even the name's) when the network has
+    /// one. SQLite counts nothing here and leaves it to `begin_attempt`.
+    #[tokio::test]
+    async fn both_first_attempts_are_one_statement_on_postgres_and_keep_their_order() {
+        let sqlite = throttle_db().await;
+        let (name, network) = (b"name".to_vec(), b"network".to_vec());
+        let now = t0();
+        assert_eq!(
+            first_of_both(&sqlite, &name, &network, now).await.unwrap(),
+            Firsts::Neither
+        );
+        assert!(stored(&sqlite, &network).await.is_none());
+        let Some(pg) = crate::db::TestPostgres::create().await else {
+            return;
+        };
+        let db = &pg.db;
+        let failures = |subject: &[u8]| {
+            let subject = subject.to_vec();
+            async move { stored(db, &subject).await.map(|row| row.failures) }
+        };
+        assert_eq!(
+            first_of_both(db, &name, &network, now).await.unwrap(),
+            Firsts::Both
+        );
+        assert_eq!(
+            (failures(&network).await, failures(&name).await),
+            (Some(1), Some(1))
+        );
+        assert_eq!(
+            first_of_both(db, &name, &network, now).await.unwrap(),
+            Firsts::Neither
+        );
+        assert_eq!(
+            (failures(&network).await, failures(&name).await),
+            (Some(1), Some(1))
+        );
+        clear(db, std::slice::from_ref(&network)).await.unwrap();
+        assert_eq!(
+            first_of_both(db, &name, &network, now).await.unwrap(),
+            Firsts::Network
+        );
+        assert_eq!(
+            (failures(&network).await, failures(&name).await),
+            (Some(1), Some(1))
+        );
+        // The whole sign-in then counts the name under its lock.
+        clear(db, std::slice::from_ref(&network)).await.unwrap();
+        assert_eq!(
+            begin_sign_in(db, &name, &network, now).await.unwrap(),
+            Admission::Allowed
+        );
+        assert_eq!(
+            (failures(&network).await, failures(&name).await),
+            (Some(1), Some(2))
+        );
+        pg.drop().await;
     }
 }

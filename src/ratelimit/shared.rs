@@ -236,27 +236,10 @@ mod tests {
     /// without `CUSTOS_TEST_DATABASE_URL`).
     #[tokio::test]
     async fn attempts_are_counted_the_same_on_postgres() {
-        use migration::MigratorTrait;
-        use sea_orm::ConnectionTrait as _;
-        let Some(url) = crate::db::test_postgres_url() else {
+        let Some(pg) = crate::db::TestPostgres::create().await else {
             return;
         };
-        let admin = sea_orm::Database::connect(&url).await.unwrap();
-        let name = format!("custos_unit_{}", uuid::Uuid::new_v4().simple());
-        admin
-            .execute_unprepared(&format!("CREATE DATABASE {name}"))
-            .await
-            .unwrap();
-        let base = url.rsplit_once('/').map_or(url.as_str(), |(base, _)| base);
-        let db = sea_orm::Database::connect(format!("{base}/{name}"))
-            .await
-            .unwrap();
-        migration::Migrator::up(&db, None).await.unwrap();
-        counts_and_prunes(&db).await;
-        db.close().await.unwrap();
-        admin
-            .execute_unprepared(&format!("DROP DATABASE {name} WITH (FORCE)"))
-            .await
-            .unwrap();
+        counts_and_prunes(&pg.db).await;
+        pg.drop().await;
     }
 }

@@ -286,6 +286,51 @@ async fn twenty_concurrent_signups_with_one_username_make_one_account() {
     );
 }
 
+/// Twenty sign-ups with one address at once, each under a name of its own:
+/// one account, and every other caller answered as a registered address
+/// is (accepted, the owner told), whether its look-up found the account
+/// or its insert met it.
+#[tokio::test]
+async fn twenty_concurrent_signups_with_one_address_make_one_account_and_tell_its_owner() {
+    use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
+    let app = spawn_app().await;
+    let version = policy_version(&app).await;
+    let mut tasks = Vec::new();
+    for i in 0..20u8 {
+        let client = reqwest::Client::builder()
+            .local_address(std::net::IpAddr::from([127, 0, 5, i + 2]))
+            .build()
+            .unwrap();
+        let url = format!("{}/graphql", app.address);
+        let input = adult(&version, &format!("claimant{i}"), "shared@example.org");
+        tasks.push(tokio::spawn(async move {
+            let response = client
+                .post(url)
+                .json(&json!({ "query": SIGNUP, "variables": { "input": input } }))
+                .send()
+                .await
+                .unwrap();
+            response.json::<Value>().await.unwrap()
+        }));
+    }
+    for task in tasks {
+        let body = task.await.unwrap();
+        assert_eq!(body["data"]["signup"]["accepted"], true, "{body}");
+    }
+    let db = app.state.db();
+    assert_eq!(entity::account::Entity::find().count(db).await.unwrap(), 1);
+    let queued = |kind: &'static str| {
+        entity::outbox::Entity::find()
+            .filter(entity::outbox::Column::Kind.eq(kind))
+            .count(db)
+    };
+    assert_eq!(queued("verify_email").await.unwrap(), 1);
+    assert_eq!(
+        queued("signup_attempt_on_existing_account").await.unwrap(),
+        19
+    );
+}
+
 #[tokio::test]
 async fn login_failures_are_all_invalid_credentials() {
     let app = spawn_app().await;
