@@ -179,7 +179,8 @@ async fn issue_token<C: ConnectionTrait>(
     new_email: Option<SealedNewEmail>,
 ) -> Result<SecretString, AccountError> {
     let issued = tokens::issue()?;
-    token_store::insert(conn, account_id, purpose, &issued, ttl, now, new_email).await?;
+    let row = token_store::new_token(account_id, purpose, &issued, ttl, now, new_email);
+    token_store::insert(conn, row).await?;
     Ok(issued.token)
 }
 
@@ -494,15 +495,8 @@ fn grant_at_signup<'p>(
     now: DateTime<Utc>,
 ) {
     for purpose in purposes {
-        consent::append_in(
-            writes,
-            id,
-            policy,
-            purpose,
-            true,
-            ConsentSource::Signup,
-            now,
-        );
+        let decision = consent::decision(id, policy, purpose, true, ConsentSource::Signup, now);
+        consent::append_in(writes, decision);
     }
 }
 
@@ -517,14 +511,15 @@ fn send_verification_link(
     let settings = state.settings();
     let ttl = settings.accounts.verification_token_ttl;
     let issued = tokens::issue()?;
-    token_store::insert_in(
-        writes,
+    let row = token_store::new_token(
         new.id,
         TokenPurpose::VerifyEmail,
         &issued,
         ttl,
         new.now,
+        None,
     );
+    token_store::insert_in(writes, row);
     let link = templates::action_link(
         &settings.http.public_url,
         "/verify-email",
@@ -563,14 +558,9 @@ fn ask_guardian(
     let days = settings.accounts.guardian_consent_days;
     let ttl = chrono::Duration::days(i64::from(days));
     let issued = tokens::issue()?;
-    token_store::insert_in(
-        writes,
-        new.id,
-        TokenPurpose::GuardianConsent,
-        &issued,
-        ttl,
-        new.now,
-    );
+    let purpose = TokenPurpose::GuardianConsent;
+    let row = token_store::new_token(new.id, purpose, &issued, ttl, new.now, None);
+    token_store::insert_in(writes, row);
     let link = templates::action_link(
         &settings.http.public_url,
         "/guardian-consent",

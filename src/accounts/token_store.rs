@@ -45,39 +45,25 @@ pub fn seal_new_email(
     })
 }
 
-/// Stores `issued` (its hash only) as a token of `purpose` for the
-/// account, valid for `ttl` from `now`, carrying `new_email` if given.
+/// Stores a token made by [`new_token`].
 pub async fn insert<C: ConnectionTrait>(
     conn: &C,
-    account_id: Uuid,
-    purpose: TokenPurpose,
-    issued: &IssuedToken,
-    ttl: Duration,
-    now: DateTime<Utc>,
-    new_email: Option<SealedNewEmail>,
+    token: account_token::ActiveModel,
 ) -> Result<(), DbErr> {
-    row(account_id, purpose, issued, ttl, now, new_email)
-        .insert(conn)
-        .await?;
+    token.insert(conn).await?;
     Ok(())
 }
 
 /// [`insert`] as one of `writes` (a new account's first link, written with
 /// the account).
-pub fn insert_in(
-    writes: &mut Writes,
-    account_id: Uuid,
-    purpose: TokenPurpose,
-    issued: &IssuedToken,
-    ttl: Duration,
-    now: DateTime<Utc>,
-) {
-    let row = row(account_id, purpose, issued, ttl, now, None);
-    writes.push(account_token::Entity::insert(row).into_query());
+pub fn insert_in(writes: &mut Writes, token: account_token::ActiveModel) {
+    writes.push(account_token::Entity::insert(token).into_query());
 }
 
-/// The stored form of a token: its hash, never the token.
-fn row(
+/// The stored form of `issued` (its hash, never the token) as a token of
+/// `purpose` for the account, valid for `ttl` from `now`, carrying
+/// `new_email` if given.
+pub fn new_token(
     account_id: Uuid,
     purpose: TokenPurpose,
     issued: &IssuedToken,

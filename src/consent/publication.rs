@@ -466,16 +466,15 @@ pub async fn accept(
     update.updated_at = Set(now);
     update.update(&txn).await?;
     for purpose in current.purposes.iter().filter(|p| p.required) {
-        ledger::append(
-            &txn,
+        let decision = ledger::decision(
             account_id,
             &current,
             purpose,
             true,
             ConsentSource::PolicyUpdate,
             now,
-        )
-        .await?;
+        );
+        ledger::append(&txn, decision).await?;
     }
     let record = find(state, &txn, account_id).await?;
     txn.commit().await?;

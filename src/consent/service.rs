@@ -130,38 +130,23 @@ pub fn policy_text_hash(policy: &PolicyDocument) -> Vec<u8> {
     hasher.finalize().to_vec()
 }
 
-/// Appends one decision to the ledger (inside the caller's transaction).
+/// Appends one decision (a [`decision`]) to the ledger, inside the
+/// caller's transaction.
 pub async fn append<C: ConnectionTrait>(
     conn: &C,
-    account_id: Uuid,
-    policy: &PolicyDocument,
-    purpose: &PurposeDefinition,
-    granted: bool,
-    source: ConsentSource,
-    now: DateTime<Utc>,
+    decision: consent_event::ActiveModel,
 ) -> Result<consent_event::Model, sea_orm::DbErr> {
-    event(account_id, policy, purpose, granted, source, now)
-        .insert(conn)
-        .await
+    decision.insert(conn).await
 }
 
 /// [`append`] as one of `writes` (an account's first consents, written
 /// with the account).
-pub fn append_in(
-    writes: &mut Writes,
-    account_id: Uuid,
-    policy: &PolicyDocument,
-    purpose: &PurposeDefinition,
-    granted: bool,
-    source: ConsentSource,
-    now: DateTime<Utc>,
-) {
-    let row = event(account_id, policy, purpose, granted, source, now);
-    writes.push(consent_event::Entity::insert(row).into_query());
+pub fn append_in(writes: &mut Writes, decision: consent_event::ActiveModel) {
+    writes.push(consent_event::Entity::insert(decision).into_query());
 }
 
-/// The ledger row of one decision.
-fn event(
+/// The ledger row of one decision on `purpose` of `policy`.
+pub fn decision(
     account_id: Uuid,
     policy: &PolicyDocument,
     purpose: &PurposeDefinition,
@@ -202,12 +187,14 @@ pub async fn record<C: ConnectionTrait>(
     check_decision_rate(conn, account_id, now).await?;
     let event = append(
         conn,
-        account_id,
-        policy,
-        purpose,
-        granted,
-        ConsentSource::Settings,
-        now,
+        decision(
+            account_id,
+            policy,
+            purpose,
+            granted,
+            ConsentSource::Settings,
+            now,
+        ),
     )
     .await?;
     Ok(ConsentState {

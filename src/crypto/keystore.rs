@@ -471,6 +471,29 @@ mod tests {
         db
     }
 
+    /// A new account's key from `store`, and the writes that store it.
+    async fn create(
+        store: &KeyStore,
+        cipher: &FieldCipher,
+        account: Uuid,
+    ) -> (Arc<AccountKey>, Writes) {
+        let mut writes = Writes::new();
+        let key = store
+            .create_in(cipher, &mut writes, account, now())
+            .await
+            .unwrap();
+        (key, writes)
+    }
+
+    /// A store in a database of its own, and that database.
+    async fn separate_store() -> (KeyStore, DatabaseConnection) {
+        let keys_db = Database::connect("sqlite::memory:").await.unwrap();
+        migration::KeyStoreMigrator::up(&keys_db, None)
+            .await
+            .unwrap();
+        (KeyStore::separate(keys_db.clone()), keys_db)
+    }
+
     fn ctx(id: Uuid) -> FieldContext<'static> {
         FieldContext {
             table: "accounts",
@@ -514,11 +537,7 @@ mod tests {
     async fn a_new_accounts_key_is_stored_as_handed_back_and_never_made_twice() {
         let (db, cipher, store) = (main_db().await, cipher(), KeyStore::shared());
         let account = Uuid::new_v4();
-        let mut writes = Writes::new();
-        let made = store
-            .create_in(&cipher, &mut writes, account, now())
-            .await
-            .unwrap();
+        let (made, writes) = create(&store, &cipher, account).await;
         assert_eq!(writes.len(), 1, "the key's insert joins the writes");
         assert_eq!(account_key::Entity::find().count(&db).await.unwrap(), 0);
         assert!(store.cache_get(account).is_none(), "not before they run");
@@ -534,11 +553,7 @@ mod tests {
             .unwrap();
         assert!(same(&cipher, &stored, &made));
         // An id that already has a key is refused, never silently re-keyed.
-        let mut again = Writes::new();
-        store
-            .create_in(&cipher, &mut again, account, now())
-            .await
-            .unwrap();
+        let (_, again) = create(&store, &cipher, account).await;
         let refused = again.run(&db).await.unwrap_err();
         assert!(crate::db::is_unique_violation(&refused), "{refused}");
         let kept = store.cached(&cipher, &db, account).await.unwrap().unwrap();
@@ -549,17 +564,9 @@ mod tests {
     #[tokio::test]
     async fn a_separate_store_keeps_a_new_accounts_key_at_once() {
         let (db, cipher) = (main_db().await, cipher());
-        let keys_db = Database::connect("sqlite::memory:").await.unwrap();
-        migration::KeyStoreMigrator::up(&keys_db, None)
-            .await
-            .unwrap();
-        let store = KeyStore::separate(keys_db.clone());
+        let (store, _) = separate_store().await;
         let account = Uuid::new_v4();
-        let mut writes = Writes::new();
-        let made = store
-            .create_in(&cipher, &mut writes, account, now())
-            .await
-            .unwrap();
+        let (made, writes) = create(&store, &cipher, account).await;
         assert!(writes.is_empty(), "nothing for the main database");
         assert_eq!(account_key::Entity::find().count(&db).await.unwrap(), 0);
         let stored = store.read(&cipher, &db, &[account]).await.unwrap();
@@ -624,11 +631,7 @@ mod tests {
     #[tokio::test]
     async fn a_separate_store_destroys_after_the_commit() {
         let (db, cipher) = (main_db().await, cipher());
-        let keys_db = Database::connect("sqlite::memory:").await.unwrap();
-        migration::KeyStoreMigrator::up(&keys_db, None)
-            .await
-            .unwrap();
-        let store = KeyStore::separate(keys_db.clone());
+        let (store, keys_db) = separate_store().await;
         let (gone, kept) = (Uuid::new_v4(), Uuid::new_v4());
         for account in [gone, kept] {
             store

@@ -234,21 +234,17 @@ async fn username_taken_is_said() {
     assert_eq!(error_code(&body), Some("USERNAME_TAKEN"));
 }
 
-#[tokio::test]
-async fn twenty_concurrent_signups_with_one_username_make_one_account() {
-    let app = spawn_app().await;
-    let version = policy_version(&app).await;
+/// Sends every sign-up of `inputs` at once, each from an address of its
+/// own (one client sending twenty hashes at once would be past its share
+/// of the hashing queue); their answers, none a 5xx.
+async fn signups_at_once(app: &TestApp, inputs: Vec<Value>) -> Vec<Value> {
     let mut tasks = Vec::new();
-    for i in 0..20u8 {
-        // Twenty people, each from an address of their own: one client
-        // sending twenty hashes at once would be past its share of the
-        // hashing queue.
+    for (i, input) in (0u8..).zip(inputs) {
         let client = reqwest::Client::builder()
             .local_address(std::net::IpAddr::from([127, 0, 4, i + 2]))
             .build()
             .unwrap();
         let url = format!("{}/graphql", app.address);
-        let input = adult(&version, "contested", &format!("racer{i}@example.org"));
         tasks.push(tokio::spawn(async move {
             let response = client
                 .post(url)
@@ -264,10 +260,23 @@ async fn twenty_concurrent_signups_with_one_username_make_one_account() {
             response.json::<Value>().await.unwrap()
         }));
     }
+    let mut answers = Vec::new();
+    for task in tasks {
+        answers.push(task.await.unwrap());
+    }
+    answers
+}
+
+#[tokio::test]
+async fn twenty_concurrent_signups_with_one_username_make_one_account() {
+    let app = spawn_app().await;
+    let version = policy_version(&app).await;
+    let inputs = (0..20)
+        .map(|i| adult(&version, "contested", &format!("racer{i}@example.org")))
+        .collect();
     let mut accepted = 0;
     let mut taken = 0;
-    for task in tasks {
-        let body = task.await.unwrap();
+    for body in signups_at_once(&app, inputs).await {
         if body["data"]["signup"]["accepted"] == true {
             accepted += 1;
         } else {
@@ -295,26 +304,10 @@ async fn twenty_concurrent_signups_with_one_address_make_one_account_and_tell_it
     use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
     let app = spawn_app().await;
     let version = policy_version(&app).await;
-    let mut tasks = Vec::new();
-    for i in 0..20u8 {
-        let client = reqwest::Client::builder()
-            .local_address(std::net::IpAddr::from([127, 0, 5, i + 2]))
-            .build()
-            .unwrap();
-        let url = format!("{}/graphql", app.address);
-        let input = adult(&version, &format!("claimant{i}"), "shared@example.org");
-        tasks.push(tokio::spawn(async move {
-            let response = client
-                .post(url)
-                .json(&json!({ "query": SIGNUP, "variables": { "input": input } }))
-                .send()
-                .await
-                .unwrap();
-            response.json::<Value>().await.unwrap()
-        }));
-    }
-    for task in tasks {
-        let body = task.await.unwrap();
+    let inputs = (0..20)
+        .map(|i| adult(&version, &format!("claimant{i}"), "shared@example.org"))
+        .collect();
+    for body in signups_at_once(&app, inputs).await {
         assert_eq!(body["data"]["signup"]["accepted"], true, "{body}");
     }
     let db = app.state.db();
