@@ -22,7 +22,9 @@
 //!   decided first, and an attempt it refuses is not counted per name, so
 //!   a stranger guessing from one network backs off only that network:
 //!   the owner, from another, still signs in. The per-name count still
-//!   meets a guesser spread over many networks.
+//!   meets a guesser spread over many networks. On PostgreSQL, when
+//!   neither has a count, both first attempts are one statement that
+//!   inserts the name's row only if the network's went in.
 //! - Under each schedule the first `free` attempts of a one-hour window
 //!   are free (5 per network, 50 per name). Then the next attempt must
 //!   wait 1 s, then 2 s, 4 s, …, doubling up to [`MAX_DELAY`] (15
