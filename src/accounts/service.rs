@@ -184,6 +184,21 @@ async fn issue_token<C: ConnectionTrait>(
     Ok(issued.token)
 }
 
+/// [`issue_token`] for a new account, as one of the `writes` that create
+/// it.
+fn issue_token_in(
+    writes: &mut Writes,
+    account_id: Uuid,
+    purpose: TokenPurpose,
+    ttl: chrono::Duration,
+    now: DateTime<Utc>,
+) -> Result<SecretString, AccountError> {
+    let issued = tokens::issue()?;
+    let row = token_store::new_token(account_id, purpose, &issued, ttl, now, None);
+    token_store::insert_in(writes, row);
+    Ok(issued.token)
+}
+
 /// The new address of the account's email change in flight (an unused,
 /// unexpired `CHANGE_EMAIL` link), newest first, with when it was asked
 /// for and until when the link works.
@@ -510,20 +525,11 @@ fn send_verification_link(
 ) -> Result<(), AccountError> {
     let settings = state.settings();
     let ttl = settings.accounts.verification_token_ttl;
-    let issued = tokens::issue()?;
-    let row = token_store::new_token(
-        new.id,
-        TokenPurpose::VerifyEmail,
-        &issued,
-        ttl,
-        new.now,
-        None,
-    );
-    token_store::insert_in(writes, row);
+    let token = issue_token_in(writes, new.id, TokenPurpose::VerifyEmail, ttl, new.now)?;
     let link = templates::action_link(
         &settings.http.public_url,
         "/verify-email",
-        issued.token.expose_secret(),
+        token.expose_secret(),
     );
     outbox::queue_in(
         state,
@@ -557,14 +563,12 @@ fn ask_guardian(
     let settings = state.settings();
     let days = settings.accounts.guardian_consent_days;
     let ttl = chrono::Duration::days(i64::from(days));
-    let issued = tokens::issue()?;
     let purpose = TokenPurpose::GuardianConsent;
-    let row = token_store::new_token(new.id, purpose, &issued, ttl, new.now, None);
-    token_store::insert_in(writes, row);
+    let token = issue_token_in(writes, new.id, purpose, ttl, new.now)?;
     let link = templates::action_link(
         &settings.http.public_url,
         "/guardian-consent",
-        issued.token.expose_secret(),
+        token.expose_secret(),
     );
     outbox::queue_in(
         state,

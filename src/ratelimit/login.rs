@@ -234,12 +234,12 @@ async fn first_of_both(
     network_subject: &[u8],
     now: DateTime<Utc>,
 ) -> Result<Firsts, DbErr> {
-    let (Ok(network), Ok(name)) = (PER_NETWORK.admit(None, now), PER_NAME.admit(None, now)) else {
-        return Ok(Firsts::Neither);
-    };
     if db.get_database_backend() != DbBackend::Postgres {
         return Ok(Firsts::Neither);
     }
+    let (Ok(network), Ok(name)) = (PER_NETWORK.admit(None, now), PER_NAME.admit(None, now)) else {
+        return Ok(Firsts::Neither);
+    };
     let mut values: Vec<Value> = Vec::with_capacity(12);
     for (subject, counter) in [(network_subject, network), (name_subject, name)] {
         values.extend([
@@ -582,7 +582,6 @@ mod tests {
     }
 
     async fn stranger_and_owner(db: &DatabaseConnection) {
-        let db = db.clone();
         let blind = BlindIndex::new([7; 32]);
         let name = subject(&blind, b"owner");
         let attacker = network_subject(&blind, &name, Some("198.51.100.7".parse().unwrap()));
@@ -591,7 +590,7 @@ mod tests {
         let mut now = t0();
         let mut refused = 0;
         while now < t0() + WINDOW * 2 {
-            match begin_sign_in(&db, &name, &attacker, now).await.unwrap() {
+            match begin_sign_in(db, &name, &attacker, now).await.unwrap() {
                 Admission::Allowed => {}
                 Admission::Refused { retry_after } => {
                     refused += 1;
@@ -601,13 +600,13 @@ mod tests {
             }
             // The owner, from home, is never refused meanwhile.
             assert_eq!(
-                begin_sign_in(&db, &name, &owner, now).await.unwrap(),
+                begin_sign_in(db, &name, &owner, now).await.unwrap(),
                 Admission::Allowed,
                 "at {now}"
             );
             // ... and signs in (a correct password clears the owner's counts
             // but not the stranger's network).
-            clear(&db, &[name.clone(), owner.clone()]).await.unwrap();
+            clear(db, &[name.clone(), owner.clone()]).await.unwrap();
             now += TimeDelta::milliseconds(1);
         }
         assert!(refused > 10, "the stranger's network was backed off");
@@ -618,12 +617,12 @@ mod tests {
         let mut now = t0();
         while now < t0() + WINDOW {
             if let Admission::Refused { retry_after } =
-                begin_sign_in(&db, &lone, &stranger, now).await.unwrap()
+                begin_sign_in(db, &lone, &stranger, now).await.unwrap()
             {
                 now += retry_after;
             }
         }
-        let counted = stored(&db, &lone).await.unwrap().failures;
+        let counted = stored(db, &lone).await.unwrap().failures;
         assert!(counted < PER_NAME.free, "{counted}");
     }
 
