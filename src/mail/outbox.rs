@@ -576,14 +576,12 @@ mod tests {
     /// where tests may create databases; passes trivially otherwise.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn concurrent_senders_on_postgres_skip_locked_rows() {
-        let Some(pg) = crate::db::TestPostgres::create().await else {
-            return;
-        };
-        let mut f = fixture().await;
-        f.db = pg.db.clone();
-        two_senders_send_each_mail_once(&f).await;
-        drop(f);
-        pg.drop().await;
+        crate::db::with_test_postgres(async |db| {
+            let mut f = fixture().await;
+            f.db = db.clone();
+            two_senders_send_each_mail_once(&f).await;
+        })
+        .await;
     }
 
     #[tokio::test]

@@ -574,11 +574,7 @@ mod tests {
     /// in one statement (passes trivially without `CUSTOS_TEST_DATABASE_URL`).
     #[tokio::test]
     async fn a_stranger_backing_off_one_network_never_keeps_the_owner_out_on_postgres() {
-        let Some(pg) = crate::db::TestPostgres::create().await else {
-            return;
-        };
-        stranger_and_owner(&pg.db).await;
-        pg.drop().await;
+        crate::db::with_test_postgres(stranger_and_owner).await;
     }
 
     async fn stranger_and_owner(db: &DatabaseConnection) {
@@ -794,28 +790,27 @@ mod tests {
             Firsts::Neither
         );
         assert!(stored(&sqlite, &network).await.is_none());
-        let Some(pg) = crate::db::TestPostgres::create().await else {
-            return;
-        };
-        let db = &pg.db;
-        // What one call decides, and the counts it leaves (network, name).
-        let step = || async {
-            let firsts = first_of_both(db, &name, &network, now).await.unwrap();
-            let failures = |subject| async move { stored(db, subject).await.map(|r| r.failures) };
-            (firsts, failures(&network).await, failures(&name).await)
-        };
-        assert_eq!(step().await, (Firsts::Both, Some(1), Some(1)));
-        assert_eq!(step().await, (Firsts::Neither, Some(1), Some(1)));
-        clear(db, std::slice::from_ref(&network)).await.unwrap();
-        assert_eq!(step().await, (Firsts::Network, Some(1), Some(1)));
-        // The whole sign-in then counts the name under its lock.
-        clear(db, std::slice::from_ref(&network)).await.unwrap();
-        assert_eq!(
-            begin_sign_in(db, &name, &network, now).await.unwrap(),
-            Admission::Allowed
-        );
-        assert_eq!(stored(db, &network).await.unwrap().failures, 1);
-        assert_eq!(stored(db, &name).await.unwrap().failures, 2);
-        pg.drop().await;
+        crate::db::with_test_postgres(async |db| {
+            // What one call decides, and the counts it leaves (network, name).
+            let step = || async {
+                let firsts = first_of_both(db, &name, &network, now).await.unwrap();
+                let failures =
+                    |subject| async move { stored(db, subject).await.map(|r| r.failures) };
+                (firsts, failures(&network).await, failures(&name).await)
+            };
+            assert_eq!(step().await, (Firsts::Both, Some(1), Some(1)));
+            assert_eq!(step().await, (Firsts::Neither, Some(1), Some(1)));
+            clear(db, std::slice::from_ref(&network)).await.unwrap();
+            assert_eq!(step().await, (Firsts::Network, Some(1), Some(1)));
+            // The whole sign-in then counts the name under its lock.
+            clear(db, std::slice::from_ref(&network)).await.unwrap();
+            assert_eq!(
+                begin_sign_in(db, &name, &network, now).await.unwrap(),
+                Admission::Allowed
+            );
+            assert_eq!(stored(db, &network).await.unwrap().failures, 1);
+            assert_eq!(stored(db, &name).await.unwrap().failures, 2);
+        })
+        .await;
     }
 }

@@ -236,10 +236,6 @@ mod tests {
     /// without `CUSTOS_TEST_DATABASE_URL`).
     #[tokio::test]
     async fn attempts_are_counted_the_same_on_postgres() {
-        let Some(pg) = crate::db::TestPostgres::create().await else {
-            return;
-        };
-        counts_and_prunes(&pg.db).await;
-        pg.drop().await;
+        crate::db::with_test_postgres(counts_and_prunes).await;
     }
 }
